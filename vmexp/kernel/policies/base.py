@@ -1,0 +1,112 @@
+"""The one interface every page-replacement policy implements.
+
+A policy sees physical frames, never processes or page tables (STYLE.md):
+the fault path is written once in the kernel ("find a victim, evict it,
+insert the new page") and asks the policy only which frame to give up.
+What a policy may learn about a frame comes through ``FrameView``, the
+narrow window the MMU and the kernel would give it: the accessed ("young")
+bit, the dirty bit, the clock.
+
+Adding a policy is one module in this package that calls ``register``, one
+``conf/policy/<name>.yaml`` and one test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+__all__ = ["FrameView", "Policy", "register", "REGISTRY", "PolicyError", "make_params"]
+
+
+class PolicyError(ValueError):
+    """A policy that cannot run with this configuration; the message says why."""
+
+
+class FrameView(Protocol):
+    """What the kernel lets a policy know about a frame."""
+
+    def test_and_clear_young(self, frame: int) -> bool:
+        """Read and clear the accessed bit of the PTE that maps ``frame``."""
+        ...
+
+    def is_dirty(self, frame: int) -> bool: ...
+
+    def vpn(self, frame: int) -> int:
+        """The virtual page number that ``frame`` holds (for OPT's look into the future)."""
+        ...
+
+    def owner(self, frame: int) -> int:
+        """The pid whose page ``frame`` holds."""
+        ...
+
+    def now(self) -> int:
+        """Simulated time in nanoseconds."""
+        ...
+
+
+class Policy:
+    """Base class: keeps the bookkeeping of which frames are candidates.
+
+    The kernel calls ``inserted`` when a page has just been mapped into a
+    frame (the faulting access already set its accessed bit), ``removed``
+    when a frame stops holding a page for any reason (evicted, unmapped,
+    process exit), and ``victim`` when it needs a frame back. ``victim``
+    only chooses: the kernel evicts and then calls ``removed``.
+
+    ``on_hit`` is called on every reference to a resident page, so it is the
+    hottest call in the simulator: policies that learn from accessed bits
+    (clock, lru2q, ws) leave it ``None`` and the kernel skips the call. When
+    set, it should be a bound builtin (``OrderedDict.move_to_end``) or a tiny
+    function.
+    """
+
+    name: ClassVar[str] = ""
+
+    @dataclasses.dataclass
+    class Params:
+        """Parameters of the policy (none by default)."""
+
+    on_hit: Callable[[int], Any] | None = None
+
+    def __init__(self, view: FrameView, params: Any, rng: np.random.Generator) -> None:
+        self.view = view
+        self.params = params
+        self.rng = rng
+
+    def inserted(self, frame: int) -> None:
+        raise NotImplementedError
+
+    def removed(self, frame: int) -> None:
+        raise NotImplementedError
+
+    def victim(self) -> int:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        """Number of frames the policy is tracking."""
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, type[Policy]] = {}
+
+
+def register(cls: type[Policy]) -> type[Policy]:
+    """Class decorator: make the policy selectable as ``policy=<cls.name>``."""
+    if not cls.name:
+        raise TypeError(f"{cls.__qualname__} needs a name")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def make_params(cls: type[Policy], values: dict[str, Any]) -> Any:
+    """The policy's typed parameters from config; an unknown key lists the valid ones."""
+    fields = {f.name: f for f in dataclasses.fields(cls.Params)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        valid = ", ".join(sorted(fields)) or "none"
+        raise PolicyError(f"policy.{unknown[0]}: not a parameter of policy {cls.name} (valid: {valid})")
+    return cls.Params(**values)
