@@ -1,0 +1,314 @@
+"""Readers of the two trace formats of DESIGN.md: allocation traces and page-reference traces.
+
+An allocation trace is plain text, one operation per line::
+
+    malloc ID SIZE
+    calloc ID COUNT SIZE
+    realloc ID SIZE
+    free ID
+    touch ID [OFFSET LENGTH] [r|w]      # default: the whole block, write
+    compute DURATION                    # e.g. 20us
+
+``#`` starts a comment, blank lines are ignored, sizes take units (``64k``,
+``2M``, via :func:`vmexp.units.parse_size`), durations too (``20us``, via
+:func:`vmexp.units.parse_duration`; a bare number is seconds). A trace of
+several processes prefixes *every* operation line with ``pPID:``
+(``p2: malloc 1 100``); a trace without prefixes is process 1.
+
+Only the syntax is checked here. Whether an ``ID`` is live when it is freed
+or touched is a property of the run (a double free is detected by whoever
+replays the trace), because the same trace must be readable even when it is
+wrong at run time, so that the error can point at the operation.
+
+The parser is a plain loop over ``str.split`` with a fast path for decimal
+numbers, since imported traces of real programs run to millions of lines
+(about 1 µs per line on this machine).
+
+Both readers take a path (``str`` without a newline, or ``os.PathLike``) or
+the text itself (a ``str`` that contains a newline); ``parse_trace_text`` and
+``parse_pageref_text`` take text explicitly, with a name for the messages.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from vmexp.units import UnitError, parse_duration, parse_size
+from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, REALLOC, TOUCH, Op
+
+__all__ = [
+    "MAX_VALUE",
+    "Trace",
+    "TraceError",
+    "parse_pageref",
+    "parse_pageref_text",
+    "parse_trace",
+    "parse_trace_text",
+    "read_text",
+]
+
+# Sizes, counts and ids must fit a signed 64-bit integer: the real-glibc
+# replayer stores them as int64 and a C size_t cannot hold more anyway.
+MAX_VALUE = (1 << 63) - 1
+
+_OPS = {
+    "malloc": MALLOC,
+    "calloc": CALLOC,
+    "realloc": REALLOC,
+    "free": FREE,
+    "touch": TOUCH,
+    "compute": COMPUTE,
+}
+_FIELDS = {
+    MALLOC: "malloc ID SIZE",
+    CALLOC: "calloc ID COUNT SIZE",
+    REALLOC: "realloc ID SIZE",
+    FREE: "free ID",
+    TOUCH: "touch ID [OFFSET LENGTH] [r|w]",
+    COMPUTE: "compute DURATION",
+}
+_RW = {"r": 0, "w": 1}
+
+
+class TraceError(ValueError):
+    """A trace that cannot be read; the message starts with ``path:LINE:`` where a line is to blame."""
+
+
+class Trace(NamedTuple):
+    """A parsed allocation trace.
+
+    ``ops[pid]`` holds the operation tuples of one process in file order;
+    ``op_index[pid][k]`` is the global index of ``ops[pid][k]`` among all
+    operation lines of the file (comments and blank lines not counted), which
+    is the ``op`` column of ``syscalls.csv``; ``lines[g]`` is the 1-based line
+    number of global operation ``g``, for messages about it at run time.
+    """
+
+    ops: dict[int, list[Op]]
+    op_index: dict[int, list[int]]
+    lines: list[int]
+
+
+def read_text(source: str | os.PathLike[str], *, strict: bool = True) -> tuple[str, str]:
+    """(name, text) of a trace given as a path or as its text (a ``str`` holding a newline).
+
+    Errors a user can cause (no such file, a directory, no permission, bytes
+    that are not UTF-8 text) become one-line ``TraceError`` messages.
+    ``strict=False`` is for other tools' logs, which may quote a program's
+    non-UTF-8 output: bad bytes become U+FFFD instead of an error.
+    """
+    if isinstance(source, str) and "\n" in source:
+        return "<text>", source
+    name = os.fspath(source)
+    try:
+        with open(name, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise TraceError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise TraceError(f"{name}: is a directory, not a trace file") from None
+    except PermissionError:
+        raise TraceError(f"{name}: cannot read the file (permission denied)") from None
+    except OSError as e:
+        raise TraceError(f"{name}: cannot read the file ({e.strerror or e})") from None
+    if not strict:
+        return name, data.decode("utf-8", errors="replace")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise TraceError(f"{name}:{line}: not a text file (NUL byte at offset {nul})")
+    try:
+        return name, data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise TraceError(
+            f"{name}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
+        ) from None
+
+
+def _int(tok: str, what: str) -> int:
+    """A non-negative decimal integer (an id or a count); raises ValueError with a short reason."""
+    if tok.isdigit() and tok.isascii():
+        v = int(tok)
+        if v > MAX_VALUE:
+            raise ValueError(f"{what} {tok} is larger than 2^63-1")
+        return v
+    raise ValueError(f"{what} must be a non-negative integer, got {tok!r}")
+
+
+def _size(tok: str, what: str) -> int:
+    if tok.isdigit() and tok.isascii():
+        v = int(tok)
+    else:
+        try:
+            v = parse_size(tok)
+        except UnitError as e:
+            raise ValueError(f"bad {what} {tok!r}: {e}") from None
+    if v > MAX_VALUE:
+        raise ValueError(f"{what} {tok} is larger than 2^63-1")
+    return v
+
+
+def _op(toks: list[str]) -> Op:
+    """One operation from the tokens of a line, prefix removed; ValueError says what is wrong."""
+    name = toks[0]
+    code = _OPS.get(name)
+    if code is None:
+        code = _OPS.get(name.lower())
+        if code is None:
+            raise ValueError(f"unknown operation {name!r} (expected one of {', '.join(_OPS)})")
+    n = len(toks)
+    if code == MALLOC:
+        if n == 3:
+            return (MALLOC, _int(toks[1], "id"), _size(toks[2], "size"))
+    elif code == FREE:
+        if n == 2:
+            return (FREE, _int(toks[1], "id"))
+    elif code == TOUCH:
+        if 2 <= n <= 5:
+            bid = _int(toks[1], "id")
+            write = 1
+            if n in (3, 5):
+                rw = _RW.get(toks[-1].lower())
+                if rw is None:
+                    raise ValueError(f"touch mode must be r or w, got {toks[-1]!r}")
+                write = rw
+            if n >= 4:
+                return (TOUCH, bid, _size(toks[2], "offset"), _size(toks[3], "length"), write)
+            return (TOUCH, bid, 0, -1, write)
+    elif code == REALLOC:
+        if n == 3:
+            return (REALLOC, _int(toks[1], "id"), _size(toks[2], "size"))
+    elif code == CALLOC:
+        if n == 4:
+            return (CALLOC, _int(toks[1], "id"), _size(toks[2], "count"), _size(toks[3], "size"))
+    elif n == 2:  # compute
+        try:
+            return (COMPUTE, parse_duration(toks[1]))
+        except UnitError as e:
+            raise ValueError(f"bad duration {toks[1]!r}: {e}") from None
+    raise ValueError(
+        f"wrong number of fields for {name!r}: expected '{_FIELDS[code]}', got {n - 1} argument(s)"
+    )
+
+
+def _pid(prefix: str) -> int:
+    """The pid of a ``pPID:`` prefix (``prefix`` is the text before the colon)."""
+    digits = prefix[1:]
+    if prefix[:1] not in ("p", "P") or not digits.isdigit() or not digits.isascii():
+        raise ValueError(f"bad process prefix {prefix + ':'!r} (expected pPID: with PID a positive integer)")
+    pid = int(digits)
+    if pid < 1 or pid > MAX_VALUE:
+        raise ValueError(f"bad process prefix {prefix + ':'!r}: PID must be between 1 and 2^63-1")
+    return pid
+
+
+def parse_trace_text(text: str, name: str = "<text>") -> Trace:
+    """Parse the text of an allocation trace; ``name`` prefixes error messages."""
+    ops: dict[int, list[Op]] = {}
+    index: dict[int, list[int]] = {}
+    lines: list[int] = []
+    prefixed: bool | None = None  # decided by the first operation line, then enforced
+    cur_pid = -1
+    cur_ops: list[Op] = []
+    cur_index: list[int] = []
+    g = 0
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        hash_at = raw.find("#")
+        line = raw if hash_at < 0 else raw[:hash_at]
+        toks = line.split()
+        if not toks:
+            continue
+        try:
+            first = toks[0]
+            colon = first.find(":")
+            if colon >= 0 or first[:1] in ("p", "P"):
+                if colon < 0:
+                    raise ValueError(f"unknown operation {first!r} (a process prefix reads p2: malloc 1 64)")
+                pid = _pid(first[:colon])
+                rest = first[colon + 1 :]
+                if rest:
+                    toks[0] = rest
+                else:
+                    del toks[0]
+                    if not toks:
+                        raise ValueError(f"process prefix {first!r} without an operation")
+                if prefixed is False:
+                    raise ValueError(
+                        "this line has a pPID: prefix but earlier lines have none (prefix all or none)"
+                    )
+                prefixed = True
+            else:
+                pid = 1
+                if prefixed:
+                    raise ValueError(
+                        "this line has no pPID: prefix but earlier lines have one (prefix all or none)"
+                    )
+                prefixed = False
+            op = _op(toks)
+        except ValueError as e:
+            raise TraceError(f"{name}:{lineno}: {e}") from None
+        if pid != cur_pid:
+            cur_pid = pid
+            cur_ops = ops.setdefault(pid, [])
+            cur_index = index.setdefault(pid, [])
+        cur_ops.append(op)
+        cur_index.append(g)
+        lines.append(lineno)
+        g += 1
+    if not ops:
+        ops[1] = []
+        index[1] = []
+    return Trace(ops, index, lines)
+
+
+def parse_trace(path_or_text: str | os.PathLike[str]) -> Trace:
+    """Parse an allocation trace from a file (or from its text, see the module docstring)."""
+    name, text = read_text(path_or_text)
+    return parse_trace_text(text, name)
+
+
+def parse_pageref_text(text: str, name: str = "<text>") -> tuple[list[int], list[int]]:
+    """(page numbers, write flags) of a page-reference trace: ``VPN [r|w]`` per line, default ``r``.
+
+    A page number is decimal or ``0x`` hexadecimal; the two lists are
+    parallel, as the engine wants them (no tuple per reference).
+    """
+    vpns: list[int] = []
+    writes: list[int] = []
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        hash_at = raw.find("#")
+        toks = (raw if hash_at < 0 else raw[:hash_at]).split()
+        if not toks:
+            continue
+        tok = toks[0]
+        if tok.isdigit() and tok.isascii():
+            vpn = int(tok)
+        elif tok[:2] in ("0x", "0X") and len(tok) > 2:
+            try:
+                vpn = int(tok[2:], 16)
+            except ValueError:
+                raise TraceError(f"{name}:{lineno}: bad page number {tok!r}") from None
+        else:
+            raise TraceError(f"{name}:{lineno}: bad page number {tok!r} (expected a non-negative integer)")
+        if vpn > MAX_VALUE:
+            raise TraceError(f"{name}:{lineno}: page number {tok} is larger than 2^63-1")
+        if len(toks) == 1:
+            write = 0
+        elif len(toks) == 2:
+            rw = _RW.get(toks[1].lower())
+            if rw is None:
+                raise TraceError(f"{name}:{lineno}: access mode must be r or w, got {toks[1]!r}")
+            write = rw
+        else:
+            raise TraceError(f"{name}:{lineno}: expected 'VPN [r|w]', got {len(toks)} fields")
+        vpns.append(vpn)
+        writes.append(write)
+    return vpns, writes
+
+
+def parse_pageref(path_or_text: str | os.PathLike[str]) -> tuple[list[int], list[int]]:
+    """Parse a page-reference trace from a file (or from its text, see the module docstring)."""
+    name, text = read_text(path_or_text)
+    return parse_pageref_text(text, name)
