@@ -1,0 +1,236 @@
+"""A process's virtual address space: its VMAs, the program break, mmap placement.
+
+This is bookkeeping of *reservations* only: brk and mmap never allocate a
+frame (demand paging happens in ``vmexp.kernel.system`` when a page is first
+touched). The methods return the byte ranges that stopped being mapped so
+that the kernel can free their frames and swap slots at once, as munmap and a
+shrinking brk do.
+
+VMAs are kept in a list sorted by start with a parallel list of starts for
+``bisect``; a process has tens of them, and they are consulted only on page
+faults and system calls, never on the per-reference hot path.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+
+from vmexp.kernel.layout import STACK_GUARD_GAP, Regions
+
+__all__ = ["VMA", "AddressSpace"]
+
+
+class VMA:
+    """One mapping. ``kind`` decides fault behaviour and the maps listing."""
+
+    __slots__ = ("end", "kind", "start")
+
+    def __init__(self, start: int, end: int, kind: str) -> None:
+        self.start = start
+        self.end = end
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"VMA({self.start:#x}-{self.end:#x} {self.kind})"
+
+
+# kind -> (permissions, name in /proc/PID/maps)
+_MAPS = {
+    "text": ("r-xp", "{prog}"),
+    "data": ("rw-p", "{prog}"),
+    "bss": ("rw-p", ""),
+    "heap": ("rw-p", "[heap]"),
+    "anon": ("rw-p", ""),
+    "pageref": ("rw-p", ""),
+    "stack": ("rw-p", "[stack]"),
+}
+
+
+class AddressSpace:
+    """VMAs and the break of one process."""
+
+    def __init__(self, regions: Regions, page_size: int, prog: str = "a.out") -> None:
+        self.regions = regions
+        self.page_size = page_size
+        self.prog = prog
+        self.vmas: list[VMA] = []
+        self._starts: list[int] = []
+        self.start_brk = regions.start_brk
+        self.brk = regions.start_brk
+        self.heap: VMA | None = None
+        self.vsz_peak = 0
+        for (start, end), kind in ((regions.text, "text"), (regions.data, "data"), (regions.bss, "bss"), (regions.stack, "stack")):
+            if end > start:
+                self._insert(VMA(start, end, kind))
+
+    # -- lookup -------------------------------------------------------------
+    def find(self, addr: int) -> VMA | None:
+        """The VMA containing ``addr``, or None."""
+        i = bisect_right(self._starts, addr) - 1
+        if i >= 0:
+            v = self.vmas[i]
+            if addr < v.end:
+                return v
+        return None
+
+    def _next_vma(self, addr: int) -> VMA | None:
+        """The first VMA ending after ``addr``."""
+        i = bisect_right(self._starts, addr) - 1
+        if i >= 0 and self.vmas[i].end > addr:
+            return self.vmas[i]
+        i += 1
+        return self.vmas[i] if i < len(self.vmas) else None
+
+    def is_free(self, start: int, end: int) -> bool:
+        nxt = self._next_vma(start)
+        return nxt is None or nxt.start >= end
+
+    @property
+    def vsz(self) -> int:
+        return sum(v.end - v.start for v in self.vmas)
+
+    # -- changes ------------------------------------------------------------
+    def _insert(self, vma: VMA) -> None:
+        i = bisect_right(self._starts, vma.start)
+        self._starts.insert(i, vma.start)
+        self.vmas.insert(i, vma)
+        vsz = self.vsz
+        if vsz > self.vsz_peak:
+            self.vsz_peak = vsz
+
+    def _remove_at(self, i: int) -> None:
+        del self._starts[i]
+        del self.vmas[i]
+
+    def map(self, start: int, end: int, kind: str) -> VMA:
+        """Reserve [start, end), which must be free."""
+        vma = VMA(start, end, kind)
+        self._insert(vma)
+        return vma
+
+    def unmap(self, start: int, end: int) -> list[tuple[int, int]]:
+        """Remove [start, end) from every VMA it covers (splitting them); the ranges removed."""
+        removed: list[tuple[int, int]] = []
+        i = max(0, bisect_right(self._starts, start) - 1)
+        while i < len(self.vmas):
+            v = self.vmas[i]
+            if v.start >= end:
+                break
+            if v.end <= start:
+                i += 1
+                continue
+            lo, hi = max(v.start, start), min(v.end, end)
+            removed.append((lo, hi))
+            if v.start < lo and hi < v.end:
+                tail = VMA(hi, v.end, v.kind)
+                v.end = lo
+                self._starts.insert(i + 1, tail.start)
+                self.vmas.insert(i + 1, tail)
+                i += 2
+            elif v.start < lo:
+                v.end = lo
+                i += 1
+            elif hi < v.end:
+                v.start = hi
+                self._starts[i] = hi
+                i += 1
+            else:
+                if v is self.heap:
+                    self.heap = None
+                self._remove_at(i)
+        return removed
+
+    def get_unmapped_area(self, length: int) -> int:
+        """Top-down placement below the mmap base, as Linux's unmapped_area_topdown: the highest gap that fits."""
+        high = self.regions.mmap_base
+        low = self.regions.mmap_min
+        i = bisect_left(self._starts, high) - 1  # the highest VMA starting below `high`
+        while True:
+            gap_lo = max(self.vmas[i].end if i >= 0 else low, low)
+            if gap_lo < high and high - gap_lo >= length:
+                return high - length
+            if i < 0:
+                return -1
+            high = min(high, self.vmas[i].start)
+            i -= 1
+
+    def set_brk(self, new: int) -> tuple[bool, list[tuple[int, int]]]:
+        """Linux's brk(): (moved?, ranges freed by a shrink)."""
+        ps = self.page_size
+        if new < self.start_brk:
+            return False, []
+        newpg = (new + ps - 1) // ps * ps
+        oldpg = (self.brk + ps - 1) // ps * ps
+        if newpg == oldpg:
+            self.brk = new
+            return True, []
+        if new < self.brk:
+            freed = self.unmap(newpg, oldpg)
+            self.brk = new
+            return True, freed
+        nxt = self._next_vma(oldpg)
+        if nxt is not None and nxt is not self.heap:
+            gap_start = nxt.start - (STACK_GUARD_GAP if nxt.kind == "stack" else 0)
+            if newpg + ps > gap_start:
+                return False, []
+        if newpg > self.regions.task_size:
+            return False, []
+        if self.heap is None:
+            self.heap = self.map(oldpg, newpg, "heap")
+        else:
+            self.heap.end = newpg
+        self.brk = new
+        vsz = self.vsz
+        if vsz > self.vsz_peak:
+            self.vsz_peak = vsz
+        return True, []
+
+    def resize(self, addr: int, old_len: int, new_len: int) -> tuple[int, list[tuple[int, int]]]:
+        """mremap's address-space half: grow in place if the gap allows, else pick a new place.
+
+        Returns (new address or -1, ranges to drop). When the mapping moves the
+        caller moves the pages, because only the kernel knows the frames.
+        """
+        v = self.find(addr)
+        if v is None or v.start != addr or v.end != addr + old_len:
+            return -1, []
+        if new_len <= old_len:
+            return addr, self.unmap(addr + new_len, addr + old_len)
+        if self.is_free(addr + old_len, addr + new_len) and addr + new_len <= self.regions.mmap_base:
+            v.end = addr + new_len
+            vsz = self.vsz
+            if vsz > self.vsz_peak:
+                self.vsz_peak = vsz
+            return addr, []
+        new = self.get_unmapped_area(new_len)
+        return new, []
+
+    def move(self, old: int, new: int, old_len: int, new_len: int) -> None:
+        """Move a whole VMA (mremap's move path) after the pages were moved."""
+        v = self.find(old)
+        assert v is not None
+        kind = v.kind
+        self.unmap(old, old + old_len)
+        self.map(new, new + new_len, kind)
+
+    # -- presentation -------------------------------------------------------
+    def maps(self) -> list[str]:
+        """The /proc/PID/maps lines; adjacent anonymous mappings merge as Linux merges them."""
+        lines: list[str] = []
+        merged: list[list[object]] = []
+        for v in self.vmas:
+            perms, name = _MAPS[v.kind]
+            name = name.format(prog=self.prog)
+            if merged and merged[-1][1] == v.start and merged[-1][2] == perms and merged[-1][3] == name and v.kind == "anon":
+                merged[-1][1] = v.end
+                continue
+            merged.append([v.start, v.end, perms, name, v.kind])
+        for start, end, perms, name, kind in merged:
+            inode = "00:00 0"
+            offset = 0
+            if kind in ("text", "data"):
+                inode = "08:01 1048577"
+                offset = int(start) - self.regions.text[0]  # type: ignore[call-overload]
+            line = f"{start:012x}-{end:012x} {perms} {offset:08x} {inode}"
+            lines.append(f"{line:<73}{name}".rstrip() if name else line)
+        return lines

@@ -1,0 +1,89 @@
+"""Page-table entries as ints, and the radix tree's memory counted, not built.
+
+The simulator's hot path looks a page up on every reference, so a process's
+page table is one flat dict ``vpn -> entry`` where the entry is an int:
+
+    bits 0..4  PRESENT, DIRTY, ACCESSED, ZERO (maps the shared zero page),
+               SWAPPED (not present; the upper bits hold the swap slot)
+    bits 5..   frame number (present) or swap slot (swapped)
+
+A missing key means the page was never touched (or was unmapped). The real
+multi-level table (x86_64: 4 levels of 512 entries, i386: 2 levels of 1024)
+matters for the memory it costs, so ``PageTable`` keeps, per level, how many
+entries each table holds and creates/frees tables as Linux would, without
+ever materialising them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PRESENT", "DIRTY", "ACCESSED", "ZERO", "SWAPPED", "SHIFT", "PageTable", "table_geometry"]
+
+PRESENT = 1
+DIRTY = 2
+ACCESSED = 4
+ZERO = 8
+SWAPPED = 16
+SHIFT = 5
+
+
+def table_geometry(va_bits: int, page_size: int, pte_bytes: int) -> tuple[int, int, int]:
+    """(levels, index bits per level, bytes per table) of a radix page table.
+
+    Tables are one base page; 2 MiB pages are mapped one level up in the
+    4 KiB hierarchy (x86's PMD), so their tables stay 4 KiB.
+    """
+    page_shift = page_size.bit_length() - 1
+    table_bytes = page_size if page_size <= 64 << 10 else 4096
+    bits = (table_bytes // pte_bytes).bit_length() - 1
+    levels = max(1, -(-(va_bits - page_shift) // bits))
+    return levels, bits, table_bytes
+
+
+class PageTable:
+    """One process's page table: entries in a dict, table pages counted per level."""
+
+    __slots__ = ("_counts", "bits", "levels", "pages_peak", "pte", "table_bytes")
+
+    def __init__(self, va_bits: int, page_size: int, pte_bytes: int) -> None:
+        self.levels, self.bits, self.table_bytes = table_geometry(va_bits, page_size, pte_bytes)
+        self.pte: dict[int, int] = {}
+        # _counts[l][index] = live entries of the level-l table `index`
+        # (l = 0 are the leaf tables); the single top-level table always exists.
+        self._counts: list[dict[int, int]] = [{} for _ in range(self.levels - 1)]
+        self.pages_peak = 1
+
+    @property
+    def pages(self) -> int:
+        """Page-table pages in use, the top-level table included."""
+        return 1 + sum(len(c) for c in self._counts)
+
+    @property
+    def bytes(self) -> int:
+        return self.pages * self.table_bytes
+
+    def add(self, vpn: int, entry: int) -> None:
+        """Install an entry for a page that had none (counts the tables it needs)."""
+        self.pte[vpn] = entry
+        idx = vpn
+        for counts in self._counts:
+            idx >>= self.bits
+            n = counts.get(idx, 0)
+            counts[idx] = n + 1
+            if n:
+                break
+        pages = self.pages
+        if pages > self.pages_peak:
+            self.pages_peak = pages
+
+    def remove(self, vpn: int) -> int:
+        """Drop the entry of ``vpn`` (which must exist); frees tables left empty."""
+        entry = self.pte.pop(vpn)
+        idx = vpn
+        for counts in self._counts:
+            idx >>= self.bits
+            n = counts[idx] - 1
+            if n:
+                counts[idx] = n
+                break
+            del counts[idx]
+        return entry

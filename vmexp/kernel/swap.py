@@ -1,0 +1,81 @@
+"""The swap device: a single FIFO server whose completion times are known on arrival.
+
+Every request (write a dirty page out, read a page back in) takes the same
+service time: the device's latency plus one page at its bandwidth. Because
+the queue is first-come first-served and the service time is known when a
+request arrives, its completion time is ``max(arrival, busy_until) + service``
+— exactly what a SimPy ``Resource(capacity=1)`` would produce, but with no
+events of its own: the process that must wait (a major fault) sleeps until
+that time with a single timeout, and an asynchronous write-back costs nothing
+but device time. This keeps SimPy events to one per major fault, as
+DESIGN.md's performance design asks.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SwapDevice", "SwapSpace"]
+
+
+class SwapDevice:
+    """FIFO device with a busy horizon; counts busy time for utilisation."""
+
+    __slots__ = ("busy_ns", "busy_until", "reads", "service", "writes")
+
+    def __init__(self, latency_ns: int, bandwidth: int, page_size: int) -> None:
+        self.service = latency_ns + (page_size * 1_000_000_000 + bandwidth - 1) // bandwidth
+        self.busy_until = 0
+        self.busy_ns = 0
+        self.reads = 0
+        self.writes = 0
+
+    def submit(self, now: int, write: bool) -> int:
+        """Queue one page transfer arriving at ``now``; returns when it completes."""
+        start = now if now > self.busy_until else self.busy_until
+        done = start + self.service
+        self.busy_until = done
+        self.busy_ns += self.service
+        if write:
+            self.writes += 1
+        else:
+            self.reads += 1
+        return done
+
+    def busy_by(self, t: int) -> int:
+        """Busy nanoseconds completed by time ``t`` (queued work is contiguous)."""
+        pending = self.busy_until - t
+        return self.busy_ns - pending if pending > 0 else self.busy_ns
+
+
+class SwapSpace:
+    """Swap slots, handed out lazily so that a huge swap costs nothing until used."""
+
+    __slots__ = ("_free", "_next", "nslots", "used", "used_peak")
+
+    def __init__(self, nslots: int) -> None:
+        self.nslots = nslots
+        self._free: list[int] = []
+        self._next = 0
+        self.used = 0
+        self.used_peak = 0
+
+    def alloc(self) -> int:
+        """A free slot, or -1 when swap is full."""
+        if self._free:
+            slot = self._free.pop()
+        elif self._next < self.nslots:
+            slot = self._next
+            self._next += 1
+        else:
+            return -1
+        self.used += 1
+        if self.used > self.used_peak:
+            self.used_peak = self.used
+        return slot
+
+    def release(self, slot: int) -> None:
+        self._free.append(slot)
+        self.used -= 1
+
+    @property
+    def full(self) -> bool:
+        return not self._free and self._next >= self.nslots
