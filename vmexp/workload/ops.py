@@ -9,7 +9,8 @@ process loop; a dataclass per operation would dominate the run time.
     (REALLOC, id, size)
     (FREE, id)
     (TOUCH, id, offset, length, write)   length -1 = the whole block; write 0/1
-    (COMPUTE, duration_ns)
+    (COMPUTE, duration_ns)                CPU work: the process keeps (or waits for) a CPU
+    (SLEEP, duration_ns)                  think time: the process gives up the CPU
     (PAGEREF, vpn, write)                one reference to a virtual page
 
 Ids are the workload's names for blocks (the trace's ``ID``), not addresses;
@@ -25,6 +26,7 @@ FREE = 3
 TOUCH = 4
 COMPUTE = 5
 PAGEREF = 6
+SLEEP = 7
 
 NAMES = {
     MALLOC: "malloc",
@@ -34,6 +36,7 @@ NAMES = {
     TOUCH: "touch",
     COMPUTE: "compute",
     PAGEREF: "pageref",
+    SLEEP: "sleep",
 }
 
 Op = tuple[int, ...]
@@ -57,6 +60,8 @@ def describe(op: Op) -> str:
         return f"touch {op[1]} {op[2]} {op[3]} {rw}"
     if code == COMPUTE:
         return f"compute {op[1]}ns"
+    if code == SLEEP:
+        return f"sleep {op[1]}ns"
     if code == PAGEREF:
         return f"ref {op[1]} {'w' if op[2] else 'r'}"
     return f"op{code}"
