@@ -1,0 +1,238 @@
+"""``python -m vmexp.validate TRACE [overrides...]``: the simulator beside the real glibc, call for call.
+
+The trace is replayed twice: against this machine's glibc (``replay_real``,
+with the mallopt settings the overrides imply) and through the simulator,
+run exactly as a user runs it::
+
+    python run.py workload=trace workload.path=TRACE nprocs=1 hydra.run.dir=TMP OVERRIDES...
+
+whose ``syscalls.csv`` and ``metrics.json`` (the output contract of
+DESIGN.md) are read back. Both are printed side by side: every
+brk/mmap/munmap/mremap in order as (op, call, length), the ten mallinfo2
+fields, the page faults. Addresses are not compared, since ASLR moves them
+on every real run.
+
+Exit status: 0 when the syscalls and mallinfo2 agree for every process,
+1 when they differ (or the syscalls could not be observed because strace is
+missing), 2 when either side could not be run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import difflib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmexp.validate.real import (
+    MALLINFO_FIELDS,
+    OverrideError,
+    RealGlibcError,
+    ReplayResult,
+    Syscall,
+    mallopt_from_overrides,
+    replay_real,
+)
+from vmexp.workload.traces import TraceError, parse_trace
+
+__all__ = ["Verdict", "compare", "format_side_by_side", "main", "read_run", "run_simulator"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class SimulatorRunError(RuntimeError):
+    """The simulator's run did not produce results that can be read."""
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> dict[int, ReplayResult]:
+    """Each process's results from a simulator run directory (``syscalls.csv`` + ``metrics.json``)."""
+    d = Path(run_dir)
+    try:
+        metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
+        procs = metrics["processes"]
+        calls: dict[int, list[Syscall]] = {}
+        with open(d / "syscalls.csv", newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                pid = int(float(row["pid"]))
+                calls.setdefault(pid, []).append(
+                    (
+                        int(float(row["op"])),
+                        row["syscall"],
+                        int(float(row["addr"])),
+                        int(float(row["length"])),
+                        int(float(row["result"])),
+                    )
+                )
+        out: dict[int, ReplayResult] = {}
+        for p in procs:
+            pid = int(p["pid"])
+            mallinfo = {k: int(p["mallinfo"][k]) for k in MALLINFO_FIELDS}
+            out[pid] = ReplayResult(calls.get(pid, []), mallinfo, int(p["minflt"]), int(p["majflt"]))
+        return out
+    except FileNotFoundError as e:
+        raise SimulatorRunError(f"{d}: the run wrote no {Path(str(e.filename)).name}") from None
+    except (KeyError, ValueError, TypeError) as e:
+        msg = f"metrics.json or syscalls.csv does not follow the output contract ({e!r})"
+        raise SimulatorRunError(f"{d}: {msg}") from None
+
+
+def run_simulator(trace: str, overrides: Sequence[str], run_dir: str, root: Path = REPO_ROOT) -> None:
+    """Run the project's app on the trace, as a user would, into ``run_dir``."""
+    run_py = root / "run.py"
+    if not run_py.is_file():
+        raise SimulatorRunError(f"{run_py} not found: the simulator runs from a source checkout of vmexp")
+    cmd = [
+        sys.executable,
+        "run.py",
+        "workload=trace",
+        f"workload.path={os.path.abspath(trace)}",
+        "nprocs=1",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    ]
+    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if r.returncode != 0:
+        lines = (r.stderr or r.stdout).strip().splitlines()
+        raise SimulatorRunError(f"the simulator failed (exit {r.returncode}): {lines[-1] if lines else ''}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the two sides agree, per criterion. ``syscalls`` is None when they were not observed."""
+
+    syscalls: bool | None
+    mallinfo: bool
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.syscalls) and self.mallinfo
+
+
+def compare(real: ReplayResult, sim: ReplayResult) -> Verdict:
+    """Syscalls agree when (op, call, length) agree one for one; mallinfo2 when all ten fields do."""
+    calls = None if real.syscalls is None or sim.syscalls is None else real.calls() == sim.calls()
+    return Verdict(calls, all(real.mallinfo[k] == sim.mallinfo[k] for k in MALLINFO_FIELDS))
+
+
+def _call(c: tuple[int, str, int] | None) -> str:
+    if c is None:
+        return f"{'-':>6}  {'':<7}{'':>12}"
+    return f"{c[0]:>6}  {c[1]:<7}{c[2]:>12}"
+
+
+def _syscall_rows(real: list[tuple[int, str, int]], sim: list[tuple[int, str, int]]) -> list[str]:
+    """Both call lists aligned: equal runs side by side, a missing or extra call against a dash."""
+    rows: list[str] = []
+    sm = difflib.SequenceMatcher(None, real, sim, autojunk=False)
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if tag == "equal":
+            rows += [f"   {_call(a)}    {_call(b)}" for a, b in zip(real[i1:i2], sim[j1:j2], strict=True)]
+            continue
+        left, right = real[i1:i2], sim[j1:j2]
+        for k in range(max(len(left), len(right))):
+            a = left[k] if k < len(left) else None
+            b = right[k] if k < len(right) else None
+            rows.append(f" ! {_call(a)}    {_call(b)}")
+    return rows
+
+
+def format_side_by_side(
+    real: ReplayResult,
+    sim: ReplayResult,
+    *,
+    title: str = "",
+    real_label: str = "real glibc",
+    sim_label: str = "simulator",
+    only_diff: bool = False,
+) -> str:
+    """The report of one process: syscalls, mallinfo2, faults, with ``!`` on every row that differs."""
+    verdict = compare(real, sim)
+    out: list[str] = [title] if title else []
+    head = f"{'op':>6}  {'call':<7}{'length':>12}"
+    out.append(f"   {real_label:<27}    {sim_label}")
+    out.append(f"   {head}    {head}")
+    if real.syscalls is None:
+        out.append("   (not observed: strace is not installed)")
+        out += [f"   {_call(None)}    {_call(c)}" for c in sim.calls()]
+    else:
+        rows = _syscall_rows(real.calls(), sim.calls())
+        out += [r for r in rows if r.startswith(" !")] if only_diff else rows
+    n_real = "?" if real.syscalls is None else str(len(real.syscalls))
+    word = {None: "not compared", True: "agree", False: "DIFFER"}[verdict.syscalls]
+    out.append(f"syscalls: {n_real} real, {len(sim.calls())} simulated: {word}")
+    out.append("")
+    out.append(f"   {'mallinfo2':<10}{real_label:>14}{sim_label:>14}")
+    for k in MALLINFO_FIELDS:
+        a, b = real.mallinfo[k], sim.mallinfo[k]
+        out.append(f" {'!' if a != b else ' '} {k:<10}{a:>14}{b:>14}")
+    out.append(f"mallinfo2: {'agree' if verdict.mallinfo else 'DIFFER'}")
+    out.append("")
+    for name, a, b in (("minflt", real.minflt, sim.minflt), ("majflt", real.majflt, sim.majflt)):
+        rel = f"  ({(b - a) / a * 100:+.1f} %)" if a else ""
+        out.append(f"   {name:<10}{a:>14}{b:>14}{rel}")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line; see the module docstring."""
+    parser = argparse.ArgumentParser(
+        prog="python -m vmexp.validate",
+        description="Replay a trace against the real glibc and through the simulator, side by side.",
+    )
+    parser.add_argument("trace", help="an allocation trace (DESIGN.md trace format)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. threshold=64k")
+    parser.add_argument("--run-dir", help="use this simulator run directory, not a new run")
+    parser.add_argument("--only-diff", action="store_true", help="print only the syscalls that differ")
+    args = parser.parse_args(argv)
+
+    try:
+        trace = parse_trace(args.trace)
+        settings = mallopt_from_overrides(args.overrides)
+        use_strace = shutil.which("strace") is not None
+        real = {
+            pid: replay_real(args.trace, pid=pid, strace=use_strace, **settings) for pid in sorted(trace.ops)
+        }
+        if args.run_dir:
+            sim = read_run(args.run_dir)
+        else:
+            with tempfile.TemporaryDirectory(prefix="vmexp-validate-") as tmp:
+                run_dir = os.path.join(tmp, "run")
+                run_simulator(args.trace, args.overrides, run_dir)
+                sim = read_run(run_dir)
+    except (TraceError, OverrideError, RealGlibcError, SimulatorRunError) as e:
+        print(f"vmexp.validate: error: {e}", file=sys.stderr)
+        return 2
+
+    libc = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names else "glibc"
+    shown = ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None) or "glibc defaults"
+    print(f"{args.trace}: real {libc} vs the simulator ({shown})")
+    if not use_strace:
+        print("note: strace is not installed, so the real syscalls cannot be observed")
+    all_ok = True
+    for pid, r in real.items():
+        s = sim.get(pid)
+        if s is None and len(real) == 1 and len(sim) == 1:
+            s = next(iter(sim.values()))  # one process each: the simulator may number it differently
+        print()
+        if s is None:
+            print(f"process {pid}: the simulator's run has no such process (it has {sorted(sim)})")
+            all_ok = False
+            continue
+        label = f"real {libc}"
+        print(format_side_by_side(r, s, title=f"process {pid}", real_label=label, only_diff=args.only_diff))
+        all_ok = all_ok and compare(r, s).ok
+    print()
+    print("RESULT: agree" if all_ok else "RESULT: DIFFER")
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+/* Replays one process of a vmexp trace against the machine's real glibc malloc.
+ *
+ * Usage: replayer [-m MMAP_THRESHOLD] [-t TRIM_THRESHOLD] [-p TOP_PAD] [-x MMAP_MAX] RECORDS
+ *
+ * RECORDS is the binary file vmexp/validate/real.py writes: the magic
+ * "VMEXPRP1", the number of records, the number of distinct block ids, then
+ * per operation six little-endian int64: global op index, opcode (the codes
+ * of vmexp/workload/ops.py), dense block id, and up to three arguments.
+ *
+ * The point of the program is to measure glibc's heap without disturbing it,
+ * so it never allocates memory of its own: no stdio (its buffers come from
+ * malloc), no printf; output is formatted by hand into static buffers and
+ * written with write(2). The trace and the block tables live in bss, and
+ * every page the program itself will use during the replay is faulted in
+ * before the first getrusage, so the minor-fault count of the replay loop is
+ * the allocator's and the trace's touches only.
+ *
+ * Each operation is announced by lseek(-1, INDEX, SEEK_SET), which fails at
+ * once with EBADF and costs no memory, so that strace attributes every
+ * brk/mmap/munmap/mremap to its operation. lseek(-2, 0, SEEK_SET) marks the
+ * start of the replay and lseek(-3, N, SEEK_SET) its end.
+ *
+ * Output on stdout: "key value" lines, the ten mallinfo2 fields, then minflt,
+ * majflt and ops. Errors in the trace at run time (free of a block that is
+ * not live, a touch outside its block) print "op INDEX: message" on stderr
+ * and exit with status 3; usage errors exit with status 2.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+enum { OP_MALLOC = 0, OP_CALLOC = 1, OP_REALLOC = 2, OP_FREE = 3, OP_TOUCH = 4 };
+
+#define REC 6
+#define MAX_OPS (1L << 22)
+#define MAX_IDS (1L << 22)
+
+/* bss only costs the pages that are used; the used parts are pre-touched. */
+static int64_t recs[MAX_OPS * REC];
+static char *ptrs[MAX_IDS];
+static uint64_t sizes[MAX_IDS];
+static unsigned char live[MAX_IDS];
+static char maps_buf[1 << 17];
+static char out_buf[4096];
+static size_t out_len;
+static sigjmp_buf probe_jmp;
+static volatile unsigned char sink;
+
+static void out_str(const char *s) {
+    size_t n = strlen(s);
+    if (out_len + n < sizeof out_buf) {
+        memcpy(out_buf + out_len, s, n);
+        out_len += n;
+    }
+}
+
+static void out_i64(int64_t v) {
+    char tmp[24];
+    int i = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[i++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) tmp[i++] = '-';
+    while (i) {
+        char c[2] = {tmp[--i], 0};
+        out_str(c);
+    }
+}
+
+static void out_kv(const char *key, int64_t v) {
+    out_str(key);
+    out_str(" ");
+    out_i64(v);
+    out_str("\n");
+}
+
+static void flush_to(int fd) {
+    size_t off = 0;
+    while (off < out_len) {
+        ssize_t w = write(fd, out_buf + off, out_len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    out_len = 0;
+}
+
+static _Noreturn void die(int status, int64_t op, const char *msg) {
+    out_len = 0;
+    if (op >= 0) {
+        out_str("op ");
+        out_i64(op);
+        out_str(": ");
+    }
+    out_str(msg);
+    out_str("\n");
+    flush_to(2);
+    _exit(status);
+}
+
+static int parse_i64(const char *s, int64_t *v) {
+    int64_t r = 0;
+    if (!*s) return 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || r > (INT64_MAX - 9) / 10) return 0;
+        r = r * 10 + (*s - '0');
+    }
+    *v = r;
+    return 1;
+}
+
+static void on_probe_fault(int sig) {
+    (void)sig;
+    siglongjmp(probe_jmp, 1);
+}
+
+static int in_range(uintptr_t a, const void *base, size_t len) {
+    return a >= (uintptr_t)base && a < (uintptr_t)base + len;
+}
+
+static uintptr_t hex(const char **p) {
+    uintptr_t v = 0;
+    for (;; (*p)++) {
+        char c = **p;
+        if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
+        else return v;
+    }
+}
+
+/* Reads (and for a writable mapping writes back) one byte per page of
+ * [start, end); a fault ends the probe of this range. */
+static void probe_range(uintptr_t start, uintptr_t end, int writable, long page) {
+    volatile uintptr_t a = start; /* volatile: live across sigsetjmp */
+    if (sigsetjmp(probe_jmp, 1)) return;
+    for (; a < end; a += (uintptr_t)page) {
+        if (in_range(a, recs, sizeof recs) || in_range(a, ptrs, sizeof ptrs) || in_range(a, sizes, sizeof sizes) ||
+            in_range(a, live, sizeof live))
+            continue;
+        volatile unsigned char *q = (volatile unsigned char *)a;
+        unsigned char v = *q;
+        if (writable) *q = v;
+    }
+}
+
+/* Fault in every page of every mapping the process has now (its code, libc's
+ * code and data, ld.so, the stack), except the unused parts of the big bss
+ * tables, so that no fault of the replay loop is the program's own: libc's
+ * malloc and memset code and malloc's static state (main_arena, mp_) would
+ * otherwise fault on first use. Writable pages are written back with their
+ * own value, which breaks copy-on-write now rather than during the replay.
+ * A page that cannot be read (a file mapping beyond the end of its file)
+ * ends the probe of that mapping. */
+static void pretouch_mappings(long page) {
+    int fd = open("/proc/self/maps", O_RDONLY);
+    size_t len = 0;
+    if (fd < 0) return;
+    for (;;) {
+        ssize_t r = read(fd, maps_buf + len, sizeof maps_buf - 1 - len);
+        if (r <= 0) break;
+        len += (size_t)r;
+    }
+    close(fd);
+    maps_buf[len] = 0;
+
+    struct sigaction sa, old_segv, old_bus;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_probe_fault;
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+
+    const char *p = maps_buf;
+    while (*p) {
+        uintptr_t start = hex(&p);
+        p++; /* '-' */
+        uintptr_t end = hex(&p);
+        p++; /* ' ' */
+        int readable = p[0] == 'r', writable = p[1] == 'w';
+        const char *eol = strchr(p, '\n');
+        if (!eol) eol = p + strlen(p);
+        const char *name = eol;
+        while (name > p && name[-1] != ' ') name--;
+        /* [vvar] and friends may fault on read; [vsyscall] is not ours. */
+        int special = name[0] == '[' && name[1] == 'v';
+        if (readable && !special) probe_range(start, end, writable, page);
+        p = *eol ? eol + 1 : eol;
+    }
+    sigaction(SIGSEGV, &old_segv, NULL);
+    sigaction(SIGBUS, &old_bus, NULL);
+}
+
+/* Grow the stack now by more than malloc, memset and the loop ever need. */
+static void __attribute__((noinline)) pretouch_stack(void) {
+    volatile char pad[256 * 1024];
+    for (size_t i = 0; i < sizeof pad; i += 1024) pad[i] = 0;
+}
+
+static size_t read_all(int fd, void *buf, size_t cap) {
+    size_t len = 0;
+    while (len < cap) {
+        ssize_t r = read(fd, (char *)buf + len, cap - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        len += (size_t)r;
+    }
+    return len;
+}
+
+int main(int argc, char **argv) {
+    int64_t opt_val[4];
+    int opt_set[4] = {0, 0, 0, 0};
+    static const int opt_param[4] = {M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX};
+    static const char opt_flag[4] = {'m', 't', 'p', 'x'};
+    const char *path = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int k = -1;
+        if (a[0] == '-' && a[1] && !a[2])
+            for (int j = 0; j < 4; j++)
+                if (a[1] == opt_flag[j]) k = j;
+        if (k >= 0) {
+            if (i + 1 >= argc || !parse_i64(argv[i + 1], &opt_val[k]) || opt_val[k] > INT32_MAX)
+                die(2, -1, "replayer: an option value must be an integer between 0 and 2^31-1");
+            opt_set[k] = 1;
+            i++;
+        } else if (!path && a[0] != '-') {
+            path = a;
+        } else {
+            die(2, -1, "usage: replayer [-m MMAP_THRESHOLD] [-t TRIM_THRESHOLD] [-p TOP_PAD] [-x MMAP_MAX] RECORDS");
+        }
+    }
+    if (!path) die(2, -1, "usage: replayer [-m MMAP_THRESHOLD] [-t TRIM_THRESHOLD] [-p TOP_PAD] [-x MMAP_MAX] RECORDS");
+
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) die(2, -1, "replayer: cannot open the records file");
+    int64_t head[3];
+    if (read_all(fd, head, sizeof head) != sizeof head || memcmp(head, "VMEXPRP1", 8) != 0)
+        die(2, -1, "replayer: not a records file (bad magic)");
+    int64_t n = head[1], nids = head[2];
+    if (n < 0 || n > MAX_OPS || nids < 0 || nids > MAX_IDS)
+        die(2, -1, "replayer: too many operations or block ids for this replayer (4194304 at most)");
+    size_t want = (size_t)n * REC * sizeof(int64_t);
+    if (read_all(fd, recs, want) != want) die(2, -1, "replayer: the records file is truncated");
+    close(fd);
+
+    /* Transparent huge pages would turn 512 first touches into one fault. */
+    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+
+    for (int k = 0; k < 4; k++)
+        if (opt_set[k] && mallopt(opt_param[k], (int)opt_val[k]) != 1) die(2, -1, "replayer: mallopt refused a value");
+
+    memset(ptrs, 0, (size_t)nids * sizeof ptrs[0]);
+    memset(sizes, 0, (size_t)nids * sizeof sizes[0]);
+    memset(live, 0, (size_t)nids);
+    long page = sysconf(_SC_PAGESIZE);
+    pretouch_stack();
+    pretouch_mappings(page);
+
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    lseek(-2, 0, SEEK_SET);
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t *r = &recs[i * REC];
+        int64_t op = r[0], id = r[2];
+        if (id < 0 || id >= nids) die(2, op, "block id out of range in the records file");
+        lseek(-1, op, SEEK_SET);
+        switch (r[1]) {
+        case OP_MALLOC:
+            if (live[id]) die(3, op, "malloc of a block id that is still allocated");
+            ptrs[id] = malloc((size_t)r[3]);
+            sizes[id] = ptrs[id] ? (uint64_t)r[3] : 0;
+            live[id] = 1;
+            break;
+        case OP_CALLOC:
+            if (live[id]) die(3, op, "calloc of a block id that is still allocated");
+            ptrs[id] = calloc((size_t)r[3], (size_t)r[4]);
+            sizes[id] = ptrs[id] ? (uint64_t)r[3] * (uint64_t)r[4] : 0;
+            live[id] = 1;
+            break;
+        case OP_REALLOC: {
+            /* realloc of an id that is not live is realloc(NULL, n): a malloc. */
+            char *q = realloc(live[id] ? ptrs[id] : NULL, (size_t)r[3]);
+            if (q || r[3] == 0) { /* realloc(p, 0) frees p and returns NULL */
+                ptrs[id] = q;
+                sizes[id] = q ? (uint64_t)r[3] : 0;
+                live[id] = q != NULL;
+            }
+            break;
+        }
+        case OP_FREE:
+            if (!live[id]) die(3, op, "free of a block that is not allocated (double free or unknown id)");
+            free(ptrs[id]);
+            ptrs[id] = NULL;
+            live[id] = 0;
+            break;
+        case OP_TOUCH: {
+            if (!live[id]) die(3, op, "touch of a block that is not allocated");
+            uint64_t off = (uint64_t)r[3], size = sizes[id];
+            uint64_t len = r[4] < 0 ? (off <= size ? size - off : 0) : (uint64_t)r[4];
+            if (off > size || len > size - off) die(3, op, "touch outside the block");
+            char *p = ptrs[id] + off, *e = p + len;
+            if (len == 0) break;
+            if (r[5]) {
+                memset(p, 0x5a, len);
+            } else {
+                /* One load per page: the first byte, then each page start. */
+                uintptr_t a = (uintptr_t)p;
+                while (a < (uintptr_t)e) {
+                    sink = *(volatile unsigned char *)a;
+                    a = (a & ~(uintptr_t)(page - 1)) + (uintptr_t)page;
+                }
+            }
+            break;
+        }
+        default:
+            die(2, op, "unknown opcode in the records file");
+        }
+    }
+    lseek(-3, n, SEEK_SET);
+    getrusage(RUSAGE_SELF, &ru1);
+
+    struct mallinfo2 mi = mallinfo2();
+    out_kv("arena", (int64_t)mi.arena);
+    out_kv("ordblks", (int64_t)mi.ordblks);
+    out_kv("smblks", (int64_t)mi.smblks);
+    out_kv("hblks", (int64_t)mi.hblks);
+    out_kv("hblkhd", (int64_t)mi.hblkhd);
+    out_kv("usmblks", (int64_t)mi.usmblks);
+    out_kv("fsmblks", (int64_t)mi.fsmblks);
+    out_kv("uordblks", (int64_t)mi.uordblks);
+    out_kv("fordblks", (int64_t)mi.fordblks);
+    out_kv("keepcost", (int64_t)mi.keepcost);
+    out_kv("minflt", ru1.ru_minflt - ru0.ru_minflt);
+    out_kv("majflt", ru1.ru_majflt - ru0.ru_majflt);
+    out_kv("ops", n);
+    flush_to(1);
+    return 0;
+}
