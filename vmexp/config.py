@@ -315,10 +315,11 @@ def validate(cfg: DictConfig | Config) -> Settings:
         raise ConfigError(
             f"address_space.task_size: must be page aligned and at most 2^{layout.va_bits}, got {layout.task_size:#x}"
         )
-    if layout.text_start % page_size:
-        raise ConfigError(f"address_space.text_start: {layout.text_start:#x} is not aligned to page_size")
-    if layout.text_start + layout.text_size + layout.data_size + layout.bss_size >= layout.task_size // 2:
-        raise ConfigError("address_space.text_start: the program does not fit in the lower half of the address space")
+    program_end = layout.text_start + layout.text_size + layout.data_size + layout.bss_size
+    if program_end >= layout.task_size - layout.mmap_min_gap:
+        raise ConfigError(
+            f"address_space.text_start: the program ({layout.text_start:#x}..{program_end:#x}) does not fit below the mmap area"
+        )
     if layout.pte_bytes not in (4, 8):
         raise ConfigError(f"address_space.pte_bytes: must be 4 or 8, got {layout.pte_bytes}")
 

@@ -49,7 +49,7 @@ _MAPS = {
 class AddressSpace:
     """VMAs and the break of one process."""
 
-    def __init__(self, regions: Regions, page_size: int, prog: str = "a.out") -> None:
+    def __init__(self, regions: Regions, page_size: int, prog: str = "a.out", bare: bool = False) -> None:
         self.regions = regions
         self.page_size = page_size
         self.prog = prog
@@ -59,7 +59,8 @@ class AddressSpace:
         self.brk = regions.start_brk
         self.heap: VMA | None = None
         self.vsz_peak = 0
-        for (start, end), kind in ((regions.text, "text"), (regions.data, "data"), (regions.bss, "bss"), (regions.stack, "stack")):
+        fixed = () if bare else ((regions.text, "text"), (regions.data, "data"), (regions.bss, "bss"), (regions.stack, "stack"))
+        for (start, end), kind in fixed:
             if end > start:
                 self._insert(VMA(start, end, kind))
 

@@ -185,9 +185,10 @@ class System:
         child = np.random.default_rng(self.rng.integers(0, 2**63))
         return make_policy(p.name, dict(p.params), self, child)
 
-    def new_process(self, pid: int, name: str, aslr_rng: np.random.Generator | None) -> MM:
+    def new_process(self, pid: int, name: str, aslr_rng: np.random.Generator | None, bare: bool = False) -> MM:
+        """A process with the layout's regions (``bare``: none, for a pure page-reference string)."""
         regions = compute_regions(self.s.layout, self.page_size, aslr_rng)
-        aspace = AddressSpace(regions, self.page_size, prog=name)
+        aspace = AddressSpace(regions, self.page_size, prog=name, bare=bare)
         pt = PageTable(self.s.layout.va_bits, self.page_size, self.s.layout.pte_bytes)
         policy = self.global_policy if self.global_policy is not None else self._new_policy()
         mm = MM(pid, name, aspace, pt, policy)

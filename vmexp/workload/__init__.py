@@ -91,6 +91,7 @@ def _trace(spec: dict[str, Any]) -> list[ProcSpec]:
 
 
 def _pageref(spec: dict[str, Any], nprocs: int) -> list[ProcSpec]:
+    """One process, whatever nprocs says: a reference string belongs to one address space."""
     from vmexp.workload.traces import TraceError, parse_pageref, parse_pageref_text
 
     _keys(spec, {"path", "refs", "name"}, "pageref")
@@ -110,6 +111,4 @@ def _pageref(spec: dict[str, Any], nprocs: int) -> list[ProcSpec]:
         raise WorkloadError(str(e)) from None
     if not vpns:
         raise WorkloadError("workload.refs: the reference string is empty")
-    if nprocs != 1:
-        raise WorkloadError(f"nprocs: workload=pageref is one process touching the listed pages; use nprocs=1 (got {nprocs})")
     return [ProcSpec(name=str(spec.get("name") or "pageref"), refs=(vpns, bytes(writes)))]

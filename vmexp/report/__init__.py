@@ -1,0 +1,1 @@
+"""Files, figures and reports made from runs and sweeps."""

@@ -1,0 +1,543 @@
+"""The machine on SimPy: CPUs, processes executing their workloads, kswapd, sampling.
+
+Performance design (DESIGN.md): SimPy events happen only where simulated
+time passes and another process may run meanwhile. A process that holds a
+CPU executes operations in a plain loop, adding their costs to the kernel's
+slice clock, until its quantum is used up, it blocks on the swap device
+(a major fault) or it sleeps; then one timeout moves simulated time by what
+the slice consumed. A reference costs no event; a major fault costs about
+three (the slice's timeout, the hand-over of the CPU, the wait).
+
+Approximation, stated: the effects of a slice are applied at its start and
+its time is charged at its end, so several CPUs' slices that overlap in time
+are applied one after the other. Device requests carry their true
+arrival times, so the swap queue still sees the load it would.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+
+from vmexp.config import Settings
+from vmexp.kernel.pagetable import PRESENT, SHIFT, ZERO
+from vmexp.kernel.system import MM, SWAP_CLUSTER_MAX, ProcessKilled, Segfault, Syscalls, System
+from vmexp.libc.factory import make_allocator
+from vmexp.libc.base import Allocator
+from vmexp.workload import ProcSpec, WorkloadError
+from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, PAGEREF, REALLOC, SLEEP, TOUCH, Op, describe
+
+__all__ = ["simulate", "Result", "ProcResult", "SimError"]
+
+RUNNING, BLOCKED, SLEEPING, DONE = 0, 1, 2, 3
+_ONES = b"\x01" * 4096
+
+
+class SimError(RuntimeError):
+    """A run that cannot go on (not a process's own failure); the message says why."""
+
+
+class WorkloadFault(Exception):
+    """The workload did something its process cannot survive (double free, use after free)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ProcResult:
+    """What a process leaves behind: counters and end-of-run snapshots."""
+
+    pid: int
+    name: str
+    exit: str
+    error: str
+    minflt: int
+    majflt: int
+    refs: int
+    syscalls: dict[str, int]
+    mallinfo: dict[str, int]
+    heap: list[tuple[int, int, str]]
+    maps: list[str]
+    vsz_peak_bytes: int
+    rss_peak_bytes: int
+    swap_peak_bytes: int
+    rss_bytes: int
+    vsz_bytes: int
+    cpu_time_s: float
+    blocked_time_s: float
+    start_s: float
+    end_s: float
+    ops: int
+    enomem: int
+    pswpin: int
+    pswpout: int
+    page_table_bytes: int
+    page_table_peak_bytes: int
+
+
+@dataclass
+class Result:
+    """One run: per-process results, system counters, time series, the syscall log."""
+
+    processes: list[ProcResult]
+    system: dict[str, Any]
+    samples: list[dict[str, Any]]
+    syscalls: list[tuple[int, int, int, str, int, int, int]]
+    explain: list[str] | None
+    brk_history: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
+
+
+class Machine:
+    """CPUs as a count and a FIFO of waiters: round robin with no event when a CPU is free."""
+
+    def __init__(self, env: simpy.Environment, ncpus: int) -> None:
+        self.env = env
+        self.free = ncpus
+        self.ready: deque[simpy.Event] = deque()
+
+    def acquire(self) -> simpy.Event | None:
+        if self.free and not self.ready:
+            self.free -= 1
+            return None
+        ev = self.env.event()
+        self.ready.append(ev)
+        return ev
+
+    def release(self) -> None:
+        if self.ready:
+            self.ready.popleft().succeed()  # hand the CPU straight over
+        else:
+            self.free += 1
+
+
+class Process:
+    """A simulated process: its memory (MM), its C library, its workload."""
+
+    def __init__(self, sim: Simulation, pid: int, spec: ProcSpec, aslr: np.random.Generator | None) -> None:
+        self.sim = sim
+        self.pid = pid
+        self.spec = spec
+        sysm = sim.system
+        self.mm: MM = sysm.new_process(pid, spec.name, aslr, bare=spec.refs is not None)
+        self.kernel = Syscalls(sysm, self.mm)
+        self.alloc: Allocator | None = None if spec.refs is not None else make_allocator(sim.s.allocator, self.kernel)
+        self.ids: dict[int, tuple[int, int]] = {}
+        self.ops: Iterator[Op] = iter(spec.ops)
+        self.op_index = spec.op_index
+        self.nops = 0
+        self.pending: tuple[Sequence[int], Sequence[int], int, int] | None = None
+        self.compute_left = 0
+        self.sleep_ns = 0
+        if spec.refs is not None:
+            vpns, writes = spec.refs
+            lo, hi = min(vpns), max(vpns)
+            self.mm.aspace.map(lo << sysm.shift, (hi + 1) << sysm.shift, "pageref")
+            self.pending = (vpns, writes, 0, len(vpns))
+        self.cpu_ns = 0
+        self.blocked_ns = 0
+        self.enomem = 0
+        self.error = ""
+        self.start_ns = spec.start_ns
+        self.end_ns = -1
+        self.final: ProcResult | None = None
+        self.done = sim.env.event()
+
+    # ---------------------------------------------------------- execution
+    def execute(self, budget: int) -> int:
+        """Run operations until the slice is used, the process blocks or sleeps, or the workload ends."""
+        sysm = self.sim.system
+        mm = self.mm
+        while sysm.used < budget:
+            if self.pending is not None:
+                vpns, writes, i, n = self.pending
+                i = sysm.refs(mm, vpns, writes, i, n, budget)
+                self.pending = (vpns, writes, i, n) if i < n else None
+                if sysm.block_until:
+                    return BLOCKED
+                continue
+            if self.compute_left:
+                step = min(self.compute_left, budget - sysm.used)
+                sysm.used += step
+                self.compute_left -= step
+                continue
+            op = next(self.ops, None)
+            if op is None:
+                return DONE
+            mm.op = self.op_index[self.nops] if self.op_index is not None else self.nops
+            self.nops += 1
+            if self.sim.explain is not None:
+                self.sim.explain.append(f"t={sysm.now() / 1e9:.9f}s p{self.pid} op {mm.op}: {describe(op)}")
+            self._do(op)
+            if sysm.block_until:
+                return BLOCKED
+            if self.sleep_ns:
+                return SLEEPING
+        return RUNNING
+
+    def _block(self, op: Op) -> tuple[int, int]:
+        got = self.ids.get(op[1])
+        if got is None:
+            what = describe(op).split()[0]
+            raise WorkloadFault(
+                "use-after-free",
+                f"{self._where()}: {what} of id {op[1]}, which is not allocated (never allocated, or freed)",
+            )
+        return got
+
+    def _where(self) -> str:
+        lines = self.spec.lines
+        if lines is not None and 0 <= self.mm.op < len(lines):
+            return f"operation {self.mm.op} (trace line {lines[self.mm.op]})"
+        return f"operation {self.mm.op}"
+
+    def _do(self, op: Op) -> None:
+        code = op[0]
+        alloc = self.alloc
+        cost = self.sim.s.machine.cost
+        sysm = self.sim.system
+        if code == TOUCH:
+            p, size = self._block(op)
+            off, length, w = op[2], op[3], op[4]
+            if length < 0:
+                off, length = 0, size
+            if off < 0 or off + length > size:
+                raise WorkloadFault(
+                    "segfault", f"{self._where()}: touch {op[1]} [{off}, {off + length}) is outside its {size}-byte block"
+                )
+            if length == 0:
+                return
+            shift = sysm.shift
+            v0 = (p + off) >> shift
+            v1 = (p + off + length - 1) >> shift
+            n = v1 - v0 + 1
+            writes = _ONES if w else bytes(4096)
+            if n > len(writes):
+                writes = bytes([w]) * n
+            self.pending = (range(v0, v1 + 1), writes, 0, n)
+            return
+        if code == COMPUTE:
+            self.compute_left += op[1]
+            return
+        if code == SLEEP:
+            self.sleep_ns = op[1]
+            return
+        if code == PAGEREF:
+            self.pending = ((op[1],), (1,) if op[2] else (0,), 0, 1)
+            return
+        assert alloc is not None
+        if code == MALLOC:
+            sysm.used += cost.malloc
+            p = alloc.malloc(op[2])
+            self._store(op[1], p, op[2])
+        elif code == FREE:
+            sysm.used += cost.free
+            got = self.ids.pop(op[1], None)
+            if got is None:
+                raise WorkloadFault(
+                    "double-free",
+                    f"{self._where()}: free of id {op[1]}, which is not allocated "
+                    "(glibc would abort: free(): double free detected)",
+                )
+            alloc.free(got[0])
+        elif code == CALLOC:
+            sysm.used += cost.malloc
+            p = alloc.calloc(op[2], op[3])
+            self._store(op[1], p, op[2] * op[3])
+        elif code == REALLOC:
+            sysm.used += cost.malloc
+            old = self.ids.get(op[1])
+            if old is None:
+                p = alloc.realloc(0, op[2])
+                self._store(op[1], p, op[2])
+            elif op[2] == 0:
+                alloc.realloc(old[0], 0)  # glibc frees and returns NULL
+                del self.ids[op[1]]
+            else:
+                p = alloc.realloc(old[0], op[2])
+                if p == 0:
+                    self.enomem += 1  # the old block stays valid, as in C
+                else:
+                    self.ids[op[1]] = (p, op[2])
+        else:
+            raise WorkloadError(f"{self._where()}: unknown operation code {code}")
+
+    def _store(self, ident: int, p: int, size: int) -> None:
+        if p == 0:
+            if size:
+                self.enomem += 1  # ENOMEM: recorded, not fatal
+            return
+        self.ids[ident] = (p, size)
+
+    # ------------------------------------------------------------- SimPy
+    def run(self) -> Iterator[simpy.Event]:
+        env = self.sim.env
+        sysm = self.sim.system
+        machine = self.sim.machine
+        quantum = self.sim.s.machine.quantum
+        if self.start_ns:
+            yield env.timeout(self.start_ns)
+        status = RUNNING
+        while True:
+            ev = machine.acquire()
+            if ev is not None:
+                yield ev
+            if self.mm.killed:
+                machine.release()
+                break
+            sysm.cur = self.mm
+            sysm.used = 0
+            sysm.block_until = 0
+            self.sleep_ns = 0
+            try:
+                status = self.execute(quantum)
+            except ProcessKilled as e:
+                self.error = e.reason
+                status = DONE
+            except Segfault as e:
+                self.error = str(e)
+                self._finish("segfault")
+                status = DONE
+            except WorkloadFault as e:
+                self.error = str(e)
+                self._finish(e.status)
+                status = DONE
+            used, block_until, sleep_ns = sysm.used, sysm.block_until, self.sleep_ns
+            sysm.used = 0
+            sysm.block_until = 0
+            sysm.cur = None
+            self.cpu_ns += used
+            if used:
+                yield env.timeout(used)
+            machine.release()
+            if status == DONE:
+                break
+            if status == BLOCKED:
+                wait = block_until - int(env.now)
+                if wait > 0:
+                    self.blocked_ns += wait
+                    yield env.timeout(wait)
+            elif status == SLEEPING:
+                yield env.timeout(sleep_ns)
+        if not self.mm.killed:
+            self._finish("ok")
+        elif self.final is None:
+            self.final = self.snapshot()
+        self.end_ns = int(env.now)
+        self.done.succeed()
+
+    def _finish(self, status: str) -> None:
+        """Snapshot the process as it ends, then free its memory (exit)."""
+        if self.final is None:
+            self.mm.exit = status
+            self.end_ns = self.sim.system.now()
+            self.final = self.snapshot()
+            self.sim.system.exit_process(self.mm, status)
+
+    # ------------------------------------------------------------ results
+    def mallinfo(self) -> dict[str, int]:
+        if self.alloc is None:
+            return dict.fromkeys(("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost"), 0) | {"ordblks": 1}
+        return self.alloc.mallinfo2()
+
+    def snapshot(self) -> ProcResult:
+        mm = self.mm
+        ps = self.sim.system.page_size
+        return ProcResult(
+            pid=self.pid,
+            name=mm.name,
+            exit=mm.exit,
+            error=self.error,
+            minflt=mm.minflt,
+            majflt=mm.majflt,
+            refs=mm.refs,
+            syscalls=dict(mm.syscalls),
+            mallinfo=self.mallinfo(),
+            heap=self.alloc.heap_walk() if self.alloc is not None else [],
+            maps=mm.aspace.maps(),
+            vsz_peak_bytes=mm.aspace.vsz_peak,
+            rss_peak_bytes=mm.rss_peak * ps,
+            swap_peak_bytes=mm.swap_peak * ps,
+            rss_bytes=mm.rss * ps,
+            vsz_bytes=mm.aspace.vsz,
+            cpu_time_s=self.cpu_ns / 1e9,
+            blocked_time_s=self.blocked_ns / 1e9,
+            start_s=self.start_ns / 1e9,
+            end_s=(self.end_ns if self.end_ns >= 0 else int(self.sim.env.now)) / 1e9,
+            ops=self.nops,
+            enomem=self.enomem,
+            pswpin=mm.pswpin,
+            pswpout=mm.pswpout,
+            page_table_bytes=mm.pt.bytes,
+            page_table_peak_bytes=mm.pt.pages_peak * mm.pt.table_bytes,
+        )
+
+
+class Simulation:
+    """Builds the machine and the processes of one run and drives SimPy."""
+
+    def __init__(self, settings: Settings, specs: list[ProcSpec], *, check: bool = False) -> None:
+        self.s = settings
+        self.env = simpy.Environment()
+        ss = np.random.SeedSequence(settings.seed)
+        kernel_seq, aslr_seq = ss.spawn(2)
+        self.explain: list[str] | None = [] if settings.explain else None
+        self.system = System(settings, self.env, np.random.default_rng(kernel_seq), explain=self.explain)
+        self.machine = Machine(self.env, settings.machine.ncpus)
+        self.check = check
+        if settings.policy.name == "opt":
+            if len(specs) != 1 or specs[0].refs is None:
+                raise SimError("policy=opt: OPT needs the future, so it runs only with workload=pageref (one process)")
+            self.system.set_future(specs[0].refs[0])
+        aslr_rngs = [np.random.default_rng(s) for s in aslr_seq.spawn(len(specs))]
+        self.procs = [
+            Process(self, pid, spec, aslr_rngs[pid - 1] if settings.layout.aslr else None)
+            for pid, spec in enumerate(specs, start=1)
+        ]
+        self.samples: list[dict[str, Any]] = []
+        self.kswapd_event: simpy.Event | None = None
+        self._last: dict[str, int] = {"t": 0, "cpu": 0, "busy": 0, "pswpin": 0, "pswpout": 0}
+        self.progress: Any = None
+
+    def _kswapd(self) -> Iterator[simpy.Event]:
+        sysm = self.system
+        cost = self.s.machine.cost.reclaim_page
+        while True:
+            self.kswapd_event = self.env.event()
+            yield self.kswapd_event
+            self.kswapd_event = None
+            while sysm.nfree < sysm.wmark_high:
+                sysm.cur = None
+                sysm.used = 0
+                freed = sysm.kswapd_reclaim(SWAP_CLUSTER_MAX)
+                if freed == 0:
+                    break
+                yield self.env.timeout(freed * cost)
+
+    def _wake_kswapd(self) -> None:
+        ev = self.kswapd_event
+        if ev is not None and not ev.triggered:
+            ev.succeed()
+
+    def _sampler(self) -> Iterator[simpy.Event]:
+        interval = self.s.sample_interval
+        while True:
+            self.sample()
+            if self.progress is not None:
+                self.progress(int(self.env.now))
+            yield self.env.timeout(interval)
+
+    def sample(self) -> None:
+        now = int(self.env.now)
+        ps = self.system.page_size
+        t = now / 1e9
+        for p in self.procs:
+            mm = p.mm
+            if p.final is not None and p.end_ns >= 0 and p.end_ns < now - self.s.sample_interval:
+                continue
+            info = p.mallinfo() if p.final is None else p.final.mallinfo
+            self.samples.append(
+                {
+                    "time_s": t,
+                    "pid": p.pid,
+                    "rss_bytes": mm.rss * ps,
+                    "vsz_bytes": mm.aspace.vsz if not mm.killed else 0,
+                    "swap_bytes": mm.swapents * ps,
+                    "arena_bytes": info["arena"],
+                    "hblkhd_bytes": info["hblkhd"],
+                    "minflt": mm.minflt,
+                    "majflt": mm.majflt,
+                }
+            )
+        sysm = self.system
+        last = self._last
+        dt = now - last["t"]
+        cpu = sum(p.cpu_ns for p in self.procs)
+        busy = sysm.dev.busy_by(now)
+        row: dict[str, Any] = {
+            "time_s": t,
+            "pid": 0,
+            "free_bytes": sysm.nfree * ps,
+            "swap_used_bytes": sysm.swap.used * ps,
+            "cpu_util": (cpu - last["cpu"]) / (dt * self.s.machine.ncpus) if dt else 0.0,
+            "swap_util": (busy - last["busy"]) / dt if dt else 0.0,
+            "pswpin_per_s": (sysm.pswpin - last["pswpin"]) * 1e9 / dt if dt else 0.0,
+            "pswpout_per_s": (sysm.pswpout - last["pswpout"]) * 1e9 / dt if dt else 0.0,
+        }
+        self.samples.append(row)
+        self._last = {"t": now, "cpu": cpu, "busy": busy, "pswpin": sysm.pswpin, "pswpout": sysm.pswpout}
+
+    def run(self) -> Result:
+        env = self.env
+        if self.system.wmark_min > 0:
+            self.system.wake_kswapd = self._wake_kswapd
+            env.process(self._kswapd())
+        for p in self.procs:
+            env.process(self._checked(p) if self.check else p.run())
+        env.process(self._sampler())
+        all_done = env.all_of([p.done for p in self.procs])
+        env.run(until=env.any_of([all_done, env.timeout(self.s.duration)]))
+        end = int(env.now)
+        self.sample()
+        for p in self.procs:
+            if p.final is None:
+                p.mm.exit = "duration"
+                p.final = p.snapshot()
+        return self._result(end)
+
+    def _checked(self, p: Process) -> Iterator[simpy.Event]:
+        """p.run() with the kernel's invariant checker after every slice (tests)."""
+        for ev in p.run():
+            self.system.check()
+            yield ev
+        self.system.check()
+
+    def _result(self, end: int) -> Result:
+        sysm = self.system
+        ps = sysm.page_size
+        cpu = sum(p.cpu_ns for p in self.procs)
+        system = {
+            "sim_time_s": end / 1e9,
+            "cpu_utilization": cpu / (end * self.s.machine.ncpus) if end else 0.0,
+            "swap_utilization": min(1.0, sysm.dev.busy_by(end) / end) if end else 0.0,
+            "pswpin": sysm.pswpin,
+            "pswpout": sysm.pswpout,
+            "clean_drops": sysm.clean_drops,
+            "pgsteal_kswapd": sysm.pgsteal_kswapd,
+            "pgsteal_direct": sysm.pgsteal_direct,
+            "free_bytes_min": sysm.free_min * ps,
+            "swap_used_peak_bytes": sysm.swap.used_peak * ps,
+            "oom_kills": len(sysm.oom_kills),
+            "oom_kill_log": sysm.oom_kills,
+            "ram_bytes": sysm.nframes * ps,
+            "swap_bytes": sysm.swap.nslots * ps,
+            "page_size": ps,
+            "watermarks_bytes": {
+                "min": sysm.wmark_min * ps,
+                "low": sysm.wmark_low * ps,
+                "high": sysm.wmark_high * ps,
+            },
+            "swap_service_time_s": sysm.dev.service / 1e9,
+        }
+        procs = [p.final for p in self.procs if p.final is not None]
+        return Result(processes=procs, system=system, samples=self.samples, syscalls=sysm.syscall_log, explain=self.explain)
+
+
+def simulate(settings: Settings, specs: list[ProcSpec], *, check: bool = False, progress: Any = None) -> Result:
+    """Run one experiment; ``check`` runs the kernel's invariant checker after every slice."""
+    if not specs:
+        raise WorkloadError("workload: no processes to run")
+    sim = Simulation(settings, specs, check=check)
+    sim.progress = progress
+    return sim.run()
+
+
+def resident_pages(mm: MM) -> list[int]:
+    """The virtual pages of `mm` that hold a frame (for explain mode and tests)."""
+    return sorted(v for v, e in mm.pt.pte.items() if e & PRESENT and not e & ZERO and e >> SHIFT >= 0)
