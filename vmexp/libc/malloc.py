@@ -1,0 +1,1138 @@
+"""A model of glibc 2.36 ptmalloc (main arena, x86_64), driven call for call.
+
+The goal is that a trace replayed through this model makes the same
+``brk``/``mmap``/``munmap``/``mremap`` calls, in the same order and with the
+same lengths, as the real glibc 2.36 of Debian 12, ends with the same
+``mallinfo2``, and faults in the same pages (rules R1-R28 of the project's
+glibc notes, each named in the code where it applies).  Addresses matter
+for that: which free chunk a request takes decides what is split, what
+coalesces later and what borders the top chunk, so the bins keep glibc's
+order (FIFO small and unsorted bins, size-sorted large bins with glibc's
+"insert equal sizes second" rule, LIFO fastbins and tcache).
+
+Representation.  Chunks are addresses (ints) in dicts, never objects:
+
+* ``_inuse``: chunks handed to the program, chunk address -> size;
+* ``_parked``: chunks in the tcache or a fastbin -> size (glibc keeps them
+  marked in use, so they never coalesce until ``malloc_consolidate``);
+* ``_free``: chunks in the unsorted, small and large bins -> size, and
+  ``_free_end``: end address -> chunk address (glibc's boundary tag: the
+  ``prev_size`` field that lets ``free`` find a free predecessor);
+* the top chunk as ``_top``/``_topsize``; mmapped chunks in ``_mmapped``.
+
+A small bin or the unsorted bin is a dict used as an ordered set: glibc
+links new chunks at the head and takes from the tail, which is exactly
+"oldest first" in dict order.  A large bin is a list in glibc's ``fd`` order
+(largest first).  ``_binmap`` has bit ``i`` set iff bin ``i`` is non-empty;
+glibc's binmap may keep stale bits, but a stale bit only makes its search
+skip an empty bin, so the chunk chosen is the same.
+
+Memory traffic.  Every store glibc makes into a chunk it handles (size
+fields, boundary tags, free-list links of that chunk, tcache entries,
+calloc's memset, realloc's memcpy) is reported with one ``kernel.write``
+per contiguous region, so the kernel faults pages in as the real process
+does (R22).  Two kinds of access are deliberately not reported, to keep the
+hot path lean: the link fix-ups in *neighbouring* free chunks when a chunk
+joins or leaves a doubly linked bin, and header loads of neighbours.  Both
+touch chunk headers glibc wrote earlier, so they never fault a page in a
+process without swap; under swap they are references the model omits.
+"""
+
+from __future__ import annotations
+
+from vmexp.libc.base import MALLINFO_FIELDS, Kernel
+from vmexp.units import UnitError, parse_size
+
+__all__ = [
+    "DEFAULT_MMAP_MAX",
+    "DEFAULT_MMAP_THRESHOLD",
+    "DEFAULT_MMAP_THRESHOLD_MAX",
+    "DEFAULT_TOP_PAD",
+    "DEFAULT_TRIM_THRESHOLD",
+    "MALLOC_ALIGNMENT",
+    "MINSIZE",
+    "SIZE_SZ",
+    "GlibcMalloc",
+    "HeapCorrupt",
+    "InvalidPointer",
+    "MallocConfigError",
+    "MallocError",
+    "bin_index",
+    "largebin_index",
+    "request2size",
+]
+
+# R1: x86_64 constants.
+SIZE_SZ = 8
+MALLOC_ALIGNMENT = 16
+CHUNK_HDR_SZ = 16
+MINSIZE = 32
+DEFAULT_MMAP_THRESHOLD = 131072
+DEFAULT_TRIM_THRESHOLD = 131072
+DEFAULT_TOP_PAD = 131072  # sysdeps/generic/malloc-machine.h wins over malloc.c's 0
+DEFAULT_MMAP_MAX = 65536
+DEFAULT_MMAP_THRESHOLD_MAX = 4 * 1024 * 1024 * 8
+MMAP_AS_MORECORE_SIZE = 1024 * 1024
+FASTBIN_CONSOLIDATION_THRESHOLD = 65536
+MAX_FAST = 128  # global_max_fast after set_max_fast(DEFAULT_MXFAST)
+NFASTBINS = 10
+NBINS = 128
+MIN_LARGE_SIZE = 1024
+TCACHE_MAX_BINS = 64
+TCACHE_FILL_COUNT = 7
+TCACHE_MAX_CHUNK = 1040  # csize2tidx(1040) == 63
+TCACHE_STRUCT_SIZE = 64 * 2 + 64 * 8  # counts[64] (uint16) + entries[64]; a 656-byte chunk (R3)
+MAX_ITERS = 10000  # _int_malloc's bound on one pass over the unsorted bin
+PTRDIFF_MAX = (1 << 63) - 1
+MALLOC_CHUNK_STRUCT = 48  # sizeof(struct malloc_chunk), used by mtrim
+_U64 = (1 << 64) - 1
+_IS_MMAPPED = 2
+_INT32_MAX = (1 << 31) - 1
+
+
+class MallocError(ValueError):
+    """A mistake of the program or the configuration, not of the model."""
+
+
+class MallocConfigError(MallocError):
+    """An allocator parameter that glibc's mallopt would not take as meant."""
+
+
+class InvalidPointer(MallocError):
+    """free/realloc/usable_size of a pointer that is not a live allocation.
+
+    Real glibc aborts the process for most of these ("free(): invalid
+    pointer", "double free detected in tcache 2"); the model stops the run
+    with a message naming the pointer, so the trace line can be found.
+    """
+
+
+class HeapCorrupt(AssertionError):
+    """``check()`` found the model's heap inconsistent: a bug in the model."""
+
+
+def request2size(n: int) -> int:
+    """Chunk size for a request of ``n`` bytes (R2): n + 8 rounded up to 16, at least 32."""
+    nb = (n + SIZE_SZ + MALLOC_ALIGNMENT - 1) & ~(MALLOC_ALIGNMENT - 1)
+    return nb if nb > MINSIZE else MINSIZE
+
+
+def largebin_index(sz: int) -> int:
+    """glibc's ``largebin_index_64``: 32 bins 64 apart, 16 of 512, 8 of 4096, ... ."""
+    if (sz >> 6) <= 48:
+        return 48 + (sz >> 6)
+    if (sz >> 9) <= 20:
+        return 91 + (sz >> 9)
+    if (sz >> 12) <= 10:
+        return 110 + (sz >> 12)
+    if (sz >> 15) <= 4:
+        return 119 + (sz >> 15)
+    if (sz >> 18) <= 2:
+        return 124 + (sz >> 18)
+    return 126
+
+
+def bin_index(sz: int) -> int:
+    """Bin of a free chunk of size ``sz``: small bins 2..63 hold one size each."""
+    return sz >> 4 if sz < MIN_LARGE_SIZE else largebin_index(sz)
+
+
+def _size_param(name: str, value: object) -> int:
+    try:
+        size = parse_size(value)
+    except UnitError as e:
+        raise MallocConfigError(f"allocator.{name}: {e}") from None
+    if size > PTRDIFF_MAX:
+        raise MallocConfigError(f"allocator.{name}: {size} is larger than any size_t glibc takes")
+    return size
+
+
+class GlibcMalloc:
+    """glibc 2.36 malloc over a simulated kernel (``vmexp.libc.base.Kernel``).
+
+    ``mmap_threshold``, ``trim_threshold``, ``top_pad`` and ``mmap_max``
+    default to glibc's values; setting any of them (even to its default)
+    is ``mallopt``, which also turns the dynamic mmap threshold off (R10).
+    Sizes accept units (``"64k"``).
+    """
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        *,
+        mmap_threshold: int | str | None = None,
+        trim_threshold: int | str | None = None,
+        top_pad: int | str | None = None,
+        mmap_max: int | None = None,
+    ) -> None:
+        ps: object = getattr(kernel, "page_size", None)
+        if not isinstance(ps, int) or isinstance(ps, bool) or ps < 4096 or ps & (ps - 1):
+            raise MallocConfigError(f"kernel.page_size must be a power of two >= 4096, got {ps!r}")
+        self._k = kernel
+        self._ps = ps
+        # Bound methods: the hot paths call these millions of times.
+        self._w = kernel.write
+        self._r = kernel.read
+        self._brk = kernel.brk
+        self._madvise = getattr(kernel, "madvise_dontneed", None)
+
+        # mp_ (R1)
+        self._thr = DEFAULT_MMAP_THRESHOLD
+        self._trim = DEFAULT_TRIM_THRESHOLD
+        self._pad = DEFAULT_TOP_PAD
+        self._mmaps_max = DEFAULT_MMAP_MAX
+        self._no_dyn = False
+        self._n_mmaps = 0
+        self._mmapped_mem = 0
+        self._sbrk_base = 0
+        self._curbrk = -1  # glibc's __curbrk; -1 until the first brk(NULL)
+
+        # main_arena
+        self._system_mem = 0
+        self._contiguous = True
+        self._top = 0  # 0 stands for glibc's initial_top pseudo-chunk (size 0)
+        self._topsize = 0
+        self._last_remainder = 0
+        self._have_fast = False
+        self._inuse: dict[int, int] = {}
+        self._parked: dict[int, int] = {}
+        self._free: dict[int, int] = {}
+        self._free_end: dict[int, int] = {}
+        self._unsorted: dict[int, None] = {}
+        self._small: list[dict[int, None]] = [{} for _ in range(MIN_LARGE_SIZE >> 4)]
+        self._large: list[list[int]] = [[] for _ in range(NBINS)]
+        self._binmap = 0
+        self._fast: list[list[int]] = [[] for _ in range(NFASTBINS)]
+        self._tc: list[list[int]] = [[] for _ in range(TCACHE_MAX_BINS)]
+        self._tcache = 0  # user address of tcache_perthread_struct; 0 = not yet allocated
+        self._mmapped: dict[int, int] = {}
+        # Fenceposts and unusable slivers left by a move of the top (sysmalloc).
+        self._fence: dict[int, int] = {}
+        # Address ranges the arena owns: [chunk_start, end); the top's range ends at the top's end.
+        self._segs: list[list[int]] = []
+        self._gap = 0  # arena bytes before a segment's first chunk (a misaligned break)
+
+        if mmap_threshold is not None:
+            self.mallopt("mmap_threshold", mmap_threshold)
+        if trim_threshold is not None:
+            self.mallopt("trim_threshold", trim_threshold)
+        if top_pad is not None:
+            self.mallopt("top_pad", top_pad)
+        if mmap_max is not None:
+            self.mallopt("mmap_max", mmap_max)
+
+    # ------------------------------------------------------------------ parameters
+
+    @property
+    def mmap_threshold(self) -> int:
+        """``mp_.mmap_threshold`` now (it moves with the dynamic threshold, R9)."""
+        return self._thr
+
+    @property
+    def trim_threshold(self) -> int:
+        return self._trim
+
+    @property
+    def top_pad(self) -> int:
+        return self._pad
+
+    @property
+    def mmap_max(self) -> int:
+        return self._mmaps_max
+
+    @property
+    def dynamic_threshold(self) -> bool:
+        """False once any mallopt parameter was set (R10)."""
+        return not self._no_dyn
+
+    def mallopt(self, param: str, value: int | str) -> int:
+        """``mallopt`` by name: ``mmap_threshold``, ``trim_threshold``, ``top_pad``, ``mmap_max``.
+
+        As in glibc, every call first consolidates the fastbins (R11) and any
+        of the four freezes the dynamic threshold (R10).  Returns 1 like glibc.
+        """
+        if param == "mmap_max":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _INT32_MAX:
+                raise MallocConfigError(
+                    f"allocator.mmap_max must be an integer in [0, {_INT32_MAX}], got {value!r}"
+                )
+            self._consolidate()
+            self._mmaps_max = value
+        elif param in ("mmap_threshold", "trim_threshold", "top_pad"):
+            size = _size_param(param, value)
+            self._consolidate()
+            if param == "mmap_threshold":
+                self._thr = size  # no upper bound check in 2.36 (R11)
+            elif param == "trim_threshold":
+                self._trim = size
+            else:
+                self._pad = size
+        else:
+            raise MallocConfigError(
+                f"unknown mallopt parameter {param!r}; "
+                "valid: mmap_threshold, trim_threshold, top_pad, mmap_max"
+            )
+        self._no_dyn = True
+        return 1
+
+    # ------------------------------------------------------------------ public API
+
+    def malloc(self, n: int) -> int:
+        """``__libc_malloc``: tcache first (R5.1), then ``_int_malloc``."""
+        if n < 0 or n > PTRDIFF_MAX:
+            return 0
+        nb = (n + 23) & ~15
+        if nb < MINSIZE:
+            nb = MINSIZE
+        if not self._tcache:
+            self._tcache_init()
+        if nb <= TCACHE_MAX_CHUNK and self._tcache:
+            tci = (nb - 17) >> 4
+            if self._tc[tci]:
+                return self._tcache_get(tci) + CHUNK_HDR_SZ
+        c = self._int_malloc(nb)
+        return c + CHUNK_HDR_SZ if c else 0
+
+    def free(self, p: int) -> None:
+        """``__libc_free``: munmap (raising the dynamic threshold, R9) or ``_int_free`` (R12)."""
+        if p == 0:
+            return
+        c = p - CHUNK_HDR_SZ
+        size = self._inuse.pop(c, 0)
+        if size:
+            if not self._tcache:
+                self._tcache_init()
+            self._int_free(c, size)
+            return
+        size = self._mmapped.get(c, 0)
+        if not size:
+            raise InvalidPointer(self._bad_pointer("free", p))
+        nomask = size | _IS_MMAPPED
+        if not self._no_dyn and nomask > self._thr and nomask <= DEFAULT_MMAP_THRESHOLD_MAX:
+            self._thr = size
+            self._trim = 2 * size
+        self._munmap_chunk(c)
+
+    def calloc(self, count: int, size: int) -> int:
+        """``__libc_calloc`` (R27): ``_int_malloc`` without the tcache fast path, then clear.
+
+        Memory glibc knows is fresh from the kernel is not cleared: an mmapped
+        chunk, and the part of a chunk carved from the old top that lies
+        beyond the old top's end.
+        """
+        if count < 0 or size < 0:
+            return 0
+        nbytes = count * size
+        if nbytes > PTRDIFF_MAX:
+            return 0
+        if not self._tcache:
+            self._tcache_init()
+        # Only the current top counts as known-zero memory.  malloc.c also widens it to
+        # sbrk_base + max_system_mem - top (the largest heap ever had), but Debian's 2.36
+        # binary has no such code in __libc_calloc, and it measures that way: after a trim,
+        # calloc from the regrown top clears only the old top's bytes.
+        oldtop = self._top
+        oldtopsize = self._topsize
+        nb = (nbytes + 23) & ~15
+        if nb < MINSIZE:
+            nb = MINSIZE
+        c = self._int_malloc(nb)
+        if not c:
+            return 0
+        csz = self._inuse.get(c, 0)
+        if not csz:  # mmapped: the kernel's zero pages need no clearing
+            return c + CHUNK_HDR_SZ
+        if c == oldtop and csz > oldtopsize:
+            csz = oldtopsize
+        self._w(c + CHUNK_HDR_SZ, csz - SIZE_SZ)
+        return c + CHUNK_HDR_SZ
+
+    def realloc(self, p: int, n: int) -> int:
+        """``__libc_realloc``: mremap for mmapped chunks (R25), ``_int_realloc`` for heap chunks (R26)."""
+        if n == 0 and p != 0:  # REALLOC_ZERO_BYTES_FREES
+            self.free(p)
+            return 0
+        if p == 0:
+            return self.malloc(n)
+        c = p - CHUNK_HDR_SZ
+        oldsize = self._inuse.get(c, 0)
+        if not oldsize:
+            oldsize = self._mmapped.get(c, 0)
+            if not oldsize:
+                raise InvalidPointer(self._bad_pointer("realloc", p))
+            if n < 0 or n > PTRDIFF_MAX:
+                return 0
+            return self._realloc_mmapped(c, oldsize, n)
+        if not self._tcache:
+            self._tcache_init()
+        if n < 0 or n > PTRDIFF_MAX:
+            return 0
+        nb = request2size(n)
+        return self._int_realloc(c, oldsize, nb)
+
+    def usable_size(self, p: int) -> int:
+        """``malloc_usable_size`` (R2): nb − 8 on the heap, size − 16 when mmapped."""
+        if p == 0:
+            return 0
+        c = p - CHUNK_HDR_SZ
+        size = self._inuse.get(c) or self._parked.get(c)
+        if size:
+            return size - SIZE_SZ
+        size = self._mmapped.get(c)
+        if size:
+            return size - CHUNK_HDR_SZ
+        if c in self._free:
+            return 0  # glibc: the chunk is not marked in use
+        raise InvalidPointer(self._bad_pointer("malloc_usable_size", p))
+
+    def malloc_trim(self, pad: int = 0) -> int:
+        """glibc's ``mtrim``: consolidate, MADV_DONTNEED whole free pages in binned chunks, systrim.
+
+        The madvise goes to ``kernel.madvise_dontneed(addr, length)`` when the
+        kernel has it (the Kernel protocol does not require it); the return
+        value counts it either way, as glibc does.
+        """
+        if pad < 0:
+            raise MallocError(f"malloc_trim: pad must be >= 0, got {pad}")
+        self._consolidate()
+        ps = self._ps
+        psm1 = ps - 1
+        psindex = bin_index(ps)
+        result = 0
+        for i in [1, *range(psindex, NBINS)]:
+            if i == 1:
+                chunks: list[int] = list(self._unsorted)
+            elif i < 64:
+                chunks = list(self._small[i])
+            else:
+                chunks = self._large[i][::-1]  # glibc walks from last (smallest) to first
+            for c in chunks:
+                size = self._free[c]
+                if size > psm1 + MALLOC_CHUNK_STRUCT:
+                    paligned = (c + MALLOC_CHUNK_STRUCT + psm1) & ~psm1
+                    size -= paligned - c
+                    if size > psm1:
+                        if self._madvise is not None:
+                            self._madvise(paligned, size & ~psm1)
+                        result = 1
+        return result | self._systrim(pad)
+
+    def mallinfo2(self) -> dict[str, int]:
+        """``int_mallinfo`` of the main arena (R15); tcache chunks count as in use."""
+        fastavail = 0
+        nfast = 0
+        for i, fb in enumerate(self._fast):
+            nfast += len(fb)
+            fastavail += len(fb) * ((i + 2) << 4)
+        avail = self._topsize + fastavail + sum(self._free.values())
+        values = {
+            "arena": self._system_mem,
+            "ordblks": 1 + len(self._free),
+            "smblks": nfast,
+            "hblks": self._n_mmaps,
+            "hblkhd": self._mmapped_mem,
+            "usmblks": 0,
+            "fsmblks": fastavail,
+            "uordblks": self._system_mem - avail,
+            "fordblks": avail,
+            "keepcost": self._topsize,
+        }
+        return {k: values[k] for k in MALLINFO_FIELDS}
+
+    def heap_walk(self) -> list[tuple[int, int, str]]:
+        """Every chunk of the arena and every mmapped chunk, by address."""
+        tcached = {c for tcb in self._tc for c in tcb}
+        out: list[tuple[int, int, str]] = []
+        out.extend((c, s, "in_use") for c, s in self._inuse.items())
+        out.extend((c, s, "tcache" if c in tcached else "fastbin") for c, s in self._parked.items())
+        out.extend((c, s, "free") for c, s in self._free.items())
+        out.extend((c, s, "in_use") for c, s in self._fence.items())
+        out.extend((c, s, "mmapped") for c, s in self._mmapped.items())
+        if self._topsize:
+            out.append((self._top, self._topsize, "top"))
+        out.sort()
+        return out
+
+    # ------------------------------------------------------------------ kernel side
+
+    def _sbrk(self, inc: int) -> int:
+        """glibc's ``__sbrk``: the first call queries the break with brk(NULL) (R3).
+
+        Returns the old break, or -1 when the kernel did not move the break
+        as far as asked (Linux's brk then returns the unchanged break).
+        """
+        if self._curbrk < 0:
+            cur = self._brk(0)
+            if cur < 0:
+                return -1
+            self._curbrk = cur
+        if inc == 0:
+            return self._curbrk
+        old = self._curbrk
+        want = old + inc
+        if want < 0:
+            return -1
+        new = self._brk(want)
+        if new < 0:
+            return -1
+        self._curbrk = new
+        if new < want:
+            return -1
+        return old
+
+    def _mmap_chunk(self, nb: int) -> int:
+        """``sysmalloc_mmap`` (R8): one mapping rounded up to pages; the header is in its first page."""
+        ps = self._ps
+        size = (nb + SIZE_SZ + ps - 1) & ~(ps - 1)
+        mm: int = self._k.mmap(size)
+        if mm < 0:
+            return 0
+        self._w(mm, CHUNK_HDR_SZ)
+        self._mmapped[mm] = size
+        self._n_mmaps += 1
+        self._mmapped_mem += size
+        return mm
+
+    def _munmap_chunk(self, c: int) -> None:
+        size = self._mmapped.pop(c)
+        self._n_mmaps -= 1
+        self._mmapped_mem -= size
+        self._k.munmap(c, size)
+
+    def _sysmalloc(self, nb: int) -> int:
+        """Get memory from the kernel for a request the arena cannot serve (R4, R6, R7, R28).
+
+        A brk that fails falls back to an mmapped region of at least 1 MiB
+        that becomes the new top; the arena is then non-contiguous for good,
+        and the old top is fenced off and freed.
+        """
+        if nb >= self._thr and self._n_mmaps < self._mmaps_max:
+            c = self._mmap_chunk(nb)
+            if c:
+                return c
+        ps = self._ps
+        w = self._w
+        old_top = self._top
+        old_size = self._topsize
+        old_end = old_top + old_size
+        snd_brk = -1
+        size = nb + self._pad + MINSIZE
+        if self._contiguous:
+            size -= old_size
+        size = (size + ps - 1) & ~(ps - 1)
+        brk = self._sbrk(size) if size > 0 else -1
+        if brk < 0:
+            fsize = size
+            if self._contiguous:
+                fsize = (fsize + old_size + ps - 1) & ~(ps - 1)
+            if fsize < MMAP_AS_MORECORE_SIZE:
+                fsize = MMAP_AS_MORECORE_SIZE
+            if fsize > nb:
+                mbrk: int = self._k.mmap(fsize)
+                if mbrk >= 0:
+                    self._contiguous = False
+                    brk = mbrk
+                    snd_brk = mbrk + fsize
+                    size = fsize
+        if brk >= 0:
+            if self._sbrk_base == 0:
+                self._sbrk_base = brk
+            self._system_mem += size
+            if brk == old_end and snd_brk < 0:
+                # The new space continues the top (R4): the common case.
+                self._topsize = old_size + size
+                self._seg_end(old_top, old_end + size)
+                w(old_top + SIZE_SZ, SIZE_SZ)
+            elif self._contiguous and old_size and brk < old_end:
+                raise HeapCorrupt("break adjusted to free malloc space")
+            else:
+                correction = 0
+                aligned_brk = brk
+                if self._contiguous:
+                    if old_size:
+                        self._system_mem += brk - old_end  # a foreign sbrk's bytes count as ours
+                    front = (brk + CHUNK_HDR_SZ) & (MALLOC_ALIGNMENT - 1)
+                    if front:
+                        correction = MALLOC_ALIGNMENT - front
+                        aligned_brk += correction
+                    correction += old_size
+                    end_mis = brk + size + correction
+                    correction += ((end_mis + ps - 1) & ~(ps - 1)) - end_mis
+                    snd_brk = self._sbrk(correction)  # sbrk(0) when aligned: not a syscall
+                    if snd_brk < 0:
+                        correction = 0
+                        snd_brk = self._sbrk(0)
+                elif snd_brk < 0:
+                    snd_brk = self._sbrk(0)
+                if snd_brk >= 0:
+                    self._top = aligned_brk
+                    self._topsize = snd_brk - aligned_brk + correction
+                    self._system_mem += correction
+                    self._gap += aligned_brk - brk
+                    self._segs.append([aligned_brk, aligned_brk + self._topsize])
+                    w(aligned_brk + SIZE_SZ, SIZE_SZ)
+                    if old_size:
+                        self._fence_old_top(old_top, old_size)
+        top = self._top
+        if self._topsize >= nb + MINSIZE:
+            self._top = top + nb
+            self._topsize -= nb
+            w(top + SIZE_SZ, SIZE_SZ)
+            w(top + nb + SIZE_SZ, SIZE_SZ)
+            self._inuse[top] = nb
+            return top
+        return 0
+
+    def _fence_old_top(self, old_top: int, old_size: int) -> None:
+        """Two 16-byte in-use fenceposts end the old top so nothing coalesces across the gap."""
+        size = (old_size - 2 * CHUNK_HDR_SZ) & ~(MALLOC_ALIGNMENT - 1)
+        self._fence[old_top + size] = CHUNK_HDR_SZ
+        self._fence[old_top + size + CHUNK_HDR_SZ] = CHUNK_HDR_SZ
+        self._w(old_top + SIZE_SZ, SIZE_SZ)
+        self._w(old_top + size + SIZE_SZ, 24)
+        if size >= MINSIZE:
+            self._int_free(old_top, size)
+        elif size:
+            self._fence[old_top] = size
+
+    def _seg_end(self, start_chunk: int, new_end: int) -> None:
+        """Move the end of the segment that holds ``start_chunk`` (the top)."""
+        for seg in self._segs:
+            if seg[0] <= start_chunk < seg[1]:
+                seg[1] = new_end
+                return
+
+    def _systrim(self, pad: int) -> int:
+        """Give the top's whole pages beyond ``pad`` back with one brk (R13).
+
+        The first comparison is glibc's signed/unsigned one: a top smaller
+        than 33 bytes makes ``top_area`` negative, which as a size_t is huge.
+        """
+        top_size = self._topsize
+        top_area = top_size - MINSIZE - 1
+        if 0 <= top_area <= pad:
+            return 0
+        extra = ((top_area - pad) & _U64) & ~(self._ps - 1)
+        if extra >= 1 << 63:
+            extra -= 1 << 64
+        if extra == 0:
+            return 0
+        current = self._sbrk(0)
+        if current != self._top + top_size:
+            return 0
+        self._sbrk(-extra)
+        new = self._sbrk(0)
+        if new < 0:
+            return 0
+        released = current - new
+        if not released:
+            return 0
+        self._system_mem -= released
+        self._topsize = top_size - released
+        self._seg_end(self._top, self._top + self._topsize)
+        self._w(self._top + SIZE_SZ, SIZE_SZ)
+        return 1
+
+    # ------------------------------------------------------------------ tcache
+
+    def _tcache_init(self) -> None:
+        """The first malloc allocates the 640-byte tcache structure before the request (R3)."""
+        c = self._int_malloc(request2size(TCACHE_STRUCT_SIZE))
+        if c:
+            self._tcache = c + CHUNK_HDR_SZ
+            self._w(self._tcache, TCACHE_STRUCT_SIZE)
+
+    def _tcache_put(self, c: int, tci: int, size: int) -> None:
+        self._tc[tci].append(c)
+        self._parked[c] = size
+        self._w(c + CHUNK_HDR_SZ, 16)  # entry->next, entry->key
+        # counts[tci] .. entries[tci]: one region inside the tcache structure
+        self._w(self._tcache + 2 * tci, 136 + 6 * tci)
+
+    def _tcache_get(self, tci: int) -> int:
+        c = self._tc[tci].pop()
+        self._inuse[c] = self._parked.pop(c)
+        self._w(c + 24, SIZE_SZ)  # e->key = 0 (next is loaded from the same bytes' page)
+        self._w(self._tcache + 2 * tci, 136 + 6 * tci)
+        return c
+
+    # ------------------------------------------------------------------ bins
+
+    def _unlink(self, c: int) -> int:
+        """Take a chunk out of whichever regular bin holds it; returns its size."""
+        size = self._free.pop(c)
+        del self._free_end[c + size]
+        if c in self._unsorted:
+            del self._unsorted[c]
+        elif size < MIN_LARGE_SIZE:
+            b = self._small[size >> 4]
+            del b[c]
+            if not b:
+                self._binmap &= ~(1 << (size >> 4))
+        else:
+            i = largebin_index(size)
+            lb = self._large[i]
+            lb.remove(c)
+            if not lb:
+                self._binmap &= ~(1 << i)
+        return size
+
+    def _to_unsorted(self, c: int, size: int) -> None:
+        """Link a free chunk at the head of the unsorted bin, with its header and boundary tag."""
+        self._unsorted[c] = None
+        self._free[c] = size
+        self._free_end[c + size] = c
+        # size field + fd/bk (+ fd_nextsize/bk_nextsize cleared for large sizes)
+        self._w(c + SIZE_SZ, 24 if size < MIN_LARGE_SIZE else 40)
+
+    def _consolidate(self) -> None:
+        """``malloc_consolidate`` (R18): merge every fastbin chunk with free neighbours; never trims."""
+        self._have_fast = False
+        w = self._w
+        free = self._free
+        free_end = self._free_end
+        parked = self._parked
+        for fb in self._fast:
+            if not fb:
+                continue
+            chunks = fb[::-1]  # from the bin's head, as glibc walks it
+            fb.clear()
+            for c in chunks:
+                size = parked.pop(c)
+                nxt = c + size
+                prev = free_end.get(c)
+                if prev is not None:
+                    size += self._unlink(prev)
+                    c = prev
+                if nxt != self._top:
+                    if nxt in free:
+                        size += self._unlink(nxt)
+                        w(c + size, SIZE_SZ)  # foot
+                    else:
+                        w(nxt, 16)  # foot + next's PREV_INUSE cleared
+                    self._to_unsorted(c, size)
+                else:
+                    self._top = c
+                    self._topsize += size
+                    w(c + SIZE_SZ, SIZE_SZ)
+
+    def _place_in_bin(self, c: int, size: int) -> None:
+        """Sort a chunk leaving the unsorted bin into its small or large bin (glibc's order)."""
+        if size < MIN_LARGE_SIZE:
+            i = size >> 4
+            self._small[i][c] = None
+            self._w(c + CHUNK_HDR_SZ, 16)
+        else:
+            i = largebin_index(size)
+            lb = self._large[i]
+            free = self._free
+            if not lb or size < free[lb[-1]]:
+                lb.append(c)
+                self._w(c + CHUNK_HDR_SZ, 32)
+            else:
+                j = 0
+                while size < free[lb[j]]:
+                    j += 1
+                if size == free[lb[j]]:
+                    lb.insert(j + 1, c)  # equal sizes go second: the size list stays untouched
+                    self._w(c + CHUNK_HDR_SZ, 16)
+                else:
+                    lb.insert(j, c)
+                    self._w(c + CHUNK_HDR_SZ, 32)
+        self._binmap |= 1 << i
+
+    def _split(self, c: int, size: int, nb: int, advertise: bool) -> int:
+        """Hand out ``nb`` bytes of the free chunk ``c`` (already unlinked) (R19)."""
+        rs = size - nb
+        if rs < MINSIZE:
+            self._w(c + size + SIZE_SZ, SIZE_SZ)  # next chunk's PREV_INUSE
+            self._inuse[c] = size
+            return c
+        rem = c + nb
+        self._w(c + SIZE_SZ, SIZE_SZ)
+        self._to_unsorted(rem, rs)
+        self._w(rem + rs, SIZE_SZ)  # foot
+        if advertise:
+            self._last_remainder = rem
+        self._inuse[c] = nb
+        return c
+
+    # ------------------------------------------------------------------ malloc
+
+    def _int_malloc(self, nb: int) -> int:
+        """``_int_malloc`` for chunk size ``nb`` (R5); returns the chunk address or 0."""
+        w = self._w
+        free = self._free
+        if nb <= MAX_FAST:
+            fb = self._fast[(nb >> 4) - 2]
+            if fb:
+                victim = fb.pop()
+                self._r(victim + CHUNK_HDR_SZ, SIZE_SZ)  # its fd
+                if self._tcache:
+                    tci = (nb - 17) >> 4
+                    tcb = self._tc[tci]
+                    parked = self._parked
+                    while len(tcb) < TCACHE_FILL_COUNT and fb:
+                        tc = fb.pop()
+                        del parked[tc]
+                        self._tcache_put(tc, tci, nb)
+                self._inuse[victim] = self._parked.pop(victim)
+                return victim
+        if nb < MIN_LARGE_SIZE:
+            idx = nb >> 4
+            b = self._small[idx]
+            if b:
+                victim = next(iter(b))
+                del b[victim]
+                del free[victim]
+                del self._free_end[victim + nb]
+                w(victim + nb + SIZE_SZ, SIZE_SZ)
+                if self._tcache:
+                    tci = (nb - 17) >> 4
+                    tcb = self._tc[tci]
+                    while len(tcb) < TCACHE_FILL_COUNT and b:
+                        tc = next(iter(b))
+                        del b[tc]
+                        del free[tc]
+                        del self._free_end[tc + nb]
+                        w(tc + nb + SIZE_SZ, SIZE_SZ)
+                        self._tcache_put(tc, tci, nb)
+                if not b:
+                    self._binmap &= ~(1 << idx)
+                self._inuse[victim] = nb
+                return victim
+        else:
+            idx = largebin_index(nb)
+            if self._have_fast:
+                self._consolidate()
+
+        tci = (nb - 17) >> 4
+        tcache_nb = nb if self._tcache and nb <= TCACHE_MAX_CHUNK else 0
+        return_cached = False
+        unsorted = self._unsorted
+        while True:
+            iters = 0
+            while unsorted:
+                victim = next(iter(unsorted))
+                size = free[victim]
+                if (
+                    nb < MIN_LARGE_SIZE
+                    and victim == self._last_remainder
+                    and size > nb + MINSIZE
+                    and len(unsorted) == 1
+                ):
+                    # Runs of small requests walk through the last remainder (R5.5).
+                    self._unlink(victim)
+                    rem = victim + nb
+                    rs = size - nb
+                    self._to_unsorted(rem, rs)
+                    self._last_remainder = rem
+                    w(victim + SIZE_SZ, SIZE_SZ)
+                    w(rem + rs, SIZE_SZ)
+                    self._inuse[victim] = nb
+                    return victim
+                del unsorted[victim]
+                if size == nb:
+                    del free[victim]
+                    del self._free_end[victim + size]
+                    w(victim + size + SIZE_SZ, SIZE_SZ)
+                    if tcache_nb and len(self._tc[tci]) < TCACHE_FILL_COUNT:
+                        self._tcache_put(victim, tci, nb)
+                        return_cached = True
+                        continue
+                    self._inuse[victim] = size
+                    return victim
+                self._place_in_bin(victim, size)
+                iters += 1
+                if iters >= MAX_ITERS:
+                    break
+            if return_cached:
+                return self._tcache_get(tci)
+
+            if nb >= MIN_LARGE_SIZE:
+                lb = self._large[idx]
+                if lb and free[lb[0]] >= nb:
+                    # Best fit: the smallest size >= nb; of equal sizes the second, so the
+                    # size list's head stays (glibc's "avoid removing the first entry").
+                    j = len(lb) - 1
+                    while free[lb[j]] < nb:
+                        j -= 1
+                    size = free[lb[j]]
+                    h = j
+                    while h > 0 and free[lb[h - 1]] == size:
+                        h -= 1
+                    if h + 1 < len(lb) and free[lb[h + 1]] == size:
+                        h += 1
+                    victim = lb.pop(h)
+                    if not lb:
+                        self._binmap &= ~(1 << idx)
+                    del free[victim]
+                    del self._free_end[victim + size]
+                    return self._split(victim, size, nb, False)
+
+            m = self._binmap >> (idx + 1)
+            if m:
+                i = idx + (m & -m).bit_length()
+                if i < 64:
+                    b = self._small[i]
+                    victim = next(iter(b))
+                    del b[victim]
+                    if not b:
+                        self._binmap &= ~(1 << i)
+                else:
+                    lb = self._large[i]
+                    victim = lb.pop()
+                    if not lb:
+                        self._binmap &= ~(1 << i)
+                size = free.pop(victim)
+                del self._free_end[victim + size]
+                return self._split(victim, size, nb, nb < MIN_LARGE_SIZE)
+
+            top = self._top
+            if self._topsize >= nb + MINSIZE:
+                # Carved from the bottom of the top (R20).
+                self._top = top + nb
+                self._topsize -= nb
+                w(top + SIZE_SZ, SIZE_SZ)
+                w(top + nb + SIZE_SZ, SIZE_SZ)
+                self._inuse[top] = nb
+                return top
+            if self._have_fast:
+                self._consolidate()
+                continue
+            return self._sysmalloc(nb)
+
+    # ------------------------------------------------------------------ free
+
+    def _int_free(self, c: int, size: int) -> None:
+        """``_int_free`` (R12): tcache, fastbin, or coalesce and maybe trim.  ``c`` is no longer in use."""
+        if size <= TCACHE_MAX_CHUNK and self._tcache:
+            tci = (size - 17) >> 4
+            if len(self._tc[tci]) < TCACHE_FILL_COUNT:
+                self._tcache_put(c, tci, size)
+                return
+        w = self._w
+        if size <= MAX_FAST:
+            self._r(c + size + SIZE_SZ, SIZE_SZ)  # next chunk's size is checked
+            self._have_fast = True
+            self._fast[(size >> 4) - 2].append(c)
+            self._parked[c] = size
+            w(c + CHUNK_HDR_SZ, SIZE_SZ)  # fd
+            return
+        nxt = c + size
+        prev = self._free_end.get(c)
+        if prev is not None:
+            size += self._unlink(prev)
+            c = prev
+        if nxt != self._top:
+            if nxt in self._free:
+                size += self._unlink(nxt)
+                w(c + size, SIZE_SZ)  # foot
+            else:
+                w(nxt, 16)  # foot + next's PREV_INUSE cleared
+            self._to_unsorted(c, size)
+        else:
+            size += self._topsize
+            self._top = c
+            self._topsize = size
+            w(c + SIZE_SZ, SIZE_SZ)
+        if size >= FASTBIN_CONSOLIDATION_THRESHOLD:
+            if self._have_fast:
+                self._consolidate()
+            if self._topsize >= self._trim:
+                self._systrim(self._pad)
+
+    # ------------------------------------------------------------------ realloc
+
+    def _realloc_mmapped(self, c: int, oldsize: int, n: int) -> int:
+        ps = self._ps
+        nb = request2size(n)
+        new_size = (nb + SIZE_SZ + ps - 1) & ~(ps - 1)
+        if new_size == oldsize:
+            return c + CHUNK_HDR_SZ
+        cp: int = self._k.mremap(c, oldsize, new_size)
+        if cp >= 0:
+            del self._mmapped[c]
+            self._mmapped[cp] = new_size
+            self._mmapped_mem += new_size - oldsize
+            self._w(cp + SIZE_SZ, SIZE_SZ)
+            return cp + CHUNK_HDR_SZ
+        if oldsize - SIZE_SZ >= nb:
+            return c + CHUNK_HDR_SZ
+        newmem = self.malloc(n)
+        if not newmem:
+            return 0
+        self._r(c + CHUNK_HDR_SZ, oldsize - CHUNK_HDR_SZ)
+        self._w(newmem, oldsize - CHUNK_HDR_SZ)
+        self._munmap_chunk(c)  # no dynamic-threshold update on this path
+        return newmem
+
+    def _int_realloc(self, c: int, oldsize: int, nb: int) -> int:
+        """``_int_realloc`` (R26): shrink, grow into top or a free next chunk, else move."""
+        w = self._w
+        nxt = c + oldsize
+        if oldsize >= nb:
+            newsize = oldsize
+        elif nxt == self._top and oldsize + self._topsize >= nb + MINSIZE:
+            self._topsize = oldsize + self._topsize - nb
+            self._top = c + nb
+            self._inuse[c] = nb
+            w(c + SIZE_SZ, SIZE_SZ)
+            w(c + nb + SIZE_SZ, SIZE_SZ)
+            return c + CHUNK_HDR_SZ
+        elif nxt != self._top and nxt in self._free and oldsize + self._free[nxt] >= nb:
+            newsize = oldsize + self._unlink(nxt)
+        else:
+            nc = self._int_malloc(nb)
+            if not nc:
+                return 0
+            if nc == nxt:
+                # The new chunk was carved right after the old one (an extended top): merge.
+                newsize = self._inuse.pop(nc) + oldsize
+            else:
+                copy = oldsize - SIZE_SZ
+                self._r(c + CHUNK_HDR_SZ, copy)
+                w(nc + CHUNK_HDR_SZ, copy)
+                del self._inuse[c]
+                self._int_free(c, oldsize)
+                return nc + CHUNK_HDR_SZ
+        rs = newsize - nb
+        if rs < MINSIZE:
+            self._inuse[c] = newsize
+            w(c + SIZE_SZ, SIZE_SZ)
+            w(c + newsize + SIZE_SZ, SIZE_SZ)
+        else:
+            self._inuse[c] = nb
+            rem = c + nb
+            w(c + SIZE_SZ, SIZE_SZ)
+            w(rem + SIZE_SZ, SIZE_SZ)
+            w(rem + rs + SIZE_SZ, SIZE_SZ)
+            self._int_free(rem, rs)
+        return c + CHUNK_HDR_SZ
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def _bad_pointer(self, func: str, p: int) -> str:
+        c = p - CHUNK_HDR_SZ
+        if c in self._parked:
+            why = "double free (the chunk is in the tcache or a fastbin)"
+        elif c in self._free:
+            why = "double free (the chunk is already free)"
+        else:
+            why = "not a pointer malloc returned"
+        return f"{func}(): invalid pointer {p:#x}: {why}"
+
+    def check(self) -> None:
+        """Raise ``HeapCorrupt`` on any inconsistency of the model's heap.
+
+        Checked: chunks tile every arena segment exactly; sizes are aligned;
+        every binned chunk is in the right bin once, with its boundary tag;
+        large bins are sorted; the binmap matches; no two binned chunks and no
+        binned chunk and the top are neighbours; fastbin/tcache sizes and
+        counts; mmapped totals; mallinfo2's identities.
+        """
+
+        def fail(msg: str) -> None:
+            raise HeapCorrupt(msg)
+
+        walk = [(c, s, st) for c, s, st in self.heap_walk() if st != "mmapped"]
+        segs = sorted(tuple(s) for s in self._segs)
+        if self._topsize and not segs:
+            fail("a top chunk without an arena segment")
+        pos = 0
+        seg_total = 0
+        for start, end in segs:
+            seg_total += end - start
+            while pos < len(walk) and walk[pos][0] < start:
+                fail(f"chunk {walk[pos][0]:#x} outside every segment")
+            at = start
+            while pos < len(walk) and walk[pos][0] < end:
+                c, s, st = walk[pos]
+                if c != at:
+                    fail(f"gap or overlap at {at:#x}: next chunk starts at {c:#x} ({st})")
+                if s % MALLOC_ALIGNMENT or (s < MINSIZE and c not in self._fence):
+                    fail(f"chunk {c:#x} has a bad size {s}")
+                at = c + s
+                pos += 1
+            if at != end:
+                fail(f"segment [{start:#x}, {end:#x}) ends with a chunk ending at {at:#x}")
+        if pos != len(walk):
+            fail(f"chunk {walk[pos][0]:#x} outside every segment")
+        if seg_total + self._gap != self._system_mem:
+            fail(f"segments hold {seg_total + self._gap} bytes, system_mem is {self._system_mem}")
+        if self._topsize:
+            if self._topsize < MINSIZE:
+                fail(f"top of {self._topsize} bytes is below MINSIZE")
+            if self._contiguous and self._top + self._topsize != self._curbrk:
+                fail(f"top ends at {self._top + self._topsize:#x}, the break is {self._curbrk:#x}")
+
+        owners = [self._inuse, self._parked, self._free, self._fence]
+        seen: set[int] = set()
+        for d in owners:
+            both = seen & d.keys()
+            if both:
+                fail(f"chunk {min(both):#x} is in two states")
+            seen |= d.keys()
+
+        binned: dict[int, int] = {}
+        for c in self._unsorted:
+            binned[c] = 1
+        for i, b in enumerate(self._small):
+            for c in b:
+                if c in binned:
+                    fail(f"chunk {c:#x} in two bins")
+                binned[c] = i
+                if self._free.get(c) != i << 4:
+                    fail(f"chunk {c:#x} of size {self._free.get(c)} in small bin {i}")
+        for i, lb in enumerate(self._large):
+            sizes = [self._free.get(c, -1) for c in lb]
+            if sizes != sorted(sizes, reverse=True):
+                fail(f"large bin {i} is not sorted: {sizes}")
+            for c, s in zip(lb, sizes, strict=True):
+                if c in binned:
+                    fail(f"chunk {c:#x} in two bins")
+                binned[c] = i
+                if s < MIN_LARGE_SIZE or largebin_index(s) != i:
+                    fail(f"chunk {c:#x} of size {s} in large bin {i}")
+        if binned.keys() != self._free.keys():
+            fail("the free chunks and the bins disagree")
+        for i in range(2, NBINS):
+            nonempty = bool(self._small[i]) if i < 64 else bool(self._large[i])
+            if bool(self._binmap >> i & 1) != nonempty:
+                fail(f"binmap bit {i} is wrong")
+        for c, s in self._free.items():
+            if self._free_end.get(c + s) != c:
+                fail(f"free chunk {c:#x} has no boundary tag")
+            if c + s in self._free:
+                fail(f"free chunks {c:#x} and {c + s:#x} are neighbours")
+            if c + s == self._top and self._topsize:
+                fail(f"free chunk {c:#x} borders the top")
+        if len(self._free_end) != len(self._free):
+            fail("stale boundary tags")
+
+        fast_seen: set[int] = set()
+        for i, fb in enumerate(self._fast):
+            for c in fb:
+                if self._parked.get(c) != (i + 2) << 4:
+                    fail(f"fastbin {i} holds chunk {c:#x} of size {self._parked.get(c)}")
+                fast_seen.add(c)
+        tc_seen: set[int] = set()
+        for i, tcb in enumerate(self._tc):
+            if len(tcb) > TCACHE_FILL_COUNT:
+                fail(f"tcache bin {i} holds {len(tcb)} chunks")
+            for c in tcb:
+                if (self._parked.get(c, 0) - 17) >> 4 != i:
+                    fail(f"tcache bin {i} holds chunk {c:#x} of size {self._parked.get(c)}")
+                tc_seen.add(c)
+        if fast_seen & tc_seen or (fast_seen | tc_seen) != self._parked.keys():
+            fail("parked chunks and the fastbins/tcache disagree")
+        if len(fast_seen) + len(tc_seen) != len(self._parked):
+            fail("a chunk is twice in the fastbins or the tcache")
+
+        if self._n_mmaps != len(self._mmapped) or self._mmapped_mem != sum(self._mmapped.values()):
+            fail("mmapped chunk counters disagree with the mapped chunks")
+        mi = self.mallinfo2()
+        if mi["uordblks"] + mi["fordblks"] != mi["arena"]:
+            fail(f"uordblks + fordblks != arena: {mi}")
+        if mi["ordblks"] < 1 or mi["uordblks"] < 0:
+            fail(f"impossible mallinfo2: {mi}")
