@@ -33,8 +33,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmexp.libc.base import MALLINFO_FIELDS
 from vmexp.units import UnitError, parse_size
-from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, PAGEREF, REALLOC, TOUCH, Op
+from vmexp.workload.ops import CALLOC, FREE, MALLOC, PAGEREF, REALLOC, TOUCH, Op
 from vmexp.workload.traces import parse_trace
 
 __all__ = [
@@ -52,19 +53,6 @@ __all__ = [
     "replay_real",
 ]
 
-MALLINFO_FIELDS = (
-    "arena",
-    "ordblks",
-    "smblks",
-    "hblks",
-    "hblkhd",
-    "usmblks",
-    "fsmblks",
-    "uordblks",
-    "fordblks",
-    "keepcost",
-)
-
 # (op, name, addr, length, result), with the meanings of syscalls.csv (DESIGN.md).
 Syscall = tuple[int, str, int, int, int]
 
@@ -75,6 +63,7 @@ _SOURCE = Path(__file__).with_name("replayer.c")
 _CFLAGS = ("-O2", "-std=gnu11", "-fno-builtin", "-Wall", "-Wl,-z,now")
 _INT_MAX = (1 << 31) - 1
 _TRACED = "brk,mmap,munmap,mremap,lseek"
+_REPLAYED = frozenset((MALLOC, CALLOC, REALLOC, FREE, TOUCH))
 
 
 class RealGlibcError(RuntimeError):
@@ -216,16 +205,16 @@ def _records(ops: list[Op], op_index: list[int]) -> bytes:
     """The replayer's input: a header, then six int64 per operation (see replayer.c).
 
     Block ids are renumbered densely so the replayer's tables are indexed
-    directly; ``compute`` has no effect on memory and is left out.
+    directly; operations that only pass time are left out.
     """
     recs = array("q")
     ids: dict[int, int] = {}
     for op, g in zip(ops, op_index, strict=True):
         code = op[0]
-        if code == COMPUTE:
-            continue
-        if code == PAGEREF:
-            raise ReplayError(f"op {g}: page references cannot be replayed against glibc")
+        if code not in _REPLAYED:
+            if code == PAGEREF:
+                raise ReplayError(f"op {g}: page references cannot be replayed against glibc")
+            continue  # compute / sleep: time passes, memory does not change
         bid = ids.setdefault(op[1], len(ids))
         if code in (MALLOC, REALLOC):
             recs.extend((g, code, bid, op[2], 0, 0))

@@ -166,9 +166,10 @@ class _Builder:
             elif kind == "malloc":
                 self.alloc(proc, "malloc", str(_count(fields[0])), result)
             elif kind == "aligned":
-                # valgrind: "al 64, size 100"; ltrace: memalign(64, 100), aligned_alloc(64, 100)
+                # valgrind: "al 64, size 100"; ltrace: memalign(64, 100), aligned_alloc(64, 100),
+                # sometimes followed by junk arguments ltrace prints without a prototype
                 m = _SIZE_KW.search(args)
-                size = int(m.group(1)) if m else _count(fields[-1])
+                size = int(m.group(1)) if m else _count(fields[1])
                 self.skip("aligned allocations imported as malloc (alignment dropped)")
                 self.alloc(proc, "malloc", str(size), result)
             elif kind == "calloc":

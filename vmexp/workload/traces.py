@@ -83,6 +83,7 @@ class Trace(NamedTuple):
     operation lines of the file (comments and blank lines not counted), which
     is the ``op`` column of ``syscalls.csv``; ``lines[g]`` is the 1-based line
     number of global operation ``g``, for messages about it at run time.
+    A trace without any operation has no process: ``ops == {}``.
     """
 
     ops: dict[int, list[Op]]
@@ -257,9 +258,6 @@ def parse_trace_text(text: str, name: str = "<text>") -> Trace:
         cur_index.append(g)
         lines.append(lineno)
         g += 1
-    if not ops:
-        ops[1] = []
-        index[1] = []
     return Trace(ops, index, lines)
 
 
