@@ -128,7 +128,7 @@ def parse_duration(value: object) -> int:
 
 
 def format_size(n: int | float) -> str:
-    """``65536`` -> ``'64 KiB'``; exact multiples print without decimals."""
+    """``65536`` -> ``'64 KiB'``; exact multiples print without decimals, others with."""
     n = int(n)
     sign = "-" if n < 0 else ""
     n = abs(n)
@@ -136,7 +136,8 @@ def format_size(n: int | float) -> str:
         if n >= mult:
             if n % mult == 0:
                 return f"{sign}{n // mult} {unit}"
-            return f"{sign}{n / mult:.3g} {unit}" if n / mult < 100 else f"{sign}{n / mult:.0f} {unit}"
+            # Not a whole multiple: always show decimals, so "18 KiB" means exactly 18 KiB.
+            return f"{sign}{n / mult:.2f} {unit}" if n / mult < 100 else f"{sign}{n / mult:.1f} {unit}"
     return f"{sign}{n} B"
 
 

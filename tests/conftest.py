@@ -1,0 +1,36 @@
+"""Shared helpers: compose the real config tree with overrides, as a user's command line would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import vmexp.app  # noqa: F401  (registers the schema and resolvers)
+from vmexp.config import Settings, validate
+from vmexp.sim import Result, simulate
+from vmexp.workload import build
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
+
+
+def compose_cfg(*overrides: str):  # type: ignore[no-untyped-def]
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose("config", overrides=list(overrides))
+
+
+def settings(*overrides: str) -> Settings:
+    return validate(compose_cfg(*overrides))
+
+
+def simulate_with(*overrides: str, check: bool = True) -> Result:
+    """Run the simulator in-process on the composed config; the invariant checker on by default."""
+    s = settings(*overrides)
+    return simulate(s, build(s.workload, s.nprocs, s.seed, s.page_size), check=check)
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
