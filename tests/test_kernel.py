@@ -13,7 +13,11 @@ SILBERSCHATZ = "7,0,1,2,0,3,0,4,2,3,0,3,2,1,2,0,1,7,0,1"
 
 def faults(refs: str, policy: str, frames: int) -> int:
     r = simulate_with(
-        "workload=pageref", f"workload.refs=[{refs}]", f"policy={policy}", f"ram={frames * 4}k", "machine.min_free=0"
+        "workload=pageref",
+        f"workload.refs=[{refs}]",
+        f"policy={policy}",
+        f"ram={frames * 4}k",
+        "machine.min_free=0",
     )
     p = r.processes[0]
     return p.minflt + p.majflt
@@ -31,7 +35,9 @@ def test_silberschatz_string_with_three_frames() -> None:
 
 
 def test_first_touches_are_minor_and_refaults_are_major() -> None:
-    r = simulate_with("workload=pageref", f"workload.refs=[{BELADY}]", "policy=fifo", "ram=12k", "machine.min_free=0")
+    r = simulate_with(
+        "workload=pageref", f"workload.refs=[{BELADY}]", "policy=fifo", "ram=12k", "machine.min_free=0"
+    )
     p = r.processes[0]
     # 5 distinct pages: 5 first touches (minor); the other 4 faults bring pages back from swap.
     assert (p.minflt, p.majflt) == (5, 4)
@@ -50,10 +56,17 @@ def test_four_processes_overrunning_ram_swap_and_nothing_leaks(tmp_path) -> None
     trace = tmp_path / "four.trace"
     lines = []
     for pid in range(1, 5):
-        lines += [f"p{pid}: malloc 1 1M", f"p{pid}: touch 1", f"p{pid}: compute 20ms", f"p{pid}: touch 1 0 4096 r"]
+        lines += [
+            f"p{pid}: malloc 1 1M",
+            f"p{pid}: touch 1",
+            f"p{pid}: compute 20ms",
+            f"p{pid}: touch 1 0 4096 r",
+        ]
     lines += [f"p{pid}: free 1" for pid in range(1, 5)]
     trace.write_text("\n".join(lines) + "\n")
-    r = simulate_with("workload=trace", f"workload.path={trace}", "ram=2M", "swap=16M", "machine.min_free=64k")
+    r = simulate_with(
+        "workload=trace", f"workload.path={trace}", "ram=2M", "swap=16M", "machine.min_free=64k"
+    )
     assert r.system["pswpout"] > 0 and r.system["pswpin"] > 0
     assert all(p.exit == "ok" for p in r.processes)
     assert r.system["oom_kills"] == 0

@@ -34,7 +34,14 @@ def test_bad_sizes_say_what_is_allowed(bad: object) -> None:
 
 @pytest.mark.parametrize(
     ("text", "ns"),
-    [("10us", 10_000), ("5ms", 5_000_000), ("2s", 2_000_000_000), ("1.5s", 1_500_000_000), ("250ns", 250), (2, 2_000_000_000)],
+    [
+        ("10us", 10_000),
+        ("5ms", 5_000_000),
+        ("2s", 2_000_000_000),
+        ("1.5s", 1_500_000_000),
+        ("250ns", 250),
+        (2, 2_000_000_000),
+    ],
 )
 def test_durations_are_nanoseconds(text: object, ns: int) -> None:
     assert parse_duration(text) == ns

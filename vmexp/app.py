@@ -75,7 +75,9 @@ class _Progress:
             )
 
 
-def run_settings(settings: Settings, out: Path, *, check: bool = False, quiet: bool = False) -> dict[str, Any]:
+def run_settings(
+    settings: Settings, out: Path, *, check: bool = False, quiet: bool = False
+) -> dict[str, Any]:
     """Run one validated experiment into ``out``; returns the metrics document."""
     from vmexp.metrics import metrics_dict
     from vmexp.sim import simulate

@@ -310,7 +310,9 @@ def validate(cfg: DictConfig | Config) -> Settings:
         aslr=bool(a.aslr),
     )
     if layout.va_bits not in (32, 39, 47, 48, 56, 57):
-        raise ConfigError(f"address_space.va_bits: {layout.va_bits} is not a supported width (32, 39, 47, 48, 56, 57)")
+        raise ConfigError(
+            f"address_space.va_bits: {layout.va_bits} is not a supported width (32, 39, 47, 48, 56, 57)"
+        )
     if layout.task_size > (1 << layout.va_bits) or layout.task_size % page_size:
         raise ConfigError(
             f"address_space.task_size: must be page aligned and at most 2^{layout.va_bits}, got {layout.task_size:#x}"
@@ -335,13 +337,17 @@ def validate(cfg: DictConfig | Config) -> Settings:
     dev = _plain(m.swap_device)
     if isinstance(dev, str):
         if dev not in SWAP_DEVICES:
-            raise ConfigError(f"machine.swap_device: {dev!r} is not one of {', '.join(SWAP_DEVICES)} (or give latency and bandwidth)")
+            raise ConfigError(
+                f"machine.swap_device: {dev!r} is not one of {', '.join(SWAP_DEVICES)} (or give latency and bandwidth)"
+            )
         dev_name = dev
         latency, bandwidth = SWAP_DEVICES[dev]
     elif isinstance(dev, dict):
         extra = set(dev) - {"name", "latency", "bandwidth"}
         if extra:
-            raise ConfigError(f"machine.swap_device.{sorted(extra)[0]}: unknown key (valid: name, latency, bandwidth)")
+            raise ConfigError(
+                f"machine.swap_device.{sorted(extra)[0]}: unknown key (valid: name, latency, bandwidth)"
+            )
         if "latency" not in dev or "bandwidth" not in dev:
             raise ConfigError("machine.swap_device: needs both latency and bandwidth")
         dev_name = str(dev.get("name", "custom"))
@@ -351,7 +357,10 @@ def validate(cfg: DictConfig | Config) -> Settings:
             raise ConfigError("machine.swap_device.bandwidth: must be greater than 0 (bytes per second)")
     else:
         raise ConfigError("machine.swap_device: a preset name (hdd, ssd, nvme) or {latency, bandwidth}")
-    cost_values = {f.name: _duration(f"machine.cost.{f.name}", getattr(m.cost, f.name)) for f in dataclasses.fields(CostConf)}
+    cost_values = {
+        f.name: _duration(f"machine.cost.{f.name}", getattr(m.cost, f.name))
+        for f in dataclasses.fields(CostConf)
+    }
     machine = MachineSettings(
         name=str(m.name),
         ncpus=m.ncpus,
@@ -375,7 +384,9 @@ def validate(cfg: DictConfig | Config) -> Settings:
     name = _choice("allocator.name", al.name, ("glibc", "first_fit", "best_fit"))
     threshold = _size("threshold", c.threshold, allow_none=True)
     if threshold is not None and threshold > GLIBC_MMAP_THRESHOLD_MAX:
-        raise ConfigError(f"threshold: {c.threshold} is above glibc's maximum of 32M (or null for glibc's dynamic default)")
+        raise ConfigError(
+            f"threshold: {c.threshold} is above glibc's maximum of 32M (or null for glibc's dynamic default)"
+        )
     trim = _size("allocator.trim_threshold", al.trim_threshold, allow_none=True)
     top_pad = _size("allocator.top_pad", al.top_pad, allow_none=True)
     mmap_max = al.mmap_max

@@ -117,7 +117,8 @@ def write_run(run_dir: Path, result: Result) -> None:
     """All contract files of one run except figures; metrics.json last."""
     run_dir.mkdir(parents=True, exist_ok=True)
     syscalls = (
-        (pid, op, f"{t / 1e9:.9f}", name, addr, length, res) for pid, op, t, name, addr, length, res in result.syscalls
+        (pid, op, f"{t / 1e9:.9f}", name, addr, length, res)
+        for pid, op, t, name, addr, length, res in result.syscalls
     )
     atomic_write(run_dir / "syscalls.csv", _csv(SYSCALL_COLUMNS, syscalls))
     rows = ([_fmt(s.get(c, "")) for c in TIMESERIES_COLUMNS] for s in result.samples)

@@ -17,7 +17,7 @@ arrival times, so the swap queue still sees the load it would.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +27,8 @@ import simpy
 from vmexp.config import Settings
 from vmexp.kernel.pagetable import PRESENT, SHIFT, ZERO
 from vmexp.kernel.system import MM, SWAP_CLUSTER_MAX, ProcessKilled, Segfault, Syscalls, System
-from vmexp.libc.factory import make_allocator
 from vmexp.libc.base import Allocator
+from vmexp.libc.factory import make_allocator
 from vmexp.workload import ProcSpec, WorkloadError
 from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, PAGEREF, REALLOC, SLEEP, TOUCH, Op, describe
 
@@ -127,7 +127,9 @@ class Process:
         sysm = sim.system
         self.mm: MM = sysm.new_process(pid, spec.name, aslr, bare=spec.refs is not None)
         self.kernel = Syscalls(sysm, self.mm)
-        self.alloc: Allocator | None = None if spec.refs is not None else make_allocator(sim.s.allocator, self.kernel)
+        self.alloc: Allocator | None = (
+            None if spec.refs is not None else make_allocator(sim.s.allocator, self.kernel)
+        )
         self.ids: dict[int, tuple[int, int]] = {}
         self.ops: Iterator[Op] = iter(spec.ops)
         self.op_index = spec.op_index
@@ -209,7 +211,8 @@ class Process:
                 off, length = 0, size
             if off < 0 or off + length > size:
                 raise WorkloadFault(
-                    "segfault", f"{self._where()}: touch {op[1]} [{off}, {off + length}) is outside its {size}-byte block"
+                    "segfault",
+                    f"{self._where()}: touch {op[1]} [{off}, {off + length}) is outside its {size}-byte block",
                 )
             if length == 0:
                 return
@@ -276,7 +279,7 @@ class Process:
         self.ids[ident] = (p, size)
 
     # ------------------------------------------------------------- SimPy
-    def run(self) -> Iterator[simpy.Event]:
+    def run(self) -> Generator[simpy.Event, Any, None]:
         env = self.sim.env
         sysm = self.sim.system
         machine = self.sim.machine
@@ -343,7 +346,21 @@ class Process:
     # ------------------------------------------------------------ results
     def mallinfo(self) -> dict[str, int]:
         if self.alloc is None:
-            return dict.fromkeys(("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost"), 0) | {"ordblks": 1}
+            return dict.fromkeys(
+                (
+                    "arena",
+                    "ordblks",
+                    "smblks",
+                    "hblks",
+                    "hblkhd",
+                    "usmblks",
+                    "fsmblks",
+                    "uordblks",
+                    "fordblks",
+                    "keepcost",
+                ),
+                0,
+            ) | {"ordblks": 1}
         return self.alloc.mallinfo2()
 
     def snapshot(self) -> ProcResult:
@@ -393,7 +410,9 @@ class Simulation:
         self.check = check
         if settings.policy.name == "opt":
             if len(specs) != 1 or specs[0].refs is None:
-                raise SimError("policy=opt: OPT needs the future, so it runs only with workload=pageref (one process)")
+                raise SimError(
+                    "policy=opt: OPT needs the future, so it runs only with workload=pageref (one process)"
+                )
             self.system.set_future(specs[0].refs[0])
         aslr_rngs = [np.random.default_rng(s) for s in aslr_seq.spawn(len(specs))]
         self.procs = [
@@ -405,7 +424,7 @@ class Simulation:
         self._last: dict[str, int] = {"t": 0, "cpu": 0, "busy": 0, "pswpin": 0, "pswpout": 0}
         self.progress: Any = None
 
-    def _kswapd(self) -> Iterator[simpy.Event]:
+    def _kswapd(self) -> Generator[simpy.Event, Any, None]:
         sysm = self.system
         cost = self.s.machine.cost.reclaim_page
         while True:
@@ -425,7 +444,7 @@ class Simulation:
         if ev is not None and not ev.triggered:
             ev.succeed()
 
-    def _sampler(self) -> Iterator[simpy.Event]:
+    def _sampler(self) -> Generator[simpy.Event, Any, None]:
         interval = self.s.sample_interval
         while True:
             self.sample()
@@ -491,7 +510,7 @@ class Simulation:
                 p.final = p.snapshot()
         return self._result(end)
 
-    def _checked(self, p: Process) -> Iterator[simpy.Event]:
+    def _checked(self, p: Process) -> Generator[simpy.Event, Any, None]:
         """p.run() with the kernel's invariant checker after every slice (tests)."""
         for ev in p.run():
             self.system.check()
@@ -526,10 +545,18 @@ class Simulation:
             "swap_service_time_s": sysm.dev.service / 1e9,
         }
         procs = [p.final for p in self.procs if p.final is not None]
-        return Result(processes=procs, system=system, samples=self.samples, syscalls=sysm.syscall_log, explain=self.explain)
+        return Result(
+            processes=procs,
+            system=system,
+            samples=self.samples,
+            syscalls=sysm.syscall_log,
+            explain=self.explain,
+        )
 
 
-def simulate(settings: Settings, specs: list[ProcSpec], *, check: bool = False, progress: Any = None) -> Result:
+def simulate(
+    settings: Settings, specs: list[ProcSpec], *, check: bool = False, progress: Any = None
+) -> Result:
     """Run one experiment; ``check`` runs the kernel's invariant checker after every slice."""
     if not specs:
         raise WorkloadError("workload: no processes to run")

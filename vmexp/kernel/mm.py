@@ -59,7 +59,16 @@ class AddressSpace:
         self.brk = regions.start_brk
         self.heap: VMA | None = None
         self.vsz_peak = 0
-        fixed = () if bare else ((regions.text, "text"), (regions.data, "data"), (regions.bss, "bss"), (regions.stack, "stack"))
+        fixed = (
+            ()
+            if bare
+            else (
+                (regions.text, "text"),
+                (regions.data, "data"),
+                (regions.bss, "bss"),
+                (regions.stack, "stack"),
+            )
+        )
         for (start, end), kind in fixed:
             if end > start:
                 self._insert(VMA(start, end, kind))
@@ -217,21 +226,19 @@ class AddressSpace:
     # -- presentation -------------------------------------------------------
     def maps(self) -> list[str]:
         """The /proc/PID/maps lines; adjacent anonymous mappings merge as Linux merges them."""
-        lines: list[str] = []
-        merged: list[list[object]] = []
+        merged: list[tuple[int, int, str]] = []  # (start, end, kind)
         for v in self.vmas:
-            perms, name = _MAPS[v.kind]
+            if merged and v.kind == "anon" and merged[-1][2] == "anon" and merged[-1][1] == v.start:
+                merged[-1] = (merged[-1][0], v.end, "anon")
+            else:
+                merged.append((v.start, v.end, v.kind))
+        lines: list[str] = []
+        for start, end, kind in merged:
+            perms, name = _MAPS[kind]
             name = name.format(prog=self.prog)
-            if merged and merged[-1][1] == v.start and merged[-1][2] == perms and merged[-1][3] == name and v.kind == "anon":
-                merged[-1][1] = v.end
-                continue
-            merged.append([v.start, v.end, perms, name, v.kind])
-        for start, end, perms, name, kind in merged:
-            inode = "00:00 0"
-            offset = 0
+            inode, offset = "00:00 0", 0
             if kind in ("text", "data"):
-                inode = "08:01 1048577"
-                offset = int(start) - self.regions.text[0]  # type: ignore[call-overload]
+                inode, offset = "08:01 1048577", start - self.regions.text[0]
             line = f"{start:012x}-{end:012x} {perms} {offset:08x} {inode}"
-            lines.append(f"{line:<73}{name}".rstrip() if name else line)
+            lines.append(f"{line:<73}{name}" if name else line)
         return lines

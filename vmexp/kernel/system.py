@@ -130,7 +130,9 @@ class MM:
 class System:
     """Frames, swap and the fault path, shared by every process of a run."""
 
-    def __init__(self, settings: Settings, env: Any, rng: np.random.Generator, explain: list[str] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, env: Any, rng: np.random.Generator, explain: list[str] | None = None
+    ) -> None:
         self.s = settings
         self.env = env
         self.rng = rng
@@ -185,7 +187,9 @@ class System:
         child = np.random.default_rng(self.rng.integers(0, 2**63))
         return make_policy(p.name, dict(p.params), self, child)
 
-    def new_process(self, pid: int, name: str, aslr_rng: np.random.Generator | None, bare: bool = False) -> MM:
+    def new_process(
+        self, pid: int, name: str, aslr_rng: np.random.Generator | None, bare: bool = False
+    ) -> MM:
         """A process with the layout's regions (``bare``: none, for a pure page-reference string)."""
         regions = compute_regions(self.s.layout, self.page_size, aslr_rng)
         aspace = AddressSpace(regions, self.page_size, prog=name, bare=bare)
@@ -270,7 +274,9 @@ class System:
         mm.refs += i - i0
         return i
 
-    def _refs_explain(self, mm: MM, vpns: Sequence[int], writes: Sequence[int], i: int, n: int, stop: bool) -> int:
+    def _refs_explain(
+        self, mm: MM, vpns: Sequence[int], writes: Sequence[int], i: int, n: int, stop: bool
+    ) -> int:
         """The same loop, one reference at a time, narrated (explain=true)."""
         assert self.explain is not None
         while i < n:
@@ -289,7 +295,9 @@ class System:
             kind = "hit" if (mm.minflt, mm.majflt) == before else ("MAJOR fault" if major else "minor fault")
             e2 = mm.pt.pte.get(vpn, 0)
             where = "zero page" if e2 & ZERO else f"frame {e2 >> SHIFT}"
-            self.explain.append(f"  p{mm.pid} {'w' if w else 'r'} page {vpn:#x}: {kind} -> {where}; resident {self.resident(mm)}")
+            self.explain.append(
+                f"  p{mm.pid} {'w' if w else 'r'} page {vpn:#x}: {kind} -> {where}; resident {self.resident(mm)}"
+            )
             i += 1
             if major and stop:
                 break
@@ -497,7 +505,9 @@ class System:
         }
         self.oom_kills.append(record)
         if self.explain is not None:
-            self.explain.append(f"    OOM: kill p{victim.pid} ({victim.name}), rss {victim.rss} pages, swap {victim.swapents}")
+            self.explain.append(
+                f"    OOM: kill p{victim.pid} ({victim.name}), rss {victim.rss} pages, swap {victim.swapents}"
+            )
         self.exit_process(victim, "oom-killed")
         if victim is requester:
             raise ProcessKilled(victim.pid, "killed by the OOM killer")
@@ -543,7 +553,11 @@ class System:
         mm.syscalls[name] += 1
         self.syscall_log.append((mm.pid, mm.op, self.now(), name, addr, length, result))
         if self.explain is not None:
-            self.explain.append(f"    syscall {name}(addr={addr:#x}, length={length}) = {result:#x}" if result >= 0 else f"    syscall {name}(addr={addr:#x}, length={length}) = -1 ENOMEM")
+            self.explain.append(
+                f"    syscall {name}(addr={addr:#x}, length={length}) = {result:#x}"
+                if result >= 0
+                else f"    syscall {name}(addr={addr:#x}, length={length}) = -1 ENOMEM"
+            )
 
     def sys_brk(self, mm: MM, addr: int) -> int:
         self.used += self.cost.brk
@@ -551,7 +565,7 @@ class System:
         if addr == 0:
             self._log(mm, "brk", 0, 0, old)
             return old
-        ok, freed = mm.aspace.set_brk(addr)
+        _, freed = mm.aspace.set_brk(addr)
         for s, e in freed:
             self.zap(mm, s, e)
         new = mm.aspace.brk
@@ -629,7 +643,9 @@ class System:
                     f = e >> SHIFT
                     assert f not in owned, f"frame {f} mapped twice ({owned.get(f)} and {(mm.pid, vpn)})"
                     owned[f] = (mm.pid, vpn)
-                    assert self.frame_mm[f] is mm and self.frame_vpn[f] == vpn, f"frame {f} does not map back to p{mm.pid} {vpn:#x}"
+                    assert self.frame_mm[f] is mm and self.frame_vpn[f] == vpn, (
+                        f"frame {f} does not map back to p{mm.pid} {vpn:#x}"
+                    )
                     slot = self.frame_slot[f]
                     if slot >= 0:
                         assert not e & DIRTY, f"dirty page in frame {f} still holds swap slot {slot}"
@@ -637,18 +653,26 @@ class System:
                         slots.add(slot)
                     rss += 1
             assert rss == mm.rss, f"p{mm.pid}: rss counter {mm.rss} but {rss} present pages"
-            assert swapents == mm.swapents, f"p{mm.pid}: swap counter {mm.swapents} but {swapents} swapped pages"
+            assert swapents == mm.swapents, (
+                f"p{mm.pid}: swap counter {mm.swapents} but {swapents} swapped pages"
+            )
             resident += rss
             assert mm.minflt >= 0 and mm.majflt >= 0 and mm.refs >= 0
-        assert resident + self.nfree == self.nframes, f"resident {resident} + free {self.nfree} != RAM {self.nframes} pages"
+        assert resident + self.nfree == self.nframes, (
+            f"resident {resident} + free {self.nfree} != RAM {self.nframes} pages"
+        )
         free_set = set(self.free_frames)
         assert len(free_set) == len(self.free_frames), "a frame is on the free list twice"
-        assert self.nfree == len(self.free_frames) + self.nframes - self.next_frame, "free-frame count drifted"
+        assert self.nfree == len(self.free_frames) + self.nframes - self.next_frame, (
+            "free-frame count drifted"
+        )
         for f in free_set:
             assert self.frame_mm[f] is None and f not in owned, f"free frame {f} is still mapped"
         for f in range(self.next_frame):
             assert f in owned or f in free_set, f"frame {f} leaked"
-        assert len(slots) == self.swap.used, f"{self.swap.used} swap slots in use but {len(slots)} referenced (leak)"
+        assert len(slots) == self.swap.used, (
+            f"{self.swap.used} swap slots in use but {len(slots)} referenced (leak)"
+        )
         tracked = (
             len(self.global_policy)
             if self.global_policy is not None

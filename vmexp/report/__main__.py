@@ -11,7 +11,9 @@ from vmexp.report.sweep import aggregate
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vmexp.report", description=__doc__)
-    ap.add_argument("sweep_dir", type=Path, help="a multirun directory (its job folders hold .hydra/ and metrics.json)")
+    ap.add_argument(
+        "sweep_dir", type=Path, help="a multirun directory (its job folders hold .hydra/ and metrics.json)"
+    )
     args = ap.parse_args(argv)
     try:
         failed = aggregate(args.sweep_dir)

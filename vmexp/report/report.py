@@ -21,7 +21,17 @@ from vmexp.units import format_size
 
 __all__ = ["write_report", "comparison"]
 
-_TABLE_METRICS = ["minflt", "majflt", "brk", "mmap", "munmap", "rss_peak_bytes", "fragmentation", "cpu_utilization", "pswpout"]
+_TABLE_METRICS = [
+    "minflt",
+    "majflt",
+    "brk",
+    "mmap",
+    "munmap",
+    "rss_peak_bytes",
+    "fragmentation",
+    "cpu_utilization",
+    "pswpout",
+]
 # For each metric, is less better?
 _LOWER_IS_BETTER = {m: True for m in METRICS} | {"cpu_utilization": False}
 
@@ -87,13 +97,21 @@ def write_report(sweep_dir: Path, keys: list[str], rows: list[dict[str, Any]], f
         md += [f"**Known result.** {expected}", ""]
     md += ["## What was swept", ""]
     md += [f"- `{k}`: {', '.join(label_value(k, v) for v in vals)}" for k, vals in swept.items()]
-    md += ["", f"{len(rows)} jobs, {len(failed)} failed." if failed else f"{len(rows)} jobs, all finished.", ""]
+    md += [
+        "",
+        f"{len(rows)} jobs, {len(failed)} failed." if failed else f"{len(rows)} jobs, all finished.",
+        "",
+    ]
     md += ["## Results", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(str(c) for c in row) + " |" for row in table]
     md += ["", "Totals over the processes of each job; the full table is `summary.csv`.", ""]
     md += ["## What the numbers say", "", *comparison(keys, rows), ""]
     if failed:
-        md += ["## Failed jobs", ""] + [f"- `{r['job']}`: {r.get('error') or r['status']}" for r in failed] + [""]
+        md += (
+            ["## Failed jobs", ""]
+            + [f"- `{r['job']}`: {r.get('error') or r['status']}" for r in failed]
+            + [""]
+        )
     md += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]
     atomic_write(sweep_dir / "report.md", "\n".join(md))
 
@@ -113,8 +131,13 @@ def write_report(sweep_dir: Path, keys: list[str], rows: list[dict[str, Any]], f
     if expected:
         parts.append(f"<p><b>Known result.</b> {cell(expected)}</p>")
     parts.append("<h2>What was swept</h2><ul>")
-    parts += [f"<li><code>{cell(k)}</code>: {cell(', '.join(label_value(k, v) for v in vals))}</li>" for k, vals in swept.items()]
-    parts.append("</ul><h2>Results</h2><table><tr>" + "".join(f"<th>{cell(h)}</th>" for h in header) + "</tr>")
+    parts += [
+        f"<li><code>{cell(k)}</code>: {cell(', '.join(label_value(k, v) for v in vals))}</li>"
+        for k, vals in swept.items()
+    ]
+    parts.append(
+        "</ul><h2>Results</h2><table><tr>" + "".join(f"<th>{cell(h)}</th>" for h in header) + "</tr>"
+    )
     parts += ["<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for row in table]
     parts.append("</table><h2>What the numbers say</h2><ul>")
     for line in comparison(keys, rows):
@@ -125,7 +148,9 @@ def write_report(sweep_dir: Path, keys: list[str], rows: list[dict[str, Any]], f
     parts.append("</ul>")
     if failed:
         parts.append("<h2>Failed jobs</h2><ul>")
-        parts += [f"<li><code>{cell(r['job'])}</code>: {cell(r.get('error') or r['status'])}</li>" for r in failed]
+        parts += [
+            f"<li><code>{cell(r['job'])}</code>: {cell(r.get('error') or r['status'])}</li>" for r in failed
+        ]
         parts.append("</ul>")
     parts.append("<h2>Figures</h2>")
     for p in figures:

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 
 from vmexp.config import Settings
 from vmexp.units import format_size
@@ -17,8 +18,10 @@ from vmexp.units import format_size
 __all__ = ["draw_run_figures", "memory_figure"]
 
 
-def _bytes_axis(ax: plt.Axes) -> None:
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_size(v) if v >= 0 else ""))
+def _bytes_axis(ax: Axes) -> None:
+    ax.yaxis.set_major_formatter(
+        matplotlib.ticker.FuncFormatter(lambda v, _: format_size(v) if v >= 0 else "")
+    )
 
 
 def memory_figure(run_dir: Path, ram_bytes: int, title: str) -> Path:
@@ -31,8 +34,12 @@ def memory_figure(run_dir: Path, ram_bytes: int, title: str) -> Path:
     wide = procs.pivot_table(index="time_s", columns="pid", values="rss_bytes", aggfunc="last").fillna(0)
     if not wide.empty:
         colors = sns.color_palette("colorblind", len(wide.columns))
-        top.stackplot(wide.index, wide.T.values, labels=[f"pid {c}" for c in wide.columns], colors=colors, alpha=0.85)
-    top.axhline(ram_bytes, color="black", linestyle="--", linewidth=1.2, label=f"RAM ({format_size(ram_bytes)})")
+        top.stackplot(
+            wide.index, wide.T.values, labels=[f"pid {c}" for c in wide.columns], colors=colors, alpha=0.85
+        )
+    top.axhline(
+        ram_bytes, color="black", linestyle="--", linewidth=1.2, label=f"RAM ({format_size(ram_bytes)})"
+    )
     top.set_ylabel("resident memory (RSS)")
     top.set_title(title)
     _bytes_axis(top)
@@ -53,5 +60,7 @@ def memory_figure(run_dir: Path, ram_bytes: int, title: str) -> Path:
 
 def draw_run_figures(run_dir: Path, settings: Settings) -> list[Path]:
     """Every per-run figure; returns their paths."""
-    title = f"Memory over time — {settings.name}: {settings.nprocs} process(es), {format_size(settings.ram)} RAM"
+    title = (
+        f"Memory over time — {settings.name}: {settings.nprocs} process(es), {format_size(settings.ram)} RAM"
+    )
     return [memory_figure(run_dir, settings.ram, title)]

@@ -77,8 +77,13 @@ def _job_metrics(job: Path) -> dict[str, Any]:
         doc = json.loads(m.read_text())
         procs = doc["processes"]
         s = doc["system"]
-        total = lambda key: sum(p[key] for p in procs)  # noqa: E731
-        mi = lambda key: sum(p["mallinfo"][key] for p in procs)  # noqa: E731
+
+        def total(key: str) -> int:
+            return sum(int(p[key]) for p in procs)
+
+        def mi(key: str) -> int:
+            return sum(int(p["mallinfo"][key]) for p in procs)
+
         arena = mi("arena")
         row.update(
             minflt=total("minflt"),

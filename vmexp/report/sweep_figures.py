@@ -68,7 +68,9 @@ def order_values(values: list[str]) -> list[str]:
 
 def _fmt_axis(ax: Any, unit: str) -> None:
     if unit == "bytes":
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_size(v) if v >= 0 else ""))
+        ax.yaxis.set_major_formatter(
+            matplotlib.ticker.FuncFormatter(lambda v, _: format_size(v) if v >= 0 else "")
+        )
     elif unit == "ratio":
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
 
@@ -96,7 +98,7 @@ def draw_sweep_figures(sweep_dir: Path, keys: list[str], rows: list[dict[str, An
         df["_hue"] = [label_value(hue, v) for v in df[hue]]
     paths: list[Path] = []
     sns.set_theme(style="whitegrid", context="notebook")
-    cols = sorted(df[col].unique(), key=_sort_key) if col else [None]
+    cols: list[Any] = sorted((str(v) for v in df[col].unique()), key=_sort_key) if col else [None]
     fig, axes = plt.subplots(
         len(MAIN_METRICS), len(cols), figsize=(5.2 * len(cols) + 1.5, 3.0 * len(MAIN_METRICS)), squeeze=False
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vmexp.workload.ops import Op
@@ -72,7 +73,7 @@ def _trace(spec: dict[str, Any]) -> list[ProcSpec]:
     if not path:
         raise WorkloadError("workload.path: workload=trace needs a trace file (workload.path=FILE)")
     try:
-        trace = parse_trace(str(path) if "\n" not in str(path) else str(path))
+        trace = parse_trace(Path(str(path)))
     except TraceError as e:
         raise WorkloadError(str(e)) from None
     if not trace.ops:
@@ -106,7 +107,9 @@ def _pageref(spec: dict[str, Any], nprocs: int) -> list[ProcSpec]:
                 raise WorkloadError("workload.refs: a list of page numbers, e.g. [1,2,3,4,1,2,5]")
             vpns, writes = parse_pageref_text("\n".join(str(r) for r in refs) + "\n", "workload.refs")
         else:
-            raise WorkloadError("workload.path: workload=pageref needs workload.path=FILE or workload.refs=[...]")
+            raise WorkloadError(
+                "workload.path: workload=pageref needs workload.path=FILE or workload.refs=[...]"
+            )
     except TraceError as e:
         raise WorkloadError(str(e)) from None
     if not vpns:

@@ -1,0 +1,1 @@
+"""The simulated kernel: address spaces, page tables, frames, swap, reclaim, OOM."""
