@@ -32,6 +32,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, TypedDict
 
 from vmexp.libc.base import MALLINFO_FIELDS
 from vmexp.units import UnitError, parse_size
@@ -48,6 +49,7 @@ __all__ = [
     "Syscall",
     "ToolMissing",
     "build_replayer",
+    "MalloptSettings",
     "mallopt_from_overrides",
     "parse_strace",
     "replay_real",
@@ -117,7 +119,16 @@ class ReplayResult:
 RealResult = ReplayResult
 
 
-def mallopt_from_overrides(overrides: Sequence[str]) -> dict[str, int | None]:
+class MalloptSettings(TypedDict):
+    """The mallopt parameters of a run, as ``replay_real`` keyword arguments; None = not set."""
+
+    mmap_threshold: int | None
+    trim_threshold: int | None
+    top_pad: int | None
+    mmap_max: int | None
+
+
+def mallopt_from_overrides(overrides: Sequence[str]) -> MalloptSettings:
     """The ``replay_real`` keyword arguments implied by command-line overrides.
 
     ``threshold=SIZE`` is ``M_MMAP_THRESHOLD`` (``null`` keeps glibc's
@@ -125,20 +136,21 @@ def mallopt_from_overrides(overrides: Sequence[str]) -> dict[str, int | None]:
     ``allocator.mmap_max`` are the other mallopt parameters. Other overrides
     are not mallopt's business and are ignored here.
     """
-    keys = {
+    keys: dict[str, Literal["mmap_threshold", "trim_threshold", "top_pad", "mmap_max"]] = {
         "threshold": "mmap_threshold",
         "allocator.trim_threshold": "trim_threshold",
         "allocator.top_pad": "top_pad",
         "allocator.mmap_max": "mmap_max",
     }
-    out: dict[str, int | None] = {v: None for v in keys.values()}
+    out = MalloptSettings(mmap_threshold=None, trim_threshold=None, top_pad=None, mmap_max=None)
     for ov in overrides:
         key, eq, value = ov.lstrip("+~").partition("=")
         if not eq or key not in keys:
             continue
         value = value.strip().strip("'\"")
+        field = keys[key]
         if value.lower() in ("null", "none", "~", ""):
-            out[keys[key]] = None
+            out[field] = None
             continue
         try:
             if key == "allocator.mmap_max":
@@ -151,7 +163,7 @@ def mallopt_from_overrides(overrides: Sequence[str]) -> dict[str, int | None]:
             raise OverrideError(f"{key}={value}: {e}") from None
         if n > _INT_MAX:
             raise OverrideError(f"{key}={value}: mallopt takes an int, at most {_INT_MAX}")
-        out[keys[key]] = n
+        out[field] = n
     return out
 
 
@@ -344,10 +356,9 @@ def replay_real(
             fh.write(_records(trace.ops[pid], trace.op_index[pid]))
         args.append(rec_path)
         strace_out = os.path.join(tmp, "strace.txt")
+        cmd = args
         if strace_exe is not None:
             cmd = [strace_exe, "-f", "-qq", "-e", f"trace={_TRACED}", "-o", strace_out, *args]
-        else:
-            cmd = args
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,345 @@
+"""The real glibc of this machine, through the replayer: still the answers recorded in expected.json?
+
+Tests marked ``real_glibc`` compile ``vmexp/validate/replayer.c`` and run it
+under strace; they are skipped, with the reason, where gcc or strace is
+missing (the recorded answers in tests/traces/expected.json stay the known
+results there). The comparison and printing of ``python -m vmexp.validate``
+are tested without either tool.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vmexp.validate.__main__ import compare, format_side_by_side, main, read_run
+from vmexp.validate.real import (
+    MALLINFO_FIELDS,
+    OverrideError,
+    ReplayError,
+    ReplayResult,
+    ToolMissing,
+    build_replayer,
+    mallopt_from_overrides,
+    parse_strace,
+    replay_real,
+)
+
+TRACES = Path(__file__).parent / "traces"
+EXPECTED: dict[str, Any] = json.loads((TRACES / "expected.json").read_text())
+
+_missing = [
+    tool
+    for tool in ("cc", "strace")
+    if shutil.which(tool) is None and not (tool == "cc" and shutil.which("gcc"))
+]
+
+
+def write_trace(tmp_path: Path, text: str, name: str = "t.trace") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+# ----------------------------------------------------------------------------------------------
+# The recorded answers, replayed live.
+
+RUNS = [(trace, setting) for trace, t in sorted(EXPECTED["traces"].items()) for setting in t["runs"]]
+
+
+def test_expected_covers_every_trace_under_three_settings() -> None:
+    assert sorted(EXPECTED["traces"]) == sorted(p.stem for p in TRACES.glob("*.trace"))
+    for t in EXPECTED["traces"].values():
+        assert list(t["runs"]) == ["default", "threshold=64k", "threshold=256k"]
+    assert EXPECTED["traces"]["mmap_max0"]["runs"]["threshold=64k"]["overrides"] == [
+        "threshold=64k",
+        "allocator.mmap_max=0",
+    ]
+
+
+@pytest.mark.real_glibc
+@pytest.mark.parametrize(("trace", "setting"), RUNS, ids=[f"{t}-{s}" for t, s in RUNS])
+def test_real_glibc_still_gives_the_recorded_answer(trace: str, setting: str) -> None:
+    if _missing:
+        pytest.skip(f"no {' and no '.join(_missing)} here: the real glibc cannot be replayed")
+    want = EXPECTED["traces"][trace]["runs"][setting]
+    res = replay_real(TRACES / f"{trace}.trace", **mallopt_from_overrides(want["overrides"]))
+    assert [list(c) for c in res.calls()] == want["syscalls"]
+    assert res.mallinfo == want["mallinfo"]
+    assert (res.minflt, res.majflt) == (want["minflt"], want["majflt"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Facts of glibc 2.36 stated in its source and DESIGN.md, checked on the live system.
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_the_replayer_allocates_nothing_of_its_own(tmp_path: Path) -> None:
+    # R3: the first malloc creates the heap (brk(NULL), then +135168) and allocates the
+    # 656-byte tcache structure first. Any allocation by the replayer itself would show up
+    # as more uordblks or an earlier brk.
+    res = replay_real(write_trace(tmp_path, "malloc 0 16\n"))
+    assert res.calls() == [(0, "brk", 0), (0, "brk", 135168)]
+    assert res.mallinfo == {
+        "arena": 135168,
+        "ordblks": 1,
+        "smblks": 0,
+        "hblks": 0,
+        "hblkhd": 0,
+        "usmblks": 0,
+        "fsmblks": 0,
+        "uordblks": 656 + 32,
+        "fordblks": 135168 - 688,
+        "keepcost": 135168 - 688,
+    }
+    brk_null, brk_grow = res.syscalls or []
+    assert brk_null[2:] == (0, 0, brk_null[4])  # brk(NULL): addr 0, length 0, result = the break
+    assert brk_grow[2] == brk_grow[4] == brk_null[4] + 135168
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_threshold_boundary_of_design_md(tmp_path: Path) -> None:
+    trace = write_trace(tmp_path, "malloc 0 16\nmalloc 1 130000\nmalloc 2 131049\nmalloc 3 131048\nfree 2\n")
+    want = [(0, "brk", 0), (0, "brk", 135168), (2, "mmap", 135168), (3, "brk", 258048), (4, "munmap", 135168)]
+    assert replay_real(trace).calls() == want
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_mmapped_chunk_lengths(tmp_path: Path) -> None:
+    # R8: length = ALIGN_UP(request2size(n) + 8, 4096); the first malloc takes (nearly) all of
+    # the first heap's top so that no later request fits there.
+    sizes = [131049, 135144, 135145, 200000, 1 << 20, 8 << 20, 40 << 20]
+    text = "malloc 0 134400\n" + "".join(f"malloc {i} {n}\n" for i, n in enumerate(sizes, 1))
+    res = replay_real(write_trace(tmp_path, text))
+    assert [c[2] for c in res.calls() if c[1] == "mmap"] == [
+        135168,
+        135168,
+        139264,
+        200704,
+        1052672,
+        8392704,
+        41947136,
+    ]
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+@pytest.mark.parametrize("pages", [1, 10, 100])
+def test_touching_n_fresh_pages_costs_n_minor_faults(tmp_path: Path, pages: int) -> None:
+    # Measured here: malloc(1 MiB) alone costs 2 faults (the heap page of the tcache structure
+    # and the mmapped chunk's header page); each further page written costs exactly one more.
+    base = replay_real(write_trace(tmp_path, "malloc 0 1M\n", "base.trace"))
+    assert (base.minflt, base.majflt) == (2, 0)
+    touched = replay_real(write_trace(tmp_path, f"malloc 0 1M\ntouch 0 4080 {pages * 4096} w\n"))
+    assert touched.minflt - base.minflt == pages
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_each_process_of_a_multi_process_trace_replays_alone(tmp_path: Path) -> None:
+    trace = write_trace(tmp_path, "p1: malloc 0 100\np2: malloc 0 200000\np1: free 0\np2: free 0\n")
+    # Process 2's ops are global ops 1 and 3; its first malloc also creates its own heap.
+    assert replay_real(trace, pid=2).calls() == [
+        (1, "brk", 0),
+        (1, "brk", 135168),
+        (1, "mmap", 200704),
+        (3, "munmap", 200704),
+    ]
+    assert replay_real(trace, pid=1).calls() == [(0, "brk", 0), (0, "brk", 135168)]
+    with pytest.raises(ReplayError, match=r"no process 3 in the trace \(it has 1, 2\)"):
+        replay_real(trace, pid=3)
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_run_time_errors_name_the_trace_line(tmp_path: Path) -> None:
+    trace = write_trace(tmp_path, "malloc 0 100\nfree 0\n# again:\nfree 0\n")
+    with pytest.raises(ReplayError, match=r"t\.trace:4: free of a block that is not allocated"):
+        replay_real(trace)
+    trace = write_trace(tmp_path, "malloc 0 100\ntouch 0 50 51\n")
+    with pytest.raises(ReplayError, match=r"t\.trace:2: touch outside the block"):
+        replay_real(trace)
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_without_strace_mallinfo_and_faults_still_come(tmp_path: Path) -> None:
+    trace = TRACES / "threshold_boundary.trace"
+    want = EXPECTED["traces"]["threshold_boundary"]["runs"]["default"]
+    res = replay_real(trace, strace=False)
+    assert res.syscalls is None
+    assert res.mallinfo == want["mallinfo"] and res.minflt == want["minflt"]
+
+
+def test_missing_tools_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trace = write_trace(tmp_path, "malloc 0 1\n")
+    which = shutil.which
+    monkeypatch.setattr("shutil.which", lambda name: None if name == "strace" else which(name))
+    with pytest.raises(ToolMissing, match="strace not found: install strace"):
+        replay_real(trace)
+    monkeypatch.setenv("CC", "no-such-compiler")
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(ToolMissing, match=r"no C compiler found \(looked for \$CC, cc, gcc\)"):
+        build_replayer()
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc")
+def test_replayer_is_built_once_per_source_and_compiler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    exe = build_replayer()
+    assert exe.parent == tmp_path / "vmexp" and os.access(exe, os.X_OK)
+    mtime = exe.stat().st_mtime_ns
+    assert build_replayer() == exe and exe.stat().st_mtime_ns == mtime
+    exe.unlink()
+    assert build_replayer() == exe  # rebuilt when missing
+
+
+# ----------------------------------------------------------------------------------------------
+# Overrides, strace parsing, comparison and printing: no tools needed.
+
+
+def test_mallopt_settings_from_overrides() -> None:
+    none = {"mmap_threshold": None, "trim_threshold": None, "top_pad": None, "mmap_max": None}
+    assert mallopt_from_overrides([]) == none
+    assert mallopt_from_overrides(["threshold=64k", "ram=1G", "allocator=glibc"]) == {
+        **none,
+        "mmap_threshold": 65536,
+    }
+    assert mallopt_from_overrides(["threshold=null"]) == none
+    got = mallopt_from_overrides(
+        ["allocator.trim_threshold=1M", "+allocator.top_pad=0", "allocator.mmap_max=0"]
+    )
+    assert got == {**none, "trim_threshold": 1 << 20, "top_pad": 0, "mmap_max": 0}
+    with pytest.raises(OverrideError, match=r"^threshold=banana: expected a size"):
+        mallopt_from_overrides(["threshold=banana"])
+    with pytest.raises(OverrideError, match=r"^threshold=4G: mallopt takes an int, at most 2147483647$"):
+        mallopt_from_overrides(["threshold=4G"])
+    with pytest.raises(OverrideError, match=r"^allocator.mmap_max=1k: expected a count"):
+        mallopt_from_overrides(["allocator.mmap_max=1k"])
+
+
+STRACE_SAMPLE = """\
+9001  brk(NULL)                         = 0x5555a000
+9001  mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000010000
+9001  lseek(-2, 0, SEEK_SET)            = -1 EBADF (Bad file descriptor)
+9001  lseek(-1, 0, SEEK_SET)            = -1 EBADF (Bad file descriptor)
+9001  brk(NULL)                         = 0x5555a000
+9001  brk(0x5557b000)                   = 0x5557b000
+9001  lseek(-1, 1, SEEK_SET)            = -1 EBADF (Bad file descriptor)
+9001  mmap(NULL, 200704, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000100000
+9001  lseek(-1, 2, SEEK_SET)            = -1 EBADF (Bad file descriptor)
+9001  mremap(0x7f0000100000, 200704, 303104, MREMAP_MAYMOVE) = 0x7f0000200000
+9001  lseek(-1, 3, SEEK_SET)            = -1 EBADF (Bad file descriptor)
+9001  munmap(0x7f0000200000, 303104)    = 0
+9001  lseek(-1, 4, SEEK_SET)            = -1 EBADF (Bad file descriptor)
+9001  brk(0x5556a000)                   = 0x5556a000
+9001  lseek(-3, 5, SEEK_SET)            = -1 EBADF (Bad file descriptor)
+9001  munmap(0x7f0000010000, 8192)      = 0
+"""
+
+
+def test_parse_strace_keeps_the_replay_only() -> None:
+    assert parse_strace(STRACE_SAMPLE) == [
+        (0, "brk", 0, 0, 0x5555A000),
+        (0, "brk", 0x5557B000, 0x21000, 0x5557B000),
+        (1, "mmap", 0x7F0000100000, 200704, 0x7F0000100000),
+        (2, "mremap", 0x7F0000100000, 303104, 0x7F0000200000),
+        (3, "munmap", 0x7F0000200000, 303104, 0),
+        (4, "brk", 0x5556A000, -0x11000, 0x5556A000),
+    ]
+
+
+def _result(calls: list[tuple[int, str, int]], **mallinfo: int) -> ReplayResult:
+    mi = dict.fromkeys(MALLINFO_FIELDS, 0) | mallinfo
+    return ReplayResult([(op, name, 0, length, 0) for op, name, length in calls], mi, 4, 0)
+
+
+BOUNDARY = [(0, "brk", 0), (0, "brk", 135168), (2, "mmap", 135168), (3, "brk", 258048), (4, "munmap", 135168)]
+
+
+def test_compare_and_print_side_by_side() -> None:
+    real_res = _result(BOUNDARY, arena=393216, ordblks=1, uordblks=261760, fordblks=131456, keepcost=131456)
+    same = _result(BOUNDARY, arena=393216, ordblks=1, uordblks=261760, fordblks=131456, keepcost=131456)
+    assert compare(real_res, same).ok
+    text = format_side_by_side(real_res, same)
+    assert "syscalls: 5 real, 5 simulated: agree" in text and "mallinfo2: agree" in text
+    assert " ! " not in text
+
+    # The simulator forgot the munmap and got keepcost wrong: both are flagged.
+    wrong = _result(BOUNDARY[:-1], arena=393216, ordblks=1, uordblks=261760, fordblks=131456, keepcost=131440)
+    v = compare(real_res, wrong)
+    assert (v.syscalls, v.mallinfo, v.ok) == (False, False, False)
+    text = format_side_by_side(real_res, wrong)
+    flagged = [line for line in text.splitlines() if line.startswith(" !")]
+    assert len(flagged) == 2
+    assert "munmap" in flagged[0] and flagged[0].rstrip().endswith("-")
+    assert "keepcost" in flagged[1]
+    assert "syscalls: 5 real, 4 simulated: DIFFER" in text
+    assert format_side_by_side(real_res, wrong, only_diff=True).count("munmap") == 1
+
+    untraced = ReplayResult(None, real_res.mallinfo, 4, 0)
+    assert compare(untraced, same).syscalls is None and not compare(untraced, same).ok
+    assert "syscalls: ? real, 5 simulated: not compared" in format_side_by_side(untraced, same)
+
+
+def write_run(run_dir: Path, want: dict[str, Any], pid: int = 1) -> None:
+    """A simulator run directory as the output contract describes it, holding ``want``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "syscalls.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["pid", "op", "time_s", "syscall", "addr", "length", "result"])
+        for op, name, length in want["syscalls"]:
+            w.writerow([pid, op, 0.0, name, 0, length, 0])
+    proc = {
+        "pid": pid,
+        "name": "trace",
+        "exit": 0,
+        "minflt": want["minflt"],
+        "majflt": want["majflt"],
+        "syscalls": {"brk": 0, "mmap": 0, "munmap": 0, "mremap": 0},
+        "mallinfo": want["mallinfo"],
+    }
+    (run_dir / "metrics.json").write_text(json.dumps({"schema": 1, "system": {}, "processes": [proc]}))
+
+
+def test_read_run_follows_the_output_contract(tmp_path: Path) -> None:
+    want = EXPECTED["traces"]["realloc_mmap"]["runs"]["default"]
+    write_run(tmp_path / "run", want, pid=3)
+    got = read_run(tmp_path / "run")
+    assert list(got) == [3]
+    assert [list(c) for c in got[3].calls()] == want["syscalls"]
+    assert got[3].mallinfo == want["mallinfo"] and got[3].minflt == want["minflt"]
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_validate_command_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = str(TRACES / "dynamic_threshold.trace")
+    want = EXPECTED["traces"]["dynamic_threshold"]["runs"]["threshold=64k"]
+    write_run(tmp_path / "good", want)
+    assert main([trace, "threshold=64k", "--run-dir", str(tmp_path / "good")]) == 0
+    out = capsys.readouterr().out
+    assert "(mmap_threshold=65536)" in out and out.rstrip().endswith("RESULT: agree")
+
+    # The same simulated run does not match glibc's default settings (dynamic threshold).
+    assert main([trace, "--run-dir", str(tmp_path / "good")]) == 1
+    assert capsys.readouterr().out.rstrip().endswith("RESULT: DIFFER")
+
+    assert main([trace, "threshold=banana", "--run-dir", str(tmp_path / "good")]) == 2
+    assert capsys.readouterr().err == "vmexp.validate: error: threshold=banana: " + (
+        "expected a size such as 4096, 64k, 128K, 2M or 1G, got 'banana'\n"
+    )
+    assert main([trace, "--run-dir", str(tmp_path / "nothing")]) == 2
+    assert "the run wrote no metrics.json" in capsys.readouterr().err
