@@ -21,6 +21,7 @@ trace's blocks plus glibc's 656-byte tcache structure, as in any C program.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -213,6 +214,17 @@ def build_replayer() -> Path:
     return exe
 
 
+@functools.cache
+def _strace_command(strace_exe: str) -> tuple[str, ...]:
+    """strace's options; ``--seccomp-bpf`` (strace >= 5.3) stops the tracee only on the traced
+    calls, which makes a long replay about a third faster."""
+    base = ("-f", "-qq", "-e", f"trace={_TRACED}")
+    probe = subprocess.run(
+        [strace_exe, "--seccomp-bpf", *base, "-o", os.devnull, "true"], capture_output=True
+    )
+    return (strace_exe, "--seccomp-bpf", *base) if probe.returncode == 0 else (strace_exe, *base)
+
+
 def _records(ops: list[Op], op_index: list[int]) -> bytes:
     """The replayer's input: a header, then six int64 per operation (see replayer.c).
 
@@ -358,7 +370,7 @@ def replay_real(
         strace_out = os.path.join(tmp, "strace.txt")
         cmd = args
         if strace_exe is not None:
-            cmd = [strace_exe, "-f", "-qq", "-e", f"trace={_TRACED}", "-o", strace_out, *args]
+            cmd = [*_strace_command(strace_exe), "-o", strace_out, *args]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
