@@ -1,0 +1,218 @@
+"""The application as a user drives it: configs compose, runs and sweeps write the contract, errors are one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import CONF, ROOT, compose_cfg, settings
+from vmexp.app import run_settings
+from vmexp.config import ConfigError, validate
+
+PY = sys.executable
+SHORT = ["duration=0.3s"]  # keeps the default experiment to a fraction of a second of simulated time
+TRACE = ROOT / "tests" / "traces" / "threshold_boundary.trace"
+
+
+def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [PY, "run.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+# --- composition ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("group", ["address_space", "machine", "policy", "allocator", "workload"])
+def test_every_option_of_every_group_composes_and_validates(group: str) -> None:
+    assert options(group), f"conf/{group}/ is empty"
+    for name in options(group):
+        extra = []
+        if name == "trace":
+            extra = [f"workload.path={TRACE}"]
+        elif name == "pageref":
+            extra = ["workload.refs=[1,2,3]"]
+        s = settings(f"{group}={name}", *extra)
+        assert s.nprocs >= 1
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")))
+def test_every_preset_composes_states_its_question_and_has_a_sweep(preset: str) -> None:
+    text = (ROOT / "experiments" / f"{preset}.yaml").read_text()
+    assert text.startswith("# @package _global_")
+    assert "Question" in text.split("\n\n")[0] or "question" in text
+    cfg = compose_cfg(f"experiment={preset}")
+    validate(cfg)
+    assert cfg.question, f"experiments/{preset}.yaml sets no question"
+
+
+def test_threshold_null_is_glibc_dynamic_and_a_size_is_mallopt() -> None:
+    assert settings().allocator.mmap_threshold is None
+    assert settings("threshold=64k").allocator.mmap_threshold == 65536
+    assert settings("threshold=2M").allocator.mmap_threshold == 2 << 20
+
+
+# --- errors ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("threshold=banana", "threshold: expected a size"),
+        ("threshold=64M", "threshold: 64M is above glibc's maximum of 32M"),
+        ("page_size=3000", "page_size: must be one of 4k, 16k, 64k, 2M"),
+        ("ram=1k", "ram: 1k is smaller than one page"),
+        ("nprocs=0", "nprocs: must be an integer >= 1"),
+        ("duration=-1s", "duration: a duration cannot be negative"),
+        ("swap=-4k", "swap: a size cannot be negative"),
+        ("machine.min_free=64M", "machine.min_free: 64M leaves no RAM"),
+        ("machine.swap_device=floppy", "machine.swap_device: 'floppy' is not one of hdd, ssd, nvme"),
+        ("policy.scope=everywhere", "policy.scope: 'everywhere' is not one of global, local"),
+        ("allocator.mmap_max=-1", "allocator.mmap_max: must be a non-negative integer"),
+        ("machine.cost.minor_fault=slow", "machine.cost.minor_fault: expected a duration"),
+    ],
+)
+def test_bad_values_name_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        settings(override)
+
+
+@pytest.mark.parametrize(
+    ("args", "token"),
+    [
+        (["threshold=banana"], "threshold"),
+        (["page_size=3000"], "page_size"),
+        (["nprocs=0"], "nprocs"),
+        (["seed=1.5"], "seed"),
+        (["foo=1"], "foo"),
+        (["policy.params.nope=3"], "policy.params.nope"),
+        (["workload=trace"], "workload.path"),
+        (["workload=trace", "workload.path=/nonexistent/x.trace"], "/nonexistent/x.trace"),
+    ],
+)
+def test_cli_errors_are_one_line_without_traceback(tmp_path: Path, args: list[str], token: str) -> None:
+    r = run(*args, f"hydra.run.dir={tmp_path / 'out'}")
+    text = (r.stdout + r.stderr).strip()
+    assert r.returncode != 0
+    assert "Traceback" not in text
+    assert token in text
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_a_bad_trace_line_is_named_with_its_number(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.trace"
+    bad.write_text("malloc 1 100\n# fine\nmallok 2 100\n")
+    r = run("workload=trace", f"workload.path={bad}", f"hydra.run.dir={tmp_path / 'out'}")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert f"{bad}:3:" in r.stderr
+
+
+# --- runs and sweeps -------------------------------------------------------------
+
+
+def check_run_dir(d: Path) -> dict[str, object]:
+    for name in ("metrics.json", "syscalls.csv", "timeseries.csv", "run.json"):
+        assert (d / name).is_file(), f"{d} lacks {name}"
+    assert list((d / "maps").glob("*.txt"))
+    assert list((d / "figures").glob("*.png"))
+    with open(d / "syscalls.csv") as fh:
+        assert next(csv.reader(fh)) == ["pid", "op", "time_s", "syscall", "addr", "length", "result"]
+    m = json.loads((d / "metrics.json").read_text())
+    assert m["schema"] == 1
+    for p in m["processes"]:
+        assert set(p["mallinfo"]) == {
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        }
+        assert set(p["syscalls"]) == {"brk", "mmap", "munmap", "mremap"}
+        assert p["rss_peak_bytes"] <= p["vsz_peak_bytes"]
+    assert not list(d.glob("**/.*.tmp")), "a temporary file was left behind"
+    return m
+
+
+def test_single_run_writes_every_contract_file(tmp_path: Path) -> None:
+    r = run(*SHORT, f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    m = check_run_dir(tmp_path)
+    assert len(m["processes"]) >= 2  # type: ignore[arg-type]
+
+
+def test_threshold_sweep_writes_summary_figures_and_report(tmp_path: Path) -> None:
+    r = run("-m", "threshold=64k,128k,256k", *SHORT, f"hydra.sweep.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    jobs = sorted(d for d in tmp_path.iterdir() if (d / ".hydra").is_dir())
+    assert len(jobs) == 3
+    for d in jobs:
+        check_run_dir(d)
+    rows = list(csv.DictReader((tmp_path / "summary.csv").read_text().splitlines()))
+    assert [r["threshold"] for r in rows] == ["64k", "128k", "256k"]
+    assert all(r["status"] == "ok" for r in rows)
+    # A lower threshold sends more requests to mmap.
+    mmaps = [int(r["mmap"]) for r in rows]
+    assert mmaps[0] > mmaps[2], mmaps
+    assert list((tmp_path / "figures").glob("*.png"))
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "report.html").is_file()
+    # The report can be rebuilt from the directory alone.
+    (tmp_path / "summary.csv").unlink()
+    rr = subprocess.run([PY, "-m", "vmexp.report", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert rr.returncode == 0, rr.stderr
+    assert len(list(csv.DictReader((tmp_path / "summary.csv").read_text().splitlines()))) == 3
+
+
+def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
+    r = run("-m", "threshold=64k,banana", *SHORT, f"hydra.sweep.dir={tmp_path}")
+    assert r.returncode != 0
+    rows = {r["threshold"]: r for r in csv.DictReader((tmp_path / "summary.csv").read_text().splitlines())}
+    assert rows["64k"]["status"] == "ok"
+    assert rows["banana"]["status"] == "failed" and "threshold" in rows["banana"]["error"]
+    assert "Traceback" not in r.stderr
+
+
+def test_same_config_and_seed_give_byte_identical_results(tmp_path: Path) -> None:
+    s = settings(*SHORT, "seed=7")
+    run_settings(s, tmp_path / "a", quiet=True)
+    run_settings(s, tmp_path / "b", quiet=True)
+    for name in ("metrics.json", "syscalls.csv", "timeseries.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_joblib_launcher_gives_the_basic_launchers_results(tmp_path: Path) -> None:
+    basic, joblib = tmp_path / "basic", tmp_path / "joblib"
+    assert run("-m", "threshold=64k,256k", *SHORT, f"hydra.sweep.dir={basic}").returncode == 0
+    r = run("-m", "threshold=64k,256k", *SHORT, "hydra/launcher=joblib", f"hydra.sweep.dir={joblib}")
+    assert r.returncode == 0, r.stderr
+    for job in sorted(d.name for d in basic.iterdir() if (d / "metrics.json").is_file()):
+        for name in ("metrics.json", "syscalls.csv", "timeseries.csv"):
+            assert (basic / job / name).read_bytes() == (joblib / job / name).read_bytes(), f"{job}/{name}"
+
+
+def test_help_lists_the_groups_and_cfg_shows_the_config() -> None:
+    h = run("--help")
+    assert h.returncode == 0
+    for group in ("address_space", "machine", "policy", "allocator", "workload", "experiment"):
+        assert group in h.stdout
+    c = run("--cfg", "job")
+    assert c.returncode == 0
+    cfg = yaml.safe_load(c.stdout)
+    assert cfg["threshold"] is None and cfg["nprocs"] >= 2
