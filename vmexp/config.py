@@ -107,6 +107,12 @@ class AllocatorConf:
 
 
 @dataclass
+class ReportConf:
+    # Summary metrics the sweep figures show (names of summary.csv columns); empty = the standard set.
+    metrics: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Config:
     # Short top-level knobs (DESIGN.md contract).
     threshold: Any = None
@@ -127,6 +133,7 @@ class Config:
     policy: PolicyConf = field(default_factory=PolicyConf)
     allocator: AllocatorConf = field(default_factory=AllocatorConf)
     workload: Any = None
+    report: ReportConf = field(default_factory=ReportConf)
 
 
 def register_configs() -> None:
