@@ -169,15 +169,15 @@ def format_side_by_side(
     word = {None: "not compared", True: "agree", False: "DIFFER"}[verdict.syscalls]
     out.append(f"syscalls: {n_real} real, {len(sim.calls())} simulated: {word}")
     out.append("")
-    out.append(f"   {'mallinfo2':<10}{real_label:>14}{sim_label:>14}")
+    out.append(f"   {'mallinfo2':<10}{real_label:>18}{sim_label:>18}")
     for k in MALLINFO_FIELDS:
         a, b = real.mallinfo[k], sim.mallinfo[k]
-        out.append(f" {'!' if a != b else ' '} {k:<10}{a:>14}{b:>14}")
+        out.append(f" {'!' if a != b else ' '} {k:<10}{a:>18}{b:>18}")
     out.append(f"mallinfo2: {'agree' if verdict.mallinfo else 'DIFFER'}")
     out.append("")
     for name, a, b in (("minflt", real.minflt, sim.minflt), ("majflt", real.majflt, sim.majflt)):
         rel = f"  ({(b - a) / a * 100:+.1f} %)" if a else ""
-        out.append(f"   {name:<10}{a:>14}{b:>14}{rel}")
+        out.append(f"   {name:<10}{a:>18}{b:>18}{rel}")
     return "\n".join(out)
 
 
