@@ -218,6 +218,7 @@ def test_mallopt_settings_from_overrides() -> None:
         "mmap_threshold": 65536,
     }
     assert mallopt_from_overrides(["threshold=null"]) == none
+    assert mallopt_from_overrides(["threshold=64k", "~threshold"]) == none
     got = mallopt_from_overrides(
         ["allocator.trim_threshold=1M", "+allocator.top_pad=0", "allocator.mmap_max=0"]
     )

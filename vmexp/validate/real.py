@@ -146,11 +146,12 @@ def mallopt_from_overrides(overrides: Sequence[str]) -> MalloptSettings:
     out = MalloptSettings(mmap_threshold=None, trim_threshold=None, top_pad=None, mmap_max=None)
     for ov in overrides:
         key, eq, value = ov.lstrip("+~").partition("=")
-        if not eq or key not in keys:
+        if key not in keys or not (eq or ov.startswith("~")):
             continue
         value = value.strip().strip("'\"")
         field = keys[key]
-        if value.lower() in ("null", "none", "~", ""):
+        # ~key deletes the key from the config: glibc's default, as null does.
+        if ov.startswith("~") or value.lower() in ("null", "none", "~", ""):
             out[field] = None
             continue
         try:
