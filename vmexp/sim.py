@@ -161,7 +161,10 @@ class Process:
         while sysm.used < budget:
             if self.pending is not None:
                 vpns, writes, i, n = self.pending
-                i = sysm.refs(mm, vpns, writes, i, n, budget)
+                # With the checker on, one reference per step so that it runs after each.
+                i = sysm.refs(mm, vpns, writes, i, min(n, i + 1) if self.sim.check else n, budget)
+                if self.sim.check:
+                    sysm.check()
                 self.pending = (vpns, writes, i, n) if i < n else None
                 if sysm.block_until and not self._wait_inline():
                     return BLOCKED
@@ -179,6 +182,11 @@ class Process:
             if self.sim.explain is not None:
                 self.sim.explain.append(f"t={sysm.now() / 1e9:.9f}s p{self.pid} op {mm.op}: {describe(op)}")
             self._do(op)
+            if self.sim.check:
+                sysm.check()
+                heap_check = getattr(self.alloc, "check", None)
+                if heap_check is not None and not mm.killed:
+                    heap_check()
             if sysm.block_until and not self._wait_inline():
                 return BLOCKED
             if self.sleep_ns and not self._sleep_inline():
@@ -548,7 +556,7 @@ class Simulation:
         return self._result(end)
 
     def _checked(self, p: Process) -> Generator[simpy.Event, Any, None]:
-        """p.run() with the kernel's invariant checker after every slice (tests)."""
+        """p.run() with the invariant checker also between slices (kswapd may have run)."""
         for ev in p.run():
             self.system.check()
             yield ev
@@ -594,7 +602,7 @@ class Simulation:
 def simulate(
     settings: Settings, specs: list[ProcSpec], *, check: bool = False, progress: Any = None
 ) -> Result:
-    """Run one experiment; ``check`` runs the kernel's invariant checker after every slice."""
+    """Run one experiment; ``check`` runs the kernel's invariant checker after every step (tests)."""
     if not specs:
         raise WorkloadError("workload: no processes to run")
     sim = Simulation(settings, specs, check=check)
