@@ -143,16 +143,14 @@ class FakeKernel:
     # ------------------------------------------------------------- memory
 
     def write(self, addr: int, length: int) -> None:
-        if length <= 0:
-            return
-        if self.strict:
+        if self.strict and length > 0:
             self._owned(addr, length)
         sh = self._shift
         p = addr >> sh
         q = (addr + length - 1) >> sh
         pages = self.pages
-        if p == q:
-            if p not in pages:
+        if p == q:  # the common case: a header or a link inside one page
+            if p not in pages and length > 0:
                 self.minflt += 1
                 pages.add(p)
                 self.zero_pages.discard(p)

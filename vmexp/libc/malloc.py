@@ -284,12 +284,21 @@ class GlibcMalloc:
         nb = (n + 23) & ~15
         if nb < MINSIZE:
             nb = MINSIZE
-        if not self._tcache:
+        tc = self._tcache
+        if not tc:
             self._tcache_init()
-        if nb <= TCACHE_MAX_CHUNK and self._tcache:
+            tc = self._tcache
+        if nb <= TCACHE_MAX_CHUNK and tc:
             tci = (nb - 17) >> 4
-            if self._tc[tci]:
-                return self._tcache_get(tci) + CHUNK_HDR_SZ
+            tcb = self._tc[tci]
+            if tcb:
+                # tcache_get, inlined: this is the hottest path of a simulation.
+                c = tcb.pop()
+                self._inuse[c] = self._parked.pop(c)
+                w = self._w
+                w(c + 24, SIZE_SZ)  # e->key = 0
+                w(tc + 2 * tci, 136 + 6 * tci)  # counts[tci] .. entries[tci]
+                return c + CHUNK_HDR_SZ
         c = self._int_malloc(nb)
         return c + CHUNK_HDR_SZ if c else 0
 
@@ -300,8 +309,21 @@ class GlibcMalloc:
         c = p - CHUNK_HDR_SZ
         size = self._inuse.pop(c, 0)
         if size:
-            if not self._tcache:
+            tc = self._tcache
+            if not tc:
                 self._tcache_init()
+                tc = self._tcache
+            if size <= TCACHE_MAX_CHUNK and tc:
+                tci = (size - 17) >> 4
+                tcb = self._tc[tci]
+                if len(tcb) < TCACHE_FILL_COUNT:
+                    # tcache_put, inlined (R12a)
+                    tcb.append(c)
+                    self._parked[c] = size
+                    w = self._w
+                    w(p, 16)  # entry->next, entry->key
+                    w(tc + 2 * tci, 136 + 6 * tci)
+                    return
             self._int_free(c, size)
             return
         size = self._mmapped.get(c, 0)
