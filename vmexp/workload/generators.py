@@ -6,18 +6,19 @@ share of the processes) into one ``ProcSpec`` per process. The keys are
 documented in ``conf/workload/*.yaml``; every one is checked here and a bad
 one raises ``WorkloadError`` with a one-line message naming it.
 
-The model of one process (the unit of time is the *allocation step*):
+The model of one process (the unit of time is the *step*):
 
-- A step frees the blocks whose lifetime ended at this step, sleeps when a
+- A step frees the blocks whose lifetime ends at this step, sleeps when a
   think interval is due, allocates one block (malloc, calloc, or instead a
   realloc of a live block), writes the ``init`` part of the new block,
   references about ``access.rate`` pages of the live blocks in the chosen
   pattern, and computes (``compute`` plus ``access.compute`` per page
   referenced). Lifetimes count steps, as malloc studies count them in
   allocations, so a lifetime means the same thing at any speed of the CPU.
-- Allocation ends after ``allocs`` steps or ``volume`` requested bytes. With
-  ``refs`` the process then keeps referencing its live blocks, step after
-  step without allocating, until it has made that many page references.
+- Allocation ends after ``allocs`` steps or ``volume`` requested bytes
+  (the blocks due at that step are still freed). With ``refs`` the process
+  then goes on stepping without allocating (blocks still die when due)
+  until it has made that many page references in all.
 - Blocks still live at the end are freed only with ``free_at_exit`` (a real
   program usually exits without freeing).
 
@@ -591,7 +592,7 @@ class _Access:
         u = self.u
         write = self.write
         p = self.pattern
-        s = self.s
+        a = 1.0 - self.s  # 0 for the classic zipf (s = 1), whose inverse is (k + 1) ** x
         done = 0
         while done < n and dense:
             if p == "uniform":
@@ -601,10 +602,7 @@ class _Access:
                 # (density ∝ x^-s on [1, k+1)); slot r holds rank r's block.
                 k = len(dense)
                 x = next(u)
-                if s == 1.0:
-                    r = int((k + 1) ** x)
-                else:
-                    r = int((1.0 + x * ((k + 1) ** (1.0 - s) - 1.0)) ** (1.0 / (1.0 - s)))
+                r = int((1.0 + x * ((k + 1) ** a - 1.0)) ** (1.0 / a)) if a else int((k + 1) ** x)
                 bid = dense[min(r, k) - 1]
             else:  # phased
                 hot = self.hot
@@ -701,16 +699,18 @@ def _ops(g: GenSpec, seqs: list[np.random.SeedSequence], ps: int) -> Iterator[Op
     while True:
         if allocating and (t == allocs or (volume >= 0 and vol >= volume)):
             allocating = False
+        # Deaths first, also on the step where allocation ends, so that a last batch
+        # completed exactly then is freed.
+        for bid in due.pop(t, ()):
+            # Each block is scheduled once and nothing else frees it: it is live here.
+            live.remove(bid)
+            yield (FREE, bid)
         if not allocating and (refs >= refs_goal or not size):
             break
         if think_every and t and t % think_every == 0:
             yield (SLEEP, next(thinks) if thinks is not None else think_ns)
         pages = 0
         if allocating:
-            for bid in due.pop(t, ()):
-                if bid in size:
-                    live.remove(bid)
-                    yield (FREE, bid)
             c = next(choice)
             n = next(sizes)
             if c >= p_calloc and c < p_realloc and size:
