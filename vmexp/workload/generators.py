@@ -164,7 +164,7 @@ def _float(d: dict[str, Any], k: str, where: str, default: float | None, *, lo: 
     ):
         return float(v)
     rel = ">" if strict else ">="
-    raise _fail(f"{where}.{k}", f"expected a number {rel} {lo}, got {v!r}")
+    raise _fail(f"{where}.{k}", f"expected a number {rel} {lo:g}, got {v!r}")
 
 
 def _fraction(d: dict[str, Any], k: str, where: str, default: float) -> float:
