@@ -195,20 +195,62 @@ def test_lfu_keeps_a_page_that_was_hot_once() -> None:
 
 
 def test_ws_evicts_a_page_that_left_its_window() -> None:
-    """3 frames, tau = 2 references, 1,2,3,1,4,1,3,2: WS evicts 1, 2, 4 where clock evicts 1, 2, 3.
+    """3 frames, tau = 2 references, 1,2,3,4,2,1,3,3,2: WS evicts 1, 3, 2, 1; clock 1, 3, 2, 4.
 
-    Time t is the reference's index. 4 F (t=4): 1, 2, 3 all have their bits
-    set, so the sweep refreshes all three to 4 and finds none out of the
-    window: the oldest goes, ties by arrival, so 1. 1 F (t=5): 2 and 3 are
-    clear and 1 old, still inside the window; 4's bit is set, its time
-    becomes 5; nothing is out, the oldest (2, ties with 3) goes. 3 hit at
-    t=6. 2 F (t=7): 3's bit is set (time 7); 4 is clear with age 7 - 5 = 2 =
-    tau: out of the working set, evicted. Clock instead finds 4 and 1 still
-    carrying the bits of their faults and comes round to 3.
+    Time t is the reference's index; ``last`` is the last-use time.
+
+    - 4 F (t=3): all three bits are set (by the faults), so the turn refreshes
+      1, 2, 3 to 3 and finds no page out of the window: the oldest goes,
+      ties to the first refreshed: 1. Ring 2 3 4, hand on 2.
+    - 2 hit (t=4).
+    - 1 F (t=5): 2's bit is set: refreshed to 5. 3 is clear and 5 - 3 = 2 =
+      tau old: out of the working set, evicted. Ring 2 1 4, hand on 4.
+    - 3 F (t=6): 4's fault bit is set: 6; 2 is clear, 1 old: passed; 1's bit
+      is set: 6. A fruitless turn: the oldest, 2 (last 5), goes.
+    - 3 hit (t=7).
+    - 2 F (t=8): the hand is on 1, clear since t=6 and 2 old: evicted.
+
+    Clock differs at the end: its hand never cleared 1's fault bit, so it
+    passes 1 and takes 4.
     """
-    refs = [1, 2, 3, 1, 4, 1, 3, 2]
-    assert run("ws", refs, 3, params={"tau": "2ns"}).evicted == [1, 2, 4]
-    assert run("clock", refs, 3).evicted == [1, 2, 3]
+    refs = [1, 2, 3, 4, 2, 1, 3, 3, 2]
+    assert run("ws", refs, 3, params={"tau": "2ns"}).evicted == [1, 3, 2, 1]
+    assert run("clock", refs, 3).evicted == [1, 3, 2, 4]
+
+
+def test_ws_quiet_period_after_a_fruitless_turn() -> None:
+    """3 frames, tau = 2, 1,2,3,1,4,1,3,2: evicts 1, 2, 3.
+
+    4 F (t=4): a fruitless turn (every bit set) refreshes 1, 2, 3 to 4 and
+    evicts 1; no page can be tau old before 4 + 2 = 6. 1 F (t=5) falls in
+    that quiet period: no turn, the oldest page with a clear bit, 2, goes
+    (a turn would have found the same victim, and cleared 4's fault bit on
+    the way). 3 hit (t=6). 2 F (t=7): a turn again. The hand is on 3, set:
+    7; 4 still carries its fault bit: 7; 1 likewise: 7. Fruitless: the
+    oldest, refreshed first, is 3. (With a turn at t=5, 4 would have been
+    found clear at t=7 and 2 old, and gone instead.)
+    """
+    assert run("ws", [1, 2, 3, 1, 4, 1, 3, 2], 3, params={"tau": "2ns"}).evicted == [1, 2, 3]
+
+
+def test_ws_overcommitted_memory_costs_o1_bit_reads_per_fault() -> None:
+    # A loop over 60 pages in 50 frames, all inside a 10 ms window: every
+    # reference faults and no page ever leaves the window. A full turn per
+    # fault would read 50 bits each time.
+    pager = Pager("ws", 50, params={"tau": "10ms"})
+    reads = 0
+    clear = pager.view.test_and_clear_young
+
+    def counting(frame: int) -> bool:
+        nonlocal reads
+        reads += 1
+        return clear(frame)
+
+    pager.view.test_and_clear_young = counting  # type: ignore[method-assign]
+    for vpn in list(range(60)) * 40:
+        pager.access(vpn)
+    assert pager.result.faults == 2400
+    assert reads <= 3 * pager.result.faults
 
 
 def test_ws_a_page_unused_for_exactly_tau_is_out() -> None:

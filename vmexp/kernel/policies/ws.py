@@ -16,11 +16,23 @@ is in use and memory is overcommitted; the page with the oldest last-use
 time is evicted. (WSClock as published also prefers clean pages, scheduling
 writes for dirty ones and sweeping on; here the kernel owns writeback, so
 the policy does not.)
+
+One departure, for speed: overcommitted memory is exactly when a run asks
+for a victim on every reference, and a full turn per fault made a thrashing
+run cost milliseconds per fault. After a fruitless turn, no page can leave
+the window before the oldest last-use time plus tau (last-use times only
+grow), so until then the hand does not sweep again: the victim is taken
+from the oldest end, skipping (and refreshing) pages whose accessed bit is
+set. The victim is the page a turn would have chosen; what is skipped is
+the clearing and refreshing of accessed bits on the rest of the ring, so a
+page used during that quiet period has its last-use time taken later, when
+it is next examined.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 
 import numpy as np
 
@@ -32,12 +44,15 @@ __all__ = ["WorkingSet"]
 
 @register
 class WorkingSet(Policy):
-    """The ring of ``clock`` plus a last-use time per frame.
+    """The ring of ``clock`` plus last-use times kept in last-use order.
 
-    A sweep costs one step per frame passed, and frames inside the window
-    are passed without changing state, so a call can take O(n) when most of
-    memory is in use; that is WSClock's nature, and a sweep over n frames
-    happens at most once per eviction.
+    Every update sets a last-use time to now, and the kernel's clock never
+    goes back, so moving the frame to the end of an ``OrderedDict`` keeps the
+    times sorted: the oldest page is its first key, in O(1). A sweep still
+    costs one step per frame passed, and frames inside the window are passed
+    without changing state, so one call can take O(n); the quiet period
+    after a fruitless turn (module docstring) keeps that from recurring on
+    every fault.
     """
 
     name = "ws"
@@ -61,13 +76,16 @@ class WorkingSet(Policy):
         super().__init__(view, params, rng)
         self._tau = parse_duration(params.tau)
         # Invariants as in Clock: _next/_prev form one cycle over the tracked
-        # frames, _hand is one of them or -1; _last has the same keys.
+        # frames, _hand is one of them or -1. _last has the same keys, in
+        # non-decreasing order of value. Before _quiet_until no page is tau old.
         self._next: dict[int, int] = {}
         self._prev: dict[int, int] = {}
-        self._last: dict[int, int] = {}
+        self._last: OrderedDict[int, int] = OrderedDict()
         self._hand = -1
+        self._quiet_until = -1
 
     def inserted(self, frame: int) -> None:
+        # A new key goes to the end, which is right: now is the latest time.
         self._last[frame] = self.view.now()
         hand = self._hand
         if hand < 0:
@@ -100,17 +118,33 @@ class WorkingSet(Policy):
         now = self.view.now()
         tau = self._tau
         young = self.view.test_and_clear_young
-        nxt, last = self._next, self._last
+        last = self._last
+        refresh = last.move_to_end
+        if now < self._quiet_until:
+            # No page is out of the window: the oldest page not used since
+            # its last refresh. Each skip consumes an accessed bit, so after
+            # one pass over the pages every bit is clear and the loop ends.
+            for _ in range(len(last) + 1):
+                frame = next(iter(last))
+                if not young(frame):
+                    self._hand = frame
+                    return frame
+                last[frame] = now
+                refresh(frame)
+            raise RuntimeError("policy ws: accessed bits stayed set (test_and_clear_young)")
+        nxt = self._next
         for _ in range(len(nxt)):
             if young(frame):
                 last[frame] = now
+                refresh(frame)
             elif now - last[frame] >= tau:
                 self._hand = frame
                 return frame
             frame = nxt[frame]
-        # Ties go to the frame whose page arrived first (dict order), so the
-        # choice does not depend on where the hand happened to start.
-        oldest = min(last, key=last.__getitem__)
+        # A fruitless turn: the oldest goes (ties: refreshed first, which for a
+        # ring of set bits is where the hand started, as in clock).
+        oldest = next(iter(last))
+        self._quiet_until = last[oldest] + tau
         self._hand = oldest
         return oldest
 
