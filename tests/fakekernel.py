@@ -76,7 +76,8 @@ class FakeKernel:
         if addr == 0:
             self.calls.append(("brk", 0, 0, old))
             return old
-        ok = addr >= self.brk_start and (self.brk_limit is None or addr <= self.brk_limit)
+        limit = self.mmap_base if self.brk_limit is None else self.brk_limit
+        ok = self.brk_start <= addr <= limit
         if ok and addr > old:
             ok = all(a >= addr or a + n <= old for a, n in self.maps.items())
         if ok:

@@ -486,6 +486,26 @@ def test_brk_failure_falls_back_to_a_1m_mmap_and_fences_the_old_top() -> None:
     m.malloc(1000000)
     assert k.syscalls()[4:] == [("brk", 0), ("mmap", 1134592)]  # ALIGN_UP(1000016 + 131072 + 32)
     assert m.mallinfo2()["ordblks"] == 3
+    # 2.36 swaps the fallback's (minsize, pagesize) arguments: a non-contiguous fallback is
+    # not raised to 1 MiB.
+    m.malloc(948000)  # uses up the second fenced-off old top
+    m.malloc(200000)
+    assert k.syscalls()[6:] == [("brk", 0), ("mmap", 331776)]  # ALIGN_UP(200016 + 131104)
+    m.check()
+
+
+def test_huge_requests_wrap_like_glibc_longs() -> None:
+    # Measured: malloc(PTRDIFF_MAX) tries mmap(2^63 + 4096), skips brk (the size wraps
+    # negative), then the fallback maps ALIGN_UP(..., 1 MiB); malloc(2^63 - 808) does try brk.
+    k, m = new()
+    m.malloc(10)
+    assert m.malloc((1 << 63) - 1) == 0
+    assert k.syscalls()[2:] == [("mmap", (1 << 63) + 4096), ("mmap", (1 << 63) + MiB)]
+    assert m.malloc((1 << 63) - 808) == 0
+    assert k.syscalls()[4:] == [("mmap", 1 << 63), ("brk", 0), ("mmap", (1 << 63) + MiB)]
+    p = m.malloc(100)
+    assert m.realloc(p, (1 << 63) - 1) == 0 and len(k.calls) == 7  # _int_malloc(nb - 15) refuses
+    assert m.calloc(1 << 62, 4) == 0 and len(k.calls) == 7
     m.check()
 
 

@@ -137,6 +137,12 @@ def bin_index(sz: int) -> int:
     return sz >> 4 if sz < MIN_LARGE_SIZE else largebin_index(sz)
 
 
+def _signed(x: int) -> int:
+    """``x`` as a C ``long``: the low 64 bits, two's complement."""
+    x &= _U64
+    return x - (1 << 64) if x >> 63 else x
+
+
 def _size_param(name: str, value: object) -> int:
     try:
         size = parse_size(value)
@@ -524,9 +530,9 @@ class GlibcMalloc:
     def _sysmalloc(self, nb: int) -> int:
         """Get memory from the kernel for a request the arena cannot serve (R4, R6, R7, R28).
 
-        A brk that fails falls back to an mmapped region of at least 1 MiB
-        that becomes the new top; the arena is then non-contiguous for good,
-        and the old top is fenced off and freed.
+        A brk that fails falls back to an mmapped region (whole MiB while the
+        arena is contiguous) that becomes the new top; the arena is then
+        non-contiguous for good, and the old top is fenced off and freed.
         """
         if nb >= self._thr and self._n_mmaps < self._mmaps_max:
             c = self._mmap_chunk(nb)
@@ -538,17 +544,20 @@ class GlibcMalloc:
         old_size = self._topsize
         old_end = old_top + old_size
         snd_brk = -1
-        size = nb + self._pad + MINSIZE
-        if self._contiguous:
-            size -= old_size
-        size = (size + ps - 1) & ~(ps - 1)
+        # glibc computes in a signed long: a request near PTRDIFF_MAX wraps negative and skips brk.
+        size = _signed(nb + self._pad + MINSIZE - (old_size if self._contiguous else 0))
+        size = _signed((size + ps - 1) & ~(ps - 1))
         brk = self._sbrk(size) if size > 0 else -1
         if brk < 0:
+            # sysmalloc_mmap_fallback.  2.36 passes (pagesize, MMAP_AS_MORECORE_SIZE) to parameters
+            # declared (minsize, pagesize): the region is rounded up to whole MiB when contiguous,
+            # and is at least one page, not at least 1 MiB.  Measured with huge requests.
             fsize = size
             if self._contiguous:
-                fsize = (fsize + old_size + ps - 1) & ~(ps - 1)
-            if fsize < MMAP_AS_MORECORE_SIZE:
-                fsize = MMAP_AS_MORECORE_SIZE
+                fsize = _signed((fsize + old_size + MMAP_AS_MORECORE_SIZE - 1) & ~(MMAP_AS_MORECORE_SIZE - 1))
+            fsize &= _U64
+            if fsize < ps:
+                fsize = ps
             if fsize > nb:
                 mbrk: int = self._k.mmap(fsize)
                 if mbrk >= 0:
@@ -1005,6 +1014,8 @@ class GlibcMalloc:
         elif nxt != self._top and nxt in self._free and oldsize + self._free[nxt] >= nb:
             newsize = oldsize + self._unlink(nxt)
         else:
+            if nb - (MALLOC_ALIGNMENT - 1) > PTRDIFF_MAX:
+                return 0  # _int_malloc(nb - 15) fails its size check before any syscall
             nc = self._int_malloc(nb)
             if not nc:
                 return 0
