@@ -665,7 +665,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"allocs": None}, r"^workload\.allocs: give allocs"),
     ({"allocs": 2.5}, r"^workload\.allocs: expected an integer >= 1, got 2\.5"),
     ({"compute": "5 parsecs"}, r"^workload\.compute: "),
-    ({"think": {"every": 10}}, r"^workload\.think\.time: think needs both"),
+    ({"think": {"every": 10}}, r"^workload\.think\.time: thinking every 10 steps needs a time above 0"),
     ({"arrival": {"mode": "every"}}, r"^workload\.arrival\.gap: arrival mode every needs a gap"),
     ({"calloc": 0.7, "realloc": 0.5}, r"^workload\.realloc: calloc \+ realloc fractions exceed 1"),
     ({"free_at_exit": "yes"}, r"^workload\.free_at_exit: expected true or false"),

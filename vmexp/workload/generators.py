@@ -408,13 +408,13 @@ def parse_generator(d: dict[str, Any], where: str = "workload", *, entry: bool =
     tw = f"{where}.think"
     think = _mapping(d.get("think") or {}, tw)
     _check_keys(think, {"every", "time", "dist"}, tw, "think")
-    think_every = _int(think, "every", tw, 0, lo=0) if think else 0
-    think_ns = _duration(think, "time", tw, 0) if think else 0
+    think_every = _int(think, "every", tw, 0, lo=0)
+    think_ns = _duration(think, "time", tw, 0)
     think_dist = _choice(think, "dist", tw, "fixed", _THINK_DISTS)
-    if think and (think_every == 0 or think_ns == 0):
-        raise _fail(
-            f"{tw}.every" if think_every == 0 else f"{tw}.time", "think needs both every (steps) and time"
-        )
+    # every = 0 switches thinking off, so that a preset can carry the time and a
+    # command line turn it on with workload.think.every=N alone.
+    if think_every and not think_ns:
+        raise _fail(f"{tw}.time", f"thinking every {think_every} steps needs a time above 0 (such as 5ms)")
 
     fae = d.get("free_at_exit", False)
     if not isinstance(fae, bool):
