@@ -126,16 +126,19 @@ class LRU2Q(Policy):
         times. The bound turns a view whose bits never clear into an error.
         """
         inactive, active, referenced = self._inactive, self._active, self._referenced
-        total = len(inactive) + len(active)
+        n_inactive, n_active = len(inactive), len(active)
+        total = n_inactive + n_active
         if total == 0:
             raise LookupError("policy lru2q: no frame to evict")
         ratio = self._fixed_ratio or inactive_ratio(total, self._page_size)
         young = self.view.test_and_clear_young
         for _ in range(3 * total + 1):
-            while len(inactive) * ratio < len(active):
+            while n_inactive * ratio < n_active:
                 frame, _ = active.popitem(last=False)
                 young(frame)
                 inactive[frame] = None
+                n_inactive += 1
+                n_active -= 1
             frame = next(iter(inactive))
             if not young(frame):
                 referenced.discard(frame)
@@ -143,6 +146,8 @@ class LRU2Q(Policy):
             if frame in referenced:
                 del inactive[frame]
                 active[frame] = None
+                n_inactive -= 1
+                n_active += 1
             else:
                 referenced.add(frame)
                 inactive.move_to_end(frame)
