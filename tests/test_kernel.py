@@ -70,3 +70,160 @@ def test_four_processes_overrunning_ram_swap_and_nothing_leaks(tmp_path) -> None
     assert r.system["pswpout"] > 0 and r.system["pswpin"] > 0
     assert all(p.exit == "ok" for p in r.processes)
     assert r.system["oom_kills"] == 0
+
+
+# --- demand paging through malloc, against what the real kernel does -------------------
+
+
+def trace_run(tmp_path, text: str, *overrides: str):  # type: ignore[no-untyped-def]
+    path = tmp_path / "t.trace"
+    path.write_text(text)
+    return simulate_with("workload=trace", f"workload.path={path}", "machine.min_free=0", *overrides)
+
+
+def test_malloc_of_one_mib_costs_two_faults_and_each_page_written_one_more(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Measured with the real glibc and kernel on this machine (tests/test_real_glibc.py):
+    # the tcache structure's heap page and the mmapped chunk's header page.
+    base = trace_run(tmp_path, "malloc 0 1M\n").processes[0]
+    assert (base.minflt, base.majflt) == (2, 0)
+    for pages in (1, 10, 100):
+        p = trace_run(tmp_path, f"malloc 0 1M\ntouch 0 4080 {pages * 4096} w\n").processes[0]
+        assert p.minflt - base.minflt == pages
+
+
+def test_a_read_maps_the_zero_page_and_a_later_write_faults_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # malloc(1 MiB) is mmapped: pages 1.. are untouched. Read 10 of them: 10 minor
+    # faults, no frames (RSS does not grow); write them: 10 more minor faults.
+    base = trace_run(tmp_path, "malloc 0 1M\n").processes[0]
+    read = trace_run(tmp_path, "malloc 0 1M\ntouch 0 4080 40960 r\n").processes[0]
+    both = trace_run(tmp_path, "malloc 0 1M\ntouch 0 4080 40960 r\ntouch 0 4080 40960 w\n").processes[0]
+    assert read.minflt - base.minflt == 10
+    assert read.rss_peak_bytes == base.rss_peak_bytes
+    assert both.minflt - base.minflt == 20
+    assert both.rss_peak_bytes == base.rss_peak_bytes + 10 * 4096
+
+
+def test_munmap_and_a_shrinking_brk_free_frames_at_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # free 1 merges the heap block into top, which then exceeds the trim threshold: brk
+    # shrinks. (A fixed threshold: glibc's dynamic one would double the trim threshold
+    # when the 1 MiB chunk is freed, and keep the heap.)
+    # Real glibc here: brk +135168, mmap, brk +200704, munmap, brk -102400, brk -98304.
+    text = (
+        "malloc 0 1M\ntouch 0\nmalloc 1 100000\nmalloc 2 100000\ntouch 1\ntouch 2\nfree 0\nfree 2\nfree 1\n"
+    )
+    r = trace_run(tmp_path, text, "threshold=128k")
+    p = r.processes[0]
+    assert [(c[3], c[5]) for c in r.syscalls][-3:] == [("munmap", 1052672), ("brk", -102400), ("brk", -98304)]
+    # 57 pages written in all (1 MiB block, two 100000-byte blocks); what stays
+    # resident is the heap's first pages only, within the 132 KiB kept (top_pad).
+    assert p.rss_peak_bytes >= (257 + 49) * 4096
+    assert p.rss_bytes <= 33 * 4096
+    assert p.rss_peak_bytes > (256 + 24) * 4096
+
+
+def test_maps_listing_has_the_x86_64_layout_with_aslr_off(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    p = trace_run(tmp_path, "malloc 0 100\nmalloc 1 1M\n").processes[0]
+    lines = p.maps
+    assert lines[0].startswith("555555554000-555555556000 r-xp")
+    heap = next(line for line in lines if line.endswith("[heap]"))
+    assert heap.startswith("555555558000-")  # right after text (8k), data (4k) and bss (4k)
+    assert lines[-1].startswith("7ffffffde000-7ffffffff000 rw-p") and lines[-1].endswith("[stack]")
+    # The mmapped chunk sits just below the mmap base, 128 MiB under the stack top.
+    anon = [line for line in lines if line.split()[-1] == "0" and "rw-p" in line and "[" not in line]
+    assert any(
+        line.endswith("7ffff7fff000 rw-p 00000000 00:00 0") or "-7ffff7fff000 " in line for line in anon
+    ), lines
+
+
+def test_aslr_moves_the_regions_with_the_seed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def heap_start(seed: int) -> str:
+        p = trace_run(tmp_path, "malloc 0 100\n", "address_space.aslr=true", f"seed={seed}").processes[0]
+        return next(line for line in p.maps if line.endswith("[heap]")).split("-")[0]
+
+    assert heap_start(1) == heap_start(1)
+    assert heap_start(1) != heap_start(2)
+
+
+def test_i386_runs_out_of_address_space_with_enomem_not_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # 3 GiB of user space: 64 blocks of 64 MiB (4 GiB) cannot all be mapped.
+    text = "".join(f"malloc {i} 64M\n" for i in range(64))
+    p = trace_run(tmp_path, text, "address_space=i386", "swap=0").processes[0]
+    assert p.exit == "ok"
+    assert 0 < p.enomem < 64
+    assert p.vsz_peak_bytes < 3 << 30
+
+
+def test_i386_heap_meeting_the_mmap_area_falls_back_to_mmap(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # With M_MMAP_MAX=0 every block comes from brk until the heap reaches the
+    # mmap area; then brk fails and glibc maps memory instead (sysmalloc's fallback).
+    text = "".join(f"malloc {i} 256M\n" for i in range(14))
+    r = trace_run(tmp_path, text, "address_space=i386", "allocator.mmap_max=0")
+    p = r.processes[0]
+    failed_brk = [c for c in r.syscalls if c[3] == "brk" and c[5] == 0 and c[4] != 0]
+    assert failed_brk, "the heap never hit the mmap area"
+    assert p.syscalls["mmap"] > 0
+    assert p.exit == "ok"
+
+
+def test_two_mib_pages_fault_once_per_two_mib(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    small = trace_run(tmp_path, "malloc 0 8M\ntouch 0\n").processes[0]
+    huge = trace_run(tmp_path, "malloc 0 8M\ntouch 0\n", "page_size=2M", "ram=1G").processes[0]
+    assert small.minflt >= 2048
+    assert huge.minflt <= 8
+    assert huge.page_table_peak_bytes < small.page_table_peak_bytes
+
+
+def test_page_tables_are_counted_as_four_levels(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # One page touched at each end of the address space: PGD + two of each lower level.
+    r = simulate_with("workload=pageref", "workload.refs=[1,34359738366]", "machine.min_free=0")
+    assert r.processes[0].page_table_peak_bytes == (1 + 2 + 2 + 2) * 4096
+
+
+def test_oom_kills_the_biggest_process_and_the_run_goes_on(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = "p1: malloc 0 8M\np1: touch 0\np1: compute 50ms\np2: malloc 0 512k\np2: touch 0\np2: compute 100ms\np2: touch 0\n"
+    r = trace_run(tmp_path, text, "ram=4M", "swap=2M")
+    exits = {p.pid: p.exit for p in r.processes}
+    assert r.system["oom_kills"] == 1
+    assert exits == {1: "oom-killed", 2: "ok"}
+
+
+def test_local_scope_keeps_a_process_within_its_share(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = "p1: malloc 0 4M\np1: touch 0\np1: compute 20ms\np1: touch 0\np2: malloc 0 256k\np2: touch 0\np2: compute 300ms\n"
+    r = trace_run(tmp_path, text, "ram=2M", "policy.scope=local")
+    p2_end = next(p for p in r.processes if p.pid == 2).end_s
+    while_both = [s["rss_bytes"] for s in r.samples if s["pid"] == 1 and s["time_s"] < p2_end]
+    assert while_both and max(while_both) == 1 << 20  # an equal share of 2 MiB between two processes
+    p1 = next(p for p in r.processes if p.pid == 1)
+    assert p1.rss_peak_bytes == 2 << 20  # alone, it may use all of RAM
+
+
+def test_kswapd_reclaims_in_the_background_above_min(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "t.trace"
+    path.write_text("malloc 0 8M\ntouch 0\ncompute 10ms\ntouch 0\n")
+    r = simulate_with("workload=trace", f"workload.path={path}", "ram=4M", "machine.min_free=256k")
+    wm = r.system["watermarks_bytes"]
+    assert wm["min"] == 256 << 10 and wm["min"] < wm["low"] < wm["high"]
+    assert r.system["pgsteal_kswapd"] > 0
+
+
+def test_a_slower_swap_device_makes_the_same_work_take_longer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = "malloc 0 8M\ntouch 0\ntouch 0\ntouch 0\n"
+    times = {
+        dev: trace_run(tmp_path, text, "ram=4M", f"machine.swap_device={dev}").system["sim_time_s"]
+        for dev in ("nvme", "ssd", "hdd")
+    }
+    assert times["nvme"] < times["ssd"] < times["hdd"]
+
+
+def test_explain_narrates_each_reference_fault_and_eviction() -> None:
+    r = simulate_with(
+        "workload=pageref",
+        f"workload.refs=[{BELADY}]",
+        "policy=fifo",
+        "ram=12k",
+        "machine.min_free=0",
+        "explain=true",
+    )
+    log = "\n".join(r.explain or [])
+    assert log.count("minor fault") == 5 and log.count("MAJOR fault") == 4 and log.count(": hit") == 3
+    assert "evict frame 0" in log and "written to swap slot" in log

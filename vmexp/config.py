@@ -320,9 +320,9 @@ def validate(cfg: DictConfig | Config) -> Settings:
         raise ConfigError(
             f"address_space.va_bits: {layout.va_bits} is not a supported width (32, 39, 47, 48, 56, 57)"
         )
-    if layout.task_size > (1 << layout.va_bits) or layout.task_size % page_size:
+    if layout.task_size > (1 << layout.va_bits) or layout.task_size % 4096:
         raise ConfigError(
-            f"address_space.task_size: must be page aligned and at most 2^{layout.va_bits}, got {layout.task_size:#x}"
+            f"address_space.task_size: must be 4 KiB aligned and at most 2^{layout.va_bits}, got {layout.task_size:#x}"
         )
     program_end = layout.text_start + layout.text_size + layout.data_size + layout.bss_size
     if program_end >= layout.task_size - layout.mmap_min_gap:
