@@ -200,3 +200,11 @@ def test_any_log_imports_to_a_valid_trace(lines: list[str]) -> None:
     t = parse_trace_text(res.text)
     for ops in t.ops.values():
         replayable(ops)
+
+
+def test_non_ascii_digits_are_unreadable_calls_not_crashes() -> None:
+    # Found by fuzzing: '²'.isdigit() is True but int('²') fails.
+    assert import_ltrace(["memalign()=²"]).skipped == {"unreadable calls": 1}
+    assert import_valgrind(["--²-- malloc(1) = 0x1", "--1-- malloc(²) = 0x1"]).skipped == {
+        "unreadable calls": 1
+    }

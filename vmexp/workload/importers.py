@@ -72,17 +72,20 @@ def _kind(name: str) -> str | None:
     return None
 
 
-_SIZE_KW = re.compile(r"size\s+(\d+)")
+_SIZE_KW = re.compile(r"size\s+(\d+)", re.ASCII)
 
 
 def _addr(text: str) -> int:
     """An address as the tools print it (``0x4A40090``, ``0``, ``(nil)``, ``NULL``)."""
     text = text.strip()
-    if text.startswith(("0x", "0X")):
-        return int(text, 16)
-    if text.isdigit():
-        return int(text)
-    return 0  # (nil), NULL, <void>: no block
+    try:
+        if text.startswith(("0x", "0X")):
+            return int(text, 16)
+        if text.isascii() and text.isdigit():
+            return int(text)
+    except ValueError:
+        pass
+    return 0  # (nil), NULL, <void>, or garbage: no block
 
 
 def _count(text: str) -> int:
@@ -203,9 +206,9 @@ def _is_null_arg(args: str) -> bool:
     return _addr(args.split(",")[0]) == 0
 
 
-_VG_LINE = re.compile(r"^--(\d+)-- ?(.*)$")
-_VG_CALL = re.compile(r"\s*([A-Za-z_]\w*)\(([^()]*)\)")
-_VG_RESULT = re.compile(r"\s*=\s*(0[xX][0-9a-fA-F]+|\d+|\(nil\))")
+_VG_LINE = re.compile(r"^--(\d+)-- ?(.*)$", re.ASCII)
+_VG_CALL = re.compile(r"\s*([A-Za-z_]\w*)\(([^()]*)\)", re.ASCII)
+_VG_RESULT = re.compile(r"\s*=\s*(0[xX][0-9a-fA-F]+|[0-9]+|\(nil\))")
 
 
 def import_valgrind(lines: Iterable[str], source: str = "valgrind --trace-malloc=yes") -> ImportResult:
@@ -274,9 +277,15 @@ def import_valgrind(lines: Iterable[str], source: str = "valgrind --trace-malloc
 
 # ltrace prefixes "[pid N] " (-f) or "N " (-f -o FILE), then "lib->" (the library that called).
 _LT_PID = r"^(?:\[pid (?P<pid1>\d+)\] |(?P<pid2>\d+) +)?"
-_LT_LINE = re.compile(_LT_PID + r"(?:\S+->)?(?P<name>[A-Za-z_]\w*)\((?P<args>.*?)\)\s*=\s*(?P<res>\S+)")
-_LT_UNFINISHED = re.compile(_LT_PID + r"(?:\S+->)?(?P<name>[A-Za-z_]\w*)\((?P<args>.*?)\s*<unfinished")
-_LT_RESUMED = re.compile(_LT_PID + r"<\.\.\. (?P<name>\w+) resumed>(?P<args>.*?)\)\s*=\s*(?P<res>\S+)")
+_LT_LINE = re.compile(
+    _LT_PID + r"(?:\S+->)?(?P<name>[A-Za-z_]\w*)\((?P<args>.*?)\)\s*=\s*(?P<res>\S+)", re.ASCII
+)
+_LT_UNFINISHED = re.compile(
+    _LT_PID + r"(?:\S+->)?(?P<name>[A-Za-z_]\w*)\((?P<args>.*?)\s*<unfinished", re.ASCII
+)
+_LT_RESUMED = re.compile(
+    _LT_PID + r"<\.\.\. (?P<name>\w+) resumed>(?P<args>.*?)\)\s*=\s*(?P<res>\S+)", re.ASCII
+)
 
 
 def import_ltrace(lines: Iterable[str], source: str = "ltrace") -> ImportResult:
