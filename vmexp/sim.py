@@ -36,6 +36,7 @@ __all__ = ["simulate", "Result", "ProcResult", "SimError"]
 
 RUNNING, BLOCKED, SLEEPING, DONE = 0, 1, 2, 3
 _ONES = b"\x01" * 4096
+_ZEROS = bytes(4096)
 
 
 class SimError(RuntimeError):
@@ -156,6 +157,66 @@ class Process:
     # ---------------------------------------------------------- execution
     def execute(self, budget: int) -> int:
         """Run operations until the slice is used, the process blocks or sleeps, or the workload ends."""
+        if self.sim.check or self.sim.explain is not None:
+            return self._execute_stepwise(budget)
+        # The common case, kept tight: a touch is the operation a workload
+        # repeats most, so it is decoded here and its references start at once.
+        sysm = self.sim.system
+        mm = self.mm
+        ops = self.ops
+        ids = self.ids
+        refs = sysm.refs
+        shift = sysm.shift
+        op_index = self.op_index
+        while sysm.used < budget:
+            if self.pending is not None:
+                vpns, writes, i, n = self.pending
+                i = refs(mm, vpns, writes, i, n, budget)
+                self.pending = (vpns, writes, i, n) if i < n else None
+                if sysm.block_until and not self._wait_inline():
+                    return BLOCKED
+                continue
+            if self.compute_left:
+                step = min(self.compute_left, budget - sysm.used)
+                sysm.used += step
+                self.compute_left -= step
+                continue
+            op = next(ops, None)
+            if op is None:
+                return DONE
+            mm.op = op_index[self.nops] if op_index is not None else self.nops
+            self.nops += 1
+            code = op[0]
+            if code == TOUCH:
+                got = ids.get(op[1])
+                length = op[3]
+                if got is not None and (length < 0 or (op[2] >= 0 and op[2] + length <= got[1] and length)):
+                    start = got[0] if length < 0 else got[0] + op[2]
+                    if length < 0:
+                        length = got[1]
+                    if length:
+                        v0 = start >> shift
+                        n = ((start + length - 1) >> shift) - v0 + 1
+                        writes = (_ONES if op[4] else _ZEROS) if n <= 4096 else bytes([op[4]]) * n
+                        vpns = range(v0, v0 + n)
+                        i = refs(mm, vpns, writes, 0, n, budget)
+                        if i < n:
+                            self.pending = (vpns, writes, i, n)
+                        if sysm.block_until and not self._wait_inline():
+                            return BLOCKED
+                    continue
+            elif code == COMPUTE:
+                self.compute_left += op[1]
+                continue
+            self._do(op)
+            if sysm.block_until and not self._wait_inline():
+                return BLOCKED
+            if self.sleep_ns and not self._sleep_inline():
+                return SLEEPING
+        return RUNNING
+
+    def _execute_stepwise(self, budget: int) -> int:
+        """execute() one step at a time, with the invariant checker and/or the narration."""
         sysm = self.sim.system
         mm = self.mm
         while sysm.used < budget:
@@ -262,7 +323,7 @@ class Process:
             v0 = (p + off) >> shift
             v1 = (p + off + length - 1) >> shift
             n = v1 - v0 + 1
-            writes = _ONES if w else bytes(4096)
+            writes = _ONES if w else _ZEROS
             if n > len(writes):
                 writes = bytes([w]) * n
             self.pending = (range(v0, v1 + 1), writes, 0, n)
