@@ -82,6 +82,8 @@ def run_settings(
     from vmexp.metrics import metrics_dict
     from vmexp.sim import simulate
 
+    # A stale "ok" from an earlier run in this directory must not vouch for files being rewritten.
+    (out / "run.json").unlink(missing_ok=True)
     specs = build(settings.workload, settings.nprocs, settings.seed, settings.page_size)
     progress = None if quiet else _Progress(settings.duration, "")
     t0 = time.monotonic()
@@ -114,6 +116,15 @@ def _write_run_json(out: Path, status: str, error: str, wall: float, nprocs: int
     atomic_write(out / "run.json", json.dumps(doc, indent=1) + "\n")
 
 
+def _complete(out: Path) -> bool:
+    """A finished job: run.json says ok and metrics.json is there (both are written atomically, run.json last)."""
+    try:
+        info = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return info.get("status") == "ok" and (out / "metrics.json").is_file()
+
+
 def _summary_line(doc: dict[str, Any], out: Path) -> str:
     s = doc["system"]
     procs = doc["processes"]
@@ -135,6 +146,9 @@ def main(cfg: DictConfig) -> None:
     multirun = hc.mode == RunMode.MULTIRUN
     t0 = time.monotonic()
     label = f"[job {hc.job.num}] " if multirun else ""
+    if cfg.get("resume") and _complete(out):
+        print(f"{label}complete already, skipped (resume=true): {out}", flush=True)
+        return
     try:
         settings = validate(cfg)
         doc = run_settings(settings, out, quiet=multirun)

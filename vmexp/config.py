@@ -124,6 +124,10 @@ class Config:
     duration: Any = "10s"
     sample_interval: Any = "10ms"
     explain: bool = False
+    # Sweep robustness (wall clock and host memory, not simulated quantities).
+    resume: bool = False
+    job_timeout: Any = None
+    job_memory: Any = "4G"
     # What the preset asks, for the report; presets set these.
     name: str = "default"
     question: str = ""
@@ -231,6 +235,8 @@ class Settings:
     duration: int
     sample_interval: int
     explain: bool
+    job_timeout: int | None
+    job_memory: int
     name: str
     question: str
     layout: LayoutSettings
@@ -300,6 +306,13 @@ def validate(cfg: DictConfig | Config) -> Settings:
     sample_interval = _duration("sample_interval", c.sample_interval)
     if sample_interval <= 0:
         raise ConfigError("sample_interval: must be greater than 0")
+
+    job_timeout = None if c.job_timeout is None else _duration("job_timeout", c.job_timeout)
+    if job_timeout is not None and job_timeout <= 0:
+        raise ConfigError("job_timeout: must be greater than 0 (or null for no limit)")
+    job_memory = _size("job_memory", c.job_memory)
+    if job_memory < 16 << 20:
+        raise ConfigError(f"job_memory: {c.job_memory} is too small to run anything (at least 16M)")
 
     a = c.address_space
     layout = LayoutSettings(
@@ -416,6 +429,8 @@ def validate(cfg: DictConfig | Config) -> Settings:
         duration=duration,
         sample_interval=sample_interval,
         explain=bool(c.explain),
+        job_timeout=job_timeout,
+        job_memory=job_memory,
         name=str(c.name),
         question=str(c.question),
         layout=layout,

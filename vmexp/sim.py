@@ -16,6 +16,7 @@ arrival times, so the swap queue still sees the load it would.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from vmexp.kernel.pagetable import PRESENT, SHIFT, ZERO
 from vmexp.kernel.system import MM, SWAP_CLUSTER_MAX, ProcessKilled, Segfault, Syscalls, System
 from vmexp.libc.base import Allocator
 from vmexp.libc.factory import make_allocator
+from vmexp.units import format_duration, format_size
 from vmexp.workload import ProcSpec, WorkloadError
 from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, PAGEREF, REALLOC, SLEEP, TOUCH, Op, describe
 
@@ -41,6 +43,16 @@ _ZEROS = bytes(4096)
 
 class SimError(RuntimeError):
     """A run that cannot go on (not a process's own failure); the message says why."""
+
+
+class JobLimit(SimError):
+    """The job hit job_timeout or job_memory; the sweep records it as failed and goes on."""
+
+
+# Host bytes per page the simulator tracks (page-table entry, frame tables,
+# policy entry), measured with bench/bench_engine.py; the job_memory guard
+# multiplies by it.
+BYTES_PER_TRACKED_PAGE = 400
 
 
 class WorkloadFault(Exception):
@@ -416,6 +428,7 @@ class Process:
                 self.error = str(e)
                 self._finish(e.status)
                 status = DONE
+            self.sim.guard()
             used, block_until, sleep_ns = sysm.used, sysm.block_until, self.sleep_ns
             sysm.used = 0
             sysm.block_until = 0
@@ -529,6 +542,25 @@ class Simulation:
         self.kswapd_event: simpy.Event | None = None
         self._last: dict[str, int] = {"t": 0, "cpu": 0, "busy": 0, "pswpin": 0, "pswpout": 0}
         self.progress: Any = None
+        self.deadline = (
+            None if settings.job_timeout is None else time.monotonic() + settings.job_timeout / 1e9
+        )
+        self.max_pages = settings.job_memory // BYTES_PER_TRACKED_PAGE
+
+    def guard(self) -> None:
+        """Stop a runaway job: wall-clock limit and the simulator's own memory (checked once per slice)."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise JobLimit(
+                f"job_timeout: the job ran longer than {format_duration(self.s.job_timeout or 0)} of wall time "
+                f"(simulated time reached {int(self.env.now) / 1e9:.3f} s); raise job_timeout or shorten duration"
+            )
+        tracked = sum(len(p.mm.pt.pte) for p in self.procs)
+        if tracked > self.max_pages:
+            raise JobLimit(
+                f"job_memory: the simulation tracks {tracked:,} pages, about "
+                f"{format_size(tracked * BYTES_PER_TRACKED_PAGE)} of host memory, over job_memory="
+                f"{format_size(self.s.job_memory)}; raise job_memory or shrink the workload"
+            )
 
     def _kswapd(self) -> Generator[simpy.Event, Any, None]:
         sysm = self.system
