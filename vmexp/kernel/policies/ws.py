@@ -36,15 +36,16 @@ from collections import OrderedDict
 
 import numpy as np
 
-from vmexp.kernel.policies.base import FrameView, Policy, PolicyError, register
+from vmexp.kernel.policies.base import FrameView, PolicyError, register
+from vmexp.kernel.policies.clock import Clock
 from vmexp.units import UnitError, parse_duration
 
 __all__ = ["WorkingSet"]
 
 
 @register
-class WorkingSet(Policy):
-    """The ring of ``clock`` plus last-use times kept in last-use order.
+class WorkingSet(Clock):
+    """The ring and hand of ``Clock`` (inherited), plus last-use times kept in last-use order.
 
     Every update sets a last-use time to now, and the kernel's clock never
     goes back, so moving the frame to the end of an ``OrderedDict`` keeps the
@@ -58,7 +59,7 @@ class WorkingSet(Policy):
     name = "ws"
 
     @dataclasses.dataclass
-    class Params(Policy.Params):
+    class Params(Clock.Params):
         """The window is simulated time, not a count of references."""
 
         # Window tau: a page unused for this long has left the working set ("10ms", "500us", ...).
@@ -75,41 +76,19 @@ class WorkingSet(Policy):
     def __init__(self, view: FrameView, params: Params, rng: np.random.Generator) -> None:
         super().__init__(view, params, rng)
         self._tau = parse_duration(params.tau)
-        # Invariants as in Clock: _next/_prev form one cycle over the tracked
-        # frames, _hand is one of them or -1. _last has the same keys, in
-        # non-decreasing order of value. Before _quiet_until no page is tau old.
-        self._next: dict[int, int] = {}
-        self._prev: dict[int, int] = {}
+        # Invariants: _last has the ring's keys, in non-decreasing order of
+        # value; before _quiet_until no page is tau old.
         self._last: OrderedDict[int, int] = OrderedDict()
-        self._hand = -1
         self._quiet_until = -1
 
     def inserted(self, frame: int) -> None:
         # A new key goes to the end, which is right: now is the latest time.
         self._last[frame] = self.view.now()
-        hand = self._hand
-        if hand < 0:
-            self._next[frame] = frame
-            self._prev[frame] = frame
-            self._hand = frame
-            return
-        prev = self._prev[hand]
-        self._next[prev] = frame
-        self._prev[frame] = prev
-        self._next[frame] = hand
-        self._prev[hand] = frame
+        super().inserted(frame)
 
     def removed(self, frame: int) -> None:
         del self._last[frame]
-        nxt = self._next.pop(frame)
-        prev = self._prev.pop(frame)
-        if nxt == frame:
-            self._hand = -1
-            return
-        self._next[prev] = nxt
-        self._prev[nxt] = prev
-        if self._hand == frame:
-            self._hand = nxt
+        super().removed(frame)
 
     def victim(self) -> int:
         frame = self._hand
@@ -147,6 +126,3 @@ class WorkingSet(Policy):
         self._quiet_until = last[oldest] + tau
         self._hand = oldest
         return oldest
-
-    def __len__(self) -> int:
-        return len(self._next)
