@@ -36,6 +36,13 @@ hot path lean: the link fix-ups in *neighbouring* free chunks when a chunk
 joins or leaves a doubly linked bin, and header loads of neighbours.  Both
 touch chunk headers glibc wrote earlier, so they never fault a page in a
 process without swap; under swap they are references the model omits.
+
+Where the binary and malloc.c's text disagree, the binary wins: Debian's
+``__libc_calloc`` has no ``sbrk_base + max_system_mem`` widening of the
+old top (see ``calloc``).  Quirks of the 2.36 source that the binary does
+have are kept: the swapped arguments of ``sysmalloc_mmap_fallback``, the
+signed/unsigned comparison in ``systrim``, ``long`` wraparound for sizes
+near ``PTRDIFF_MAX``.
 """
 
 from __future__ import annotations
