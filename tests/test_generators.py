@@ -21,6 +21,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import settings as composed
+from vmexp.sim import simulate
 from vmexp.workload import WorkloadError, build
 from vmexp.workload.generators import assign_entries, build_generated, parse_sizes
 from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, REALLOC, SLEEP, TOUCH, Op
@@ -719,3 +721,38 @@ def test_bad_mix_keys() -> None:
     for spec, nprocs, message in cases:
         with pytest.raises(WorkloadError, match=message):
             build(spec, nprocs, 0, PS)
+
+
+# ---------------------------------------------------------------------------
+# Through Hydra and the simulator (small sizes; the kernel's checker on)
+# ---------------------------------------------------------------------------
+
+
+def _shrink(spec: dict[str, Any]) -> None:
+    """Cut a preset down to a fraction of a second of simulation, keeping its shape.
+
+    The kernel's per-operation checker is off here (it costs milliseconds per
+    operation at 64 MiB); the test below runs it on a small machine.
+    """
+    for g in spec.get("processes", [spec]):
+        g["allocs"] = min(g["allocs"], 150)
+        if g.get("refs"):
+            g["refs"] = 3000
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_composes_and_runs_in_the_simulator(name: str) -> None:
+    s = composed(f"workload={name}", "nprocs=2")
+    assert s.workload == load(name)  # Hydra hands the file's mapping over unchanged
+    _shrink(s.workload)
+    result = simulate(s, build(s.workload, s.nprocs, s.seed, s.page_size))
+    assert [(p.exit, p.error) for p in result.processes] == [("ok", "")] * 2
+    assert all(p.refs > 0 and p.mallinfo["uordblks"] + p.mallinfo["hblkhd"] > 0 for p in result.processes)
+
+
+def test_generated_ops_keep_the_kernel_consistent_under_swapping() -> None:
+    """The kernel's invariant checker after every operation (costly: a small run on 1 MiB of RAM)."""
+    s = composed("workload=random", "nprocs=2", "ram=1M", "workload.allocs=250", "workload.arrival.mode=zero")
+    result = simulate(s, build(s.workload, s.nprocs, s.seed, s.page_size), check=True)
+    assert [(p.exit, p.error) for p in result.processes] == [("ok", "")] * 2
+    assert result.system["pswpout"] > 0
