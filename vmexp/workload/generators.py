@@ -792,7 +792,8 @@ def assign_entries(shares: list[float], counts: list[int | None], nprocs: int) -
     it in order, then each further process goes to the share entry furthest
     below its proportional quota (quota = share / total share x the number of
     share processes so far), the earlier entry on a tie. The sequence does
-    not depend on nprocs, so adding a process never moves another one.
+    not depend on nprocs, so adding a process never moves another one; with
+    fewer processes than entries (or than the counts add up to) it is cut short.
     """
     k = len(shares)
     got = [0] * k
