@@ -1,0 +1,191 @@
+"""Sweeps that scale out and survive failure: every launcher gives the same results; failures, kills, resume."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+PY = sys.executable
+TRACE = ROOT / "tests" / "traces" / "threshold_boundary.trace"
+# 12 jobs: 3 thresholds x 4 seeds of a short default experiment.
+GRID = ["threshold=64k,128k,256k", "seed=0,1,2,3", "duration=0.05s"]
+CONTRACT = ("metrics.json", "syscalls.csv", "timeseries.csv")
+
+
+def sweep(
+    out: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "run.py", "-m", *args, f"hydra.sweep.dir={out}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def job_files(out: Path) -> dict[str, bytes]:
+    return {
+        f"{d.name}/{name}": (d / name).read_bytes()
+        for d in sorted(out.iterdir())
+        if (d / ".hydra").is_dir()
+        for name in CONTRACT
+    }
+
+
+@pytest.fixture(scope="module")
+def basic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    out = tmp_path_factory.mktemp("basic")
+    r = sweep(out, *GRID)
+    assert r.returncode == 0, r.stderr
+    files = job_files(out)
+    assert len(files) == 12 * len(CONTRACT)
+    return files
+
+
+def _have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+LAUNCHERS = [
+    pytest.param("joblib", {}, id="joblib"),
+    pytest.param(
+        "submitit_local",
+        {},
+        id="submitit_local",
+        marks=pytest.mark.skipif(
+            not _have("hydra_plugins.hydra_submitit_launcher"), reason="hydra-submitit-launcher not installed"
+        ),
+    ),
+    pytest.param(
+        "ray_local",
+        {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)},
+        id="ray_local",
+        marks=pytest.mark.skipif(
+            not _have("hydra_plugins.hydra_ray_launcher"),
+            reason="Ray is an optional extra: pip install -e '.[ray]' (.ci/run tests it in a separate environment)",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("launcher", "env"), LAUNCHERS)
+def test_every_launcher_gives_the_basic_launchers_results(
+    basic: dict[str, bytes], tmp_path: Path, launcher: str, env: dict[str, str]
+) -> None:
+    r = sweep(tmp_path, *GRID, f"hydra/launcher={launcher}", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert job_files(tmp_path) == basic
+    rows = list(csv.DictReader((tmp_path / "summary.csv").read_text().splitlines()))
+    assert len(rows) == 12 and all(row["status"] == "ok" for row in rows)
+
+
+def test_a_job_that_fails_in_the_simulation_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    # job_timeout=1ns: the first slice of that job exceeds its wall-clock limit.
+    r = sweep(tmp_path, "job_timeout=1ns,null", "duration=0.05s")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    rows = {
+        row["job_timeout"]: row for row in csv.DictReader((tmp_path / "summary.csv").read_text().splitlines())
+    }
+    assert rows["1ns"]["status"] == "failed" and rows["1ns"]["error"].startswith("job_timeout:")
+    assert rows["null"]["status"] == "ok"
+    failed_dir = next(d for d in tmp_path.iterdir() if d.name.startswith("0_"))
+    assert json.loads((failed_dir / "run.json").read_text())["status"] == "failed"
+    assert not (failed_dir / "metrics.json").exists()
+    assert (tmp_path / "report.md").is_file() and "failed" in (tmp_path / "report.md").read_text()
+
+
+def test_the_memory_guard_stops_a_runaway_job(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [
+            PY,
+            "run.py",
+            "job_memory=16M",
+            "workload=pageref",
+            "workload.refs=[1]",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0  # one page is far below the limit
+    big = tmp_path / "big.txt"
+    big.write_text("\n".join(str(i) for i in range(60_000)) + "\n")
+    r = subprocess.run(
+        [
+            PY,
+            "run.py",
+            "job_memory=16M",
+            "workload=pageref",
+            f"workload.path={big}",
+            "ram=1G",
+            f"hydra.run.dir={tmp_path / 'b'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode != 0 and "job_memory:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_killed_sweep_resumes_to_the_same_results(tmp_path: Path) -> None:
+    args = ["threshold=64k,128k,256k,512k", "duration=0.3s"]
+    whole = tmp_path / "whole"
+    assert sweep(whole, *args).returncode == 0
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(
+        [PY, "run.py", "-m", *args, f"hydra.sweep.dir={cut}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not list(cut.glob("1_*/metrics.json")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (cut / "summary.csv").exists(), "the sweep finished before it could be killed"
+    r = sweep(cut, *args, "resume=true")
+    assert r.returncode == 0, r.stderr
+    assert "complete already, skipped" in r.stdout
+    assert job_files(cut) == job_files(whole)
+    assert not list(cut.glob("**/.*.tmp"))
+
+
+def test_two_hundred_jobs_aggregate_in_seconds(tmp_path: Path) -> None:
+    # One real job, copied as 200 seeds (aggregation reads only the files).
+    one = tmp_path / "one"
+    r = sweep(one, "seed=0", "duration=0.05s")
+    assert r.returncode == 0, r.stderr
+    src = next(d for d in one.iterdir() if (d / "metrics.json").is_file())
+    big = tmp_path / "big"
+    for seed in range(200):
+        d = big / f"{seed}_seed={seed}"
+        shutil.copytree(src, d)
+        (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={seed}", "duration=0.05s"]))
+    t = time.monotonic()
+    r = subprocess.run([PY, "-m", "vmexp.report", str(big)], cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.monotonic() - t
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader((big / "summary.csv").read_text().splitlines()))
+    assert len(rows) == 200
+    assert list((big / "figures").glob("*.png")) and (big / "report.html").is_file()
+    print(f"aggregated 200 jobs in {elapsed:.1f} s")
