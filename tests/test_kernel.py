@@ -227,3 +227,16 @@ def test_explain_narrates_each_reference_fault_and_eviction() -> None:
     log = "\n".join(r.explain or [])
     assert log.count("minor fault") == 5 and log.count("MAJOR fault") == 4 and log.count(": hit") == 3
     assert "evict frame 0" in log and "written to swap slot" in log
+
+
+def test_a_failed_allocation_is_counted_and_its_later_uses_are_skipped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # i386: a 3.5 GiB block cannot be mapped; the program checks for NULL.
+    p = trace_run(
+        tmp_path, "malloc 0 3584M\ntouch 0\nfree 0\nmalloc 1 100\n", "address_space=i386"
+    ).processes[0]
+    assert (p.exit, p.enomem, p.skipped_ops) == ("ok", 1, 1)
+
+
+def test_malloc_of_a_live_id_stops_the_process_with_the_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    p = trace_run(tmp_path, "malloc 0 100\n# again\nmalloc 0 200\n").processes[0]
+    assert p.exit == "bad-id" and "trace line 3" in p.error

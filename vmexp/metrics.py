@@ -76,6 +76,7 @@ def _process(p: ProcResult) -> dict[str, Any]:
         "refs": p.refs,
         "ops": p.ops,
         "enomem": p.enomem,
+        "skipped_ops": p.skipped_ops,
         "syscalls": p.syscalls,
         "mallinfo": {k: int(p.mallinfo[k]) for k in MALLINFO_FIELDS},
         "vsz_peak_bytes": p.vsz_peak_bytes,

@@ -89,6 +89,7 @@ class ProcResult:
     end_s: float
     ops: int
     enomem: int
+    skipped_ops: int
     pswpin: int
     pswpout: int
     page_table_bytes: int
@@ -144,6 +145,9 @@ class Process:
             None if spec.refs is not None else make_allocator(sim.s.allocator, self.kernel)
         )
         self.ids: dict[int, tuple[int, int]] = {}
+        self.null_ids: set[int] = set()  # ids whose allocation returned NULL
+        self.short: set[int] = set()  # ids whose growing realloc failed
+        self.skipped = 0  # operations on NULL blocks, skipped as a checking program would
         self.ops: Iterator[Op] = iter(spec.ops)
         self.op_index = spec.op_index
         self.nops = 0
@@ -298,8 +302,12 @@ class Process:
         self.sleep_ns = 0
         return True
 
-    def _block(self, op: Op) -> tuple[int, int]:
+    def _block(self, op: Op) -> tuple[int, int] | None:
+        """The (pointer, size) of the op's id; None for an allocation that failed (skip the op)."""
         got = self.ids.get(op[1])
+        if got is None and op[1] in self.null_ids:
+            self.skipped += 1
+            return None
         if got is None:
             what = describe(op).split()[0]
             raise WorkloadFault(
@@ -320,10 +328,16 @@ class Process:
         cost = self.sim.s.machine.cost
         sysm = self.sim.system
         if code == TOUCH:
-            p, size = self._block(op)
+            got = self._block(op)
+            if got is None:
+                return
+            p, size = got
             off, length, w = op[2], op[3], op[4]
             if length < 0:
                 off, length = 0, size
+            elif op[1] in self.short and off + length > size:
+                # A realloc that failed left the block at its old size.
+                off, length = min(off, size), max(0, min(length, size - min(off, size)))
             if off < 0 or off + length > size:
                 raise WorkloadFault(
                     "segfault",
@@ -351,12 +365,17 @@ class Process:
             return
         assert alloc is not None
         if code == MALLOC:
+            self._not_live(op)
             sysm.used += cost.malloc
             p = alloc.malloc(op[2])
             self._store(op[1], p, op[2])
         elif code == FREE:
             sysm.used += cost.free
             got = self.ids.pop(op[1], None)
+            self.short.discard(op[1])
+            if got is None and op[1] in self.null_ids:
+                self.null_ids.discard(op[1])  # free(NULL): nothing to do
+                return
             if got is None:
                 raise WorkloadFault(
                     "double-free",
@@ -365,6 +384,7 @@ class Process:
                 )
             alloc.free(got[0])
         elif code == CALLOC:
+            self._not_live(op)
             sysm.used += cost.malloc
             p = alloc.calloc(op[2], op[3])
             self._store(op[1], p, op[2] * op[3])
@@ -380,18 +400,31 @@ class Process:
             else:
                 p = alloc.realloc(old[0], op[2])
                 if p == 0:
-                    self.enomem += 1  # the old block stays valid, as in C
+                    self.enomem += 1  # the old block stays valid, as in C, at its old size
+                    self.short.add(op[1])
                 else:
                     self.ids[op[1]] = (p, op[2])
+                    self.short.discard(op[1])
         else:
             raise WorkloadError(f"{self._where()}: unknown operation code {code}")
 
     def _store(self, ident: int, p: int, size: int) -> None:
         if p == 0:
             if size:
-                self.enomem += 1  # ENOMEM: recorded, not fatal
+                # ENOMEM: recorded, not fatal. The program is taken to check for
+                # NULL: later touches of this id are skipped, its free is free(NULL).
+                self.enomem += 1
+                self.null_ids.add(ident)
             return
+        self.null_ids.discard(ident)
         self.ids[ident] = (p, size)
+
+    def _not_live(self, op: Op) -> None:
+        if op[1] in self.ids:
+            raise WorkloadFault(
+                "bad-id",
+                f"{self._where()}: {describe(op).split()[0]} of id {op[1]}, which is still allocated (free it first)",
+            )
 
     # ------------------------------------------------------------- SimPy
     def run(self) -> Generator[simpy.Event, Any, None]:
@@ -508,6 +541,7 @@ class Process:
             end_s=(self.end_ns if self.end_ns >= 0 else int(self.sim.env.now)) / 1e9,
             ops=self.nops,
             enomem=self.enomem,
+            skipped_ops=self.skipped,
             pswpin=mm.pswpin,
             pswpout=mm.pswpout,
             page_table_bytes=mm.pt.bytes,
@@ -521,7 +555,8 @@ class Simulation:
     def __init__(self, settings: Settings, specs: list[ProcSpec], *, check: bool = False) -> None:
         self.s = settings
         self.env = simpy.Environment()
-        ss = np.random.SeedSequence(settings.seed)
+        # Its own root: the workload's streams are SeedSequence(seed).spawn(nprocs).
+        ss = np.random.SeedSequence([settings.seed, 0x6B65726E])
         kernel_seq, aslr_seq = ss.spawn(2)
         self.explain: list[str] | None = [] if settings.explain else None
         self.system = System(settings, self.env, np.random.default_rng(kernel_seq), explain=self.explain)
