@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Kernel", "Allocator", "MALLINFO_FIELDS", "CHUNK_STATES"]
+__all__ = ["CHUNK_STATES", "MALLINFO_FIELDS", "Allocator", "Kernel"]
 
 MALLINFO_FIELDS = (
     "arena",
