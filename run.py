@@ -13,8 +13,8 @@ app.install_error_handler()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    app.main(cfg)
+def main(cfg: DictConfig) -> float | None:
+    return app.main(cfg)
 
 
 if __name__ == "__main__":

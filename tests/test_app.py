@@ -216,3 +216,22 @@ def test_help_lists_the_groups_and_cfg_shows_the_config() -> None:
     assert c.returncode == 0
     cfg = yaml.safe_load(c.stdout)
     assert cfg["threshold"] is None and cfg["nprocs"] >= 2
+
+
+def test_objective_is_a_weighted_sum_of_summary_metrics(tmp_path: Path) -> None:
+    s = settings(*SHORT, "+objective={rss_peak_bytes: 1e-6, syscalls: 0.5}")
+    doc = run_settings(s, tmp_path, quiet=True)
+    from vmexp.app import objective_value
+    from vmexp.metrics import SUMMARY_METRICS, summary_of
+
+    summary = summary_of(doc)
+    assert tuple(summary) == SUMMARY_METRICS
+    assert summary["syscalls"] == summary["brk"] + summary["mmap"] + summary["munmap"] + summary["mremap"]
+    assert objective_value(s, doc) == pytest.approx(
+        summary["rss_peak_bytes"] * 1e-6 + summary["syscalls"] * 0.5
+    )
+
+
+def test_an_unknown_objective_metric_is_named(tmp_path: Path) -> None:
+    r = run(*SHORT, "+objective={happiness: 1}", f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 2 and "objective.happiness: not a summary metric" in r.stderr

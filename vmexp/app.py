@@ -10,6 +10,7 @@ summary marks it, and the command's exit status says that something failed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -24,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vmexp.config import ConfigError, Settings, register_configs, validate
 from vmexp.kernel.policies.base import PolicyError
-from vmexp.metrics import atomic_write, write_run
+from vmexp.metrics import SUMMARY_METRICS, atomic_write, summary_of, write_run
 from vmexp.units import format_duration, format_size
 from vmexp.workload import WorkloadError, build
 
@@ -139,8 +140,22 @@ def _summary_line(doc: dict[str, Any], out: Path) -> str:
     )
 
 
-def main(cfg: DictConfig) -> None:
-    """The Hydra task function (run.py)."""
+def _check_objective(settings: Settings) -> None:
+    unknown = sorted(set(settings.objective) - set(SUMMARY_METRICS))
+    if unknown:
+        raise ConfigError(
+            f"objective.{unknown[0]}: not a summary metric (valid: {', '.join(SUMMARY_METRICS)})"
+        )
+
+
+def objective_value(settings: Settings, doc: dict[str, Any]) -> float:
+    """The weighted sum of summary metrics that ``objective`` defines (what Optuna minimises)."""
+    summary = summary_of(doc)
+    return float(sum(w * summary[k] for k, w in settings.objective.items()))
+
+
+def main(cfg: DictConfig) -> float | None:
+    """The Hydra task function (run.py); returns the objective's value when one is defined."""
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
@@ -148,11 +163,19 @@ def main(cfg: DictConfig) -> None:
     label = f"[job {hc.job.num}] " if multirun else ""
     if cfg.get("resume") and _complete(out):
         print(f"{label}complete already, skipped (resume=true): {out}", flush=True)
-        return
+        if cfg.get("objective"):
+            return objective_value(validate(cfg), json.loads((out / "metrics.json").read_text()))
+        return None
     try:
         settings = validate(cfg)
+        _check_objective(settings)
         doc = run_settings(settings, out, quiet=multirun)
         print(f"{label}{_summary_line(doc, out)}", flush=True)
+        if settings.objective:
+            value = objective_value(settings, doc)
+            print(f"{label}objective = {value:.6g}", flush=True)
+            return value
+        return None
     except _user_errors() as e:
         msg = str(e)
         _write_run_json(out, "failed", msg, time.monotonic() - t0, 0)
@@ -160,6 +183,7 @@ def main(cfg: DictConfig) -> None:
         if not multirun:
             raise SystemExit(2) from None
         _note_failure()
+        return math.inf if cfg.get("objective") else None  # a failed trial is the worst one
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # a bug or a resource problem: keep the sweep going, record everything
@@ -170,6 +194,7 @@ def main(cfg: DictConfig) -> None:
         if not multirun:
             raise SystemExit(1) from None
         _note_failure()
+        return math.inf if cfg.get("objective") else None
 
 
 # ---------------------------------------------------------------------------

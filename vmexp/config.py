@@ -138,6 +138,8 @@ class Config:
     allocator: AllocatorConf = field(default_factory=AllocatorConf)
     workload: Any = None
     report: ReportConf = field(default_factory=ReportConf)
+    # A cost to minimise (hydra/sweeper=optuna): summary metric -> weight; the job returns the weighted sum.
+    objective: dict[str, float] = field(default_factory=dict)
 
 
 def register_configs() -> None:
@@ -235,6 +237,7 @@ class Settings:
     duration: int
     sample_interval: int
     explain: bool
+    objective: dict[str, float]
     job_timeout: int | None
     job_memory: int
     name: str
@@ -429,6 +432,7 @@ def validate(cfg: DictConfig | Config) -> Settings:
         duration=duration,
         sample_interval=sample_interval,
         explain=bool(c.explain),
+        objective={str(k): float(v) for k, v in dict(_plain(c.objective) or {}).items()},
         job_timeout=job_timeout,
         job_memory=job_memory,
         name=str(c.name),

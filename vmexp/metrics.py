@@ -27,6 +27,8 @@ __all__ = [
     "SYSCALL_COLUMNS",
     "TIMESERIES_COLUMNS",
     "atomic_write",
+    "summary_of",
+    "SUMMARY_METRICS",
     "metrics_dict",
     "write_run",
 ]
@@ -98,6 +100,76 @@ def _process(p: ProcResult) -> dict[str, Any]:
 def metrics_dict(result: Result) -> dict[str, Any]:
     """The metrics.json document (contract: schema 1)."""
     return {"schema": SCHEMA, "system": result.system, "processes": [_process(p) for p in result.processes]}
+
+
+SUMMARY_METRICS = (
+    "minflt",
+    "majflt",
+    "brk",
+    "mmap",
+    "munmap",
+    "mremap",
+    "syscalls",
+    "rss_peak_bytes",
+    "vsz_peak_bytes",
+    "arena_bytes",
+    "uordblks_bytes",
+    "fordblks_bytes",
+    "hblkhd_bytes",
+    "fragmentation",
+    "pswpin",
+    "pswpout",
+    "cpu_utilization",
+    "swap_utilization",
+    "sim_time_s",
+    "oom_kills",
+    "enomem",
+    "page_table_peak_bytes",
+    "mean_time_between_faults_s",
+)
+
+
+def summary_of(doc: dict[str, Any]) -> dict[str, float]:
+    """One job's summary metrics (totals over its processes) from its metrics.json document.
+
+    The names are summary.csv's metric columns; ``objective`` weights refer to them.
+    """
+    procs = doc["processes"]
+    s = doc["system"]
+
+    def total(key: str) -> int:
+        return sum(int(p[key]) for p in procs)
+
+    def mi(key: str) -> int:
+        return sum(int(p["mallinfo"][key]) for p in procs)
+
+    calls = {k: sum(int(p["syscalls"][k]) for p in procs) for k in ("brk", "mmap", "munmap", "mremap")}
+    arena = mi("arena")
+    faults = total("majflt")
+    cpu = sum(float(p["cpu_time_s"]) for p in procs)
+    return {
+        "minflt": total("minflt"),
+        "majflt": faults,
+        **calls,
+        "syscalls": sum(calls.values()),
+        "rss_peak_bytes": total("rss_peak_bytes"),
+        "vsz_peak_bytes": total("vsz_peak_bytes"),
+        "arena_bytes": arena,
+        "uordblks_bytes": mi("uordblks"),
+        "fordblks_bytes": mi("fordblks"),
+        "hblkhd_bytes": mi("hblkhd"),
+        "fragmentation": round(mi("fordblks") / arena, 6) if arena else 0.0,
+        "pswpin": int(s["pswpin"]),
+        "pswpout": int(s["pswpout"]),
+        "cpu_utilization": round(float(s["cpu_utilization"]), 6),
+        "swap_utilization": round(float(s["swap_utilization"]), 6),
+        "sim_time_s": float(s["sim_time_s"]),
+        "oom_kills": int(s["oom_kills"]),
+        "enomem": total("enomem"),
+        "page_table_peak_bytes": total("page_table_peak_bytes"),
+        # Denning's L: mean CPU time between major faults (inf-free: 0 when there were none).
+        "mean_time_between_faults_s": round(cpu / faults, 9) if faults else 0.0,
+    }
 
 
 def _csv(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
