@@ -28,7 +28,7 @@ import simpy
 from vmexp.config import Settings
 from vmexp.kernel.pagetable import PRESENT, SHIFT, ZERO
 from vmexp.kernel.system import MM, SWAP_CLUSTER_MAX, ProcessKilled, Segfault, Syscalls, System
-from vmexp.libc.base import Allocator
+from vmexp.libc.base import MALLINFO_FIELDS, Allocator
 from vmexp.libc.factory import make_allocator
 from vmexp.units import format_duration, format_size
 from vmexp.workload import ProcSpec, WorkloadError
@@ -497,22 +497,8 @@ class Process:
 
     # ------------------------------------------------------------ results
     def mallinfo(self) -> dict[str, int]:
-        if self.alloc is None:
-            return dict.fromkeys(
-                (
-                    "arena",
-                    "ordblks",
-                    "smblks",
-                    "hblks",
-                    "hblkhd",
-                    "usmblks",
-                    "fsmblks",
-                    "uordblks",
-                    "fordblks",
-                    "keepcost",
-                ),
-                0,
-            ) | {"ordblks": 1}
+        if self.alloc is None:  # a bare page-reference process has no heap (mallinfo2 of an unused malloc)
+            return dict.fromkeys(MALLINFO_FIELDS, 0) | {"ordblks": 1}
         return self.alloc.mallinfo2()
 
     def snapshot(self) -> ProcResult:

@@ -709,31 +709,24 @@ class Syscalls:
         self.sys.madvise_dontneed(self.mm, addr, length)
 
     def write(self, addr: int, length: int) -> None:
-        if length <= 0:
-            return
-        v0 = addr >> self.shift
-        v1 = (addr + length - 1) >> self.shift
-        if v0 == v1:
-            e = self._pte.get(v0, 0)
-            if e & _W_MASK == _W_WANT:
-                self.mm.refs += 1
-                on_hit = self.mm.policy.on_hit
-                if on_hit is not None:
-                    on_hit(e >> SHIFT)
-                return
-        self.sys.refs(self.mm, range(v0, v1 + 1), b"\x01" * (v1 - v0 + 1), 0, v1 - v0 + 1, 1 << 62, False)
+        self._access(addr, length, 1)
 
     def read(self, addr: int, length: int) -> None:
+        self._access(addr, length, 0)
+
+    def _access(self, addr: int, length: int, w: int) -> None:
+        """The allocator's own loads/stores: a plain hit on one page stays here, the rest goes to refs()."""
         if length <= 0:
             return
         v0 = addr >> self.shift
         v1 = (addr + length - 1) >> self.shift
         if v0 == v1:
             e = self._pte.get(v0, 0)
-            if e & _R_MASK == _R_WANT:
+            if e & _MASKS[w] == _WANTS[w]:
                 self.mm.refs += 1
                 on_hit = self.mm.policy.on_hit
                 if on_hit is not None:
                     on_hit(e >> SHIFT)
                 return
-        self.sys.refs(self.mm, range(v0, v1 + 1), bytes(v1 - v0 + 1), 0, v1 - v0 + 1, 1 << 62, False)
+        n = v1 - v0 + 1
+        self.sys.refs(self.mm, range(v0, v1 + 1), bytes([w]) * n, 0, n, 1 << 62, False)
