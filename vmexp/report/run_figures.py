@@ -1,66 +1,752 @@
-"""Figures of one run, drawn from the files the run wrote (so they can be redrawn later)."""
+"""Figures of one run, drawn from the files the run wrote (so they can be redrawn later).
+
+Five figures, each answering a question a reader of the run asks:
+
+- ``memory.png``: who holds the RAM, and when did the machine start to swap?
+  (RSS per process stacked against the RAM line; swap; free memory against
+  the kswapd watermarks, on a log axis because the watermarks are a few
+  hundred KiB of a RAM of many MiB.)
+- ``faults.png``: when did each process fault, minor or major?
+- ``heap.png``: what does the heap look like at exit (every chunk coloured
+  by its state: fragmentation made visible), and how did the break move?
+- ``layout.png``: where in the address space do the regions sit?
+- ``syscalls.png``: when were brk, mmap, munmap and mremap called?
+
+Everything is read from ``metrics.json``, ``timeseries.csv``,
+``syscalls.csv``, ``heap.csv`` and ``maps/``; nothing comes from the
+simulator's memory, so ``python -m vmexp.report RUN_DIR`` redraws them.
+
+Drawing time matters because a sweep of 200 jobs draws 200 sets: pyplot's
+global figure manager and seaborn's import are avoided (``Figure`` objects
+are drawn straight to PNG), and the heap map is one raster image, not one
+rectangle per chunk.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FuncFormatter
 
 from vmexp.config import Settings
-from vmexp.units import format_size
+from vmexp.libc.base import CHUNK_STATES
+from vmexp.report.style import PALETTE, STATE_COLORS, STYLE, bytes_axis, fmt_bytes, seconds_axis
+from vmexp.units import UnitError, format_size, parse_size
 
-__all__ = ["draw_run_figures", "memory_figure"]
+__all__ = [
+    "draw_run_figures",
+    "memory_figure",
+    "faults_figure",
+    "heap_figure",
+    "layout_figure",
+    "syscalls_figure",
+    "RunData",
+    "load_run",
+    "parse_maps",
+    "heap_raster",
+    "MAX_HEAP_PROCS",
+]
+
+# Processes shown in the heap map: each gets a row, and more than four rows
+# stop being readable on a page; the ones with the most heap are shown.
+MAX_HEAP_PROCS = 4
+# Processes named one by one in a legend; beyond this the colours are a ramp.
+_MAX_LEGEND = 10
 
 
-def _bytes_axis(ax: Axes) -> None:
-    ax.yaxis.set_major_formatter(
-        matplotlib.ticker.FuncFormatter(lambda v, _: format_size(v) if v >= 0 else "")
-    )
+@dataclass
+class RunData:
+    """The files of one run directory, loaded once for all figures."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    ts: pd.DataFrame
+    syscalls: pd.DataFrame
+    heap: pd.DataFrame
+    maps: dict[int, list[tuple[int, int, str, str]]]
+
+    @property
+    def names(self) -> dict[int, str]:
+        return {int(p["pid"]): str(p["name"]) for p in self.metrics["processes"]}
+
+    @property
+    def pids(self) -> list[int]:
+        return sorted(self.names)
+
+    @property
+    def end_s(self) -> float:
+        return float(self.metrics["system"]["sim_time_s"])
 
 
-def memory_figure(run_dir: Path, ram_bytes: int, title: str) -> Path:
-    """RSS per process stacked against the RAM line; swap used and free memory below."""
-    ts = pd.read_csv(run_dir / "timeseries.csv")
-    procs = ts[ts["pid"] > 0]
-    system = ts[ts["pid"] == 0]
-    sns.set_theme(style="whitegrid", context="notebook")
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True, height_ratios=[3, 2])
-    wide = procs.pivot_table(index="time_s", columns="pid", values="rss_bytes", aggfunc="last").fillna(0)
-    if not wide.empty:
-        colors = sns.color_palette("colorblind", len(wide.columns))
-        top.stackplot(
-            wide.index, wide.T.values, labels=[f"pid {c}" for c in wide.columns], colors=colors, alpha=0.85
-        )
-    top.axhline(
-        ram_bytes, color="black", linestyle="--", linewidth=1.2, label=f"RAM ({format_size(ram_bytes)})"
-    )
-    top.set_ylabel("resident memory (RSS)")
-    top.set_title(title)
-    _bytes_axis(top)
-    top.legend(loc="upper left", fontsize="small", ncol=2)
-    bottom.plot(system["time_s"], system["swap_used_bytes"], label="swap used", color="tab:red")
-    bottom.plot(system["time_s"], system["free_bytes"], label="free RAM", color="tab:green")
-    bottom.set_xlabel("simulated time (s)")
-    bottom.set_ylabel("bytes")
-    _bytes_axis(bottom)
-    bottom.legend(loc="upper left", fontsize="small")
-    fig.tight_layout()
-    out = run_dir / "figures" / "memory.png"
-    out.parent.mkdir(exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+def parse_maps(text: str) -> list[tuple[int, int, str, str]]:
+    """``/proc/PID/maps`` lines as (start, end, perms, name); name is '' for anonymous memory."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) < 5 or "-" not in parts[0]:
+            continue
+        lo, _, hi = parts[0].partition("-")
+        out.append((int(lo, 16), int(hi, 16), parts[1], parts[5].strip() if len(parts) > 5 else ""))
     return out
 
 
-def draw_run_figures(run_dir: Path, settings: Settings) -> list[Path]:
-    """Every per-run figure; returns their paths."""
-    title = (
-        f"Memory over time — {settings.name}: {settings.nprocs} process(es), {format_size(settings.ram)} RAM"
+def _read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+
+def load_run(run_dir: Path) -> RunData:
+    run_dir = Path(run_dir)
+    maps: dict[int, list[tuple[int, int, str, str]]] = {}
+    for f in sorted((run_dir / "maps").glob("*.txt")):
+        if f.stem.isdigit():
+            maps[int(f.stem)] = parse_maps(f.read_text())
+    return RunData(
+        run_dir=run_dir,
+        metrics=json.loads((run_dir / "metrics.json").read_text()),
+        ts=_read_csv(run_dir / "timeseries.csv"),
+        syscalls=_read_csv(run_dir / "syscalls.csv"),
+        heap=_read_csv(run_dir / "heap.csv"),
+        maps=maps,
     )
-    return [memory_figure(run_dir, settings.ram, title)]
+
+
+def _proc_colors(pids: list[int]) -> dict[int, Any]:
+    if len(pids) <= len(PALETTE):
+        return {p: PALETTE[i] for i, p in enumerate(pids)}
+    ramp = matplotlib.colormaps["viridis"]
+    return {p: ramp(i / max(1, len(pids) - 1)) for i, p in enumerate(pids)}
+
+
+def _label(data: RunData, pid: int) -> str:
+    return f"{pid} {data.names.get(pid, '')}".strip()
+
+
+def _figure(width: float, height: float, *, left: float, right: float, top: float, bottom: float) -> Figure:
+    """A figure with margins fixed in inches.
+
+    Fixed margins instead of matplotlib's constrained layout: the layout
+    solver measures every text twice and costs about a third of a figure's
+    drawing time, and these figures' furniture (tick labels of known width,
+    legends outside on the right) is known in advance.
+    """
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height
+    )
+    return fig
+
+
+def _save(fig: Figure, data: RunData, name: str) -> Path:
+    out = data.run_dir / "figures" / name
+    out.parent.mkdir(exist_ok=True)
+    fig.savefig(out)
+    return out
+
+
+def _title(data: RunData, settings: Settings | None) -> str:
+    s = data.metrics["system"]
+    n = len(data.metrics["processes"])
+    name = f"{settings.name}: " if settings is not None and settings.name != "default" else ""
+    return (
+        f"{name}{n} process{'es' if n != 1 else ''}, {format_size(int(s['ram_bytes']))} RAM, "
+        f"{format_size(int(s['page_size']))} pages"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Memory over time
+# ---------------------------------------------------------------------------
+
+
+def _wide(procs: pd.DataFrame, column: str, pids: list[int]) -> pd.DataFrame:
+    """Time x pid table of one column; a process that has exited counts 0 after its last sample."""
+    wide = procs.pivot_table(index="time_s", columns="pid", values=column, aggfunc="last")
+    return wide[[p for p in pids if p in wide.columns]].fillna(0)
+
+
+def _stack(ax: Axes, wide: pd.DataFrame, data: RunData, colors: dict[int, Any]) -> None:
+    """Areas stacked in pid order, each held flat until the next sample (a counter's value between samples)."""
+    if wide.empty:
+        return
+    cols = [int(c) for c in wide.columns]
+    named = len(cols) <= _MAX_LEGEND
+    ax.stackplot(
+        wide.index.to_numpy(dtype=float),
+        wide.T.to_numpy(dtype=float),
+        labels=[_label(data, p) for p in cols] if named else [],
+        colors=[colors[p] for p in cols],
+        alpha=0.85,
+        step="post",
+        linewidth=0,
+    )
+
+
+def _outside_legend(ax: Axes, **kw: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kw)
+
+
+def memory_figure(data: RunData, title: str) -> Path:
+    """RSS per process stacked against the RAM line; swap; free memory against the watermarks."""
+    s = data.metrics["system"]
+    ts = data.ts
+    procs = ts[ts["pid"] > 0]
+    system = ts[ts["pid"] == 0]
+    pids = data.pids
+    colors = _proc_colors(pids)
+    fig = _figure(10, 8.2, left=1.05, right=2.35, top=0.4, bottom=0.55)
+    top, mid, bottom = fig.subplots(
+        3, 1, sharex=True, height_ratios=[3, 1.4, 1.8], gridspec_kw={"hspace": 0.12}
+    )
+    ram = int(s["ram_bytes"])
+
+    _stack(top, _wide(procs, "rss_bytes", pids), data, colors)
+    top.axhline(ram, color="black", linestyle="--", linewidth=1.3, label=f"RAM ({format_size(ram)})")
+    top.set_ylim(0, ram * 1.12)
+    top.set_ylabel("resident memory (RSS)")
+    bytes_axis(top)
+    top.set_title(f"Memory over time — {title}", loc="left")
+    _outside_legend(top, title="RSS, stacked\n(pid name)", ncol=1 if len(pids) <= 5 else 2)
+    if len(pids) > _MAX_LEGEND:
+        top.text(1.01, 0.6, f"{len(pids)} processes\nstacked by pid\n(dark = low pid)", transform=top.transAxes,
+                 va="top", fontsize=8.5)  # fmt: skip
+
+    _stack(mid, _wide(procs, "swap_bytes", pids), data, colors)
+    if not system.empty:
+        mid.plot(system["time_s"], system["swap_used_bytes"], color="black", linewidth=1.2,
+                 drawstyle="steps-post", label="swap slots in use\n(system, incl.\nswap cache)")  # fmt: skip
+    mid.set_ylabel("swap\n(stacked by pid)")
+    mid.set_ylim(bottom=0)
+    bytes_axis(mid, max_ticks=4)
+    _outside_legend(mid)
+
+    wm = {k: int(v) for k, v in (s.get("watermarks_bytes") or {}).items()}
+    free = system["free_bytes"].to_numpy(dtype=float) if not system.empty else np.array([])
+    if wm and max(wm.values()) > 0:
+        # A log axis, so that watermarks of a few hundred KiB show beside a RAM of many MiB;
+        # an empty free list (0 bytes) is drawn at half a page, the axis floor.
+        floor = int(s["page_size"]) / 2
+        bottom.plot(system["time_s"], np.maximum(free, floor), color=PALETTE[2], drawstyle="steps-post",
+                    linewidth=1.3, label="free RAM")  # fmt: skip
+        for k, style in (("high", ":"), ("low", "--"), ("min", "-")):
+            if k in wm:
+                bottom.axhline(wm[k], color="#aa0000", linestyle=style, linewidth=1,
+                               label=f"{k} watermark\n({format_size(wm[k])})")  # fmt: skip
+        bytes_axis(bottom, log=True, max_ticks=8)
+        bottom.set_ylim(floor, ram * 2)
+        bottom.set_ylabel("free memory\n(log scale)")
+    else:
+        bottom.plot(
+            system["time_s"],
+            free,
+            color=PALETTE[2],
+            drawstyle="steps-post",
+            label="free RAM\n(no watermarks)",
+        )
+        bottom.set_ylim(0, ram * 1.05)
+        bytes_axis(bottom, max_ticks=4)
+        bottom.set_ylabel("free memory")
+    _outside_legend(bottom)
+    bottom.set_xlabel("simulated time")
+    seconds_axis(bottom, "x")
+    bottom.set_xlim(0, max(data.end_s, 1e-9))
+    return _save(fig, data, "memory.png")
+
+
+# ---------------------------------------------------------------------------
+# Faults over time
+# ---------------------------------------------------------------------------
+
+# Fault rates are averaged over about this many windows per run: a process
+# faults only during its own time slices, so per-sample rates flicker
+# between zero and a peak; a window of several slices shows the trend.
+_RATE_WINDOWS = 80
+
+
+def _rates(g: pd.DataFrame, column: str, grid: np.ndarray) -> np.ndarray:
+    """Faults per second over each interval of ``grid``, from a cumulative counter sampled at g.time_s."""
+    if g.empty:
+        return np.zeros(len(grid) - 1)
+    t = g["time_s"].to_numpy(dtype=float)
+    c = g[column].to_numpy(dtype=float)
+    # The counter stays at its last value after the process has exited.
+    at = np.interp(grid, t, c, left=0.0, right=c[-1])
+    rates: np.ndarray = np.diff(at) / np.diff(grid)
+    return rates
+
+
+def faults_figure(data: RunData, title: str) -> Path:
+    """Minor and major fault rates per process (stacked), differenced from the cumulative counters."""
+    procs = data.ts[data.ts["pid"] > 0]
+    pids = data.pids
+    colors = _proc_colors(pids)
+    fig = _figure(10, 6.6, left=1.05, right=2.35, top=0.7, bottom=0.55)
+    axes = fig.subplots(2, 1, sharex=True, gridspec_kw={"hspace": 0.25})
+    end = max(data.end_s, 1e-9)
+    times = np.sort(procs["time_s"].unique())
+    interval = float(np.median(np.diff(times))) if len(times) > 1 else end
+    window = max(interval, end / _RATE_WINDOWS)
+    grid = np.arange(0.0, end + window, window)
+    total = {k: sum(int(p[k]) for p in data.metrics["processes"]) for k in ("minflt", "majflt")}
+    for ax, col, what in zip(axes, ("minflt", "majflt"), ("minor", "major"), strict=True):
+        rates = {pid: _rates(procs[procs["pid"] == pid], col, grid) for pid in pids}
+        wide = pd.DataFrame({pid: r for pid, r in rates.items()}, index=grid[:-1])
+        _stack(ax, wide, data, colors)
+        ax.set_ylabel(f"{what} faults / s\n(stacked by pid)")
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.set_title(f"{what.capitalize()} faults: {total[col]:,} in all", loc="left", fontsize=10)
+    fig.suptitle(f"Page faults over time — {title}", x=1.05 / 10, y=1 - 0.1 / 6.6, ha="left", va="top",
+                 fontsize=11, fontweight="bold")  # fmt: skip
+    _outside_legend(axes[0], title="pid name")
+    axes[1].set_xlabel(f"simulated time (rates averaged over {window * 1e3:.3g} ms windows)")
+    seconds_axis(axes[1], "x")
+    axes[1].set_xlim(0, end)
+    return _save(fig, data, "faults.png")
+
+
+# ---------------------------------------------------------------------------
+# The heap map
+# ---------------------------------------------------------------------------
+
+_STATES = list(CHUNK_STATES)
+_NOCHUNK = len(_STATES)  # address inside a segment but in no chunk (e.g. below the first chunk)
+_SEPARATOR = _NOCHUNK + 1  # padding after a segment's last byte, and between mmapped chunks
+_CMAP = ListedColormap([STATE_COLORS[s] for s in _STATES] + ["#d9d9d9", "#ffffff"])
+
+
+def heap_raster(
+    chunks: pd.DataFrame, heap: tuple[int, int] | None, width: int = 256, max_rows: int = 56
+) -> tuple[np.ndarray, int, list[tuple[int, str]]]:
+    """The heap map as an image: (codes[rows, width], bytes per pixel, [(row, label)]).
+
+    The brk heap comes first, to scale, one row after another (row r starts
+    at heap start + r·width·bpp); the chunks outside it (mmapped chunks,
+    and main-arena memory that brk could not provide) follow on new rows,
+    one after another in address order with a blank pixel between them.
+    Bytes per pixel is a power of two (≥ 16, the chunk alignment) chosen so
+    that everything fits in ``max_rows`` rows. A pixel takes the state of
+    the chunk at its centre: small chunks are sampled in proportion to their
+    area, which is what a fragmentation picture needs.
+    """
+    addr = chunks["addr"].to_numpy(dtype=np.int64)
+    size = chunks["size"].to_numpy(dtype=np.int64)
+    codes = chunks["state"].map({s: i for i, s in enumerate(_STATES)}).fillna(_NOCHUNK).to_numpy(np.int64)
+    in_heap = (addr >= heap[0]) & (addr < heap[1]) if heap else np.zeros(len(addr), bool)
+    outside = np.flatnonzero(~in_heap)
+    heap_len = heap[1] - heap[0] if heap else 0
+    total = heap_len + int(size[outside].sum())
+    bpp = 16
+    while (
+        math.ceil(heap_len / (bpp * width))
+        + math.ceil((total - heap_len) / (bpp * width))
+        + len(outside) / width
+        > max_rows
+    ):
+        bpp *= 2
+    rows: list[np.ndarray] = []
+    labels: list[tuple[int, str]] = []
+    if heap_len:
+        n = math.ceil(heap_len / bpp)
+        centre = heap[0] + (np.arange(n, dtype=np.int64) * bpp + bpp // 2)  # type: ignore[index]
+        idx = np.searchsorted(addr, centre, side="right") - 1
+        ok = (idx >= 0) & (centre < addr[np.maximum(idx, 0)] + size[np.maximum(idx, 0)])
+        px = np.where(ok, codes[np.maximum(idx, 0)], _NOCHUNK)
+        px = np.concatenate([px, np.full(-n % width, _SEPARATOR)])
+        nrows = len(px) // width
+        step = max(1, math.ceil(nrows / 8))
+        labels += [
+            (r, f"heap +{fmt_bytes(r * width * bpp)}" if r else "heap start") for r in range(0, nrows, step)
+        ]
+        rows.append(px.reshape(nrows, width))
+    if len(outside):
+        # Each chunk to scale (at least one pixel), then one blank pixel.
+        parts = []
+        for i in outside:
+            parts.append(np.full(max(1, math.ceil(int(size[i]) / bpp)), codes[i]))
+            parts.append(np.array([_SEPARATOR]))
+        px = np.concatenate(parts)
+        px = np.concatenate([px, np.full(-len(px) % width, _SEPARATOR)])
+        first = sum(len(r) for r in rows)
+        if rows:
+            rows.append(np.full((1, width), _SEPARATOR))
+            first += 1
+        n_mm = int((codes[outside] == _STATES.index("mmapped")).sum())
+        other = len(outside) - n_mm
+        what = f"{n_mm} mmapped" + (f" + {other} outside brk" if other else "")
+        labels.append((first, what))
+        rows.append(px.reshape(-1, width))
+    image = np.concatenate(rows) if rows else np.full((1, width), _SEPARATOR)
+    return image, bpp, labels
+
+
+def _heap_bounds(maps: list[tuple[int, int, str, str]]) -> tuple[int, int] | None:
+    for lo, hi, _, name in maps:
+        if name == "[heap]":
+            return lo, hi
+    return None
+
+
+def heap_figure(data: RunData, title: str) -> Path | None:
+    """Per process: every chunk at exit on the heap map, and the break and mmapped bytes over time."""
+    heap = data.heap
+    if heap.empty:
+        return None  # no allocator in this run (workload=pageref): there is no heap to draw
+    procs = {int(p["pid"]): p for p in data.metrics["processes"]}
+    sizes = heap.groupby("pid")["size"].sum().sort_values(ascending=False)
+    shown = sorted(int(p) for p in sizes.index[:MAX_HEAP_PROCS])
+    row_h = 2.7
+    fig = _figure(12, row_h * len(shown) + 1.1, left=1.15, right=0.25, top=0.7, bottom=0.95)
+    grid = fig.subplots(len(shown), 2, width_ratios=[3, 2], squeeze=False,
+                        gridspec_kw={"hspace": 0.6, "wspace": 0.12})  # fmt: skip
+    sc = data.syscalls
+    ts = data.ts
+    for row, pid in enumerate(shown):
+        chunks = heap[heap["pid"] == pid].sort_values("addr")
+        image, bpp, labels = heap_raster(chunks, _heap_bounds(data.maps.get(pid, [])))
+        width = image.shape[1]
+        ax = grid[row][0]
+        ax.imshow(image, cmap=_CMAP, vmin=0, vmax=_SEPARATOR, aspect="auto", interpolation="nearest")
+        ax.set_yticks([r for r, _ in labels], [t for _, t in labels], fontsize=8)
+        ax.set_xticks([-0.5, width / 2 - 0.5, width - 0.5],
+                      ["+0", f"+{fmt_bytes(width // 2 * bpp)}", f"+{fmt_bytes(width * bpp)}"])  # fmt: skip
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(False)
+        mi = procs[pid]["mallinfo"]
+        arena = int(mi["arena"])
+        frag = int(mi["fordblks"]) / arena if arena else 0.0
+        ax.set_title(
+            f"pid {_label(data, pid)} — brk heap (arena) {format_size(arena)}: "
+            f"in use {format_size(int(mi['uordblks']))}, free {format_size(int(mi['fordblks']))} "
+            f"in {int(mi['ordblks'])} chunks ({frag:.0%} of the arena)\n"
+            f"mmapped chunks: {int(mi['hblks'])}, {format_size(int(mi['hblkhd']))}"
+            f"{'   ·   one pixel = ' + fmt_bytes(bpp) + ', one row = ' + fmt_bytes(bpp * width)}",
+            loc="left", fontsize=9,
+        )  # fmt: skip
+        # The break and the mmapped bytes over time.
+        hx = grid[row][1]
+        brk = sc[(sc["pid"] == pid) & (sc["syscall"] == "brk")] if not sc.empty else sc
+        if len(brk):
+            base = int(brk["result"].iloc[0])
+            t = np.append(brk["time_s"].to_numpy(dtype=float), data.end_s)
+            y = np.append(brk["result"].to_numpy(dtype=np.int64) - base, int(brk["result"].iloc[-1]) - base)
+            hx.step(
+                t, y, where="post", color=STATE_COLORS["in_use"], linewidth=1.4, label="break − heap start"
+            )
+            trims = brk[brk["length"] < 0]
+            if len(trims):
+                hx.plot(trims["time_s"], trims["result"] - base, "v", color="#D55E00", markersize=5,
+                        label=f"{len(trims)} trims, {format_size(int(-trims['length'].sum()))} returned")  # fmt: skip
+        g = ts[ts["pid"] == pid]
+        if len(g) and g["hblkhd_bytes"].max() > 0:
+            hx.step(g["time_s"], g["hblkhd_bytes"], where="post", color=STATE_COLORS["mmapped"], linewidth=1.2,
+                    label="mmapped chunks (sampled)")  # fmt: skip
+        hx.set_ylim(bottom=0)
+        bytes_axis(hx, max_ticks=5)
+        seconds_axis(hx, "x")
+        hx.tick_params(labelsize=8)
+        hx.set_xlim(0, max(data.end_s, 1e-9))
+        hx.set_title("the heap over time", loc="left", fontsize=9)
+        if hx.lines:
+            hx.legend(loc="lower right", fontsize=7.5)
+    grid[-1][1].set_xlabel("simulated time", fontsize=9)
+    handles = [Patch(color=STATE_COLORS[s], label=s.replace("_", " ")) for s in _STATES]
+    handles.append(Patch(color="#d9d9d9", label="no chunk"))
+    handles.append(Patch(facecolor="#ffffff", edgecolor="#999999", label="past the end"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9,
+               bbox_to_anchor=(0.5, 0.0))  # fmt: skip
+    more = len(sizes) - len(shown)
+    fig.suptitle(
+        f"The heap at exit, every chunk by state — {title}"
+        + (f" (the {len(shown)} largest of {len(sizes)} heaps)" if more else ""),
+        x=1.15 / 12, y=1 - 0.12 / fig.get_figheight(), ha="left", va="top", fontsize=11, fontweight="bold",
+    )  # fmt: skip
+    return _save(fig, data, "heap.png")
+
+
+# ---------------------------------------------------------------------------
+# The address-space layout
+# ---------------------------------------------------------------------------
+
+_KIND_COLORS = {
+    "program": "#0072B2",
+    "bss": "#56B4E9",
+    "heap": STATE_COLORS["in_use"],
+    "mmap": "#E69F00",
+    "stack": "#009E73",
+    "other": "#CC79A7",
+}
+
+
+def _kind(name: str, prev_name: str) -> str:
+    if name == "[heap]":
+        return "heap"
+    if name == "[stack]":
+        return "stack"
+    if name:
+        return "program"
+    return "bss" if prev_name and not prev_name.startswith("[") else "mmap"
+
+
+def _height(nbytes: int) -> float:
+    """Drawn height of a segment: log2 of its size, so 4 KiB and 128 TiB both show (4 KiB = 1)."""
+    return max(1.0, math.log2(max(nbytes, 1)) - 11)
+
+
+def _spread(wanted: list[float], gap: float, lo: float, hi: float) -> list[float]:
+    """Label positions near ``wanted`` (sorted) but at least ``gap`` apart, within [lo, hi]."""
+    out: list[float] = []
+    for w in wanted:
+        out.append(max(w, out[-1] + gap) if out else max(w, lo))
+    # Pushed past the top: shift the tail back down, keeping the spacing.
+    over = (out[-1] - hi) if out else 0.0
+    if over > 0:
+        for i in range(len(out) - 1, -1, -1):
+            limit = hi if i == len(out) - 1 else out[i + 1] - gap
+            out[i] = min(out[i], limit)
+    return out
+
+
+def _task_size(data: RunData, settings: Settings | None) -> tuple[int, str]:
+    """TASK_SIZE and the layout's name: from the settings, or from the run's saved Hydra config."""
+    if settings is not None:
+        return settings.layout.task_size, settings.layout.name
+    cfg = data.run_dir / ".hydra" / "config.yaml"
+    if cfg.is_file():
+        import yaml
+
+        a = (yaml.safe_load(cfg.read_text()) or {}).get("address_space") or {}
+        try:
+            return parse_size(a.get("task_size")), str(a.get("name", ""))
+        except (UnitError, TypeError):
+            pass
+    top = max((hi for regions in data.maps.values() for _, hi, _, _ in regions), default=1 << 32)
+    return 1 << (top - 1).bit_length(), ""
+
+
+def layout_figure(data: RunData, title: str, settings: Settings | None = None) -> Path | None:
+    """One process's regions: to scale on the left, on a log-size axis on the right."""
+    if not any(data.maps.values()):
+        return None
+    vsz = {int(p["pid"]): int(p.get("vsz_bytes", 0)) for p in data.metrics["processes"]}
+    # The process with the most regions (ties: the largest), the most to see.
+    pid = max(data.maps, key=lambda p: (len(data.maps[p]), vsz.get(p, 0), -p))
+    regions = data.maps[pid]
+    top, space = _task_size(data, settings)
+    top = max(top, max(hi for _, hi, _, _ in regions))
+    # Segments bottom-up: (start, end, kind, label); the unmapped gaps between regions are kind "gap".
+    segs: list[tuple[int, int, str, str]] = []
+    at, prev = 0, ""
+    run: list[tuple[int, int]] = []
+    many = len(regions) > 18  # then runs of anonymous mmaps are merged into one box each
+
+    def flush_run() -> None:
+        if run:
+            lo, hi = run[0][0], run[-1][1]
+            mapped = sum(h - lo_ for lo_, h in run)
+            segs.append(
+                (lo, hi, "mmap", f"{len(run)} mmap regions, {format_size(mapped)} in {format_size(hi - lo)}")
+            )
+            run.clear()
+
+    for lo, hi, perms, name in regions:
+        kind = _kind(name, prev)
+        if many and kind == "mmap":
+            if run and lo - run[-1][1] > 64 * (hi - lo):
+                flush_run()
+            if not run and lo > at:
+                segs.append((at, lo, "gap", ""))
+            run.append((lo, hi))
+            at, prev = hi, name
+            continue
+        flush_run()
+        if lo > at:
+            segs.append((at, lo, "gap", ""))
+        what = {"heap": "[heap] (brk)", "stack": "[stack]", "bss": "bss", "mmap": "anonymous mmap"}.get(
+            kind, f"{name} {'text' if 'x' in perms else 'data'} ({perms[:3]})"
+        )
+        segs.append((lo, hi, kind, f"{what}, {format_size(hi - lo)}"))
+        at, prev = hi, name
+    flush_run()
+    if top > at:
+        segs.append((at, top, "gap", ""))
+    height = max(6.0, 0.21 * len(segs) + 1.6)
+    fig = _figure(11, height, left=1.25, right=0.2, top=0.55, bottom=0.6)
+    left, mid, right = fig.subplots(1, 3, width_ratios=[0.8, 1.1, 4.4], gridspec_kw={"wspace": 0.0})
+    # Left: the whole user address space to scale; a region gets at least a visible sliver.
+    for lo, hi, kind, _ in segs:
+        if kind != "gap":
+            left.add_patch(Rectangle((0, lo), 1, max(hi - lo, top * 0.004), color=_KIND_COLORS[kind]))
+    left.set_xlim(0, 1)
+    left.set_ylim(0, top)
+    left.set_xticks([])
+    ticks = [top * i / 4 for i in range(5)]
+    left.set_yticks(ticks, [f"{int(t):#x}\n{fmt_bytes(t)}" if t else "0" for t in ticks], fontsize=7.5)
+    left.set_title("to scale", fontsize=9)
+    left.grid(False)
+    # Right: each segment's height is log2 of its size, so a page and the whole space both show.
+    y = 0.0
+    boxes = []
+    for lo, hi, kind, label in segs:
+        h = _height(hi - lo)
+        if kind == "gap":
+            right.add_patch(Rectangle((0, y), 1, h, facecolor="#f4f4f4", edgecolor="#c8c8c8", hatch="///",
+                                      linewidth=0.5))  # fmt: skip
+        else:
+            right.add_patch(
+                Rectangle((0, y), 1, h, facecolor=_KIND_COLORS[kind], edgecolor="white", linewidth=0.8)
+            )
+        boxes.append((lo, hi, y, y + h, kind, label))
+        y += h
+    # Labels beside the boxes, spread so that neighbours never overlap (leader lines show which is which).
+    line = y * 0.16 / (height - 1.15)  # one label line in data units
+    spots = _spread([(b[2] + b[3]) / 2 for b in boxes], line * 1.05, line / 2, y - line / 2)
+    for (lo, hi, y0, y1, kind, label), ly in zip(boxes, spots, strict=True):
+        if kind == "gap":
+            text, style = f"unmapped, {format_size(hi - lo)}", {"color": "#808080", "style": "italic"}
+        else:
+            text, style = f"{label}   {lo:#x}–{hi:#x}", {}
+        right.text(1.28, ly, text, va="center", fontsize=7.8, **style)
+        right.plot([1.0, 1.1, 1.25], [(y0 + y1) / 2, (y0 + y1) / 2, ly], color="#999999", linewidth=0.6)
+    right.set_xlim(0, 5.0)
+    right.set_ylim(0, y)
+    right.axis("off")
+    right.set_title("log scale: each box's height is log₂ of its size (a 4 KiB page = 1 unit)", fontsize=9,
+                    loc="left")  # fmt: skip
+    # Middle: lines joining each region's place in the address space to its box.
+    mid.set_xlim(0, 1)
+    mid.set_ylim(0, 1)
+    mid.axis("off")
+    for lo, hi, y0, y1, kind, _ in boxes:
+        if kind != "gap":
+            mid.plot(
+                [0, 1], [(lo + hi) / 2 / top, (y0 + y1) / 2 / y], color=_KIND_COLORS[kind], linewidth=0.7
+            )
+    ps = int(data.metrics["system"].get("page_size", 4096))
+    fig.suptitle(
+        f"Address space of pid {_label(data, pid)} at exit — {space + ' ' if space else ''}user space "
+        f"of {fmt_bytes(top)} ({top:#x}), {format_size(ps)} pages",
+        x=0.5, y=1 - 0.12 / height, va="top", fontsize=11, fontweight="bold",
+    )  # fmt: skip
+    kinds = [k for k in _KIND_COLORS if any(s[2] == k for s in segs)]
+    handles = [Patch(color=_KIND_COLORS[k], label=k) for k in kinds]
+    handles.append(Patch(facecolor="#f4f4f4", edgecolor="#c8c8c8", hatch="///", label="unmapped"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
+    return _save(fig, data, "layout.png")
+
+
+# ---------------------------------------------------------------------------
+# Syscalls over time
+# ---------------------------------------------------------------------------
+
+_CALLS = [
+    # (label, selector, marker, colour)
+    ("brk grows the heap", lambda d: (d["syscall"] == "brk") & (d["length"] > 0), "^", "#0072B2"),
+    ("brk trims the heap", lambda d: (d["syscall"] == "brk") & (d["length"] < 0), "v", "#D55E00"),
+    ("mmap", lambda d: (d["syscall"] == "mmap") & (d["result"] >= 0), "o", "#E69F00"),
+    ("munmap", lambda d: (d["syscall"] == "munmap") & (d["result"] >= 0), "x", "#009E73"),
+    ("mremap", lambda d: (d["syscall"] == "mremap") & (d["result"] >= 0), "D", "#CC79A7"),
+    (
+        "failed (ENOMEM)",
+        lambda d: (d["result"] < 0) | ((d["syscall"] == "brk") & (d["addr"] > 0) & (d["result"] < d["addr"])),
+        "X",
+        "#cc0000",
+    ),
+]
+
+
+def syscalls_figure(data: RunData, title: str) -> Path | None:
+    """Each call as a mark on its process's row; below, the cumulative count of each kind."""
+    sc = data.syscalls
+    if sc.empty:
+        return None
+    sc = sc[~((sc["syscall"] == "brk") & (sc["addr"] == 0))]  # glibc's brk(NULL) query changes nothing
+    pids = data.pids
+    row_of = {p: i for i, p in enumerate(pids)}
+    fig = Figure(figsize=(10, 2.8 + 0.32 * len(pids) + 2.6), layout="constrained")
+    events, counts = fig.subplots(2, 1, sharex=True, height_ratios=[1.2 + 0.32 * len(pids), 2.6])
+    selectors: list[tuple[str, Callable[[pd.DataFrame], Any], str, str]] = _CALLS
+    for label, pick, marker, color in selectors:
+        d = sc[pick(sc)]
+        if d.empty:
+            continue
+        # Small vertical jitter per kind keeps simultaneous calls of different kinds apart.
+        off = (selectors.index((label, pick, marker, color)) - 2.5) * 0.1
+        events.scatter(d["time_s"], d["pid"].map(row_of) + off, marker=marker, s=22, color=color,
+                       linewidths=1.0, label=f"{label} ({len(d):,})", rasterized=len(d) > 2000)  # fmt: skip
+        if label.startswith("failed"):
+            continue
+        t = np.append(d["time_s"].to_numpy(dtype=float), data.end_s)
+        counts.step(t, np.append(np.arange(1, len(d) + 1), len(d)), where="post", color=color, label=label)
+    events.set_yticks(range(len(pids)), [_label(data, p) for p in pids], fontsize=8)
+    events.set_ylim(-0.7, len(pids) - 0.3)
+    events.invert_yaxis()
+    events.set_ylabel("pid")
+    events.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title="call (count)")
+    events.set_title(f"System calls over time — {title}", loc="left")
+    counts.set_ylabel("calls so far\n(all processes)")
+    finals = [int(sc[pick(sc)].shape[0]) for _, pick, _, _ in selectors[:-1]]
+    finals = [n for n in finals if n]
+    if finals and max(finals) / min(finals) > 100:
+        counts.set_yscale("log")  # each line starts at 1 where it starts, so a log axis holds them all
+        counts.set_ylim(0.8, max(finals) * 1.5)
+        counts.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    else:
+        counts.set_ylim(bottom=0)
+    counts.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    counts.set_xlabel("simulated time")
+    seconds_axis(counts, "x")
+    counts.set_xlim(0, max(data.end_s, 1e-9))
+    return _save(fig, data, "syscalls.png")
+
+
+# ---------------------------------------------------------------------------
+
+
+def draw_run_figures(run_dir: Path, settings: Settings | None = None) -> list[Path]:
+    """Every per-run figure; returns their paths.
+
+    A figure that fails is reported on stderr and skipped rather than
+    failing the run: the run's data files are written already and are worth
+    more than any one picture of them (the tests draw every figure of every
+    preset, so a failure here is a bug they catch).
+    """
+    data = load_run(Path(run_dir))
+    title = _title(data, settings)
+    drawn: list[Path] = []
+    jobs: list[tuple[str, Callable[[], Path | None]]] = [
+        ("memory", lambda: memory_figure(data, title)),
+        ("faults", lambda: faults_figure(data, title)),
+        ("heap", lambda: heap_figure(data, title)),
+        ("layout", lambda: layout_figure(data, title, settings)),
+        ("syscalls", lambda: syscalls_figure(data, title)),
+    ]
+    with matplotlib.rc_context(STYLE):
+        for name, draw in jobs:
+            try:
+                path = draw()
+            except Exception as e:  # a figure bug must not lose the run's results
+                print(
+                    f"vmexp: warning: figure {name}.png not drawn: {type(e).__name__}: {e}", file=sys.stderr
+                )
+                continue
+            if path is not None:
+                drawn.append(path)
+    return drawn
