@@ -9,7 +9,9 @@ guarantee after millions of additions.
 
 from __future__ import annotations
 
+import math
 import re
+from fractions import Fraction
 
 __all__ = [
     "UnitError",
@@ -57,11 +59,29 @@ class UnitError(ValueError):
     """A value that is not a size or a duration; the message says what is allowed."""
 
 
-def _number(m: re.Match[str]) -> float:
-    value = float(m.group("num"))
-    if m.group("exp"):
-        value *= 10.0 ** int(m.group("exp"))
-    return value
+# The largest values: a size must fit a size_t, a duration an int64 of nanoseconds (292 years).
+# Anything larger is a typo, and refusing it keeps huge integers away from numpy and SimPy.
+SIZE_MAX = (1 << 64) - 1
+DURATION_MAX = (1 << 63) - 1
+
+
+def _shown(value: object) -> str:
+    """The offending value for a message, cut short: a message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}...({len(text)} characters)"
+
+
+def _number(m: re.Match[str], value: object) -> Fraction:
+    """The matched number exactly (a float would round ``1.1e20``).
+
+    Its length is bounded before any arithmetic: ``int()`` of thousands of
+    digits raises, and ``10 ** exponent`` of a huge exponent never returns.
+    """
+    num = m.group("num")
+    exp = m.group("exp") or "0"
+    if len(num) > 100 or len(exp.lstrip("+-")) > 4:
+        raise UnitError(f"{_shown(value)} is not a number of a sensible length")
+    return Fraction(num) * Fraction(10) ** int(exp)
 
 
 def parse_size(value: object) -> int:
@@ -72,59 +92,78 @@ def parse_size(value: object) -> int:
     rounds is a size the user did not ask for.
     """
     if isinstance(value, bool):
-        raise UnitError(f"expected a size such as 4096, 64k or 2M, got {value!r}")
+        raise UnitError(f"expected a size such as 4096, 64k or 2M, got {_shown(value)}")
     if isinstance(value, int):
         if value < 0:
             raise UnitError(f"a size cannot be negative, got {value}")
-        return value
+        return _size_checked(value, value)
     if isinstance(value, float):
-        if value < 0 or value != int(value):
-            raise UnitError(f"expected a whole, non-negative number of bytes, got {value!r}")
-        return int(value)
+        if not math.isfinite(value) or value < 0 or value != int(value):
+            raise UnitError(f"expected a whole, non-negative number of bytes, got {_shown(value)}")
+        return _size_checked(int(value), value)
     if not isinstance(value, str):
-        raise UnitError(f"expected a size such as 4096, 64k or 2M, got {value!r}")
+        raise UnitError(f"expected a size such as 4096, 64k or 2M, got {_shown(value)}")
     text = value.strip()
     negative = text.startswith("-")
     m = _SIZE_RE.match(text[1:] if negative else text)
     if m is None or m.group("unit").lower() not in _SIZE_SUFFIX:
-        raise UnitError(f"expected a size such as 4096, 64k, 128K, 2M or 1G, got {value!r}")
+        raise UnitError(f"expected a size such as 4096, 64k, 128K, 2M or 1G, got {_shown(value)}")
     if negative:
-        raise UnitError(f"a size cannot be negative, got {value!r}")
+        raise UnitError(f"a size cannot be negative, got {_shown(value)}")
     if m.group("hex"):
         if m.group("unit"):
-            raise UnitError(f"a hexadecimal size takes no unit, got {value!r}")
+            raise UnitError(f"a hexadecimal size takes no unit, got {_shown(value)}")
+        if len(m.group("hex").lstrip("0")) > 16:
+            raise UnitError(f"{_shown(value)} is too large for a size (at most 2^64-1 bytes)")
         return int(m.group("hex"), 16)
     mult = _SIZE_SUFFIX[m.group("unit").lower()]
-    if m.group("exp") is None and "." not in m.group("num"):
-        return int(m.group("num")) * mult
-    exact = _number(m) * mult
-    if exact != int(exact):
-        raise UnitError(f"{value!r} is not a whole number of bytes")
-    return int(exact)
+    exact = _number(m, value) * mult
+    if exact.denominator != 1:
+        raise UnitError(f"{_shown(value)} is not a whole number of bytes")
+    return _size_checked(int(exact), value)
+
+
+def _size_checked(n: int, value: object) -> int:
+    if n > SIZE_MAX:
+        raise UnitError(f"{_shown(value)} is too large for a size (at most 2^64-1 bytes)")
+    return n
 
 
 def parse_duration(value: object) -> int:
     """Nanoseconds from ``10us``, ``5ms``, ``2s``, ``1.5s`` or a bare number of seconds."""
     if isinstance(value, bool):
-        raise UnitError(f"expected a duration such as 10us, 5ms or 2s, got {value!r}")
+        raise UnitError(f"expected a duration such as 10us, 5ms or 2s, got {_shown(value)}")
     if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UnitError(f"expected a finite duration, got {_shown(value)}")
         if value < 0:
-            raise UnitError(f"a duration cannot be negative, got {value!r}")
-        return round(value * NS_PER_S)
+            raise UnitError(f"a duration cannot be negative, got {_shown(value)}")
+        ns = value * NS_PER_S
+        if ns > DURATION_MAX:  # before round(): a float too large for an int has no integer value
+            raise UnitError(f"{_shown(value)} is too long a duration (at most 2^63-1 ns, about 292 years)")
+        return round(ns)
     if not isinstance(value, str):
-        raise UnitError(f"expected a duration such as 10us, 5ms or 2s, got {value!r}")
+        raise UnitError(f"expected a duration such as 10us, 5ms or 2s, got {_shown(value)}")
     text = value.strip()
     if text.startswith("-"):
-        raise UnitError(f"a duration cannot be negative, got {value!r}")
+        raise UnitError(f"a duration cannot be negative, got {_shown(value)}")
     m = _TIME_RE.match(text)
     if m is None:
-        raise UnitError(f"expected a duration such as 10us, 5ms or 2s, got {value!r}")
+        raise UnitError(f"expected a duration such as 10us, 5ms or 2s, got {_shown(value)}")
     unit = m.group("unit").lower()
     if unit == "":
         unit = "s"
     if unit not in _TIME_SUFFIX:
-        raise UnitError(f"unknown time unit {m.group('unit')!r} in {value!r} (use ns, us, ms, s or min)")
-    return round(_number(m) * _TIME_SUFFIX[unit])
+        raise UnitError(
+            f"unknown time unit {_shown(m.group('unit'))} in {_shown(value)} (use ns, us, ms, s or min)"
+        )
+    return _duration_checked(round(_number(m, value) * _TIME_SUFFIX[unit]), value)
+
+
+def _duration_checked(ns: int, value: object) -> int:
+    if ns > DURATION_MAX:
+        raise UnitError(f"{_shown(value)} is too long a duration (at most 2^63-1 ns, about 292 years)")
+    return ns
 
 
 def format_size(n: int | float) -> str:

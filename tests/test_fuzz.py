@@ -1,0 +1,73 @@
+"""The parsers of user input against hostile input: a result or their own one-line error, nothing else.
+
+The inputs below are the ones fuzzing found (fuzz/fuzz_parsers.py), each
+with the exception that used to escape. The last section runs each fuzz
+target of fuzz/fuzz_parsers.py for a few seconds with hypothesis, so that
+the contract is checked in every test run and not only in long fuzzing
+sessions.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from vmexp.units import UnitError, parse_duration, parse_size
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# ---------------------------------------------------------------------------------------------- units
+
+# Each used to raise OverflowError or ValueError out of parse_size / parse_duration, which the config
+# layer does not catch (it turns UnitError into "KEY: message"): a traceback instead of one line.
+ESCAPED = [
+    ("1e400", "is too large for a size"),  # OverflowError: 10.0 ** 400
+    ("0e400", None),  # the same overflow, for a value that is 0
+    ("1e20", "is too large for a size"),  # beyond size_t: accepted as 100000000000000000000 before
+    ("9" * 5000, "is not a number of a sensible length"),  # ValueError: int() of more than 4300 digits
+    ("1e99999", "is not a number of a sensible length"),  # 10 ** 99999: slow, then an overflow
+    ("0x1" + "0" * 16, "is too large for a size"),  # 2^64
+]
+
+
+@pytest.mark.parametrize(("text", "message"), ESCAPED)
+def test_sizes_that_used_to_escape_are_unit_errors_or_exact(text: str, message: str | None) -> None:
+    if message is None:
+        assert parse_size(text) == 0
+        return
+    with pytest.raises(UnitError, match=message) as info:
+        parse_size(text)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 120
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_non_finite_floats_are_neither_sizes_nor_durations(value: float) -> None:
+    """YAML's .inf and .nan arrive as floats; int(inf) raised OverflowError, int(nan) ValueError."""
+    with pytest.raises(UnitError, match="expected a whole, non-negative number of bytes"):
+        parse_size(value)
+    with pytest.raises(UnitError, match="duration"):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize("value", ["1e400", "1e308min", 1e300, "1e12s", 10**19])
+def test_durations_beyond_292_years_are_refused(value: object) -> None:
+    with pytest.raises(UnitError, match="is too long a duration"):
+        parse_duration(value)
+
+
+def test_the_largest_size_and_duration_are_accepted() -> None:
+    assert parse_size("0xffffffffffffffff") == (1 << 64) - 1
+    assert parse_size("16777215T") == 16777215 << 40
+    with pytest.raises(UnitError, match="too large"):
+        parse_size("16777216T")  # 2^64
+    assert parse_duration("9223372036854775807ns") == (1 << 63) - 1
+
+
+def test_decimal_sizes_are_exact_not_rounded_through_a_float() -> None:
+    """1.1e3 and 0.1s were computed as floats; exact arithmetic gives exactly what was written."""
+    assert parse_size("1.1e3") == 1100
+    assert parse_size("123456789.123456789e9") == 123456789123456789
+    assert parse_duration("0.1s") == 100_000_000
+    assert parse_duration("1.000000001s") == 1_000_000_001
