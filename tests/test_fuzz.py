@@ -71,3 +71,64 @@ def test_decimal_sizes_are_exact_not_rounded_through_a_float() -> None:
     assert parse_size("123456789.123456789e9") == 123456789123456789
     assert parse_duration("0.1s") == 100_000_000
     assert parse_duration("1.000000001s") == 1_000_000_001
+
+
+# ---------------------------------------------------------------------------------------------- traces and logs
+
+BIG = "9" * 5000  # int() refuses more than 4300 decimal digits with a ValueError about Python itself
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (f"malloc {BIG} 1\n", "t.trace:1: id 99999999999999999999...(5000 characters) is larger than 2^63-1"),
+        (
+            f"malloc 1 {BIG}\n",
+            "t.trace:1: size 99999999999999999999...(5000 characters) is larger than 2^63-1",
+        ),
+        (f"p{BIG}: free 1\n", "t.trace:1: bad process prefix 'p9999999999999999999...(5002 characters)': "),
+        ("malloc 1 00000000000000000000000064\n", None),  # leading zeros are not digits that count
+    ],
+    ids=["id", "size", "pid", "leading-zeros"],
+)
+def test_trace_numbers_with_thousands_of_digits_are_refused_by_line(
+    tmp_path: Path, text: str, message: str | None
+) -> None:
+    from vmexp.workload.traces import TraceError, parse_trace
+
+    path = tmp_path / "t.trace"
+    path.write_text(text)
+    if message is None:
+        assert parse_trace(path).ops == {1: [(0, 1, 64)]}
+        return
+    with pytest.raises(TraceError) as info:
+        parse_trace(path)
+    assert str(info.value).startswith(f"{path}:1: ") and message.split(":", 1)[1] in str(info.value)
+
+
+def test_a_page_number_with_thousands_of_digits_is_a_trace_error_not_a_value_error(tmp_path: Path) -> None:
+    """parse_pageref let int()'s ValueError escape: workload=pageref then ended in a traceback."""
+    from vmexp.workload.traces import TraceError, parse_pageref
+
+    path = tmp_path / "p.ref"
+    path.write_text(f"1\n{BIG} w\n")
+    with pytest.raises(TraceError, match=r"p\.ref:2: page number 9{20}\.\.\.\(5000 characters\) is larger"):
+        parse_pageref(path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "log"),
+    [
+        ("valgrind", f"--{BIG}-- malloc(1) = 0x10\n--7-- malloc(2) = 0x20\n"),
+        ("ltrace", f"[pid {BIG}] malloc(1) = 0x10\n7 malloc(2) = 0x20\n"),
+        ("ltrace", f"{BIG} malloc(1) = 0x10\n7 malloc(2) = 0x20\n"),
+    ],
+)
+def test_importers_read_past_a_pid_with_thousands_of_digits(tmp_path: Path, kind: str, log: str) -> None:
+    """The importers let int()'s ValueError escape on such a pid; now the line is not a real process's."""
+    from vmexp.workload.importers import import_file
+
+    path = tmp_path / "x.log"
+    path.write_text(log)
+    res = import_file(kind, path)
+    assert "malloc 0 2" in res.text.splitlines() or "p2: malloc 0 2" in res.text.splitlines()

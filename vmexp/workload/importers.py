@@ -220,7 +220,7 @@ def import_valgrind(lines: Iterable[str], source: str = "valgrind --trace-malloc
     pending: dict[int, list[list[str | bool]]] = {}
     for raw in lines:
         m = _VG_LINE.match(raw)
-        if m is None:
+        if m is None or len(m.group(1)) > 19:  # no pid has that many digits: not valgrind's line
             continue
         proc = int(m.group(1))
         body = m.group(2)
@@ -288,6 +288,12 @@ _LT_RESUMED = re.compile(
 )
 
 
+def _pid(m: re.Match[str]) -> int:
+    """The pid of an ltrace line (0 without one); -1 for digits no pid has (int() would refuse 4300+)."""
+    digits = m.group("pid1") or m.group("pid2") or "0"
+    return int(digits) if len(digits) <= 19 else -1
+
+
 def import_ltrace(lines: Iterable[str], source: str = "ltrace") -> ImportResult:
     """Convert an ltrace log (``ltrace [-f] -e malloc+free+calloc+realloc``); other lines are ignored.
 
@@ -303,20 +309,20 @@ def import_ltrace(lines: Iterable[str], source: str = "ltrace") -> ImportResult:
         if m is None:
             m = _LT_UNFINISHED.match(line)
             if m is not None:
-                proc = int(m.group("pid1") or m.group("pid2") or 0)
+                proc = _pid(m)
                 unfinished.setdefault((proc, m.group("name")), []).append(m.group("args"))
                 continue
             m = _LT_RESUMED.match(line)
             if m is None:
                 continue
-            proc = int(m.group("pid1") or m.group("pid2") or 0)
+            proc = _pid(m)
             waiting = unfinished.get((proc, m.group("name")))
             if not waiting:
                 b.skip("calls without a start")
                 continue
             args = waiting.pop() + m.group("args")
         else:
-            proc = int(m.group("pid1") or m.group("pid2") or 0)
+            proc = _pid(m)
             args = m.group("args")
         name = m.group("name")
         if _kind(name) is None:

@@ -128,26 +128,41 @@ def read_text(source: str | os.PathLike[str], *, strict: bool = True) -> tuple[s
         ) from None
 
 
+def _short(tok: str) -> str:
+    """A token as a message shows it: cut short, so that an error stays one readable line."""
+    return tok if len(tok) <= 40 else f"{tok[:20]}...({len(tok)} characters)"
+
+
+def _decimal(tok: str, what: str) -> int:
+    """An ASCII decimal token as an int; ValueError when it is above MAX_VALUE.
+
+    The length is checked before ``int()``, which refuses more than 4300
+    digits with a message about Python, not about the trace.
+    """
+    if len(tok.lstrip("0")) > 19:
+        raise ValueError(f"{what} {_short(tok)} is larger than 2^63-1")
+    v = int(tok)
+    if v > MAX_VALUE:
+        raise ValueError(f"{what} {tok} is larger than 2^63-1")
+    return v
+
+
 def _int(tok: str, what: str) -> int:
     """A non-negative decimal integer (an id or a count); raises ValueError with a short reason."""
     if tok.isdigit() and tok.isascii():
-        v = int(tok)
-        if v > MAX_VALUE:
-            raise ValueError(f"{what} {tok} is larger than 2^63-1")
-        return v
-    raise ValueError(f"{what} must be a non-negative integer, got {tok!r}")
+        return _decimal(tok, what)
+    raise ValueError(f"{what} must be a non-negative integer, got {_short(tok)!r}")
 
 
 def _size(tok: str, what: str) -> int:
     if tok.isdigit() and tok.isascii():
-        v = int(tok)
-    else:
-        try:
-            v = parse_size(tok)
-        except UnitError as e:
-            raise ValueError(f"bad {what} {tok!r}: {e}") from None
+        return _decimal(tok, what)
+    try:
+        v = parse_size(tok)
+    except UnitError as e:
+        raise ValueError(f"bad {what} {_short(tok)!r}: {e}") from None
     if v > MAX_VALUE:
-        raise ValueError(f"{what} {tok} is larger than 2^63-1")
+        raise ValueError(f"{what} {_short(tok)} is larger than 2^63-1")
     return v
 
 
@@ -198,10 +213,13 @@ def _pid(prefix: str) -> int:
     """The pid of a ``pPID:`` prefix (``prefix`` is the text before the colon)."""
     digits = prefix[1:]
     if prefix[:1] not in ("p", "P") or not digits.isdigit() or not digits.isascii():
-        raise ValueError(f"bad process prefix {prefix + ':'!r} (expected pPID: with PID a positive integer)")
+        raise ValueError(
+            f"bad process prefix {_short(prefix + ':')!r} (expected pPID: with PID a positive integer)"
+        )
+    # The length first: int() of thousands of digits raises an error about Python, not the trace.
+    if len(digits.lstrip("0")) > 19 or not 1 <= int(digits) <= MAX_VALUE:
+        raise ValueError(f"bad process prefix {_short(prefix + ':')!r}: PID must be between 1 and 2^63-1")
     pid = int(digits)
-    if pid < 1 or pid > MAX_VALUE:
-        raise ValueError(f"bad process prefix {prefix + ':'!r}: PID must be between 1 and 2^63-1")
     return pid
 
 
@@ -282,16 +300,20 @@ def parse_pageref_text(text: str, name: str = "<text>") -> tuple[list[int], list
             continue
         tok = toks[0]
         if tok.isdigit() and tok.isascii():
+            if len(tok.lstrip("0")) > 19:  # before int(), which refuses more than 4300 digits
+                raise TraceError(f"{name}:{lineno}: page number {_short(tok)} is larger than 2^63-1")
             vpn = int(tok)
         elif tok[:2] in ("0x", "0X") and len(tok) > 2:
             try:
                 vpn = int(tok[2:], 16)
             except ValueError:
-                raise TraceError(f"{name}:{lineno}: bad page number {tok!r}") from None
+                raise TraceError(f"{name}:{lineno}: bad page number {_short(tok)!r}") from None
         else:
-            raise TraceError(f"{name}:{lineno}: bad page number {tok!r} (expected a non-negative integer)")
+            raise TraceError(
+                f"{name}:{lineno}: bad page number {_short(tok)!r} (expected a non-negative integer)"
+            )
         if vpn > MAX_VALUE:
-            raise TraceError(f"{name}:{lineno}: page number {tok} is larger than 2^63-1")
+            raise TraceError(f"{name}:{lineno}: page number {_short(tok)} is larger than 2^63-1")
         if len(toks) == 1:
             write = 0
         elif len(toks) == 2:
