@@ -147,7 +147,7 @@ def test_aslr_moves_the_regions_with_the_seed(tmp_path) -> None:  # type: ignore
 def test_i386_runs_out_of_address_space_with_enomem_not_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # 3 GiB of user space: 64 blocks of 64 MiB (4 GiB) cannot all be mapped.
     text = "".join(f"malloc {i} 64M\n" for i in range(64))
-    p = trace_run(tmp_path, text, "address_space=i386", "swap=0").processes[0]
+    p = trace_run(tmp_path, text, "address_space=i386").processes[0]
     assert p.exit == "ok"
     assert 0 < p.enomem < 64
     assert p.vsz_peak_bytes < 3 << 30
@@ -180,7 +180,9 @@ def test_page_tables_are_counted_as_four_levels(tmp_path) -> None:  # type: igno
 
 
 def test_oom_kills_the_biggest_process_and_the_run_goes_on(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    text = "p1: malloc 0 8M\np1: touch 0\np1: compute 50ms\np2: malloc 0 512k\np2: touch 0\np2: compute 100ms\np2: touch 0\n"
+    # Four 2 MiB blocks (each within Linux's overcommit limit of RAM + swap), all touched: 8 MiB > 6 MiB.
+    p1 = "".join(f"p1: malloc {i} 2M\np1: touch {i}\n" for i in range(4)) + "p1: compute 50ms\n"
+    text = p1 + "p2: malloc 0 512k\np2: touch 0\np2: compute 100ms\np2: touch 0\n"
     r = trace_run(tmp_path, text, "ram=4M", "swap=2M")
     exits = {p.pid: p.exit for p in r.processes}
     assert r.system["oom_kills"] == 1

@@ -152,6 +152,11 @@ class System:
         self.nfree = self.nframes
         self.free_min = self.nframes
         self.swap = SwapSpace(settings.swap_pages)
+        # Linux's default overcommit heuristic (vm.overcommit_memory=0, mm/util.c
+        # __vm_enough_memory): one request that grows private writable memory
+        # by more pages than RAM + swap fails with ENOMEM; anything smaller is
+        # granted and costs a frame only when touched.
+        self.commit_limit = self.nframes + settings.swap_pages
         m = settings.machine
         self.dev = SwapDevice(m.swap_latency, m.swap_bandwidth, ps)
         # Watermarks in pages (0 = off: the textbook "evict when full").
@@ -565,6 +570,10 @@ class System:
         if addr == 0:
             self._log(mm, "brk", 0, 0, old)
             return old
+        ps = self.page_size
+        if (addr + ps - 1) // ps - (old + ps - 1) // ps > self.commit_limit:
+            self._log(mm, "brk", addr, 0, old)  # do_brk_flags refused: the break stays
+            return old
         _, freed = mm.aspace.set_brk(addr)
         for s, e in freed:
             self.zap(mm, s, e)
@@ -576,7 +585,7 @@ class System:
         self.used += self.cost.mmap
         ps = self.page_size
         length = (length + ps - 1) // ps * ps
-        addr = mm.aspace.get_unmapped_area(length) if length > 0 else -1
+        addr = mm.aspace.get_unmapped_area(length) if 0 < length // ps <= self.commit_limit else -1
         if addr < 0:
             self._log(mm, "mmap", 0, length, -1)
             return -1
@@ -601,6 +610,9 @@ class System:
         ps = self.page_size
         old_len = (old_len + ps - 1) // ps * ps
         new_len = (new_len + ps - 1) // ps * ps
+        if (new_len - old_len) // ps > self.commit_limit:  # only the growth is charged
+            self._log(mm, "mremap", addr, new_len, -1)
+            return -1
         new, freed = mm.aspace.resize(addr, old_len, new_len)
         for s, e in freed:
             self.zap(mm, s, e)
