@@ -132,3 +132,22 @@ def test_importers_read_past_a_pid_with_thousands_of_digits(tmp_path: Path, kind
     path.write_text(log)
     res = import_file(kind, path)
     assert "malloc 0 2" in res.text.splitlines() or "p2: malloc 0 2" in res.text.splitlines()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "malloc(100000000000000000000000000000000) = 0x10",  # found by atheris: a size above 2^63-1
+        "malloc(-5) = 0x10",  # int() accepts a sign
+        "calloc(-1,5) = 0x10",
+        "memalign(al 64, size 99999999999999999999) = 0x10",
+    ],
+)
+def test_importers_write_only_traces_that_parse(call: str) -> None:
+    """The importer copied any number int() accepted, so its trace failed to parse on that line."""
+    from vmexp.workload.importers import import_valgrind
+    from vmexp.workload.traces import parse_trace_text
+
+    res = import_valgrind([f"--1-- {call}", "--1-- malloc(7) = 0x20"])
+    assert parse_trace_text(res.text).ops == {1: [(0, 0, 7)]}
+    assert res.skipped == {"unreadable calls": 1}

@@ -41,7 +41,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from vmexp.workload.traces import TraceError, read_text
+from vmexp.workload.traces import MAX_VALUE, TraceError, read_text
 
 __all__ = ["ImportResult", "LogImportError", "import_ltrace", "import_valgrind", "main"]
 
@@ -89,8 +89,15 @@ def _addr(text: str) -> int:
 
 
 def _count(text: str) -> int:
-    """A size or count argument, decimal or hexadecimal; ValueError when it is neither."""
-    return int(text, 16) if text.startswith(("0x", "0X")) else int(text)
+    """A size or count argument, decimal or hexadecimal; ValueError when it is neither.
+
+    Also a ValueError: a negative number (``int()`` takes a sign) or one above
+    2^63-1, which the trace format refuses: the importer's output must parse.
+    """
+    v = int(text, 16) if text.startswith(("0x", "0X")) else int(text)
+    if not 0 <= v <= MAX_VALUE:
+        raise ValueError(f"{text} is not a size a trace can hold")
+    return v
 
 
 @dataclass
@@ -172,7 +179,7 @@ class _Builder:
                 # valgrind: "al 64, size 100"; ltrace: memalign(64, 100), aligned_alloc(64, 100),
                 # sometimes followed by junk arguments ltrace prints without a prototype
                 m = _SIZE_KW.search(args)
-                size = int(m.group(1)) if m else _count(fields[1])
+                size = _count(m.group(1) if m else fields[1])
                 self.skip("aligned allocations imported as malloc (alignment dropped)")
                 self.alloc(proc, "malloc", str(size), result)
             elif kind == "calloc":
