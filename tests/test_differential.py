@@ -40,10 +40,10 @@ from hypothesis import strategies as st
 from tests.conftest import settings as composed
 from vmexp.config import Settings
 from vmexp.sim import simulate
-from vmexp.validate.real import ReplayResult, replay_real
+from vmexp.validate.real import ReplayResult, mallopt_from_overrides, replay_real
 from vmexp.workload import build
 
-PROFILES = {"ci": 8, "long": 600}
+PROFILES = {"ci": 25, "long": 3000}
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 if PROFILE not in PROFILES:
     raise ValueError(f"HYPOTHESIS_PROFILE: {PROFILE!r} is not one of {', '.join(PROFILES)}")
@@ -63,8 +63,20 @@ needs_tools = pytest.mark.skipif(
 
 KiB = 1024
 MiB = 1024 * KiB
-# The three settings of issue 3: glibc's default (dynamic threshold) and two fixed thresholds.
-SETTINGS = {"default": None, "threshold=64k": 64 * KiB, "threshold=256k": 256 * KiB}
+# The three settings of issue 3: glibc's default (dynamic threshold) and two fixed thresholds, as
+# the overrides a user would type. The random traces also run under the other mallopt parameters.
+SETTINGS: dict[str, list[str]] = {
+    "default": [],
+    "threshold=64k": ["threshold=64k"],
+    "threshold=256k": ["threshold=256k"],
+}
+MORE_SETTINGS: dict[str, list[str]] = {
+    "mmap_max=0": ["allocator.mmap_max=0"],
+    "top_pad=0": ["allocator.top_pad=0"],
+    "trim_threshold=64k": ["allocator.trim_threshold=64k"],
+    "threshold=0,top_pad=4k": ["threshold=0", "allocator.top_pad=4k"],
+}
+ALL_SETTINGS = SETTINGS | MORE_SETTINGS
 
 # ---------------------------------------------------------------------------------------------- traces
 
@@ -147,7 +159,7 @@ def trace_text(actions: list[tuple[Any, ...]], free_all: bool) -> str:
 
 # A trace starts with a malloc, so it is never empty.
 programs = st.builds(
-    lambda first, rest: [first, *rest], st.tuples(st.just("malloc"), sizes), st.lists(action, max_size=30)
+    lambda first, rest: [first, *rest], st.tuples(st.just("malloc"), sizes), st.lists(action, max_size=50)
 )
 traces = st.builds(trace_text, programs, st.booleans())
 
@@ -167,7 +179,6 @@ def machine_memory() -> tuple[int, int]:
 @functools.cache
 def sim_settings(setting: str) -> Settings:
     ram, swap = machine_memory()
-    threshold = SETTINGS[setting]
     return composed(
         "workload=trace",
         "workload.path=unused",
@@ -175,7 +186,7 @@ def sim_settings(setting: str) -> Settings:
         "machine.min_free=0",
         f"ram={ram}",
         f"swap={swap}",
-        f"threshold={'null' if threshold is None else threshold}",
+        *ALL_SETTINGS[setting],
     )
 
 
@@ -195,7 +206,7 @@ def within_2_percent(model: int, real: int) -> bool:
 
 
 def assert_same(path: Path, setting: str) -> None:
-    real = replay_real(path, mmap_threshold=SETTINGS[setting])
+    real = replay_real(path, **mallopt_from_overrides(ALL_SETTINGS[setting]))
     sim = simulated(path, setting)
     assert sim.calls() == real.calls(), f"{setting}: syscalls differ\nreal {real.calls()}\nsim  {sim.calls()}"
     assert sim.mallinfo == real.mallinfo, (
@@ -210,6 +221,20 @@ def assert_same(path: Path, setting: str) -> None:
 @RUN
 @given(text=traces, setting=st.sampled_from(sorted(SETTINGS)))
 def test_random_traces_agree_with_the_real_glibc(text: str, setting: str) -> None:
+    """Under the three settings of issue 3."""
+    agree(text, setting)
+
+
+@needs_tools
+@RUN
+@given(text=traces, setting=st.sampled_from(sorted(MORE_SETTINGS)))
+def test_random_traces_agree_with_the_real_glibc_under_other_mallopt_settings(
+    text: str, setting: str
+) -> None:
+    agree(text, setting)
+
+
+def agree(text: str, setting: str) -> None:
     note(f"{setting}\n{text}")
     event(setting)
     event(f"trace has a huge request: {any(str(h) in text for h in HUGE_SIZES)}")
@@ -224,16 +249,9 @@ def test_random_traces_agree_with_the_real_glibc(text: str, setting: str) -> Non
 REGRESSIONS = Path(__file__).parent / "regressions"
 RECORDED: dict[str, dict[str, Any]] = json.loads((REGRESSIONS / "expected.json").read_text())
 
-# Linux's default overcommit heuristic (vm.overcommit_memory=0, mm/util.c __vm_enough_memory): one
-# request that grows private writable memory by more pages than RAM + swap fails with ENOMEM. The
-# simulator grants it (vmexp/kernel/system.py sys_mmap/sys_brk/sys_mremap have no such check). The
-# fix is three lines there, but tests/test_kernel.py::test_oom_kills_the_biggest_process_and_the_run_goes_on
-# mallocs 8M on a 4M RAM + 2M swap machine, which Linux refuses; both must change together.
-OVERCOMMIT = pytest.mark.xfail(
-    reason="the simulator does not model Linux's overcommit check (a mapping larger than RAM + swap)",
-    strict=True,
-)
-KNOWN_BUGS = {"overcommit_huge_malloc": OVERCOMMIT}
+# Traces that still disagree with the real glibc, each with an xfail(strict=True) mark naming why.
+# (overcommit_huge_malloc was one until the kernel model got Linux's overcommit check.)
+KNOWN_BUGS: dict[str, Any] = {}
 CASES = [
     pytest.param(
         trace, setting, id=f"{trace}-{setting}", marks=[KNOWN_BUGS[trace]] if trace in KNOWN_BUGS else []
@@ -252,13 +270,12 @@ def test_every_regression_trace_has_recorded_answers() -> None:
 def test_regression_trace_matches_the_recorded_real_glibc(trace: str, setting: str) -> None:
     """The simulator on its default machine (64M RAM, 256M swap) against the recorded real answer."""
     want = RECORDED[trace][setting]
-    threshold = SETTINGS[setting]
     s = composed(
         "workload=trace",
         f"workload.path={REGRESSIONS / f'{trace}.trace'}",
         "nprocs=1",
         "machine.min_free=0",
-        f"threshold={'null' if threshold is None else threshold}",
+        *SETTINGS[setting],
     )
     res = simulate(s, build(s.workload, s.nprocs, s.seed, s.page_size), check=True)
     (p,) = res.processes
@@ -297,7 +314,7 @@ def overcommit_run(text: str, ram_pages: int, swap_pages: int) -> tuple[list[tup
     return [(c[3], c[5], c[6]) for c in res.syscalls], res.processes[0]
 
 
-@pytest.mark.parametrize(("extra_pages", "granted"), [(0, True), pytest.param(1, False, marks=OVERCOMMIT)])
+@pytest.mark.parametrize(("extra_pages", "granted"), [(0, True), (1, False)])
 def test_overcommit_grants_a_mapping_of_ram_plus_swap_but_not_one_page_more(
     extra_pages: int, granted: bool
 ) -> None:
@@ -313,7 +330,6 @@ def test_overcommit_grants_a_mapping_of_ram_plus_swap_but_not_one_page_more(
     assert p.enomem == (0 if granted else 1)
 
 
-@OVERCOMMIT
 def test_overcommit_refuses_a_brk_growth_larger_than_ram_plus_swap() -> None:
     """With M_MMAP_MAX=0 the heap must grow by brk; a growth beyond RAM + swap leaves the break where it was."""
     with tempfile.TemporaryDirectory(prefix="vmexp-oc-") as tmp:
@@ -331,7 +347,6 @@ def test_overcommit_refuses_a_brk_growth_larger_than_ram_plus_swap() -> None:
     assert res.processes[0].enomem == 1 and res.processes[0].exit == "ok"
 
 
-@OVERCOMMIT
 def test_overcommit_charges_only_the_growth_of_an_mremap() -> None:
     """mremap charges new_len - old_len (mm/mremap.c vrm_calc_charge), so growing a 1.5 MiB block to
     2.5 MiB fits a 2 MiB RAM + swap, and growing it on to 5 MiB does not (the old block stays valid)."""
