@@ -1,4 +1,4 @@
-"""python -m vmexp.report SWEEP_DIR: (re)write summary.csv, figures and report of a sweep."""
+"""python -m vmexp.report DIR: (re)write a sweep's summary.csv, figures and report, or a run's figures."""
 
 from __future__ import annotations
 
@@ -6,18 +6,27 @@ import argparse
 import sys
 from pathlib import Path
 
-from vmexp.report.sweep import aggregate
+from vmexp.report.sweep import ReportError, aggregate
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vmexp.report", description=__doc__)
     ap.add_argument(
-        "sweep_dir", type=Path, help="a multirun directory (its job folders hold .hydra/ and metrics.json)"
+        "dir",
+        type=Path,
+        help="a multirun directory (its job folders hold .hydra/ and metrics.json), "
+        "or one run's directory (its figures are redrawn)",
     )
     args = ap.parse_args(argv)
     try:
-        failed = aggregate(args.sweep_dir)
-    except (FileNotFoundError, NotADirectoryError) as e:
+        if (args.dir / "metrics.json").is_file():
+            from vmexp.report.run_figures import draw_run_figures
+
+            for p in draw_run_figures(args.dir):
+                print(p)
+            return 0
+        failed = aggregate(args.dir)
+    except (FileNotFoundError, NotADirectoryError, ReportError) as e:
         print(f"vmexp.report: error: {e}", file=sys.stderr)
         return 2
     return 1 if failed else 0

@@ -1,160 +1,420 @@
-"""The sweep report: what was asked, what was swept, the table, the figures, what the numbers say.
+"""The sweep report: what was asked, what was run, what the numbers say, the table, the figures.
 
-Written twice from the same content: ``report.md`` for reading in a
+Written twice from one list of blocks: ``report.md`` for reading in a
 repository and ``report.html``, self-contained (figures embedded as data
-URIs), for a browser or an e-mail.
+URIs, no external style or script), for a browser or an e-mail. The
+written comparison is generated from the numbers only: for each metric the
+best and the worst setting and by how much, plus the marks the known
+results of some sweeps are about (the thrashing peak, Belady's anomaly, the
+best point of a tuning run).
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import itertools
+import math
+import re
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from vmexp.metrics import atomic_write
-from vmexp.report.sweep import METRICS
-from vmexp.report.sweep_figures import label_value, order_values
-from vmexp.units import format_size
+from vmexp.report.sweep import job_choices, metric
+from vmexp.report.sweep_figures import thrashing_marks
+from vmexp.report.table import SweepTable, label_value, numeric_value
+from vmexp.units import format_duration, format_size, parse_size
 
-__all__ = ["write_report", "comparison"]
+__all__ = ["write_report", "comparison", "findings", "fmt_value", "render_markdown", "render_html"]
 
-_TABLE_METRICS = [
-    "minflt",
-    "majflt",
-    "brk",
-    "mmap",
-    "munmap",
-    "rss_peak_bytes",
-    "fragmentation",
-    "cpu_utilization",
-    "pswpout",
+Block = tuple[str, Any]
+
+# The settings a reader needs to reproduce the base of a sweep, in this order.
+_SETUP_KEYS = [
+    "workload",
+    "nprocs",
+    "ram",
+    "swap",
+    "page_size",
+    "policy",
+    "allocator",
+    "threshold",
+    "address_space",
+    "machine.swap_device",
+    "machine.ncpus",
+    "machine.min_free",
+    "duration",
+    "seed",
 ]
-# For each metric, is less better?
-_LOWER_IS_BETTER = {m: True for m in METRICS} | {"cpu_utilization": False}
 
 
-def _fmt(metric: str, v: Any) -> str:
-    if v == "" or v is None:
-        return ""
-    unit = METRICS[metric][1]
+def fmt_value(name: str, v: float) -> str:
+    """A metric value with its unit: 1.5 MiB, 12.3 %, 250 µs, 1,234."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    unit = metric(name).unit
     if unit == "bytes":
-        return format_size(int(v))
+        return format_size(round(v))
     if unit == "ratio":
-        return f"{float(v) * 100:.1f} %"
+        return f"{v * 100:.1f} %"
     if unit == "s":
-        return f"{float(v):.3f} s"
-    return f"{int(v):,}"
+        return format_duration(v * 1e9).replace("us", "µs")
+    if unit == "count":
+        return f"{v:,.0f}" if abs(v - round(v)) < 1e-9 else f"{v:,.1f}"
+    return f"{v:,.4g}"
 
 
-def _setting(keys: list[str], row: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={label_value(k, str(row.get(k, '')))}" for k in keys) or row["job"]
+def _spread(name: str, lo: float, hi: float) -> str:
+    unit = metric(name).unit
+    if unit == "ratio":
+        return f"{(hi - lo) * 100:.1f} percentage points apart"
+    if lo <= 0:
+        return "the lowest is zero"
+    r = hi / lo
+    return f"the highest is {r:.2f}× the lowest" if r < 10 else f"the highest is {r:,.0f}× the lowest"
 
 
-def comparison(keys: list[str], rows: list[dict[str, Any]]) -> list[str]:
-    """Sentences: for each main metric, the best and worst setting and by how much."""
-    ok = [r for r in rows if r.get("status") == "ok"]
+def comparison(table: SweepTable, names: list[str]) -> list[str]:
+    """Sentences: for each metric, the best and worst setting (means over seeds) and by how much."""
+    if table.ok < 2 or not table.swept:
+        return ["Fewer than two settings finished, so there is nothing to compare."]
     lines: list[str] = []
-    if len(ok) < 2:
-        return ["Only one job finished, so there is nothing to compare."]
-    for metric in _TABLE_METRICS:
-        vals = [(float(r[metric]), _setting(keys, r)) for r in ok]
-        lo, hi = min(vals), max(vals)
-        label = METRICS[metric][0]
-        if lo[0] == hi[0]:
-            lines.append(f"- **{label}**: the same in every job ({_fmt(metric, lo[0])}).")
+    stats = table.by_setting(names)
+    for name in names:
+        if not table.present(name):
             continue
-        best, worst = (lo, hi) if _LOWER_IS_BETTER[metric] else (hi, lo)
-        ratio = f"{hi[0] / lo[0]:.2f}×" if lo[0] > 0 else "from zero"
+        m = metric(name)
+        means = stats[(name, "mean")].dropna()
+        if means.empty:
+            continue
+        lo, hi = float(means.min()), float(means.max())
+        if lo == hi:
+            lines.append(f"- **{m.label}**: the same for every setting ({fmt_value(name, lo)}).")
+            continue
+
+        if m.better == 0:
+            lines.append(
+                f"- **{m.label}**: lowest with {_where(table, means, name, lo)}, "
+                f"highest with {_where(table, means, name, hi)}; {_spread(name, lo, hi)}."
+            )
+            continue
+        best, worst = (lo, hi) if m.better < 0 else (hi, lo)
         lines.append(
-            f"- **{label}**: best with {best[1]} ({_fmt(metric, best[0])}), worst with {worst[1]} "
-            f"({_fmt(metric, worst[0])}); the largest is {ratio} the smallest."
+            f"- **{m.label}** ({'lower' if m.better < 0 else 'higher'} is better): best with "
+            f"{_where(table, means, name, best)}, worst with {_where(table, means, name, worst)}; "
+            f"{_spread(name, lo, hi)}."
         )
     return lines
 
 
-def _question(sweep_dir: Path, rows: list[dict[str, Any]]) -> tuple[str, str, str]:
-    for r in rows:
-        cfg = sweep_dir / r["job"] / ".hydra" / "config.yaml"
-        if cfg.is_file():
-            c = yaml.safe_load(cfg.read_text()) or {}
-            return str(c.get("name", "")), str(c.get("question", "")), str(c.get("expected", ""))
-    return "", "", ""
+def _where(table: SweepTable, means: pd.Series, name: str, v: float) -> str:
+    """The setting with value ``v``: ties are common (several settings without a major fault),
+    so the first is named and the others counted."""
+    at = [i for i, x in means.items() if x == v]
+    more = f" and {len(at) - 1} other setting{'s' if len(at) > 2 else ''}" if len(at) > 1 else ""
+    return f"{_setting(table, at[0])}{more} ({fmt_value(name, v)})"
 
 
-def write_report(sweep_dir: Path, keys: list[str], rows: list[dict[str, Any]], figures: list[Path]) -> None:
-    name, question, expected = _question(sweep_dir, rows)
-    failed = [r for r in rows if r.get("status") != "ok"]
-    swept = {k: order_values([str(r.get(k, "")) for r in rows]) for k in keys}
-    header = ["setting", "status", *(METRICS[m][0] for m in _TABLE_METRICS)]
-    table = [[_setting(keys, r), r["status"], *(_fmt(m, r.get(m, "")) for m in _TABLE_METRICS)] for r in rows]
-    md = [f"# vmexp sweep: {name or sweep_dir.name}", ""]
-    if question:
-        md += [f"**Question.** {question}", ""]
-    if expected:
-        md += [f"**Known result.** {expected}", ""]
-    md += ["## What was swept", ""]
-    md += [f"- `{k}`: {', '.join(label_value(k, v) for v in vals)}" for k, vals in swept.items()]
-    md += [
-        "",
-        f"{len(rows)} jobs, {len(failed)} failed." if failed else f"{len(rows)} jobs, all finished.",
-        "",
-    ]
-    md += ["## Results", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(str(c) for c in row) + " |" for row in table]
-    md += ["", "Totals over the processes of each job; the full table is `summary.csv`.", ""]
-    md += ["## What the numbers say", "", *comparison(keys, rows), ""]
-    if failed:
-        md += (
-            ["## Failed jobs", ""]
-            + [f"- `{r['job']}`: {r.get('error') or r['status']}" for r in failed]
-            + [""]
+def _setting(table: SweepTable, idx: Any) -> str:
+    values = idx if isinstance(idx, tuple) else (idx,)
+    return ", ".join(f"{k}={table.label(k, str(v))}" for k, v in zip(table.swept, values, strict=True))
+
+
+def findings(table: SweepTable, sweep_dir: Path) -> list[str]:
+    """What the known results of a few sweep shapes are about, measured."""
+    out: list[str] = []
+    df = table.df
+    # Thrashing: CPU utilisation over the degree of multiprogramming.
+    if table.swept == ["nprocs"] and table.present("cpu_utilization") and table.present("swap_utilization"):
+        means = (
+            df.assign(_n=df["nprocs"].astype(float))
+            .groupby("_n")[
+                ["cpu_utilization", "swap_utilization", "mean_time_between_faults_s", "swap_service_time_s"]
+            ]
+            .mean()
         )
-    md += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]
-    atomic_write(sweep_dir / "report.md", "\n".join(md))
+        if len(means) >= 3:
+            n = means.index.tolist()
+            cpu = means["cpu_utilization"].tolist()
+            marks = thrashing_marks(
+                n, cpu, means["swap_utilization"].tolist(), means["mean_time_between_faults_s"].tolist(),
+                float(means["swap_service_time_s"].max()),
+            )  # fmt: skip
+            i = cpu.index(max(cpu))
+            after = min(cpu[i:])
+            interior = 0 < i < len(n) - 1
+            out.append(
+                f"- **Thrashing curve**: CPU utilisation peaks at {max(cpu):.0%} with {n[i]:g} processes"
+                + (
+                    f" and falls to {after:.0%} past it ({(1 - after / max(cpu)):.0%} lower)."
+                    if interior
+                    else " — at the edge of the sweep, so the sweep does not show an interior maximum."
+                )
+            )
+            if marks["fifty"] is not None:
+                out.append(
+                    f"- **50 % rule**: the swap device is busy half of the time at about {marks['fifty']:.1f} processes."
+                )
+            if marks["ls"] is not None:
+                out.append(
+                    f"- **L = S**: the mean CPU time between faults falls to the swap service time "
+                    f"({fmt_value('swap_service_time_s', float(means['swap_service_time_s'].max()))}) at about "
+                    f"{marks['ls']:.1f} processes."
+                )
+    # Belady: faults against frames, per policy.
+    if table.swept and table.swept[0] == "ram" and table.present("faults"):
+        page = _page(table.cfg)
+        groups = table.swept[1:2]
+        for gv, g in df.groupby(groups) if groups else [((), df)]:
+            by_ram = g.groupby("ram")["faults"].mean()
+            pts = sorted((numeric_value("ram", str(r)) or 0.0, float(f)) for r, f in by_ram.items())
+            name = (
+                f"{groups[0]}={table.label(groups[0], str(gv[0] if isinstance(gv, tuple) else gv))}"
+                if groups
+                else "all jobs"
+            )
+            rises = [(a, b) for a, b in itertools.pairwise(pts) if b[1] > a[1]]
 
-    def cell(c: Any) -> str:
-        return html.escape(str(c))
+            def size(b: float) -> str:
+                return (f"{b / page:g} frame{'s' if b != page else ''}") if page else format_size(int(b))
 
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>vmexp sweep: {cell(name or sweep_dir.name)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head><body>",
-        f"<h1>vmexp sweep: {cell(name or sweep_dir.name)}</h1>",
-    ]
-    if question:
-        parts.append(f"<p><b>Question.</b> {cell(question)}</p>")
-    if expected:
-        parts.append(f"<p><b>Known result.</b> {cell(expected)}</p>")
-    parts.append("<h2>What was swept</h2><ul>")
-    parts += [
-        f"<li><code>{cell(k)}</code>: {cell(', '.join(label_value(k, v) for v in vals))}</li>"
-        for k, vals in swept.items()
-    ]
-    parts.append(
-        "</ul><h2>Results</h2><table><tr>" + "".join(f"<th>{cell(h)}</th>" for h in header) + "</tr>"
+            if rises:
+                (r0, f0), (r1, f1) = rises[0]
+                out.append(
+                    f"- **{name}**: {f0:g} faults with {size(r0)} but {f1:g} with {size(r1)} — more memory, "
+                    "more faults (Belady's anomaly)."
+                )
+            else:
+                seq = ", ".join(f"{f:g}" for _, f in pts)
+                out.append(
+                    f"- **{name}**: never more faults with more memory ({seq} from {size(pts[0][0])} to {size(pts[-1][0])})."
+                )
+    # Jobs cut short: their counts cover only `duration`, which a comparison must know.
+    if table.present("unfinished"):
+        cut = df[df["unfinished"] > 0]
+        if len(cut):
+            dur = label_value("duration", str(table.cfg.get("duration", "")))
+            names = "; ".join(table.setting(r) for _, r in cut.head(6).iterrows()) + (
+                "; ..." if len(cut) > 6 else ""
+            )
+            out.append(
+                f"- **Stopped at `duration` ({dur})**: {len(cut)} of {table.ok} jobs had processes still running "
+                f"({names}); their counts cover only that much simulated time."
+            )
+    # Tuning: the best point the sweeper found.
+    res = sweep_dir / "optimization_results.yaml"
+    if table.present("objective"):
+        best = df.iloc[int(df["objective"].to_numpy().argmin())]
+        line = f"- **Best point**: objective {best['objective']:,.4g} with {table.setting(best)}"
+        if res.is_file():
+            doc = yaml.safe_load(res.read_text()) or {}
+            params = ", ".join(f"{k}={v}" for k, v in (doc.get("best_params") or {}).items())
+            line += f" (the sweeper reports best_params {params}, best_value {float(doc.get('best_value', math.nan)):,.4g})"
+        out.append(line + ".")
+    return out
+
+
+def _page(cfg: dict[str, Any]) -> int:
+    try:
+        return parse_size(cfg.get("page_size") or 0)
+    except (ValueError, TypeError):
+        return 0
+
+
+def _setup(table: SweepTable, sweep_dir: Path) -> list[tuple[str, str]]:
+    cfg = table.cfg
+    choices: dict[str, str] = {}
+    for r in table.rows:
+        choices = job_choices(sweep_dir / r["job"])
+        if choices:
+            break
+    out: list[tuple[str, str]] = []
+    for key in _SETUP_KEYS:
+        if key in choices and key not in table.swept:
+            out.append((key, choices[key]))
+            continue
+        node: Any = cfg
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node = node.get("name") or node.get("kind")
+        if key in table.swept:
+            out.append((key, "swept (below)"))
+        elif node is not None or key == "threshold":
+            out.append((key, label_value(key, "null" if node is None else str(node))))
+    return out
+
+
+def _command(sweep_dir: Path) -> str:
+    mr = sweep_dir / "multirun.yaml"
+    if not mr.is_file():
+        return ""
+    doc = yaml.safe_load(mr.read_text()) or {}
+    task = ((doc.get("hydra") or {}).get("overrides") or {}).get("task") or []
+    params = (((doc.get("hydra") or {}).get("sweeper") or {}).get("params")) or {}
+    parts = ["python run.py -m", *(str(t) for t in task)]
+    given = {str(t).split("=", 1)[0].lstrip("+~") for t in task}
+    extra = [f"{k}={v}" for k, v in params.items() if k not in given]
+    return " ".join(parts) + (f"   # and from the preset: {' '.join(extra)}" if extra else "")
+
+
+def _table_block(table: SweepTable, names: list[str]) -> Block:
+    stats = table.by_setting(names)
+    seeds = table.seeds > 1
+    header = [*(table.swept or ["jobs"]), *(metric(n).label for n in names)]
+    if seeds:
+        header.append("seeds")
+    rows = []
+    for idx, r in stats.iterrows():
+        values = idx if isinstance(idx, tuple) else (idx,)
+        cells = [table.label(k, str(v)) for k, v in zip(table.swept, values, strict=True)] or [str(idx)]
+        for n in names:
+            mean, sd = r[(n, "mean")], r[(n, "std")]
+            text = fmt_value(n, float(mean))
+            if seeds and isinstance(sd, float) and not math.isnan(sd) and sd > 0:
+                text += f" ± {fmt_value(n, float(sd))}"
+            cells.append(text)
+        if seeds:
+            cells.append(f"{int(r[(names[0], 'count')])}")
+        rows.append(cells)
+    return ("table", (header, rows))
+
+
+def _blocks(sweep_dir: Path, table: SweepTable, wanted: list[str], figures: list[Path]) -> list[Block]:
+    cfg = table.cfg
+    name = str(cfg.get("name") or sweep_dir.name)
+    names = list(dict.fromkeys(n for entry in wanted for n in entry.split("|")))
+    shown = [n for n in names if table.present(n)]
+    b: list[Block] = [("h1", f"vmexp sweep: {name}")]
+    if cfg.get("question"):
+        b.append(("p", f"**Question.** {cfg['question']}"))
+    if cfg.get("expected"):
+        b.append(("p", f"**Known result.** {cfg['expected']}"))
+    n_failed = len(table.failed)
+    b.append(("h2", "What was run"))
+    b.append(
+        (
+            "p",
+            f"{len(table.rows)} jobs, "
+            + (f"{n_failed} failed (listed below)." if n_failed else "all finished."),
+        )
     )
-    parts += ["<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for row in table]
-    parts.append("</table><h2>What the numbers say</h2><ul>")
-    for line in comparison(keys, rows):
-        text = cell(line.removeprefix("- "))
-        while "**" in text:
-            text = text.replace("**", "<b>", 1).replace("**", "</b>", 1)
-        parts.append(f"<li>{text}</li>")
-    parts.append("</ul>")
-    if failed:
-        parts.append("<h2>Failed jobs</h2><ul>")
-        parts += [
-            f"<li><code>{cell(r['job'])}</code>: {cell(r.get('error') or r['status'])}</li>" for r in failed
-        ]
-        parts.append("</ul>")
-    parts.append("<h2>Figures</h2>")
-    for p in figures:
-        data = base64.b64encode(p.read_bytes()).decode()
-        parts.append(f"<p><img alt='{cell(p.stem)}' src='data:image/png;base64,{data}'></p>")
-    parts.append("</body></html>\n")
-    atomic_write(sweep_dir / "report.html", "\n".join(parts))
+    cmd = _command(sweep_dir)
+    if cmd:
+        b.append(("pre", cmd))
+    b.append(("table", (["setting", "value"], [[k, v] for k, v in _setup(table, sweep_dir)])))
+    b.append(("h2", "What was swept"))
+    items = [f"`{k}`: {', '.join(table.label(k, v) for v in table.order[k])}" for k in table.swept]
+    if table.seeds > 1:
+        items.append(f"`seed`: {table.seeds} seeds per setting, pooled (mean ± standard deviation)")
+    b.append(("ul", items or ["nothing varies between the jobs"]))
+    b.append(("h2", "What the numbers say"))
+    b.append(
+        ("ul", [line.removeprefix("- ") for line in findings(table, sweep_dir) + comparison(table, shown)])
+    )
+    if shown and table.ok:
+        b.append(("h2", "Results"))
+        b.append(_table_block(table, shown))
+        b.append(("p", "Totals over the processes of each job. `summary.csv` has every metric of every job."))
+    if figures:
+        b.append(("h2", "Figures"))
+        for p in figures:
+            b.append(("img", p))
+    if table.failed:
+        b.append(("h2", "Failed jobs"))
+        b.append(("ul", [f"`{r['job']}`: {r.get('error') or r.get('status')}" for r in table.failed]))
+    b.append(("p", f"Rebuild this report with `python -m vmexp.report {sweep_dir}`."))
+    return b
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for kind, v in blocks:
+        if kind == "h1":
+            out += [f"# {v}", ""]
+        elif kind == "h2":
+            out += [f"## {v}", ""]
+        elif kind == "p":
+            out += [str(v), ""]
+        elif kind == "pre":
+            out += ["```", str(v), "```", ""]
+        elif kind == "ul":
+            out += [f"- {item}" for item in v] + [""]
+        elif kind == "table":
+            header, rows = v
+            out.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
+            out.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
+            out += ["| " + " | ".join(_md_cell(str(c)) for c in row) + " |" for row in rows]
+            out.append("")
+        elif kind == "img":
+            out += [f"![{v.stem}](figures/{v.name})", ""]
+    return "\n".join(out)
+
+
+def _inline_html(text: str) -> str:
+    """Markdown's **bold** and `code` as HTML, on escaped text."""
+    t = html.escape(text)
+    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", t)
+
+
+_CSS = (
+    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:72em;margin:2em auto;padding:0 1em;"
+    "color:#222;line-height:1.45}h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}"
+    "table{border-collapse:collapse;margin:.6em 0;font-size:.92em}td,th{border:1px solid #ccc;padding:.25em .6em;"
+    "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
+    "pre{background:#f6f6f6;padding:.6em;overflow-x:auto}code{background:#f3f3f3;padding:0 .2em}"
+    "figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}"
+)
+
+
+def render_html(blocks: list[Block], title: str) -> str:
+    out = [
+        "<!doctype html>",
+        "<html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+    ]
+    for kind, v in blocks:
+        if kind in ("h1", "h2"):
+            out.append(f"<{kind}>{_inline_html(str(v))}</{kind}>")
+        elif kind == "p":
+            out.append(f"<p>{_inline_html(str(v))}</p>")
+        elif kind == "pre":
+            out.append(f"<pre>{html.escape(str(v))}</pre>")
+        elif kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in v) + "</ul>")
+        elif kind == "table":
+            header, rows = v
+            out.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+            out += [
+                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+            ]
+            out.append("</table>")
+        elif kind == "img":
+            data = base64.b64encode(v.read_bytes()).decode()
+            out.append(
+                f"<figure><img alt='{html.escape(v.stem)}' src='data:image/png;base64,{data}'></figure>"
+            )
+    out.append("</body></html>\n")
+    return "\n".join(out)
+
+
+def write_report(
+    sweep_dir: Path,
+    keys: list[str],
+    rows: list[dict[str, Any]],
+    figures: list[Path],
+    wanted: list[str],
+    cfg: dict[str, Any],
+) -> None:
+    table = SweepTable(keys, rows, cfg)
+    blocks = _blocks(sweep_dir, table, wanted, figures)
+    atomic_write(sweep_dir / "report.md", render_markdown(blocks))
+    atomic_write(sweep_dir / "report.html", render_html(blocks, str(blocks[0][1])))

@@ -1,141 +1,484 @@
-"""Comparison figures of a sweep: the main metrics against the swept parameter(s).
+"""Comparison figures of a sweep: the chosen metrics against the swept parameter(s).
 
-The first swept parameter is the x axis, a second one the hue, a third the
-columns; seeds are averaged with error bars. Size-valued parameters are
-ordered by size and printed with units (64 KiB, not 65536).
+One PNG per entry of the preset's ``report.metrics`` (or a standard set):
+the first swept parameter is the x axis, a second the hue, a third the
+columns; when ``seed`` is swept the points are means with a band or bars of
+one standard deviation (a sweep of 200 seeds draws one line, not 200).
+A metric that is constant or absent in every job is skipped: a flat line
+says nothing the report's table does not. An entry ``a|b|c`` draws those
+metrics together, as hue, on one axis (same unit), e.g. arena against
+in-use bytes against RSS.
+
+Two figures are drawn when the sweep has their shape, because their
+known results need marks a generic plot cannot place:
+
+- ``thrashing.png`` when ``nprocs`` is swept: CPU and swap-device
+  utilisation against the degree of multiprogramming with the peak, the
+  50 % rule and Denning's L = S point marked, and L against S below.
+- ``tuning.png`` when the jobs computed an ``objective`` (the Optuna
+  preset): the cost of every trial in order with the best so far, and
+  against each searched parameter.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from vmexp.report.sweep import METRICS
-from vmexp.units import UnitError, format_duration, format_size, parse_duration, parse_size
+from vmexp.report.style import PALETTE, STYLE, bytes_axis, percent_axis, seconds_axis, spans_orders
+from vmexp.report.sweep import metric
+from vmexp.report.table import SweepTable, is_size, numeric_value
+from vmexp.units import format_duration, format_size, parse_size
 
-__all__ = ["draw_sweep_figures", "MAIN_METRICS", "order_values", "label_value"]
-
-MAIN_METRICS = ["minflt", "majflt", "syscalls", "rss_peak_bytes", "fragmentation", "cpu_utilization"]
-_EXTRA = {"syscalls": ("brk + mmap + munmap + mremap calls", "count")}
-_NULL = ("null", "None", "none", "~", "")
-
-
-def label_value(key: str, value: str) -> str:
-    """How a swept value reads on an axis: sizes with units, null explained."""
-    if value in _NULL:
-        return "glibc default" if key == "threshold" else "default"
-    if key in ("seed", "nprocs") or key.endswith(("ncpus", "mmap_max")):
-        return value
-    try:
-        return format_size(parse_size(value))
-    except UnitError:
-        pass
-    try:
-        if any(value.endswith(u) for u in ("ns", "us", "ms", "s")):
-            return format_duration(parse_duration(value))
-    except UnitError:
-        pass
-    return value
+__all__ = ["draw_sweep_figures", "thrashing_marks", "crossing"]
 
 
-def _sort_key(value: str) -> tuple[int, float, str]:
-    if value in _NULL:
-        return (1, 0.0, value)  # "default" after the explicit settings
-    try:
-        return (0, float(value), value)
-    except ValueError:
-        pass
-    try:
-        return (0, float(parse_size(value)), value)
-    except UnitError:
-        pass
-    try:
-        return (0, float(parse_duration(value)), value)
-    except UnitError:
-        return (0, float("inf"), value)
-
-
-def order_values(values: list[str]) -> list[str]:
-    return sorted(set(values), key=_sort_key)
-
-
-def _fmt_axis(ax: Any, unit: str) -> None:
+def _axis_for(ax: Axes, unit: str, values: list[float], which: str = "y") -> bool:
+    """Units, and a log scale where the values span orders of magnitude; returns True when log."""
+    log = unit != "ratio" and spans_orders(values)
     if unit == "bytes":
-        ax.yaxis.set_major_formatter(
-            matplotlib.ticker.FuncFormatter(lambda v, _: format_size(v) if v >= 0 else "")
+        bytes_axis(ax, which, log=log)
+        return log
+    if log:
+        (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    if unit == "ratio":
+        percent_axis(ax, which)
+    elif unit == "s":
+        seconds_axis(ax, which)
+    elif not log:
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v == int(v) else f"{v:,.3g}"))
+    return log
+
+
+def _unit_text(unit: str) -> str:
+    return {"count": "", "bytes": "", "ratio": " (%)", "s": "", "": ""}[unit]
+
+
+class _X:
+    """How the x axis shows the first swept parameter: numeric (to scale) or categories."""
+
+    def __init__(self, table: SweepTable, key: str) -> None:
+        self.key = key
+        values = table.order[key]
+        nums = [numeric_value(key, v) for v in values]
+        page = _page_size(table.cfg)
+        self.frames = key == "ram" and page > 0 and all(n is not None and n / page <= 64 for n in nums)
+        pos = [float(n) for n in nums if n is not None]
+        # To scale when there are enough numbers to show a trend; not when a zero sits beside values
+        # orders of magnitude apart (linear crowds them, log cannot hold the zero).
+        positive = [p for p in pos if p > 0]
+        crowded = 0.0 in pos and len(positive) >= 2 and max(positive) / min(positive) > 4
+        self.numeric = len(values) >= 3 and len(pos) == len(values) and not crowded
+        self.sizes = self.numeric and not self.frames and all(is_size(key, v) for v in values)
+        self.log = self.numeric and not self.frames and spans_orders(pos, 16)
+        self.values = values
+        self.pos = {
+            v: (float(n or 0) / page if self.frames else float(n or 0)) if self.numeric else float(i)
+            for i, (v, n) in enumerate(zip(values, nums, strict=True))
+        }
+        self.page = page
+
+    def column(self, df: pd.DataFrame) -> pd.Series:
+        return df[self.key].map(self.pos)
+
+    def title(self) -> str:
+        if self.frames:
+            return f"frames (ram ÷ {format_size(self.page)} pages)"
+        return self.key
+
+    def decorate(self, ax: Axes, table: SweepTable) -> None:
+        ax.set_xlabel(self.title())
+        if self.numeric and self.log:
+            ax.set_xscale("log", base=2 if self.sizes else 10)
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        if self.frames:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        elif not self.numeric or len(self.values) <= 12:
+            # Ticks at the swept values themselves, labelled as the sweep wrote them (64 KiB, 2 MiB, default).
+            labels = [table.label(self.key, v) for v in self.values]
+            ax.set_xticks([self.pos[v] for v in self.values], labels)
+            fig = ax.get_figure(root=True)
+            inches = ax.get_position().width * (fig.get_figwidth() if isinstance(fig, Figure) else 6.0)
+            if sum(len(t) + 2 for t in labels) > 10 * inches:  # about 10 characters of tick label per inch
+                ax.tick_params(axis="x", labelrotation=25)
+                for t in ax.get_xticklabels():
+                    t.set_horizontalalignment("right")
+        elif self.sizes:
+            bytes_axis(ax, "x", log=self.log)
+
+
+def _page_size(cfg: dict[str, Any]) -> int:
+    try:
+        return parse_size(cfg.get("page_size", 0) or 0)
+    except (ValueError, TypeError):
+        return 0
+
+
+def _figure(ncols: int, height: float = 4.3, width: float = 6.2, legend: bool = True) -> Figure:
+    fig = Figure(figsize=(width * ncols + (1.9 if legend else 0.3) + 1.0, height))
+    FigureCanvasAgg(fig)
+    w = fig.get_figwidth()
+    fig.subplots_adjust(left=1.0 / w, right=1 - (1.9 if legend else 0.3) / w, top=1 - 0.6 / height,
+                        bottom=0.85 / height, wspace=0.18)  # fmt: skip
+    return fig
+
+
+def _hue_labels(table: SweepTable, hue: str | None, df: pd.DataFrame) -> tuple[pd.Series | None, list[str]]:
+    if hue is None:
+        return None, []
+    labels = [table.label(hue, v) for v in table.order[hue]]
+    return df[hue].map(lambda v: table.label(hue, str(v))), labels
+
+
+def _plot_metric(
+    fig: Figure, table: SweepTable, names: list[str], x: _X, hue: str | None, col: str | None
+) -> bool:
+    """Draw one figure entry; False when there is nothing worth drawing."""
+    df = table.df
+    names = [n for n in names if table.present(n) and not table.constant(n)]
+    if not names:
+        return False
+    units = {metric(n).unit for n in names}
+    unit = units.pop() if len(units) == 1 else ""
+    group = len(names) > 1
+    cols = table.order[col] if col else [None]
+    axes = fig.subplots(1, len(cols), sharey=True, squeeze=False)[0]
+    seeds = table.seeds > 1
+    data = df.copy()
+    data["_x"] = x.column(data)
+    if group:
+        # Metrics as hue: a long table with one row per (job, metric).
+        data = data.melt(id_vars=[c for c in data.columns if c not in names], value_vars=names,
+                         var_name="_metric", value_name="_y")  # fmt: skip
+        data["_hue"] = data["_metric"].map(lambda n: metric(n).short)
+        hue_order = [metric(n).short for n in names]
+        hue_title = None
+    else:
+        data["_y"] = data[names[0]]
+        hs, hue_order = _hue_labels(table, hue, data)
+        if hs is not None:
+            data["_hue"] = hs
+        hue_title = hue
+    has_hue = group or hue is not None
+    palette = PALETTE[: len(hue_order)] if has_hue and len(hue_order) <= len(PALETTE) else "viridis"
+    values = data["_y"].dropna().tolist()
+    for ax, cv in zip(axes, cols, strict=True):
+        d = data if cv is None or col is None else data[data[col] == cv]
+        common: dict[str, Any] = {
+            "data": d,
+            "x": "_x",
+            "y": "_y",
+            "ax": ax,
+            "errorbar": "sd" if seeds else None,
+        }
+        if has_hue:
+            common.update(hue="_hue", hue_order=hue_order, palette=palette)
+        else:
+            common.update(color=PALETTE[0])
+        if x.numeric:
+            sns.lineplot(
+                **common, marker="o", markersize=6, linewidth=1.8, err_style="band" if x.numeric else "bars"
+            )
+        else:
+            log = unit != "ratio" and spans_orders(values)
+            if log:
+                sns.pointplot(
+                    **common, native_scale=True, linestyle="none", marker="o", dodge=0.3 if has_hue else False
+                )
+            else:
+                sns.barplot(
+                    **common, native_scale=True, width=0.7, capsize=0.1 if seeds else 0, saturation=1.0
+                )
+                if not has_hue and len(x.values) <= 10 and not seeds:
+                    # The value on each bar: what a reader of a slide wants to quote.
+                    for bars in ax.containers:
+                        ax.bar_label(bars, labels=[_value_text(names[0], b.get_height()) for b in bars],
+                                     fontsize=8, padding=2)  # fmt: skip
+            ax.grid(False, axis="x")
+        x.decorate(ax, table)
+        if x.frames and not group:
+            _mark_rises(ax, d, has_hue)
+        if cv is not None and col is not None:
+            ax.set_title(f"{col} = {table.label(col, cv)}", fontsize=10)
+        leg = ax.get_legend()
+        if leg is not None:
+            leg.remove()
+    label = metric(names[0]).label if not group else "bytes" if unit == "bytes" else "value"
+    axes[0].set_ylabel(label + _unit_text(unit))
+    for ax in axes:
+        _axis_for(ax, unit, values)
+        if unit in ("bytes", "count", "ratio") and ax.get_yscale() == "linear":
+            ax.set_ylim(bottom=0)
+    if has_hue:
+        handles, labels = axes[0].get_legend_handles_labels()
+        axes[-1].legend(handles, labels, title=hue_title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                        borderaxespad=0)  # fmt: skip
+    what = ", ".join(metric(n).short for n in names) if group else metric(names[0]).label
+    by = f" by {x.key}" + (f" and {hue}" if hue and not group else "") + (f", per {col}" if col else "")
+    note = f"mean ± 1 sd over {table.seeds} seeds" if seeds else f"{table.ok} jobs"
+    width_chars = int((fig.get_figwidth() - 1.2) * 11)
+    fig.suptitle(textwrap.fill(f"{what[0].upper() + what[1:]}{by} ({note})", width_chars),
+                 x=1.0 / fig.get_figwidth(), ha="left", y=1 - 0.12 / fig.get_figheight(), va="top",
+                 fontsize=11.5, fontweight="bold")  # fmt: skip
+    return True
+
+
+def _mark_rises(ax: Axes, d: pd.DataFrame, has_hue: bool) -> None:
+    """Arrows at every step where more frames gave more faults: Belady's anomaly, where it happens."""
+    groups = d.groupby("_hue") if has_hue else [("", d)]
+    for name, g in groups:
+        m = g.groupby("_x")["_y"].mean().sort_index()
+        pts = list(zip(m.index.to_numpy(dtype=float).tolist(), m.to_numpy(dtype=float).tolist(), strict=True))
+        for (_, y0), (x1, y1) in itertools.pairwise(pts):
+            if y1 > y0:
+                ax.annotate(
+                    f"{name}: {y0:g} → {y1:g} with more frames\n(Belady's anomaly)".strip(": "),
+                    xy=(x1, y1), xytext=(x1 + 0.35, y1 + (ax.get_ylim()[1] - ax.get_ylim()[0]) * 0.12),
+                    arrowprops={"arrowstyle": "->", "color": "#333333"}, fontsize=8.5,
+                )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------
+# Special figures
+# ---------------------------------------------------------------------------
+
+
+def crossing(xs: list[float], ys: list[float], level: float) -> float | None:
+    """The first x where the piecewise-linear curve (xs, ys) reaches ``level`` from below (or above), or None."""
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys, strict=True), zip(xs[1:], ys[1:], strict=True), strict=False):
+        if (y0 - level) * (y1 - level) <= 0 and y0 != y1:
+            return x0 + (level - y0) * (x1 - x0) / (y1 - y0)
+        if y0 == level:
+            return x0
+    return None
+
+
+def thrashing_marks(
+    n: list[float], cpu: list[float], swap: list[float], life: list[float], service: float
+) -> dict[str, Any]:
+    """The three classic marks of a multiprogramming curve, from the means per degree n.
+
+    - peak: the n of the highest CPU utilisation;
+    - fifty: where the swap device becomes busy half of the time (the 50 %
+      rule: keep the paging device's utilisation near 50 %);
+    - ls: where the mean CPU time between faults L falls to the page-fault
+      service time S (Denning et al., 1976: throughput is near its maximum
+      when L = S). Points without faults (L undefined) are left out.
+    """
+    i = int(np.argmax(cpu))
+    lifes = [(a, b) for a, b in zip(n, life, strict=True) if b > 0]
+    ls = None
+    if lifes and service > 0:
+        ls = crossing([a for a, _ in lifes], [math.log(b) for _, b in lifes], math.log(service))
+    return {"peak": n[i], "peak_cpu": cpu[i], "fifty": crossing(n, swap, 0.5), "ls": ls}
+
+
+def _thrashing_figure(table: SweepTable, out: Path) -> Path | None:
+    need = ("cpu_utilization", "swap_utilization", "mean_time_between_faults_s", "swap_service_time_s")
+    if table.swept[:1] != ["nprocs"] or len(table.swept) > 1 or not all(table.present(m) for m in need):
+        return None
+    df = table.df.copy()
+    df["_n"] = df["nprocs"].astype(float)
+    means = df.groupby("_n")[list(need)].mean().sort_index()
+    if len(means) < 3:
+        return None
+    n = means.index.tolist()
+    life = means["mean_time_between_faults_s"].tolist()
+    service = float(means["swap_service_time_s"].max())
+    marks = thrashing_marks(
+        n, means["cpu_utilization"].tolist(), means["swap_utilization"].tolist(), life, service
+    )
+    fig = Figure(figsize=(10.5, 8))
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.1, right=0.76, top=0.92, bottom=0.08, hspace=0.12)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+    seeds = table.seeds > 1
+    eb = "sd" if seeds else None
+    sns.lineplot(data=df, x="_n", y="cpu_utilization", ax=top, marker="o", errorbar=eb, color=PALETTE[0],
+                 linewidth=2.2, label="CPU utilisation")  # fmt: skip
+    sns.lineplot(data=df, x="_n", y="swap_utilization", ax=top, marker="s", errorbar=eb, color=PALETTE[1],
+                 linewidth=1.6, label="swap device busy")  # fmt: skip
+    top.set_ylim(0, 1.05)
+    percent_axis(top)
+    top.set_ylabel("share of time")
+    marks_style = [
+        ("peak", f"peak CPU: {marks['peak_cpu']:.0%}\nat n = {marks['peak']:g}", "-", "#333333"),
+        ("fifty", "swap busy 50 %\n(the 50 % rule)", "--", PALETTE[1]),
+        ("ls", "L = S\n(Denning et al., 1976)", ":", PALETTE[5]),
+    ]
+    for key, text, style, color in marks_style:
+        v = marks[key]
+        if v is None:
+            continue
+        for ax in (top, bottom):
+            ax.axvline(v, color=color, linestyle=style, linewidth=1.4)
+        top.plot(
+            [],
+            [],
+            color=color,
+            linestyle=style,
+            label=f"{text}" + (f": n ≈ {v:.1f}" if key != "peak" else ""),
         )
-    elif unit == "ratio":
-        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    top.axhline(0.5, color=PALETTE[1], linewidth=0.6, alpha=0.5)
+    top.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    ok = df[df["mean_time_between_faults_s"] > 0]
+    if len(ok):
+        sns.lineplot(data=ok, x="_n", y="mean_time_between_faults_s", ax=bottom, marker="o", errorbar=eb,
+                     color=PALETTE[5], label="L: mean CPU time\nbetween major faults")  # fmt: skip
+    bottom.axhline(service, color="#333333", linestyle="--", linewidth=1.2,
+                   label=f"S: swap service time\nof a page ({_duration(service)})")  # fmt: skip
+    bottom.set_yscale("log")
+    seconds_axis(bottom)
+    bottom.set_ylabel("time (log scale)")
+    bottom.set_xlabel("processes (degree of multiprogramming, nprocs)")
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    if len(n) <= 16:
+        bottom.set_xticks(n, [f"{v:g}" for v in n])
+    else:
+        bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    note = f", mean ± 1 sd over {table.seeds} seeds" if seeds else ""
+    fig.suptitle(f"Thrashing: CPU utilisation against the number of processes{note}", fontsize=12,
+                 fontweight="bold", x=0.1, ha="left")  # fmt: skip
+    path = out / "thrashing.png"
+    fig.savefig(path)
+    return path
 
 
-def draw_sweep_figures(sweep_dir: Path, keys: list[str], rows: list[dict[str, Any]]) -> list[Path]:
-    """Write figures/metrics.png (and one PNG per main metric); returns the paths."""
-    ok = [r for r in rows if r.get("status") == "ok"]
+def _objective_figure(table: SweepTable, out: Path) -> Path | None:
+    if not table.present("objective"):
+        return None
+    df = table.df.reset_index(drop=True)
+    params = [k for k in table.swept]
+    fig = Figure(figsize=(4.6 * (1 + len(params)) + 0.8, 4.4))
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.8 / fig.get_figwidth(), right=0.98, top=0.83, bottom=0.2, wspace=0.25)
+    axes = fig.subplots(1, 1 + len(params), sharey=True, squeeze=False)[0]
+    y = df["objective"].to_numpy(dtype=float)
+    trial = np.arange(len(y))
+    best = int(np.nanargmin(y))
+    axes[0].plot(trial, y, "o", color=PALETTE[0], label="trial")
+    axes[0].step(trial, np.fmin.accumulate(y), where="post", color=PALETTE[5], label="best so far")
+    axes[0].plot([best], [y[best]], "*", color="#cc0000", markersize=16, label="best")
+    axes[0].set_xlabel("trial (job number)")
+    axes[0].set_ylabel("objective (lower is better)")
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax, key in zip(axes[1:], params, strict=True):
+        x = _X(table, key)
+        xs = x.column(df)
+        ax.plot(xs, y, "o", color=PALETTE[0], alpha=0.8)
+        ax.plot([xs.iloc[best]], [y[best]], "*", color="#cc0000", markersize=16)
+        x.decorate(ax, table)
+    setting = table.setting(df.iloc[best])
+    fig.suptitle(f"Tuning: the objective of every trial — best {y[best]:,.4g} with {setting}", x=0.8 / fig.get_figwidth(),
+                 ha="left", fontsize=11.5, fontweight="bold")  # fmt: skip
+    path = out / "tuning.png"
+    fig.savefig(path)
+    return path
+
+
+def _overview(table: SweepTable, wanted: list[str], out: Path) -> Path:
+    """When no metric varies: the values every job shares, so that the sweep still has its figure."""
+    names = [n for entry in wanted for n in entry.split("|") if table.present(n)][:6]
+    fig = Figure(figsize=(8, 0.5 + 0.45 * max(1, len(names))))
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.96))
+    ax.axis("off")
+    lines = [f"All {table.ok} finished jobs gave the same results:"] + [
+        f"  {metric(n).label}: {_value_text(n, float(table.df[n].dropna().iloc[0]))}" for n in names
+    ]
+    ax.text(0.0, 1.0, "\n".join(lines), va="top", fontsize=11, family="DejaVu Sans")
+    path = out / "overview.png"
+    fig.savefig(path)
+    return path
+
+
+def _duration(seconds: float) -> str:
+    return format_duration(seconds * 1e9).replace("us", "µs")
+
+
+def _value_text(name: str, v: float) -> str:
+    unit = metric(name).unit
+    if unit == "bytes":
+        return format_size(int(v))
+    if unit == "ratio":
+        return f"{v:.1%}"
+    if unit == "s":
+        return _duration(v)
+    return f"{v:,.0f}" if v == int(v) else f"{v:,.4g}"
+
+
+def draw_sweep_figures(
+    sweep_dir: Path, keys: list[str], rows: list[dict[str, Any]], wanted: list[str], cfg: dict[str, Any]
+) -> list[Path]:
+    """Write figures/<metric>.png for each wanted entry that varies (and the special figures); returns the paths."""
     out = sweep_dir / "figures"
     out.mkdir(exist_ok=True)
-    if not ok:
+    for old in out.glob("*.png"):
+        old.unlink()  # a redraw must not leave figures of metrics no longer asked for
+    table = SweepTable(keys, rows, cfg)
+    if not table.ok:
         return []
-    df = pd.DataFrame(ok)
-    df["syscalls"] = df["brk"] + df["mmap"] + df["munmap"] + df["mremap"]
-    swept = [k for k in keys if k != "seed" and df[k].nunique() > 1] if keys else []
-    x = swept[0] if swept else (keys[0] if keys else "job")
-    hue = swept[1] if len(swept) > 1 else None
-    col = swept[2] if len(swept) > 2 else None
-    for k in (x, hue, col):
-        if k is not None and k != "job":
-            df[k] = df[k].astype(str)
-    order = order_values(list(df[x].astype(str))) if x != "job" else list(df["job"])
-    labels = [label_value(x, v) for v in order]
-    hue_order = order_values(list(df[hue])) if hue else None
-    if hue:
-        df["_hue"] = [label_value(hue, v) for v in df[hue]]
     paths: list[Path] = []
-    sns.set_theme(style="whitegrid", context="notebook")
-    cols: list[Any] = sorted((str(v) for v in df[col].unique()), key=_sort_key) if col else [None]
-    fig, axes = plt.subplots(
-        len(MAIN_METRICS), len(cols), figsize=(5.2 * len(cols) + 1.5, 3.0 * len(MAIN_METRICS)), squeeze=False
-    )
-    for i, metric in enumerate(MAIN_METRICS):
-        label, unit = _EXTRA.get(metric) or METRICS[metric]
-        for j, cv in enumerate(cols):
-            ax = axes[i][j]
-            data = df if cv is None else df[df[col] == cv]
-            sns.barplot(
-                data=data,
-                x=x,
-                y=metric,
-                hue="_hue" if hue else None,
-                hue_order=[label_value(hue, v) for v in hue_order] if hue and hue_order else None,
-                order=order,
-                errorbar=("sd" if "seed" in keys and df["seed"].nunique() > 1 else None),
-                ax=ax,
-                palette="colorblind" if hue else None,
-                color=None if hue else sns.color_palette("colorblind")[0],
-            )
-            ax.set_xticks(range(len(order)))
-            ax.set_xticklabels(labels)
-            ax.set_xlabel(x)
-            ax.set_ylabel(f"{label} ({'%' if unit == 'ratio' else unit})")
-            vals = data[metric]
-            if unit != "ratio" and len(vals) and vals.min() > 0 and vals.max() / vals.min() > 1000:
-                ax.set_yscale("log")
-            else:
-                _fmt_axis(ax, unit)
-            if cv is not None:
-                ax.set_title(f"{col} = {label_value(col or '', cv)}")
-            if hue and ax.get_legend() is not None:
-                ax.legend(title=hue, fontsize="small")
-    fig.suptitle(f"Sweep over {x}" + (f" and {hue}" if hue else "") + f" — {len(ok)} jobs", fontsize=14)
-    fig.tight_layout()
-    path = out / "metrics.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    paths.append(path)
+    with matplotlib.rc_context(STYLE):
+        for special in (_thrashing_figure, _objective_figure):
+            try:
+                p = special(table, out)
+            except Exception as e:  # one broken figure must not cost the report
+                print(
+                    f"vmexp: warning: {special.__name__.strip('_')} not drawn: {type(e).__name__}: {e}",
+                    file=sys.stderr,
+                )
+                continue
+            if p is not None:
+                paths.append(p)
+        dims = table.swept
+        x_key = dims[0] if dims else ("seed" if table.seeds > 1 else None)
+        if x_key is not None:
+            x = _X(table, x_key)
+            for entry in wanted:
+                names = entry.split("|")
+                # Parameters beyond those a figure has room for are joined into its last dimension.
+                room = 2 if len(names) > 1 else 3
+                rest = (
+                    dims[1:room]
+                    if len(dims) <= room
+                    else [*dims[1 : room - 1], table.combine(dims[room - 1 :])]
+                )
+                if len(names) > 1:
+                    # The metrics are the hue; the second swept parameter becomes the columns.
+                    hue, col = None, rest[0] if rest else None
+                else:
+                    hue, col = (rest[0] if rest else None), (rest[1] if len(rest) > 1 else None)
+                ncols = len(table.order[col]) if col else 1
+                fig = _figure(ncols, legend=hue is not None or len(names) > 1)
+                try:
+                    drawn = _plot_metric(fig, table, names, x, hue, col)
+                except Exception as e:
+                    print(
+                        f"vmexp: warning: figure {entry} not drawn: {type(e).__name__}: {e}", file=sys.stderr
+                    )
+                    continue
+                if drawn:
+                    path = out / f"{entry.replace('|', '+')}.png"
+                    fig.savefig(path)
+                    paths.append(path)
+        if not paths:
+            paths.append(_overview(table, wanted, out))
     return paths
