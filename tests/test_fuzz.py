@@ -10,6 +10,7 @@ sessions.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,17 @@ def test_importers_write_only_traces_that_parse(call: str) -> None:
     res = import_valgrind([f"--1-- {call}", "--1-- malloc(7) = 0x20"])
     assert parse_trace_text(res.text).ops == {1: [(0, 0, 7)]}
     assert res.skipped == {"unreadable calls": 1}
+
+
+@pytest.mark.parametrize("tok", ["0x-1", "0x+1", "0x1_0", "0x 1"])
+def test_hex_page_numbers_are_hex_digits_only(tok: str) -> None:
+    """int(tok, 16) takes a sign and underscores: atheris found page -1 ("0x-1") in a reference string."""
+    from vmexp.workload.traces import TraceError, parse_pageref_text
+
+    if " " in tok:  # "0x" then "1": a page number "0x" followed by a bad access mode
+        with pytest.raises(TraceError, match=r"ref:1: bad page number '0x'"):
+            parse_pageref_text(f"{tok}\n", "ref")
+        return
+    with pytest.raises(TraceError, match=rf"^ref:2: bad page number '{re.escape(tok)}'$"):
+        parse_pageref_text(f"0x1F w\n{tok}\n", "ref")
+    assert parse_pageref_text("0x1F w\n0X0a\n", "ref") == ([31, 10], [1, 0])

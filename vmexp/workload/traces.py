@@ -69,6 +69,7 @@ _FIELDS = {
     COMPUTE: "compute DURATION",
 }
 _RW = {"r": 0, "w": 1}
+_HEX_DIGITS = "0123456789abcdefABCDEF"
 
 
 class TraceError(ValueError):
@@ -304,10 +305,10 @@ def parse_pageref_text(text: str, name: str = "<text>") -> tuple[list[int], list
                 raise TraceError(f"{name}:{lineno}: page number {_short(tok)} is larger than 2^63-1")
             vpn = int(tok)
         elif tok[:2] in ("0x", "0X") and len(tok) > 2:
-            try:
-                vpn = int(tok[2:], 16)
-            except ValueError:
-                raise TraceError(f"{name}:{lineno}: bad page number {_short(tok)!r}") from None
+            # Hex digits only: int(..., 16) also takes a sign and underscores ("0x-1" was page -1).
+            if tok[2:].strip(_HEX_DIGITS):
+                raise TraceError(f"{name}:{lineno}: bad page number {_short(tok)!r}")
+            vpn = int(tok[2:], 16)
         else:
             raise TraceError(
                 f"{name}:{lineno}: bad page number {_short(tok)!r} (expected a non-negative integer)"
