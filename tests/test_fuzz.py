@@ -9,11 +9,16 @@ sessions.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vmexp.units import UnitError, parse_duration, parse_size
 
@@ -166,3 +171,73 @@ def test_hex_page_numbers_are_hex_digits_only(tok: str) -> None:
     with pytest.raises(TraceError, match=rf"^ref:2: bad page number '{re.escape(tok)}'$"):
         parse_pageref_text(f"0x1F w\n{tok}\n", "ref")
     assert parse_pageref_text("0x1F w\n0X0a\n", "ref") == ([31, 10], [1, 0])
+
+
+# ---------------------------------------------------------------------------------------------- short fuzzing
+
+
+def _fuzz_module() -> ModuleType:
+    """fuzz/fuzz_parsers.py, imported from its path (fuzz/ is a directory of scripts, not a package)."""
+    name = "vmexp_fuzz_parsers"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "fuzz" / "fuzz_parsers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+FUZZ = _fuzz_module()
+
+
+@pytest.mark.parametrize("target", sorted(FUZZ.TARGETS))
+def test_each_parser_keeps_its_contract_on_a_short_fuzz_run(target: str) -> None:
+    """A few hundred inputs per target: raw bytes, text shaped like the format, the project's own files."""
+    check = FUZZ.TARGETS[target]
+    shaped = FUZZ.texts_for(target).map(lambda t: t.encode("utf-8", errors="surrogatepass"))
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.one_of(st.binary(max_size=300), shaped, st.sampled_from(FUZZ.seeds(target))))
+    def run(data: bytes) -> None:
+        check(data)
+
+    run()
+
+
+@pytest.mark.parametrize("target", sorted(FUZZ.TARGETS))
+def test_the_checks_catch_a_broken_contract(target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fuzz oracles can fail: a parser that raises a bare ValueError is reported."""
+
+    def broken(*_args: object, **_kw: object) -> object:
+        raise ValueError("not one of the parser's own errors")
+
+    for name in ("parse_size", "parse_trace", "parse_pageref", "import_file"):
+        monkeypatch.setattr(FUZZ, name, broken)
+    with pytest.raises(ValueError, match="not one of the parser's own errors"):
+        FUZZ.TARGETS[target](b"1\n")
+
+
+def test_the_fuzz_script_runs_each_target_for_the_time_it_is_given() -> None:
+    """The command the README documents, with hypothesis as the engine, for one second."""
+    import subprocess
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "fuzz" / "fuzz_parsers.py"),
+            "--engine",
+            "hypothesis",
+            "--minutes",
+            "0.02",
+            "units",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert re.fullmatch(r"units: \d+ inputs in \d+ s \(hypothesis\), no contract broken\n", r.stdout), (
+        r.stdout
+    )
