@@ -63,7 +63,8 @@ def fmt_value(name: str, v: float) -> str:
     if unit == "s":
         return format_duration(v * 1e9).replace("us", "µs")
     if unit == "count":
-        return f"{v:,.0f}" if abs(v - round(v)) < 1e-9 else f"{v:,.1f}"
+        # Means and deviations over seeds are not whole: a decimal only where it is not noise.
+        return f"{v:,.0f}" if abs(v - round(v)) < 1e-9 or abs(v) >= 10 else f"{v:,.1f}"
     return f"{v:,.4g}"
 
 
@@ -79,8 +80,10 @@ def _spread(name: str, lo: float, hi: float) -> str:
 
 def comparison(table: SweepTable, names: list[str]) -> list[str]:
     """Sentences: for each metric, the best and worst setting (means over seeds) and by how much."""
-    if table.ok < 2 or not table.swept:
-        return ["Fewer than two settings finished, so there is nothing to compare."]
+    if table.ok < 2:
+        return ["Fewer than two jobs finished, so there is nothing to compare."]
+    if not table.swept:
+        return ["Every finished job ran the same setting, so there is nothing to compare."]
     lines: list[str] = []
     stats = table.by_setting(names)
     for name in names:
@@ -270,7 +273,12 @@ def _table_block(table: SweepTable, names: list[str]) -> Block:
     rows = []
     for idx, r in stats.iterrows():
         values = idx if isinstance(idx, tuple) else (idx,)
-        cells = [table.label(k, str(v)) for k, v in zip(table.swept, values, strict=True)] or [str(idx)]
+        # Nothing swept: one row for all the jobs, under the "jobs" heading.
+        cells = (
+            [table.label(k, str(v)) for k, v in zip(table.swept, values, strict=True)]
+            if table.swept
+            else [str(idx)]
+        )
         for n in names:
             mean, sd = r[(n, "mean")], r[(n, "std")]
             text = fmt_value(n, float(mean))

@@ -19,6 +19,7 @@ import io
 import json
 import math
 import sys
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,8 +308,26 @@ class SweepReport(Callback):
     """Hydra callback: aggregate when a multirun ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra turns an exception from a callback into a warning and exits 0; a report that could
+        # not be written must say so in one line and make the command fail.
         from vmexp import app
 
-        failed = aggregate(Path(str(config.hydra.sweep.dir)))
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        try:
+            failed = aggregate(sweep_dir)
+        except (ReportError, FileNotFoundError) as e:
+            print(f"vmexp: error: {e}", file=sys.stderr, flush=True)
+            app._note_failure()
+            return
+        except Exception as e:  # a bug in the report: the jobs' results are safe, keep the trace
+            atomic_write(sweep_dir / "report_error.txt", traceback.format_exc())
+            print(
+                f"vmexp: error: the sweep report failed: {type(e).__name__}: {e} (traceback in "
+                f"{sweep_dir / 'report_error.txt'}; rebuild with python -m vmexp.report {sweep_dir})",
+                file=sys.stderr,
+                flush=True,
+            )
+            app._note_failure()
+            return
         if failed:
             app._note_failure()

@@ -1,0 +1,403 @@
+"""Figures, sweep summaries and reports: what a reader of a run or a sweep gets.
+
+The numbers these tests hold the report to come from outside the report
+code: real glibc 2.36's syscalls for a trace (tests/traces/expected.json),
+arithmetic a reader can redo, and hand-written job results.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from tests.conftest import ROOT, compose_cfg, settings
+from vmexp.app import run_settings
+from vmexp.config import validate
+from vmexp.report.run_figures import draw_run_figures, heap_raster, load_run, parse_maps
+from vmexp.report.style import BinaryLocator, LogBinaryLocator, fmt_bytes
+from vmexp.report.sweep import COLUMNS, ReportError, aggregate, figure_metrics, summary_rows
+from vmexp.report.sweep_figures import crossing, thrashing_marks
+from vmexp.report.table import SweepTable, label_value, order_values
+
+PY = sys.executable
+TRACES = ROOT / "tests" / "traces"
+MiB = 1 << 20
+
+
+# --- axes that speak in the units of memory ----------------------------------------
+
+
+def test_byte_ticks_fall_on_multiples_of_a_power_of_two() -> None:
+    # 64 MiB of RAM with some headroom: ticks every 16 MiB, not matplotlib's 0, 9.54, 19.07, ... MiB.
+    ticks = [t for t in BinaryLocator().tick_values(0, 70 * MiB) if t <= 70 * MiB]
+    assert ticks == [0, 16 * MiB, 32 * MiB, 48 * MiB, 64 * MiB]
+    assert [fmt_bytes(t) for t in ticks] == ["0 B", "16 MiB", "32 MiB", "48 MiB", "64 MiB"]
+    assert fmt_bytes(1536 * 1024) == "1.5 MiB"
+    assert fmt_bytes(65536) == "64 KiB"
+
+
+def test_log_byte_ticks_span_a_page_to_a_47_bit_address_space() -> None:
+    ticks = LogBinaryLocator().tick_values(4096, 1 << 47)
+    exponents = [int(t).bit_length() - 1 for t in ticks]
+    assert all(1 << e == int(t) for e, t in zip(exponents, ticks, strict=True))  # powers of two only
+    assert exponents[0] <= 12 and exponents[-1] >= 47  # from a 4 KiB page to 128 TiB
+    assert len(ticks) <= 10
+    assert "1 TiB" in [fmt_bytes(t) for t in ticks]
+
+
+# --- swept values as people write them -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "label"),
+    [
+        ("threshold", "64k", "64 KiB"),
+        ("threshold", "65536", "64 KiB"),
+        ("threshold", "null", "glibc default (dynamic)"),
+        ("allocator.top_pad", "0", "0 B"),
+        ("workload.volume", "2560M", "2.5 GiB"),
+        ("page_size", "2M", "2 MiB"),
+        ("workload.lifetime.long_lived", "0", "0"),
+        ("workload.lifetime.long_lived", "0.05", "0.05"),
+        ("policy.params.tau", "10ms", "10 ms"),
+        ("nprocs", "12", "12"),
+        ("policy", "lru2q", "lru2q"),
+    ],
+)
+def test_swept_values_read_with_their_units(key: str, value: str, label: str) -> None:
+    assert label_value(key, value) == label
+
+
+def test_sizes_sort_by_size_with_the_default_last_and_names_keep_their_order() -> None:
+    assert order_values("threshold", ["256k", "null", "64k", "128k", "64k"]) == [
+        "64k",
+        "128k",
+        "256k",
+        "null",
+    ]
+    assert order_values("ram", ["1G", "512M", "2M"]) == ["2M", "512M", "1G"]
+    assert order_values("policy", ["lru", "fifo", "clock", "fifo"]) == ["lru", "fifo", "clock"]
+
+
+# --- the marks of a thrashing curve ----------------------------------------------------
+
+
+def test_crossing_interpolates_between_the_points_either_side() -> None:
+    assert crossing([1, 2, 3, 4], [0.0, 0.2, 0.4, 0.8], 0.5) == pytest.approx(3.25)
+    assert crossing([1, 2, 3], [0.9, 0.6, 0.1], 0.5) == pytest.approx(2.2)
+    assert crossing([1, 2, 3], [0.1, 0.2, 0.3], 0.5) is None
+
+
+def test_thrashing_marks_peak_fifty_percent_rule_and_l_equals_s() -> None:
+    n = [1.0, 2.0, 3.0, 4.0, 5.0]
+    cpu = [0.4, 0.8, 0.9, 0.5, 0.2]
+    swap = [0.0, 0.0, 0.3, 0.7, 0.9]  # half busy halfway between 3 and 4 processes
+    life = [
+        0.0,
+        0.0,
+        1e-3,
+        1e-5,
+        1e-6,
+    ]  # L = 0: no fault at all, left out; S = 1e-4 at the geometric midpoint
+    marks = thrashing_marks(n, cpu, swap, life, 1e-4)
+    assert marks["peak"] == 3.0 and marks["peak_cpu"] == 0.9
+    assert marks["fifty"] == pytest.approx(3.5)
+    assert marks["ls"] == pytest.approx(3.5)  # log L is linear between the points: 1e-4 halfway
+    assert thrashing_marks(n, cpu, swap, [0.0] * 5, 1e-4)["ls"] is None
+
+
+# --- a sweep directory from hand-written results ---------------------------------------
+
+
+def _doc(**v: Any) -> dict[str, Any]:
+    """A metrics.json document (schema 1) with one process and the given totals."""
+    mallinfo = dict.fromkeys(
+        (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        ),
+        0,
+    )
+    mallinfo.update(arena=v.get("arena", 0), fordblks=v.get("fordblks", 0), uordblks=v.get("uordblks", 0))
+    proc = {
+        "pid": 1,
+        "name": "p",
+        "exit": v.get("exit", "ok"),
+        "minflt": v.get("minflt", 0),
+        "majflt": v.get("majflt", 0),
+        "syscalls": {"brk": v.get("brk", 0), "mmap": v.get("mmap", 0), "munmap": 0, "mremap": 0},
+        "mallinfo": mallinfo,
+        "rss_peak_bytes": v.get("rss", 0),
+        "vsz_peak_bytes": v.get("rss", 0),
+        "rss_bytes": v.get("rss", 0),
+        "enomem": 0,
+        "page_table_peak_bytes": 4096,
+        "cpu_time_s": v.get("cpu", 1.0),
+    }
+    system = {
+        "pswpin": 0,
+        "pswpout": 0,
+        "cpu_utilization": v.get("util", 0.5),
+        "swap_utilization": 0.0,
+        "sim_time_s": v.get("time", 1.0),
+        "oom_kills": 0,
+        "swap_service_time_s": 1e-4,
+    }
+    return {"schema": 1, "system": system, "processes": [proc]}
+
+
+def _job(
+    sweep: Path, num: int, overrides: list[str], doc: dict[str, Any] | None, cfg: dict[str, Any]
+) -> Path:
+    name = f"{num}_" + ",".join(overrides)
+    d = sweep / name
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    if doc is None:
+        (d / "run.json").write_text(json.dumps({"status": "failed", "error": "threshold: expected a size"}))
+    else:
+        (d / "metrics.json").write_text(json.dumps(doc))
+        (d / "run.json").write_text(json.dumps({"status": "ok", "error": ""}))
+    return d
+
+
+PRESET = {
+    "name": "demo",
+    "question": "Does the threshold matter?",
+    "expected": "64 KiB takes three times the minor faults of 256 KiB.",
+    "page_size": "4k",
+    "report": {"metrics": ["minflt", "mmap", "arena_bytes|fordblks_bytes"]},
+}
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """threshold 64k / 256k × seeds 0, 1, a failed job; minflt 300 ± 100 against 100 ± 0."""
+    values = {
+        ("64k", 0): {"minflt": 200, "mmap": 40, "arena": 4 * MiB, "fordblks": 1 * MiB},
+        ("64k", 1): {"minflt": 400, "mmap": 40, "arena": 4 * MiB, "fordblks": 1 * MiB},
+        ("256k", 0): {"minflt": 100, "mmap": 40, "arena": 8 * MiB, "fordblks": 2 * MiB},
+        ("256k", 1): {"minflt": 100, "mmap": 40, "arena": 8 * MiB, "fordblks": 2 * MiB},
+    }
+    for i, ((thr, seed), v) in enumerate(values.items()):
+        _job(tmp_path, i, [f"threshold={thr}", f"seed={seed}"], _doc(**v), PRESET)
+    _job(tmp_path, 4, ["threshold=banana", "seed=0"], None, PRESET)
+    return tmp_path
+
+
+def test_summary_has_one_row_per_job_with_overrides_status_and_metrics(demo: Path) -> None:
+    assert aggregate(demo, quiet=True) == 1  # one failed job
+    rows = list(csv.DictReader((demo / "summary.csv").read_text().splitlines()))
+    assert [(r["threshold"], r["seed"], r["status"]) for r in rows] == [
+        ("64k", "0", "ok"),
+        ("64k", "1", "ok"),
+        ("256k", "0", "ok"),
+        ("256k", "1", "ok"),
+        ("banana", "0", "failed"),
+    ]
+    header = next(csv.reader((demo / "summary.csv").read_text().splitlines()))
+    assert header == ["threshold", "seed", "job", "status", *COLUMNS, "error"]
+    assert rows[0]["faults"] == "200" and rows[0]["fragmentation"] == "0.25"
+    assert "threshold" in rows[4]["error"]
+
+
+def test_the_report_pools_seeds_and_says_which_setting_wins_by_how_much(demo: Path) -> None:
+    aggregate(demo, quiet=True)
+    md = (demo / "report.md").read_text()
+    assert "**Question.** Does the threshold matter?" in md
+    assert "**Known result.** 64 KiB takes three times" in md
+    assert "`seed`: 2 seeds per setting, pooled" in md
+    # Means over the seeds: 300 against 100, so the higher is 3.00x the lower; constant mmap says so.
+    assert (
+        "**minor faults** (lower is better): best with threshold=256 KiB (100), worst with threshold=64 KiB (300); "
+        "the highest is 3.00× the lowest." in md
+    )
+    assert "**mmap calls**: the same for every setting (40)." in md
+    assert "| 64 KiB | 300 ± 141 |" in md  # sample standard deviation of 200 and 400
+    assert "`4_threshold=banana,seed=0`: threshold: expected a size" in md
+
+
+def test_figures_only_for_metrics_that_vary_and_seeds_as_bands(demo: Path) -> None:
+    aggregate(demo, quiet=True)
+    pngs = sorted(p.name for p in (demo / "figures").glob("*.png"))
+    # mmap is 40 in every job: no figure. The joined entry draws arena and free bytes on one axis.
+    assert pngs == ["arena_bytes+fordblks_bytes.png", "minflt.png"]
+
+
+def test_report_html_is_self_contained_and_embeds_every_figure(demo: Path) -> None:
+    aggregate(demo, quiet=True)
+    page = (demo / "report.html").read_text()
+    assert "<script" not in page and "<link" not in page and "src='http" not in page
+    images = page.split("src='data:image/png;base64,")[1:]
+    assert len(images) == len(list((demo / "figures").glob("*.png"))) == 2
+    for chunk in images:
+        assert base64.b64decode(chunk.split("'", 1)[0]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert "<b>Question.</b> Does the threshold matter?" in page
+
+
+def test_an_unknown_report_metric_is_a_one_line_error_after_the_summary(tmp_path: Path) -> None:
+    bad = {**PRESET, "report": {"metrics": ["minflt", "happiness"]}}
+    _job(tmp_path, 0, ["threshold=64k"], _doc(minflt=1), bad)
+    with pytest.raises(
+        ReportError, match=r"^report\.metrics: 'happiness' is not a summary\.csv column \(valid: minflt,"
+    ):
+        aggregate(tmp_path, quiet=True)
+    assert (tmp_path / "summary.csv").is_file()  # the numbers are on disk before the report fails
+    r = subprocess.run([PY, "-m", "vmexp.report", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "happiness" in r.stderr
+    assert figure_metrics({}) and all(m in COLUMNS for m in figure_metrics({}))
+
+
+def test_an_override_named_like_a_metric_does_not_hide_the_metric(tmp_path: Path) -> None:
+    _job(
+        tmp_path,
+        0,
+        ["threshold=64k", "+objective={minflt:1}"],
+        _doc(minflt=7),
+        {"objective": {"minflt": 1.0}},
+    )
+    keys, rows = summary_rows(tmp_path)
+    assert keys == ["threshold", "cfg.objective"]
+    assert rows[0]["objective"] == 7.0  # the weighted sum, as the job returned it to the sweeper
+
+
+def test_a_missing_sweep_directory_is_a_one_line_error(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [PY, "-m", "vmexp.report", str(tmp_path / "nope")], cwd=ROOT, capture_output=True, text=True
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"vmexp.report: error: {tmp_path / 'nope'}: no such sweep directory"
+
+
+def test_the_table_knows_what_was_swept() -> None:
+    rows = [
+        {"threshold": "64k", "seed": "0", "policy": "lru", "status": "ok", "minflt": 1},
+        {"threshold": "64k", "seed": "1", "policy": "lru", "status": "ok", "minflt": 3},
+        {"threshold": "null", "seed": "0", "policy": "lru", "status": "ok", "minflt": 5},
+        {"threshold": "null", "seed": "1", "policy": "lru", "status": "ok", "minflt": 7},
+    ]
+    t = SweepTable(["threshold", "seed", "policy"], rows)
+    assert t.swept == ["threshold"] and t.seeds == 2  # policy never changes; seeds are samples
+    stats = t.by_setting(["minflt"])
+    assert list(stats[("minflt", "mean")]) == [2.0, 6.0]
+    assert t.setting(pd.Series(rows[2])) == "threshold=glibc default (dynamic)"
+
+
+# --- from a real run ----------------------------------------------------------------------
+
+
+def _run_job(sweep: Path, num: int, overrides: list[str]) -> Path:
+    """One job as Hydra would lay it out: its overrides and config under .hydra/, the run's files beside."""
+    cfg = compose_cfg(*overrides)
+    d = sweep / f"{num}_{','.join(o.replace('/', '_') for o in overrides)}"
+    run_settings(validate(cfg), d, quiet=True)
+    (d / ".hydra").mkdir()
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (d / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    return d
+
+
+def test_brk_grows_trims_and_returned_bytes_match_real_glibc(tmp_path: Path) -> None:
+    # Real glibc 2.36 on trim.trace: brk grows the heap three times and trims it six times,
+    # five trims of 49152 bytes and one of 53248 (tests/traces/expected.json, recorded with strace).
+    real = json.loads((TRACES / "expected.json").read_text())["traces"]["trim"]["runs"]["default"]["syscalls"]
+    lengths = [n for _, call, n in real if call == "brk"]
+    assert sum(1 for n in lengths if n > 0) == 3 and sum(-n for n in lengths if n < 0) == 5 * 49152 + 53248
+    _run_job(tmp_path, 0, ["workload=trace", f"workload.path={TRACES / 'trim.trace'}", "nprocs=1"])
+    _, rows = summary_rows(tmp_path)
+    assert rows[0]["brk_grows"] == 3
+    assert rows[0]["brk_trims"] == 6
+    assert rows[0]["brk_returned_bytes"] == 5 * 49152 + 53248
+
+
+def test_run_figures_of_an_allocating_run_and_of_a_page_reference_string(tmp_path: Path) -> None:
+    trace = _run_job(
+        tmp_path, 0, ["workload=trace", f"workload.path={TRACES / 'fragmentation.trace'}", "nprocs=1"]
+    )
+    assert sorted(p.name for p in (trace / "figures").glob("*.png")) == [
+        "faults.png",
+        "heap.png",
+        "layout.png",
+        "memory.png",
+        "syscalls.png",
+    ]
+    refs = tmp_path / "refs"
+    s = settings(
+        "workload=pageref",
+        "workload.refs=[1,2,3,4,1,2,5,1,2,3,4,5]",
+        "nprocs=1",
+        "ram=12k",
+        "machine.min_free=0",
+    )
+    run_settings(s, refs, quiet=True)
+    # No allocator, so no heap and no syscalls: those figures are left out, not drawn empty.
+    assert sorted(p.name for p in (refs / "figures").glob("*.png")) == [
+        "faults.png",
+        "layout.png",
+        "memory.png",
+    ]
+    # Redrawn from the directory alone, as `python -m vmexp.report RUN_DIR` does.
+    for p in (trace / "figures").glob("*.png"):
+        p.unlink()
+    assert len(draw_run_figures(trace)) == 5
+
+
+def test_heap_raster_colours_each_pixel_by_the_chunk_under_it() -> None:
+    base = 0x555555558000
+    chunks = pd.DataFrame(
+        [
+            (base, 32, "in_use"),
+            (base + 32, 64, "free"),
+            (base + 96, 32, "tcache"),
+            (base + 128, 128, "top"),
+            (0x7FFFF7F00000, 48, "mmapped"),
+        ],
+        columns=["addr", "size", "state"],
+    )
+    image, bpp, labels = heap_raster(chunks, (base, base + 256), width=16, max_rows=4)
+    assert bpp == 16  # chunk alignment: 256 heap bytes fill exactly one row of 16 pixels
+    in_use, free, tcache, top, mmapped, gap = 0, 1, 2, 4, 5, 7
+    assert image[0].tolist() == [in_use] * 2 + [free] * 4 + [tcache] * 2 + [top] * 8
+    assert image[1].tolist() == [gap] * 16  # the blank row between the heap and the mmapped chunks
+    assert image[2].tolist() == [mmapped] * 3 + [gap] * 13
+    assert labels == [(0, "heap start"), (2, "1 mmapped")]
+
+
+def test_maps_lines_parse_into_regions() -> None:
+    text = (
+        "555555554000-555555556000 r-xp 00000000 08:01 1048577                    server.0\n"
+        "555555558000-55555666c000 rw-p 00000000 00:00 0                          [heap]\n"
+        "7ffff7d1b000-7ffff7d6b000 rw-p 00000000 00:00 0\n"
+    )
+    assert parse_maps(text) == [
+        (0x555555554000, 0x555555556000, "r-xp", "server.0"),
+        (0x555555558000, 0x55555666C000, "rw-p", "[heap]"),
+        (0x7FFFF7D1B000, 0x7FFFF7D6B000, "rw-p", ""),
+    ]
+
+
+def test_run_data_loads_what_the_figures_need(tmp_path: Path) -> None:
+    d = _run_job(tmp_path, 0, ["workload=trace", f"workload.path={TRACES / 'trim.trace'}", "nprocs=1"])
+    data = load_run(d)
+    assert data.pids == [1] and data.names == {1: "trace"}
+    assert set(data.heap["state"]) <= {"in_use", "free", "tcache", "fastbin", "top", "mmapped"}
+    assert any(name == "[heap]" for *_, name in data.maps[1])
