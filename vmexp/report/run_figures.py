@@ -42,7 +42,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from vmexp.config import Settings
 from vmexp.libc.base import CHUNK_STATES
@@ -461,6 +461,7 @@ def heap_figure(data: RunData, title: str) -> Path | None:
         hx.set_ylim(bottom=0)
         bytes_axis(hx, max_ticks=5)
         seconds_axis(hx, "x")
+        hx.xaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))
         hx.tick_params(labelsize=8)
         hx.set_xlim(0, max(data.end_s, 1e-9))
         hx.set_title("the heap over time", loc="left", fontsize=9)

@@ -61,8 +61,11 @@ def _axis_for(ax: Axes, unit: str, values: list[float], which: str = "y") -> boo
         percent_axis(ax, which)
     elif unit == "s":
         seconds_axis(ax, which)
-    elif not log:
+    else:
+        # Plain numbers, also on a log axis (1,000 rather than 10³: counts are read, not computed with).
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v == int(v) else f"{v:,.3g}"))
+        if log:
+            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     return log
 
 
@@ -222,7 +225,8 @@ def _plot_metric(
     label = metric(names[0]).label if not group else "bytes" if unit == "bytes" else "value"
     axes[0].set_ylabel(label + _unit_text(unit))
     for ax in axes:
-        _axis_for(ax, unit, values)
+        if _axis_for(ax, unit, values) and ax is axes[0]:
+            ax.set_ylabel(f"{ax.get_ylabel()} (log scale)")
         if unit in ("bytes", "count", "ratio") and ax.get_yscale() == "linear":
             ax.set_ylim(bottom=0)
     if has_hue:
@@ -233,9 +237,12 @@ def _plot_metric(
     by = f" by {x.key}" + (f" and {hue}" if hue and not group else "") + (f", per {col}" if col else "")
     note = f"mean ± 1 sd over {table.seeds} seeds" if seeds else f"{table.ok} jobs"
     width_chars = int((fig.get_figwidth() - 1.2) * 11)
-    fig.suptitle(textwrap.fill(f"{what[0].upper() + what[1:]}{by} ({note})", width_chars),
-                 x=1.0 / fig.get_figwidth(), ha="left", y=1 - 0.12 / fig.get_figheight(), va="top",
-                 fontsize=11.5, fontweight="bold")  # fmt: skip
+    title = textwrap.fill(f"{what[0].upper() + what[1:]}{by} ({note})", width_chars)
+    h = fig.get_figheight()
+    fig.suptitle(title, x=1.0 / fig.get_figwidth(), ha="left", y=1 - 0.12 / h, va="top", fontsize=11.5,
+                 fontweight="bold")  # fmt: skip
+    # Room for the title's lines (and the column titles) above the axes.
+    fig.subplots_adjust(top=1 - (0.3 + 0.24 * (title.count("\n") + 1) + (0.25 if col else 0)) / h)
     return True
 
 
