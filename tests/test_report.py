@@ -243,6 +243,20 @@ def test_figures_only_for_metrics_that_vary_and_seeds_as_bands(demo: Path) -> No
     assert pngs == ["arena_bytes+fordblks_bytes.png", "minflt.png"]
 
 
+def test_a_sweep_of_seeds_alone_shows_the_spread_and_one_of_identical_jobs_still_has_a_figure(
+    tmp_path: Path,
+) -> None:
+    seeds, same = tmp_path / "seeds", tmp_path / "same"
+    for seed in range(4):
+        _job(seeds, seed, [f"seed={seed}"], _doc(minflt=100 + 10 * seed, mmap=40), PRESET)
+        _job(same, seed, [f"seed={seed}"], _doc(minflt=100, mmap=40), PRESET)
+    aggregate(seeds, quiet=True)
+    assert sorted(p.name for p in (seeds / "figures").glob("*.png")) == ["minflt.png"]
+    assert "best with" not in (seeds / "report.md").read_text()  # no setting to prefer: only samples
+    aggregate(same, quiet=True)
+    assert [p.name for p in (same / "figures").glob("*.png")] == ["overview.png"]
+
+
 def test_report_html_is_self_contained_and_embeds_every_figure(demo: Path) -> None:
     aggregate(demo, quiet=True)
     page = (demo / "report.html").read_text()

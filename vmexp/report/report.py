@@ -34,6 +34,7 @@ Block = tuple[str, Any]
 
 # The settings a reader needs to reproduce the base of a sweep, in this order.
 _SETUP_KEYS = [
+    "experiment",
     "workload",
     "nprocs",
     "ram",
@@ -326,7 +327,10 @@ def _blocks(sweep_dir: Path, table: SweepTable, wanted: list[str], figures: list
     if shown and table.ok:
         b.append(("h2", "Results"))
         b.append(_table_block(table, shown))
-        b.append(("p", "Totals over the processes of each job. `summary.csv` has every metric of every job."))
+        note = (
+            "Totals over the processes of each job; – where a value is undefined (L without a major fault)."
+        )
+        b.append(("p", f"{note} `summary.csv` has every metric of every job."))
     if figures:
         b.append(("h2", "Figures"))
         for p in figures:

@@ -711,6 +711,7 @@ def syscalls_figure(data: RunData, title: str) -> Path | None:
         counts.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     else:
         counts.set_ylim(bottom=0)
+        counts.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     counts.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     counts.set_xlabel("simulated time")
     seconds_axis(counts, "x")

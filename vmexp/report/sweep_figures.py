@@ -400,6 +400,34 @@ def _objective_figure(table: SweepTable, out: Path) -> Path | None:
     return path
 
 
+def _distribution(fig: Figure, table: SweepTable, names: list[str]) -> bool:
+    """A box and the individual values of each metric over the seeds (one row per metric)."""
+    names = [n for n in names if table.present(n) and not table.constant(n)]
+    if not names:
+        return False
+    ax = fig.subplots()
+    samples = [table.df[n].dropna().to_numpy(dtype=float) for n in names]
+    # matplotlib's own boxplot: seaborn 0.13's passes an argument matplotlib 3.11 deprecates.
+    ax.boxplot(samples, orientation="horizontal", widths=0.5, showfliers=False, patch_artist=True,
+               boxprops={"facecolor": "#dddddd"}, medianprops={"color": "#333333"})  # fmt: skip
+    for i, v in enumerate(samples, start=1):
+        # A fixed spread instead of random jitter: the figure is the same every time it is drawn.
+        ax.scatter(v, i + np.linspace(-0.12, 0.12, len(v)), s=14, color=PALETTE[0], alpha=0.7, zorder=3)
+    ax.set_yticks(range(1, len(names) + 1), [metric(n).short for n in names])
+    ax.grid(False, axis="y")
+    ax.set_ylabel("")
+    units = {metric(n).unit for n in names}
+    unit = units.pop() if len(units) == 1 else ""
+    ax.set_xlabel(metric(names[0]).label if len(names) == 1 else "value")
+    if _axis_for(ax, unit, [float(x) for v in samples for x in v], which="x"):
+        ax.set_xlabel(f"{ax.get_xlabel()} (log scale)")
+    what = ", ".join(metric(n).short for n in names)
+    fig.suptitle(f"{what[0].upper() + what[1:]} over {table.seeds} seeds (box: quartiles)", x=1.0 / fig.get_figwidth(),
+                 ha="left", y=1 - 0.12 / fig.get_figheight(), va="top", fontsize=11.5, fontweight="bold")  # fmt: skip
+    fig.subplots_adjust(left=1.6 / fig.get_figwidth())
+    return True
+
+
 def _overview(table: SweepTable, wanted: list[str], out: Path) -> Path:
     """When no metric varies: the values every job shares, so that the sweep still has its figure."""
     names = [n for entry in wanted for n in entry.split("|") if table.present(n)][:6]
@@ -456,9 +484,23 @@ def draw_sweep_figures(
             if p is not None:
                 paths.append(p)
         dims = table.swept
-        x_key = dims[0] if dims else ("seed" if table.seeds > 1 else None)
-        if x_key is not None:
-            x = _X(table, x_key)
+        if not dims and table.seeds > 1:
+            # Only the seed varies: each metric's spread over the seeds, not a line through them.
+            for entry in wanted:
+                fig = _figure(1, height=1.6 + 0.5 * len(entry.split("|")), legend=False)
+                try:
+                    drawn = _distribution(fig, table, entry.split("|"))
+                except Exception as e:
+                    print(
+                        f"vmexp: warning: figure {entry} not drawn: {type(e).__name__}: {e}", file=sys.stderr
+                    )
+                    continue
+                if drawn:
+                    path = out / f"{entry.replace('|', '+')}.png"
+                    fig.savefig(path)
+                    paths.append(path)
+        if dims:
+            x = _X(table, dims[0])
             for entry in wanted:
                 names = entry.split("|")
                 # Parameters beyond those a figure has room for are joined into its last dimension.
