@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -292,6 +293,14 @@ def test_an_override_named_like_a_metric_does_not_hide_the_metric(tmp_path: Path
     keys, rows = summary_rows(tmp_path)
     assert keys == ["threshold", "cfg.objective"]
     assert rows[0]["objective"] == 7.0  # the weighted sum, as the job returned it to the sweeper
+
+
+def test_jobs_left_by_an_earlier_sweep_into_the_same_directory_are_left_out(tmp_path: Path) -> None:
+    old = _job(tmp_path, 0, ["address_space=i386", "workload.volume=1G"], _doc(minflt=1), PRESET)
+    os.utime(old / ".hydra" / "overrides.yaml", (1_000_000_000, 1_000_000_000))
+    new = _job(tmp_path, 0, ["workload.volume=1G", "address_space=i386"], _doc(minflt=2), PRESET)
+    keys, rows = summary_rows(tmp_path)
+    assert [r["job"] for r in rows] == [new.name] and keys == ["workload.volume", "address_space"]
 
 
 def test_a_missing_sweep_directory_is_a_one_line_error(tmp_path: Path) -> None:

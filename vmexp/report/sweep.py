@@ -139,15 +139,33 @@ def metric(name: str) -> Metric:
 
 
 def find_jobs(sweep_dir: Path) -> Iterator[tuple[Path, list[str]]]:
-    """(job directory, its override strings) for every job of a sweep, in job order."""
-    found = []
+    """(job directory, its override strings) for every job of a sweep, in job order.
+
+    A sweep run again into the same directory with other parameters leaves
+    the older run's job folders beside the new ones, under the same job
+    numbers; of two folders with one number the newer one is the job, and
+    the other is reported and left out.
+    """
+    found: dict[int | str, tuple[float, Path]] = {}
     for ov in sweep_dir.glob("*/.hydra/overrides.yaml"):
         job = ov.parent.parent
-        overrides = [str(o) for o in (yaml.safe_load(ov.read_text()) or [])]
         num = job.name.split("_", 1)[0]
-        found.append((int(num) if num.isdigit() else 1 << 30, job.name, job, overrides))
-    for _, _, job, overrides in sorted(found):
-        yield job, overrides
+        key: int | str = int(num) if num.isdigit() else job.name
+        when = ov.stat().st_mtime
+        old = found.get(key)
+        if old is not None:
+            stale = job if when < old[0] else old[1]
+            print(
+                f"vmexp: warning: {stale} is an older job {num} of this sweep directory; left out",
+                file=sys.stderr,
+            )
+            if when < old[0]:
+                continue
+        found[key] = (when, job)
+    order = sorted(found, key=lambda k: (0, k, "") if isinstance(k, int) else (1, 0, k))
+    for k in order:
+        job = found[k][1]
+        yield job, [str(o) for o in (yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or [])]
 
 
 def job_config(job: Path) -> dict[str, Any]:
