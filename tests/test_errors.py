@@ -41,18 +41,20 @@ ROOT = Path(__file__).resolve().parent.parent
 # run.py is started once for all the cases of this file: each case runs run.py as __main__ (runpy)
 # with its own sys.argv, stdout and stderr, in one interpreter, so that ~60 command lines cost one
 # Python and Hydra start-up instead of sixty. What each case sees is what a user's shell shows.
+# The working directory is the batch's own, so that a run without hydra.run.dir lands in its outputs/.
 _DRIVER = r"""
 import contextlib, io, json, runpy, sys
 from hydra.core.global_hydra import GlobalHydra
+run_py, argvs = json.loads(sys.stdin.read())
 results = []
-for argv in json.loads(sys.stdin.read()):
+for argv in argvs:
     GlobalHydra.instance().clear()
     out, err = io.StringIO(), io.StringIO()
-    sys.argv = ["run.py", *argv]
+    sys.argv = [run_py, *argv]
     code = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            runpy.run_path("run.py", run_name="__main__")
+            runpy.run_path(run_py, run_name="__main__")
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except BaseException:  # what a user would see as a traceback
@@ -95,13 +97,13 @@ class Batch:
             (root / name).write_bytes(data)
         self.cases = list(dict.fromkeys(cases))
         argvs = [
-            [self.fill(a) for a in c] + [f"hydra.run.dir={root / f'run{i}'}"]
+            [self.fill(a) for a in c] + ([] if c in DEFAULT_DIR else [f"hydra.run.dir={root / f'run{i}'}"])
             for i, c in enumerate(self.cases)
         ]
         r = subprocess.run(
             [sys.executable, "-c", _DRIVER],
-            input=json.dumps(argvs),
-            cwd=ROOT,
+            input=json.dumps([str(ROOT / "run.py"), argvs]),
+            cwd=root,
             capture_output=True,
             text=True,
             timeout=600,
@@ -121,11 +123,14 @@ class Batch:
 
 
 CASES: list[tuple[str, ...]] = []
+DEFAULT_DIR: set[tuple[str, ...]] = set()  # cases run without hydra.run.dir: config.yaml's default place
 
 
-def case(*args: str) -> tuple[str, ...]:
+def case(*args: str, default_dir: bool = False) -> tuple[str, ...]:
     """Register a command line for the batch (at collection time) and return its key."""
     CASES.append(args)
+    if default_dir:
+        DEFAULT_DIR.add(args)
     return args
 
 
@@ -430,7 +435,7 @@ README_ROWS = readme_error_table()
 # Rows where README.md and the program disagree (issue 8 asks the README to match).
 README_WRONG = {
     "`seed=1.5`": "README says \"of type 'str'\"; Hydra passes a float: \"Value '1.5' of type 'float' ...\"",
-    "`foo=1`": "the program says \"foo: Key 'foo' not in 'Config'\" (see test_an_unknown_top_level_key_is_named)",
+    "`foo=1`": "the program says \"foo: Key 'foo' not in 'Config'\" (see test_an_unknown_top_level_key_is_named_as_unknown)",
 }
 
 
@@ -584,6 +589,38 @@ def test_sweep_job_directories_cannot_leave_the_sweep_directory(
     name = vmexp.app._job_subdir(7)
     assert name == subdir
     assert "/" not in name and "\0" not in name and name not in (".", "..")
+
+
+ESCAPE = case(
+    "name=" + "../" * 40 + "{dir}/escaped",
+    "workload=trace",
+    "workload.path={dir}/one.trace",
+    default_dir=True,
+)
+
+
+@pytest.mark.xfail(
+    reason="conf/config.yaml puts ${name} unsanitised into hydra.run.dir (and hydra.sweep.dir): "
+    "name=../../.. moves the run's files anywhere",
+    strict=True,
+)
+def test_the_name_of_a_run_cannot_move_its_files_out_of_outputs(batch: Batch) -> None:
+    r = batch.run(*ESCAPE)
+    assert not (batch.dir / "escaped").exists(), "the run wrote its files outside outputs/"
+    assert r.code == 2 or any((batch.dir / "outputs" / "runs").rglob("metrics.json")), r.stderr
+
+
+def test_without_a_name_override_a_run_lands_in_outputs(batch: Batch) -> None:
+    """The place the run above should have gone: outputs/runs/DATE/TIME_NAME under the working directory."""
+    r = batch.run(*DEFAULT_RUN)
+    assert r.code == 0, r.stderr
+    (found,) = [
+        p for p in (batch.dir / "outputs" / "runs").rglob("metrics.json") if p.parent.name.endswith("_plain")
+    ]
+    assert found.parent.parent.parent == batch.dir / "outputs" / "runs"
+
+
+DEFAULT_RUN = case("name=plain", "workload=trace", "workload.path={dir}/one.trace", default_dir=True)
 
 
 def test_settings_of_a_huge_machine_cost_nothing_until_used() -> None:
