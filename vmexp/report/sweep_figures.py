@@ -340,7 +340,7 @@ def _thrashing_figure(table: SweepTable, out: Path) -> Path | None:
             [],
             color=color,
             linestyle=style,
-            label=f"{text}" + (f": n ≈ {v:.1f}" if key != "peak" else ""),
+            label=f"{text}" + (f"\nat n ≈ {v:.1f}" if key != "peak" else ""),
         )
     top.axhline(0.5, color=PALETTE[1], linewidth=0.6, alpha=0.5)
     top.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
@@ -431,7 +431,7 @@ def _distribution(fig: Figure, table: SweepTable, names: list[str]) -> bool:
 def _overview(table: SweepTable, wanted: list[str], out: Path) -> Path:
     """When no metric varies: the values every job shares, so that the sweep still has its figure."""
     names = [n for entry in wanted for n in entry.split("|") if table.present(n)][:6]
-    fig = Figure(figsize=(8, 0.5 + 0.45 * max(1, len(names))))
+    fig = Figure(figsize=(8, 0.4 + 0.24 * (len(names) + 1)))
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.96))
     ax.axis("off")
