@@ -50,7 +50,7 @@ from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, REALLOC, TOUCH, Op
 # ---------------------------------------------------------------------------------------------- profile
 
 # Each profile: examples per property test. "long" is the documented large run.
-PROFILES = {"ci": 30, "long": 3000}
+PROFILES = {"ci": 40, "long": 3000}
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 if PROFILE not in PROFILES:
     raise ValueError(f"HYPOTHESIS_PROFILE: {PROFILE!r} is not one of {', '.join(PROFILES)}")
@@ -81,10 +81,16 @@ EDGE_SIZES = sorted(
 # Sizes no machine maps: mmap's length overflows, or request2size wraps as glibc's longs do.
 HUGE_SIZES = (1 << 40, 1 << 47, 1 << 62, (1 << 63) - 1)
 
+# Huge sizes one draw in seven: each one is an ENOMEM, and a program of only those touches nothing.
+# Mid sizes by name as well as by range: hypothesis draws small integers far more often than large.
+MID_SIZES = (8 * KiB, 32 * KiB, 64 * KiB, 96 * KiB, 160 * KiB, 256 * KiB)
 sizes = st.one_of(
     st.sampled_from(EDGE_SIZES),
     st.integers(0, 2048),
     st.integers(0, 300 * KiB),
+    st.sampled_from(MID_SIZES),
+    st.sampled_from(MID_SIZES),
+    st.sampled_from(MID_SIZES),
     st.sampled_from(HUGE_SIZES),
 )
 
@@ -92,16 +98,28 @@ sizes = st.one_of(
 
 # Touch at most this many bytes per operation: with the checker on after every page reference,
 # a run's cost grows with pages touched times pages tracked.
-MAX_TOUCH = 24 * KiB
+MAX_TOUCH = 128 * KiB
 
+# A touch: the block, where it starts (percent of the block), how long (bytes, cut at the block's end).
+# Lengths are mostly whole pages' worth: hypothesis favours 0 and 1 in a plain integer range.
+touch = st.tuples(
+    st.just("touch"),
+    st.integers(0, 1 << 16),
+    st.integers(0, 99),
+    st.one_of(st.sampled_from([4096, 16 * KiB, 64 * KiB, MAX_TOUCH]), st.integers(0, MAX_TOUCH)),
+    st.booleans(),
+)
+# What a program does with a block it just got: nothing, writes its start, or writes all of it.
+# Real programs use their memory, and memory must fill up for reclaim, swap and the OOM killer.
+use = st.sampled_from(["none", "start", "all", "all"])
+# Touches twice as likely as the other operations, for the same reason.
 action = st.one_of(
-    st.tuples(st.just("malloc"), sizes),
-    st.tuples(st.just("calloc"), st.integers(0, 8), sizes),
-    st.tuples(st.just("realloc"), st.integers(0, 1 << 16), sizes),
+    st.tuples(st.just("malloc"), sizes, use),
+    st.tuples(st.just("calloc"), st.integers(0, 8), sizes, use),
+    st.tuples(st.just("realloc"), st.integers(0, 1 << 16), sizes, use),
     st.tuples(st.just("free"), st.integers(0, 1 << 16)),
-    st.tuples(
-        st.just("touch"), st.integers(0, 1 << 16), st.floats(0, 1), st.integers(0, MAX_TOUCH), st.booleans()
-    ),
+    touch,
+    touch,
     st.tuples(st.just("touch_all"), st.integers(0, 1 << 16), st.booleans()),
     st.tuples(st.just("compute"), st.integers(0, 200_000)),
 )
@@ -116,15 +134,25 @@ def ops_from(actions: list[tuple[Any, ...]]) -> list[Op]:
     ops: list[Op] = []
     live: dict[int, int] = {}
     next_id = 0
+
+    def used(ident: int, how: str) -> None:
+        size = live[ident]
+        if how == "start" or (how == "all" and size > 2 * MAX_TOUCH):
+            ops.append((TOUCH, ident, 0, min(size, MAX_TOUCH), 1))
+        elif how == "all":
+            ops.append((TOUCH, ident, 0, -1, 1))
+
     for a in actions:
         kind = a[0]
         if kind == "malloc":
             ops.append((MALLOC, next_id, a[1]))
             live[next_id] = a[1]
+            used(next_id, a[2])
             next_id += 1
         elif kind == "calloc":
             ops.append((CALLOC, next_id, a[1], a[2]))
             live[next_id] = a[1] * a[2]
+            used(next_id, a[3])
             next_id += 1
         elif kind == "compute":
             ops.append((COMPUTE, a[1]))
@@ -138,20 +166,21 @@ def ops_from(actions: list[tuple[Any, ...]]) -> list[Op]:
                     del live[ident]  # realloc(p, 0) frees p, as glibc does
                 else:
                     live[ident] = a[2]
+                    used(ident, a[3])
             elif kind == "free":
                 ops.append((FREE, ident))
                 del live[ident]
             elif kind == "touch":
                 size = live[ident]
-                off = min(size, int(a[2] * size))
+                off = size * a[2] // 100
                 length = min(a[3], size - off)
                 ops.append((TOUCH, ident, off, length, int(a[4])))
-            elif live[ident] <= MAX_TOUCH:  # touch_all: the whole block, when it is small
+            elif live[ident] <= 2 * MAX_TOUCH:  # touch_all: the whole block, when it is not huge
                 ops.append((TOUCH, ident, 0, -1, int(a[2])))
     return ops
 
 
-procs = st.lists(st.lists(action, max_size=24), min_size=1, max_size=3)
+procs = st.lists(st.lists(action, min_size=4, max_size=30), min_size=1, max_size=3)
 
 # ---------------------------------------------------------------------------------------------- machines
 
@@ -167,8 +196,10 @@ def machines(draw: st.DrawFn) -> Settings:
     policy = draw(st.sampled_from(["fifo", "lru", "clock", "lru2q", "random", "lfu", "ws"]))
     allocator = draw(st.sampled_from(["glibc", "glibc", "glibc", "first_fit", "best_fit"]))
     base = base_settings(policy, allocator)
-    ram_pages = draw(st.sampled_from([8, 16, 40, 96]))
-    swap_pages = draw(st.sampled_from([0, 4, 32, 256]))
+    # RAM + swap below glibc's first heap (33 pages) makes every allocation fail; above, processes
+    # touching up to 64 KiB per operation fill RAM quickly, and swap, and the OOM killer runs.
+    ram_pages = draw(st.sampled_from([24, 40, 64, 128]))
+    swap_pages = draw(st.sampled_from([0, 64, 128, 512]))
     min_free = draw(st.sampled_from([0, 0, 2])) * 4096
     threshold = draw(st.sampled_from([None, 0, 64 * KiB, 128 * KiB, 256 * KiB]))
     mmap_max = draw(st.sampled_from([None, None, 0]))
