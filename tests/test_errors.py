@@ -19,6 +19,7 @@ import gc
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tracemalloc
@@ -33,9 +34,11 @@ from tests.conftest import settings as composed
 from vmexp.kernel.system import System
 from vmexp.metrics import write_run
 from vmexp.sim import Result, simulate
+from vmexp.validate.__main__ import main as main_validate
 from vmexp.workload import build
 
 ROOT = Path(__file__).resolve().parent.parent
+_NO_TOOLS = [t for t in ("gcc", "strace") if shutil.which(t) is None]
 
 
 # run.py is started once for all the cases of this file: each case runs run.py as __main__ (runpy)
@@ -364,6 +367,71 @@ def test_a_double_free_stops_only_its_own_process(tmp_path: Path) -> None:
     procs = {p.pid: p for p in simulate_text(tmp_path, text).processes}
     assert procs[1].exit == "double-free" and procs[1].ops == 3  # malloc 2 never ran
     assert procs[2].exit == "ok" and procs[2].ops == 3
+
+
+# ---------------------------------------------------------------------------------------------- the other commands
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "data", "message"),
+    [
+        ("valgrind", "missing.log", None, "{p}: no such file"),
+        ("valgrind", ".", None, "{p}: is a directory, not a log file"),  # said "not a trace file"
+        ("ltrace", "t.trace", b"malloc 1 100\n", "{p}: no allocation calls found (is it a ltrace log?)"),
+        ("valgrind", "empty.log", b"", "{p}: no allocation calls found (is it a valgrind log?)"),
+    ],
+    ids=["missing", "directory", "not-a-log", "empty"],
+)
+def test_the_importer_command_says_what_is_wrong_with_its_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, name: str, data: bytes | None, message: str
+) -> None:
+    from vmexp.workload.importers import main
+
+    path = tmp_path if name == "." else tmp_path / name
+    if data is not None:
+        path.write_bytes(data)
+    assert main([kind, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"importers: error: {message.format(p=path)}\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "overrides", "message"),
+    [
+        ("missing.trace", None, [], "{p}: no such file"),
+        (".", None, [], "{p}: is a directory, not a trace file"),
+        ("bad.trace", b"malloc 1 100\nmallok 2 1\n", [],
+         "{p}:2: unknown operation 'mallok' (expected one of malloc, calloc, realloc, free, touch, compute)"),
+        ("ok.trace", b"malloc 1 100\n", ["threshold=banana"],
+         "threshold=banana: expected a size such as 4096, 64k, 128K, 2M or 1G, got 'banana'"),
+    ],
+    ids=["missing", "directory", "bad-line", "bad-override"],
+)  # fmt: skip
+def test_the_validate_command_says_what_is_wrong_before_running_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, data: bytes | None, overrides: list[str],
+    message: str,
+) -> None:  # fmt: skip
+    path = tmp_path if name == "." else tmp_path / name
+    if data is not None:
+        path.write_bytes(data)
+    assert main_validate([str(path), *overrides]) == 2
+    assert capsys.readouterr().err == f"vmexp.validate: error: {message.format(p=path)}\n"
+
+
+@pytest.mark.skipif(
+    bool(_NO_TOOLS), reason=f"needs {' and '.join(_NO_TOOLS)} to replay against the real glibc"
+)
+def test_validate_reports_the_real_glibcs_double_free_with_the_trace_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """glibc aborts on the double free; the replayer stops first and names the operation."""
+    path = tmp_path / "df.trace"
+    path.write_bytes(FILES["double-free.trace"])
+    assert main_validate([str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"vmexp.validate: error: {path}:3: free of a block that is not allocated (double free or unknown id) "
+        "(real glibc replay, op 2)\n"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- ENOMEM and OOM

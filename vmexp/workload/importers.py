@@ -353,7 +353,7 @@ def import_file(kind: str, path: str | os.PathLike[str]) -> ImportResult:
     if importer is None:
         raise LogImportError(f"unknown log kind {kind!r} (expected one of {', '.join(_IMPORTERS)})")
     try:
-        name, text = read_text(path, strict=False)
+        name, text = read_text(path, strict=False, what="log file")
     except TraceError as e:
         raise LogImportError(str(e)) from None
     return importer(text.splitlines(), f"{kind} log {os.path.basename(name)}")

@@ -92,7 +92,9 @@ class Trace(NamedTuple):
     lines: list[int]
 
 
-def read_text(source: str | os.PathLike[str], *, strict: bool = True) -> tuple[str, str]:
+def read_text(
+    source: str | os.PathLike[str], *, strict: bool = True, what: str = "trace file"
+) -> tuple[str, str]:
     """(name, text) of a trace given as a path or as its text (a ``str`` holding a newline).
 
     Errors a user can cause (no such file, a directory, no permission, bytes
@@ -109,7 +111,7 @@ def read_text(source: str | os.PathLike[str], *, strict: bool = True) -> tuple[s
     except FileNotFoundError:
         raise TraceError(f"{name}: no such file") from None
     except IsADirectoryError:
-        raise TraceError(f"{name}: is a directory, not a trace file") from None
+        raise TraceError(f"{name}: is a directory, not a {what}") from None
     except PermissionError:
         raise TraceError(f"{name}: cannot read the file (permission denied)") from None
     except OSError as e:
