@@ -78,7 +78,8 @@ EDGE_SIZES = sorted(
     | {n for t in _THRESHOLDS for n in (t - 24, t - 23, t - 9, t - 8, t - 7, t - 1, t, t + 1)}
     | {32 * MiB - 8, 32 * MiB + 1}
 )
-# Sizes no machine maps: mmap's length overflows, or request2size wraps as glibc's longs do.
+# Sizes none of these machines maps: beyond RAM + swap (Linux's overcommit check), beyond the address
+# space, or so large that request2size wraps as glibc's longs do.
 HUGE_SIZES = (1 << 40, 1 << 47, 1 << 62, (1 << 63) - 1)
 
 # Huge sizes one draw in seven: each one is an ENOMEM, and a program of only those touches nothing.
@@ -197,7 +198,7 @@ def machines(draw: st.DrawFn) -> Settings:
     allocator = draw(st.sampled_from(["glibc", "glibc", "glibc", "first_fit", "best_fit"]))
     base = base_settings(policy, allocator)
     # RAM + swap below glibc's first heap (33 pages) makes every allocation fail; above, processes
-    # touching up to 64 KiB per operation fill RAM quickly, and swap, and the OOM killer runs.
+    # that use their blocks (up to 256 KiB at once) fill RAM quickly, then swap; the OOM killer runs.
     ram_pages = draw(st.sampled_from([24, 40, 64, 128]))
     swap_pages = draw(st.sampled_from([0, 64, 128, 512]))
     min_free = draw(st.sampled_from([0, 0, 2])) * 4096
