@@ -22,7 +22,7 @@ from tests.conftest import ROOT
 PY = sys.executable
 TRACE = ROOT / "tests" / "traces" / "threshold_boundary.trace"
 # 12 jobs: 3 thresholds x 4 seeds of a short default experiment.
-GRID = ["threshold=64k,128k,256k", "seed=0,1,2,3", "duration=0.05s"]
+GRID = ["threshold=64k,128k,256k", "seed=0,1,2,3", "duration=0.05s", "figures=false"]
 CONTRACT = ("metrics.json", "syscalls.csv", "timeseries.csv")
 
 
@@ -146,7 +146,7 @@ def test_the_memory_guard_stops_a_runaway_job(tmp_path: Path) -> None:
 
 
 def test_a_killed_sweep_resumes_to_the_same_results(tmp_path: Path) -> None:
-    args = ["threshold=64k,128k,256k,512k", "duration=0.3s"]
+    args = ["threshold=64k,128k,256k,512k", "duration=0.3s", "figures=false"]
     whole = tmp_path / "whole"
     assert sweep(whole, *args).returncode == 0
     cut = tmp_path / "cut"

@@ -91,12 +91,10 @@ def run_settings(
     result = simulate(settings, specs, check=check, progress=progress)
     wall = time.monotonic() - t0
     write_run(out, result)
-    try:
+    if settings.figures:
         from vmexp.report.run_figures import draw_run_figures
 
         draw_run_figures(out, settings)
-    except ImportError:
-        pass
     _write_run_json(out, "ok", "", wall, len(specs))
     if result.explain is not None and not quiet:
         print("\n".join(result.explain))

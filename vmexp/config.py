@@ -124,6 +124,7 @@ class Config:
     duration: Any = "10s"
     sample_interval: Any = "10ms"
     explain: bool = False
+    figures: bool = True
     # Sweep robustness (wall clock and host memory, not simulated quantities).
     resume: bool = False
     job_timeout: Any = None
@@ -237,6 +238,7 @@ class Settings:
     duration: int
     sample_interval: int
     explain: bool
+    figures: bool
     objective: dict[str, float]
     job_timeout: int | None
     job_memory: int
@@ -432,6 +434,7 @@ def validate(cfg: DictConfig | Config) -> Settings:
         duration=duration,
         sample_interval=sample_interval,
         explain=bool(c.explain),
+        figures=bool(c.figures),
         objective={str(k): float(v) for k, v in dict(_plain(c.objective) or {}).items()},
         job_timeout=job_timeout,
         job_memory=job_memory,
