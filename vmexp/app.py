@@ -138,6 +138,16 @@ def _summary_line(doc: dict[str, Any], out: Path) -> str:
     )
 
 
+def _check_report(cfg: DictConfig) -> None:
+    """report.metrics names, checked before any job runs rather than when the sweep is aggregated."""
+    from vmexp.report.sweep import ReportError, figure_metrics
+
+    try:
+        figure_metrics({"report": {"metrics": list(cfg.get("report", {}).get("metrics") or [])}})
+    except ReportError as e:
+        raise ConfigError(str(e)) from None
+
+
 def _check_objective(settings: Settings) -> None:
     unknown = sorted(set(settings.objective) - set(SUMMARY_METRICS))
     if unknown:
@@ -167,6 +177,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         settings = validate(cfg)
         _check_objective(settings)
+        _check_report(cfg)
         doc = run_settings(settings, out, quiet=multirun)
         print(f"{label}{_summary_line(doc, out)}", flush=True)
         if settings.objective:
