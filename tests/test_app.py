@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import subprocess
@@ -244,3 +245,15 @@ def test_objective_is_a_weighted_sum_of_summary_metrics(tmp_path: Path) -> None:
 def test_an_unknown_objective_metric_is_named(tmp_path: Path) -> None:
     r = run(*SHORT, "+objective={happiness: 1}", f"hydra.run.dir={tmp_path}")
     assert r.returncode == 2 and "objective.happiness: not a summary metric" in r.stderr
+
+
+def test_heap_snapshots_record_the_heap_at_the_chosen_times(tmp_path: Path) -> None:
+    s = settings(*SHORT, "heap_snapshots=[0.1s,0.2s]")
+    run_settings(s, tmp_path, quiet=True)
+    rows = list(csv.DictReader((tmp_path / "heap_snapshots.csv").read_text().splitlines()))
+    assert {r["time_s"] for r in rows} == {"0.100000000", "0.200000000"}
+    # Each snapshot of a process tiles its heap: chunks are contiguous from the first one.
+    first = [r for r in rows if r["time_s"] == "0.100000000" and r["pid"] == "1" and r["state"] != "mmapped"]
+    for a, b in itertools.pairwise(first):
+        assert int(a["addr"]) + int(a["size"]) == int(b["addr"])
+    assert (tmp_path / "figures" / "heap_0.png").is_file() and (tmp_path / "figures" / "heap_1.png").is_file()

@@ -125,6 +125,7 @@ class Config:
     sample_interval: Any = "10ms"
     explain: bool = False
     figures: bool = True
+    heap_snapshots: list[Any] = field(default_factory=list)
     # Sweep robustness (wall clock and host memory, not simulated quantities).
     resume: bool = False
     job_timeout: Any = None
@@ -239,6 +240,7 @@ class Settings:
     sample_interval: int
     explain: bool
     figures: bool
+    heap_snapshots: tuple[int, ...]
     objective: dict[str, float]
     job_timeout: int | None
     job_memory: int
@@ -435,6 +437,9 @@ def validate(cfg: DictConfig | Config) -> Settings:
         sample_interval=sample_interval,
         explain=bool(c.explain),
         figures=bool(c.figures),
+        heap_snapshots=tuple(
+            sorted(_duration(f"heap_snapshots[{i}]", v) for i, v in enumerate(_plain(c.heap_snapshots) or []))
+        ),
         objective={str(k): float(v) for k, v in dict(_plain(c.objective) or {}).items()},
         job_timeout=job_timeout,
         job_memory=job_memory,

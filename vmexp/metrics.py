@@ -200,6 +200,11 @@ def write_run(run_dir: Path, result: Result) -> None:
         atomic_write(run_dir / "maps" / f"{p.pid}.txt", "\n".join(p.maps) + "\n")
     heap_rows = ((p.pid, addr, size, state) for p in result.processes for addr, size, state in p.heap)
     atomic_write(run_dir / "heap.csv", _csv(["pid", "addr", "size", "state"], heap_rows))
+    if result.heap_snapshots:
+        snaps = (
+            (f"{t / 1e9:.9f}", pid, addr, size, state) for t, pid, addr, size, state in result.heap_snapshots
+        )
+        atomic_write(run_dir / "heap_snapshots.csv", _csv(["time_s", "pid", "addr", "size", "state"], snaps))
     if result.explain is not None:
         atomic_write(run_dir / "explain.log", "\n".join(result.explain) + "\n")
     atomic_write(run_dir / "metrics.json", json.dumps(metrics_dict(result), indent=1) + "\n")

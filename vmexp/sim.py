@@ -105,7 +105,8 @@ class Result:
     samples: list[dict[str, Any]]
     syscalls: list[tuple[int, int, int, str, int, int, int]]
     explain: list[str] | None
-    brk_history: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
+    # (time_ns, pid, addr, size, state) for every chunk at each of heap_snapshots' times.
+    heap_snapshots: list[tuple[int, int, int, int, str]] = field(default_factory=list)
 
 
 class Machine:
@@ -560,6 +561,7 @@ class Simulation:
             for pid, spec in enumerate(specs, start=1)
         ]
         self.samples: list[dict[str, Any]] = []
+        self.snapshots: list[tuple[int, int, int, int, str]] = []
         self.kswapd_event: simpy.Event | None = None
         self._last: dict[str, int] = {"t": 0, "cpu": 0, "busy": 0, "pswpin": 0, "pswpout": 0}
         self.progress: Any = None
@@ -659,6 +661,8 @@ class Simulation:
         for p in self.procs:
             env.process(self._checked(p) if self.check else p.run())
         env.process(self._sampler())
+        if self.s.heap_snapshots:
+            env.process(self._heap_snapshots())
         all_done = env.all_of([p.done for p in self.procs])
         env.run(until=env.any_of([all_done, env.timeout(self.s.duration)]))
         end = int(env.now)
@@ -668,6 +672,17 @@ class Simulation:
                 p.mm.exit = "duration"
                 p.final = p.snapshot()
         return self._result(end)
+
+    def _heap_snapshots(self) -> Generator[simpy.Event, Any, None]:
+        """The heap walk of every live process at each chosen time (the heap map at those times)."""
+        for t in self.s.heap_snapshots:
+            if t > int(self.env.now):
+                yield self.env.timeout(t - int(self.env.now))
+            for p in self.procs:
+                if p.alloc is not None and p.final is None and not p.mm.killed:
+                    self.snapshots.extend(
+                        (t, p.pid, a, size, state) for a, size, state in p.alloc.heap_walk()
+                    )
 
     def _checked(self, p: Process) -> Generator[simpy.Event, Any, None]:
         """p.run() with the invariant checker also between slices (kswapd may have run)."""
@@ -710,6 +725,7 @@ class Simulation:
             samples=self.samples,
             syscalls=sysm.syscall_log,
             explain=self.explain,
+            heap_snapshots=self.snapshots,
         )
 
 

@@ -28,7 +28,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ class RunData:
     syscalls: pd.DataFrame
     heap: pd.DataFrame
     maps: dict[int, list[tuple[int, int, str, str]]]
+    snapshots: pd.DataFrame = field(default_factory=pd.DataFrame)  # heap_snapshots.csv (heap_snapshots=[...])
 
     @property
     def names(self) -> dict[int, str]:
@@ -122,6 +123,7 @@ def load_run(run_dir: Path) -> RunData:
         ts=_read_csv(run_dir / "timeseries.csv"),
         syscalls=_read_csv(run_dir / "syscalls.csv"),
         heap=_read_csv(run_dir / "heap.csv"),
+        snapshots=_read_csv(run_dir / "heap_snapshots.csv"),
         maps=maps,
     )
 
@@ -404,9 +406,24 @@ def _heap_bounds(maps: list[tuple[int, int, str, str]]) -> tuple[int, int] | Non
     return None
 
 
-def heap_figure(data: RunData, title: str) -> Path | None:
-    """Per process: every chunk at exit on the heap map, and the break and mmapped bytes over time."""
-    heap = data.heap
+def _mallinfo_of(chunks: pd.DataFrame) -> dict[str, int]:
+    """The mallinfo2 figures a heap walk implies (for snapshots, which have no metrics.json entry)."""
+    size = chunks.groupby("state")["size"].sum()
+
+    def get(state: str) -> int:
+        return int(size.get(state, 0))
+
+    mmapped = chunks[chunks["state"] == "mmapped"]
+    arena = int(chunks[chunks["state"] != "mmapped"]["size"].sum())
+    free = get("free") + get("fastbin") + get("top")
+    nfree = int((chunks["state"] == "free").sum()) + 1
+    return {"arena": arena, "uordblks": arena - free, "fordblks": free, "ordblks": nfree,
+            "hblks": len(mmapped), "hblkhd": int(mmapped["size"].sum())}  # fmt: skip
+
+
+def heap_figure(data: RunData, title: str, at: float | None = None, name: str = "heap.png") -> Path | None:
+    """Per process: every chunk on the heap map (at exit, or at snapshot time ``at``), and the break over time."""
+    heap = data.heap if at is None else data.snapshots[data.snapshots["time_s"] == at].drop(columns="time_s")
     if heap.empty:
         return None  # no allocator in this run (workload=pageref): there is no heap to draw
     procs = {int(p["pid"]): p for p in data.metrics["processes"]}
@@ -429,7 +446,7 @@ def heap_figure(data: RunData, title: str) -> Path | None:
                       ["+0", f"+{fmt_bytes(width // 2 * bpp)}", f"+{fmt_bytes(width * bpp)}"])  # fmt: skip
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(False)
-        mi = procs[pid]["mallinfo"]
+        mi = procs[pid]["mallinfo"] if at is None else _mallinfo_of(chunks)
         arena = int(mi["arena"])
         frag = int(mi["fordblks"]) / arena if arena else 0.0
         ax.set_title(
@@ -464,6 +481,8 @@ def heap_figure(data: RunData, title: str) -> Path | None:
         hx.xaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))
         hx.tick_params(labelsize=8)
         hx.set_xlim(0, max(data.end_s, 1e-9))
+        if at is not None:
+            hx.axvline(at, color="black", linestyle=":", linewidth=1.0, label=f"the map: t = {at:g} s")
         hx.set_title("the heap over time", loc="left", fontsize=9)
         if hx.lines:
             hx.legend(loc="lower right", fontsize=7.5)
@@ -474,12 +493,13 @@ def heap_figure(data: RunData, title: str) -> Path | None:
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9,
                bbox_to_anchor=(0.5, 0.0))  # fmt: skip
     more = len(sizes) - len(shown)
+    when = "at exit" if at is None else f"at t = {at:g} s"
     fig.suptitle(
-        f"The heap at exit, every chunk by state — {title}"
+        f"The heap {when}, every chunk by state — {title}"
         + (f" (the {len(shown)} largest of {len(sizes)} heaps)" if more else ""),
         x=1.15 / 12, y=1 - 0.12 / fig.get_figheight(), ha="left", va="top", fontsize=11, fontweight="bold",
     )  # fmt: skip
-    return _save(fig, data, "heap.png")
+    return _save(fig, data, name)
 
 
 # ---------------------------------------------------------------------------
@@ -737,6 +757,10 @@ def draw_run_figures(run_dir: Path, settings: Settings | None = None) -> list[Pa
         ("memory", lambda: memory_figure(data, title)),
         ("faults", lambda: faults_figure(data, title)),
         ("heap", lambda: heap_figure(data, title)),
+        *(
+            (f"heap_{i}", lambda t=t, i=i: heap_figure(data, title, at=t, name=f"heap_{i}.png"))
+            for i, t in enumerate(sorted(set(data.snapshots["time_s"])) if not data.snapshots.empty else [])
+        ),
         ("layout", lambda: layout_figure(data, title, settings)),
         ("syscalls", lambda: syscalls_figure(data, title)),
     ]
