@@ -23,7 +23,8 @@ Engines: atheris (libFuzzer, coverage-guided; ``pip install atheris``), the
 default when it is importable, seeded with the project's own traces and
 logs; otherwise hypothesis generating bytes and grammar-shaped text. Both
 print the number of inputs run. An input that breaks the contract is saved
-(atheris: ``crash-*`` under --artifacts; hypothesis: printed) and the
+(atheris: ``TARGET-crash-*`` under --artifacts, by default
+``$TMPDIR/vmexp-fuzz/artifacts``; hypothesis: printed) and the
 process exits non-zero.
 
 The check functions are imported by tests/test_fuzz.py, which runs each for
@@ -33,8 +34,8 @@ a few seconds in the regular test suite.
 from __future__ import annotations
 
 import argparse
+import os
 import re
-import shutil
 import struct
 import sys
 import tempfile
@@ -70,10 +71,14 @@ def _one_line(msg: str, what: str) -> None:
 
 
 # A scratch file per process: parsers that read paths get the fuzzer's bytes through it.
-_SCRATCH = Path(tempfile.mkdtemp(prefix="vmexp-fuzz-")) / "input"
+# Everything the fuzzers write lives under one directory: atheris ends its process from C, so no
+# Python clean-up runs after it; the corpus there is reused by the next run of the same target.
+BASE = Path(tempfile.gettempdir()) / "vmexp-fuzz"
+_SCRATCH = BASE / f"input-{os.getpid()}"
 
 
 def _to_file(data: bytes) -> str:
+    BASE.mkdir(parents=True, exist_ok=True)
     _SCRATCH.write_bytes(data)
     return str(_SCRATCH)
 
@@ -270,7 +275,8 @@ def run_atheris(target: str, seconds: float, artifacts: Path) -> int:
 
     atheris.instrument_all()  # coverage feedback from every loaded Python function, vmexp's included
     check = TARGETS[target]
-    corpus = Path(tempfile.mkdtemp(prefix=f"vmexp-fuzz-{target}-corpus-"))
+    corpus = BASE / f"{target}-corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
     for i, s in enumerate(seeds(target)):
         (corpus / f"seed{i}").write_bytes(s)
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -363,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=1.0, help="time per target (default 1)")
     parser.add_argument("--engine", choices=["atheris", "hypothesis", "auto"], default="auto")
     parser.add_argument(
-        "--artifacts", type=Path, default=Path(tempfile.gettempdir()) / "vmexp-fuzz-artifacts",
+        "--artifacts", type=Path, default=BASE / "artifacts",
         help="where atheris saves inputs that broke the contract",
     )  # fmt: skip
     args = parser.parse_args(argv)
@@ -392,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                 return run_atheris(t, args.minutes * 60, args.artifacts)
             run_hypothesis(t, args.minutes * 60)
     finally:
-        shutil.rmtree(_SCRATCH.parent, ignore_errors=True)
+        _SCRATCH.unlink(missing_ok=True)
     return 0
 
 

@@ -13,6 +13,7 @@ import importlib.util
 import math
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -190,6 +191,13 @@ def _fuzz_module() -> ModuleType:
 
 
 FUZZ = _fuzz_module()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_scratch_left() -> Iterator[None]:
+    """The checks write each input to a scratch file (the parsers read paths); remove it afterwards."""
+    yield
+    FUZZ._SCRATCH.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize("target", sorted(FUZZ.TARGETS))
