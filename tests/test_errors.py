@@ -212,8 +212,7 @@ CONFIG_ERRORS = [
     # Unknown keys below the top level: Hydra's struct check, turned into one line.
     ("workload.bogus=1", "workload.bogus: unknown key (see python run.py --cfg job for the valid keys)"),
     ("policy.params.bogus=1", "policy.params.bogus: unknown key (see python run.py --cfg job for the valid keys)"),
-    # What the program says today for an unknown top-level key (see the xfail below for the intent).
-    ("foo=1", "foo: Key 'foo' not in 'Config'"),
+    ("foo=1", "foo: unknown key (see python run.py --cfg job for the valid keys)"),
     # Files.
     ("workload=trace workload.path={dir}/nope.trace", "{dir}/nope.trace: no such file"),
     ("workload=trace workload.path={dir}", "{dir}: is a directory, not a trace file"),
@@ -240,18 +239,11 @@ def test_an_unknown_group_option_names_the_group(batch: Batch, args: tuple[str, 
     assert line.startswith(f"vmexp: error: In 'config': Could not find '{group}/nope'")
 
 
-@pytest.mark.xfail(
-    reason="app._one_line drops Hydra's list of options: the line ends with \"Available options in 'policy':\"",
-    strict=True,
-)
 def test_an_unknown_group_option_lists_the_valid_ones(batch: Batch) -> None:
     line = one_error_line(batch.run("policy=nope"))
     assert "clock" in line and "lru2q" in line and "ws" in line
 
 
-@pytest.mark.xfail(
-    reason="app._one_line maps 'not in struct' but OmegaConf says \"Key 'foo' not in 'Config'\"", strict=True
-)
 def test_an_unknown_top_level_key_is_named_as_unknown(batch: Batch) -> None:
     line = one_error_line(batch.run("foo=1"))
     assert line == "vmexp: error: foo: unknown key (see python run.py --cfg job for the valid keys)"
@@ -260,10 +252,6 @@ def test_an_unknown_top_level_key_is_named_as_unknown(batch: Batch) -> None:
 ADDED = case("+threshhold=64k", "workload=trace", "workload.path={dir}/one.trace")
 
 
-@pytest.mark.xfail(
-    reason="config.validate ignores keys outside the schema: +threshhold=64k runs with the default threshold",
-    strict=True,
-)
 def test_an_added_unknown_key_is_refused(batch: Batch) -> None:
     assert one_error_line(batch.run(*ADDED)).startswith("vmexp: error: threshhold: unknown key")
 
@@ -521,10 +509,8 @@ def readme_error_table() -> list[tuple[str, str]]:
 
 README_ROWS = readme_error_table()
 # Rows where README.md and the program disagree (issue 8 asks the README to match).
-README_WRONG = {
-    "`seed=1.5`": "README says \"of type 'str'\"; Hydra passes a float: \"Value '1.5' of type 'float' ...\"",
-    "`foo=1`": "the program says \"foo: Key 'foo' not in 'Config'\" (see test_an_unknown_top_level_key_is_named_as_unknown)",
-}
+# README rows that do not match what the program prints (strict xfail until fixed); none today.
+README_WRONG: dict[str, str] = {}
 
 
 def test_the_readme_error_table_is_found() -> None:
@@ -687,11 +673,6 @@ ESCAPE = case(
 )
 
 
-@pytest.mark.xfail(
-    reason="conf/config.yaml puts ${name} unsanitised into hydra.run.dir (and hydra.sweep.dir): "
-    "name=../../.. moves the run's files anywhere",
-    strict=True,
-)
 def test_the_name_of_a_run_cannot_move_its_files_out_of_outputs(batch: Batch) -> None:
     r = batch.run(*ESCAPE)
     assert not (batch.dir / "escaped").exists(), "the run wrote its files outside outputs/"

@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -43,7 +42,7 @@ from vmexp.config import Settings
 from vmexp.kernel.system import MM, System
 from vmexp.libc.base import CHUNK_STATES, MALLINFO_FIELDS, Allocator, Kernel
 from vmexp.libc.factory import make_allocator as real_make_allocator
-from vmexp.sim import ProcResult, Result, simulate
+from vmexp.sim import Result, simulate
 from vmexp.workload import ProcSpec
 from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, REALLOC, TOUCH, Op
 
@@ -297,36 +296,11 @@ def everything_checked() -> Iterator[list[tuple[MM, Allocator]]]:
         yield allocs
 
 
-# vmexp/sim.py Process._store records a NULL result as a NULL id only when the size is not 0, so a
-# malloc(0) or calloc(0, n) that fails (ENOMEM: on a machine smaller than glibc's first heap) leaves
-# its id unknown, and the program's later free(id) — free(NULL) in C — or touch ends the process as
-# "double-free" / "use-after-free". test_a_failed_malloc_of_zero_bytes_is_a_null_block holds the bug
-# (xfail, strict); until it is fixed, a run that ends so on a zero-size block is told apart here.
-_UNKNOWN_ID = re.compile(r"(?:free|touch) of id (\d+), which is not allocated")
-
-
-def zero_size_null_bug(p: ProcResult, ops: list[Op]) -> bool:
-    """The process ended on the sim.py bug above: its offending id was last allocated with 0 bytes."""
-    m = _UNKNOWN_ID.search(p.error)
-    if p.exit not in ("double-free", "use-after-free") or m is None:
-        return False
-    ident = int(m.group(1))
-    sizes = [
-        op[2] if op[0] == MALLOC else op[2] * op[3]
-        for op in ops
-        if op[0] in (MALLOC, CALLOC) and op[1] == ident
-    ]
-    return bool(sizes) and sizes[-1] == 0
-
-
 def final_invariants(s: Settings, res: Result, specs: list[ProcSpec]) -> None:
     """After the run: every process ended in a known way, everything it held came back."""
     ps = s.page_size
-    for p, spec in zip(res.processes, specs, strict=True):
-        if zero_size_null_bug(p, list(spec.ops)):
-            event("known sim.py bug: a failed zero-size allocation")
-        else:
-            assert p.exit in ("ok", "oom-killed"), (p.exit, p.error)
+    for p, _spec in zip(res.processes, specs, strict=True):
+        assert p.exit in ("ok", "oom-killed"), (p.exit, p.error)
         assert p.rss_peak_bytes <= p.vsz_peak_bytes, p
         assert p.enomem >= 0 and p.minflt >= 0 and p.majflt >= 0
         assert p.rss_peak_bytes <= s.ram and p.swap_peak_bytes <= s.swap
@@ -394,10 +368,6 @@ def test_each_edge_size_alone_is_allocated_touched_and_freed_cleanly(size: int) 
         assert p.enomem == 0
 
 
-@pytest.mark.xfail(
-    reason="vmexp/sim.py Process._store: a NULL result of a 0-byte malloc is not recorded as a NULL id",
-    strict=True,
-)
 def test_a_failed_malloc_of_zero_bytes_is_a_null_block() -> None:
     """8 pages of RAM and no swap: glibc's first heap (132 KiB) is more than RAM + swap, so even
     malloc(0) fails (ENOMEM; the real glibc returns NULL then too). The program's free of that id is

@@ -220,7 +220,7 @@ def _one_line(ex: BaseException) -> str:
         if isinstance(cause, OmegaConfBaseException):
             key = getattr(cause, "full_key", None) or ""
             msg = str(getattr(cause, "msg", "") or cause).splitlines()[0].strip()
-            if "not in struct" in msg or "is not in struct" in msg:
+            if "not in struct" in msg or (msg.startswith("Key '") and "' not in '" in msg):
                 return f"{key}: unknown key (see python run.py --cfg job for the valid keys)"
             if "could not be converted" in msg:
                 return f"{key}: {msg}"
@@ -232,8 +232,17 @@ def _one_line(ex: BaseException) -> str:
         key = first.split("'")[1] if "'" in first else first
         return f"{key}: unknown key (see python run.py --cfg job for the valid keys)"
     if "Could not find" in first or "In 'config'" in first:
-        rest = " ".join(t.strip() for t in text[1:3])
-        return f"{first} {rest}".strip()
+        # Hydra lists the group's options one per line after "Available options in '...':".
+        lines = [t.strip() for t in text[1:]]
+        options: list[str] = []
+        for i, t in enumerate(lines):
+            if t.startswith("Available options"):
+                options = [
+                    o for o in lines[i + 1 :] if o and not o.startswith(("Config search path", "provider="))
+                ]
+                options = options[: next((j for j, o in enumerate(options) if ":" in o), len(options))]
+                break
+        return f"{first} (valid: {', '.join(options)})" if options else first
     return first
 
 
@@ -276,10 +285,18 @@ def _job_subdir(num: Any) -> str:
     return f"{num}_{safe}" if safe else str(num)
 
 
+def _safe_name(name: Any) -> str:
+    """A run name as one path component: no separators, no leading dots (it cannot leave outputs/)."""
+    safe = "".join(c if c.isalnum() or c in "-_.+=," else "_" for c in str(name)).lstrip(".")[:60]
+    return safe or "run"
+
+
 def register() -> None:
     register_configs()
     if not OmegaConf.has_resolver("vmexp_job"):
         OmegaConf.register_new_resolver("vmexp_job", _job_subdir)
+    if not OmegaConf.has_resolver("vmexp_safe"):
+        OmegaConf.register_new_resolver("vmexp_safe", _safe_name)
 
 
 register()

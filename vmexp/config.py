@@ -291,8 +291,23 @@ def _plain(node: Any) -> Any:
     return node
 
 
+def _no_unknown_keys(node: Any, schema: type, prefix: str = "") -> None:
+    """Keys added with ``+key=`` bypass the schema's struct check; refuse them here, by name."""
+    if not isinstance(node, DictConfig):
+        return
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in node:
+        name = f"{prefix}{key!s}"
+        if key not in fields:
+            raise ConfigError(f"{name}: unknown key (see python run.py --cfg job for the valid keys)")
+        sub = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+        if isinstance(sub, type) and dataclasses.is_dataclass(sub):
+            _no_unknown_keys(node[key], sub, f"{name}.")
+
+
 def validate(cfg: DictConfig | Config) -> Settings:
     """Check every value and return the engine's settings; ConfigError names the key."""
+    _no_unknown_keys(cfg, Config)
     c = cfg
     page_size = _size("page_size", c.page_size)
     if page_size not in PAGE_SIZES:

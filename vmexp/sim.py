@@ -411,11 +411,10 @@ class Process:
 
     def _store(self, ident: int, p: int, size: int) -> None:
         if p == 0:
-            if size:
-                # ENOMEM: recorded, not fatal. The program is taken to check for
-                # NULL: later touches of this id are skipped, its free is free(NULL).
-                self.enomem += 1
-                self.null_ids.add(ident)
+            # ENOMEM: recorded, not fatal. The program is taken to check for
+            # NULL: later touches of this id are skipped, its free is free(NULL).
+            self.enomem += 1
+            self.null_ids.add(ident)
             return
         self.null_ids.discard(ident)
         self.ids[ident] = (p, size)
