@@ -180,6 +180,13 @@ def main(cfg: DictConfig) -> float | None:
         _check_report(cfg)
         doc = run_settings(settings, out, quiet=multirun)
         print(f"{label}{_summary_line(doc, out)}", flush=True)
+        for p in doc["processes"]:
+            if p["exit"] not in ("ok", "duration"):
+                why = f": {p['error']}" if p["error"] else ""
+                print(
+                    f"vmexp: warning: {label}pid {p['pid']} ({p['name']}) ended {p['exit']}{why}",
+                    file=sys.stderr,
+                )
         if settings.objective:
             value = objective_value(settings, doc)
             print(f"{label}objective = {value:.6g}", flush=True)
