@@ -186,17 +186,9 @@ class Process:
         shift = sysm.shift
         op_index = self.op_index
         while sysm.used < budget:
-            if self.pending is not None:
-                vpns, writes, i, n = self.pending
-                i = refs(mm, vpns, writes, i, n, budget)
-                self.pending = (vpns, writes, i, n) if i < n else None
-                if sysm.block_until and not self._wait_inline():
+            if self.pending is not None or self.compute_left:
+                if self._resume(budget, False):
                     return BLOCKED
-                continue
-            if self.compute_left:
-                step = min(self.compute_left, budget - sysm.used)
-                sysm.used += step
-                self.compute_left -= step
                 continue
             op = next(ops, None)
             if op is None:
@@ -232,25 +224,30 @@ class Process:
                 return SLEEPING
         return RUNNING
 
+    def _resume(self, budget: int, one_step: bool) -> bool:
+        """Go on with a touch or a compute left unfinished by the last slice; True if it blocked."""
+        sysm = self.sim.system
+        if self.pending is not None:
+            vpns, writes, i, n = self.pending
+            # With the checker on, one reference per step so that it runs after each.
+            i = sysm.refs(self.mm, vpns, writes, i, min(n, i + 1) if one_step else n, budget)
+            if one_step:
+                sysm.check()
+            self.pending = (vpns, writes, i, n) if i < n else None
+            return bool(sysm.block_until) and not self._wait_inline()
+        step = min(self.compute_left, budget - sysm.used)
+        sysm.used += step
+        self.compute_left -= step
+        return False
+
     def _execute_stepwise(self, budget: int) -> int:
         """execute() one step at a time, with the invariant checker and/or the narration."""
         sysm = self.sim.system
         mm = self.mm
         while sysm.used < budget:
-            if self.pending is not None:
-                vpns, writes, i, n = self.pending
-                # With the checker on, one reference per step so that it runs after each.
-                i = sysm.refs(mm, vpns, writes, i, min(n, i + 1) if self.sim.check else n, budget)
-                if self.sim.check:
-                    sysm.check()
-                self.pending = (vpns, writes, i, n) if i < n else None
-                if sysm.block_until and not self._wait_inline():
+            if self.pending is not None or self.compute_left:
+                if self._resume(budget, self.sim.check):
                     return BLOCKED
-                continue
-            if self.compute_left:
-                step = min(self.compute_left, budget - sysm.used)
-                sysm.used += step
-                self.compute_left -= step
                 continue
             op = next(self.ops, None)
             if op is None:
