@@ -298,6 +298,8 @@ def _no_unknown_keys(node: Any, schema: type, prefix: str = "") -> None:
     fields = {f.name: f for f in dataclasses.fields(schema)}
     for key in node:
         name = f"{prefix}{key!s}"
+        if key == "hydra" and not prefix:
+            continue  # Hydra's own node, present when composed with return_hydra_config
         if key not in fields:
             raise ConfigError(f"{name}: unknown key (see python run.py --cfg job for the valid keys)")
         sub = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
