@@ -735,7 +735,3 @@ def simulate(
     sim.progress = progress
     return sim.run()
 
-
-def resident_pages(mm: MM) -> list[int]:
-    """The virtual pages of `mm` that hold a frame (for explain mode and tests)."""
-    return sorted(v for v, e in mm.pt.pte.items() if e & PRESENT and not e & ZERO and e >> SHIFT >= 0)
