@@ -26,7 +26,6 @@ import numpy as np
 import simpy
 
 from vmexp.config import Settings
-from vmexp.kernel.pagetable import PRESENT, SHIFT, ZERO
 from vmexp.kernel.system import MM, SWAP_CLUSTER_MAX, ProcessKilled, Segfault, Syscalls, System
 from vmexp.libc.base import MALLINFO_FIELDS, Allocator
 from vmexp.libc.factory import make_allocator
@@ -734,4 +733,3 @@ def simulate(
     sim = Simulation(settings, specs, check=check)
     sim.progress = progress
     return sim.run()
-
