@@ -225,14 +225,15 @@ class GlibcMalloc:
         self._segs: list[list[int]] = []
         self._gap = 0  # arena bytes before a segment's first chunk (a misaligned break)
 
-        if mmap_threshold is not None:
-            self.mallopt("mmap_threshold", mmap_threshold)
-        if trim_threshold is not None:
-            self.mallopt("trim_threshold", trim_threshold)
-        if top_pad is not None:
-            self.mallopt("top_pad", top_pad)
-        if mmap_max is not None:
-            self.mallopt("mmap_max", mmap_max)
+        chosen = (
+            ("mmap_threshold", mmap_threshold),
+            ("trim_threshold", trim_threshold),
+            ("top_pad", top_pad),
+            ("mmap_max", mmap_max),
+        )
+        for param, value in chosen:
+            if value is not None:
+                self.mallopt(param, value)
 
     # ------------------------------------------------------------------ parameters
 

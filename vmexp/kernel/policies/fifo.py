@@ -48,7 +48,7 @@ class FIFO(Policy):
         try:
             return next(iter(self._order))
         except StopIteration:
-            raise LookupError("policy fifo: no frame to evict") from None
+            raise LookupError(f"policy {self.name}: no frame to evict") from None
 
     def __len__(self) -> int:
         return len(self._order)

@@ -10,49 +10,33 @@ never cost more faults.
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 
 import numpy as np
 
-from vmexp.kernel.policies.base import FrameView, Policy, register
+from vmexp.kernel.policies.base import FrameView, register
+from vmexp.kernel.policies.fifo import FIFO
 
 __all__ = ["LRU"]
 
 
 @register
-class LRU(Policy):
-    """Frames ordered from least to most recently used.
+class LRU(FIFO):
+    """FIFO's arrival list, reordered on every reference: least to most recently used.
 
     ``on_hit`` is the ``OrderedDict``'s own bound ``move_to_end``: a C call
     that relinks one node, with no Python frame per reference, because the
-    kernel calls it on every hit.
+    kernel calls it on every hit. Insertion (the faulting access is the
+    page's most recent reference), removal and the victim (the front) are
+    FIFO's.
     """
 
     name = "lru"
 
     @dataclasses.dataclass
-    class Params(Policy.Params):
+    class Params(FIFO.Params):
         """LRU has no parameters."""
 
     def __init__(self, view: FrameView, params: Params, rng: np.random.Generator) -> None:
         super().__init__(view, params, rng)
-        # Invariant: keys are exactly the tracked frames, least recently used
-        # first. The dict object is never replaced, since on_hit is bound to it.
-        self._order: OrderedDict[int, None] = OrderedDict()
+        # The dict object is never replaced, since on_hit is bound to it.
         self.on_hit = self._order.move_to_end
-
-    def inserted(self, frame: int) -> None:
-        # The faulting access is the page's most recent reference.
-        self._order[frame] = None
-
-    def removed(self, frame: int) -> None:
-        del self._order[frame]
-
-    def victim(self) -> int:
-        try:
-            return next(iter(self._order))
-        except StopIteration:
-            raise LookupError("policy lru: no frame to evict") from None
-
-    def __len__(self) -> int:
-        return len(self._order)
