@@ -17,9 +17,13 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from vmexp.fields import size
 from vmexp.libc.base import MALLINFO_FIELDS, Kernel
 from vmexp.libc.malloc import HeapCorrupt, InvalidPointer, MallocConfigError
+from vmexp.registry import ALLOCATORS
 from vmexp.units import UnitError, parse_size
 
 __all__ = ["FreeListAllocator", "FirstFit", "BestFit", "first_fit", "best_fit", "make", "FITS"]
@@ -296,3 +300,33 @@ def make(name: str, kernel: Kernel, *, trim_threshold: int | str | None = None) 
     if fit is None:
         raise MallocConfigError(f"allocator: unknown free-list allocator {name!r}; valid: {', '.join(FITS)}")
     return FreeListAllocator(kernel, fit, trim_threshold=trim_threshold)
+
+
+# ---------------------------------------------------------------------------------------------- registration
+
+
+@dataclass(frozen=True)
+class FreeListParams:
+    """The free-list allocators take one parameter."""
+
+    trim_threshold: int | None = size(
+        None, "the heap shrinks when its last free block exceeds this", null="128 KiB"
+    )
+
+
+def _registered(fit: Fit) -> Callable[[Kernel, Any], FreeListAllocator]:
+    def build(kernel: Kernel, settings: Any) -> FreeListAllocator:
+        return FreeListAllocator(kernel, fit, trim_threshold=settings.trim_threshold)
+
+    return build
+
+
+ALLOCATORS.add(
+    "first_fit",
+    _registered(first_fit),
+    FreeListParams,
+    doc="a textbook free list: address-ordered first fit, no mmap",
+)
+ALLOCATORS.add(
+    "best_fit", _registered(best_fit), FreeListParams, doc="a textbook free list: best fit, no mmap"
+)

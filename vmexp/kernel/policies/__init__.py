@@ -1,8 +1,10 @@
 """Page-replacement policies: one module each, all behind the interface of ``base``.
 
-Importing this package imports every policy module, and each module's
-``@register`` fills ``REGISTRY``, so the list of valid names is never
-written by hand. ``make_policy`` is the one entry point the kernel needs.
+The policies register themselves (``@register``) in
+``vmexp.registry.POLICIES`` when their module is imported; the registry
+imports every module of this package the first time a name is looked up,
+so the list of valid names is never written by hand. ``make_policy`` is the
+one entry point the kernel needs.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from vmexp.kernel.policies import clock, fifo, lfu, lru, lru2q, opt, random, ws
 from vmexp.kernel.policies.base import REGISTRY, FrameView, Policy, PolicyError, make_params, register
+from vmexp.registry import POLICIES
 
 __all__ = [
     "REGISTRY",
@@ -26,17 +28,11 @@ __all__ = [
     "register",
 ]
 
-# The modules are imported for their @register side effect.
-_MODULES = (clock, fifo, lfu, lru, lru2q, opt, random, ws)
-
 
 def policy_class(name: str) -> type[Policy]:
     """The class registered as ``name``; an unknown name lists the valid ones."""
-    try:
-        return REGISTRY[name]
-    except (KeyError, TypeError):
-        valid = ", ".join(sorted(REGISTRY))
-        raise PolicyError(f"policy={name}: unknown replacement policy (valid: {valid})") from None
+    cls: type[Policy] = POLICIES.get(name, "policy").obj
+    return cls
 
 
 def make_policy(
@@ -44,10 +40,10 @@ def make_policy(
 ) -> Policy:
     """A ready policy from the config's ``policy.name`` and ``policy.params``.
 
-    ``params`` may be any mapping (an OmegaConf ``DictConfig`` included) and
-    may be ``None`` for a policy without parameters; unknown or invalid keys
-    raise ``PolicyError`` naming the key.
+    ``params`` may be the policy's typed ``Params``, any mapping of typed
+    values or unit strings (an OmegaConf ``DictConfig`` included), or
+    ``None`` for a policy without parameters; unknown or invalid keys raise
+    ``PolicyError`` naming the key.
     """
     cls = policy_class(name)
-    values = {str(k): v for k, v in (params or {}).items()}
-    return cls(view, make_params(cls, values), rng)
+    return cls(view, make_params(cls, params if params is not None else {}), rng)

@@ -8,22 +8,36 @@ narrow window the MMU and the kernel would give it: the accessed ("young")
 bit, the dirty bit, the clock.
 
 Adding a policy is one module in this package that calls ``register``, one
-``conf/policy/<name>.yaml`` and one test.
+``conf/policy/<name>.yaml`` and one test: the package's modules are found
+by ``pkgutil`` (``vmexp.registry.POLICIES``), so no list names them, and a
+module outside the package joins through the ``plugins`` setting.
+
+A policy declares its parameters once, in its ``Params`` dataclass, with
+the helpers of ``vmexp.fields`` (type, default, unit, meaning, range):
+``tau: int = duration("10ms", "the working-set window", lo=1)``. The config's
+``policy.params`` are parsed against it at validation (an unknown key lists
+the valid ones) and reach the policy typed: ints in bytes and nanoseconds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from vmexp.fields import ConfigError
+from vmexp.registry import POLICIES
+
 __all__ = ["FrameView", "Policy", "register", "REGISTRY", "PolicyError", "make_params"]
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigError):
     """A policy that cannot run with this configuration; the message says why."""
+
+
+POLICIES.error = PolicyError
 
 
 class FrameView(Protocol):
@@ -65,6 +79,9 @@ class Policy:
     """
 
     name: ClassVar[str] = ""
+    # True for a policy that must know the whole reference string before the run (OPT): the run
+    # is refused unless the workload knows it (trait "future"), and the kernel calls set_future.
+    needs_future: ClassVar[bool] = False
 
     @dataclasses.dataclass
     class Params:
@@ -86,27 +103,58 @@ class Policy:
     def victim(self) -> int:
         raise NotImplementedError
 
+    def set_future(self, vpns: Sequence[int]) -> None:
+        """The whole reference string, before the first reference; only for ``needs_future`` policies."""
+        raise PolicyError(f"policy {self.name}: does not use the future")
+
     def __len__(self) -> int:
         """Number of frames the policy is tracking."""
         raise NotImplementedError
 
 
-REGISTRY: dict[str, type[Policy]] = {}
+class _Registry(Mapping[str, type[Policy]]):
+    """The registered policies by name (a view of ``vmexp.registry.POLICIES``)."""
+
+    def __getitem__(self, name: str) -> type[Policy]:
+        if name not in POLICIES:
+            raise KeyError(name)
+        cls: type[Policy] = POLICIES.get(name).obj
+        return cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(POLICIES.names())
+
+    def __len__(self) -> int:
+        return len(POLICIES.names())
+
+
+REGISTRY: Mapping[str, type[Policy]] = _Registry()
 
 
 def register(cls: type[Policy]) -> type[Policy]:
-    """Class decorator: make the policy selectable as ``policy=<cls.name>``."""
+    """Class decorator: make the policy selectable as ``policy=<cls.name>``, with ``cls.Params``."""
     if not cls.name:
         raise TypeError(f"{cls.__qualname__} needs a name")
-    REGISTRY[cls.name] = cls
+    POLICIES.add(cls.name, cls, cls.Params, doc=(cls.__module__ and _module_doc(cls)) or "")
     return cls
 
 
-def make_params(cls: type[Policy], values: dict[str, Any]) -> Any:
-    """The policy's typed parameters from config; an unknown key lists the valid ones."""
-    fields = {f.name: f for f in dataclasses.fields(cls.Params)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        valid = ", ".join(sorted(fields)) or "none"
-        raise PolicyError(f"policy.{unknown[0]}: not a parameter of policy {cls.name} (valid: {valid})")
-    return cls.Params(**values)
+def _module_doc(cls: type) -> str:
+    import sys
+
+    mod = sys.modules.get(cls.__module__)
+    doc = (mod.__doc__ if mod is not None else None) or cls.__doc__ or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def make_params(cls: type[Policy], values: Mapping[str, Any] | Any) -> Any:
+    """The policy's typed parameters; an unknown key lists the valid ones.
+
+    ``values`` is a ``Params`` instance (used as it is) or a mapping: typed
+    values (ints in bytes and ns, as ``Settings.policy.params`` holds them)
+    are taken as they are, text such as ``"10ms"`` is parsed.
+    """
+    if isinstance(values, cls.Params):
+        return values
+    comp = POLICIES.get(cls.name)
+    return POLICIES.parse_params(comp, {str(k): v for k, v in values.items()}, "policy.params", typed=True)

@@ -44,8 +44,8 @@ from math import isqrt
 
 import numpy as np
 
-from vmexp.kernel.policies.base import FrameView, Policy, PolicyError, register
-from vmexp.units import UnitError, parse_size
+from vmexp.fields import integer, size
+from vmexp.kernel.policies.base import FrameView, Policy, register
 
 __all__ = ["LRU2Q", "inactive_ratio"]
 
@@ -77,29 +77,17 @@ class LRU2Q(Policy):
     class Params(Policy.Params):
         """Defaults reproduce the kernel: the ratio follows the lists' size in bytes."""
 
-        # 0: Linux's int_sqrt(10 * GiB on the lists), 1 below 1 GiB; > 0: that ratio, fixed.
-        inactive_ratio: int = 0
-        # Bytes per page, only to turn the lists' length into GiB for the automatic ratio.
-        page_size: int | str = 4096
-
-        def __post_init__(self) -> None:
-            if isinstance(self.inactive_ratio, bool) or not isinstance(self.inactive_ratio, int):
-                raise PolicyError(
-                    f"policy.inactive_ratio: expected a whole number >= 0, got {self.inactive_ratio!r}"
-                )
-            if self.inactive_ratio < 0:
-                raise PolicyError(f"policy.inactive_ratio: must be >= 0, got {self.inactive_ratio}")
-            try:
-                size = parse_size(self.page_size)
-            except UnitError as err:
-                raise PolicyError(f"policy.page_size: {err}") from None
-            if size <= 0:
-                raise PolicyError(f"policy.page_size: must be > 0, got {self.page_size!r}")
+        inactive_ratio: int = integer(
+            0, "0: Linux's int_sqrt(10 * GiB on the lists), 1 below 1 GiB; > 0: this ratio, fixed", lo=0
+        )
+        page_size: int = size(
+            "4k", "bytes per page, to size the lists in GiB for the automatic ratio (follows page_size)", lo=1
+        )
 
     def __init__(self, view: FrameView, params: Params, rng: np.random.Generator) -> None:
         super().__init__(view, params, rng)
         self._fixed_ratio = params.inactive_ratio
-        self._page_size = parse_size(params.page_size)
+        self._page_size = params.page_size
         # Invariants: every tracked frame is on exactly one list; _referenced
         # (the PG_referenced flags) is a subset of the tracked frames.
         self._inactive: OrderedDict[int, None] = OrderedDict()

@@ -36,9 +36,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from vmexp.kernel.policies.base import FrameView, PolicyError, register
+from vmexp.fields import duration
+from vmexp.kernel.policies.base import FrameView, register
 from vmexp.kernel.policies.clock import Clock
-from vmexp.units import UnitError, parse_duration
 
 __all__ = ["WorkingSet"]
 
@@ -62,20 +62,11 @@ class WorkingSet(Clock):
     class Params(Clock.Params):
         """The window is simulated time, not a count of references."""
 
-        # Window tau: a page unused for this long has left the working set ("10ms", "500us", ...).
-        tau: int | str = "10ms"
-
-        def __post_init__(self) -> None:
-            try:
-                tau = parse_duration(self.tau)
-            except UnitError as err:
-                raise PolicyError(f"policy.tau: {err}") from None
-            if tau <= 0:
-                raise PolicyError(f"policy.tau: the window must be > 0, got {self.tau!r}")
+        tau: int = duration("10ms", "the working-set window: a page unused this long has left it", lo=1)
 
     def __init__(self, view: FrameView, params: Params, rng: np.random.Generator) -> None:
         super().__init__(view, params, rng)
-        self._tau = parse_duration(params.tau)
+        self._tau = params.tau
         # Invariants: _last has the ring's keys, in non-decreasing order of
         # value; before _quiet_until no page is tau old.
         self._last: OrderedDict[int, int] = OrderedDict()
