@@ -1,158 +1,64 @@
-"""The typed schema of an experiment and the checks that turn it into settings.
+"""Every setting of an experiment, declared once, and the one function that turns a config into them.
 
-Two stages, on purpose. Hydra composes YAML and command-line overrides
-against the dataclasses below (registered in its ConfigStore), which catches
-unknown keys and wrong scalar types at composition time. Sizes and durations
-stay strings at that stage (``64k``, ``5ms`` arrive from the command line as
-text), so ``validate`` then parses every one of them, checks the values that
-only make sense together (a page size that is a power of two, RAM of at least
-one page, a threshold glibc accepts) and returns ``Settings``: plain frozen
-dataclasses of ints, which is all the engine ever sees. Every failure is a
-``ConfigError`` whose message names the key, so the user gets one line.
+The dataclasses below are the declarations: each field is a key of the
+config (``ram``, ``machine.quantum``, ...) with its type, default, unit,
+meaning and valid values (``vmexp.fields``). They are also what the engine
+receives: ``validate`` parses a composed config into a frozen ``Settings``
+of ints in bytes and nanoseconds, every value parsed once, every failure a
+``ConfigError`` whose message starts with the key. From the same
+declarations come the Hydra schema (``register_configs``), each run's
+``settings.json`` (``settings_json``), ``python run.py --help`` and the
+README's knob table (``vmexp.docs``).
+
+Three sections belong to a component chosen by name (``vmexp.registry``),
+which declares their keys: ``policy.params`` (the replacement policy's),
+``allocator`` (the allocator's mallopt-like parameters) and ``workload``
+(the workload kind's). The schema leaves them open; ``validate`` checks
+them against the chosen component, so an unknown key lists the valid ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import difflib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from vmexp import fields as decl
+from vmexp.fields import ConfigError, declared, parse_section, parse_value, spec_of, to_plain
+from vmexp.registry import ALLOCATORS, POLICIES, WORKLOAD_KINDS, import_plugins
 from vmexp.units import UnitError, parse_duration, parse_size
 
 __all__ = [
-    "ConfigError",
-    "Config",
-    "Settings",
-    "validate",
-    "register_configs",
-    "SWAP_DEVICES",
     "GLIBC_MMAP_THRESHOLD_MAX",
+    "INT_MAX",
+    "SWAP_DEVICES",
+    "AllocatorSettings",
+    "Config",
+    "ConfigError",
+    "CostSettings",
+    "LayoutSettings",
+    "MachineSettings",
+    "PolicySettings",
+    "ReportSettings",
+    "Settings",
+    "read_settings_json",
+    "register_configs",
+    "schema",
+    "settings_json",
+    "validate",
 ]
 
-GLIBC_MMAP_THRESHOLD_MAX = 32 << 20  # DEFAULT_MMAP_THRESHOLD_MAX on 64-bit (malloc.c:972)
+# HEAP_MAX_SIZE / 2 on 64-bit: glibc's do_set_mmap_threshold refuses larger values (malloc.c).
+GLIBC_MMAP_THRESHOLD_MAX = 32 << 20
+# mallopt(int param, int value): no value above INT_MAX reaches glibc.
+INT_MAX = (1 << 31) - 1
 PAGE_SIZES = (4 << 10, 16 << 10, 64 << 10, 2 << 20)
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot run; the message starts with the key."""
-
-
-# ---------------------------------------------------------------------------
-# Schema (what Hydra composes against). Sizes/durations are `Any` so that
-# "64k" and 65536 are both accepted here and parsed by `validate`.
-# ---------------------------------------------------------------------------
-
-
-@dataclass
-class AddressSpaceConf:
-    name: str = "x86_64"
-    va_bits: int = 47
-    task_size: Any = 0x7FFFFFFFF000
-    text_start: Any = 0x555555554000
-    text_size: Any = "8k"
-    data_size: Any = "4k"
-    bss_size: Any = "4k"
-    stack_size: Any = "132k"
-    stack_limit: Any = "8M"
-    mmap_min_gap: Any = "128M"
-    pte_bytes: int = 8
-    aslr: bool = False
-
-
-@dataclass
-class CostConf:
-    ref: Any = "1ns"
-    page_walk: Any = "30ns"
-    minor_fault: Any = "1us"
-    zero_page: Any = "250ns"
-    major_fault: Any = "6us"
-    syscall: Any = "100ns"
-    brk: Any = "1us"
-    mmap: Any = "2us"
-    munmap: Any = "3us"
-    mremap: Any = "2us"
-    malloc: Any = "20ns"
-    free: Any = "15ns"
-    reclaim_page: Any = "300ns"
-
-
-@dataclass
-class MachineConf:
-    name: str = "server"
-    ncpus: int = 1
-    quantum: Any = "4ms"
-    min_free: Any = "256k"
-    swap_device: Any = "ssd"
-    cost: CostConf = field(default_factory=CostConf)
-
-
-@dataclass
-class PolicyConf:
-    name: str = "lru"
-    scope: str = "global"
-    allocation: str = "equal"
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class AllocatorConf:
-    name: str = "glibc"
-    trim_threshold: Any = None
-    top_pad: Any = None
-    mmap_max: Any = None
-
-
-@dataclass
-class ReportConf:
-    # Summary metrics the sweep figures show (names of summary.csv columns); empty = the standard set.
-    metrics: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Config:
-    # Short top-level knobs (DESIGN.md contract).
-    threshold: Any = None
-    page_size: Any = "4k"
-    ram: Any = "64M"
-    swap: Any = "256M"
-    nprocs: int = 4
-    seed: int = 0
-    duration: Any = "10s"
-    sample_interval: Any = "10ms"
-    explain: bool = False
-    figures: bool = True
-    heap_snapshots: list[Any] = field(default_factory=list)
-    # Sweep robustness (wall clock and host memory, not simulated quantities).
-    resume: bool = False
-    job_timeout: Any = None
-    job_memory: Any = "4G"
-    # What the preset asks, for the report; presets set these.
-    name: str = "default"
-    question: str = ""
-    expected: str = ""
-    address_space: AddressSpaceConf = field(default_factory=AddressSpaceConf)
-    machine: MachineConf = field(default_factory=MachineConf)
-    policy: PolicyConf = field(default_factory=PolicyConf)
-    allocator: AllocatorConf = field(default_factory=AllocatorConf)
-    workload: Any = None
-    report: ReportConf = field(default_factory=ReportConf)
-    # A cost to minimise (hydra/sweeper=optuna): summary metric -> weight; the job returns the weighted sum.
-    objective: dict[str, float] = field(default_factory=dict)
-
-
-def register_configs() -> None:
-    """Put the schema in Hydra's ConfigStore; config.yaml names it in its defaults."""
-    cs = ConfigStore.instance()
-    cs.store(name="vmexp_schema", node=Config)
-
-
-# ---------------------------------------------------------------------------
-# Settings (what the engine consumes): ints in bytes and nanoseconds.
-# ---------------------------------------------------------------------------
 
 # Swap devices: (latency of one 4 KiB random access in ns, sustained bytes/s).
 # hdd: 7200 rpm disk, ~8.5 ms average seek + 4.2 ms half rotation, ~150 MB/s
@@ -167,90 +73,293 @@ SWAP_DEVICES: dict[str, tuple[int, int]] = {
 }
 
 
+def _plain(node: Any) -> Any:
+    if isinstance(node, DictConfig | ListConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def _swap_device(value: Any, key: str, error: type[Exception]) -> tuple[str, int, int]:
+    """(name, latency ns, bandwidth bytes/s) from a preset name or ``{latency, bandwidth}``."""
+    dev = _plain(value)
+    if isinstance(dev, tuple):  # already parsed (dataclasses.replace, a copy of settings)
+        return dev
+    if isinstance(dev, str):
+        if dev not in SWAP_DEVICES:
+            raise error(
+                f"{key}: {dev!r} is not one of {', '.join(SWAP_DEVICES)} (or give latency and bandwidth)"
+            )
+        return (dev, *SWAP_DEVICES[dev])
+    if isinstance(dev, dict):
+        extra = set(dev) - {"name", "latency", "bandwidth"}
+        if extra:
+            raise error(f"{key}.{sorted(extra)[0]}: unknown key (valid: name, latency, bandwidth)")
+        if "latency" not in dev or "bandwidth" not in dev:
+            raise error(f"{key}: needs both latency and bandwidth")
+        try:
+            latency = parse_duration(dev["latency"])
+        except UnitError as e:
+            raise error(f"{key}.latency: {e}") from None
+        try:
+            bandwidth = parse_size(dev["bandwidth"])
+        except UnitError as e:
+            raise error(f"{key}.bandwidth: {e}") from None
+        if bandwidth <= 0:
+            raise error(f"{key}.bandwidth: must be greater than 0 (bytes per second)")
+        return (str(dev.get("name", "custom")), latency, bandwidth)
+    raise error(f"{key}: a preset name (hdd, ssd, nvme) or {{latency, bandwidth}}")
+
+
+def _page_size(v: int) -> str | None:
+    return None if v in PAGE_SIZES else "must be one of 4k, 16k, 64k, 2M (a power of two the MMU supports)"
+
+
+def _va_bits(v: int) -> str | None:
+    ok = (32, 39, 47, 48, 56, 57)
+    return None if v in ok else f"{v} is not a supported width ({', '.join(map(str, ok))})"
+
+
+def _pte_bytes(v: int) -> str | None:
+    return None if v in (4, 8) else f"must be 4 or 8, got {v}"
+
+
+def _summary_metric(name: str) -> str | None:
+    from vmexp.metrics import SUMMARY_METRICS
+
+    return None if name in SUMMARY_METRICS else f"not a summary metric (valid: {', '.join(SUMMARY_METRICS)})"
+
+
+def _report_metrics(entries: tuple[str, ...]) -> str | None:
+    from vmexp.metrics import COLUMNS
+
+    for entry in entries:
+        for name in entry.split("|"):
+            if name not in COLUMNS:
+                return f"{name!r} is not a summary.csv column (valid: {', '.join(COLUMNS)})"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The declarations.
+# ---------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class LayoutSettings:
-    name: str
-    va_bits: int
-    task_size: int
-    text_start: int
-    text_size: int
-    data_size: int
-    bss_size: int
-    stack_size: int
-    stack_limit: int
-    mmap_min_gap: int
-    pte_bytes: int
-    aslr: bool
+    """The address-space layout of every process (the ``address_space`` group: x86_64, i386)."""
+
+    name: str = decl.text("x86_64", "the layout's name")
+    va_bits: int = decl.integer(
+        47, "user virtual address bits", check=_va_bits, valid="32 | 39 | 47 | 48 | 56 | 57"
+    )
+    task_size: int = decl.size(
+        "0x7ffffffff000", "TASK_SIZE: the top of user space (x86_64: one guard page below 2^47)"
+    )
+    text_start: int = decl.size(
+        "0x555555554000", "where the program is loaded (a PIE at ELF_ET_DYN_BASE with ASLR off)"
+    )
+    text_size: int = decl.size("8k", "the program's code")
+    data_size: int = decl.size("4k", "initialised data")
+    bss_size: int = decl.size("4k", "zero-initialised data; the brk heap starts right after it")
+    stack_size: int = decl.size("132k", "the initial stack mapping ([stack])")
+    stack_limit: int = decl.size("8M", "RLIMIT_STACK: reserved below the stack top; sets the mmap base")
+    mmap_min_gap: int = decl.size(
+        "128M", "MIN_GAP (arch/x86/mm/mmap.c): the mmap base is at least this far below the stack top"
+    )
+    pte_bytes: int = decl.integer(
+        8, "page-table entry size (8: 512 entries a table; 4: i386's 1024)", check=_pte_bytes, valid="4 | 8"
+    )
+    aslr: bool = decl.flag(
+        False, "randomise the program, heap, mmap base and stack (seeded: runs stay reproducible)"
+    )
 
 
 @dataclass(frozen=True)
 class CostSettings:
-    ref: int
-    page_walk: int
-    minor_fault: int
-    zero_page: int
-    major_fault: int
-    syscall: int
-    brk: int
-    mmap: int
-    munmap: int
-    mremap: int
-    malloc: int
-    free: int
-    reclaim_page: int
+    """CPU time charged to the process that causes each event (sources in README.md, CPU cost model)."""
+
+    ref: int = decl.duration("1ns", "a reference to a resident page (a TLB-hit load or store, amortised)")
+    page_walk: int = decl.duration("30ns", "a page-table walk after a TLB miss")
+    minor_fault: int = decl.duration(
+        "1us", "an anonymous fault incl. zeroing 4 KiB (entry/exit ~0.3 µs, clear_page ~0.2 µs)"
+    )
+    zero_page: int = decl.duration("250ns", "a read fault that maps the shared zero page")
+    major_fault: int = decl.duration(
+        "6us", "the CPU part of a swap-in (the device time is the swap device's)"
+    )
+    syscall: int = decl.duration("100ns", "kernel entry and exit with mitigations")
+    brk: int = decl.duration("1us", "brk: the VMA update")
+    mmap: int = decl.duration("2us", "mmap: VMA allocation and placement")
+    munmap: int = decl.duration("3us", "munmap: unmap, free the pages, TLB shootdown")
+    mremap: int = decl.duration("2us", "mremap: move page-table entries")
+    malloc: int = decl.duration("20ns", "one malloc/calloc/realloc in user space (glibc's fast path)")
+    free: int = decl.duration("15ns", "one free in user space")
+    reclaim_page: int = decl.duration("300ns", "scanning and unmapping one page during reclaim")
 
 
 @dataclass(frozen=True)
 class MachineSettings:
-    name: str
-    ncpus: int
-    quantum: int
-    min_free: int
-    swap_device: str
-    swap_latency: int
-    swap_bandwidth: int
-    cost: CostSettings
+    """CPUs, the time slice, the free-memory watermark, the swap device, the CPU cost model."""
+
+    name: str = decl.text("server", "the machine's name")
+    ncpus: int = decl.integer(1, "CPUs shared by the processes (round-robin time slices)", lo=1)
+    quantum: int = decl.duration("4ms", "the round-robin time slice", lo=1)
+    min_free: int = decl.size(
+        "256k",
+        "vm.min_free_kbytes: the min watermark (low and high derive from it); 0 = no kswapd, evict only when RAM is full",
+    )
+    swap_device: str = decl.custom(
+        "ssd",
+        "the swap device: a preset or {latency: 100us, bandwidth: 500M} (one request at a time, FCFS)",
+        _swap_device,
+        typed_default=("ssd", *SWAP_DEVICES["ssd"]),
+        valid="hdd | ssd | nvme | {latency, bandwidth}",
+    )
+    swap_latency: int = decl.duration(None, "latency of one swap request", derived=True)
+    swap_bandwidth: int = decl.size(None, "bytes per second the swap device transfers", derived=True)
+    cost: CostSettings = decl.section(CostSettings, "CPU time of each event")
+
+    def __post_init__(self) -> None:
+        # swap_device is declared once, as what the user writes; its parse yields all three values.
+        dev = self.swap_device
+        if isinstance(dev, tuple):
+            object.__setattr__(self, "swap_device", dev[0])
+            object.__setattr__(self, "swap_latency", dev[1])
+            object.__setattr__(self, "swap_bandwidth", dev[2])
 
 
 @dataclass(frozen=True)
 class PolicySettings:
-    name: str
-    scope: str
-    allocation: str
-    params: dict[str, Any]
+    """The page-replacement policy (the ``policy`` group) and how frames are shared."""
+
+    name: str = decl.text("lru", "the policy (a module of vmexp/kernel/policies/)")
+    scope: str = decl.choice(
+        "global",
+        "global: reclaim may take any process's page; local: a process at its frame quota replaces its own",
+        ("global", "local"),
+    )
+    allocation: str = decl.choice(
+        "equal",
+        "local scope: frames split equally, or in proportion to each process's virtual size",
+        ("equal", "proportional"),
+    )
+    # The policy's own parameters, typed (ints in bytes and ns): a dict, so the kernel can pass it on.
+    params: dict[str, Any] = decl.open_section(
+        "the policy's parameters (see the policies below)", POLICIES, typed_default={}, schema_default={}
+    )
 
 
 @dataclass(frozen=True)
 class AllocatorSettings:
-    name: str
-    mmap_threshold: int | None
-    trim_threshold: int | None
-    top_pad: int | None
-    mmap_max: int | None
+    """The allocator (the ``allocator`` group) and its parameters, as the engine reads them.
+
+    ``mmap_threshold`` is the top-level ``threshold``; the other three are
+    the allocator's parameters of those names (None: not set, the
+    allocator's default). ``params`` is the allocator's whole typed
+    parameter object, for allocators with parameters of their own.
+    """
+
+    name: str = "glibc"
+    mmap_threshold: int | None = None
+    trim_threshold: int | None = None
+    top_pad: int | None = None
+    mmap_max: int | None = None
+    params: Any = None
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What a sweep's report shows."""
+
+    metrics: tuple[str, ...] = decl.names(
+        [],
+        "the sweep's figures: summary.csv columns; a|b|c draws several on one axis; [] = the standard set",
+        check=_report_metrics,
+    )
 
 
 @dataclass(frozen=True)
 class Settings:
-    page_size: int
-    ram: int
-    swap: int
-    nprocs: int
-    seed: int
-    duration: int
-    sample_interval: int
-    explain: bool
-    figures: bool
-    heap_snapshots: tuple[int, ...]
-    objective: dict[str, float]
-    job_timeout: int | None
-    job_memory: int
-    name: str
-    question: str
-    layout: LayoutSettings
-    machine: MachineSettings
-    policy: PolicySettings
-    allocator: AllocatorSettings
-    workload: dict[str, Any]
+    """One experiment, typed: what ``validate`` returns and the engine runs."""
+
+    threshold: int | None = decl.size(
+        None,
+        "mmap threshold: a size = mallopt(M_MMAP_THRESHOLD, size), fixed; null = glibc's 128 KiB, raised "
+        "when a larger mmapped chunk is freed (up to 32 MiB)",
+        null="glibc's default (dynamic)",
+        hi=GLIBC_MMAP_THRESHOLD_MAX,
+        hi_msg="{text} is above glibc's maximum of 32M (or null for glibc's dynamic default)",
+    )
+    page_size: int = decl.size("4k", "the MMU's page size", check=_page_size, valid="4k | 16k | 64k | 2M")
+    ram: int = decl.size("64M", "physical memory shared by all processes (at least one page)")
+    swap: int = decl.size("256M", "swap space")
+    nprocs: int = decl.integer(
+        4,
+        "number of processes (a trace says its own; a page-reference string is one process)",
+        lo=1,
+        hi=4096,
+        lo_msg="must be an integer >= 1, got {v!r}",
+        hi_msg="at most 4096 processes, got {v}",
+    )
+    seed: int = decl.integer(
+        0,
+        "every random stream of the run derives from it (one SeedSequence child per process)",
+        lo=0,
+        lo_msg="must be a non-negative integer, got {v!r}",
+    )
+    duration: int = decl.duration(
+        "10s", "simulated time at which the run stops if the processes are not done", lo=1
+    )
+    sample_interval: int = decl.duration("10ms", "period of timeseries.csv (simulated time)", lo=1)
+    heap_snapshots: tuple[int, ...] = decl.durations(
+        [], "times at which to record every heap (heap_snapshots.csv, figures/heap_N.png), e.g. [0.5s,1s]"
+    )
+    explain: bool = decl.flag(
+        False, "narrate every operation, reference, fault and syscall (explain.log); for small runs"
+    )
+    figures: bool = decl.flag(
+        True, "draw each run's figures (~1 s a run); false for big sweeps (python -m vmexp.report redraws)"
+    )
+    objective: dict[str, float] = decl.weights(
+        "a cost for hydra/sweeper=optuna: summary metric -> weight; the job returns the weighted sum",
+        check=_summary_metric,
+    )
+    resume: bool = decl.flag(False, "in a sweep directory with results: skip the jobs that are complete")
+    job_timeout: int | None = decl.duration(
+        None,
+        "wall-clock limit of one job (e.g. 30min); the job is marked failed",
+        null="no limit",
+        lo=1,
+        lo_msg="must be greater than 0 (or null for no limit)",
+    )
+    job_memory: int = decl.size(
+        "4G",
+        "host-memory limit of one job's simulation (estimated from the pages it tracks, ~400 bytes each)",
+        lo=16 << 20,
+        lo_msg="{text} is too small to run anything (at least 16M)",
+    )
+    plugins: tuple[str, ...] = decl.names(
+        [], "Python modules imported before the run; their registrations add policies, allocators, workloads"
+    )
+    name: str = decl.text("default", "the experiment's name (run directories and the report use it)")
+    question: str = decl.text("", "what the experiment asks (presets set it; the report quotes it)")
+    expected: str = decl.text("", "the known result the preset expects (the report quotes it)")
+    report: ReportSettings = decl.section(ReportSettings, "what a sweep's report shows")
+    layout: LayoutSettings = decl.section(
+        LayoutSettings, "the process layout: x86_64 (47-bit) | i386 (3G/1G)", key="address_space", group=True
+    )
+    machine: MachineSettings = decl.section(
+        MachineSettings, "CPUs, time slice, watermarks, swap device, CPU costs", group=True
+    )
+    policy: PolicySettings = decl.section(PolicySettings, "page replacement", group=True)
+    allocator: AllocatorSettings = decl.open_section(
+        "the user-space malloc and its parameters",
+        ALLOCATORS,
+        typed_default=AllocatorSettings(),
+        schema_default={},
+        group=True,
+    )
+    workload: Any = decl.open_section("what the processes do (conf/workload/)", WORKLOAD_KINDS, group=True)
 
     @property
     def ram_pages(self) -> int:
@@ -261,210 +370,205 @@ class Settings:
         return self.swap // self.page_size
 
 
-def _size(key: str, value: Any, *, allow_none: bool = False) -> Any:
-    if value is None:
-        if allow_none:
-            return None
-        raise ConfigError(f"{key}: a size is required (such as 4096, 64k or 2M)")
-    try:
-        return parse_size(value)
-    except UnitError as e:
-        raise ConfigError(f"{key}: {e}") from None
+# The config's groups and the settings section each fills (the experiment group sets top-level keys).
+GROUPS = {
+    "address_space": "layout",
+    "machine": "machine",
+    "policy": "policy",
+    "allocator": "allocator",
+    "workload": "workload",
+}
 
 
-def _duration(key: str, value: Any) -> int:
-    try:
-        return parse_duration(value)
-    except UnitError as e:
-        raise ConfigError(f"{key}: {e}") from None
+# ---------------------------------------------------------------------------
+# The Hydra schema, generated from the declarations.
+# ---------------------------------------------------------------------------
 
 
-def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
-    return str(value)
+def _copier(value: list[Any] | dict[str, Any]) -> Any:
+    return lambda: type(value)(value)
 
 
-def _plain(node: Any) -> Any:
-    if isinstance(node, DictConfig | ListConfig):
-        return OmegaConf.to_container(node, resolve=True)
-    return node
+def _schema_class(cls: type, name: str) -> type:
+    fields: list[tuple[str, Any, Any]] = []
+    for key, _f, spec in declared(cls):
+        if spec.kind == "section" and spec.section is not None:
+            sub = _schema_class(spec.section, f"{name}_{key}")
+            fields.append((key, sub, dataclasses.field(default_factory=sub)))
+        elif spec.kind == "open":
+            if isinstance(spec.schema_default, dict):
+                fields.append((key, Any, dataclasses.field(default_factory=dict)))
+            else:
+                fields.append((key, Any, dataclasses.field(default=None)))
+        else:
+            default = spec.default
+            if isinstance(default, list | dict):
+                fields.append((key, spec.schema, dataclasses.field(default_factory=_copier(default))))
+            else:
+                fields.append((key, spec.schema, dataclasses.field(default=default)))
+    return dataclasses.make_dataclass(name, fields)
 
 
-def _no_unknown_keys(node: Any, schema: type, prefix: str = "") -> None:
-    """Keys added with ``+key=`` bypass the schema's struct check; refuse them here, by name."""
-    if not isinstance(node, DictConfig):
-        return
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    for key in node:
-        name = f"{prefix}{key!s}"
-        if key == "hydra" and not prefix:
-            continue  # Hydra's own node, present when composed with return_hydra_config
-        if key not in fields:
-            raise ConfigError(f"{name}: unknown key (see python run.py --cfg job for the valid keys)")
-        sub = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
-        if isinstance(sub, type) and dataclasses.is_dataclass(sub):
-            _no_unknown_keys(node[key], sub, f"{name}.")
+def schema() -> type:
+    """The dataclass Hydra composes against: every declared key with its default as written."""
+    return _schema_class(Settings, "Config")
 
 
-def validate(cfg: DictConfig | Config) -> Settings:
-    """Check every value and return the engine's settings; ConfigError names the key."""
-    _no_unknown_keys(cfg, Config)
-    c = cfg
-    page_size = _size("page_size", c.page_size)
-    if page_size not in PAGE_SIZES:
-        raise ConfigError("page_size: must be one of 4k, 16k, 64k, 2M (a power of two the MMU supports)")
-    ram = _size("ram", c.ram)
-    if ram < page_size:
-        raise ConfigError(f"ram: {c.ram} is smaller than one page ({page_size} bytes)")
-    swap = _size("swap", c.swap)
-    if not isinstance(c.nprocs, int) or c.nprocs < 1:
-        raise ConfigError(f"nprocs: must be an integer >= 1, got {c.nprocs!r}")
-    if c.nprocs > 4096:
-        raise ConfigError(f"nprocs: at most 4096 processes, got {c.nprocs}")
-    if not isinstance(c.seed, int) or isinstance(c.seed, bool) or c.seed < 0:
-        raise ConfigError(f"seed: must be a non-negative integer, got {c.seed!r}")
-    duration = _duration("duration", c.duration)
-    if duration <= 0:
-        raise ConfigError("duration: must be greater than 0")
-    sample_interval = _duration("sample_interval", c.sample_interval)
-    if sample_interval <= 0:
-        raise ConfigError("sample_interval: must be greater than 0")
+Config = schema()
 
-    job_timeout = None if c.job_timeout is None else _duration("job_timeout", c.job_timeout)
-    if job_timeout is not None and job_timeout <= 0:
-        raise ConfigError("job_timeout: must be greater than 0 (or null for no limit)")
-    job_memory = _size("job_memory", c.job_memory)
-    if job_memory < 16 << 20:
-        raise ConfigError(f"job_memory: {c.job_memory} is too small to run anything (at least 16M)")
 
-    a = c.address_space
-    layout = LayoutSettings(
-        name=str(a.name),
-        va_bits=int(a.va_bits),
-        task_size=_size("address_space.task_size", a.task_size),
-        text_start=_size("address_space.text_start", a.text_start),
-        text_size=_size("address_space.text_size", a.text_size),
-        data_size=_size("address_space.data_size", a.data_size),
-        bss_size=_size("address_space.bss_size", a.bss_size),
-        stack_size=_size("address_space.stack_size", a.stack_size),
-        stack_limit=_size("address_space.stack_limit", a.stack_limit),
-        mmap_min_gap=_size("address_space.mmap_min_gap", a.mmap_min_gap),
-        pte_bytes=int(a.pte_bytes),
-        aslr=bool(a.aslr),
-    )
-    if layout.va_bits not in (32, 39, 47, 48, 56, 57):
+def register_configs() -> None:
+    """Put the schema in Hydra's ConfigStore; config.yaml names it in its defaults."""
+    cs = ConfigStore.instance()
+    cs.store(name="vmexp_schema", node=Config)
+
+
+# ---------------------------------------------------------------------------
+# Validation: a composed config in, Settings out.
+# ---------------------------------------------------------------------------
+
+
+def _unknown_top_level(raw: dict[str, Any]) -> None:
+    known = {name for name, _f, _s in declared(Settings)}
+    for key in raw:
+        if key == "hydra" or key in known:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(known), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(f"{key}: unknown key ({hint}see python run.py --help for the valid keys)")
+
+
+def _allocator(raw: Any, threshold: int | None, threshold_text: Any) -> AllocatorSettings:
+    section_ = _plain(raw) or {}
+    if not isinstance(section_, dict):
+        raise ConfigError(f"allocator: pick one with allocator=NAME (valid: {', '.join(ALLOCATORS.names())})")
+    name = section_.get("name", "glibc")
+    comp = ALLOCATORS.get(name, "allocator.name")
+    values = {k: v for k, v in section_.items() if k != "name"}
+    # A parameter some other allocator takes may be present as null (the schema's group option
+    # of another allocator); set to a value it is an error that lists this allocator's parameters.
+    params = ALLOCATORS.parse_params(comp, {k: v for k, v in values.items() if v is not None}, "allocator")
+    if threshold is not None and "mmap_threshold" not in comp.traits:
+        takes = ", ".join(c.name for c in ALLOCATORS.items() if "mmap_threshold" in c.traits)
         raise ConfigError(
-            f"address_space.va_bits: {layout.va_bits} is not a supported width (32, 39, 47, 48, 56, 57)"
+            f"threshold: allocator {name} has no mmap threshold (set it with allocator={takes}, or leave threshold null)"
         )
-    if layout.task_size > (1 << layout.va_bits) or layout.task_size % 4096:
-        raise ConfigError(
-            f"address_space.task_size: must be 4 KiB aligned and at most 2^{layout.va_bits}, got {layout.task_size:#x}"
-        )
-    program_end = layout.text_start + layout.text_size + layout.data_size + layout.bss_size
-    if program_end >= layout.task_size - layout.mmap_min_gap:
-        raise ConfigError(
-            f"address_space.text_start: the program ({layout.text_start:#x}..{program_end:#x}) does not fit below the mmap area"
-        )
-    if layout.pte_bytes not in (4, 8):
-        raise ConfigError(f"address_space.pte_bytes: must be 4 or 8, got {layout.pte_bytes}")
-
-    m = c.machine
-    if not isinstance(m.ncpus, int) or m.ncpus < 1:
-        raise ConfigError(f"machine.ncpus: must be an integer >= 1, got {m.ncpus!r}")
-    quantum = _duration("machine.quantum", m.quantum)
-    if quantum <= 0:
-        raise ConfigError("machine.quantum: must be greater than 0")
-    min_free = _size("machine.min_free", m.min_free)
-    if min_free >= ram:
-        raise ConfigError(f"machine.min_free: {m.min_free} leaves no RAM for processes (ram is {c.ram})")
-    dev = _plain(m.swap_device)
-    if isinstance(dev, str):
-        if dev not in SWAP_DEVICES:
-            raise ConfigError(
-                f"machine.swap_device: {dev!r} is not one of {', '.join(SWAP_DEVICES)} (or give latency and bandwidth)"
-            )
-        dev_name = dev
-        latency, bandwidth = SWAP_DEVICES[dev]
-    elif isinstance(dev, dict):
-        extra = set(dev) - {"name", "latency", "bandwidth"}
-        if extra:
-            raise ConfigError(
-                f"machine.swap_device.{sorted(extra)[0]}: unknown key (valid: name, latency, bandwidth)"
-            )
-        if "latency" not in dev or "bandwidth" not in dev:
-            raise ConfigError("machine.swap_device: needs both latency and bandwidth")
-        dev_name = str(dev.get("name", "custom"))
-        latency = _duration("machine.swap_device.latency", dev["latency"])
-        bandwidth = _size("machine.swap_device.bandwidth", dev["bandwidth"])
-        if bandwidth <= 0:
-            raise ConfigError("machine.swap_device.bandwidth: must be greater than 0 (bytes per second)")
-    else:
-        raise ConfigError("machine.swap_device: a preset name (hdd, ssd, nvme) or {latency, bandwidth}")
-    cost_values = {
-        f.name: _duration(f"machine.cost.{f.name}", getattr(m.cost, f.name))
-        for f in dataclasses.fields(CostConf)
-    }
-    machine = MachineSettings(
-        name=str(m.name),
-        ncpus=m.ncpus,
-        quantum=quantum,
-        min_free=min_free,
-        swap_device=dev_name,
-        swap_latency=latency,
-        swap_bandwidth=bandwidth,
-        cost=CostSettings(**cost_values),
+    return AllocatorSettings(
+        name=str(name),
+        mmap_threshold=threshold,
+        trim_threshold=getattr(params, "trim_threshold", None),
+        top_pad=getattr(params, "top_pad", None),
+        mmap_max=getattr(params, "mmap_max", None),
+        params=params,
     )
 
-    p = c.policy
-    policy = PolicySettings(
-        name=str(p.name),
-        scope=_choice("policy.scope", p.scope, ("global", "local")),
-        allocation=_choice("policy.allocation", p.allocation, ("equal", "proportional")),
-        params=dict(_plain(p.params) or {}),
-    )
 
-    al = c.allocator
-    name = _choice("allocator.name", al.name, ("glibc", "first_fit", "best_fit"))
-    threshold = _size("threshold", c.threshold, allow_none=True)
-    if threshold is not None and threshold > GLIBC_MMAP_THRESHOLD_MAX:
-        raise ConfigError(
-            f"threshold: {c.threshold} is above glibc's maximum of 32M (or null for glibc's dynamic default)"
-        )
-    trim = _size("allocator.trim_threshold", al.trim_threshold, allow_none=True)
-    top_pad = _size("allocator.top_pad", al.top_pad, allow_none=True)
-    mmap_max = al.mmap_max
-    if mmap_max is not None and (not isinstance(mmap_max, int) or isinstance(mmap_max, bool) or mmap_max < 0):
-        raise ConfigError(f"allocator.mmap_max: must be a non-negative integer or null, got {mmap_max!r}")
-    allocator = AllocatorSettings(name, threshold, trim, top_pad, mmap_max)
+def _policy(p: PolicySettings) -> PolicySettings:
+    comp = POLICIES.get(p.name, "policy")
+    raw = _plain(p.params) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"policy.params: expected a mapping of parameters, got {raw!r}")
+    typed = POLICIES.parse_params(comp, raw, "policy.params")
+    params = {f.name: getattr(typed, f.name) for f in dataclasses.fields(typed)}
+    return dataclasses.replace(p, params=params)
 
-    workload = _plain(c.workload)
-    if not isinstance(workload, dict) or "kind" not in workload:
+
+def _workload(raw: Any) -> Any:
+    from vmexp.workload import parse_workload
+
+    spec = _plain(raw)
+    if not isinstance(spec, dict) or "kind" not in spec:
         raise ConfigError("workload: pick one with workload=NAME (see conf/workload/)")
-    if "path" in workload and workload["path"] is not None:
-        workload["path"] = str(Path(str(workload["path"])).expanduser())
+    return parse_workload(spec)
 
-    return Settings(
-        page_size=page_size,
-        ram=ram,
-        swap=swap,
-        nprocs=c.nprocs,
-        seed=c.seed,
-        duration=duration,
-        sample_interval=sample_interval,
-        explain=bool(c.explain),
-        figures=bool(c.figures),
-        heap_snapshots=tuple(
-            sorted(_duration(f"heap_snapshots[{i}]", v) for i, v in enumerate(_plain(c.heap_snapshots) or []))
-        ),
-        objective={str(k): float(v) for k, v in dict(_plain(c.objective) or {}).items()},
-        job_timeout=job_timeout,
-        job_memory=job_memory,
-        name=str(c.name),
-        question=str(c.question),
-        layout=layout,
-        machine=machine,
-        policy=policy,
-        allocator=allocator,
-        workload=workload,
-    )
+
+def validate(cfg: DictConfig | dict[str, Any]) -> Settings:
+    """Check every value and return the engine's settings; ConfigError names the key."""
+    raw = _plain(cfg) if isinstance(cfg, DictConfig) else dict(cfg)
+    raw = {k: v for k, v in raw.items() if k != "hydra"}
+    _unknown_top_level(raw)
+    plugins_spec = spec_of(next(f for f in dataclasses.fields(Settings) if f.name == "plugins"))
+    assert plugins_spec is not None
+    import_plugins(parse_value(plugins_spec, raw.get("plugins", []), "plugins"))
+
+    s: Settings = parse_section(Settings, raw, "", ConfigError, what="the config")
+    if s.ram < s.page_size:
+        raise ConfigError(f"ram: {raw.get('ram')} is smaller than one page ({s.page_size} bytes)")
+    if s.machine.min_free >= s.ram:
+        min_free = (raw.get("machine") or {}).get("min_free")
+        raise ConfigError(
+            f"machine.min_free: {min_free} leaves no RAM for processes (ram is {raw.get('ram')})"
+        )
+    lay = s.layout
+    if lay.task_size > (1 << lay.va_bits) or lay.task_size % 4096:
+        raise ConfigError(
+            f"address_space.task_size: must be 4 KiB aligned and at most 2^{lay.va_bits}, got {lay.task_size:#x}"
+        )
+    program_end = lay.text_start + lay.text_size + lay.data_size + lay.bss_size
+    if program_end >= lay.task_size - lay.mmap_min_gap:
+        raise ConfigError(
+            f"address_space.text_start: the program ({lay.text_start:#x}..{program_end:#x}) does not fit below the mmap area"
+        )
+    policy = _policy(s.policy)
+    allocator = _allocator(raw.get("allocator"), s.threshold, raw.get("threshold"))
+    workload = _workload(raw.get("workload"))
+    needs_future = getattr(POLICIES.get(policy.name).obj, "needs_future", False)
+    if needs_future:
+        knows = [c.name for c in WORKLOAD_KINDS.items() if "future" in c.traits]
+        if "future" not in WORKLOAD_KINDS.component_of(workload).traits:
+            cls_name = POLICIES.get(policy.name).obj.__name__
+            raise ConfigError(
+                f"policy={policy.name}: {cls_name} needs the future, so it runs only with "
+                f"workload={'|'.join(knows)} (one process)"
+            )
+    return dataclasses.replace(s, policy=policy, allocator=allocator, workload=workload)
+
+
+# ---------------------------------------------------------------------------
+# settings.json: the resolved settings of a run, beside its metrics.json.
+# ---------------------------------------------------------------------------
+
+SETTINGS_SCHEMA = 1
+
+
+def _entries(s: Settings) -> list[tuple[str, Any, str, str | None]]:
+    out = list(to_plain(s))
+    comp = POLICIES.get(s.policy.name)
+    typed = comp.params(**s.policy.params)
+    out += [(f"policy.params.{k}", v, u, n) for k, v, u, n in to_plain(typed)]
+    out.append(("allocator.name", s.allocator.name, "", None))
+    if s.allocator.params is not None:
+        out += [(f"allocator.{k}", v, u, n) for k, v, u, n in to_plain(s.allocator.params)]
+    if s.workload is not None:
+        out += list(WORKLOAD_KINDS.plain(s.workload, "workload"))
+    return out
+
+
+def settings_json(s: Settings, choices: dict[str, str] | None = None) -> str:
+    """The run's resolved settings: every key as a user writes it, its typed value, its unit.
+
+    ``{"schema": 1, "settings": {"ram": {"value": 67108864, "unit": "bytes"}, ...},
+    "choices": {"policy": "lru", ...}}``; a null value carries what null means.
+    Reports, the sweep table and ``vmexp.validate`` read this, never the
+    override strings.
+    """
+    settings: dict[str, Any] = {}
+    for key, value, unit, null in _entries(s):
+        entry: dict[str, Any] = {"value": value}
+        if unit:
+            entry["unit"] = unit
+        if value is None and null:
+            entry["null"] = null
+        settings[key] = entry
+    doc = {"schema": SETTINGS_SCHEMA, "settings": settings, "choices": dict(choices or {})}
+    return json.dumps(doc, indent=1) + "\n"
+
+
+def read_settings_json(run_dir: Path) -> dict[str, Any] | None:
+    """A run's settings.json as a dict (None when the run wrote none)."""
+    path = Path(run_dir) / "settings.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None

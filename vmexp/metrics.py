@@ -1,4 +1,16 @@
-"""A run's results as files: the output contract of DESIGN.md, written atomically.
+"""Every metric a run reports, declared once, and the files that hold them (the output contract of DESIGN.md).
+
+``METRICS`` is the one list: each ``Metric`` says what it measures (label,
+unit), whose it is (a process's, the machine's, or the job's files'),
+where it is written (its key in ``metrics.json``, its column in
+``timeseries.csv``, its column in ``summary.csv``), how it aggregates over
+the processes of a job and over the seeds of a setting, and which direction
+is better. From it come ``metrics.json``'s process records, the timeseries
+header, ``summary.csv``'s metric columns and their values
+(``summary_of``), the names ``objective`` and ``report.metrics`` accept,
+the figure and report labels (``metric(name)``) and the README's metric
+table (``vmexp.docs``). A new per-process metric is one declaration here
+(plus the engine filling the ``ProcResult`` field it reads).
 
 Every file is written to a temporary name in the run directory and renamed
 into place, so a run that fails half-way leaves complete files or none;
@@ -6,6 +18,8 @@ into place, so a run that fails half-way leaves complete files or none;
 (a resumed sweep relies on that). Nothing here reads the wall clock:
 ``metrics.json``, ``syscalls.csv`` and ``timeseries.csv`` are byte-identical
 for the same config and seed. Wall-clock facts go to ``run.json``.
+
+Importing this module loads no part of the engine.
 """
 
 from __future__ import annotations
@@ -15,43 +29,256 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vmexp.libc.base import MALLINFO_FIELDS
 from vmexp.results import ProcResult, Result
 
 __all__ = [
+    "COLUMNS",
+    "FILE_METRICS",
+    "METRICS",
     "SCHEMA",
+    "SUMMARY_METRICS",
     "SYSCALL_COLUMNS",
     "TIMESERIES_COLUMNS",
+    "Metric",
     "atomic_write",
-    "summary_of",
-    "SUMMARY_METRICS",
+    "metric",
     "metrics_dict",
+    "summary_of",
     "write_run",
 ]
 
 SCHEMA = 1
 SYSCALL_COLUMNS = ["pid", "op", "time_s", "syscall", "addr", "length", "result"]
-TIMESERIES_COLUMNS = [
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measured quantity and everywhere it appears.
+
+    ``scope``: ``process`` (a field of each process record), ``system`` (a
+    key of metrics.json's ``system``), ``job`` (computed from a job's other
+    metrics or files). ``json``: its path in the process record or the
+    system dict (None: not in metrics.json). ``series``: its column in
+    timeseries.csv (None: not sampled), at ``series_pos``. ``column``: its summary.csv column
+    (None: not summarised). ``over_processes``: how a job's summary combines
+    the processes' values (``sum``; the summary of a machine-wide quantity
+    comes from ``system``). ``over_seeds``: how the report pools the jobs of
+    one setting (``mean``, shown with its standard deviation). ``better``:
+    -1 when less is better, +1 when more is, 0 when neither. ``derive``
+    computes a job metric from the job's summary so far and its metrics.json
+    document; ``from_files`` from the job's directory (syscalls.csv).
+    """
+
+    name: str
+    label: str
+    unit: str  # "count", "bytes", "ratio", "s", "" (a plain number) or "text"
+    scope: str
+    json: tuple[str, ...] | None = None
+    series: str | None = None
+    series_pos: int = 0  # the column's place in timeseries.csv (after time_s and pid)
+    column: str | None = None
+    over_processes: str = "sum"
+    over_seeds: str = "mean"
+    better: int = -1
+    short: str = ""
+    digits: int | None = None
+    derive: Callable[[dict[str, Any], dict[str, Any]], float] | None = None
+    from_files: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.short:
+            object.__setattr__(self, "short", self.label)
+
+
+def _p(name: str, label: str, unit: str, **kw: Any) -> Metric:
+    """A per-process metric written in each process record of metrics.json under ``name``."""
+    kw.setdefault("json", (name,))
+    return Metric(name, label, unit, "process", **kw)
+
+
+def _sys(name: str, label: str, unit: str, **kw: Any) -> Metric:
+    kw.setdefault("json", (name,))
+    return Metric(name, label, unit, "system", **kw)
+
+
+def _job(name: str, label: str, unit: str, **kw: Any) -> Metric:
+    return Metric(name, label, unit, "job", column=name, **kw)
+
+
+def _ratio(a: str, b: str, digits: int) -> Callable[[dict[str, Any], dict[str, Any]], float]:
+    def f(summary: dict[str, Any], _doc: dict[str, Any]) -> float:
+        return round(summary[a] / summary[b], digits) if summary[b] else 0.0
+
+    return f
+
+
+def _cpu_per_fault(summary: dict[str, Any], doc: dict[str, Any]) -> float:
+    # Denning's L: mean CPU time between major faults (inf-free: 0 when there were none).
+    cpu = sum(float(p["cpu_time_s"]) for p in doc["processes"])
+    faults = summary["majflt"]
+    return round(cpu / faults, 9) if faults else 0.0
+
+
+def _machine_rss_peak(_summary: dict[str, Any], doc: dict[str, Any]) -> int:
+    """The machine's peak RSS: the peak of the sum over processes, not the sum of their peaks.
+
+    Every frame in use holds one process's anonymous page, so the frames in
+    use, ``ram_bytes - free_bytes``, are the sum of the RSS at that moment,
+    and its peak is ``ram_bytes - free_bytes_min``.
+    """
+    s = doc["system"]
+    if "rss_peak_bytes" in s:
+        return int(s["rss_peak_bytes"])
+    return int(s["ram_bytes"]) - int(s["free_bytes_min"])
+
+
+# mallinfo2's fields (in metrics.json's order): meaning, unit, and where the field appears besides.
+_MALLINFO: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "arena": ("bytes of the brk heap", "bytes",
+              {"series": "arena_bytes", "series_pos": 4, "column": "arena_bytes", "short": "heap (arena)"}),
+    "ordblks": ("free chunks in the heap", "count", {}),
+    "smblks": ("free fastbin chunks", "count", {}),
+    "hblks": ("mmapped chunks", "count", {}),
+    "hblkhd": ("bytes in mmapped chunks", "bytes",
+               {"series": "hblkhd_bytes", "series_pos": 5, "column": "hblkhd_bytes", "short": "mmapped (hblkhd)"}),
+    "usmblks": ("always 0 (kept for compatibility)", "bytes", {}),
+    "fsmblks": ("bytes in free fastbin chunks", "bytes", {}),
+    "uordblks": ("heap bytes in use", "bytes", {"column": "uordblks_bytes", "short": "in use (uordblks)"}),
+    "fordblks": ("free heap bytes, the free top chunk included", "bytes",
+                 {"column": "fordblks_bytes", "short": "free (fordblks)", "better": -1}),
+    "keepcost": ("bytes at the top a trim could release", "bytes", {}),
+}  # fmt: skip
+
+
+def _mallinfo(field: str) -> Metric:
+    meaning, unit, where = _MALLINFO[field]
+    kw = {"better": 0, **where}
+    return Metric(
+        f"mallinfo.{field}", f"{meaning} at exit ({field})", unit, "process", json=("mallinfo", field), **kw
+    )
+
+
+METRICS: tuple[Metric, ...] = (
+    # ---- each process's record in metrics.json, in the record's order
+    _p("pid", "process id", "text", over_processes=""),
+    _p("name", "process name", "text", over_processes=""),
+    _p("exit", "how the process ended (ok, duration, oom-killed, double-free, ...)", "text", over_processes=""),
+    _p("error", "the program error that stopped it, if any", "text", over_processes=""),
+    _p("minflt", "minor faults", "count", series="minflt", series_pos=6, column="minflt"),
+    _p("majflt", "major faults", "count", series="majflt", series_pos=7, column="majflt"),
+    _p("refs", "page references", "count", better=0),
+    _p("ops", "workload operations executed", "count", better=0),
+    _p("enomem", "allocations that failed (ENOMEM)", "count", column="enomem", short="ENOMEM"),
+    _p("skipped_ops", "operations skipped (on a NULL block)", "count"),
+    *(
+        _p(call, f"{call} calls", "count", json=("syscalls", call), column=call, short=call)
+        for call in ("brk", "mmap", "munmap", "mremap")
+    ),
+    *(_mallinfo(field) for field in _MALLINFO),
+    _p("vsz_peak_bytes", "peak VSZ (sum of the processes' peaks)", "bytes", column="vsz_peak_bytes", short="peak VSZ"),
+    _p(
+        "rss_peak_process_bytes",
+        "peak RSS, sum of the processes' own peaks (each at its own time)",
+        "bytes",
+        json=("rss_peak_bytes",),
+        column="rss_peak_sum_bytes",
+        short="sum of RSS peaks",
+    ),
+    _p("swap_peak_bytes", "peak bytes in swap", "bytes"),
+    _p("vsz_bytes", "virtual size (VSZ)", "bytes", series="vsz_bytes", series_pos=2, better=0),
+    _p("rss_bytes", "RSS at exit (sum over processes)", "bytes", series="rss_bytes", series_pos=1,
+       column="rss_exit_bytes", short="RSS at exit"),
+    _p("page_table_bytes", "page-table memory at exit", "bytes"),
+    _p(
+        "page_table_peak_bytes",
+        "page-table memory, sum of the processes' peaks",
+        "bytes",
+        column="page_table_peak_bytes",
+        short="page tables",
+    ),
+    _p("pswpin_process", "pages the process swapped in", "count", json=("pswpin",)),
+    _p("pswpout_process", "pages swapped out of the process", "count", json=("pswpout",)),
+    _p("cpu_time_s", "CPU time (sum over processes)", "s", column="cpu_time_s", better=0, short="CPU time", digits=9),
+    _p("blocked_time_s", "time blocked on the swap device", "s"),
+    _p("start_s", "start time", "s", better=0),
+    _p("end_s", "end time", "s", better=0),
+    # ---- sampled per process only (timeseries.csv)
+    Metric("swap_bytes", "bytes in swap", "bytes", "process", series="swap_bytes", series_pos=3),
+    # ---- the machine (metrics.json "system", filled by the engine in this order)
+    _sys("sim_time_s", "simulated run time", "s", column="sim_time_s", short="run time"),
+    _sys("cpu_utilization", "CPU utilisation", "ratio", column="cpu_utilization", better=+1, short="CPU", digits=6),
+    _sys("swap_utilization", "swap device utilisation", "ratio", column="swap_utilization", better=0,
+         short="swap device", digits=6),
+    _sys("pswpin", "pages swapped in", "count", column="pswpin", short="swap-ins"),
+    _sys("pswpout", "pages swapped out", "count", column="pswpout", short="swap-outs"),
+    _sys("clean_drops", "clean pages dropped without a write (a copy in swap)", "count"),
+    _sys("pgsteal_kswapd", "pages reclaimed by kswapd", "count", better=0),
+    _sys("pgsteal_direct", "pages reclaimed by faulting processes (direct reclaim)", "count"),
+    _sys("free_bytes_min", "lowest free memory", "bytes", better=+1),
+    _sys("swap_used_peak_bytes", "peak swap in use", "bytes"),
+    _sys("oom_kills", "OOM kills", "count", column="oom_kills"),
+    _sys("oom_kill_log", "the OOM killer's victims (pid, name, rss_bytes, swap_bytes, time_s)", "text"),
+    _sys("ram_bytes", "RAM", "bytes", better=0),
+    _sys("swap_size_bytes", "swap space", "bytes", json=("swap_bytes",), better=0),
+    _sys("page_size", "page size", "bytes", better=0),
+    _sys("watermarks_bytes", "kswapd's watermarks (min, low, high)", "bytes", better=0),
+    _sys("swap_service_time_s", "swap service time of one page (S)", "s", column="swap_service_time_s", short="S"),
+    # ---- sampled for the machine (timeseries.csv rows with pid 0)
+    Metric("free_bytes", "free memory", "bytes", "system", series="free_bytes", series_pos=8, better=+1),
+    Metric("swap_used_bytes", "swap in use", "bytes", "system", series="swap_used_bytes", series_pos=9),
+    Metric("cpu_util", "CPU utilisation since the last sample", "ratio", "system", series="cpu_util", series_pos=10,
+           better=+1),
+    Metric("swap_util", "swap device utilisation since the last sample", "ratio", "system", series="swap_util",
+           series_pos=11, better=0),
+    Metric("pswpin_per_s", "pages swapped in per second", "count", "system", series="pswpin_per_s", series_pos=12),
+    Metric("pswpout_per_s", "pages swapped out per second", "count", "system", series="pswpout_per_s", series_pos=13),
+    # ---- a job's summary, derived
+    _job("rss_peak_bytes", "peak RSS of the machine (the peak of the processes' sum)", "bytes",
+         derive=_machine_rss_peak, short="peak RSS"),
+    _job("syscalls", "memory syscalls (brk+mmap+munmap+mremap)", "count",
+         derive=lambda s, _d: s["brk"] + s["mmap"] + s["munmap"] + s["mremap"]),
+    _job("faults", "page faults (minor + major)", "count", derive=lambda s, _d: s["minflt"] + s["majflt"]),
+    _job("fragmentation", "heap fragmentation at exit (free / arena, the free top chunk included)", "ratio",
+         derive=_ratio("fordblks_bytes", "arena_bytes", 6)),
+    _job("mean_time_between_faults_s", "mean CPU time between major faults (L)", "s", better=+1, short="L",
+         derive=_cpu_per_fault),
+    _job("unfinished", "processes still running at `duration`", "count",
+         derive=lambda _s, d: sum(1 for p in d["processes"] if p.get("exit") == "duration")),
+    _job("brk_grows", "brk calls that grow the heap", "count", from_files=True),
+    _job("brk_trims", "brk calls that trim the heap", "count", better=0, from_files=True),
+    _job("brk_returned_bytes", "bytes returned by brk trims", "bytes", better=0, short="returned by trims",
+         from_files=True),
+    _job("objective", "objective (the preset's cost)", "", from_files=True),
+)  # fmt: skip
+
+_BY_NAME = {m.name: m for m in METRICS}
+
+# summary.csv's metric columns, in order; those computable from metrics.json alone are what
+# ``objective`` may weight (the others need the job's files).
+COLUMNS: tuple[str, ...] = tuple(m.column for m in METRICS if m.column)
+SUMMARY_METRICS: tuple[str, ...] = tuple(m.column for m in METRICS if m.column and not m.from_files)
+FILE_METRICS: tuple[str, ...] = tuple(m.column for m in METRICS if m.column and m.from_files)
+TIMESERIES_COLUMNS: list[str] = [
     "time_s",
     "pid",
-    "rss_bytes",
-    "vsz_bytes",
-    "swap_bytes",
-    "arena_bytes",
-    "hblkhd_bytes",
-    "minflt",
-    "majflt",
-    "free_bytes",
-    "swap_used_bytes",
-    "cpu_util",
-    "swap_util",
-    "pswpin_per_s",
-    "pswpout_per_s",
+    *(m.series for m in sorted(METRICS, key=lambda m: m.series_pos) if m.series),
 ]
+
+
+def metric(name: str) -> Metric:
+    """The declaration of a summary column, a timeseries column or a metrics.json key."""
+    for m in METRICS:
+        if name in (m.column, m.series):
+            return m
+    got = _BY_NAME.get(name)
+    if got is None:
+        raise KeyError(f"{name!r} is not a declared metric")
+    return got
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -67,34 +294,21 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
+_RECORD = [m for m in METRICS if m.scope == "process" and m.json is not None]
+
+
 def _process(p: ProcResult) -> dict[str, Any]:
-    return {
-        "pid": p.pid,
-        "name": p.name,
-        "exit": p.exit,
-        "error": p.error,
-        "minflt": p.minflt,
-        "majflt": p.majflt,
-        "refs": p.refs,
-        "ops": p.ops,
-        "enomem": p.enomem,
-        "skipped_ops": p.skipped_ops,
-        "syscalls": p.syscalls,
-        "mallinfo": {k: int(p.mallinfo[k]) for k in MALLINFO_FIELDS},
-        "vsz_peak_bytes": p.vsz_peak_bytes,
-        "rss_peak_bytes": p.rss_peak_bytes,
-        "swap_peak_bytes": p.swap_peak_bytes,
-        "vsz_bytes": p.vsz_bytes,
-        "rss_bytes": p.rss_bytes,
-        "page_table_bytes": p.page_table_bytes,
-        "page_table_peak_bytes": p.page_table_peak_bytes,
-        "pswpin": p.pswpin,
-        "pswpout": p.pswpout,
-        "cpu_time_s": p.cpu_time_s,
-        "blocked_time_s": p.blocked_time_s,
-        "start_s": p.start_s,
-        "end_s": p.end_s,
-    }
+    """One process record, in the declared order (nested keys group under their first part)."""
+    rec: dict[str, Any] = {}
+    for m in _RECORD:
+        assert m.json is not None
+        if len(m.json) == 1:
+            rec[m.json[0]] = getattr(p, m.json[0])
+        else:
+            outer, inner = m.json
+            value = getattr(p, outer)[inner]
+            rec.setdefault(outer, {})[inner] = int(value) if outer == "mallinfo" else value
+    return rec
 
 
 def metrics_dict(result: Result) -> dict[str, Any]:
@@ -102,74 +316,65 @@ def metrics_dict(result: Result) -> dict[str, Any]:
     return {"schema": SCHEMA, "system": result.system, "processes": [_process(p) for p in result.processes]}
 
 
-SUMMARY_METRICS = (
-    "minflt",
-    "majflt",
-    "brk",
-    "mmap",
-    "munmap",
-    "mremap",
-    "syscalls",
-    "rss_peak_bytes",
-    "vsz_peak_bytes",
-    "arena_bytes",
-    "uordblks_bytes",
-    "fordblks_bytes",
-    "hblkhd_bytes",
-    "fragmentation",
-    "pswpin",
-    "pswpout",
-    "cpu_utilization",
-    "swap_utilization",
-    "sim_time_s",
-    "oom_kills",
-    "enomem",
-    "page_table_peak_bytes",
-    "mean_time_between_faults_s",
-)
+def _total(procs: list[dict[str, Any]], path: tuple[str, ...]) -> int | float:
+    total: int | float = 0
+    for p in procs:
+        total += p[path[0]] if len(path) == 1 else int(p[path[0]][path[1]])
+    return total
 
 
-def summary_of(doc: dict[str, Any]) -> dict[str, float]:
-    """One job's summary metrics (totals over its processes) from its metrics.json document.
+def summary_of(doc: dict[str, Any], job: Path | None = None) -> dict[str, Any]:
+    """One job's summary metrics (summary.csv's columns) from its metrics.json document.
 
-    The names are summary.csv's metric columns; ``objective`` weights refer to them.
+    Process metrics are totalled over the processes, machine metrics taken
+    from ``system``, job metrics derived in declaration order. The metrics
+    that need the job's files (``FILE_METRICS``) are added when ``job`` is
+    its directory.
     """
     procs = doc["processes"]
-    s = doc["system"]
+    system = doc["system"]
+    out: dict[str, Any] = {}
+    for m in METRICS:
+        col = m.column
+        if col is None:
+            continue
+        if m.from_files:
+            if job is not None and col != "objective":
+                out.update(_from_files(job))
+            continue
+        if m.derive is not None:
+            out[col] = m.derive(out, doc)
+        elif m.scope == "system":
+            assert m.json is not None
+            v = system[m.json[0]]
+            out[col] = (
+                round(float(v), m.digits) if m.digits is not None else (float(v) if m.unit == "s" else int(v))
+            )
+        else:
+            assert m.json is not None
+            v = _total(procs, m.json)
+            out[col] = round(float(v), m.digits) if m.digits is not None else int(v)
+    return out
 
-    def total(key: str) -> int:
-        return sum(int(p[key]) for p in procs)
 
-    def mi(key: str) -> int:
-        return sum(int(p["mallinfo"][key]) for p in procs)
-
-    calls = {k: sum(int(p["syscalls"][k]) for p in procs) for k in ("brk", "mmap", "munmap", "mremap")}
-    arena = mi("arena")
-    faults = total("majflt")
-    cpu = sum(float(p["cpu_time_s"]) for p in procs)
-    return {
-        "minflt": total("minflt"),
-        "majflt": faults,
-        **calls,
-        "syscalls": sum(calls.values()),
-        "rss_peak_bytes": total("rss_peak_bytes"),
-        "vsz_peak_bytes": total("vsz_peak_bytes"),
-        "arena_bytes": arena,
-        "uordblks_bytes": mi("uordblks"),
-        "fordblks_bytes": mi("fordblks"),
-        "hblkhd_bytes": mi("hblkhd"),
-        "fragmentation": round(mi("fordblks") / arena, 6) if arena else 0.0,
-        "pswpin": int(s["pswpin"]),
-        "pswpout": int(s["pswpout"]),
-        "cpu_utilization": round(float(s["cpu_utilization"]), 6),
-        "swap_utilization": round(float(s["swap_utilization"]), 6),
-        "sim_time_s": float(s["sim_time_s"]),
-        "oom_kills": int(s["oom_kills"]),
-        "enomem": total("enomem"),
-        "page_table_peak_bytes": total("page_table_peak_bytes"),
-        # Denning's L: mean CPU time between major faults (inf-free: 0 when there were none).
-        "mean_time_between_faults_s": round(cpu / faults, 9) if faults else 0.0,
-    }
+def _from_files(job: Path) -> dict[str, int]:
+    """(grows, trims, bytes returned by trims) from syscalls.csv (glibc's brk(NULL) queries not counted)."""
+    path = job / "syscalls.csv"
+    grows = trims = returned = 0
+    if path.is_file():
+        with path.open() as fh:
+            next(fh, None)
+            for line in fh:
+                # pid,op,time_s,syscall,addr,length,result: a plain split is several times faster than csv here.
+                parts = line.split(",")
+                if len(parts) > 5 and parts[3] == "brk":
+                    length = int(parts[5])
+                    if length > 0:
+                        grows += 1
+                    elif length < 0:
+                        trims += 1
+                        returned -= length
+    return {"brk_grows": grows, "brk_trims": trims, "brk_returned_bytes": returned}
 
 
 def _csv(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
