@@ -23,28 +23,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from vmexp.config import ConfigError, Settings, register_configs, validate
-from vmexp.kernel.policies.base import PolicyError
-from vmexp.metrics import SUMMARY_METRICS, atomic_write, summary_of, write_run
+from vmexp.config import ConfigError, Settings, register_configs, settings_json, validate
+from vmexp.metrics import atomic_write, summary_of, write_run
+from vmexp.status import exit_status, note_failure
 from vmexp.units import format_duration, format_size
-from vmexp.workload import WorkloadError, build
+from vmexp.workload import build
 
 __all__ = ["main", "run_settings", "exit_status", "USER_ERRORS", "install_error_handler"]
 
-# Exceptions whose message is meant for the user as it is.
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, WorkloadError, PolicyError)
-
-_failed_jobs = 0
-
-
-def exit_status() -> int:
-    """0, or 1 when a job of this invocation failed (a sweep goes on past failures)."""
-    return 1 if _failed_jobs else 0
-
-
-def _note_failure() -> None:
-    global _failed_jobs
-    _failed_jobs += 1
+# Exceptions whose message is meant for the user as it is (WorkloadError and PolicyError are ConfigErrors).
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError,)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -77,14 +65,25 @@ class _Progress:
 
 
 def run_settings(
-    settings: Settings, out: Path, *, check: bool = False, quiet: bool = False
+    settings: Settings,
+    out: Path,
+    *,
+    check: bool = False,
+    quiet: bool = False,
+    choices: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run one validated experiment into ``out``; returns the metrics document."""
+    """Run one validated experiment into ``out``; returns the metrics document.
+
+    ``settings.json`` (the resolved settings, typed, with units) is written
+    first, beside what the run writes; ``choices`` are the config-group
+    options the run was composed from (``policy: lru``), recorded with it.
+    """
     from vmexp.metrics import metrics_dict
     from vmexp.sim import simulate
 
     # A stale "ok" from an earlier run in this directory must not vouch for files being rewritten.
     (out / "run.json").unlink(missing_ok=True)
+    atomic_write(out / "settings.json", settings_json(settings, choices))
     specs = build(settings.workload, settings.nprocs, settings.seed, settings.page_size)
     progress = None if quiet else _Progress(settings.duration, "")
     t0 = time.monotonic()
@@ -125,35 +124,25 @@ def _complete(out: Path) -> bool:
 
 
 def _summary_line(doc: dict[str, Any], out: Path) -> str:
-    s = doc["system"]
+    s = summary_of(doc)
     procs = doc["processes"]
-    minflt = sum(p["minflt"] for p in procs)
-    majflt = sum(p["majflt"] for p in procs)
-    calls = {k: sum(p["syscalls"][k] for p in procs) for k in ("brk", "mmap", "munmap", "mremap")}
-    rss = sum(p["rss_peak_bytes"] for p in procs)
     return (
-        f"{len(procs)} processes, {s['sim_time_s']:.3f} s simulated: minflt {minflt}, majflt {majflt}, "
-        f"brk {calls['brk']}, mmap {calls['mmap']}, munmap {calls['munmap']}, "
-        f"peak RSS {format_size(rss)}, swap-outs {s['pswpout']}, OOM kills {s['oom_kills']} -> {out}"
+        f"{len(procs)} processes, {s['sim_time_s']:.3f} s simulated: minflt {s['minflt']}, majflt {s['majflt']}, "
+        f"brk {s['brk']}, mmap {s['mmap']}, munmap {s['munmap']}, "
+        f"peak RSS {format_size(s['rss_peak_bytes'])}, swap-outs {s['pswpout']}, OOM kills {s['oom_kills']} -> {out}"
     )
 
 
-def _check_report(cfg: DictConfig) -> None:
-    """report.metrics names, checked before any job runs rather than when the sweep is aggregated."""
-    from vmexp.report.sweep import ReportError, figure_metrics
-
-    try:
-        figure_metrics({"report": {"metrics": list(cfg.get("report", {}).get("metrics") or [])}})
-    except ReportError as e:
-        raise ConfigError(str(e)) from None
-
-
-def _check_objective(settings: Settings) -> None:
-    unknown = sorted(set(settings.objective) - set(SUMMARY_METRICS))
-    if unknown:
-        raise ConfigError(
-            f"objective.{unknown[0]}: not a summary metric (valid: {', '.join(SUMMARY_METRICS)})"
-        )
+def _sweep_without_m(hc: Any) -> None:
+    """A preset whose hydra.sweeper.params define a sweep is run with -m; without it, say so."""
+    params = OmegaConf.select(hc, "sweeper.params", default=None)
+    if not params:
+        return
+    swept = ", ".join(f"{k}={v}" for k, v in params.items())
+    preset = str(hc.runtime.choices.get("experiment") or "")
+    what = f"experiment={preset}" if preset and preset != "None" else "hydra.sweeper.params"
+    args = " ".join(a for a in sys.argv[1:] if not a.startswith("-")) or what
+    raise ConfigError(f"{what}: this preset is a sweep ({swept}): add -m (python run.py -m {args})")
 
 
 def objective_value(settings: Settings, doc: dict[str, Any]) -> float:
@@ -175,10 +164,15 @@ def main(cfg: DictConfig) -> float | None:
             return objective_value(validate(cfg), json.loads((out / "metrics.json").read_text()))
         return None
     try:
+        if not multirun:
+            _sweep_without_m(hc)
         settings = validate(cfg)
-        _check_objective(settings)
-        _check_report(cfg)
-        doc = run_settings(settings, out, quiet=multirun)
+        choices = {
+            str(k): str(v)
+            for k, v in hc.runtime.choices.items()
+            if v is not None and not str(k).startswith("hydra/")
+        }
+        doc = run_settings(settings, out, quiet=multirun, choices=choices)
         print(f"{label}{_summary_line(doc, out)}", flush=True)
         for p in doc["processes"]:
             if p["exit"] not in ("ok", "duration"):
@@ -198,7 +192,7 @@ def main(cfg: DictConfig) -> float | None:
         print(f"vmexp: error: {msg}", file=sys.stderr, flush=True)
         if not multirun:
             raise SystemExit(2) from None
-        _note_failure()
+        note_failure()
         return math.inf if cfg.get("objective") else None  # a failed trial is the worst one
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -209,7 +203,7 @@ def main(cfg: DictConfig) -> float | None:
         print(f"vmexp: error: {label}{msg} (traceback in {out / 'error.txt'})", file=sys.stderr, flush=True)
         if not multirun:
             raise SystemExit(1) from None
-        _note_failure()
+        note_failure()
         return math.inf if cfg.get("objective") else None
 
 
@@ -219,25 +213,91 @@ def main(cfg: DictConfig) -> float | None:
 # ---------------------------------------------------------------------------
 
 
+_SEE_HELP = "see python run.py --help for the valid keys"
+
+
+def _component_hint(key: str, parent: Any) -> str | None:
+    """An unknown key inside a component's section: list that component's parameters."""
+    from vmexp.registry import ALLOCATORS, POLICIES, REGISTRIES
+
+    section, _, _name = key.rpartition(".")
+    try:
+        if section == "policy.params":
+            policy = parent._get_parent()
+            comp = POLICIES.get(str(policy.name))
+            return f"{key}: not a parameter of policy {comp.name} (valid: {_names(comp.params)})"
+        if section == "allocator":
+            comp = ALLOCATORS.get(str(parent.name))
+            return f"{key}: not a parameter of allocator {comp.name} (valid: {_names(comp.params)})"
+        last = section.rsplit(".", 1)[-1]
+        reg = REGISTRIES.get(last) if section.startswith("workload") else None
+        if section == "workload":
+            reg = REGISTRIES["workload"]
+        if reg is not None:
+            comp = reg.get(str(parent.get(reg.name_key, reg.default)))
+            return f"{key}: not a parameter of {reg.what} {comp.name} (valid: {_names(comp.params)})"
+    except Exception:  # the hint is a courtesy: any doubt, and the plain message stands
+        return None
+    return None
+
+
+def _names(params: type) -> str:
+    from vmexp.fields import declared
+
+    return ", ".join(sorted(name for name, _f, _s in declared(params))) or "none"
+
+
+def _unknown_key(key: str, parent: Any = None) -> str:
+    hint = _component_hint(key, parent) if parent is not None else None
+    if hint:
+        return hint
+    if "." not in key:
+        import difflib
+
+        from vmexp.config import Settings
+        from vmexp.fields import declared
+
+        close = difflib.get_close_matches(key, sorted(n for n, _f, _s in declared(Settings)), n=1)
+        if close:
+            return f"{key}: unknown key (did you mean {close[0]}? {_SEE_HELP})"
+    return f"{key}: unknown key ({_SEE_HELP})"
+
+
 def _one_line(ex: BaseException) -> str:
+    """One line, naming the key, for an error Hydra raised before the task function ran."""
     from omegaconf.errors import OmegaConfBaseException
 
+    text = str(ex).strip().splitlines()
+    first = text[0] if text else type(ex).__name__
+    if first.startswith("Ambiguous value for argument"):
+        arg = first.split("'", 1)[1].rsplit("'", 1)[0] if "'" in first else ""
+        key, _, value = arg.partition("=")
+        return (
+            f"{key}: {value} is several values: a sweep needs -m (python run.py -m {arg}); "
+            f"a list is written {key}=[{value}], text with a comma {key}='\"{value}\"'"
+        )
+    override = getattr(ex, "override", None)
+    if isinstance(override, str):  # hydra.errors.OverrideParseException
+        arg = override
+        key, _, value = arg.partition("=")
+        reason = next((t.strip() for t in text if not t.startswith(("Error parsing", "See https"))), "")
+        if "=" in value:
+            return f"{key}: a value with '=' in it must be quoted: {key}='{value}' (Hydra's override syntax)"
+        return f"{key}: {reason} in {arg!r} (Hydra's override syntax)"
     cause: BaseException | None = ex
     while cause is not None:
         if isinstance(cause, OmegaConfBaseException):
             key = getattr(cause, "full_key", None) or ""
             msg = str(getattr(cause, "msg", "") or cause).splitlines()[0].strip()
             if "not in struct" in msg or (msg.startswith("Key '") and "' not in '" in msg):
-                return f"{key}: unknown key (see python run.py --cfg job for the valid keys)"
+                return _unknown_key(key, getattr(cause, "parent_node", None))
             if "could not be converted" in msg:
                 return f"{key}: {msg}"
             return f"{key}: {msg}" if key else msg
         cause = cause.__cause__ or cause.__context__
-    text = str(ex).strip().splitlines()
-    first = text[0] if text else type(ex).__name__
     if "Could not override" in first:
         key = first.split("'")[1] if "'" in first else first
-        return f"{key}: unknown key (see python run.py --cfg job for the valid keys)"
+        return _unknown_key(key)
     if "Could not find" in first or "In 'config'" in first:
         # Hydra lists the group's options one per line after "Available options in '...':".
         lines = [t.strip() for t in text[1:]]
@@ -249,7 +309,14 @@ def _one_line(ex: BaseException) -> str:
                 ]
                 options = options[: next((j for j, o in enumerate(options) if ":" in o), len(options))]
                 break
-        return f"{first} (valid: {', '.join(options)})" if options else first
+        hint = ""
+        missing = (
+            first.split("Could not find '", 1)[1].split("'", 1)[0] if "Could not find '" in first else ""
+        )
+        group, _, option = missing.rpartition("/")
+        if option and option.lower() != option and option.lower() in options:
+            hint = f"; names are lower case: {group}={option.lower()}"
+        return f"{first} (valid: {', '.join(options)}{hint})" if options else first
     return first
 
 
@@ -299,7 +366,17 @@ def _safe_name(name: Any) -> str:
 
 
 def register() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    from vmexp.docs import help_text
+
     register_configs()
+    ConfigStore.instance().store(
+        group="hydra/help",
+        name="vmexp",
+        node={"app_name": "vmexp", "header": "", "footer": "", "template": help_text()},
+        provider="vmexp",
+    )
     if not OmegaConf.has_resolver("vmexp_job"):
         OmegaConf.register_new_resolver("vmexp_job", _job_subdir)
     if not OmegaConf.has_resolver("vmexp_safe"):

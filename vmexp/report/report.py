@@ -25,8 +25,8 @@ import yaml
 from vmexp.metrics import atomic_write
 from vmexp.report.sweep import job_choices, metric
 from vmexp.report.sweep_figures import thrashing_marks
-from vmexp.report.table import SweepTable, label_value, numeric_value
-from vmexp.units import format_duration, format_size, parse_size
+from vmexp.report.table import SweepTable
+from vmexp.units import format_duration, format_size
 
 __all__ = ["write_report", "comparison", "findings", "fmt_value", "render_markdown", "render_html"]
 
@@ -170,11 +170,11 @@ def findings(table: SweepTable, sweep_dir: Path) -> list[str]:
                 )
     # Belady: faults against frames, per policy.
     if table.swept and table.swept[0] == "ram" and table.present("faults"):
-        page = _page(table.cfg)
+        page = int(table.setting_raw("page_size") or 0)
         groups = table.swept[1:2]
         for gv, g in df.groupby(groups) if groups else [((), df)]:
             by_ram = g.groupby("ram")["faults"].mean()
-            pts = sorted((numeric_value("ram", str(r)) or 0.0, float(f)) for r, f in by_ram.items())
+            pts = sorted((table.numeric("ram", str(r)) or 0.0, float(f)) for r, f in by_ram.items())
             name = (
                 f"{groups[0]}={table.label(groups[0], str(gv[0] if isinstance(gv, tuple) else gv))}"
                 if groups
@@ -200,7 +200,7 @@ def findings(table: SweepTable, sweep_dir: Path) -> list[str]:
     if table.present("unfinished"):
         cut = df[df["unfinished"] > 0]
         if len(cut):
-            dur = label_value("duration", str(table.cfg.get("duration", "")))
+            dur = table.setting_value("duration") or "duration"
             names = "; ".join(table.setting(r) for _, r in cut.head(6).iterrows()) + (
                 "; ..." if len(cut) > 6 else ""
             )
@@ -221,34 +221,23 @@ def findings(table: SweepTable, sweep_dir: Path) -> list[str]:
     return out
 
 
-def _page(cfg: dict[str, Any]) -> int:
-    try:
-        return parse_size(cfg.get("page_size") or 0)
-    except (ValueError, TypeError):
-        return 0
-
-
 def _setup(table: SweepTable, sweep_dir: Path) -> list[tuple[str, str]]:
-    cfg = table.cfg
-    choices: dict[str, str] = {}
-    for r in table.rows:
-        choices = job_choices(sweep_dir / r["job"])
-        if choices:
-            break
+    """The base settings of the sweep, as the first job's settings.json records them."""
     out: list[tuple[str, str]] = []
     for key in _SETUP_KEYS:
-        if key in choices and key not in table.swept:
-            out.append((key, choices[key]))
-            continue
-        node: Any = cfg
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node = node.get("name") or node.get("kind")
         if key in table.swept:
             out.append((key, "swept (below)"))
-        elif node is not None or key == "threshold":
-            out.append((key, label_value(key, "null" if node is None else str(node))))
+            continue
+        shown = table.setting_value(key)
+        if shown is None and table.settings is None:
+            # A sweep from before settings.json: Hydra's record of the group options, if any.
+            for r in table.rows:
+                choices = job_choices(sweep_dir / r["job"])
+                if key in choices:
+                    shown = choices[key]
+                    break
+        if shown is not None:
+            out.append((key, shown))
     return out
 
 

@@ -7,9 +7,11 @@ elsewhere. So everything here reads the job directories (``.hydra/``,
 memory: the same function serves the callback and ``python -m vmexp.report DIR``.
 
 summary.csv has one row per job: its overrides as columns, ``job``,
-``status``, then the summary metrics of ``vmexp.metrics.summary_of`` (the
-names ``objective`` weights refer to), then a few derived here from the
-job's files (``EXTRA_METRICS``), then ``error``.
+``status``, then the metric columns ``vmexp.metrics`` declares (the names
+``objective`` weights and ``report.metrics`` refer to), then ``error``. The
+typed values each job ran with come from its ``settings.json``, which the
+table and the report read (``SweepTable``): an override string is shown in
+summary.csv as the user wrote it, never parsed here.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import math
 import sys
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,16 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from vmexp.metrics import SUMMARY_METRICS, atomic_write, summary_of
+from vmexp.config import read_settings_json
+from vmexp.metrics import COLUMNS, Metric, atomic_write, metric, summary_of
+from vmexp.metrics import METRICS as _DECLARED
+from vmexp.status import note_failure
 
 __all__ = [
     "SweepReport",
     "ReportError",
     "Metric",
     "METRICS",
-    "EXTRA_METRICS",
     "COLUMNS",
     "DEFAULT_FIGURE_METRICS",
     "aggregate",
@@ -52,70 +55,9 @@ class ReportError(ValueError):
     """A sweep that cannot be reported as asked (e.g. an unknown name in report.metrics); one line."""
 
 
-@dataclass(frozen=True)
-class Metric:
-    """How a summary column reads: its label, its unit, and which way is better.
-
-    ``better`` is -1 when less is better (faults, syscalls, memory), +1 when
-    more is better (CPU utilisation), 0 when neither is (the comparison then
-    says highest and lowest, not best and worst). ``short`` names it in a
-    legend beside other metrics.
-    """
-
-    label: str
-    unit: str  # "count", "bytes", "ratio", "s" or "" (a plain number)
-    better: int = -1
-    short: str = ""
-
-
-METRICS: dict[str, Metric] = {
-    "minflt": Metric("minor faults", "count", short="minor faults"),
-    "majflt": Metric("major faults", "count", short="major faults"),
-    "brk": Metric("brk calls", "count", short="brk"),
-    "mmap": Metric("mmap calls", "count", short="mmap"),
-    "munmap": Metric("munmap calls", "count", short="munmap"),
-    "mremap": Metric("mremap calls", "count", short="mremap"),
-    "syscalls": Metric("memory syscalls (brk+mmap+munmap+mremap)", "count", short="syscalls"),
-    "rss_peak_bytes": Metric("peak RSS (sum of the processes' peaks)", "bytes", short="peak RSS"),
-    "vsz_peak_bytes": Metric("peak VSZ (sum of the processes' peaks)", "bytes", short="peak VSZ"),
-    "arena_bytes": Metric("brk heap (arena) at exit", "bytes", short="heap (arena)"),
-    "uordblks_bytes": Metric("heap bytes in use at exit (uordblks)", "bytes", 0, "in use (uordblks)"),
-    "fordblks_bytes": Metric("free heap bytes at exit (fordblks)", "bytes", short="free (fordblks)"),
-    "hblkhd_bytes": Metric("mmapped chunk bytes at exit (hblkhd)", "bytes", 0, "mmapped (hblkhd)"),
-    "fragmentation": Metric("heap fragmentation at exit (free / arena)", "ratio", short="fragmentation"),
-    "pswpin": Metric("pages swapped in", "count", short="swap-ins"),
-    "pswpout": Metric("pages swapped out", "count", short="swap-outs"),
-    "cpu_utilization": Metric("CPU utilisation", "ratio", +1, "CPU"),
-    "swap_utilization": Metric("swap device utilisation", "ratio", 0, "swap device"),
-    "sim_time_s": Metric("simulated run time", "s", short="run time"),
-    "oom_kills": Metric("OOM kills", "count", short="OOM kills"),
-    "enomem": Metric("allocations that failed (ENOMEM)", "count", short="ENOMEM"),
-    "page_table_peak_bytes": Metric("peak page-table memory", "bytes", short="page tables"),
-    "mean_time_between_faults_s": Metric("mean CPU time between major faults (L)", "s", +1, "L"),
-    # Derived here from the job's files (EXTRA_METRICS):
-    "faults": Metric("page faults (minor + major)", "count", short="faults"),
-    "brk_grows": Metric("brk calls that grow the heap", "count", short="brk grows"),
-    "brk_trims": Metric("brk calls that trim the heap", "count", 0, "brk trims"),
-    "brk_returned_bytes": Metric("bytes returned by brk trims", "bytes", 0, "returned by trims"),
-    "rss_exit_bytes": Metric("RSS at exit (sum over processes)", "bytes", short="RSS at exit"),
-    "cpu_time_s": Metric("CPU time (sum over processes)", "s", short="CPU time"),
-    "swap_service_time_s": Metric("swap service time of one page (S)", "s", short="S"),
-    "objective": Metric("objective (the preset's cost)", "", short="objective"),
-    "unfinished": Metric("processes still running at `duration`", "count", short="unfinished"),
-}
-
-EXTRA_METRICS = (
-    "faults",
-    "brk_grows",
-    "brk_trims",
-    "brk_returned_bytes",
-    "rss_exit_bytes",
-    "cpu_time_s",
-    "swap_service_time_s",
-    "objective",
-    "unfinished",
-)
-COLUMNS = (*SUMMARY_METRICS, *EXTRA_METRICS)
+# The label, unit and better direction of every summary.csv column, for the figures and the report
+# (the declarations themselves are vmexp.metrics.METRICS).
+METRICS: dict[str, Metric] = {m.column: m for m in _DECLARED if m.column}
 
 # The sweep figures when a preset names none (report.metrics empty).
 DEFAULT_FIGURE_METRICS = [
@@ -127,15 +69,6 @@ DEFAULT_FIGURE_METRICS = [
     "cpu_utilization",
     "sim_time_s",
 ]
-
-
-def metric(name: str) -> Metric:
-    """The description of a column; one that vmexp.metrics added later still reads sensibly."""
-    got = METRICS.get(name)
-    if got is not None:
-        return got
-    unit = "bytes" if name.endswith("_bytes") else "s" if name.endswith("_s") else ""
-    return Metric(name.replace("_", " "), unit, short=name)
 
 
 def find_jobs(sweep_dir: Path) -> Iterator[tuple[Path, list[str]]]:
@@ -187,28 +120,7 @@ def job_choices(job: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in choices.items() if not str(k).startswith("hydra/")}
 
 
-def _brk_history(job: Path) -> tuple[int, int, int]:
-    """(grows, trims, bytes returned by trims) from syscalls.csv (glibc's brk(NULL) queries not counted)."""
-    path = job / "syscalls.csv"
-    grows = trims = returned = 0
-    if not path.is_file():
-        return 0, 0, 0
-    with path.open() as fh:
-        next(fh, None)
-        for line in fh:
-            # pid,op,time_s,syscall,addr,length,result: a plain split is several times faster than csv here.
-            parts = line.split(",")
-            if len(parts) > 5 and parts[3] == "brk":
-                length = int(parts[5])
-                if length > 0:
-                    grows += 1
-                elif length < 0:
-                    trims += 1
-                    returned -= length
-    return grows, trims, returned
-
-
-def _job_metrics(job: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+def _job_metrics(job: Path, cfg: dict[str, Any], settings: dict[str, Any] | None) -> dict[str, Any]:
     """The summary metrics of one job, or its failure."""
     row: dict[str, Any] = {}
     status, error = "missing", ""
@@ -219,23 +131,13 @@ def _job_metrics(job: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     m = job / "metrics.json"
     if m.is_file() and status != "failed":
         doc = json.loads(m.read_text())
-        summary = summary_of(doc)
-        row.update(summary)
-        procs = doc["processes"]
-        grows, trims, returned = _brk_history(job)
-        row.update(
-            faults=int(summary["minflt"] + summary["majflt"]),
-            brk_grows=grows,
-            brk_trims=trims,
-            brk_returned_bytes=returned,
-            rss_exit_bytes=sum(int(p.get("rss_bytes", 0)) for p in procs),
-            cpu_time_s=round(sum(float(p.get("cpu_time_s", 0.0)) for p in procs), 9),
-            swap_service_time_s=float(doc["system"].get("swap_service_time_s", 0.0)),
-            unfinished=sum(1 for p in procs if p.get("exit") == "duration"),
-        )
-        weights = cfg.get("objective") or {}
+        row.update(summary_of(doc, job))
+        if settings is not None:
+            weights = (settings["settings"].get("objective") or {}).get("value") or {}
+        else:  # a job from before settings.json: Hydra's record of its config
+            weights = cfg.get("objective") or {}
         if weights:
-            row["objective"] = sum(float(w) * float(summary.get(k, math.nan)) for k, w in weights.items())
+            row["objective"] = sum(float(w) * float(row.get(k, math.nan)) for k, w in weights.items())
         status = "ok" if status in ("ok", "missing") else status
     elif status == "missing":
         status = "incomplete"
@@ -245,7 +147,10 @@ def _job_metrics(job: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary_rows(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
-    """(override keys, rows): one row per job, its overrides as columns, then the metrics."""
+    """(override keys, rows): one row per job, its overrides as columns, then the metrics.
+
+    ``row["_settings"]`` is the job's settings.json (None when it wrote none).
+    """
     rows: list[dict[str, Any]] = []
     keys: list[str] = []
     for job, overrides in find_jobs(sweep_dir):
@@ -261,7 +166,9 @@ def summary_rows(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
             if key not in keys:
                 keys.append(key)
         row["job"] = job.name
-        row.update(_job_metrics(job, job_config(job)))
+        settings = read_settings_json(job)
+        row.update(_job_metrics(job, job_config(job), settings))
+        row["_settings"] = settings
         rows.append(row)
     return keys, rows
 
@@ -290,6 +197,8 @@ def _preset(sweep_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def figure_metrics(cfg: dict[str, Any]) -> list[str]:
     """The preset's ``report.metrics`` (entries may join metrics with ``|`` into one figure), checked."""
     asked = [str(m) for m in ((cfg.get("report") or {}).get("metrics") or [])]
+    # The jobs checked these when they started (vmexp.config: report.metrics); a directory
+    # written otherwise, or by another version, is checked again here.
     for entry in asked:
         for name in entry.split("|"):
             if name not in COLUMNS:
@@ -328,14 +237,12 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra turns an exception from a callback into a warning and exits 0; a report that could
         # not be written must say so in one line and make the command fail.
-        from vmexp import app
-
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
             failed = aggregate(sweep_dir)
         except (ReportError, FileNotFoundError) as e:
             print(f"vmexp: error: {e}", file=sys.stderr, flush=True)
-            app._note_failure()
+            note_failure()
             return
         except Exception as e:  # a bug in the report: the jobs' results are safe, keep the trace
             atomic_write(sweep_dir / "report_error.txt", traceback.format_exc())
@@ -345,7 +252,7 @@ class SweepReport(Callback):
                 file=sys.stderr,
                 flush=True,
             )
-            app._note_failure()
+            note_failure()
             return
         if failed:
-            app._note_failure()
+            note_failure()

@@ -42,8 +42,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from vmexp.report.style import PALETTE, STYLE, bytes_axis, percent_axis, seconds_axis, spans_orders
 from vmexp.report.sweep import metric
-from vmexp.report.table import SweepTable, is_size, numeric_value
-from vmexp.units import format_duration, format_size, parse_size
+from vmexp.report.table import SweepTable
+from vmexp.units import format_duration, format_size
 
 __all__ = ["draw_sweep_figures", "thrashing_marks", "crossing"]
 
@@ -79,8 +79,8 @@ class _X:
     def __init__(self, table: SweepTable, key: str) -> None:
         self.key = key
         values = table.order[key]
-        nums = [numeric_value(key, v) for v in values]
-        page = _page_size(table.cfg)
+        nums = [table.numeric(key, v) for v in values]
+        page = int(table.setting_raw("page_size") or 0)
         self.frames = key == "ram" and page > 0 and all(n is not None and n / page <= 64 for n in nums)
         pos = [float(n) for n in nums if n is not None]
         # To scale when there are enough numbers to show a trend; not when a zero sits beside values
@@ -88,7 +88,7 @@ class _X:
         positive = [p for p in pos if p > 0]
         crowded = 0.0 in pos and len(positive) >= 2 and max(positive) / min(positive) > 4
         self.numeric = len(values) >= 3 and len(pos) == len(values) and not crowded
-        self.sizes = self.numeric and not self.frames and all(is_size(key, v) for v in values)
+        self.sizes = self.numeric and not self.frames and table.is_size(key)
         self.log = self.numeric and not self.frames and spans_orders(pos, 16)
         self.values = values
         self.pos = {
@@ -124,13 +124,6 @@ class _X:
                     t.set_horizontalalignment("right")
         elif self.sizes:
             bytes_axis(ax, "x", log=self.log)
-
-
-def _page_size(cfg: dict[str, Any]) -> int:
-    try:
-        return parse_size(cfg.get("page_size", 0) or 0)
-    except (ValueError, TypeError):
-        return 0
 
 
 def _figure(ncols: int, height: float = 4.3, width: float = 6.2, legend: bool = True) -> Figure:

@@ -5,102 +5,60 @@ they agree on what was swept (a key with more than one value; ``seed`` is
 never a dimension but a sample), in which order its values go (sizes by
 size, ``null`` last) and how a value is printed (``64 KiB``, not ``65536``
 or ``64k``; ``null`` as what it means).
+
+What a swept value *is* comes from each job's ``settings.json``: the value
+the job ran with, typed, with its unit (bytes, ns) and, for null, what null
+means, all from the settings' declarations. The override strings of
+summary.csv name the settings; they are never parsed here, and no unit is
+guessed from a key's name.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from vmexp.metrics import COLUMNS
 from vmexp.report.style import fmt_bytes
-from vmexp.report.sweep import COLUMNS
-from vmexp.units import UnitError, format_duration, parse_duration, parse_size
+from vmexp.units import format_duration
 
-__all__ = ["SweepTable", "label_value", "order_values", "numeric_value", "is_size", "NULLS"]
+__all__ = ["NULLS", "SweepTable", "Typed", "format_typed"]
 
 NULLS = ("null", "None", "none", "~", "")
 
-# What null means for the keys whose null is not just "the default".
-_NULL_MEANS = {
-    "threshold": "glibc default (dynamic)",
-    "allocator.trim_threshold": "glibc default (dynamic)",
-    "allocator.top_pad": "glibc default (128 KiB)",
-    "allocator.mmap_max": "glibc default (65536)",
-}
-# Keys whose values are plain numbers even where they could parse as sizes.
-_PLAIN = ("seed", "nprocs", "machine.ncpus")
-# Keys that hold sizes, so that a bare number (threshold=65536) prints as one.
-_SIZE_KEYS = ("ram", "swap", "page_size", "threshold", "machine.min_free", "job_memory")
-_SIZE_SUFFIX = re.compile(r"^[0-9.]+\s*([kmgt]i?b?|b)$", re.IGNORECASE)
-_TIME_SUFFIX = re.compile(r"^[0-9.]+\s*(ns|us|µs|ms|s|min)$")
+# (value, unit, what null means): a setting as settings.json records it.
+Typed = tuple[Any, str, str]
 
 
-def is_size(key: str, value: str) -> bool:
-    if _SIZE_SUFFIX.match(value):
-        return True
-    last = key.rsplit(".", 1)[-1]
-    return value.isdigit() and (
-        key in _SIZE_KEYS or last in ("size", "set", "volume") or last.endswith(("_threshold", "_pad"))
-    )
+def format_typed(value: Any, unit: str, null: str = "") -> str:
+    """A typed setting as people read it: ``64 KiB``, ``10 ms``, ``0.05``, ``lru``, or what null means."""
+    if value is None:
+        return null or "default"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if unit == "bytes" and isinstance(value, int):
+        return fmt_bytes(value)
+    if unit == "ns" and isinstance(value, int | float):
+        return format_duration(value).replace("us", "µs")
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
-def label_value(key: str, value: str) -> str:
-    """How a swept value reads on an axis or in a sentence: sizes with units, null explained."""
-    if value in NULLS:
-        return _NULL_MEANS.get(key, "default")
-    if key in _PLAIN:
-        return value
-    if _TIME_SUFFIX.match(value):
-        try:
-            return format_duration(parse_duration(value)).replace("us", "µs")
-        except UnitError:
-            return value
-    if is_size(key, value):
-        try:
-            return fmt_bytes(parse_size(value))
-        except UnitError:
-            return value
-    return value
-
-
-def numeric_value(key: str, value: str) -> float | None:
-    """The value as a number for a numeric axis (bytes for sizes, seconds for durations), or None."""
-    if value in NULLS:
+def _typed(settings: dict[str, Any] | None, key: str) -> Typed | None:
+    """The value ``key`` had in a job, from its settings.json (a group option from its choices)."""
+    if not settings:
         return None
-    if _TIME_SUFFIX.match(value):
-        try:
-            return parse_duration(value) / 1e9
-        except UnitError:
-            return None
-    if is_size(key, value):
-        try:
-            return float(parse_size(value))
-        except UnitError:
-            return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-def _sort_key(key: str, value: str) -> tuple[int, float, str]:
-    if value in NULLS:
-        return (1, 0.0, value)  # "default" after the explicit settings
-    n = numeric_value(key, value)
-    return (0, n if n is not None else math.inf, value)
-
-
-def order_values(key: str, values: list[str]) -> list[str]:
-    """Distinct values in reading order: by size or number, text in order of appearance, null last."""
-    seen = list(dict.fromkeys(values))
-    if all(numeric_value(key, v) is None for v in seen if v not in NULLS):
-        # Names (policies, devices): keep the order the sweep listed them in.
-        return [v for v in seen if v not in NULLS] + [v for v in seen if v in NULLS]
-    return sorted(seen, key=lambda v: _sort_key(key, v))
+    entry = (settings.get("settings") or {}).get(key)
+    if isinstance(entry, dict) and "value" in entry:
+        return entry["value"], str(entry.get("unit", "")), str(entry.get("null", ""))
+    choice = (settings.get("choices") or {}).get(key)
+    if choice is not None:
+        return choice, "", ""
+    return None
 
 
 @dataclass
@@ -112,7 +70,18 @@ class SweepTable:
     cfg: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        ok = [r for r in self.rows if r.get("status") == "ok"]
+        # What each override string of each key meant, typed, from the jobs' settings.json.
+        self.typed: dict[str, dict[str, Typed]] = {k: {} for k in self.keys}
+        self.settings: dict[str, Any] | None = None
+        for r in self.rows:
+            settings = r.get("_settings")
+            if settings and self.settings is None:
+                self.settings = settings
+            for k in self.keys:
+                t = _typed(settings, k)
+                if t is not None and k in r:
+                    self.typed[k].setdefault(str(r[k]), t)
+        ok = [{k: v for k, v in r.items() if k != "_settings"} for r in self.rows if r.get("status") == "ok"]
         self.failed = [r for r in self.rows if r.get("status") != "ok"]
         df = pd.DataFrame(ok)
         for k in self.keys:
@@ -123,7 +92,7 @@ class SweepTable:
         # and a zero would win or lose every comparison and sit at the bottom of a log axis.
         df.loc[df["mean_time_between_faults_s"] == 0, "mean_time_between_faults_s"] = math.nan
         self.df = df
-        self.order = {k: order_values(k, [str(v) for v in df[k]]) if len(df) else [] for k in self.keys}
+        self.order = {k: self.order_values(k, [str(v) for v in df[k]]) if len(df) else [] for k in self.keys}
         self.swept = [k for k in self.keys if k != "seed" and len(self.order[k]) > 1]
         self.seeds = len(self.order.get("seed", [])) or 1
 
@@ -132,7 +101,49 @@ class SweepTable:
         return len(self.df)
 
     def label(self, key: str, value: str) -> str:
-        return value if key not in self.keys else label_value(key, value)
+        """How a swept value reads on an axis or in a sentence: sizes with units, null explained."""
+        t = self.typed.get(key, {}).get(value)
+        if t is None:
+            return value if value not in NULLS else "default"
+        return format_typed(*t)
+
+    def unit(self, key: str) -> str:
+        """The unit of a swept key's values (bytes, ns, ...; "" for plain numbers and names)."""
+        units = {t[1] for t in self.typed.get(key, {}).values() if t[0] is not None}
+        return units.pop() if len(units) == 1 else ""
+
+    def is_size(self, key: str) -> bool:
+        return self.unit(key) == "bytes"
+
+    def numeric(self, key: str, value: str) -> float | None:
+        """The value as a number for a numeric axis (bytes for sizes, seconds for durations), or None."""
+        t = self.typed.get(key, {}).get(value)
+        if t is None or t[0] is None or isinstance(t[0], bool | str) or not isinstance(t[0], int | float):
+            return None
+        return t[0] / 1e9 if t[1] == "ns" else float(t[0])
+
+    def order_values(self, key: str, values: list[str]) -> list[str]:
+        """Distinct values in reading order: by size or number, names in order of appearance, null last."""
+        seen = list(dict.fromkeys(values))
+        nulls = [v for v in seen if self._is_null(key, v)]
+        rest = [v for v in seen if not self._is_null(key, v)]
+        if any(self.numeric(key, v) is None for v in rest):
+            return rest + nulls  # names (policies, devices): the order the sweep listed them in
+        return sorted(rest, key=lambda v: self.numeric(key, v) or 0.0) + nulls
+
+    def _is_null(self, key: str, value: str) -> bool:
+        t = self.typed.get(key, {}).get(value)
+        return t[0] is None if t is not None else value in NULLS
+
+    def setting_value(self, key: str) -> str | None:
+        """A setting every job shares (the first job's, from its settings.json), as people read it."""
+        t = _typed(self.settings, key)
+        return None if t is None else format_typed(*t)
+
+    def setting_raw(self, key: str) -> Any:
+        """The typed value of a setting in the first job (None when unknown)."""
+        t = _typed(self.settings, key)
+        return None if t is None else t[0]
 
     def setting(self, row: Any) -> str:
         """``threshold=64 KiB, policy=fifo``: the swept values of a row (the job name when nothing varies)."""
