@@ -45,6 +45,8 @@ def test_every_option_of_every_group_composes_and_validates(group: str) -> None:
             extra = [f"workload.path={TRACE}"]
         elif name == "pageref":
             extra = ["workload.refs=[1,2,3]"]
+        elif group == "policy" and name == "opt":
+            extra = ["workload=pageref", "workload.refs=[1,2,3]"]  # OPT needs the future
         s = settings(f"{group}={name}", *extra)
         assert s.nprocs >= 1
 

@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 
 from tests.conftest import settings as composed
 from vmexp.sim import simulate
-from vmexp.workload import WorkloadError, build
-from vmexp.workload.generators import assign_entries, build_generated, parse_sizes
+from vmexp.workload import WorkloadError, build, parse_workload
+from vmexp.workload.generators import assign_entries, build_generated
 from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, REALLOC, SLEEP, TOUCH, Op
+from vmexp.workload.sizes import parse_sizes
 
 PS = 4096
 CONF_WORKLOAD = Path(__file__).resolve().parent.parent / "conf" / "workload"
@@ -622,19 +623,19 @@ def test_working_set_preset_loops_over_its_working_set() -> None:
 # ---------------------------------------------------------------------------
 
 BAD: list[tuple[dict[str, Any], str]] = [
-    ({"sizzes": {}}, r"^workload\.sizzes: not a key of workload kind generator \(valid: .*sizes"),
+    ({"sizzes": {}}, r"^workload\.sizzes: not a parameter of workload kind generator \(valid: .*sizes"),
     (
         {"sizes": {"dist": "foo"}},
         r"^workload\.sizes\.dist: 'foo' is not one of fixed, uniform, lognormal, exponential",
     ),
     (
         {"sizes": {"dist": "lognormal", "median": "1k"}},
-        r"^workload\.sizes\.sigma: expected a number > 0, got None",
+        r"^workload\.sizes\.sigma: must be a number > 0, got None",
     ),
     ({"sizes": {"dist": "fixed", "size": "12q"}}, r"^workload\.sizes\.size: expected a size such as"),
     (
         {"sizes": {"dist": "fixed", "size": 8, "mean": 3}},
-        r"^workload\.sizes\.mean: not a key of sizes dist fixed",
+        r"^workload\.sizes\.mean: not a parameter of sizes dist fixed \(valid: size\)",
     ),
     ({"sizes": {"dist": "uniform", "min": 10, "max": 5}}, r"^workload\.sizes\.max: 5 is below min"),
     (
@@ -651,26 +652,26 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"lifetime": {"dist": "fixed", "steps": 1, "long_lived": 1.5}},
-        r"^workload\.lifetime\.long_lived: expected a fraction",
+        r"^workload\.lifetime\.long_lived: must be a fraction",
     ),
     (
         {"access": {"pattern": "zipf", "rate": 1, "set": "1M"}},
-        r"^workload\.access\.set: not a key of access pattern zipf",
+        r"^workload\.access\.set: not a parameter of access pattern zipf",
     ),
     (
         {"access": {"pattern": "random"}},
         r"^workload\.access\.pattern: 'random' is not one of none, sequential",
     ),
     ({"access": {"pattern": "loop", "rate": 1}}, r"^workload\.access\.set: a size is required"),
-    ({"access": {"pattern": "uniform", "rate": 0}}, r"^workload\.access\.rate: expected a number > 0, got 0"),
+    ({"access": {"pattern": "uniform", "rate": 0}}, r"^workload\.access\.rate: must be a number > 0, got 0"),
     ({"refs": 10}, r"^workload\.refs: needs an access pattern"),
     ({"allocs": None}, r"^workload\.allocs: give allocs"),
-    ({"allocs": 2.5}, r"^workload\.allocs: expected an integer >= 1, got 2\.5"),
+    ({"allocs": 2.5}, r"^workload\.allocs: must be an integer >= 1, got 2\.5"),
     ({"compute": "5 parsecs"}, r"^workload\.compute: "),
     ({"think": {"every": 10}}, r"^workload\.think\.time: thinking every 10 steps needs a time above 0"),
     ({"arrival": {"mode": "every"}}, r"^workload\.arrival\.gap: arrival mode every needs a gap"),
     ({"calloc": 0.7, "realloc": 0.5}, r"^workload\.realloc: calloc \+ realloc fractions exceed 1"),
-    ({"free_at_exit": "yes"}, r"^workload\.free_at_exit: expected true or false"),
+    ({"free_at_exit": "yes"}, r"^workload\.free_at_exit: must be true or false"),
 ]
 
 
@@ -686,7 +687,7 @@ def test_bad_mix_keys() -> None:
     entry = {k: v for k, v in gen().items() if k != "kind"}
     cases: list[tuple[dict[str, Any], int, str]] = [
         ({"kind": "mix", "processes": []}, 1, r"^workload\.processes: expected a non-empty list"),
-        ({"kind": "mix", "procs": [entry]}, 1, r"^workload\.procs: not a key of workload kind mix"),
+        ({"kind": "mix", "procs": [entry]}, 1, r"^workload\.procs: not a parameter of workload kind mix"),
         (
             {"kind": "mix", "processes": [{**entry, "share": 1, "count": 2}]},
             1,
@@ -695,12 +696,12 @@ def test_bad_mix_keys() -> None:
         (
             {"kind": "mix", "processes": [{**entry, "shares": 1}]},
             1,
-            r"^workload\.processes\[0\]\.shares: not a key of a mix entry",
+            r"^workload\.processes\[0\]\.shares: not a parameter of a mix entry",
         ),
         (
             {"kind": "mix", "processes": [{**entry, "kind": "generator"}]},
             1,
-            r"^workload\.processes\[0\]\.kind: not a key",
+            r"^workload\.processes\[0\]\.kind: not a parameter",
         ),
         (
             {"kind": "mix", "processes": [{**entry, "name": "a"}, {**entry, "name": "a"}]},
@@ -743,9 +744,10 @@ def _shrink(spec: dict[str, Any]) -> None:
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_composes_and_runs_in_the_simulator(name: str) -> None:
     s = composed(f"workload={name}", "nprocs=2")
-    assert s.workload == load(name)  # Hydra hands the file's mapping over unchanged
-    _shrink(s.workload)
-    result = simulate(s, build(s.workload, s.nprocs, s.seed, s.page_size))
+    spec = load(name)
+    assert s.workload == parse_workload(spec)  # Hydra hands the file's mapping over unchanged, parsed once
+    _shrink(spec)
+    result = simulate(s, build(spec, s.nprocs, s.seed, s.page_size))
     assert [(p.exit, p.error) for p in result.processes] == [("ok", "")] * 2
     assert all(p.refs > 0 and p.mallinfo["uordblks"] + p.mallinfo["hblkhd"] > 0 for p in result.processes)
 

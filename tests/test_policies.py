@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 from policy_harness import FakeView, Pager, faults, run
 
+from tests.conftest import settings as composed_settings
 from vmexp.kernel.policies import REGISTRY, PolicyError, make_policy
 from vmexp.kernel.policies.lru2q import inactive_ratio
 from vmexp.kernel.policies.opt import next_uses
@@ -278,7 +279,7 @@ def test_ws_window_is_a_duration() -> None:
     view = FakeView(1)
     policy = make_policy("ws", {"tau": "10ms"}, view, np.random.default_rng(0))
     assert policy._tau == 10_000_000  # type: ignore[attr-defined]
-    with pytest.raises(PolicyError, match=r"^policy\.tau: the window must be > 0"):
+    with pytest.raises(PolicyError, match=r"^policy\.params\.tau: must be greater than 0$"):
         make_policy("ws", {"tau": 0}, view, np.random.default_rng(0))
 
 
@@ -499,25 +500,30 @@ def test_victim_is_stable_until_the_kernel_evicts(policy: str) -> None:
 def test_unknown_policy_lists_the_valid_names() -> None:
     with pytest.raises(PolicyError) as err:
         make_policy("lru3", {}, FakeView(1), np.random.default_rng(0))
-    assert str(err.value) == (
-        "policy=lru3: unknown replacement policy (valid: clock, fifo, lfu, lru, lru2q, opt, random, ws)"
-    )
+    assert str(err.value) == "policy: 'lru3' is not one of clock, fifo, lfu, lru, lru2q, opt, random, ws"
 
 
 def test_unknown_parameter_lists_the_valid_ones() -> None:
-    with pytest.raises(PolicyError, match=r"^policy\.ratio: not a parameter of policy lru2q \(valid: "):
+    with pytest.raises(
+        PolicyError,
+        match=r"^policy\.params\.ratio: not a parameter of policy lru2q \(valid: inactive_ratio, page_size\)$",
+    ):
         make_policy("lru2q", {"ratio": 2}, FakeView(1), np.random.default_rng(0))
-    with pytest.raises(PolicyError, match=r"^policy\.tau: not a parameter of policy lru \(valid: none\)$"):
+    with pytest.raises(
+        PolicyError, match=r"^policy\.params\.tau: not a parameter of policy lru \(valid: none\)$"
+    ):
         make_policy("lru", {"tau": 1}, FakeView(1), np.random.default_rng(0))
 
 
 def test_bad_parameter_values_name_the_key() -> None:
     rng = np.random.default_rng(0)
-    with pytest.raises(PolicyError, match=r"^policy\.tau: expected a duration"):
+    with pytest.raises(PolicyError, match=r"^policy\.params\.tau: expected a duration"):
         make_policy("ws", {"tau": "soon"}, FakeView(1), rng)
-    with pytest.raises(PolicyError, match=r"^policy\.inactive_ratio: must be >= 0"):
+    with pytest.raises(
+        PolicyError, match=r"^policy\.params\.inactive_ratio: must be an integer >= 0, got -1$"
+    ):
         make_policy("lru2q", {"inactive_ratio": -1}, FakeView(1), rng)
-    with pytest.raises(PolicyError, match=r"^policy\.page_size: "):
+    with pytest.raises(PolicyError, match=r"^policy\.params\.page_size: "):
         make_policy("lru2q", {"page_size": "big"}, FakeView(1), rng)
 
 
@@ -531,10 +537,12 @@ def test_config_file_builds_its_policy(policy: str) -> None:
     root = OmegaConf.merge({"page_size": "4k"}, {"policy": OmegaConf.load(path)})
     conf: Any = OmegaConf.to_container(root.policy, resolve=True)
     assert conf["name"] == policy
-    assert (conf["scope"], conf["allocation"]) == ("global", "equal")
-    built = make_policy(conf["name"], conf["params"], FakeView(1), np.random.default_rng(0))
+    built = make_policy(conf["name"], conf.get("params"), FakeView(1), np.random.default_rng(0))
     assert type(built) is REGISTRY[policy]
-    # Every parameter is documented where users read it, with its default.
+    # Through the whole config: scope and allocation take their declared defaults.
+    s = composed_settings(f"policy={policy}", "workload=pageref", "workload.refs=[1,2,3]")
+    assert (s.policy.name, s.policy.scope, s.policy.allocation) == (policy, "global", "equal")
+    # Every parameter the file sets is documented where users read it.
     text = path.read_text()
-    for key in yaml.safe_load(text)["params"]:
+    for key in yaml.safe_load(text).get("params") or {}:
         assert re.search(rf"^\s+{key}:.*#\s*\S", text, re.M), f"{path.name}: params.{key} has no comment"

@@ -23,12 +23,12 @@ from omegaconf import OmegaConf
 
 from tests.conftest import ROOT, compose_cfg, settings
 from vmexp.app import run_settings
-from vmexp.config import validate
+from vmexp.config import settings_json, validate
 from vmexp.report.run_figures import draw_run_figures, heap_raster, load_run, parse_maps
 from vmexp.report.style import BinaryLocator, LogBinaryLocator, fmt_bytes
 from vmexp.report.sweep import COLUMNS, ReportError, aggregate, figure_metrics, summary_rows
 from vmexp.report.sweep_figures import crossing, thrashing_marks
-from vmexp.report.table import SweepTable, label_value, order_values
+from vmexp.report.table import SweepTable
 
 PY = sys.executable
 TRACES = ROOT / "tests" / "traces"
@@ -59,35 +59,62 @@ def test_log_byte_ticks_span_a_page_to_a_47_bit_address_space() -> None:
 # --- swept values as people write them -----------------------------------------------
 
 
+GROUPS = ("address_space", "machine", "policy", "allocator", "workload", "experiment")
+
+
+def job_settings(*overrides: str) -> dict[str, Any] | None:
+    """The settings.json a job with these overrides writes (None when they do not validate)."""
+    try:
+        s = settings(*overrides)
+    except Exception:
+        return None
+    choices = {k: v for k, _, v in (o.partition("=") for o in overrides) if k in GROUPS}
+    doc: dict[str, Any] = json.loads(settings_json(s, choices))
+    return doc
+
+
+def table_of(override: str, values: list[str], *extra: str) -> SweepTable:
+    """A sweep of one key as summary_rows reads it: the override's key (no ``+``), each job's settings.json."""
+    key = override.lstrip("+")
+    rows = [
+        {key: v, "status": "ok", "minflt": i, "_settings": job_settings(*extra, f"{override}={v}")}
+        for i, v in enumerate(values)
+    ]
+    return SweepTable([key], rows)
+
+
 @pytest.mark.parametrize(
-    ("key", "value", "label"),
+    ("key", "value", "label", "extra"),
     [
-        ("threshold", "64k", "64 KiB"),
-        ("threshold", "65536", "64 KiB"),
-        ("threshold", "null", "glibc default (dynamic)"),
-        ("allocator.top_pad", "0", "0 B"),
-        ("workload.volume", "2560M", "2.5 GiB"),
-        ("page_size", "2M", "2 MiB"),
-        ("workload.lifetime.long_lived", "0", "0"),
-        ("workload.lifetime.long_lived", "0.05", "0.05"),
-        ("policy.params.tau", "10ms", "10 ms"),
-        ("nprocs", "12", "12"),
-        ("policy", "lru2q", "lru2q"),
+        ("threshold", "64k", "64 KiB", ()),
+        ("threshold", "65536", "64 KiB", ()),
+        ("threshold", "64kb", "64 KiB", ()),  # kB is KiB, as in /proc/meminfo (README, The knobs)
+        ("threshold", "null", "glibc's default (dynamic)", ()),
+        ("allocator.top_pad", "0", "0 B", ()),
+        ("+workload.volume", "2560M", "2.5 GiB", ("workload=working_set",)),
+        ("page_size", "2M", "2 MiB", ()),
+        ("workload.lifetime.long_lived", "0", "0", ("workload=working_set",)),
+        ("workload.lifetime.long_lived", "0.05", "0.05", ("workload=working_set",)),
+        ("policy.params.tau", "10ms", "10 ms", ("policy=ws",)),
+        ("nprocs", "12", "12", ()),
+        ("policy", "lru2q", "lru2q", ()),
     ],
 )
-def test_swept_values_read_with_their_units(key: str, value: str, label: str) -> None:
-    assert label_value(key, value) == label
+def test_swept_values_read_with_their_units(key: str, value: str, label: str, extra: tuple[str, ...]) -> None:
+    """The label comes from the job's settings.json (typed value and unit), not from the override text."""
+    t = table_of(key, [value], *extra)
+    assert t.label(key.lstrip("+"), value) == label
 
 
 def test_sizes_sort_by_size_with_the_default_last_and_names_keep_their_order() -> None:
-    assert order_values("threshold", ["256k", "null", "64k", "128k", "64k"]) == [
+    assert table_of("threshold", ["256k", "null", "64k", "128k", "64k"]).order["threshold"] == [
         "64k",
         "128k",
         "256k",
         "null",
     ]
-    assert order_values("ram", ["1G", "512M", "2M"]) == ["2M", "512M", "1G"]
-    assert order_values("policy", ["lru", "fifo", "clock", "fifo"]) == ["lru", "fifo", "clock"]
+    assert table_of("ram", ["1G", "512M", "2M"]).order["ram"] == ["2M", "512M", "1G"]
+    assert table_of("policy", ["lru", "fifo", "clock", "fifo"]).order["policy"] == ["lru", "fifo", "clock"]
 
 
 # --- the marks of a thrashing curve ----------------------------------------------------
@@ -154,6 +181,8 @@ def _doc(**v: Any) -> dict[str, Any]:
         "cpu_time_s": v.get("cpu", 1.0),
     }
     system = {
+        "ram_bytes": 64 * MiB,
+        "free_bytes_min": 64 * MiB - v.get("rss", 0),
         "pswpin": 0,
         "pswpout": 0,
         "cpu_utilization": v.get("util", 0.5),
@@ -178,6 +207,9 @@ def _job(
     else:
         (d / "metrics.json").write_text(json.dumps(doc))
         (d / "run.json").write_text(json.dumps({"status": "ok", "error": ""}))
+        written = job_settings(*overrides)
+        if written is not None:
+            (d / "settings.json").write_text(json.dumps(written))
     return d
 
 
@@ -312,17 +344,19 @@ def test_a_missing_sweep_directory_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_the_table_knows_what_was_swept() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"threshold": "64k", "seed": "0", "policy": "lru", "status": "ok", "minflt": 1},
         {"threshold": "64k", "seed": "1", "policy": "lru", "status": "ok", "minflt": 3},
         {"threshold": "null", "seed": "0", "policy": "lru", "status": "ok", "minflt": 5},
         {"threshold": "null", "seed": "1", "policy": "lru", "status": "ok", "minflt": 7},
     ]
+    for r in rows:
+        r["_settings"] = job_settings(f"threshold={r['threshold']}", f"seed={r['seed']}", "policy=lru")
     t = SweepTable(["threshold", "seed", "policy"], rows)
     assert t.swept == ["threshold"] and t.seeds == 2  # policy never changes; seeds are samples
     stats = t.by_setting(["minflt"])
     assert list(stats[("minflt", "mean")]) == [2.0, 6.0]
-    assert t.setting(pd.Series(rows[2])) == "threshold=glibc default (dynamic)"
+    assert t.setting(pd.Series(rows[2])) == "threshold=glibc's default (dynamic)"
 
 
 # --- from a real run ----------------------------------------------------------------------
