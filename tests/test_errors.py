@@ -411,7 +411,7 @@ def test_the_importer_command_says_what_is_wrong_with_its_log(
         ("bad.trace", b"malloc 1 100\nmallok 2 1\n", [],
          "{p}:2: unknown operation 'mallok' (expected one of malloc, calloc, realloc, free, touch, compute)"),
         ("ok.trace", b"malloc 1 100\n", ["threshold=banana"],
-         "threshold=banana: expected a size such as 4096, 64k, 128K, 2M or 1G, got 'banana'"),
+         "threshold: expected a size such as 4096, 64k, 128K, 2M or 1G, got 'banana'"),
     ],
     ids=["missing", "directory", "bad-line", "bad-override"],
 )  # fmt: skip

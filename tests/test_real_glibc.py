@@ -18,15 +18,16 @@ from typing import Any
 
 import pytest
 
+from vmexp.config import ConfigError, compose_settings, settings_json
 from vmexp.validate.__main__ import compare, format_side_by_side, main, read_run
 from vmexp.validate.real import (
     MALLINFO_FIELDS,
-    OverrideError,
     ReplayError,
     ReplayResult,
     ToolMissing,
     build_replayer,
     mallopt_from_overrides,
+    mallopt_from_settings,
     parse_strace,
     replay_real,
 )
@@ -220,15 +221,26 @@ def test_mallopt_settings_from_overrides() -> None:
     assert mallopt_from_overrides(["threshold=null"]) == none
     assert mallopt_from_overrides(["threshold=64k", "~threshold"]) == none
     got = mallopt_from_overrides(
-        ["allocator.trim_threshold=1M", "+allocator.top_pad=0", "allocator.mmap_max=0"]
+        ["allocator.trim_threshold=1M", "allocator.top_pad=0", "allocator.mmap_max=0"]
     )
     assert got == {**none, "trim_threshold": 1 << 20, "top_pad": 0, "mmap_max": 0}
-    with pytest.raises(OverrideError, match=r"^threshold=banana: expected a size"):
+    # The overrides are composed and validated as run.py does: the same one-line errors.
+    with pytest.raises(ConfigError, match=r"^threshold: expected a size"):
         mallopt_from_overrides(["threshold=banana"])
-    with pytest.raises(OverrideError, match=r"^threshold=4G: mallopt takes an int, at most 2147483647$"):
+    with pytest.raises(ConfigError, match=r"^threshold: 4G is above glibc's maximum of 32M"):
         mallopt_from_overrides(["threshold=4G"])
-    with pytest.raises(OverrideError, match=r"^allocator.mmap_max=1k: expected a count"):
+    with pytest.raises(ConfigError, match=r"^allocator.trim_threshold: 4G is more than mallopt takes"):
+        mallopt_from_overrides(["allocator.trim_threshold=4G"])
+    with pytest.raises(ConfigError, match=r"^allocator.mmap_max: must be an integer"):
         mallopt_from_overrides(["allocator.mmap_max=1k"])
+
+
+def test_mallopt_settings_from_a_runs_settings_json(tmp_path: Path) -> None:
+    """What a run resolved, wherever it was set (a preset's YAML included), is what the real glibc gets."""
+    s = compose_settings(["experiment=trim", "allocator.trim_threshold=1M", "allocator.top_pad=0"])
+    doc = json.loads(settings_json(s))
+    want = {"mmap_threshold": None, "trim_threshold": 1 << 20, "top_pad": 0, "mmap_max": None}
+    assert mallopt_from_settings(doc) == mallopt_from_settings(s) == want
 
 
 STRACE_SAMPLE = """\
@@ -329,18 +341,25 @@ def test_read_run_follows_the_output_contract(tmp_path: Path) -> None:
 def test_validate_command_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trace = str(TRACES / "dynamic_threshold.trace")
     want = EXPECTED["traces"]["dynamic_threshold"]["runs"]["threshold=64k"]
+    base = ["workload=trace", f"workload.path={trace}", "nprocs=1"]
+    # The run's settings.json says how it ran: the real glibc gets the same mallopt values.
     write_run(tmp_path / "good", want)
-    assert main([trace, "threshold=64k", "--run-dir", str(tmp_path / "good")]) == 0
+    (tmp_path / "good" / "settings.json").write_text(
+        settings_json(compose_settings([*base, "threshold=64k"]))
+    )
+    assert main([trace, "--run-dir", str(tmp_path / "good")]) == 0
     out = capsys.readouterr().out
     assert "(mmap_threshold=65536)" in out and out.rstrip().endswith("RESULT: agree")
 
-    # The same simulated run does not match glibc's default settings (dynamic threshold).
-    assert main([trace, "--run-dir", str(tmp_path / "good")]) == 1
+    # The same simulated calls, recorded as a run with glibc's default settings (dynamic threshold): they differ.
+    write_run(tmp_path / "default", want)
+    (tmp_path / "default" / "settings.json").write_text(settings_json(compose_settings(base)))
+    assert main([trace, "--run-dir", str(tmp_path / "default")]) == 1
     assert capsys.readouterr().out.rstrip().endswith("RESULT: DIFFER")
 
-    assert main([trace, "threshold=banana", "--run-dir", str(tmp_path / "good")]) == 2
-    assert capsys.readouterr().err == "vmexp.validate: error: threshold=banana: " + (
-        "expected a size such as 4096, 64k, 128K, 2M or 1G, got 'banana'\n"
+    assert main([trace, "threshold=64k", "--run-dir", str(tmp_path / "good")]) == 2
+    assert capsys.readouterr().err == (
+        "vmexp.validate: error: --run-dir: the run's settings.json says how it ran; give no settings with it\n"
     )
     assert main([trace, "--run-dir", str(tmp_path / "nothing")]) == 2
     assert "the run wrote no metrics.json" in capsys.readouterr().err

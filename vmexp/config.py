@@ -47,6 +47,7 @@ __all__ = [
     "PolicySettings",
     "ReportSettings",
     "Settings",
+    "compose_settings",
     "read_settings_json",
     "register_configs",
     "schema",
@@ -522,6 +523,18 @@ def validate(cfg: DictConfig | dict[str, Any]) -> Settings:
                 f"workload={'|'.join(knows)} (one process)"
             )
     return dataclasses.replace(s, policy=policy, allocator=allocator, workload=workload)
+
+
+def compose_settings(overrides: list[str], config_dir: Path | None = None) -> Settings:
+    """The settings ``python run.py OVERRIDES`` would run: composed by Hydra from conf/, then validated."""
+    from hydra import compose, initialize_config_dir
+
+    import vmexp.app  # noqa: F401  (registers the schema, the resolvers and the help)
+
+    conf = config_dir or Path(__file__).resolve().parent.parent / "conf"
+    with initialize_config_dir(version_base="1.3", config_dir=str(conf)):
+        cfg = compose("config", overrides=list(overrides))
+    return validate(cfg)
 
 
 # ---------------------------------------------------------------------------

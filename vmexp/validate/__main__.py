@@ -1,13 +1,14 @@
 """``python -m vmexp.validate TRACE [overrides...]``: the simulator beside the real glibc, call for call.
 
-The trace is replayed twice: against this machine's glibc (``replay_real``,
-with the mallopt settings the overrides imply) and through the simulator,
-run exactly as a user runs it::
+The trace is replayed twice: through the simulator, run exactly as a user
+runs it::
 
     python run.py workload=trace workload.path=TRACE nprocs=1 hydra.run.dir=TMP OVERRIDES...
 
-whose ``syscalls.csv`` and ``metrics.json`` (the output contract of
-DESIGN.md) are read back. Both are printed side by side: every
+and against this machine's glibc (``replay_real``), with the mallopt
+settings the run resolved (its ``settings.json``: a threshold set in a
+preset or a YAML file counts as one on the command line). The run's
+``syscalls.csv`` and ``metrics.json`` (README.md, Outputs) are read back. Both are printed side by side: every
 brk/mmap/munmap/mremap in order as (op, call, length), the ten mallinfo2
 fields, the page faults. Addresses are not compared, since ASLR moves them
 on every real run.
@@ -32,13 +33,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmexp.config import read_settings_json
 from vmexp.validate.real import (
     MALLINFO_FIELDS,
-    OverrideError,
     RealGlibcError,
     ReplayResult,
     Syscall,
-    mallopt_from_overrides,
+    mallopt_from_settings,
     replay_real,
 )
 from vmexp.workload.traces import TraceError, parse_trace
@@ -101,7 +102,12 @@ def run_simulator(trace: str, overrides: Sequence[str], run_dir: str, root: Path
     r = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     if r.returncode != 0:
         lines = (r.stderr or r.stdout).strip().splitlines()
-        raise SimulatorRunError(f"the simulator failed (exit {r.returncode}): {lines[-1] if lines else ''}")
+        last = lines[-1] if lines else ""
+        if r.returncode == 2 and last.startswith("vmexp: error: "):
+            raise SimulatorRunError(
+                last.removeprefix("vmexp: error: ")
+            )  # the user's mistake, as run.py names it
+        raise SimulatorRunError(f"the simulator failed (exit {r.returncode}): {last}")
 
 
 @dataclass(frozen=True)
@@ -187,27 +193,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m vmexp.validate",
         description="Replay a trace against the real glibc and through the simulator, side by side.",
     )
-    parser.add_argument("trace", help="an allocation trace (DESIGN.md trace format)")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. threshold=64k")
-    parser.add_argument("--run-dir", help="use this simulator run directory, not a new run")
+    parser.add_argument("trace", help="an allocation trace (the format: README.md, Trace format)")
+    parser.add_argument("overrides", nargs="*", help="settings as for run.py, e.g. threshold=64k")
+    parser.add_argument(
+        "--run-dir",
+        help="use this simulator run directory (its settings.json gives the mallopt values), not a new run",
+    )
     parser.add_argument("--only-diff", action="store_true", help="print only the syscalls that differ")
     args = parser.parse_args(argv)
 
     try:
         trace = parse_trace(args.trace)
-        settings = mallopt_from_overrides(args.overrides)
+        if args.run_dir and args.overrides:
+            raise SimulatorRunError(
+                "--run-dir: the run's settings.json says how it ran; give no settings with it"
+            )
+        with tempfile.TemporaryDirectory(prefix="vmexp-validate-") as tmp:
+            run_dir = args.run_dir or os.path.join(tmp, "run")
+            if not args.run_dir:
+                run_simulator(args.trace, args.overrides, run_dir)
+            sim = read_run(run_dir)
+            doc = read_settings_json(Path(run_dir))
+        if doc is None:
+            raise SimulatorRunError(
+                f"{run_dir}: the run wrote no settings.json (run it again with this vmexp)"
+            )
+        settings = mallopt_from_settings(doc)
         use_strace = shutil.which("strace") is not None
         real = {
             pid: replay_real(args.trace, pid=pid, strace=use_strace, **settings) for pid in sorted(trace.ops)
         }
-        if args.run_dir:
-            sim = read_run(args.run_dir)
-        else:
-            with tempfile.TemporaryDirectory(prefix="vmexp-validate-") as tmp:
-                run_dir = os.path.join(tmp, "run")
-                run_simulator(args.trace, args.overrides, run_dir)
-                sim = read_run(run_dir)
-    except (TraceError, OverrideError, RealGlibcError, SimulatorRunError) as e:
+    except (TraceError, RealGlibcError, SimulatorRunError) as e:
         print(f"vmexp.validate: error: {e}", file=sys.stderr)
         return 2
 

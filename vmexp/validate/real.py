@@ -9,6 +9,7 @@ the replay loop alone. The API is stable; the glibc model's tests and
 
     from vmexp.validate.real import replay_real, mallopt_from_overrides
     res = replay_real("tests/traces/trim.trace", **mallopt_from_overrides(["threshold=64k"]))
+    res = replay_real("my.trace", **mallopt_from_settings(read_settings_json(run_dir)))
     res.syscalls   # [(op, "brk", addr, length, result), ...] as in syscalls.csv
     res.mallinfo   # {"arena": ..., ...} the ten mallinfo2 fields
     res.minflt, res.majflt
@@ -33,10 +34,10 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Any, TypedDict
 
+from vmexp.config import ConfigError, Settings
 from vmexp.libc.base import MALLINFO_FIELDS
-from vmexp.units import UnitError, parse_size
 from vmexp.workload.ops import CALLOC, FREE, MALLOC, PAGEREF, REALLOC, TOUCH, Op
 from vmexp.workload.traces import parse_trace
 
@@ -52,6 +53,7 @@ __all__ = [
     "build_replayer",
     "MalloptSettings",
     "mallopt_from_overrides",
+    "mallopt_from_settings",
     "parse_strace",
     "replay_real",
 ]
@@ -81,8 +83,7 @@ class ReplayError(RealGlibcError):
     """The replayer stopped: the trace is wrong at run time (e.g. a double free), or glibc aborted."""
 
 
-class OverrideError(ValueError):
-    """A Hydra-style override whose mallopt value cannot be used; the message names the key."""
+OverrideError = ConfigError  # the error a bad override gives (kept for scripts that catch it by this name)
 
 
 @dataclass(frozen=True)
@@ -129,44 +130,46 @@ class MalloptSettings(TypedDict):
     mmap_max: int | None
 
 
-def mallopt_from_overrides(overrides: Sequence[str]) -> MalloptSettings:
-    """The ``replay_real`` keyword arguments implied by command-line overrides.
+def mallopt_from_settings(settings: Settings | dict[str, Any]) -> MalloptSettings:
+    """The ``replay_real`` keyword arguments of a run's resolved settings.
 
-    ``threshold=SIZE`` is ``M_MMAP_THRESHOLD`` (``null`` keeps glibc's
+    ``settings`` is a validated ``Settings`` or a run's ``settings.json``
+    document: ``threshold`` is ``M_MMAP_THRESHOLD`` (None keeps glibc's
     dynamic default); ``allocator.trim_threshold``, ``allocator.top_pad`` and
-    ``allocator.mmap_max`` are the other mallopt parameters. Other overrides
-    are not mallopt's business and are ignored here.
+    ``allocator.mmap_max`` are the other mallopt parameters. The values were
+    parsed and checked once, when the run's config was validated; a setting
+    made in a YAML file reaches the real glibc as one made on the command line.
     """
-    keys: dict[str, Literal["mmap_threshold", "trim_threshold", "top_pad", "mmap_max"]] = {
-        "threshold": "mmap_threshold",
-        "allocator.trim_threshold": "trim_threshold",
-        "allocator.top_pad": "top_pad",
-        "allocator.mmap_max": "mmap_max",
-    }
-    out = MalloptSettings(mmap_threshold=None, trim_threshold=None, top_pad=None, mmap_max=None)
-    for ov in overrides:
-        key, eq, value = ov.lstrip("+~").partition("=")
-        if key not in keys or not (eq or ov.startswith("~")):
-            continue
-        value = value.strip().strip("'\"")
-        field = keys[key]
-        # ~key deletes the key from the config: glibc's default, as null does.
-        if ov.startswith("~") or value.lower() in ("null", "none", "~", ""):
-            out[field] = None
-            continue
-        try:
-            if key == "allocator.mmap_max":
-                if not value.isdigit():
-                    raise UnitError(f"expected a count of mappings, got {value!r}")
-                n = int(value)
-            else:
-                n = parse_size(value)
-        except UnitError as e:
-            raise OverrideError(f"{key}={value}: {e}") from None
-        if n > _INT_MAX:
-            raise OverrideError(f"{key}={value}: mallopt takes an int, at most {_INT_MAX}")
-        out[field] = n
-    return out
+    if isinstance(settings, Settings):
+        a = settings.allocator
+        return MalloptSettings(
+            mmap_threshold=a.mmap_threshold,
+            trim_threshold=a.trim_threshold,
+            top_pad=a.top_pad,
+            mmap_max=a.mmap_max,
+        )
+    values = settings.get("settings") or {}
+
+    def value(key: str) -> int | None:
+        v = (values.get(key) or {}).get("value")
+        return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
+
+    return MalloptSettings(
+        mmap_threshold=value("threshold"),
+        trim_threshold=value("allocator.trim_threshold"),
+        top_pad=value("allocator.top_pad"),
+        mmap_max=value("allocator.mmap_max"),
+    )
+
+
+def mallopt_from_overrides(overrides: Sequence[str]) -> MalloptSettings:
+    """The mallopt settings that command-line overrides give a run: composed and validated as run.py does.
+
+    A bad value is a ``ConfigError`` naming the key, as from ``run.py``.
+    """
+    from vmexp.config import compose_settings
+
+    return mallopt_from_settings(compose_settings(list(overrides)))
 
 
 def _cache_dir() -> Path:
