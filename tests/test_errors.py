@@ -210,9 +210,21 @@ CONFIG_ERRORS = [
     ("policy=opt workload=trace workload.path={dir}/one.trace",
      "policy=opt: OPT needs the future, so it runs only with workload=pageref (one process)"),
     # Unknown keys below the top level: Hydra's struct check, turned into one line.
-    ("workload.bogus=1", "workload.bogus: unknown key (see python run.py --cfg job for the valid keys)"),
-    ("policy.params.bogus=1", "policy.params.bogus: unknown key (see python run.py --cfg job for the valid keys)"),
-    ("foo=1", "foo: unknown key (see python run.py --cfg job for the valid keys)"),
+    # ... and below a component, the component's parameters are the valid keys.
+    ("workload.bogus=1", "workload.bogus: not a parameter of workload kind mix (valid: processes)"),
+    ("policy.params.bogus=1", "policy.params.bogus: not a parameter of policy lru (valid: none)"),
+    ("policy=ws policy.params.tua=10ms", "policy.params.tua: not a parameter of policy ws (valid: tau)"),
+    ("allocator=best_fit allocator.top_pad=1M", "allocator.top_pad: not a parameter of allocator best_fit (valid: trim_threshold)"),
+    ("foo=1", "foo: unknown key (see python run.py --help for the valid keys)"),
+    # Values glibc's mallopt would refuse (mallopt takes an int; M_MMAP_THRESHOLD at most HEAP_MAX_SIZE/2).
+    ("allocator.trim_threshold=9223372036854775808",
+     "allocator.trim_threshold: 9223372036854775808 is more than mallopt takes (an int: at most 2147483647)"),
+    ("allocator.top_pad=2G", "allocator.top_pad: 2G is more than mallopt takes (an int: at most 2147483647)"),
+    ("allocator.mmap_max=2147483648", "allocator.mmap_max: 2147483648 is more than mallopt takes (an int: at most 2147483647)"),
+    ("threshold=32M+1", "threshold: expected a size such as 4096, 64k, 128K, 2M or 1G, got '32M+1'"),
+    ("threshold=33554433", "threshold: 33554433 is above glibc's maximum of 32M (or null for glibc's dynamic default)"),
+    ("allocator=first_fit threshold=64k",
+     "threshold: allocator first_fit has no mmap threshold (set it with allocator=glibc, or leave threshold null)"),
     # Files.
     ("workload=trace workload.path={dir}/nope.trace", "{dir}/nope.trace: no such file"),
     ("workload=trace workload.path={dir}", "{dir}: is a directory, not a trace file"),
@@ -231,6 +243,76 @@ def test_a_bad_value_key_or_file_is_one_line_naming_it(batch: Batch, overrides: 
 
 GROUPS = [case(f"{g}=nope") for g in ("policy", "allocator", "address_space")]
 
+# ---------------------------------------------------------------------------------------------- hints (issue 14)
+
+HINTS = [
+    # A comma list without -m: Hydra's advice (add --multirun) was cut off; it is the message now.
+    (("threshold=64k,128k",),
+     "threshold: 64k,128k is several values: a sweep needs -m (python run.py -m threshold=64k,128k); "
+     "a list is written threshold=[64k,128k], text with a comma threshold='\"64k,128k\"'"),
+    (("experiment=thrashing",),
+     "experiment=thrashing: this preset is a sweep (nprocs=range(1,13)): add -m (python run.py -m experiment=thrashing"),
+    (("policy=LRU",),
+     "In 'config': Could not find 'policy/LRU' (valid: clock, fifo, lfu, lru, lru2q, opt, random, ws; "
+     "names are lower case: policy=lru)"),
+    (("hydra.run.dir={dir}/a=b",),
+     "hydra.run.dir: a value with '=' in it must be quoted: hydra.run.dir='{dir}/a=b' (Hydra's override syntax)"),
+    (("+threshhold=64k", "workload=trace", "workload.path={dir}/one.trace"),
+     "threshhold: unknown key (did you mean threshold? see python run.py --help for the valid keys)"),
+]  # fmt: skip
+HINT_KEYS = [case(*a) for a, _ in HINTS]
+
+
+@pytest.mark.parametrize(("args", "message"), HINTS, ids=[a[0] for a, _ in HINTS])
+def test_an_error_keeps_its_hint(batch: Batch, args: tuple[str, ...], message: str) -> None:
+    r = batch.run(*args)
+    line = one_error_line(r)
+    assert line.startswith(batch.fill(f"vmexp: error: {message}")), line
+    assert not (r.run_dir / "metrics.json").exists()
+
+
+def test_a_value_mallopt_refuses_is_a_user_error_not_a_crash(batch: Batch) -> None:
+    """The confirmed bug: this escaped as an internal error (exit 1, a traceback file)."""
+    r = batch.run("allocator.trim_threshold=9223372036854775808")
+    one_error_line(r)
+    assert not (r.run_dir / "error.txt").exists()
+    assert json.loads((r.run_dir / "run.json").read_text())["status"] == "failed"
+
+
+HELP = case("--help")
+
+
+def test_help_explains_every_key_with_its_unit_and_default(batch: Batch) -> None:
+    from vmexp.config import Settings
+    from vmexp.fields import iter_specs
+
+    r = batch.run(*HELP)
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    for key, spec in iter_specs(Settings):
+        if spec.kind in ("section", "open"):
+            if spec.group:  # a group: its heading says what it is and its default option
+                assert any(line.startswith(f"== {key} ==  {key}=OPTION (default ") for line in lines), key
+            continue
+        row = next((line for line in lines if line.split()[:1] == [key]), None)
+        assert row is not None, f"--help does not explain {key}"
+        assert spec.doc in " ".join(lines), key
+        assert spec.written_default() in row or spec.written_default() in " ".join(lines), key
+    ram = next(line for line in lines if line.split()[:1] == ["ram"])
+    assert ram.split()[1:3] == ["64M", "bytes"] and "physical memory" in ram
+    assert "tau (10ms, time): the working-set window" in r.stdout  # a policy's parameters
+    assert "kB, KB and KiB all mean 1024 bytes" in r.stdout
+    assert "policy: clock, fifo, lfu, lru, lru2q, opt, random, ws" in r.stdout  # the group options
+
+
+def test_the_validate_command_help_points_to_files_that_exist(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main_validate(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "DESIGN.md" not in out and "README.md" in out
+    assert (ROOT / "README.md").is_file()
+
 
 @pytest.mark.parametrize("args", GROUPS, ids=[a[0] for a in GROUPS])
 def test_an_unknown_group_option_names_the_group(batch: Batch, args: tuple[str, ...]) -> None:
@@ -246,7 +328,7 @@ def test_an_unknown_group_option_lists_the_valid_ones(batch: Batch) -> None:
 
 def test_an_unknown_top_level_key_is_named_as_unknown(batch: Batch) -> None:
     line = one_error_line(batch.run("foo=1"))
-    assert line == "vmexp: error: foo: unknown key (see python run.py --cfg job for the valid keys)"
+    assert line == "vmexp: error: foo: unknown key (see python run.py --help for the valid keys)"
 
 
 ADDED = case("+threshhold=64k", "workload=trace", "workload.path={dir}/one.trace")

@@ -131,6 +131,13 @@ class Registry(Generic[T]):
 
         return deco
 
+    def remove(self, name: str) -> None:
+        """Forget a component (a plugin unloaded, or a test's toy after the test)."""
+        comp = self._items.pop(name)
+        if self._by_params.get(comp.params) == name:
+            del self._by_params[comp.params]
+            COMPONENTS.pop(comp.params, None)
+
     def discover(self) -> None:
         """Import every module of the registry's packages, once: their registrations fill it."""
         if self._discovered:
