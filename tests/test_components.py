@@ -220,7 +220,8 @@ def test_the_toy_policy_is_a_group_option_and_runs_in_the_kernel(toy: Path) -> N
 def test_a_toy_parameter_is_declared_typed_and_an_unknown_one_lists_the_valid_ones(toy: Path) -> None:
     with pytest.raises(ConfigError, match=r"^policy\.params\.spare: must be an integer >= 0, got -1$"):
         with_toys(toy, "policy=toy_lifo", "policy.params.spare=-1", "workload=pageref", "workload.refs=[1]")
-    with pytest.raises(ConfigError, match=r"^workload\.stepz: not a parameter of workload kind toy_stairs \(valid: size, steps\)$"):
+    unknown = r"^workload\.stepz: not a parameter of workload kind toy_stairs \(valid: size, steps\)$"
+    with pytest.raises(ConfigError, match=unknown):
         with_toys(toy, "workload=toy_stairs", "+workload.stepz=3")
 
 

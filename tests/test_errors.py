@@ -214,7 +214,8 @@ CONFIG_ERRORS = [
     ("workload.bogus=1", "workload.bogus: not a parameter of workload kind mix (valid: processes)"),
     ("policy.params.bogus=1", "policy.params.bogus: not a parameter of policy lru (valid: none)"),
     ("policy=ws policy.params.tua=10ms", "policy.params.tua: not a parameter of policy ws (valid: tau)"),
-    ("allocator=best_fit allocator.top_pad=1M", "allocator.top_pad: not a parameter of allocator best_fit (valid: trim_threshold)"),
+    ("allocator=best_fit allocator.top_pad=1M",
+     "allocator.top_pad: not a parameter of allocator best_fit (valid: trim_threshold)"),
     ("foo=1", "foo: unknown key (see python run.py --help for the valid keys)"),
     # Values glibc's mallopt would refuse (mallopt takes an int; M_MMAP_THRESHOLD at most HEAP_MAX_SIZE/2).
     ("allocator.trim_threshold=9223372036854775808",
