@@ -237,7 +237,8 @@ def test_the_toy_allocator_and_workload_kind_run_and_are_recorded(toy: Path) -> 
     doc = json.loads(settings_json(s))["settings"]
     assert doc["allocator.name"]["value"] == "toy_last_fit"
     assert doc["allocator.trim_threshold"] == {"value": 1 << 20, "unit": "bytes"}
-    assert doc["workload.kind"]["value"] == "toy_stairs" and doc["workload.size"] == {"value": 8192, "unit": "bytes"}
+    assert doc["workload.kind"]["value"] == "toy_stairs"
+    assert doc["workload.size"] == {"value": 8192, "unit": "bytes"}
 
 
 def test_toy_sizes_lifetimes_and_access_drive_a_generator(toy: Path) -> None:
@@ -250,7 +251,8 @@ def test_toy_sizes_lifetimes_and_access_drive_a_generator(toy: Path) -> None:
     (proc,) = build(s.workload, s.nprocs, s.seed, s.page_size)
     ops = list(proc.ops)
     sizes = [op[2] for op in ops if op[0] == MALLOC]
-    assert len(sizes) == 40 and {sz.bit_count() for sz in sizes} == {1} and 32 <= min(sizes) <= max(sizes) <= 512
+    assert len(sizes) == 40 and {sz.bit_count() for sz in sizes} == {1}  # powers of two ...
+    assert 32 <= min(sizes) <= max(sizes) <= 512  # ... from 2^5 to 2^9
     # Block b is allocated at step b - 1 and dies at step 2(b - 1) + 1: the first frees are of blocks 1, 2, 3 ...
     freed = [op[1] for op in ops if op[0] == FREE]
     assert freed[:5] == [1, 2, 3, 4, 5]
@@ -270,4 +272,5 @@ def test_run_py_loads_the_plugin_by_name(toy: Path, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert doc["processes"][0]["name"] == "stairs.0"
-    assert json.loads((tmp_path / "settings.json").read_text())["settings"]["plugins"]["value"] == ["vmexp_toys"]
+    written = json.loads((tmp_path / "settings.json").read_text())["settings"]
+    assert written["plugins"]["value"] == ["vmexp_toys"]
