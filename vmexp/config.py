@@ -285,9 +285,8 @@ class Settings:
 
     threshold: int | None = decl.size(
         None,
-        "mmap threshold: a size = mallopt(M_MMAP_THRESHOLD, size), fixed; null = glibc's 128 KiB, raised "
-        "when a larger mmapped chunk is freed (up to 32 MiB)",
-        null="glibc's default (dynamic)",
+        "mmap threshold: a size = mallopt(M_MMAP_THRESHOLD, size), fixed (the dynamic adjustment off)",
+        null="glibc's default (dynamic): 128 KiB, raised when a larger mmapped chunk is freed (up to 32 MiB)",
         hi=GLIBC_MMAP_THRESHOLD_MAX,
         hi_msg="{text} is above glibc's maximum of 32M (or null for glibc's dynamic default)",
     )

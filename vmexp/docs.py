@@ -14,6 +14,7 @@ and ``<!-- end: NAME -->``; ``tests/test_settings.py`` runs the check.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -73,29 +74,53 @@ def knob_table() -> str:
     out = ["| key | default | unit | meaning |", "|---|---|---|---|"]
     for key, spec in _rows(Settings, skip=(CostSettings,)):
         if spec.kind == "section":
-            default = "" if not spec.group else f"`{_group_default(key)}`"
-            out.append(f"| `{key}` | {default} | group | {_md(spec.doc)} |")
+            if spec.group:
+                out.append(f"| `{key}` | `{_group_default(key)}` | group | {_md(spec.doc)} (keys below) |")
+            else:
+                below = " (table below)" if spec.section is CostSettings else ""
+                out.append(f"| `{key}.*` | | | {_md(spec.doc)}{below} |")
         elif spec.kind == "open":
             reg: Registry[object] = spec.registry
             options = ", ".join(f"`{n}`" for n in reg.names())
             what = f"{_md(spec.doc)}: {options}" if key != "workload" else _md(spec.doc)
-            label = f"`{key}.*`" if key == "policy.params" else f"`{key}`"
-            out.append(f"| {label} | {_group_default(key)} | group | {what} (keys below) |")
+            if key == "policy.params":
+                out.append(f"| `{key}.*` | | | {what} (Components, below) |")
+            else:
+                out.append(f"| `{key}` | `{_group_default(key)}` | group | {what} (Components, below) |")
         else:
             out.append(f"| `{key}` | `{_default(spec)}` | {_unit(spec)} | {_md(_meaning(spec))} |")
     return "\n".join(out)
 
 
 def _group_default(key: str) -> str:
-    return {"address_space": "x86_64", "machine": "server", "policy": "lru", "allocator": "glibc"}.get(
-        key, "mixed" if key == "workload" else ""
-    )
+    """The group's option in conf/config.yaml's defaults list (what a run uses unless told otherwise)."""
+    return _DEFAULTS().get(key, "")
+
+
+def _read_defaults() -> dict[str, str]:
+    import yaml
+
+    path = Path(__file__).resolve().parent.parent / "conf" / "config.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for entry in doc.get("defaults") or []:
+        if isinstance(entry, dict):
+            for k, v in entry.items():
+                if isinstance(k, str) and not k.startswith("override") and v is not None:
+                    out[k] = str(v)
+    return out
+
+
+_DEFAULTS = functools.cache(_read_defaults)
 
 
 def cost_table() -> str:
     out = ["| key | default | what it is |", "|---|---|---|"]
     for name, _f, spec in declared(CostSettings):
-        out.append(f"| `machine.cost.{name}` | {_default(spec)} | {_md(spec.doc)} |")
+        out.append(f"| `machine.cost.{name}` | `{_default(spec)}` | {_md(spec.doc)} |")
     return "\n".join(out)
 
 
@@ -111,22 +136,35 @@ def _params(cls: type, prefix: str = "") -> Iterator[str]:
         yield f"`{prefix}{name}` ({shown}{extra}): {spec.doc}"
 
 
+_KINDS = {
+    "policy": (
+        "Replacement policies",
+        "`policy=NAME` (`conf/policy/NAME.yaml`); parameters `policy.params.KEY`",
+    ),
+    "allocator": ("Allocators", "`allocator=NAME` (`conf/allocator/NAME.yaml`); parameters `allocator.KEY`"),
+    "workload": ("Workload kinds", "`workload.kind` of a `conf/workload/` file; keys `workload.KEY`"),
+    "sizes": ("Size distributions", "`workload.sizes: {dist: NAME, ...}`"),
+    "lifetime": ("Lifetime models", "`workload.lifetime: {dist: NAME, ...}`"),
+    "access": ("Access patterns", "`workload.access: {pattern: NAME, ...}`"),
+}
+
+
 def component_table() -> str:
-    """Every registered component of every kind with its parameters."""
-    where = {
-        "policy": "`policy=NAME`, parameters `policy.params.KEY`",
-        "allocator": "`allocator=NAME`, parameters `allocator.KEY`",
-        "workload": "`workload.kind`, keys `workload.KEY`",
-        "sizes": "`workload.sizes.dist`",
-        "lifetime": "`workload.lifetime.dist`",
-        "access": "`workload.access.pattern`",
-    }
-    out = ["| component | name | what it is | parameters |", "|---|---|---|---|"]
+    """Every registered component of every kind with its parameters, a table per kind."""
+    out: list[str] = []
     for kind, reg in REGISTRIES.items():
+        title, how = _KINDS.get(kind, (kind, ""))
+        out += [
+            f"**{title}** ({how}):",
+            "",
+            "| name | what it is | parameters (default, unit) |",
+            "|---|---|---|",
+        ]
         for comp in reg.items():
             params = "; ".join(_params(comp.params)) or "none"
-            out.append(f"| {where[kind]} | `{comp.name}` | {_md(comp.doc)} | {_md(params)} |")
-    return "\n".join(out)
+            out.append(f"| `{comp.name}` | {_md(comp.doc)} | {_md(params)} |")
+        out.append("")
+    return "\n".join(out).rstrip("\n")
 
 
 def metric_table() -> str:

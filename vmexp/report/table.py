@@ -36,7 +36,7 @@ Typed = tuple[Any, str, str]
 def format_typed(value: Any, unit: str, null: str = "") -> str:
     """A typed setting as people read it: ``64 KiB``, ``10 ms``, ``0.05``, ``lru``, or what null means."""
     if value is None:
-        return null or "default"
+        return null.split(":", 1)[0] if null else "default"  # the null's name, before its explanation
     if isinstance(value, bool):
         return "true" if value else "false"
     if unit == "bytes" and isinstance(value, int):

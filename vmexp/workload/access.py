@@ -317,7 +317,7 @@ class Zipf(_Pattern):
 @ACCESS_PATTERNS.register("loop")
 @dataclass(frozen=True)
 class Loop(_Pattern):
-    """A cyclic scan over the oldest live blocks, ``set`` bytes a pass (Denning's working set)."""
+    """A cyclic scan over the oldest live blocks, `set` bytes a pass (Denning's working set)."""
 
     set: int = size(None, "the working set: bytes per pass", lo=1, hi=1 << 46)
 
