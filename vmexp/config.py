@@ -370,16 +370,6 @@ class Settings:
         return self.swap // self.page_size
 
 
-# The config's groups and the settings section each fills (the experiment group sets top-level keys).
-GROUPS = {
-    "address_space": "layout",
-    "machine": "machine",
-    "policy": "policy",
-    "allocator": "allocator",
-    "workload": "workload",
-}
-
-
 # ---------------------------------------------------------------------------
 # The Hydra schema, generated from the declarations.
 # ---------------------------------------------------------------------------
@@ -484,8 +474,9 @@ def _workload(raw: Any) -> Any:
 
 def validate(cfg: DictConfig | dict[str, Any]) -> Settings:
     """Check every value and return the engine's settings; ConfigError names the key."""
-    raw = _plain(cfg) if isinstance(cfg, DictConfig) else dict(cfg)
-    raw = {k: v for k, v in raw.items() if k != "hydra"}
+    # Hydra's own node (present when composed with return_hydra_config) is not resolved: it
+    # refers to run-time values (hydra.job.num) that a composed config does not have yet.
+    raw = {str(k): _plain(cfg[k]) for k in cfg if k != "hydra"}
     _unknown_top_level(raw)
     plugins_spec = spec_of(next(f for f in dataclasses.fields(Settings) if f.name == "plugins"))
     assert plugins_spec is not None
