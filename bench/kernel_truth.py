@@ -2,6 +2,8 @@
 
     python bench/kernel_truth.py measure [--config zram|file_pc0|file_pc3 ...] [--runs 5]
     python bench/kernel_truth.py overhead       # what a replay costs its cgroup besides the trace
+    python bench/kernel_truth.py stats          # the same runs with the memcg statistics kept fresh
+    python bench/kernel_truth.py zram           # zram's compression ratio and per-page latency here
     python bench/kernel_truth.py simulate       # today's simulator on the same traces
     python bench/kernel_truth.py table          # the comparison as a Markdown table
 
@@ -32,6 +34,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -150,6 +153,137 @@ def overhead() -> Path:
     return out
 
 
+STATS_WORKLOADS = (
+    "uniform_80",
+    "zipf_96",
+    "phases_112",
+    "hotcold_80",
+    "uniform_128_read",
+    "blocks",
+    "seq_write_80",
+)
+
+
+def stats(runs: int = 3) -> Path:
+    """Each run twice on zram: as measured, and with ``memory.stat`` read every 20 ms.
+
+    Reading ``memory.stat`` flushes the memcg statistics that reclaim decides
+    on (inactive_is_low, the refault distance's workingset size), which are
+    otherwise refreshed every 2 s only; the difference shows what stale
+    statistics do to the kernel's LRU (deactivations, refault activations)
+    and to the fault counts.
+    """
+    traces = _workload_dir()
+    out = DATA / "stale_stats.json"
+    doc: dict[str, Any] = {
+        "schema": 1,
+        "what": "zram runs as measured (stats flushed every 2 s) vs with memory.stat read every 20 ms",
+        "date": datetime.date.today().isoformat(),
+        "kernel": platform.release(),
+        "limit_bytes": LIMIT,
+        "workloads": {},
+    }
+    with K.session("zram"):
+        for n in STATS_WORKLOADS:
+            with K.records_file(traces / f"{n}.trace") as rec:
+                for mode, poll in (("as_measured", None), ("fresh_stats", 0.02)):
+                    rs = [K.replay_kernel(rec, LIMIT, poll_stats=poll).as_dict() for _ in range(runs)]
+                    doc["workloads"].setdefault(n, {})[mode] = rs
+                    v = [
+                        (r["majflt"], r["vmstat"]["pgdeactivate"], r["vmstat"]["workingset_activate_anon"])
+                        for r in rs
+                    ]
+                    print(n, mode, "(majflt, pgdeactivate, workingset_activate_anon):", v, flush=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
+_FILL = r"""
+import os, sys, time
+want, kind = int(sys.argv[1]), sys.argv[2]
+chunks, total = [], 0
+roots = ["/usr/lib/x86_64-linux-gnu", "/usr/share/doc", "/usr/lib/python3", "/usr/bin", "/usr/share/locale"]
+def files():
+    for root in roots:
+        for dp, _dn, fn in os.walk(root):
+            for f in fn:
+                p = os.path.join(dp, f)
+                if os.path.isfile(p) and not os.path.islink(p):
+                    yield p
+if kind == "files":
+    for p in files():
+        try:
+            b = open(p, "rb").read()
+        except OSError:
+            continue
+        chunks.append(bytearray(b)); total += len(b)
+        if total >= want:
+            break
+else:
+    while total < want:
+        chunks.append(bytearray(os.urandom(1 << 20))); total += 1 << 20
+s = sum(sum(c[::4096]) for c in chunks)
+print(total, flush=True)
+time.sleep(60)
+"""
+
+
+def zram() -> Path:
+    """Compression ratio and per-page latency of the session's zram device, on real data.
+
+    A Python process in a 64 MiB group fills 160 MiB with the contents of
+    system files (binaries, libraries, docs, locales) or with random bytes,
+    so most of it goes to zram; ``mm_stat`` is read while it still holds
+    the data, and the device's ``stat`` gives I/O counts and busy time.
+    """
+    out = DATA / "zram_device.json"
+    doc: dict[str, Any] = {
+        "schema": 1,
+        "date": datetime.date.today().isoformat(),
+        "kernel": platform.release(),
+    }
+    with K.session("zram") as facts:
+        assert facts.swap is not None
+        dev = facts.swap.name.rsplit("/", 1)[-1]
+        doc["comp_algorithm"] = Path(f"/sys/block/{dev}/comp_algorithm").read_text().strip()
+        for kind in ("files", "random"):
+            with K.memory_cgroup(LIMIT) as cg:
+                st0 = [int(x) for x in Path(f"/sys/block/{dev}/stat").read_text().split()]
+                p = subprocess.Popen(
+                    [sys.executable, "-c", _FILL, str(160 << 20), kind],
+                    preexec_fn=cg.join,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                assert p.stdout is not None
+                filled = int(p.stdout.readline().strip() or 0)
+                mm = [int(x) for x in Path(f"/sys/block/{dev}/mm_stat").read_text().split()]
+                st1 = [int(x) for x in Path(f"/sys/block/{dev}/stat").read_text().split()]
+                p.kill()
+                p.wait()
+            d = [b - a for a, b in zip(st0, st1, strict=False)]
+            row = {
+                "filled_bytes": filled,
+                "orig_data_size": mm[0],
+                "compr_data_size": mm[1],
+                "mem_used_total": mm[2],
+                "same_pages": mm[5],
+                "huge_pages": mm[7],
+                "ratio_data": round(mm[0] / max(mm[1], 1), 3),
+                "ratio_memory": round(mm[0] / max(mm[2], 1), 3),
+                "reads": d[0],
+                "read_ms": d[3],
+                "writes": d[4],
+                "write_ms": d[7],
+                "us_per_read": round(1000 * d[3] / max(d[0], 1), 2),
+                "us_per_write": round(1000 * d[7] / max(d[4], 1), 2),
+            }
+            print(kind, json.dumps(row), flush=True)
+            doc[kind] = row
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
 def simulate(names: list[str], policies: list[str]) -> Path:
     traces = _workload_dir()
     SIM_OUT.mkdir(parents=True, exist_ok=True)
@@ -222,6 +356,8 @@ def main() -> int:
     m.add_argument("--runs", type=int, default=5)
     m.add_argument("--workload", action="append", choices=list(WORKLOADS))
     sub.add_parser("overhead")
+    sub.add_parser("stats")
+    sub.add_parser("zram")
     s = sub.add_parser("simulate")
     s.add_argument("--policy", action="append", choices=list(SIM_POLICIES))
     s.add_argument("--workload", action="append", choices=list(WORKLOADS))
@@ -233,6 +369,10 @@ def main() -> int:
                 print(measure(c, a.runs, a.workload or list(WORKLOADS)))
         elif a.cmd == "overhead":
             print(overhead())
+        elif a.cmd == "stats":
+            print(stats())
+        elif a.cmd == "zram":
+            print(zram())
         elif a.cmd == "simulate":
             print(simulate(a.workload or list(WORKLOADS), a.policy or list(SIM_POLICIES)))
         else:

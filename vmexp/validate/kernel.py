@@ -56,6 +56,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +95,9 @@ PAGE = os.sysconf("SC_PAGESIZE")
 # /proc/vmstat counters read around each run. Only the run's group swaps on a
 # machine where the session's swap is the only one, so their deltas are the
 # run's (other processes' page faults are not: pgfault/pgmajfault are left out).
+# pgrefill, pgscan_direct and pgsteal_direct are not counted globally for
+# cgroup reclaim (mm/vmscan.c: `if (!cgroup_reclaim(sc))`), so they are left
+# out too; pgdeactivate, pgscan_anon and pgsteal_anon are.
 VMSTAT_KEYS = (
     "pswpin",
     "pswpout",
@@ -104,9 +108,6 @@ VMSTAT_KEYS = (
     "workingset_restore_anon",
     "pgactivate",
     "pgdeactivate",
-    "pgrefill",
-    "pgscan_direct",
-    "pgsteal_direct",
     "pgscan_anon",
     "pgsteal_anon",
 )
@@ -715,8 +716,22 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
+def _poll_stats(cg: Cgroup, proc: subprocess.Popen[str], interval: float) -> None:
+    """Read the group's ``memory.stat`` every ``interval`` s while the replayer runs: each read
+    flushes the memcg statistics that reclaim decides on (see the README, "stale statistics")."""
+    while proc.poll() is None:
+        with contextlib.suppress(OSError):
+            _read(cg.path / "memory.stat")
+        time.sleep(interval)
+
+
 def _replay_once(
-    records: str, limit: int, swap_max: int | None, probe: dict[str, Any] | None, timeout: float | None
+    records: str,
+    limit: int,
+    swap_max: int | None,
+    probe: dict[str, Any] | None,
+    timeout: float | None,
+    poll_stats: float | None = None,
 ) -> tuple[KernelRun | None, str]:
     """One run in a new group; ``(None, why)`` when the group's OOM killer ended it."""
     exe = str(build_replayer())
@@ -728,6 +743,10 @@ def _replay_once(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=cg.join
         )
         with _undo(f"kill replayer {proc.pid}", lambda: _kill(proc)):
+            poller = None
+            if poll_stats is not None:
+                poller = threading.Thread(target=_poll_stats, args=(cg, proc, poll_stats), daemon=True)
+                poller.start()
             if probe is not None:
                 for point in ("before", "after"):
                     _wait_stopped(proc)
@@ -742,6 +761,8 @@ def _replay_once(
                 out, err = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
                 raise KernelRunError(f"the real-kernel replay took longer than {timeout} s") from None
+            if poller is not None:
+                poller.join()
         seconds = time.monotonic() - t0
         after = _vmstat()
         kills = cg.oom_kills()
@@ -771,16 +792,20 @@ def replay_kernel(
     swap_max: int | None = None,
     max_oom_reruns: int = 5,
     timeout: float | None = 600.0,
+    poll_stats: float | None = None,
 ) -> KernelRun:
     """Replay a records file (:func:`records_file`) once in a fresh group of ``limit`` bytes.
 
     Call it inside a :func:`session` (swap must be on). A run the group's
     OOM killer ends is discarded and run again in a new group, up to
     ``max_oom_reruns`` times; ``oom_reruns`` says how many were discarded.
+    ``poll_stats``: read the group's ``memory.stat`` this often (seconds)
+    during the run, which keeps the kernel's memcg statistics fresh instead
+    of up to 2 s old — an experiment, not a normal run.
     """
     reasons = []
     for attempt in range(max_oom_reruns + 1):
-        run, why = _replay_once(records, limit, swap_max, None, timeout)
+        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats)
         if run is not None:
             run.oom_reruns = attempt
             return run
