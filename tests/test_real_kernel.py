@@ -35,6 +35,8 @@ from vmexp.validate import kernel as K
 from vmexp.validate.kernel_cli import (
     KERNEL_KEYS,
     UsageError,
+    compare,
+    format_table,
     kernel_settings,
     simulator_overrides,
 )
@@ -231,6 +233,20 @@ def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Pa
         with pytest.raises(UsageError, match=msg):
             kernel_settings([bad])
     assert set(KERNEL_KEYS) == {"cgroup.memory_max", "cgroup.swap_max", "machine.page_cluster"}
+
+
+def test_the_side_by_side_marks_what_differs() -> None:
+    runs = [
+        K.KernelRun(20481, 12206, 1.0, 0),
+        K.KernelRun(20481, 12213, 1.0, 0),
+        K.KernelRun(20481, 12230, 1.0, 0),
+    ]
+    # majflt within 2 % of the real median, or inside the real runs' range, agrees; minflt within 1 %.
+    assert compare(runs, 20481, 12450).ok and compare(runs, 20600, 12206).ok
+    assert not compare(runs, 20481, 11949).majflt and not compare(runs, 20700, 12213).minflt
+    lines = format_table(runs, 20481, 11949).splitlines()
+    assert lines[1].split() == ["minflt", "20481", "[20481..20481]", "20481", "(+0.0", "%)"]
+    assert lines[2].split() == ["!", "majflt", "12213", "[12206..12230]", "11949", "(-2.2", "%)"]
 
 
 def _facts(device: str, cluster: int) -> K.KernelFacts:

@@ -193,18 +193,18 @@ def compare(real: list[K.KernelRun], sim_minflt: int, sim_majflt: int) -> Verdic
 
 def format_table(real: list[K.KernelRun], sim_minflt: int, sim_majflt: int) -> str:
     n = len(real)
-    head = f"real kernel ({n} run{'s' if n != 1 else ''})"
-    out = [f"   {'':<8}{head:>28}{'simulator':>14}"]
+    head = f"real kernel ({n} run{'s' if n != 1 else ''}): median [min..max]"
+    out = [f"   {'':<8}{head:<40}{'simulator':>12}"]
     for name, vals, s in (
         ("minflt", [r.minflt for r in real], sim_minflt),
         ("majflt", [r.majflt for r in real], sim_majflt),
     ):
         v = sorted(vals)
         mid = v[len(v) // 2]
-        rng = f"[{v[0]}..{v[-1]}]" if v[0] != v[-1] else ""
+        real_text = f"{mid} [{v[0]}..{v[-1]}]"
         rel = f"  ({(s - mid) / mid * 100:+.1f} %)" if mid else ""
         ok = _agrees(s, vals, MINFLT_TOLERANCE if name == "minflt" else MAJFLT_TOLERANCE)
-        out.append(f" {' ' if ok else '!'} {name:<8}{mid:>10} {rng:>17}{s:>14}{rel}")
+        out.append(f" {' ' if ok else '!'} {name:<8}{real_text:<40}{s:>12}{rel}")
     return "\n".join(out)
 
 
@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim = procs.get(1) or next(iter(procs.values()))
 
     sw = facts.swap
-    swap_text = f"{sw.kind} swap {format_size(sw.size)}" if sw else "no swap"
+    swap_text = f"{sw.kind} swap of {sw.size >> 20} MiB" if sw else "no swap"
     print(
         f"{args.trace}: the real kernel {facts.release} (cgroup {facts.cgroup}, limit {format_size(settings.limit)}, "
         f"{swap_text}, page-cluster {facts.page_cluster}, swappiness {facts.swappiness}) vs the simulator"
