@@ -4,6 +4,7 @@
     python bench/kernel_truth.py overhead       # what a replay costs its cgroup besides the trace
     python bench/kernel_truth.py stats          # the same runs with the memcg statistics kept fresh
     python bench/kernel_truth.py zram           # zram's compression ratio and per-page latency here
+    python bench/kernel_truth.py census NAME    # which pages of each mapping are resident after the loop
     python bench/kernel_truth.py simulate       # today's simulator on the same traces
     python bench/kernel_truth.py table          # the comparison as a Markdown table
 
@@ -34,6 +35,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from vmexp.validate import kernel as K  # noqa: E402
 from vmexp.validate.__main__ import read_run, run_simulator  # noqa: E402
+from vmexp.validate.real import build_replayer  # noqa: E402
 from vmexp.validate.workloads import LIMIT, WORKLOADS, generate, sha256, write_all  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "real_kernel"
@@ -284,6 +287,47 @@ def zram() -> Path:
     return out
 
 
+def census(name: str) -> None:
+    """Resident and swapped pages of each writable mapping before and after the replay loop.
+
+    The replayer stops itself at both points (``-S``) and ``/proc/PID/pagemap``
+    is read (bit 63: present, bit 62: swapped); for the trace's own blocks the
+    resident fraction is printed per 1/32 of the mapping, in address order.
+    """
+    import struct
+
+    traces = _workload_dir()
+    with K.session("zram"), K.records_file(traces / f"{name}.trace") as rec, K.memory_cgroup(LIMIT) as cg:
+        p = subprocess.Popen(
+            [str(build_replayer()), "-S", rec], stdout=subprocess.PIPE, text=True, preexec_fn=cg.join
+        )
+        for point in ("before", "after"):
+            K._wait_stopped(p)
+            print(point)
+            for line in Path(f"/proc/{p.pid}/maps").read_text().splitlines():
+                f = line.split()
+                if "w" not in f[1]:
+                    continue
+                a, b = (int(x, 16) for x in f[0].split("-"))
+                with open(f"/proc/{p.pid}/pagemap", "rb") as fh:
+                    fh.seek(a // 4096 * 8)
+                    ents = struct.unpack(f"{(b - a) // 4096}Q", fh.read((b - a) // 4096 * 8))
+                res = [e >> 63 & 1 for e in ents]
+                swp = sum(e >> 62 & 1 for e in ents)
+                label = f[5].rsplit("/", 1)[-1] if len(f) > 5 else "[anon]"
+                print(f"  {label:<28} pages {len(ents):>6} resident {sum(res):>6} swapped {swp:>6}")
+                if len(ents) >= 1024 and (sum(res) or swp):
+                    step = len(ents) // 32
+                    print(
+                        "    resident % per 1/32:",
+                        " ".join(
+                            f"{sum(res[i : i + step]) * 100 // step}" for i in range(0, 32 * step, step)
+                        ),
+                    )
+            os.kill(p.pid, signal.SIGCONT)
+        p.communicate()
+
+
 def simulate(names: list[str], policies: list[str]) -> Path:
     traces = _workload_dir()
     SIM_OUT.mkdir(parents=True, exist_ok=True)
@@ -358,6 +402,8 @@ def main() -> int:
     sub.add_parser("overhead")
     sub.add_parser("stats")
     sub.add_parser("zram")
+    c = sub.add_parser("census")
+    c.add_argument("name", choices=list(WORKLOADS))
     s = sub.add_parser("simulate")
     s.add_argument("--policy", action="append", choices=list(SIM_POLICIES))
     s.add_argument("--workload", action="append", choices=list(WORKLOADS))
@@ -373,6 +419,8 @@ def main() -> int:
             print(stats())
         elif a.cmd == "zram":
             print(zram())
+        elif a.cmd == "census":
+            census(a.name)
         elif a.cmd == "simulate":
             print(simulate(a.workload or list(WORKLOADS), a.policy or list(SIM_POLICIES)))
         else:
