@@ -258,9 +258,9 @@ def heap_matches_mallinfo(alloc: Allocator, glibc: bool) -> None:
 def extra_invariants(system: System, allocs: list[tuple[MM, Allocator]]) -> None:
     """What the kernel's checker does not cover: per-process counters and the heap's bookkeeping."""
     ps = system.page_size
-    assert 0 <= system.nfree <= system.nframes
-    assert 0 <= system.swap.used <= system.swap.nslots
-    assert system.pswpin >= 0 and system.pswpout >= 0 and system.clean_drops >= 0
+    assert 0 <= system.mem.nfree <= system.mem.nframes
+    assert 0 <= system.space.used <= system.space.nslots
+    assert system.stat.pswpin >= 0 and system.stat.pswpout >= 0 and system.stat.clean_drops >= 0
     for mm in system.mms.values():
         for name in ("minflt", "majflt", "refs", "rss", "swapents", "pswpin", "pswpout"):
             assert getattr(mm, name) >= 0, (mm.pid, name, getattr(mm, name))
@@ -346,8 +346,9 @@ def test_every_frame_and_slot_comes_back_when_the_processes_exit(
     sim.run()
     sysm = sim.system
     sysm.check()
-    assert sysm.nfree == sysm.nframes, f"{sysm.nframes - sysm.nfree} frames still held after every exit"
-    assert sysm.swap.used == 0, f"{sysm.swap.used} swap slots still held after every exit"
+    mem = sysm.mem
+    assert mem.nfree == mem.nframes, f"{mem.nframes - mem.nfree} frames still held after every exit"
+    assert sysm.space.used == 0, f"{sysm.space.used} swap slots still held after every exit"
 
 
 @pytest.mark.parametrize("size", EDGE_SIZES + list(HUGE_SIZES))
