@@ -60,7 +60,9 @@ def main() -> int:
         cpus = [c for c, _ in runs[side]]
         walls = [w for _, w in runs[side]]
         stats[side] = (min(cpus), statistics.median(cpus), min(walls), statistics.median(walls))
-        print(f"{side:4s} {stats[side][0]:9.3f} {stats[side][1]:11.3f} {stats[side][2]:9.3f} {stats[side][3]:12.3f}")
+        print(
+            f"{side:4s} {stats[side][0]:9.3f} {stats[side][1]:11.3f} {stats[side][2]:9.3f} {stats[side][3]:12.3f}"
+        )
     ratio = [b / a if a else float("nan") for a, b in zip(stats["A"], stats["B"], strict=True)]
     print(f"{'B/A':4s} {ratio[0]:9.3f} {ratio[1]:11.3f} {ratio[2]:9.3f} {ratio[3]:12.3f}")
     return 0
