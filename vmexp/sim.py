@@ -473,11 +473,11 @@ class Simulation:
         # Its own root: the workload's streams are SeedSequence(seed).spawn(nprocs).
         ss = np.random.SeedSequence([settings.seed, 0x6B65726E])
         kernel_seq, aslr_seq = ss.spawn(2)
+        self.system = System(settings, self.env, np.random.default_rng(kernel_seq))
         self.narrator = Narrator() if settings.explain else None
         self.check = check
-        watchers = [o for o in (self.narrator, Checker(self._check_all) if check else None) if o is not None]
-        observer = watchers[0] if len(watchers) == 1 else Observers(*watchers) if watchers else None
-        self.system = System(settings, self.env, np.random.default_rng(kernel_seq), observer)
+        watchers = [o for o in (self.narrator, Checker(self.system) if check else None) if o is not None]
+        self.system.observe(watchers[0] if len(watchers) == 1 else Observers(*watchers) if watchers else None)
         self.machine = Machine(self.env, settings.machine.ncpus)
         needs_future = policy_class(settings.policy.name).needs_future
         if needs_future and (len(specs) != 1 or specs[0].refs is None):
@@ -617,9 +617,6 @@ class Simulation:
                     self.snapshots.extend(
                         (t, p.pid, a, size, state) for a, size, state in p.alloc.heap_walk()
                     )
-
-    def _check_all(self) -> None:
-        self.system.check()
 
     def _checked(self, p: Process) -> Generator[simpy.Event, Any, None]:
         """p.run() with the invariant checker also between slices (kswapd may have run)."""
