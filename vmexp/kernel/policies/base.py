@@ -14,7 +14,7 @@ Adding a policy is one module in this package that calls ``register``, one
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -72,6 +72,11 @@ class Policy:
 
     on_hit: Callable[[int], Any] | None = None
 
+    # A policy that reads the future (OPT) sets this; the machine then hands
+    # it the reference string with ``set_future`` before the first reference,
+    # and refuses workloads that have no fixed string.
+    needs_future: ClassVar[bool] = False
+
     def __init__(self, view: FrameView, params: Any, rng: np.random.Generator) -> None:
         self.view = view
         self.params = params
@@ -84,6 +89,10 @@ class Policy:
         raise NotImplementedError
 
     def victim(self) -> int:
+        raise NotImplementedError
+
+    def set_future(self, vpns: Sequence[int]) -> None:
+        """The reference string the process will make (only called when ``needs_future``)."""
         raise NotImplementedError
 
     def __len__(self) -> int:

@@ -64,6 +64,7 @@ class OPT(Policy):
     """
 
     name = "opt"
+    needs_future = True
 
     @dataclasses.dataclass
     class Params(Policy.Params):
