@@ -25,10 +25,13 @@ from tests.fakekernel import FakeKernel
 from tests.traces.record_expected import runs_of
 from vmexp.libc.base import CHUNK_STATES, MALLINFO_FIELDS
 from vmexp.libc.malloc import (
+    _LARGEBIN,
+    _LARGEBIN_LIMIT,
     GlibcMalloc,
     HeapCorrupt,
     InvalidPointer,
     MallocConfigError,
+    largebin_index,
     request2size,
 )
 from vmexp.validate.real import MalloptSettings, mallopt_from_overrides, replay_real
@@ -64,6 +67,15 @@ def heap_off(k: FakeKernel, p: int) -> int:
 )  # fmt: skip
 def test_r2_request2size(n: int, nb: int) -> None:
     assert request2size(n) == nb
+
+
+def test_large_bins_are_glibcs_and_the_lookup_agrees() -> None:
+    # largebin_index_64: 64 bytes apart from 1024, then 512, 4096, 32768, 262144, then one bin.
+    assert [largebin_index(s) for s in (1024, 1087, 1088, 3135, 3136, 3583, 3584, 10751, 10752)] == [
+        64, 64, 65, 96, 97, 97, 98, 111, 112]  # fmt: skip
+    assert [largebin_index(s) for s in (163839, 163840, 786431, 786432, 1 << 40)] == [123, 124, 126, 126, 126]
+    # _int_malloc's table lookup gives the same bin for every chunk size it covers.
+    assert all(_LARGEBIN[s >> 6] == largebin_index(s) for s in range(1024, _LARGEBIN_LIMIT, 16))
 
 
 def test_r2_usable_size_heap_and_mmapped() -> None:
@@ -689,7 +701,7 @@ def test_every_corpus_trace_is_recorded_under_its_settings() -> None:
 
 @pytest.mark.parametrize(
     "source",
-    ["model", pytest.param("real glibc", marks=[
+    ["model", pytest.param("real_glibc", marks=[
         pytest.mark.real_glibc,
         pytest.mark.skipif(bool(_MISSING), reason=f"needs {' and '.join(_MISSING)} to run the real glibc"),
     ])],

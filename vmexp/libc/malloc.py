@@ -139,6 +139,13 @@ def largebin_index(sz: int) -> int:
     return 126
 
 
+# largebin_index of every size below 1 MiB, by size >> 6 (every bin boundary there is a multiple
+# of 64): _int_malloc looks the bin up instead of calling the function, once per request and
+# once per chunk it sorts.
+_LARGEBIN_LIMIT = 1 << 20
+_LARGEBIN = [largebin_index(s << 6) for s in range(_LARGEBIN_LIMIT >> 6)]
+
+
 def bin_index(sz: int) -> int:
     """Bin of a free chunk of size ``sz``: small bins 2..63 hold one size each."""
     return sz >> 4 if sz < MIN_LARGE_SIZE else largebin_index(sz)
@@ -298,21 +305,12 @@ class GlibcMalloc:
         nb = (n + 23) & ~15
         if nb < MINSIZE:
             nb = MINSIZE
-        tc = self._tcache
-        if not tc:
+        if not self._tcache:
             self._tcache_init()
-            tc = self._tcache
-        if nb <= TCACHE_MAX_CHUNK and tc:
+        if nb <= TCACHE_MAX_CHUNK:
             tci = (nb - 17) >> 4
-            tcb = self._tc[tci]
-            if tcb:
-                # tcache_get, inlined: this is the hottest path of a simulation.
-                c = tcb.pop()
-                self._inuse[c] = self._parked.pop(c)
-                w = self._w
-                w(c + 24, SIZE_SZ)  # e->key = 0
-                w(tc + 2 * tci, 136 + 6 * tci)  # counts[tci] .. entries[tci]
-                return c + CHUNK_HDR_SZ
+            if self._tc[tci]:  # never true without a tcache
+                return self._tcache_get(tci) + CHUNK_HDR_SZ
         c = self._int_malloc(nb)
         return c + CHUNK_HDR_SZ if c else 0
 
@@ -323,21 +321,8 @@ class GlibcMalloc:
         c = p - CHUNK_HDR_SZ
         size = self._inuse.pop(c, 0)
         if size:
-            tc = self._tcache
-            if not tc:
+            if not self._tcache:
                 self._tcache_init()
-                tc = self._tcache
-            if size <= TCACHE_MAX_CHUNK and tc:
-                tci = (size - 17) >> 4
-                tcb = self._tc[tci]
-                if len(tcb) < TCACHE_FILL_COUNT:
-                    # tcache_put, inlined (R12a)
-                    tcb.append(c)
-                    self._parked[c] = size
-                    w = self._w
-                    w(p, 16)  # entry->next, entry->key
-                    w(tc + 2 * tci, 136 + 6 * tci)
-                    return
             self._int_free(c, size)
             return
         size = self._mmapped.get(c, 0)
@@ -612,15 +597,21 @@ class GlibcMalloc:
                     w(aligned_brk + SIZE_SZ, SIZE_SZ)
                     if old_size:
                         self._fence_old_top(old_top, old_size)
-        top = self._top
         if self._topsize >= nb + MINSIZE:
-            self._top = top + nb
-            self._topsize -= nb
-            w(top + SIZE_SZ, SIZE_SZ)
-            w(top + nb + SIZE_SZ, SIZE_SZ)
-            self._inuse[top] = nb
-            return top
+            return self._carve_top(nb)
         return 0
+
+    def _carve_top(self, nb: int) -> int:
+        """Hand out the bottom ``nb`` bytes of the top chunk (R20); the caller saw that
+        the top keeps at least MINSIZE, so the top is never used up."""
+        top = self._top
+        self._top = top + nb
+        self._topsize -= nb
+        w = self._w
+        w(top + SIZE_SZ, SIZE_SZ)
+        w(top + nb + SIZE_SZ, SIZE_SZ)
+        self._inuse[top] = nb
+        return top
 
     def _fence_old_top(self, old_top: int, old_size: int) -> None:
         """Two 16-byte in-use fenceposts end the old top so nothing coalesces across the gap."""
@@ -682,17 +673,21 @@ class GlibcMalloc:
             self._w(self._tcache, TCACHE_STRUCT_SIZE)
 
     def _tcache_put(self, c: int, tci: int, size: int) -> None:
+        """``tcache_put`` (R12a): LIFO, the chunk stays marked in use; the caller checked for room."""
         self._tc[tci].append(c)
         self._parked[c] = size
-        self._w(c + CHUNK_HDR_SZ, 16)  # entry->next, entry->key
+        w = self._w
+        w(c + CHUNK_HDR_SZ, 16)  # entry->next, entry->key
         # counts[tci] .. entries[tci]: one region inside the tcache structure
-        self._w(self._tcache + 2 * tci, 136 + 6 * tci)
+        w(self._tcache + 2 * tci, 136 + 6 * tci)
 
     def _tcache_get(self, tci: int) -> int:
+        """``tcache_get`` (R5.1): the most recently put chunk of a non-empty tcache bin."""
         c = self._tc[tci].pop()
         self._inuse[c] = self._parked.pop(c)
-        self._w(c + 24, SIZE_SZ)  # e->key = 0 (next is loaded from the same bytes' page)
-        self._w(self._tcache + 2 * tci, 136 + 6 * tci)
+        w = self._w
+        w(c + 24, SIZE_SZ)  # e->key = 0 (next is loaded from the same bytes' page)
+        w(self._tcache + 2 * tci, 136 + 6 * tci)
         return c
 
     # ------------------------------------------------------------------ bins
@@ -727,58 +722,42 @@ class GlibcMalloc:
     def _consolidate(self) -> None:
         """``malloc_consolidate`` (R18): merge every fastbin chunk with free neighbours; never trims."""
         self._have_fast = False
-        w = self._w
-        free = self._free
-        free_end = self._free_end
         parked = self._parked
+        coalesce = self._coalesce
         for fb in self._fast:
             if not fb:
                 continue
             chunks = fb[::-1]  # from the bin's head, as glibc walks it
             fb.clear()
             for c in chunks:
-                size = parked.pop(c)
-                nxt = c + size
-                prev = free_end.get(c)
-                if prev is not None:
-                    size += self._unlink(prev)
-                    c = prev
-                if nxt != self._top:
-                    if nxt in free:
-                        size += self._unlink(nxt)
-                        w(c + size, SIZE_SZ)  # foot
-                    else:
-                        w(nxt, 16)  # foot + next's PREV_INUSE cleared
-                    self._to_unsorted(c, size)
-                else:
-                    self._top = c
-                    self._topsize += size
-                    w(c + SIZE_SZ, SIZE_SZ)
+                coalesce(c, parked.pop(c))
 
-    def _place_in_bin(self, c: int, size: int) -> None:
-        """Sort a chunk leaving the unsorted bin into its small or large bin (glibc's order)."""
-        if size < MIN_LARGE_SIZE:
-            i = size >> 4
-            self._small[i][c] = None
-            self._w(c + CHUNK_HDR_SZ, 16)
-        else:
-            i = largebin_index(size)
-            lb = self._large[i]
-            free = self._free
-            if not lb or size < free[lb[-1]]:
-                lb.append(c)
-                self._w(c + CHUNK_HDR_SZ, 32)
+    def _coalesce(self, c: int, size: int) -> int:
+        """Merge a chunk leaving use with its free neighbours, into the unsorted bin or the top (R12c).
+
+        The one merge of ``_int_free`` and ``malloc_consolidate``, which 2.36
+        writes out twice (2.37 names it ``_int_free_merge_chunk``).  Returns
+        the merged size; when the chunk joined the top, that is the top's size.
+        """
+        w = self._w
+        nxt = c + size
+        prev = self._free_end.get(c)
+        if prev is not None:
+            size += self._unlink(prev)
+            c = prev
+        if nxt != self._top:
+            if nxt in self._free:
+                size += self._unlink(nxt)
+                w(c + size, SIZE_SZ)  # foot
             else:
-                j = 0
-                while size < free[lb[j]]:
-                    j += 1
-                if size == free[lb[j]]:
-                    lb.insert(j + 1, c)  # equal sizes go second: the size list stays untouched
-                    self._w(c + CHUNK_HDR_SZ, 16)
-                else:
-                    lb.insert(j, c)
-                    self._w(c + CHUNK_HDR_SZ, 32)
-        self._binmap |= 1 << i
+                w(nxt, 16)  # foot + next's PREV_INUSE cleared
+            self._to_unsorted(c, size)
+            return size
+        size += self._topsize
+        self._top = c
+        self._topsize = size
+        w(c + SIZE_SZ, SIZE_SZ)
+        return size
 
     def _split(self, c: int, size: int, nb: int, advertise: bool) -> int:
         """Hand out ``nb`` bytes of the free chunk ``c`` (already unlinked) (R19)."""
@@ -841,7 +820,7 @@ class GlibcMalloc:
                 self._inuse[victim] = nb
                 return victim
         else:
-            idx = largebin_index(nb)
+            idx = _LARGEBIN[nb >> 6] if nb < _LARGEBIN_LIMIT else largebin_index(nb)
             if self._have_fast:
                 self._consolidate()
 
@@ -881,7 +860,28 @@ class GlibcMalloc:
                         continue
                     self._inuse[victim] = size
                     return victim
-                self._place_in_bin(victim, size)
+                # Sorted into its small or large bin, in glibc's order.
+                if size < MIN_LARGE_SIZE:
+                    i = size >> 4
+                    self._small[i][victim] = None
+                    w(victim + CHUNK_HDR_SZ, 16)
+                else:
+                    i = _LARGEBIN[size >> 6] if size < _LARGEBIN_LIMIT else largebin_index(size)
+                    lb = self._large[i]
+                    if not lb or size < free[lb[-1]]:
+                        lb.append(victim)
+                        w(victim + CHUNK_HDR_SZ, 32)
+                    else:
+                        j = 0
+                        while size < free[lb[j]]:
+                            j += 1
+                        if size == free[lb[j]]:
+                            lb.insert(j + 1, victim)  # equal sizes go second: the size list stays untouched
+                            w(victim + CHUNK_HDR_SZ, 16)
+                        else:
+                            lb.insert(j, victim)
+                            w(victim + CHUNK_HDR_SZ, 32)
+                self._binmap |= 1 << i
                 iters += 1
                 if iters >= MAX_ITERS:
                     break
@@ -927,15 +927,8 @@ class GlibcMalloc:
                 del self._free_end[victim + size]
                 return self._split(victim, size, nb, nb < MIN_LARGE_SIZE)
 
-            top = self._top
             if self._topsize >= nb + MINSIZE:
-                # Carved from the bottom of the top (R20).
-                self._top = top + nb
-                self._topsize -= nb
-                w(top + SIZE_SZ, SIZE_SZ)
-                w(top + nb + SIZE_SZ, SIZE_SZ)
-                self._inuse[top] = nb
-                return top
+                return self._carve_top(nb)
             if self._have_fast:
                 self._consolidate()
                 continue
@@ -950,31 +943,14 @@ class GlibcMalloc:
             if len(self._tc[tci]) < TCACHE_FILL_COUNT:
                 self._tcache_put(c, tci, size)
                 return
-        w = self._w
         if size <= MAX_FAST:
             self._r(c + size + SIZE_SZ, SIZE_SZ)  # next chunk's size is checked
             self._have_fast = True
             self._fast[(size >> 4) - 2].append(c)
             self._parked[c] = size
-            w(c + CHUNK_HDR_SZ, SIZE_SZ)  # fd
+            self._w(c + CHUNK_HDR_SZ, SIZE_SZ)  # fd
             return
-        nxt = c + size
-        prev = self._free_end.get(c)
-        if prev is not None:
-            size += self._unlink(prev)
-            c = prev
-        if nxt != self._top:
-            if nxt in self._free:
-                size += self._unlink(nxt)
-                w(c + size, SIZE_SZ)  # foot
-            else:
-                w(nxt, 16)  # foot + next's PREV_INUSE cleared
-            self._to_unsorted(c, size)
-        else:
-            size += self._topsize
-            self._top = c
-            self._topsize = size
-            w(c + SIZE_SZ, SIZE_SZ)
+        size = self._coalesce(c, size)
         if size >= FASTBIN_CONSOLIDATION_THRESHOLD:
             if self._have_fast:
                 self._consolidate()
