@@ -207,7 +207,7 @@ def test_r10_any_mallopt_freezes_the_dynamic_threshold(param: str) -> None:
 def test_r11_mallopt_threshold_leaves_trim_alone() -> None:
     _k, m = new(mmap_threshold=64 * KiB)
     assert (m.mmap_threshold, m.trim_threshold, m.top_pad) == (65536, 131072, 131072)
-    _k, m = new(mmap_threshold="40M")  # no upper bound in 2.36
+    _k, m = new(mmap_threshold=40 * MiB)  # no upper bound in 2.36
     assert m.mmap_threshold == 40 * MiB
 
 
@@ -538,14 +538,32 @@ def test_realloc_zero_frees_and_null_mallocs() -> None:
 
 @pytest.mark.parametrize(
     ("kw", "message"),
-    [({"mmap_threshold": -1}, "allocator.mmap_threshold: a size cannot be negative"),
-     ({"top_pad": "12q"}, "allocator.top_pad: expected a size"),
-     ({"mmap_max": -1}, "allocator.mmap_max must be an integer"),
-     ({"mmap_max": True}, "allocator.mmap_max must be an integer")],
+    [({"mmap_threshold": -1}, r"^allocator.mmap_threshold must be in \[0, 9223372036854775807\], got -1$"),
+     ({"trim_threshold": 1 << 63},
+      r"^allocator.trim_threshold must be in \[0, 9223372036854775807\], got 9223372036854775808$"),
+     ({"mmap_max": -1}, r"^allocator.mmap_max must be in \[0, 2147483647\], got -1$"),
+     ({"mmap_max": 1 << 31}, r"^allocator.mmap_max must be in \[0, 2147483647\], got 2147483648$")],
 )  # fmt: skip
-def test_bad_parameters_name_the_key(kw: dict[str, object], message: str) -> None:
+def test_out_of_range_parameters_name_the_key(kw: dict[str, int], message: str) -> None:
     with pytest.raises(MallocConfigError, match=message):
+        GlibcMalloc(FakeKernel(), **kw)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [({"top_pad": "64k"}, r"^allocator.top_pad must be an int, got str '64k'$"),
+     ({"mmap_threshold": 65536.0}, r"^allocator.mmap_threshold must be an int, got float 65536.0$"),
+     ({"mmap_max": True}, r"^allocator.mmap_max must be an int, got bool True$")],
+)  # fmt: skip
+def test_parameters_are_ints_the_config_layer_parsed(kw: dict[str, object], message: str) -> None:
+    """Sizes with units are parsed once, by the config layer: a string here is a caller's bug."""
+    with pytest.raises(TypeError, match=message):
         GlibcMalloc(FakeKernel(), **kw)  # type: ignore[arg-type]
+    _k, m = new()
+    with pytest.raises(TypeError, match=message):
+        m.mallopt(*next(iter(kw.items())))  # type: ignore[arg-type]
+    with pytest.raises(MallocConfigError, match=r"^unknown mallopt parameter 'arena_max'; valid: "):
+        m.mallopt("arena_max", 1)
 
 
 def test_a_misaligned_initial_break_costs_a_second_brk() -> None:

@@ -48,7 +48,6 @@ near ``PTRDIFF_MAX``.
 from __future__ import annotations
 
 from vmexp.libc.base import MALLINFO_FIELDS, Kernel
-from vmexp.units import UnitError, parse_size
 
 __all__ = [
     "DEFAULT_MMAP_MAX",
@@ -157,14 +156,17 @@ def _signed(x: int) -> int:
     return x - (1 << 64) if x >> 63 else x
 
 
-def _size_param(name: str, value: object) -> int:
-    try:
-        size = parse_size(value)
-    except UnitError as e:
-        raise MallocConfigError(f"allocator.{name}: {e}") from None
-    if size > PTRDIFF_MAX:
-        raise MallocConfigError(f"allocator.{name}: {size} is larger than any size_t glibc takes")
-    return size
+def _int_param(name: str, value: object, most: int) -> int:
+    """A mallopt value: an int in [0, most].
+
+    Sizes with units (``"64k"``) are the config layer's to parse; a value of
+    another type reaching the allocator is a bug of its caller, not a setting.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"allocator.{name} must be an int, got {type(value).__name__} {value!r}")
+    if not 0 <= value <= most:
+        raise MallocConfigError(f"allocator.{name} must be in [0, {most}], got {value}")
+    return value
 
 
 class GlibcMalloc:
@@ -173,16 +175,16 @@ class GlibcMalloc:
     ``mmap_threshold``, ``trim_threshold``, ``top_pad`` and ``mmap_max``
     default to glibc's values; setting any of them (even to its default)
     is ``mallopt``, which also turns the dynamic mmap threshold off (R10).
-    Sizes accept units (``"64k"``).
+    They are ints (bytes), as ``mallopt`` takes them; see ``mallopt``.
     """
 
     def __init__(
         self,
         kernel: Kernel,
         *,
-        mmap_threshold: int | str | None = None,
-        trim_threshold: int | str | None = None,
-        top_pad: int | str | None = None,
+        mmap_threshold: int | None = None,
+        trim_threshold: int | None = None,
+        top_pad: int | None = None,
         mmap_max: int | None = None,
     ) -> None:
         ps: object = getattr(kernel, "page_size", None)
@@ -266,21 +268,20 @@ class GlibcMalloc:
         """False once any mallopt parameter was set (R10)."""
         return not self._no_dyn
 
-    def mallopt(self, param: str, value: int | str) -> int:
+    def mallopt(self, param: str, value: int) -> int:
         """``mallopt`` by name: ``mmap_threshold``, ``trim_threshold``, ``top_pad``, ``mmap_max``.
 
         As in glibc, every call first consolidates the fastbins (R11) and any
         of the four freezes the dynamic threshold (R10).  Returns 1 like glibc.
+        ``value`` is an int (bytes, or mappings for ``mmap_max``): anything
+        else raises ``TypeError``; an int out of range, ``MallocConfigError``.
         """
         if param == "mmap_max":
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _INT32_MAX:
-                raise MallocConfigError(
-                    f"allocator.mmap_max must be an integer in [0, {_INT32_MAX}], got {value!r}"
-                )
+            count = _int_param(param, value, _INT32_MAX)
             self._consolidate()
-            self._mmaps_max = value
+            self._mmaps_max = count
         elif param in ("mmap_threshold", "trim_threshold", "top_pad"):
-            size = _size_param(param, value)
+            size = _int_param(param, value, PTRDIFF_MAX)
             self._consolidate()
             if param == "mmap_threshold":
                 self._thr = size  # no upper bound check in 2.36 (R11)
