@@ -310,8 +310,9 @@ class GlibcMalloc:
             self._tcache_init()
         if nb <= TCACHE_MAX_CHUNK:
             tci = (nb - 17) >> 4
-            if self._tc[tci]:  # never true without a tcache
-                return self._tcache_get(tci) + CHUNK_HDR_SZ
+            tcb = self._tc[tci]
+            if tcb:  # never true without a tcache
+                return self._tcache_get(tcb, tci) + CHUNK_HDR_SZ
         c = self._int_malloc(nb)
         return c + CHUNK_HDR_SZ if c else 0
 
@@ -673,18 +674,18 @@ class GlibcMalloc:
             self._tcache = c + CHUNK_HDR_SZ
             self._w(self._tcache, TCACHE_STRUCT_SIZE)
 
-    def _tcache_put(self, c: int, tci: int, size: int) -> None:
+    def _tcache_put(self, c: int, tcb: list[int], tci: int, size: int) -> None:
         """``tcache_put`` (R12a): LIFO, the chunk stays marked in use; the caller checked for room."""
-        self._tc[tci].append(c)
+        tcb.append(c)
         self._parked[c] = size
         w = self._w
         w(c + CHUNK_HDR_SZ, 16)  # entry->next, entry->key
         # counts[tci] .. entries[tci]: one region inside the tcache structure
         w(self._tcache + 2 * tci, 136 + 6 * tci)
 
-    def _tcache_get(self, tci: int) -> int:
+    def _tcache_get(self, tcb: list[int], tci: int) -> int:
         """``tcache_get`` (R5.1): the most recently put chunk of a non-empty tcache bin."""
-        c = self._tc[tci].pop()
+        c = tcb.pop()
         self._inuse[c] = self._parked.pop(c)
         w = self._w
         w(c + 24, SIZE_SZ)  # e->key = 0 (next is loaded from the same bytes' page)
@@ -794,7 +795,7 @@ class GlibcMalloc:
                     while len(tcb) < TCACHE_FILL_COUNT and fb:
                         tc = fb.pop()
                         del parked[tc]
-                        self._tcache_put(tc, tci, nb)
+                        self._tcache_put(tc, tcb, tci, nb)
                 self._inuse[victim] = self._parked.pop(victim)
                 return victim
         if nb < MIN_LARGE_SIZE:
@@ -815,7 +816,7 @@ class GlibcMalloc:
                         del free[tc]
                         del self._free_end[tc + nb]
                         w(tc + nb + SIZE_SZ, SIZE_SZ)
-                        self._tcache_put(tc, tci, nb)
+                        self._tcache_put(tc, tcb, tci, nb)
                 if not b:
                     self._binmap &= ~(1 << idx)
                 self._inuse[victim] = nb
@@ -827,6 +828,7 @@ class GlibcMalloc:
 
         tci = (nb - 17) >> 4
         tcache_nb = nb if self._tcache and nb <= TCACHE_MAX_CHUNK else 0
+        tcb = self._tc[tci] if tcache_nb else []
         return_cached = False
         unsorted = self._unsorted
         while True:
@@ -855,8 +857,8 @@ class GlibcMalloc:
                     del free[victim]
                     del self._free_end[victim + size]
                     w(victim + size + SIZE_SZ, SIZE_SZ)
-                    if tcache_nb and len(self._tc[tci]) < TCACHE_FILL_COUNT:
-                        self._tcache_put(victim, tci, nb)
+                    if tcache_nb and len(tcb) < TCACHE_FILL_COUNT:
+                        self._tcache_put(victim, tcb, tci, nb)
                         return_cached = True
                         continue
                     self._inuse[victim] = size
@@ -887,7 +889,7 @@ class GlibcMalloc:
                 if iters >= MAX_ITERS:
                     break
             if return_cached:
-                return self._tcache_get(tci)
+                return self._tcache_get(tcb, tci)
 
             if nb >= MIN_LARGE_SIZE:
                 lb = self._large[idx]
@@ -941,8 +943,9 @@ class GlibcMalloc:
         """``_int_free`` (R12): tcache, fastbin, or coalesce and maybe trim.  ``c`` is no longer in use."""
         if size <= TCACHE_MAX_CHUNK and self._tcache:
             tci = (size - 17) >> 4
-            if len(self._tc[tci]) < TCACHE_FILL_COUNT:
-                self._tcache_put(c, tci, size)
+            tcb = self._tc[tci]
+            if len(tcb) < TCACHE_FILL_COUNT:
+                self._tcache_put(c, tcb, tci, size)
                 return
         if size <= MAX_FAST:
             self._r(c + size + SIZE_SZ, SIZE_SZ)  # next chunk's size is checked
