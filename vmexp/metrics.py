@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vmexp.libc.base import MALLINFO_FIELDS
-from vmexp.sim import ProcResult, Result
+from vmexp.results import ProcResult, Result
 
 __all__ = [
     "SCHEMA",

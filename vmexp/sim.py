@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from vmexp.config import Settings
 from vmexp.kernel.system import MM, SWAP_CLUSTER_MAX, ProcessKilled, Segfault, Syscalls, System
 from vmexp.libc.base import MALLINFO_FIELDS, Allocator
 from vmexp.libc.factory import make_allocator
+from vmexp.results import ProcResult, Result
 from vmexp.units import format_duration, format_size
 from vmexp.workload import ProcSpec, WorkloadError
 from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, PAGEREF, REALLOC, SLEEP, TOUCH, Op, describe
@@ -60,52 +60,6 @@ class WorkloadFault(Exception):
     def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass
-class ProcResult:
-    """What a process leaves behind: counters and end-of-run snapshots."""
-
-    pid: int
-    name: str
-    exit: str
-    error: str
-    minflt: int
-    majflt: int
-    refs: int
-    syscalls: dict[str, int]
-    mallinfo: dict[str, int]
-    heap: list[tuple[int, int, str]]
-    maps: list[str]
-    vsz_peak_bytes: int
-    rss_peak_bytes: int
-    swap_peak_bytes: int
-    rss_bytes: int
-    vsz_bytes: int
-    cpu_time_s: float
-    blocked_time_s: float
-    start_s: float
-    end_s: float
-    ops: int
-    enomem: int
-    skipped_ops: int
-    pswpin: int
-    pswpout: int
-    page_table_bytes: int
-    page_table_peak_bytes: int
-
-
-@dataclass
-class Result:
-    """One run: per-process results, system counters, time series, the syscall log."""
-
-    processes: list[ProcResult]
-    system: dict[str, Any]
-    samples: list[dict[str, Any]]
-    syscalls: list[tuple[int, int, int, str, int, int, int]]
-    explain: list[str] | None
-    # (time_ns, pid, addr, size, state) for every chunk at each of heap_snapshots' times.
-    heap_snapshots: list[tuple[int, int, int, int, str]] = field(default_factory=list)
 
 
 class Machine:
