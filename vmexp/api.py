@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shlex
 import signal
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from functools import cached_property
@@ -46,6 +48,12 @@ if TYPE_CHECKING:
 __all__ = ["Run", "Sweep", "VmexpError", "load", "run", "sweep"]
 
 _ERROR = "vmexp: error: "
+
+# The default directories are named to the second (outputs/runs/DATE/HH-MM-SS_NAME), the time the
+# child reads once it has started. Two short runs in a row from one notebook could fall in the same
+# second and the second would overwrite the first: a call never starts in the second that the
+# previous call ended in (at most a second's wait, and only for calls that close together).
+_not_before = 0.0
 
 
 class VmexpError(Exception):
@@ -325,6 +333,10 @@ def _launch(args: list[str], quiet: bool, *, show_errors: bool) -> tuple[int, li
     """Run the command in a child Python; (exit status, its error lines, where its jobs wrote)."""
     from vmexp.cli import RECORD_ENV
 
+    global _not_before
+    wait = _not_before - time.time()
+    if wait > 0:
+        time.sleep(wait)
     with tempfile.TemporaryDirectory(prefix="vmexp-api-") as tmp:
         record = Path(tmp) / "record.json"
         env = {**os.environ, RECORD_ENV: str(record), "PYTHONUNBUFFERED": "1"}
@@ -356,6 +368,7 @@ def _launch(args: list[str], quiet: bool, *, show_errors: bool) -> tuple[int, li
         finally:
             for t in pumps:
                 t.join()
+            _not_before = math.floor(time.time()) + 1.0
         doc: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError):
             doc = json.loads(record.read_text())
