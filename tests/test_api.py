@@ -112,6 +112,7 @@ def test_flags_are_not_overrides(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_sweep_returns_after_aggregation_and_a_failed_job_is_reported_not_raised(tmp_path: Path) -> None:
     with pytest.warns(RuntimeWarning, match="1 of 3 jobs failed"):
         sw = vmexp.sweep(["threshold=64k,256k,banana", *SMALL], out_dir=tmp_path / "sw", quiet=True)

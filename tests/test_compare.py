@@ -32,14 +32,21 @@ BELADY = [
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("compare")
+    d = tmp_path_factory.mktemp("runs")
     return {
         "fifo3": vmexp.run([*BELADY, "policy=fifo", "ram=12k"], out_dir=d / "fifo3", quiet=True).dir,
         "fifo4": vmexp.run([*BELADY, "policy=fifo", "ram=16k"], out_dir=d / "fifo4", quiet=True).dir,
         # 5 frames hold all 5 pages: 5 first-touch faults, nothing evicted, no major fault.
         "fifo5": vmexp.run([*BELADY, "policy=fifo", "ram=20k"], out_dir=d / "fifo5", quiet=True).dir,
-        # 16k written as bytes in one sweep: the join is by value.
+    }
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("sweeps")
+    return {
         "fifo": vmexp.sweep([*BELADY, "policy=fifo", "ram=12k,16k"], out_dir=d / "fifo", quiet=True).dir,
+        # 16k written as bytes: the join is by value.
         "lru": vmexp.sweep([*BELADY, "policy=lru", "ram=12k,16384"], out_dir=d / "lru", quiet=True).dir,
     }
 
@@ -63,8 +70,9 @@ def test_two_runs_differ_in_ram_and_by_one_fault(results: dict[str, Path]) -> No
             assert row["ratio"] == pytest.approx(row["B"] / row["A"]), name
 
 
-def test_two_sweeps_are_joined_on_the_swept_key(results: dict[str, Path]) -> None:
-    c = compare(results["fifo"], results["lru"])
+@pytest.mark.slow
+def test_two_sweeps_are_joined_on_the_swept_key(sweeps: dict[str, Path]) -> None:
+    c = compare(sweeps["fifo"], sweeps["lru"])
     assert c.kind == "sweeps"
     assert c.keys == ["ram"]
     assert ("policy.name", "fifo", "lru") in c.settings
@@ -78,9 +86,7 @@ def test_two_sweeps_are_joined_on_the_swept_key(results: dict[str, Path]) -> Non
     assert not c.only_a and not c.only_b
 
 
-def test_the_command_prints_the_comparison_and_draws_the_figure(
-    results: dict[str, Path], tmp_path: Path
-) -> None:
+def test_the_command_compares_two_runs_and_draws_the_figure(results: dict[str, Path], tmp_path: Path) -> None:
     r = compare_cli(results["fifo3"], results["fifo4"], "-o", "runs.png", "--csv", "runs.csv", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -91,7 +97,10 @@ def test_the_command_prints_the_comparison_and_draws_the_figure(
         rows = {row["metric"]: row for row in csv.DictReader(fh)}
     assert float(rows["minflt"]["A"]) + float(rows["majflt"]["A"]) == 9
 
-    r = compare_cli(results["fifo"], results["lru"], "-o", "sweeps.png", cwd=tmp_path)
+
+@pytest.mark.slow
+def test_the_command_compares_two_sweeps(sweeps: dict[str, Path], tmp_path: Path) -> None:
+    r = compare_cli(sweeps["fifo"], sweeps["lru"], "-o", "sweeps.png", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Joined on: ram" in r.stdout
     block = r.stdout.split("faults — ")[1].splitlines()[:4]
@@ -109,13 +118,15 @@ def test_equal_metrics_are_named_once_and_undefined_ones_are_not_zero(results: d
     # Without a major fault the mean CPU time between them is undefined: not 0 s, and no ratio.
     m = c.metrics.loc["mean_time_between_faults_s"]
     assert math.isnan(m["A"]) and m["B"] > 0 and math.isnan(m["ratio"])
-    assert re.search(r"^  mean_time_between_faults_s +— +[0-9.]+ (ns|µs|ms|s) +— +—$", render(c), re.MULTILINE)
+    assert re.search(
+        r"^  mean_time_between_faults_s +— +[0-9.]+ (ns|µs|ms|s) +— +—$", render(c), re.MULTILINE
+    )
 
 
 @pytest.mark.parametrize(
     ("a", "b", "message"),
     [
-        ("fifo3", "fifo", "A is a run and B is a sweep: compare two runs or two sweeps"),
+        ("fifo3", "sweep", "A is a run and B is a sweep: compare two runs or two sweeps"),
         ("fifo3", "empty", "B: {empty}: neither a run"),
         ("missing", "fifo3", "A: {missing}: no such directory"),
     ],
@@ -123,8 +134,14 @@ def test_equal_metrics_are_named_once_and_undefined_ones_are_not_zero(results: d
 def test_wrong_inputs_are_one_line_errors(
     results: dict[str, Path], tmp_path: Path, a: str, b: str, message: str
 ) -> None:
-    paths = {**results, "empty": tmp_path / "empty", "missing": tmp_path / "missing"}
+    paths = {
+        **results,
+        "empty": tmp_path / "empty",
+        "missing": tmp_path / "missing",
+        "sweep": tmp_path / "sweep",
+    }
     paths["empty"].mkdir()
+    shutil.copytree(results["fifo3"], paths["sweep"] / "0_ram=12k")  # a sweep of one job
     r = compare_cli(paths[a], paths[b], cwd=tmp_path)
     assert r.returncode == 2
     assert r.stdout == ""
@@ -132,12 +149,11 @@ def test_wrong_inputs_are_one_line_errors(
     assert r.stderr.startswith(expected) and r.stderr.count("\n") == 1, r.stderr
 
 
-def test_sweeps_with_no_swept_key_in_common_cannot_be_joined(
-    results: dict[str, Path], tmp_path: Path
-) -> None:
+@pytest.mark.slow
+def test_sweeps_with_no_swept_key_in_common_cannot_be_joined(sweeps: dict[str, Path], tmp_path: Path) -> None:
     other = tmp_path / "other"
-    shutil.copytree(results["lru"], other)
+    shutil.copytree(sweeps["lru"], other)
     summary = other / "summary.csv"
     summary.write_text(summary.read_text().replace("ram,", "swap,", 1))
     with pytest.raises(vmexp.VmexpError, match=r"share no swept key \(A: ram; B: swap\)"):
-        compare(results["fifo"], other)
+        compare(sweeps["fifo"], other)

@@ -40,6 +40,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return found
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_every_config_file_as_a_copy(wheel: Path) -> None:
     conf = ROOT / "conf"
     expected = {
@@ -76,6 +77,7 @@ def test_dependencies_are_ranges_and_every_upper_bound_says_why() -> None:
             assert said, f"{dep}: an upper bound needs a comment naming the release that breaks"
 
 
+@pytest.mark.slow
 def test_an_installed_wheel_runs_a_preset_from_any_directory(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as z:
