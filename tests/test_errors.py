@@ -224,7 +224,6 @@ CONFIG_ERRORS = [
 CONFIG_KEYS = [case(*o.split()) for o, _ in CONFIG_ERRORS]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("overrides", "message"), CONFIG_ERRORS, ids=[o for o, _ in CONFIG_ERRORS])
 def test_a_bad_value_key_or_file_is_one_line_naming_it(batch: Batch, overrides: str, message: str) -> None:
     assert one_error_line(batch.run(*overrides.split())) == batch.fill(f"vmexp: error: {message}")
