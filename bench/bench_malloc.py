@@ -55,12 +55,12 @@ def sim_kernel() -> Kernel:
     import simpy
 
     from vmexp.config import validate
-    from vmexp.kernel.system import Syscalls, System
+    from vmexp.kernel.system import System
 
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         s = validate(compose("config", overrides=["workload=pageref", "workload.refs=[1]", "ram=4G"]))
     system = System(s, simpy.Environment(), np.random.default_rng(0))
-    return Syscalls(system, system.new_process(1, "bench", None))
+    return system.syscalls(system.new_process(1, "bench", None))
 
 
 def run(allocator: str, n: int, slots: int, seed: int, kernel: str = "fake") -> tuple[int, float]:

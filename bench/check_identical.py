@@ -103,7 +103,9 @@ def main() -> int:
     for k in extra:
         print(f"new:     {k}")
     same = len(want.keys() & got.keys()) - len(differ)
-    print(f"identical: {same} of {len(want)} files; {len(differ)} differ, {len(missing)} missing, {len(extra)} new")
+    print(
+        f"identical: {same} of {len(want)} files; {len(differ)} differ, {len(missing)} missing, {len(extra)} new"
+    )
     return 1 if differ or missing else 0
 
 

@@ -779,5 +779,5 @@ def test_settings_of_a_huge_machine_cost_nothing_until_used() -> None:
     """ram=1T composes into 2^28 frames of which none exists until a page is touched."""
     s = composed("ram=1T", "swap=1T")
     sysm = System(s, env=None, rng=np.random.default_rng(0))
-    assert sysm.nframes == 1 << 28 and sysm.nfree == 1 << 28
-    assert sysm.frame_mm == [] and sysm.swap.nslots == 1 << 28 and sysm.swap.used == 0
+    assert sysm.mem.nframes == 1 << 28 and sysm.mem.nfree == 1 << 28
+    assert sysm.mem.frame_mm == [] and sysm.space.nslots == 1 << 28 and sysm.space.used == 0

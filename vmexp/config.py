@@ -30,7 +30,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from vmexp import fields as decl
-from vmexp.fields import ConfigError, declared, parse_section, parse_value, spec_of, to_plain
+from vmexp.fields import ConfigError, Spec, declared, parse_section, parse_value, spec_of, to_plain
 from vmexp.registry import ALLOCATORS, POLICIES, WORKLOAD_KINDS, import_plugins
 from vmexp.units import UnitError, parse_duration, parse_size
 
@@ -48,6 +48,7 @@ __all__ = [
     "ReportSettings",
     "Settings",
     "compose_settings",
+    "spec_for_key",
     "read_settings_json",
     "register_configs",
     "schema",
@@ -476,7 +477,8 @@ def validate(cfg: DictConfig | dict[str, Any]) -> Settings:
     """Check every value and return the engine's settings; ConfigError names the key."""
     # Hydra's own node (present when composed with return_hydra_config) is not resolved: it
     # refers to run-time values (hydra.job.num) that a composed config does not have yet.
-    raw = {str(k): _plain(cfg[k]) for k in cfg if k != "hydra"}
+    node: Any = cfg
+    raw = {str(k): _plain(node[k]) for k in node if k != "hydra"}
     _unknown_top_level(raw)
     plugins_spec = spec_of(next(f for f in dataclasses.fields(Settings) if f.name == "plugins"))
     assert plugins_spec is not None
@@ -515,13 +517,51 @@ def validate(cfg: DictConfig | dict[str, Any]) -> Settings:
     return dataclasses.replace(s, policy=policy, allocator=allocator, workload=workload)
 
 
+def spec_for_key(key: str) -> Spec | None:
+    """The declaration of a config key as a user writes it (``ram``, ``policy.params.tau``,
+    ``workload.lifetime.long_lived``); None when no declaration has it.
+
+    For reading a value written without its run's settings.json (``vmexp.compare`` joins two
+    sweeps on their override text): the value is then parsed by its declaration, never by a
+    guess from the key's name.
+    """
+    from vmexp.fields import iter_specs
+    from vmexp.registry import ACCESS_PATTERNS, LIFETIMES, SIZE_DISTS
+
+    top = dict(iter_specs(Settings))
+    if key in top:
+        return top[key]
+    head, _, rest = key.partition(".")
+    if head == "policy" and rest.startswith("params."):
+        return _first_spec(POLICIES, rest.removeprefix("params."))
+    if head == "allocator":
+        return _first_spec(ALLOCATORS, rest)
+    if head == "workload":
+        parts = [p for p in rest.split(".") if not p.isdigit() and p != "processes"]
+        nested = {"sizes": SIZE_DISTS, "lifetime": LIFETIMES, "access": ACCESS_PATTERNS}
+        if len(parts) >= 2 and parts[0] in nested:
+            return _first_spec(nested[parts[0]], ".".join(parts[1:]))
+        return _first_spec(WORKLOAD_KINDS, ".".join(parts))
+    return None
+
+
+def _first_spec(registry: Any, key: str) -> Spec | None:
+    from vmexp.fields import iter_specs
+
+    for comp in registry.items():
+        found = dict(iter_specs(comp.params)).get(key)
+        if found is not None:
+            return found
+    return None
+
+
 def compose_settings(overrides: list[str], config_dir: Path | None = None) -> Settings:
     """The settings ``python run.py OVERRIDES`` would run: composed by Hydra from conf/, then validated."""
     from hydra import compose, initialize_config_dir
 
     import vmexp.app  # noqa: F401  (registers the schema, the resolvers and the help)
 
-    conf = config_dir or Path(__file__).resolve().parent.parent / "conf"
+    conf = config_dir or Path(__file__).resolve().parent / "conf"  # vmexp/conf: the package's config tree
     with initialize_config_dir(version_base="1.3", config_dir=str(conf)):
         cfg = compose("config", overrides=list(overrides))
     return validate(cfg)

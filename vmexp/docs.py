@@ -177,7 +177,7 @@ def metric_table() -> str:
     for m in METRICS:
         where = ""
         if m.json is not None:
-            where = ("`processes[].`" if m.scope == "process" else "`system.`") + "`.`".join(m.json)
+            where = f"`{'processes[].' if m.scope == 'process' else 'system.'}{'.'.join(m.json)}`"
         agg = ""
         if m.column:
             how = {"process": m.over_processes, "system": "the machine's", "job": "derived"}[m.scope]

@@ -220,6 +220,9 @@ METRICS: tuple[Metric, ...] = (
     _sys("pgsteal_kswapd", "pages reclaimed by kswapd", "count", better=0),
     _sys("pgsteal_direct", "pages reclaimed by faulting processes (direct reclaim)", "count"),
     _sys("free_bytes_min", "lowest free memory", "bytes", better=+1),
+    # (derive: for a metrics.json written before the engine recorded it)
+    _sys("rss_peak_bytes", "peak RSS of the machine (the peak of the processes' sum)", "bytes",
+         column="rss_peak_bytes", short="peak RSS", derive=_machine_rss_peak),
     _sys("swap_used_peak_bytes", "peak swap in use", "bytes"),
     _sys("oom_kills", "OOM kills", "count", column="oom_kills"),
     _sys("oom_kill_log", "the OOM killer's victims (pid, name, rss_bytes, swap_bytes, time_s)", "text"),
@@ -238,8 +241,6 @@ METRICS: tuple[Metric, ...] = (
     Metric("pswpin_per_s", "pages swapped in per second", "count", "system", series="pswpin_per_s", series_pos=12),
     Metric("pswpout_per_s", "pages swapped out per second", "count", "system", series="pswpout_per_s", series_pos=13),
     # ---- a job's summary, derived
-    _job("rss_peak_bytes", "peak RSS of the machine (the peak of the processes' sum)", "bytes",
-         derive=_machine_rss_peak, short="peak RSS"),
     _job("syscalls", "memory syscalls (brk+mmap+munmap+mremap)", "count",
          derive=lambda s, _d: s["brk"] + s["mmap"] + s["munmap"] + s["mremap"]),
     _job("faults", "page faults (minor + major)", "count", derive=lambda s, _d: s["minflt"] + s["majflt"]),
@@ -342,14 +343,13 @@ def summary_of(doc: dict[str, Any], job: Path | None = None) -> dict[str, Any]:
             if job is not None and col != "objective":
                 out.update(_from_files(job))
             continue
-        if m.derive is not None:
-            out[col] = m.derive(out, doc)
-        elif m.scope == "system":
-            assert m.json is not None
+        if m.scope == "system" and m.json is not None and m.json[0] in system:
             v = system[m.json[0]]
             out[col] = (
                 round(float(v), m.digits) if m.digits is not None else (float(v) if m.unit == "s" else int(v))
             )
+        elif m.derive is not None:
+            out[col] = m.derive(out, doc)
         else:
             assert m.json is not None
             v = _total(procs, m.json)

@@ -17,15 +17,17 @@ arrival times, so the swap queue still sees the load it would.
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Generator, Iterator, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import simpy
 
 from vmexp.config import Settings
-from vmexp.kernel.system import MM, SWAP_CLUSTER_MAX, ProcessKilled, Segfault, Syscalls, System
+from vmexp.kernel.observe import Checker, Narrator, Observer, Observers
+from vmexp.kernel.policies import policy_class
+from vmexp.kernel.system import MM, SWAP_CLUSTER_MAX, ProcessKilled, Segfault, System
 from vmexp.libc.base import MALLINFO_FIELDS, Allocator
 from vmexp.libc.factory import make_allocator
 from vmexp.results import ProcResult, Result
@@ -62,6 +64,37 @@ class WorkloadFault(Exception):
         self.status = status
 
 
+class Span:
+    """Work the engine applied at once whose simulated time runs on: a slice, a kswapd batch.
+
+    A process's slice executes at its start and its time passes afterwards
+    (the performance design); the sampler spreads what the slice did (CPU
+    time, faults, swap traffic) evenly over [start, end), so a sample taken
+    in the middle of a slice sees the part of it that has happened and
+    every utilisation sample stays within its bounds.
+    """
+
+    __slots__ = ("cpu", "dmaj", "dmin", "dpin", "dpout", "end", "pid", "start")
+
+    def __init__(
+        self, start: int, end: int, cpu: int, pid: int, dmin: int, dmaj: int, dpin: int, dpout: int
+    ) -> None:
+        self.start = start
+        self.end = end
+        self.cpu = cpu
+        self.pid = pid
+        self.dmin = dmin
+        self.dmaj = dmaj
+        self.dpin = dpin
+        self.dpout = dpout
+
+    def left(self, value: int, t: int) -> int:
+        """The part of ``value`` still to come at ``t`` (spread evenly over the span)."""
+        if t >= self.end:
+            return 0
+        return value * (self.end - max(t, self.start)) // (self.end - self.start)
+
+
 class Machine:
     """CPUs as a count and a FIFO of waiters: round robin with no event when a CPU is free."""
 
@@ -94,7 +127,25 @@ class Process:
         self.spec = spec
         sysm = sim.system
         self.mm: MM = sysm.new_process(pid, spec.name, aslr, bare=spec.refs is not None)
-        self.kernel = Syscalls(sysm, self.mm)
+        self.kernel = sysm.syscalls(self.mm)
+        self.clock = sysm.clock
+        self.obs = sysm.obs
+        self.refs = sysm.fault.refs
+        self.shift = sysm.shift
+        self.cost = sim.s.machine.cost
+        self.handlers: dict[int, Callable[[Op], None]] = defaultdict(
+            lambda: self._unknown,
+            {
+                MALLOC: self._malloc,
+                CALLOC: self._calloc,
+                REALLOC: self._realloc,
+                FREE: self._free,
+                TOUCH: self._touch,
+                COMPUTE: self._compute,
+                SLEEP: self._sleep,
+                PAGEREF: self._pageref,
+            },
+        )
         self.alloc: Allocator | None = (
             None if spec.refs is not None else make_allocator(sim.s.allocator, self.kernel)
         )
@@ -126,100 +177,60 @@ class Process:
 
     # ---------------------------------------------------------- execution
     def execute(self, budget: int) -> int:
-        """Run operations until the slice is used, the process blocks or sleeps, or the workload ends."""
-        if self.sim.check or self.sim.explain is not None:
-            return self._execute_stepwise(budget)
-        # The common case, kept tight: a touch is the operation a workload
-        # repeats most, so it is decoded here and its references start at once.
-        sysm = self.sim.system
+        """Run operations until the slice is used, the process blocks or sleeps, or the workload ends.
+
+        The one operation interpreter: an operation either finishes at once
+        (malloc, free...) or leaves work that spans slices (a touch's page
+        references in ``pending``, ``compute_left``), which the loop resumes
+        first. With an observer attached (explain, check) it is told of
+        each operation and checks run after it; nothing else differs.
+        """
+        clock = self.clock
+        obs = self.obs
         mm = self.mm
         ops = self.ops
-        ids = self.ids
-        refs = sysm.refs
-        shift = sysm.shift
         op_index = self.op_index
-        while sysm.used < budget:
-            if self.pending is not None or self.compute_left:
-                if self._resume(budget, False):
+        handlers = self.handlers
+        while clock.used < budget:
+            if self.pending is not None:
+                if self._resume_refs(budget):
                     return BLOCKED
+                continue
+            if self.compute_left:
+                step = min(self.compute_left, budget - clock.used)
+                clock.used += step
+                self.compute_left -= step
                 continue
             op = next(ops, None)
             if op is None:
                 return DONE
             mm.op = op_index[self.nops] if op_index is not None else self.nops
             self.nops += 1
-            code = op[0]
-            if code == TOUCH:
-                got = ids.get(op[1])
-                length = op[3]
-                if got is not None and (length < 0 or (op[2] >= 0 and op[2] + length <= got[1] and length)):
-                    start = got[0] if length < 0 else got[0] + op[2]
-                    if length < 0:
-                        length = got[1]
-                    if length:
-                        v0 = start >> shift
-                        n = ((start + length - 1) >> shift) - v0 + 1
-                        writes = (_ONES if op[4] else _ZEROS) if n <= 4096 else bytes([op[4]]) * n
-                        vpns = range(v0, v0 + n)
-                        i = refs(mm, vpns, writes, 0, n, budget)
-                        if i < n:
-                            self.pending = (vpns, writes, i, n)
-                        if sysm.block_until and not self._wait_inline():
-                            return BLOCKED
-                    continue
-            elif code == COMPUTE:
-                self.compute_left += op[1]
-                continue
-            self._do(op)
-            if sysm.block_until and not self._wait_inline():
+            if obs is not None:
+                obs.operation(mm, clock.now(), describe(op))
+            handlers[op[0]](op)
+            if obs is not None:
+                self._after_op(obs)
+            if clock.block_until and not self._wait_inline():
                 return BLOCKED
             if self.sleep_ns and not self._sleep_inline():
                 return SLEEPING
         return RUNNING
 
-    def _resume(self, budget: int, one_step: bool) -> bool:
-        """Go on with a touch or a compute left unfinished by the last slice; True if it blocked."""
-        sysm = self.sim.system
-        if self.pending is not None:
-            vpns, writes, i, n = self.pending
-            # With the checker on, one reference per step so that it runs after each.
-            i = sysm.refs(self.mm, vpns, writes, i, min(n, i + 1) if one_step else n, budget)
-            if one_step:
-                sysm.check()
-            self.pending = (vpns, writes, i, n) if i < n else None
-            return bool(sysm.block_until) and not self._wait_inline()
-        step = min(self.compute_left, budget - sysm.used)
-        sysm.used += step
-        self.compute_left -= step
-        return False
+    def _resume_refs(self, budget: int) -> bool:
+        """Go on with the page references of a touch; True if the process must block."""
+        assert self.pending is not None
+        vpns, writes, i, n = self.pending
+        i = self.refs(self.mm, vpns, writes, i, n, budget)
+        self.pending = (vpns, writes, i, n) if i < n else None
+        return bool(self.clock.block_until) and not self._wait_inline()
 
-    def _execute_stepwise(self, budget: int) -> int:
-        """execute() one step at a time, with the invariant checker and/or the narration."""
-        sysm = self.sim.system
-        mm = self.mm
-        while sysm.used < budget:
-            if self.pending is not None or self.compute_left:
-                if self._resume(budget, self.sim.check):
-                    return BLOCKED
-                continue
-            op = next(self.ops, None)
-            if op is None:
-                return DONE
-            mm.op = self.op_index[self.nops] if self.op_index is not None else self.nops
-            self.nops += 1
-            if self.sim.explain is not None:
-                self.sim.explain.append(f"t={sysm.now() / 1e9:.9f}s p{self.pid} op {mm.op}: {describe(op)}")
-            self._do(op)
-            if self.sim.check:
-                sysm.check()
-                heap_check = getattr(self.alloc, "check", None)
-                if heap_check is not None and not mm.killed:
-                    heap_check()
-            if sysm.block_until and not self._wait_inline():
-                return BLOCKED
-            if self.sleep_ns and not self._sleep_inline():
-                return SLEEPING
-        return RUNNING
+    def _after_op(self, obs: Observer) -> None:
+        obs.step()
+        if self.sim.check and self.alloc is not None and not self.mm.killed:
+            heap_check = getattr(self.alloc, "check", None)
+            if heap_check is not None:
+                heap_check()
 
     def _wait_inline(self) -> bool:
         """Wait for the swap device without SimPy when nothing else can happen meanwhile.
@@ -229,25 +240,25 @@ class Process:
         advancing the slice clock instead is exact and costs no event. This is
         what makes a lone process's major faults cheap.
         """
-        sysm = self.sim.system
+        clock = self.clock
         env = self.sim.env
-        until = sysm.block_until
+        until = clock.block_until
         if self.sim.machine.ready or until > env.peek():
             return False
-        wait = until - (int(env.now) + sysm.used)
+        wait = until - clock.now()
         if wait > 0:
-            sysm.used += wait
+            clock.used += wait
             self.waited_ns += wait
-        sysm.block_until = 0
+        clock.block_until = 0
         return True
 
     def _sleep_inline(self) -> bool:
         """Think time, the same way: inline when nothing else is due before it ends."""
-        sysm = self.sim.system
+        clock = self.clock
         env = self.sim.env
-        if self.sim.machine.ready or int(env.now) + sysm.used + self.sleep_ns > env.peek():
+        if self.sim.machine.ready or clock.now() + self.sleep_ns > env.peek():
             return False
-        sysm.used += self.sleep_ns
+        clock.used += self.sleep_ns
         self.waited_ns += self.sleep_ns
         self.slept_ns += self.sleep_ns
         self.sleep_ns = 0
@@ -273,91 +284,94 @@ class Process:
             return f"operation {self.mm.op} (trace line {lines[self.mm.op]})"
         return f"operation {self.mm.op}"
 
-    def _do(self, op: Op) -> None:
-        code = op[0]
-        alloc = self.alloc
-        cost = self.sim.s.machine.cost
-        sysm = self.sim.system
-        if code == TOUCH:
-            got = self._block(op)
-            if got is None:
-                return
-            p, size = got
-            off, length, w = op[2], op[3], op[4]
-            if length < 0:
-                off, length = 0, size
-            elif op[1] in self.short and off + length > size:
-                # A realloc that failed left the block at its old size.
-                off, length = min(off, size), max(0, min(length, size - min(off, size)))
-            if off < 0 or off + length > size:
-                raise WorkloadFault(
-                    "segfault",
-                    f"{self._where()}: touch {op[1]} [{off}, {off + length}) is outside its {size}-byte block",
-                )
-            if length == 0:
-                return
-            shift = sysm.shift
-            v0 = (p + off) >> shift
-            v1 = (p + off + length - 1) >> shift
-            n = v1 - v0 + 1
-            writes = _ONES if w else _ZEROS
-            if n > len(writes):
-                writes = bytes([w]) * n
-            self.pending = (range(v0, v1 + 1), writes, 0, n)
+    # One handler per operation code (``handlers[code](op)``).
+    def _touch(self, op: Op) -> None:
+        """Decode a touch into the page references it makes; the loop runs them."""
+        got = self._block(op)
+        if got is None:
             return
-        if code == COMPUTE:
-            self.compute_left += op[1]
+        p, size = got
+        off, length, w = op[2], op[3], op[4]
+        if length < 0:
+            off, length = 0, size
+        elif op[1] in self.short and off + length > size:
+            # A realloc that failed left the block at its old size.
+            off, length = min(off, size), max(0, min(length, size - min(off, size)))
+        if off < 0 or off + length > size:
+            raise WorkloadFault(
+                "segfault",
+                f"{self._where()}: touch {op[1]} [{off}, {off + length}) is outside its {size}-byte block",
+            )
+        if length == 0:
             return
-        if code == SLEEP:
-            self.sleep_ns = op[1]
+        shift = self.shift
+        v0 = (p + off) >> shift
+        n = ((p + off + length - 1) >> shift) - v0 + 1
+        writes = _ONES if w else _ZEROS
+        if n > len(writes):
+            writes = bytes([w]) * n
+        self.pending = (range(v0, v0 + n), writes, 0, n)
+
+    def _compute(self, op: Op) -> None:
+        self.compute_left += op[1]
+
+    def _sleep(self, op: Op) -> None:
+        self.sleep_ns = op[1]
+
+    def _pageref(self, op: Op) -> None:
+        self.pending = ((op[1],), (1,) if op[2] else (0,), 0, 1)
+
+    def _malloc(self, op: Op) -> None:
+        assert self.alloc is not None
+        self._not_live(op)
+        self.clock.used += self.cost.malloc
+        p = self.alloc.malloc(op[2])
+        self._store(op[1], p, op[2])
+
+    def _calloc(self, op: Op) -> None:
+        assert self.alloc is not None
+        self._not_live(op)
+        self.clock.used += self.cost.malloc
+        p = self.alloc.calloc(op[2], op[3])
+        self._store(op[1], p, op[2] * op[3])
+
+    def _free(self, op: Op) -> None:
+        assert self.alloc is not None
+        self.clock.used += self.cost.free
+        got = self.ids.pop(op[1], None)
+        self.short.discard(op[1])
+        if got is None and op[1] in self.null_ids:
+            self.null_ids.discard(op[1])  # free(NULL): nothing to do
             return
-        if code == PAGEREF:
-            self.pending = ((op[1],), (1,) if op[2] else (0,), 0, 1)
-            return
-        assert alloc is not None
-        if code == MALLOC:
-            self._not_live(op)
-            sysm.used += cost.malloc
-            p = alloc.malloc(op[2])
+        if got is None:
+            raise WorkloadFault(
+                "double-free",
+                f"{self._where()}: free of id {op[1]}, which is not allocated "
+                "(glibc would abort: free(): double free detected)",
+            )
+        self.alloc.free(got[0])
+
+    def _realloc(self, op: Op) -> None:
+        assert self.alloc is not None
+        self.clock.used += self.cost.malloc
+        old = self.ids.get(op[1])
+        if old is None:
+            p = self.alloc.realloc(0, op[2])
             self._store(op[1], p, op[2])
-        elif code == FREE:
-            sysm.used += cost.free
-            got = self.ids.pop(op[1], None)
-            self.short.discard(op[1])
-            if got is None and op[1] in self.null_ids:
-                self.null_ids.discard(op[1])  # free(NULL): nothing to do
-                return
-            if got is None:
-                raise WorkloadFault(
-                    "double-free",
-                    f"{self._where()}: free of id {op[1]}, which is not allocated "
-                    "(glibc would abort: free(): double free detected)",
-                )
-            alloc.free(got[0])
-        elif code == CALLOC:
-            self._not_live(op)
-            sysm.used += cost.malloc
-            p = alloc.calloc(op[2], op[3])
-            self._store(op[1], p, op[2] * op[3])
-        elif code == REALLOC:
-            sysm.used += cost.malloc
-            old = self.ids.get(op[1])
-            if old is None:
-                p = alloc.realloc(0, op[2])
-                self._store(op[1], p, op[2])
-            elif op[2] == 0:
-                alloc.realloc(old[0], 0)  # glibc frees and returns NULL
-                del self.ids[op[1]]
-            else:
-                p = alloc.realloc(old[0], op[2])
-                if p == 0:
-                    self.enomem += 1  # the old block stays valid, as in C, at its old size
-                    self.short.add(op[1])
-                else:
-                    self.ids[op[1]] = (p, op[2])
-                    self.short.discard(op[1])
+        elif op[2] == 0:
+            self.alloc.realloc(old[0], 0)  # glibc frees and returns NULL
+            del self.ids[op[1]]
         else:
-            raise WorkloadError(f"{self._where()}: unknown operation code {code}")
+            p = self.alloc.realloc(old[0], op[2])
+            if p == 0:
+                self.enomem += 1  # the old block stays valid, as in C, at its old size
+                self.short.add(op[1])
+            else:
+                self.ids[op[1]] = (p, op[2])
+                self.short.discard(op[1])
+
+    def _unknown(self, op: Op) -> None:
+        raise WorkloadError(f"{self._where()}: unknown operation code {op[0]}")
 
     def _store(self, ident: int, p: int, size: int) -> None:
         if p == 0:
@@ -379,7 +393,7 @@ class Process:
     # ------------------------------------------------------------- SimPy
     def run(self) -> Generator[simpy.Event, Any, None]:
         env = self.sim.env
-        sysm = self.sim.system
+        clock = self.clock
         machine = self.sim.machine
         quantum = self.sim.s.machine.quantum
         if self.start_ns:
@@ -392,9 +406,9 @@ class Process:
             if self.mm.killed:
                 machine.release()
                 break
-            sysm.cur = self.mm
-            sysm.used = 0
-            sysm.block_until = 0
+            clock.start()
+            mm, stat = self.mm, self.sim.system.stat
+            before = (mm.minflt, mm.majflt, stat.pswpin, stat.pswpout)
             self.sleep_ns = 0
             self.waited_ns = 0
             self.slept_ns = 0
@@ -412,14 +426,27 @@ class Process:
                 self._finish(e.status)
                 status = DONE
             self.sim.guard()
-            used, block_until, sleep_ns = sysm.used, sysm.block_until, self.sleep_ns
-            sysm.used = 0
-            sysm.block_until = 0
-            sysm.cur = None
-            self.cpu_ns += used - self.waited_ns
+            used, block_until = clock.stop()
+            sleep_ns = self.sleep_ns
+            cpu = used - self.waited_ns
+            self.cpu_ns += cpu
             self.blocked_ns += self.waited_ns - self.slept_ns
             if used:
+                now = int(env.now)
+                span = Span(
+                    now,
+                    now + used,
+                    cpu,
+                    self.pid,
+                    mm.minflt - before[0],
+                    mm.majflt - before[1],
+                    stat.pswpin - before[2],
+                    stat.pswpout - before[3],
+                )
+                spans = self.sim.spans
+                spans.append(span)
                 yield env.timeout(used)
+                spans.remove(span)
             machine.release()
             if status == DONE:
                 break
@@ -441,7 +468,7 @@ class Process:
         """Snapshot the process as it ends, then free its memory (exit)."""
         if self.final is None:
             self.mm.exit = status
-            self.end_ns = self.sim.system.now()
+            self.end_ns = self.clock.now()
             self.final = self.snapshot()
             self.sim.system.exit_process(self.mm, status)
 
@@ -494,25 +521,32 @@ class Simulation:
         # Its own root: the workload's streams are SeedSequence(seed).spawn(nprocs).
         ss = np.random.SeedSequence([settings.seed, 0x6B65726E])
         kernel_seq, aslr_seq = ss.spawn(2)
-        self.explain: list[str] | None = [] if settings.explain else None
-        self.system = System(settings, self.env, np.random.default_rng(kernel_seq), explain=self.explain)
-        self.machine = Machine(self.env, settings.machine.ncpus)
+        self.system = System(settings, self.env, np.random.default_rng(kernel_seq))
+        self.narrator = Narrator() if settings.explain else None
         self.check = check
-        if settings.policy.name == "opt":
-            if len(specs) != 1 or specs[0].refs is None:
-                raise SimError(
-                    "policy=opt: OPT needs the future, so it runs only with workload=pageref (one process)"
-                )
-            self.system.set_future(specs[0].refs[0])
+        watchers = [o for o in (self.narrator, Checker(self.system) if check else None) if o is not None]
+        self.system.observe(watchers[0] if len(watchers) == 1 else Observers(*watchers) if watchers else None)
+        self.machine = Machine(self.env, settings.machine.ncpus)
+        needs_future = policy_class(settings.policy.name).needs_future
+        if needs_future and (len(specs) != 1 or specs[0].refs is None):
+            raise SimError(
+                f"policy={settings.policy.name}: {settings.policy.name.upper()} needs the future, "
+                "so it runs only with workload=pageref (one process)"
+            )
         aslr_rngs = [np.random.default_rng(s) for s in aslr_seq.spawn(len(specs))]
         self.procs = [
             Process(self, pid, spec, aslr_rngs[pid - 1] if settings.layout.aslr else None)
             for pid, spec in enumerate(specs, start=1)
         ]
+        if needs_future:
+            refs = specs[0].refs
+            assert refs is not None
+            self.procs[0].mm.policy.set_future(refs[0])
         self.samples: list[dict[str, Any]] = []
         self.snapshots: list[tuple[int, int, int, int, str]] = []
         self.kswapd_event: simpy.Event | None = None
         self._last: dict[str, int] = {"t": 0, "cpu": 0, "busy": 0, "pswpin": 0, "pswpout": 0}
+        self.spans: list[Span] = []  # slices and kswapd batches whose time is still running
         self.progress: Any = None
         self.deadline = (
             None if settings.job_timeout is None else time.monotonic() + settings.job_timeout / 1e9
@@ -541,13 +575,17 @@ class Simulation:
             self.kswapd_event = self.env.event()
             yield self.kswapd_event
             self.kswapd_event = None
-            while sysm.nfree < sysm.wmark_high:
-                sysm.cur = None
-                sysm.used = 0
-                freed = sysm.kswapd_reclaim(SWAP_CLUSTER_MAX)
+            while sysm.mem.nfree < sysm.mem.wmark_high:
+                sysm.clock.start()
+                pout = sysm.stat.pswpout
+                freed = sysm.reclaim.kswapd(SWAP_CLUSTER_MAX)
                 if freed == 0:
                     break
+                now = int(self.env.now)
+                span = Span(now, now + freed * cost, 0, 0, 0, 0, 0, sysm.stat.pswpout - pout)
+                self.spans.append(span)
                 yield self.env.timeout(freed * cost)
+                self.spans.remove(span)
 
     def _wake_kswapd(self) -> None:
         ev = self.kswapd_event
@@ -566,11 +604,21 @@ class Simulation:
         now = int(self.env.now)
         ps = self.system.page_size
         t = now / 1e9
+        # What the slices in progress did but has not yet happened at `now`.
+        ahead: dict[int, tuple[int, int]] = {}
+        cpu_ahead = pin_ahead = pout_ahead = 0
+        for span in self.spans:
+            if span.pid:
+                ahead[span.pid] = (span.left(span.dmin, now), span.left(span.dmaj, now))
+            cpu_ahead += span.left(span.cpu, now)
+            pin_ahead += span.left(span.dpin, now)
+            pout_ahead += span.left(span.dpout, now)
         for p in self.procs:
             mm = p.mm
             if p.final is not None and p.end_ns >= 0 and p.end_ns < now - self.s.sample_interval:
                 continue
             info = p.mallinfo() if p.final is None else p.final.mallinfo
+            min_ahead, maj_ahead = ahead.get(p.pid, (0, 0))
             self.samples.append(
                 {
                     "time_s": t,
@@ -580,32 +628,34 @@ class Simulation:
                     "swap_bytes": mm.swapents * ps,
                     "arena_bytes": info["arena"],
                     "hblkhd_bytes": info["hblkhd"],
-                    "minflt": mm.minflt,
-                    "majflt": mm.majflt,
+                    "minflt": mm.minflt - min_ahead,
+                    "majflt": mm.majflt - maj_ahead,
                 }
             )
         sysm = self.system
+        stat = sysm.stat
         last = self._last
         dt = now - last["t"]
-        cpu = sum(p.cpu_ns for p in self.procs)
+        cpu = sum(p.cpu_ns for p in self.procs) - cpu_ahead
         busy = sysm.dev.busy_by(now)
+        pswpin, pswpout = stat.pswpin - pin_ahead, stat.pswpout - pout_ahead
         row: dict[str, Any] = {
             "time_s": t,
             "pid": 0,
-            "free_bytes": sysm.nfree * ps,
-            "swap_used_bytes": sysm.swap.used * ps,
+            "free_bytes": sysm.mem.nfree * ps,
+            "swap_used_bytes": sysm.space.used * ps,
             "cpu_util": (cpu - last["cpu"]) / (dt * self.s.machine.ncpus) if dt else 0.0,
             "swap_util": (busy - last["busy"]) / dt if dt else 0.0,
-            "pswpin_per_s": (sysm.pswpin - last["pswpin"]) * 1e9 / dt if dt else 0.0,
-            "pswpout_per_s": (sysm.pswpout - last["pswpout"]) * 1e9 / dt if dt else 0.0,
+            "pswpin_per_s": (pswpin - last["pswpin"]) * 1e9 / dt if dt else 0.0,
+            "pswpout_per_s": (pswpout - last["pswpout"]) * 1e9 / dt if dt else 0.0,
         }
         self.samples.append(row)
-        self._last = {"t": now, "cpu": cpu, "busy": busy, "pswpin": sysm.pswpin, "pswpout": sysm.pswpout}
+        self._last = {"t": now, "cpu": cpu, "busy": busy, "pswpin": pswpin, "pswpout": pswpout}
 
     def run(self) -> Result:
         env = self.env
-        if self.system.wmark_min > 0:
-            self.system.wake_kswapd = self._wake_kswapd
+        if self.system.mem.wmark_min > 0:
+            self.system.mem.wake_kswapd = self._wake_kswapd
             env.process(self._kswapd())
         for p in self.procs:
             env.process(self._checked(p) if self.check else p.run())
@@ -634,36 +684,51 @@ class Simulation:
                     )
 
     def _checked(self, p: Process) -> Generator[simpy.Event, Any, None]:
-        """p.run() with the invariant checker also between slices (kswapd may have run)."""
+        """p.run() with the invariant checks also between slices (kswapd may have run)."""
+        last = -1
         for ev in p.run():
-            self.system.check()
+            self._check_machine()
+            now = int(self.env.now)
+            assert now >= last, f"p{p.pid}: time went back from {last} to {now} ns"
+            last = now
             yield ev
+        self._check_machine()
+
+    def _check_machine(self) -> None:
+        """The kernel's invariants and the machine's: no CPU idles while a process waits for one."""
         self.system.check()
+        m = self.machine
+        assert not (m.ready and m.free), f"{len(m.ready)} processes wait for a CPU while {m.free} idle"
 
     def _result(self, end: int) -> Result:
         sysm = self.system
         ps = sysm.page_size
-        cpu = sum(p.cpu_ns for p in self.procs)
+        mem, stat = sysm.mem, sysm.stat
+        # The last sample was taken at `end`: the totals are what the samples add up to.
+        assert self._last["t"] == end
+        cpu, busy = self._last["cpu"], self._last["busy"]
         system = {
             "sim_time_s": end / 1e9,
             "cpu_utilization": cpu / (end * self.s.machine.ncpus) if end else 0.0,
-            "swap_utilization": min(1.0, sysm.dev.busy_by(end) / end) if end else 0.0,
-            "pswpin": sysm.pswpin,
-            "pswpout": sysm.pswpout,
-            "clean_drops": sysm.clean_drops,
-            "pgsteal_kswapd": sysm.pgsteal_kswapd,
-            "pgsteal_direct": sysm.pgsteal_direct,
-            "free_bytes_min": sysm.free_min * ps,
-            "swap_used_peak_bytes": sysm.swap.used_peak * ps,
-            "oom_kills": len(sysm.oom_kills),
-            "oom_kill_log": sysm.oom_kills,
-            "ram_bytes": sysm.nframes * ps,
-            "swap_bytes": sysm.swap.nslots * ps,
+            "swap_utilization": busy / end if end else 0.0,
+            "pswpin": stat.pswpin,
+            "pswpout": stat.pswpout,
+            "clean_drops": stat.clean_drops,
+            "pgsteal_kswapd": stat.pgsteal_kswapd,
+            "pgsteal_direct": stat.pgsteal_direct,
+            "free_bytes_min": mem.free_min * ps,
+            # The machine's peak of resident memory (of the sum over processes, not a sum of peaks).
+            "rss_peak_bytes": (mem.nframes - mem.free_min) * ps,
+            "swap_used_peak_bytes": sysm.space.used_peak * ps,
+            "oom_kills": len(sysm.oom.kills),
+            "oom_kill_log": sysm.oom.kills,
+            "ram_bytes": mem.nframes * ps,
+            "swap_bytes": sysm.space.nslots * ps,
             "page_size": ps,
             "watermarks_bytes": {
-                "min": sysm.wmark_min * ps,
-                "low": sysm.wmark_low * ps,
-                "high": sysm.wmark_high * ps,
+                "min": mem.wmark_min * ps,
+                "low": mem.wmark_low * ps,
+                "high": mem.wmark_high * ps,
             },
             "swap_service_time_s": sysm.dev.service / 1e9,
         }
@@ -672,8 +737,8 @@ class Simulation:
             processes=procs,
             system=system,
             samples=self.samples,
-            syscalls=sysm.syscall_log,
-            explain=self.explain,
+            syscalls=sysm.calls.log,
+            explain=self.narrator.lines if self.narrator is not None else None,
             heap_snapshots=self.snapshots,
         )
 

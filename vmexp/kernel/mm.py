@@ -1,7 +1,8 @@
-"""A process's virtual address space: its VMAs, the program break, mmap placement.
+"""A process's memory: its ``MM`` (Linux's mm_struct: counters, page table,
+LRU), its virtual address space (VMAs, the program break, mmap placement).
 
 This is bookkeeping of *reservations* only: brk and mmap never allocate a
-frame (demand paging happens in ``vmexp.kernel.system`` when a page is first
+frame (demand paging happens in ``vmexp.kernel.fault`` when a page is first
 touched). The methods return the byte ranges that stopped being mapped so
 that the kernel can free their frames and swap slots at once, as munmap and a
 shrinking brk do.
@@ -14,10 +15,17 @@ faults and system calls, never on the per-reference hot path.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from typing import TYPE_CHECKING
 
 from vmexp.kernel.layout import STACK_GUARD_GAP, Regions
 
-__all__ = ["VMA", "AddressSpace"]
+if TYPE_CHECKING:
+    from vmexp.kernel.pagetable import PageTable
+    from vmexp.kernel.policies.base import Policy
+
+__all__ = ["MM", "SYSCALL_NAMES", "VMA", "AddressSpace"]
+
+SYSCALL_NAMES = ("brk", "mmap", "munmap", "mremap")
 
 
 class VMA:
@@ -242,3 +250,48 @@ class AddressSpace:
             line = f"{start:012x}-{end:012x} {perms} {offset:08x} {inode}"
             lines.append(f"{line:<73}{name}" if name else line)
         return lines
+
+
+class MM:
+    """One process's memory: address space, page table, counters (as ps and /proc show them)."""
+
+    __slots__ = (
+        "aspace",
+        "exit",
+        "killed",
+        "majflt",
+        "minflt",
+        "name",
+        "op",
+        "pid",
+        "policy",
+        "pswpin",
+        "pswpout",
+        "pt",
+        "refs",
+        "rss",
+        "rss_peak",
+        "swap_peak",
+        "swapents",
+        "syscalls",
+    )
+
+    def __init__(self, pid: int, name: str, aspace: AddressSpace, pt: PageTable, policy: Policy) -> None:
+        self.pid = pid
+        self.name = name
+        self.aspace = aspace
+        self.pt = pt
+        self.policy = policy
+        self.rss = 0  # resident pages (frames; the zero page is not counted, as in Linux)
+        self.swapents = 0
+        self.rss_peak = 0
+        self.swap_peak = 0
+        self.minflt = 0
+        self.majflt = 0
+        self.refs = 0
+        self.pswpin = 0
+        self.pswpout = 0
+        self.syscalls = dict.fromkeys(SYSCALL_NAMES, 0)
+        self.killed = False
+        self.exit = "running"
+        self.op = 0  # index of the operation being executed (syscalls.csv's op column)

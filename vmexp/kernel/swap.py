@@ -1,4 +1,6 @@
-"""The swap device: a single FIFO server whose completion times are known on arrival.
+"""Swap: the space (slots), the device (a FIFO server) and the swap cache.
+
+The device is a single FIFO server whose completion times are known on arrival.
 
 Every request (write a dirty page out, read a page back in) takes the same
 service time: the device's latency plus one page at its bandwidth. Because
@@ -13,37 +15,57 @@ DESIGN.md's performance design asks.
 
 from __future__ import annotations
 
-__all__ = ["SwapDevice", "SwapSpace"]
+from collections import deque
+
+__all__ = ["SwapCache", "SwapDevice", "SwapSpace"]
 
 
 class SwapDevice:
-    """FIFO device with a busy horizon; counts busy time for utilisation."""
+    """FIFO device with a busy horizon; counts busy time for utilisation.
 
-    __slots__ = ("busy_ns", "busy_until", "reads", "service", "writes")
+    Requests arrive in non-decreasing order of service start (FIFO), so the
+    device's busy time is a sequence of disjoint intervals; ``busy_by``
+    answers exactly how much of it lies before a time, gaps included, so a
+    utilisation sampled over any interval lies in [0, 1].
+    """
+
+    __slots__ = ("_done_ns", "_spans", "busy_ns", "busy_until", "service")
 
     def __init__(self, latency_ns: int, bandwidth: int, page_size: int) -> None:
         self.service = latency_ns + (page_size * 1_000_000_000 + bandwidth - 1) // bandwidth
         self.busy_until = 0
         self.busy_ns = 0
-        self.reads = 0
-        self.writes = 0
+        # Busy spans [start, end) not yet wholly before the last busy_by time,
+        # contiguous ones merged; _done_ns is the length of those dropped.
+        self._spans: deque[list[int]] = deque()
+        self._done_ns = 0
 
-    def submit(self, now: int, write: bool) -> int:
+    def submit(self, now: int) -> int:
         """Queue one page transfer arriving at ``now``; returns when it completes."""
         start = now if now > self.busy_until else self.busy_until
         done = start + self.service
+        spans = self._spans
+        if spans and spans[-1][1] == start:
+            spans[-1][1] = done
+        else:
+            spans.append([start, done])
         self.busy_until = done
         self.busy_ns += self.service
-        if write:
-            self.writes += 1
-        else:
-            self.reads += 1
         return done
 
     def busy_by(self, t: int) -> int:
-        """Busy nanoseconds completed by time ``t`` (queued work is contiguous)."""
-        pending = self.busy_until - t
-        return self.busy_ns - pending if pending > 0 else self.busy_ns
+        """Busy nanoseconds before time ``t`` (asked at non-decreasing times)."""
+        spans = self._spans
+        while spans and spans[0][1] <= t:
+            start, end = spans.popleft()
+            self._done_ns += end - start
+        if spans and spans[0][0] < t:
+            return self._done_ns + t - spans[0][0]
+        return self._done_ns
+
+    def in_service(self, t: int) -> bool:
+        """Whether a request is being served at ``t`` (the checker's view)."""
+        return any(start <= t < end for start, end in self._spans)
 
 
 class SwapSpace:
@@ -79,3 +101,30 @@ class SwapSpace:
     @property
     def full(self) -> bool:
         return not self._free and self._next >= self.nslots
+
+
+class SwapCache:
+    """Frames whose page still has a valid copy in a swap slot (mm/swap_state.c's swap cache).
+
+    A page read back from swap keeps its slot while it stays clean, so that
+    evicting it again costs no write (``add_to_swap`` is skipped: the copy on
+    the device is still right); the first write to it makes the copy stale
+    and frees the slot (``folio_free_swap`` after ``do_wp_page``/
+    ``do_swap_page`` with a write). Only such pages have an entry, so the
+    cache costs memory in proportion to them.
+    """
+
+    __slots__ = ("slot_of",)
+
+    def __init__(self) -> None:
+        self.slot_of: dict[int, int] = {}  # frame -> slot
+
+    def add(self, frame: int, slot: int) -> None:
+        self.slot_of[frame] = slot
+
+    def take(self, frame: int) -> int:
+        """Drop ``frame``'s entry; its slot, or -1 when it had none."""
+        return self.slot_of.pop(frame, -1)
+
+    def __len__(self) -> int:
+        return len(self.slot_of)

@@ -25,7 +25,7 @@ from vmexp.metrics import COLUMNS
 from vmexp.report.style import fmt_bytes
 from vmexp.units import format_duration
 
-__all__ = ["NULLS", "SweepTable", "Typed", "format_typed"]
+__all__ = ["NULLS", "SweepTable", "Typed", "format_typed", "label_value", "numeric_value", "order_values"]
 
 NULLS = ("null", "None", "none", "~", "")
 
@@ -59,6 +59,56 @@ def _typed(settings: dict[str, Any] | None, key: str) -> Typed | None:
     if choice is not None:
         return choice, "", ""
     return None
+
+
+def _from_text(key: str, value: str) -> Typed | None:
+    """A value written without its job's settings.json, typed by the key's declaration (not its name)."""
+    import yaml
+
+    from vmexp.config import spec_for_key
+    from vmexp.fields import parse_value
+
+    spec = spec_for_key(key)
+    if spec is None or spec.kind in ("section", "open", "component"):
+        return None
+    try:
+        raw = yaml.safe_load(value) if value not in NULLS else None
+        return parse_value(spec, raw, key), spec.unit, spec.null or ""
+    except Exception:  # not a value of this key: shown as written
+        return None
+
+
+def _numeric(t: Typed | None) -> float | None:
+    if t is None or t[0] is None or isinstance(t[0], bool | str) or not isinstance(t[0], int | float):
+        return None
+    return t[0] / 1e9 if t[1] == "ns" else float(t[0])
+
+
+def label_value(key: str, value: str) -> str:
+    """A swept value's label when no settings.json is at hand (``vmexp.compare``): by the key's declaration."""
+    t = _from_text(key, value)
+    return format_typed(*t) if t is not None else ("default" if value in NULLS else value)
+
+
+def numeric_value(key: str, value: str) -> float | None:
+    """The value as a number (bytes, seconds) by the key's declaration; None for names and nulls."""
+    t = _from_text(key, value)
+    if t is not None:
+        return _numeric(t)
+    try:
+        return None if value in NULLS else float(value)
+    except ValueError:
+        return None
+
+
+def order_values(key: str, values: list[str]) -> list[str]:
+    """Distinct values in reading order (as ``SweepTable.order_values``), typed by the key's declaration."""
+    seen = list(dict.fromkeys(values))
+    nulls = [v for v in seen if v in NULLS or (_from_text(key, v) or (0,))[0] is None]
+    rest = [v for v in seen if v not in nulls]
+    if any(numeric_value(key, v) is None for v in rest):
+        return rest + nulls
+    return sorted(rest, key=lambda v: numeric_value(key, v) or 0.0) + nulls
 
 
 @dataclass
@@ -117,10 +167,7 @@ class SweepTable:
 
     def numeric(self, key: str, value: str) -> float | None:
         """The value as a number for a numeric axis (bytes for sizes, seconds for durations), or None."""
-        t = self.typed.get(key, {}).get(value)
-        if t is None or t[0] is None or isinstance(t[0], bool | str) or not isinstance(t[0], int | float):
-            return None
-        return t[0] / 1e9 if t[1] == "ns" else float(t[0])
+        return _numeric(self.typed.get(key, {}).get(value))
 
     def order_values(self, key: str, values: list[str]) -> list[str]:
         """Distinct values in reading order: by size or number, names in order of appearance, null last."""

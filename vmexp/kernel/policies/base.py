@@ -79,15 +79,17 @@ class Policy:
     """
 
     name: ClassVar[str] = ""
-    # True for a policy that must know the whole reference string before the run (OPT): the run
-    # is refused unless the workload knows it (trait "future"), and the kernel calls set_future.
-    needs_future: ClassVar[bool] = False
 
     @dataclasses.dataclass
     class Params:
         """Parameters of the policy (none by default)."""
 
     on_hit: Callable[[int], Any] | None = None
+
+    # A policy that reads the future (OPT) sets this; the machine then hands
+    # it the reference string with ``set_future`` before the first reference,
+    # and validation refuses workloads that have no fixed string (trait "future").
+    needs_future: ClassVar[bool] = False
 
     def __init__(self, view: FrameView, params: Any, rng: np.random.Generator) -> None:
         self.view = view
@@ -104,8 +106,8 @@ class Policy:
         raise NotImplementedError
 
     def set_future(self, vpns: Sequence[int]) -> None:
-        """The whole reference string, before the first reference; only for ``needs_future`` policies."""
-        raise PolicyError(f"policy {self.name}: does not use the future")
+        """The reference string the process will make (only called when ``needs_future``)."""
+        raise NotImplementedError
 
     def __len__(self) -> int:
         """Number of frames the policy is tracking."""

@@ -1,0 +1,121 @@
+"""Physical memory: the frames, who maps each one, the free list and the watermarks.
+
+Linux keeps a ``struct page`` per frame; here three parallel lists indexed by
+frame number hold what the simulator needs of it: the owning process's
+``MM`` and the virtual page it holds (the reverse map, so that reclaim can
+find and change the PTE of a frame it chose). The lists grow as frames are
+first used, so memory follows the pages touched, not the size of ``ram``.
+
+``alloc`` is the page allocator's slow path as mm/page_alloc.c runs it for an
+anonymous fault: below the min watermark the faulting process reclaims
+itself (direct reclaim) before it takes a frame, and below the low
+watermark kswapd is woken. The watermarks follow
+``__setup_per_zone_wmarks``: low = min + max(min/4, 0.1 % of RAM), high =
+low + the same step; ``min_free`` = 0 switches them off (evict only when RAM
+is full, the textbook model).
+
+``PhysMem`` is also what a replacement policy sees of a frame (the
+``FrameView`` of ``vmexp.kernel.policies.base``): the accessed and dirty
+bits of the PTE that maps it, found through the reverse map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from vmexp.kernel.clock import SliceClock
+from vmexp.kernel.pagetable import ACCESSED, DIRTY
+
+if TYPE_CHECKING:
+    from vmexp.kernel.mm import MM
+    from vmexp.kernel.reclaim import Reclaim
+
+__all__ = ["PhysMem", "watermarks"]
+
+
+def watermarks(min_free_pages: int, nframes: int) -> tuple[int, int, int]:
+    """(min, low, high) in pages, as ``__setup_per_zone_wmarks`` derives them; zeros when off."""
+    if min_free_pages <= 0:
+        return 0, 0, 0
+    step = max(min_free_pages // 4, nframes * 10 // 10000)
+    return min_free_pages, min_free_pages + step, min_free_pages + 2 * step
+
+
+class PhysMem:
+    """Frames shared by every process of a run."""
+
+    def __init__(self, nframes: int, min_free_pages: int, clock: SliceClock, *, local: bool) -> None:
+        self.nframes = nframes
+        self.clock = clock
+        # Reverse map: frame -> (owner, virtual page); None = free.
+        self.frame_mm: list[MM | None] = []
+        self.frame_vpn: list[int] = []
+        self.free_frames: list[int] = []
+        self.next_frame = 0  # frames below this have been used at least once
+        self.nfree = nframes
+        self.free_min = nframes
+        self.wmark_min, self.wmark_low, self.wmark_high = watermarks(min_free_pages, nframes)
+        self.local = local  # local replacement: a process at its quota replaces its own pages
+        self.reclaim: Reclaim  # set by the kernel once reclaim exists (they call each other)
+        self.wake_kswapd: Callable[[], None] | None = None
+
+    def alloc(self, mm: MM, vpn: int) -> int:
+        """A frame for ``mm``'s page ``vpn``, reclaiming (or OOM-killing) first as needed."""
+        if self.local:
+            self.reclaim.local_make_room(mm)
+        if self.nfree <= self.wmark_min:
+            self.reclaim.direct(mm)
+        if self.free_frames:
+            f = self.free_frames.pop()
+            self.frame_mm[f] = mm
+            self.frame_vpn[f] = vpn
+        else:
+            f = self.next_frame
+            self.next_frame += 1
+            self.frame_mm.append(mm)
+            self.frame_vpn.append(vpn)
+        self.nfree -= 1
+        if self.nfree < self.free_min:
+            self.free_min = self.nfree
+        mm.rss += 1
+        if mm.rss > mm.rss_peak:
+            mm.rss_peak = mm.rss
+        if self.nfree < self.wmark_low and self.wake_kswapd is not None:
+            self.wake_kswapd()
+        return f
+
+    def free(self, f: int, mm: MM) -> None:
+        """``f`` no longer holds ``mm``'s page (evicted, unmapped, exit); its policy forgets it."""
+        mm.policy.removed(f)
+        self.frame_mm[f] = None
+        self.free_frames.append(f)
+        self.nfree += 1
+        mm.rss -= 1
+
+    # ------------------------------------------------ FrameView (policies)
+    def test_and_clear_young(self, frame: int) -> bool:
+        mm = self.frame_mm[frame]
+        if mm is None:
+            return False
+        vpn = self.frame_vpn[frame]
+        pte = mm.pt.pte
+        e = pte[vpn]
+        if e & ACCESSED:
+            pte[vpn] = e & ~ACCESSED
+            return True
+        return False
+
+    def is_dirty(self, frame: int) -> bool:
+        mm = self.frame_mm[frame]
+        return mm is not None and bool(mm.pt.pte[self.frame_vpn[frame]] & DIRTY)
+
+    def vpn(self, frame: int) -> int:
+        return self.frame_vpn[frame]
+
+    def owner(self, frame: int) -> int:
+        mm = self.frame_mm[frame]
+        return mm.pid if mm is not None else 0
+
+    def now(self) -> int:
+        return self.clock.now()
