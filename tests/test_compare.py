@@ -60,7 +60,7 @@ def compare_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str
 def test_two_runs_differ_in_ram_and_by_one_fault(results: dict[str, Path]) -> None:
     c = compare(results["fifo3"], results["fifo4"])
     assert c.kind == "runs"
-    assert c.settings == [("ram", "12k", "16k")]
+    assert c.settings == [("ram", "12 KiB", "16 KiB")]  # from settings.json: typed, shown with its unit
     m = c.metrics
     assert m.loc["minflt", "A"] + m.loc["majflt", "A"] == 9
     assert m.loc["minflt", "B"] + m.loc["majflt", "B"] == 10
@@ -91,7 +91,7 @@ def test_the_command_compares_two_runs_and_draws_the_figure(results: dict[str, P
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert "Settings that differ (1):" in lines
-    assert any(line.split() == ["ram", "12k", "16k"] for line in lines)
+    assert any(line.split() == ["ram", "12", "KiB", "16", "KiB"] for line in lines)
     assert (tmp_path / "runs.png").stat().st_size > 10_000
     with (tmp_path / "runs.csv").open() as fh:
         rows = {row["metric"]: row for row in csv.DictReader(fh)}

@@ -91,13 +91,31 @@ def _flat(doc: Any, prefix: str = "") -> dict[str, str]:
 def _settings(job: Path) -> dict[str, str]:
     """A job's settings, flattened: the resolved-settings file if there is one, else .hydra/config.yaml,
     plus the config-group options it ran with (``policy``, ``workload``, ...)."""
+    from vmexp.config import read_settings_json
     from vmexp.report.sweep import job_choices, job_config
+    from vmexp.report.table import format_typed
 
+    resolved = read_settings_json(job)
+    if resolved is not None and isinstance(resolved.get("settings"), dict):
+        # settings.json (vmexp.config.settings_json): each key's typed value and unit, shown with units.
+        flat = {}
+        for key, entry in resolved["settings"].items():
+            value = entry.get("value")
+            if value is None:
+                flat[key] = _NULL
+            elif isinstance(value, list | dict):
+                flat[key] = json.dumps(value)
+            else:
+                flat[key] = format_typed(value, str(entry.get("unit", "")))
+        for group, option in (resolved.get("choices") or {}).items():
+            if flat.get(f"{group}.name") != option:
+                flat.setdefault(group, option)
+        return flat
     doc: Any = None
     for name in SETTINGS_FILES:
         path = job / name
-        if path.is_file():
-            doc = json.loads(path.read_text()) if name.endswith(".json") else yaml.safe_load(path.read_text())
+        if path.is_file() and not name.endswith(".json"):
+            doc = yaml.safe_load(path.read_text())
             break
     if not isinstance(doc, dict):
         doc = job_config(job)
