@@ -164,10 +164,8 @@ class Process:
             lo, hi = min(vpns), max(vpns)
             self.mm.aspace.map(lo << sysm.shift, (hi + 1) << sysm.shift, "pageref")
             self.pending = (vpns, writes, 0, len(vpns))
-        self.cpu_ns = 0
         self.blocked_ns = 0
-        self.waited_ns = 0  # inline waits (I/O or sleep) inside the current slice
-        self.slept_ns = 0
+        self.slept_ns = 0  # of the current slice's inline waits, the think time
         self.enomem = 0
         self.error = ""
         self.start_ns = spec.start_ns
@@ -247,8 +245,7 @@ class Process:
             return False
         wait = until - clock.now()
         if wait > 0:
-            clock.used += wait
-            self.waited_ns += wait
+            clock.wait(wait)
         clock.block_until = 0
         return True
 
@@ -258,8 +255,7 @@ class Process:
         env = self.sim.env
         if self.sim.machine.ready or clock.now() + self.sleep_ns > env.peek():
             return False
-        clock.used += self.sleep_ns
-        self.waited_ns += self.sleep_ns
+        clock.wait(self.sleep_ns)
         self.slept_ns += self.sleep_ns
         self.sleep_ns = 0
         return True
@@ -406,11 +402,10 @@ class Process:
             if self.mm.killed:
                 machine.release()
                 break
-            clock.start()
             mm, stat = self.mm, self.sim.system.stat
+            clock.start(mm)
             before = (mm.minflt, mm.majflt, stat.pswpin, stat.pswpout)
             self.sleep_ns = 0
-            self.waited_ns = 0
             self.slept_ns = 0
             try:
                 status = self.execute(quantum)
@@ -426,11 +421,11 @@ class Process:
                 self._finish(e.status)
                 status = DONE
             self.sim.guard()
+            waited = clock.waited
             used, block_until = clock.stop()
             sleep_ns = self.sleep_ns
-            cpu = used - self.waited_ns
-            self.cpu_ns += cpu
-            self.blocked_ns += self.waited_ns - self.slept_ns
+            cpu = used - waited
+            self.blocked_ns += waited - self.slept_ns
             if used:
                 now = int(env.now)
                 span = Span(
@@ -498,7 +493,7 @@ class Process:
             swap_peak_bytes=mm.swap_peak * ps,
             rss_bytes=mm.rss * ps,
             vsz_bytes=mm.aspace.vsz,
-            cpu_time_s=self.cpu_ns / 1e9,
+            cpu_time_s=mm.cpu_ns / 1e9,
             blocked_time_s=self.blocked_ns / 1e9,
             start_s=self.start_ns / 1e9,
             end_s=(self.end_ns if self.end_ns >= 0 else int(self.sim.env.now)) / 1e9,
@@ -636,7 +631,7 @@ class Simulation:
         stat = sysm.stat
         last = self._last
         dt = now - last["t"]
-        cpu = sum(p.cpu_ns for p in self.procs) - cpu_ahead
+        cpu = sum(p.mm.cpu_ns for p in self.procs) - cpu_ahead
         busy = sysm.dev.busy_by(now)
         pswpin, pswpout = stat.pswpin - pin_ahead, stat.pswpout - pout_ahead
         row: dict[str, Any] = {

@@ -119,3 +119,7 @@ class PhysMem:
 
     def now(self) -> int:
         return self.clock.now()
+
+    def vtime(self, frame: int) -> int:
+        mm = self.frame_mm[frame]
+        return self.clock.vtime(mm) if mm is not None else 0
