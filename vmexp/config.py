@@ -87,6 +87,9 @@ class MachineConf:
     quantum: Any = "4ms"
     min_free: Any = "256k"
     swap_device: Any = "ssd"
+    load_control: str = "none"
+    load_control_tau: Any = "50ms"
+    load_control_interval: Any = "10ms"
     cost: CostConf = field(default_factory=CostConf)
 
 
@@ -210,6 +213,9 @@ class MachineSettings:
     swap_latency: int
     swap_bandwidth: int
     cost: CostSettings
+    load_control: str = "none"
+    load_control_tau: int = 50_000_000
+    load_control_interval: int = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -414,6 +420,9 @@ def validate(cfg: DictConfig | Config) -> Settings:
         swap_latency=latency,
         swap_bandwidth=bandwidth,
         cost=CostSettings(**cost_values),
+        load_control=_choice("machine.load_control", m.load_control, ("none", "ws")),
+        load_control_tau=_duration("machine.load_control_tau", m.load_control_tau),
+        load_control_interval=_duration("machine.load_control_interval", m.load_control_interval),
     )
 
     p = c.policy
