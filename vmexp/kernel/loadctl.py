@@ -28,9 +28,11 @@ The decisions (``decide``): while the active processes' working sets exceed
 the frames available and more than one is active, the most recently
 activated one is deactivated (Denning's choice of the lowest-priority
 process: the newest has the least invested); deactivated processes are
-reactivated first in, first out, each as soon as its working set at
-deactivation fits beside the active ones, and at once when nothing else is
-active.
+reactivated first in, first out, each as soon as its working set fits
+beside the active ones (taken as at least the largest active one: a
+process stopped before it had built its working set would otherwise be
+restarted into thrashing and stopped again), and at once when nothing else
+is active.
 """
 
 from __future__ import annotations
@@ -116,11 +118,16 @@ class LoadControl:
             stop.append(pid)
             self.deactivations += 1
         start: list[int] = []
-        while (
-            self.inactive and (not self.active or demand + self.inactive[0][1] <= self.capacity) and not stop
-        ):
-            pid, w = self.inactive.pop(0)
+        # A process stopped early had a small working set only because it had not built it yet:
+        # expect at least what an active process holds, so it is not restarted into thrashing.
+        typical = max((sizes.get(p, 0) for p in self.active), default=0)
+        while self.inactive and not stop:
+            pid, w = self.inactive[0]
+            need = max(w, sizes.get(pid, 0), typical)
+            if self.active and demand + need > self.capacity:
+                break
+            self.inactive.pop(0)
             self.active.append(pid)
-            demand += w
+            demand += need
             start.append(pid)
         return stop, start
