@@ -51,6 +51,10 @@ class FakeView:
     def now(self) -> int:
         return self.clock
 
+    def vtime(self, frame: int) -> int:
+        """One process that is always running: its virtual time is the clock."""
+        return self.clock
+
 
 @dataclass
 class Result:

@@ -220,6 +220,17 @@ class MachineSettings:
     swap_latency: int = decl.duration(None, "latency of one swap request", derived=True)
     swap_bandwidth: int = decl.size(None, "bytes per second the swap device transfers", derived=True)
     cost: CostSettings = decl.section(CostSettings, "CPU time of each event")
+    load_control: str = decl.choice(
+        "none",
+        "Denning's load control: none (as Linux) or ws (a process runs only while the running working sets fit in RAM)",
+        ("none", "ws"),
+    )
+    load_control_tau: int = decl.duration(
+        "50ms", "the working-set window the controller measures, in each process's CPU time", lo=1
+    )
+    load_control_interval: int = decl.duration(
+        "10ms", "how often the controller samples the working sets", lo=1
+    )
 
     def __post_init__(self) -> None:
         # swap_device is declared once, as what the user writes; its parse yields all three values.

@@ -25,6 +25,7 @@ import numpy as np
 import simpy
 
 from vmexp.config import Settings
+from vmexp.kernel.loadctl import LoadControl, WorkingSetSampler
 from vmexp.kernel.observe import Checker, Narrator, Observer, Observers
 from vmexp.kernel.policies import policy_class
 from vmexp.kernel.system import MM, SWAP_CLUSTER_MAX, ProcessKilled, Segfault, System
@@ -164,16 +165,16 @@ class Process:
             lo, hi = min(vpns), max(vpns)
             self.mm.aspace.map(lo << sysm.shift, (hi + 1) << sysm.shift, "pageref")
             self.pending = (vpns, writes, 0, len(vpns))
-        self.cpu_ns = 0
         self.blocked_ns = 0
-        self.waited_ns = 0  # inline waits (I/O or sleep) inside the current slice
-        self.slept_ns = 0
+        self.slept_ns = 0  # of the current slice's inline waits, the think time
         self.enomem = 0
         self.error = ""
         self.start_ns = spec.start_ns
         self.end_ns = -1
         self.final: ProcResult | None = None
         self.done = sim.env.event()
+        self.suspended = False  # deactivated by load control
+        self.resumed: simpy.Event | None = None
 
     # ---------------------------------------------------------- execution
     def execute(self, budget: int) -> int:
@@ -247,8 +248,7 @@ class Process:
             return False
         wait = until - clock.now()
         if wait > 0:
-            clock.used += wait
-            self.waited_ns += wait
+            clock.wait(wait)
         clock.block_until = 0
         return True
 
@@ -258,8 +258,7 @@ class Process:
         env = self.sim.env
         if self.sim.machine.ready or clock.now() + self.sleep_ns > env.peek():
             return False
-        clock.used += self.sleep_ns
-        self.waited_ns += self.sleep_ns
+        clock.wait(self.sleep_ns)
         self.slept_ns += self.sleep_ns
         self.sleep_ns = 0
         return True
@@ -400,17 +399,22 @@ class Process:
             yield env.timeout(self.start_ns)
         status = RUNNING
         while True:
+            while self.suspended and not self.mm.killed:
+                self.resumed = env.event()
+                yield self.resumed
             ev = machine.acquire()
             if ev is not None:
                 yield ev
             if self.mm.killed:
                 machine.release()
                 break
-            clock.start()
+            if self.suspended:  # deactivated while it waited for the CPU
+                machine.release()
+                continue
             mm, stat = self.mm, self.sim.system.stat
+            clock.start(mm)
             before = (mm.minflt, mm.majflt, stat.pswpin, stat.pswpout)
             self.sleep_ns = 0
-            self.waited_ns = 0
             self.slept_ns = 0
             try:
                 status = self.execute(quantum)
@@ -426,11 +430,11 @@ class Process:
                 self._finish(e.status)
                 status = DONE
             self.sim.guard()
+            waited = clock.waited
             used, block_until = clock.stop()
             sleep_ns = self.sleep_ns
-            cpu = used - self.waited_ns
-            self.cpu_ns += cpu
-            self.blocked_ns += self.waited_ns - self.slept_ns
+            cpu = used - waited
+            self.blocked_ns += waited - self.slept_ns
             if used:
                 now = int(env.now)
                 span = Span(
@@ -462,7 +466,20 @@ class Process:
         elif self.final is None:
             self.final = self.snapshot()
         self.end_ns = int(env.now)
+        if self.sim.loadctl is not None:
+            self.sim.loadctl.finished(self.pid)
         self.done.succeed()
+
+    def suspend(self) -> None:
+        """Load control deactivates the process: it runs no more slices until resumed."""
+        self.suspended = True
+        self.sim.system.reclaim.deactivate(self.mm)
+
+    def resume(self) -> None:
+        self.suspended = False
+        self.sim.system.reclaim.reactivate(self.mm)
+        if self.resumed is not None and not self.resumed.triggered:
+            self.resumed.succeed()
 
     def _finish(self, status: str) -> None:
         """Snapshot the process as it ends, then free its memory (exit)."""
@@ -498,7 +515,7 @@ class Process:
             swap_peak_bytes=mm.swap_peak * ps,
             rss_bytes=mm.rss * ps,
             vsz_bytes=mm.aspace.vsz,
-            cpu_time_s=self.cpu_ns / 1e9,
+            cpu_time_s=mm.cpu_ns / 1e9,
             blocked_time_s=self.blocked_ns / 1e9,
             start_s=self.start_ns / 1e9,
             end_s=(self.end_ns if self.end_ns >= 0 else int(self.sim.env.now)) / 1e9,
@@ -547,6 +564,15 @@ class Simulation:
         self.kswapd_event: simpy.Event | None = None
         self._last: dict[str, int] = {"t": 0, "cpu": 0, "busy": 0, "pswpin": 0, "pswpout": 0}
         self.spans: list[Span] = []  # slices and kswapd batches whose time is still running
+        self.loadctl: LoadControl | None = None
+        self.ws_sampler: WorkingSetSampler | None = None
+        if settings.machine.load_control == "ws":
+            mem = self.system.mem
+            self.ws_sampler = WorkingSetSampler(mem, self.system.mms, settings.machine.load_control_tau)
+            self.system.fault.ws_note = self.ws_sampler.note
+            self.loadctl = LoadControl(mem.nframes - mem.wmark_high)
+            for p in self.procs:
+                self.loadctl.admit(p.pid)
         self.progress: Any = None
         self.deadline = (
             None if settings.job_timeout is None else time.monotonic() + settings.job_timeout / 1e9
@@ -636,7 +662,7 @@ class Simulation:
         stat = sysm.stat
         last = self._last
         dt = now - last["t"]
-        cpu = sum(p.cpu_ns for p in self.procs) - cpu_ahead
+        cpu = sum(p.mm.cpu_ns for p in self.procs) - cpu_ahead
         busy = sysm.dev.busy_by(now)
         pswpin, pswpout = stat.pswpin - pin_ahead, stat.pswpout - pout_ahead
         row: dict[str, Any] = {
@@ -662,6 +688,8 @@ class Simulation:
         env.process(self._sampler())
         if self.s.heap_snapshots:
             env.process(self._heap_snapshots())
+        if self.loadctl is not None:
+            env.process(self._load_controller())
         all_done = env.all_of([p.done for p in self.procs])
         env.run(until=env.any_of([all_done, env.timeout(self.s.duration)]))
         end = int(env.now)
@@ -671,6 +699,18 @@ class Simulation:
                 p.mm.exit = "duration"
                 p.final = p.snapshot()
         return self._result(end)
+
+    def _load_controller(self) -> Generator[simpy.Event, Any, None]:
+        """Every interval: measure the working sets, then deactivate or reactivate (vmexp.kernel.loadctl)."""
+        assert self.loadctl is not None and self.ws_sampler is not None
+        interval = self.s.machine.load_control_interval
+        while True:
+            yield self.env.timeout(interval)
+            stop, start = self.loadctl.decide(self.ws_sampler.scan())
+            for pid in stop:
+                self.procs[pid - 1].suspend()
+            for pid in start:
+                self.procs[pid - 1].resume()
 
     def _heap_snapshots(self) -> Generator[simpy.Event, Any, None]:
         """The heap walk of every live process at each chosen time (the heap map at those times)."""
@@ -731,6 +771,7 @@ class Simulation:
                 "high": mem.wmark_high * ps,
             },
             "swap_service_time_s": sysm.dev.service / 1e9,
+            "deactivations": self.loadctl.deactivations if self.loadctl is not None else 0,
         }
         procs = [p.final for p in self.procs if p.final is not None]
         return Result(

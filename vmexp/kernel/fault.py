@@ -25,7 +25,7 @@ one branch per case, with the cost of each next to it:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vmexp.kernel.clock import SliceClock
@@ -88,6 +88,8 @@ class FaultHandler:
         self.cost_ref = max(1, cost.ref)
         self.shift = shift
         self.obs: Observer | None = None
+        # Load control's working-set sampler, told of every reference that leaves the loop.
+        self.ws_note: Callable[[MM, int], None] | None = None
 
     def refs(
         self,
@@ -110,6 +112,7 @@ class FaultHandler:
         on_hit = mm.policy.on_hit
         cost = self.cost_ref
         obs = self.obs
+        ws_note = self.ws_note
         masks, wants = (_MASKS, _WANTS) if obs is None else (_ALL_OUT, _NEVER)
         i0 = start = i
         limit = min(n, i + (budget - clock.used) // cost + 1)
@@ -138,6 +141,8 @@ class FaultHandler:
                 )
             else:
                 major = self.fault(mm, vpn, e, w)
+            if ws_note is not None:
+                ws_note(mm, vpn)
             i += 1
             if (major and stop_on_major) or clock.used >= budget:
                 break

@@ -257,6 +257,7 @@ class MM:
 
     __slots__ = (
         "aspace",
+        "cpu_ns",
         "exit",
         "killed",
         "majflt",
@@ -289,6 +290,7 @@ class MM:
         self.minflt = 0
         self.majflt = 0
         self.refs = 0
+        self.cpu_ns = 0  # virtual time: CPU ns of completed slices (the clock adds the running one's)
         self.pswpin = 0
         self.pswpout = 0
         self.syscalls = dict.fromkeys(SYSCALL_NAMES, 0)

@@ -59,6 +59,9 @@ class PhysMem:
         self.local = local  # local replacement: a process at its quota replaces its own pages
         self.reclaim: Reclaim  # set by the kernel once reclaim exists (they call each other)
         self.wake_kswapd: Callable[[], None] | None = None
+        # Frames whose accessed bit a working-set sampler cleared after reading it set
+        # (vmexp.kernel.loadctl): still young for the replacement policy, like Linux's PG_young.
+        self.soft_young: set[int] = set()
 
     def alloc(self, mm: MM, vpn: int) -> int:
         """A frame for ``mm``'s page ``vpn``, reclaiming (or OOM-killing) first as needed."""
@@ -88,6 +91,8 @@ class PhysMem:
     def free(self, f: int, mm: MM) -> None:
         """``f`` no longer holds ``mm``'s page (evicted, unmapped, exit); its policy forgets it."""
         mm.policy.removed(f)
+        if self.soft_young:
+            self.soft_young.discard(f)
         self.frame_mm[f] = None
         self.free_frames.append(f)
         self.nfree += 1
@@ -103,6 +108,11 @@ class PhysMem:
         e = pte[vpn]
         if e & ACCESSED:
             pte[vpn] = e & ~ACCESSED
+            if self.soft_young:
+                self.soft_young.discard(frame)
+            return True
+        if self.soft_young and frame in self.soft_young:
+            self.soft_young.remove(frame)
             return True
         return False
 
@@ -119,3 +129,7 @@ class PhysMem:
 
     def now(self) -> int:
         return self.clock.now()
+
+    def vtime(self, frame: int) -> int:
+        mm = self.frame_mm[frame]
+        return self.clock.vtime(mm) if mm is not None else 0

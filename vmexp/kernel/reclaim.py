@@ -14,7 +14,10 @@ its reclaimers:
   machine, ``vmexp.sim``, runs it as a process of its own and charges it
   ``reclaim_page`` per page);
 - local replacement (the textbook alternative to Linux's global LRU): a
-  process at its frame quota replaces one of its own pages.
+  process at its frame quota replaces one of its own pages;
+- load control (``vmexp.kernel.loadctl``): the pages of a deactivated
+  process are reclaimed before the policy is asked, so the active processes
+  get the room their working sets need.
 
 Evicting a page (``shrink_folio_list`` -> ``pageout``): a clean page whose
 copy in swap is still valid (it sits in the swap cache) is dropped without
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vmexp.kernel.clock import SliceClock
-from vmexp.kernel.pagetable import DIRTY, SHIFT, SWAPPED
+from vmexp.kernel.pagetable import DIRTY, PRESENT, SHIFT, SWAPPED, ZERO
 from vmexp.kernel.physmem import PhysMem
 from vmexp.kernel.policies import make_policy
 from vmexp.kernel.policies.base import Policy
@@ -78,6 +81,8 @@ class Reclaim:
         self.oom: OOMKiller  # set by the kernel (the OOM killer needs reclaim's caller, reclaim needs it)
         self.obs: Observer | None = None
         self.global_policy: Policy | None = None if self.local else self.new_policy()
+        # Deactivated processes (load control), oldest first, and the pages of each still to try.
+        self.inactive: dict[int, tuple[MM, list[int]]] = {}
 
     def new_policy(self) -> Policy:
         """A policy instance: the one global set of lists, or a process's own (local scope)."""
@@ -96,6 +101,26 @@ class Reclaim:
             return max(1, self.mem.nframes // max(1, len(live)))
         total = sum(m.aspace.vsz for m in live) or 1
         return max(1, self.mem.nframes * mm.aspace.vsz // total)
+
+    def deactivate(self, mm: MM) -> None:
+        """Load control stopped ``mm``: its resident pages go first, oldest mapping first."""
+        pages = [vpn for vpn, e in mm.pt.pte.items() if e & PRESENT and not e & ZERO]
+        pages.reverse()
+        self.inactive[mm.pid] = (mm, pages)
+
+    def reactivate(self, mm: MM) -> None:
+        self.inactive.pop(mm.pid, None)
+
+    def _victim(self, policy: Policy) -> int:
+        """A deactivated process's page if one is left, else the policy's choice."""
+        for pid, (mm, pages) in list(self.inactive.items()):
+            pte = mm.pt.pte
+            while pages:
+                e = pte.get(pages.pop(), 0)
+                if e & PRESENT and not e & ZERO:
+                    return e >> SHIFT
+            del self.inactive[pid]  # nothing left to take (it gets pages back only when it runs)
+        return policy.victim()
 
     def local_make_room(self, mm: MM) -> None:
         """Local replacement: a process at its quota replaces one of its own pages."""
@@ -121,7 +146,7 @@ class Reclaim:
             policy = self._policy_to_reclaim()
             if policy is None:
                 break
-            self._evict_or_oom(policy.victim(), mm)
+            self._evict_or_oom(self._victim(policy), mm)
             self.stat.pgsteal_direct += 1
             self.clock.used += self.reclaim_cost
         while mem.nfree == 0:
@@ -135,7 +160,7 @@ class Reclaim:
             policy = self._policy_to_reclaim()
             if policy is None:
                 break
-            if not self.evict(policy.victim()):
+            if not self.evict(self._victim(policy)):
                 break  # swap is full: leave it to direct reclaim and the OOM killer
             freed += 1
             self.stat.pgsteal_kswapd += 1

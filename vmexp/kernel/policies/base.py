@@ -61,6 +61,10 @@ class FrameView(Protocol):
         """Simulated time in nanoseconds."""
         ...
 
+    def vtime(self, frame: int) -> int:
+        """The virtual time (CPU ns used so far) of the process whose page ``frame`` holds."""
+        ...
+
 
 class Policy:
     """Base class: keeps the bookkeeping of which frames are candidates.
