@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterable
@@ -60,6 +59,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from vmexp.config import Settings
 from vmexp.libc.base import CHUNK_STATES
+from vmexp.report.deferred import usable_cores
 from vmexp.report.style import (
     PALETTE,
     STATE_COLORS,
@@ -154,7 +154,7 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
         return {}
     import yaml
 
-    doc = yaml.safe_load(path.read_text())
+    doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return doc if isinstance(doc, dict) else {}
 
 
@@ -862,7 +862,7 @@ def _layout_choice(data: RunData) -> tuple[int, str]:
     if len(counts) == 1:
         others = ""
     elif len(counts) <= 8:
-        others = "; regions at exit: " + ", ".join(f"{n} (pid {p})" for p, n in counts.items())
+        others = "; regions at exit: " + ", ".join(f"{n}\u00a0(pid\u00a0{p})" for p, n in counts.items())
     else:
         others = f"; {min(counts.values())} to {max(counts.values())} regions per process at exit"
     if len(data.pids) == 1:
@@ -1115,6 +1115,8 @@ def draw_run_figures(run_dir: Path, settings: Settings | None = None) -> list[Pa
     preset, so a failure here is a bug they catch).
     """
     data = load_run(Path(run_dir))
+    if settings is not None:
+        data.cfg.setdefault("sample_interval", settings.sample_interval / 1e9)  # before .hydra/ is written
     title = _title(data, settings)
     drawn: list[Path] = []
     jobs: list[tuple[str, Callable[[], Path | None]]] = [
@@ -1143,13 +1145,6 @@ def draw_run_figures(run_dir: Path, settings: Settings | None = None) -> list[Pa
     return drawn
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def draw_runs_figures(run_dirs: Iterable[Path], n_jobs: int | None = None) -> dict[Path, list[Path]]:
     """The figures of several runs (a sweep's jobs), in parallel processes where there are cores.
 
@@ -1161,7 +1156,7 @@ def draw_runs_figures(run_dirs: Iterable[Path], n_jobs: int | None = None) -> di
     but the directory.
     """
     dirs = [Path(d) for d in run_dirs]
-    n = min(len(dirs), n_jobs if n_jobs is not None else _usable_cores())
+    n = min(len(dirs), n_jobs if n_jobs is not None else usable_cores())
     if n <= 1:
         return {d: draw_run_figures(d) for d in dirs}
     import multiprocessing
