@@ -30,6 +30,7 @@ from vmexp.config import validate
 from vmexp.report.run_figures import (
     MIN_SAMPLES,
     RunData,
+    Table,
     _faults_fig,
     _heap_fig,
     _layout_fig,
@@ -462,7 +463,7 @@ def _run_data(
     *,
     samples: int = 20,
     end: float = 1.0,
-    heap: pd.DataFrame | None = None,
+    heap: Table | None = None,
     maps: dict[int, list[tuple[int, int, str, str]]] | None = None,
 ) -> RunData:
     """A run's files as load_run would read them, written by hand: the numbers are the test's own."""
@@ -476,12 +477,16 @@ def _run_data(
     return RunData(
         run_dir=tmp_path,
         metrics={"schema": 1, "system": system, "processes": procs},
-        ts=pd.DataFrame(rows),
-        syscalls=pd.DataFrame(),
-        heap=heap if heap is not None else pd.DataFrame(),
+        ts=_table(rows),
+        syscalls=Table(),
+        heap=heap if heap is not None else Table(),
         maps=maps or {},
         cfg={"sample_interval": "10ms"},
     )
+
+
+def _table(rows: list[dict[str, Any]]) -> Table:
+    return Table({k: [r[k] for r in rows] for k in rows[0]})
 
 
 def _overlaps(boxes: list[Any]) -> list[tuple[int, int]]:
@@ -496,7 +501,7 @@ def test_heap_map_row_labels_never_overlap_for_a_heap_of_many_rows(tmp_path: Pat
     base, chunk = 0x555555558000, 64 * KiB
     heap_rows = [(1, base + i * chunk, chunk, "in_use" if i % 3 else "free") for i in range(80)]
     mm = [(1, 0x7FFF00000000 + i * 256 * KiB, 200 * KiB, "mmapped") for i in range(168)]
-    chunks = pd.DataFrame(heap_rows + mm, columns=["pid", "addr", "size", "state"])
+    chunks = _table([dict(zip(("pid", "addr", "size", "state"), r, strict=True)) for r in heap_rows + mm])
     maps = {1: [(base, base + 80 * chunk, "rw-p", "[heap]")]}
     mi = {"arena": 80 * chunk, "fordblks": 27 * chunk, "uordblks": 53 * chunk, "ordblks": 27, "hblks": 168}
     data = _run_data(tmp_path, [_proc(1, "server.0", mallinfo=mi)], heap=chunks, maps=maps)
@@ -515,10 +520,13 @@ def test_heap_title_gives_free_space_with_and_without_the_top_chunk(tmp_path: Pa
     # 100 KiB of arena: 30 in use, 10 in a free chunk, 60 in the top chunk. fordblks counts the top:
     # 70 % of the arena is free, but of the 40 KiB below the top only 10 (25 %).
     base = 0x555555558000
-    chunks = pd.DataFrame(
-        [(1, base, 30 * KiB, "in_use"), (1, base + 30 * KiB, 10 * KiB, "free"), (1, base + 40 * KiB, 60 * KiB, "top")],
-        columns=["pid", "addr", "size", "state"],
-    )  # fmt: skip
+    chunks = _table(
+        [
+            {"pid": 1, "addr": base, "size": 30 * KiB, "state": "in_use"},
+            {"pid": 1, "addr": base + 30 * KiB, "size": 10 * KiB, "state": "free"},
+            {"pid": 1, "addr": base + 40 * KiB, "size": 60 * KiB, "state": "top"},
+        ]
+    )
     mi = {"arena": 100 * KiB, "fordblks": 70 * KiB, "uordblks": 30 * KiB, "ordblks": 2}
     data = _run_data(tmp_path, [_proc(1, "p", mallinfo=mi)], heap=chunks,
                      maps={1: [(base, base + 100 * KiB, "rw-p", "[heap]")]})  # fmt: skip
@@ -645,17 +653,14 @@ def test_a_sweeps_runs_are_drawn_in_parallel_processes_each_complete(tmp_path: P
         }
 
 
+@pytest.mark.slow
 def test_a_sweep_leaves_its_jobs_figures_to_its_end_and_the_report_command_draws_them(tmp_path: Path) -> None:
     # Hydra skips on_multirun_end when a job raises; here the callback is taken out instead. The jobs ran
     # one by one in the launching process, left their figures to the sweep's end, and
     # `python -m vmexp.report DIR` draws what the missing end did not.
-    args = [
-        "-m",
-        "threshold=64k,256k",
-        "duration=0.1s",
-        "~hydra.callbacks.sweep_report",
-        f"hydra.sweep.dir={tmp_path}",
-    ]
+    trace = f"workload.path={TRACES / 'trim.trace'}"
+    args = ["-m", "threshold=64k,256k", "workload=trace", trace, "nprocs=1", "~hydra.callbacks.sweep_report",
+            f"hydra.sweep.dir={tmp_path}"]  # fmt: skip
     r = subprocess.run([PY, "run.py", *args], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     jobs = sorted(p.parent for p in tmp_path.glob("*/metrics.json"))

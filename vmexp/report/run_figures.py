@@ -34,6 +34,7 @@ titles without measuring the tick labels under them (``STYLE``).
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import sys
@@ -41,13 +42,12 @@ import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import matplotlib
 
 matplotlib.use("Agg")
 import numpy as np
-import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PatchCollection
@@ -80,6 +80,7 @@ __all__ = [
     "layout_figure",
     "syscalls_figure",
     "RunData",
+    "Table",
     "load_run",
     "parse_maps",
     "heap_raster",
@@ -99,17 +100,85 @@ _MAX_LEGEND = 10
 MIN_SAMPLES = 5
 
 
+class Table:
+    """A CSV file's columns as numpy arrays: the little of a pandas DataFrame that the figures use.
+
+    ``t["col"]`` is a column, ``t[mask]`` the rows where a boolean array is
+    true, ``len(t)`` the number of rows. pandas would serve, but importing it
+    costs about half a second in each process that draws a run's figures
+    (a sixth of their cost; a run imports it for nothing else), and these
+    files are a few thousand rows of numbers.
+    """
+
+    __slots__ = ("_cols", "_n")
+
+    def __init__(self, columns: dict[str, Any] | None = None) -> None:
+        self._cols = {k: np.asarray(v) for k, v in (columns or {}).items()}
+        lengths = {len(v) for v in self._cols.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"columns of different lengths: {sorted(lengths)}")
+        self._n = lengths.pop() if lengths else 0
+
+    @classmethod
+    def read_csv(cls, path: Path) -> Table:
+        """The file's columns: integers where every cell is one, floats (empty = NaN), else text."""
+        if not path.is_file():
+            return cls()
+        with path.open(newline="") as fh:
+            rows = list(csv.reader(fh))
+        if not rows:
+            return cls()
+        header, body = rows[0], rows[1:]
+        columns = list(zip(*body, strict=True)) if body else [() for _ in header]
+        return cls({name: _column(list(values)) for name, values in zip(header, columns, strict=True)})
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._cols)
+
+    @property
+    def empty(self) -> bool:
+        return self._n == 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._cols
+
+    @overload
+    def __getitem__(self, key: str) -> np.ndarray: ...
+    @overload
+    def __getitem__(self, key: np.ndarray) -> Table: ...
+    def __getitem__(self, key: str | np.ndarray) -> np.ndarray | Table:
+        if isinstance(key, str):
+            return self._cols[key]
+        return Table({k: v[key] for k, v in self._cols.items()})
+
+
+def _column(values: list[str]) -> np.ndarray:
+    text = np.array(values, dtype=str)
+    try:
+        return text.astype(np.int64)
+    except ValueError:
+        pass
+    try:
+        return np.where(text == "", "nan", text).astype(np.float64)
+    except ValueError:
+        return text
+
+
 @dataclass
 class RunData:
     """The files of one run directory, loaded once for all figures."""
 
     run_dir: Path
     metrics: dict[str, Any]
-    ts: pd.DataFrame
-    syscalls: pd.DataFrame
-    heap: pd.DataFrame
+    ts: Table
+    syscalls: Table
+    heap: Table
     maps: dict[int, list[tuple[int, int, str, str]]]
-    snapshots: pd.DataFrame = field(default_factory=pd.DataFrame)  # heap_snapshots.csv (heap_snapshots=[...])
+    snapshots: Table = field(default_factory=Table)  # heap_snapshots.csv (heap_snapshots=[...])
     cfg: dict[str, Any] = field(default_factory=dict)  # .hydra/config.yaml, when the run has one
 
     @property
@@ -129,7 +198,7 @@ class RunData:
         """The distinct times at which the processes were sampled (timeseries.csv)."""
         if self.ts.empty:
             return np.array([])
-        return np.unique(self.ts.loc[self.ts["pid"] > 0, "time_s"].to_numpy(dtype=float))
+        return np.unique(self.ts["time_s"][self.ts["pid"] > 0].astype(float))
 
 
 def parse_maps(text: str) -> list[tuple[int, int, str, str]]:
@@ -142,10 +211,6 @@ def parse_maps(text: str) -> list[tuple[int, int, str, str]]:
         lo, _, hi = parts[0].partition("-")
         out.append((int(lo, 16), int(hi, 16), parts[1], parts[5].strip() if len(parts) > 5 else ""))
     return out
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
 
 def _saved_config(run_dir: Path) -> dict[str, Any]:
@@ -167,10 +232,10 @@ def load_run(run_dir: Path) -> RunData:
     return RunData(
         run_dir=run_dir,
         metrics=json.loads((run_dir / "metrics.json").read_text()),
-        ts=_read_csv(run_dir / "timeseries.csv"),
-        syscalls=_read_csv(run_dir / "syscalls.csv"),
-        heap=_read_csv(run_dir / "heap.csv"),
-        snapshots=_read_csv(run_dir / "heap_snapshots.csv"),
+        ts=Table.read_csv(run_dir / "timeseries.csv"),
+        syscalls=Table.read_csv(run_dir / "syscalls.csv"),
+        heap=Table.read_csv(run_dir / "heap.csv"),
+        snapshots=Table.read_csv(run_dir / "heap_snapshots.csv"),
         maps=maps,
         cfg=_saved_config(run_dir),
     )
@@ -330,21 +395,36 @@ def _by_pid(data: RunData, key: str) -> dict[int, float]:
 # ---------------------------------------------------------------------------
 
 
-def _wide(procs: pd.DataFrame, column: str, pids: list[int]) -> pd.DataFrame:
-    """Time x pid table of one column; a process that has exited counts 0 after its last sample."""
-    wide = procs.pivot_table(index="time_s", columns="pid", values=column, aggfunc="last")
-    return wide[[p for p in pids if p in wide.columns]].fillna(0)
+def _wide(procs: Table, column: str, pids: list[int]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """(sample times, one column's values at those times for each pid that has samples).
+
+    A process counts 0 at the times it has no sample (before it started, after it exited).
+    """
+    t = procs["time_s"].astype(float)
+    times = np.unique(t)
+    pid = procs["pid"]
+    values = procs[column].astype(float)
+    out: dict[int, np.ndarray] = {}
+    for p in pids:
+        rows = pid == p
+        if rows.any():
+            col = np.zeros(len(times))
+            col[np.searchsorted(times, t[rows])] = np.nan_to_num(values[rows])  # in file order: the last wins
+            out[p] = col
+    return times, out
 
 
-def _stack(ax: Axes, wide: pd.DataFrame, data: RunData, colors: dict[int, Any]) -> None:
+def _stack(
+    ax: Axes, times: np.ndarray, series: dict[int, np.ndarray], data: RunData, colors: dict[int, Any]
+) -> None:
     """Areas stacked in pid order, each held flat until the next sample (a counter's value between samples)."""
-    if wide.empty:
+    if not series or not len(times):
         return
-    cols = [int(c) for c in wide.columns]
+    cols = list(series)
     named = len(cols) <= _MAX_LEGEND
     ax.stackplot(
-        wide.index.to_numpy(dtype=float),
-        wide.T.to_numpy(dtype=float),
+        times,
+        np.vstack([series[p] for p in cols]),
         labels=[_label(data, p) for p in cols] if named else [],
         colors=[colors[p] for p in cols],
         alpha=0.85,
@@ -388,7 +468,7 @@ def _memory_fig(data: RunData, title: str) -> Figure:
     )
     ram = int(s["ram_bytes"])
 
-    _stack(top, _wide(procs, "rss_bytes", pids), data, colors)
+    _stack(top, *_wide(procs, "rss_bytes", pids), data, colors)
     top.axhline(ram, color="black", linestyle="--", linewidth=1.3, label=f"RAM ({format_size(ram)})")
     top.set_ylim(0, ram * 1.12)
     top.set_ylabel("resident memory (RSS)")
@@ -399,7 +479,7 @@ def _memory_fig(data: RunData, title: str) -> Figure:
         top.text(1.01, 0.6, f"{len(pids)} processes\nstacked by pid\n(dark = low pid)", transform=top.transAxes,
                  va="top", fontsize=8.5)  # fmt: skip
 
-    _stack(mid, _wide(procs, "swap_bytes", pids), data, colors)
+    _stack(mid, *_wide(procs, "swap_bytes", pids), data, colors)
     if not system.empty:
         mid.plot(system["time_s"], system["swap_used_bytes"], color="black", linewidth=1.2,
                  drawstyle="steps-post", label="swap slots in use\n(system, incl.\nswap cache)")  # fmt: skip
@@ -409,7 +489,7 @@ def _memory_fig(data: RunData, title: str) -> Figure:
     _outside_legend(mid)
 
     wm = {k: int(v) for k, v in (s.get("watermarks_bytes") or {}).items()}
-    free = system["free_bytes"].to_numpy(dtype=float) if not system.empty else np.array([])
+    free = system["free_bytes"].astype(float) if not system.empty else np.array([])
     if wm and max(wm.values()) > 0:
         # A log axis, so that watermarks of a few hundred KiB show beside a RAM of many MiB;
         # an empty free list (0 bytes) is drawn at half a page, the axis floor.
@@ -456,12 +536,12 @@ def memory_figure(data: RunData, title: str) -> Path:
 _RATE_WINDOWS = 80
 
 
-def _rates(g: pd.DataFrame, column: str, grid: np.ndarray) -> np.ndarray:
+def _rates(g: Table, column: str, grid: np.ndarray) -> np.ndarray:
     """Faults per second over each interval of ``grid``, from a cumulative counter sampled at g.time_s."""
     if g.empty:
         return np.zeros(len(grid) - 1)
-    t = g["time_s"].to_numpy(dtype=float)
-    c = g[column].to_numpy(dtype=float)
+    t = g["time_s"].astype(float)
+    c = g[column].astype(float)
     # The counter stays at its last value after the process has exited.
     at = np.interp(grid, t, c, left=0.0, right=c[-1])
     rates: np.ndarray = np.diff(at) / np.diff(grid)
@@ -495,11 +575,9 @@ def _faults_fig(data: RunData, title: str) -> Figure:
     window = max(interval, end / _RATE_WINDOWS)
     grid = np.arange(0.0, end + window, window)
     total = {k: sum(int(p[k]) for p in data.metrics["processes"]) for k in ("minflt", "majflt")}
-    by_pid = {pid: g for pid, g in procs.groupby("pid")}
+    by_pid = {pid: procs[procs["pid"] == pid] for pid in pids}
     for ax, col, what in zip(axes, ("minflt", "majflt"), ("minor", "major"), strict=True):
-        rates = {pid: _rates(by_pid.get(pid, procs.iloc[:0]), col, grid) for pid in pids}
-        wide = pd.DataFrame({pid: r for pid, r in rates.items()}, index=grid[:-1])
-        _stack(ax, wide, data, colors)
+        _stack(ax, grid[:-1], {pid: _rates(by_pid[pid], col, grid) for pid in pids}, data, colors)
         ax.set_ylabel(f"{what} faults / s\n(stacked by pid)")
         ax.set_ylim(bottom=0)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
@@ -529,7 +607,7 @@ _CMAP = ListedColormap([STATE_COLORS[s] for s in _STATES] + ["#d9d9d9", "#ffffff
 
 
 def heap_raster(
-    chunks: pd.DataFrame, heap: tuple[int, int] | None, width: int = 256, max_rows: int = 56
+    chunks: Table, heap: tuple[int, int] | None, width: int = 256, max_rows: int = 56
 ) -> tuple[np.ndarray, int, list[tuple[int, str]]]:
     """The heap map as an image: (codes[rows, width], bytes per pixel, [(row, label)]).
 
@@ -542,9 +620,10 @@ def heap_raster(
     the chunk at its centre: small chunks are sampled in proportion to their
     area, which is what a fragmentation picture needs.
     """
-    addr = chunks["addr"].to_numpy(dtype=np.int64)
-    size = chunks["size"].to_numpy(dtype=np.int64)
-    codes = chunks["state"].map({s: i for i, s in enumerate(_STATES)}).fillna(_NOCHUNK).to_numpy(np.int64)
+    addr = np.asarray(chunks["addr"], dtype=np.int64)
+    size = np.asarray(chunks["size"], dtype=np.int64)
+    index = {s: i for i, s in enumerate(_STATES)}
+    codes = np.array([index.get(str(s), _NOCHUNK) for s in chunks["state"]], dtype=np.int64)
     in_heap = (addr >= heap[0]) & (addr < heap[1]) if heap else np.zeros(len(addr), bool)
     outside = np.flatnonzero(~in_heap)
     heap_len = heap[1] - heap[0] if heap else 0
@@ -600,19 +679,18 @@ def _heap_bounds(maps: list[tuple[int, int, str, str]]) -> tuple[int, int] | Non
     return None
 
 
-def _mallinfo_of(chunks: pd.DataFrame) -> dict[str, int]:
+def _mallinfo_of(chunks: Table) -> dict[str, int]:
     """The mallinfo2 figures a heap walk implies (for snapshots, which have no metrics.json entry)."""
-    size = chunks.groupby("state")["size"].sum()
+    state, size = chunks["state"], chunks["size"]
 
-    def get(state: str) -> int:
-        return int(size.get(state, 0))
+    def get(which: str) -> int:
+        return int(size[state == which].sum())
 
-    mmapped = chunks[chunks["state"] == "mmapped"]
-    arena = int(chunks[chunks["state"] != "mmapped"]["size"].sum())
+    arena = int(size[state != "mmapped"].sum())
     free = get("free") + get("fastbin") + get("top")
-    nfree = int((chunks["state"] == "free").sum()) + 1
+    nfree = int((state == "free").sum()) + 1
     return {"arena": arena, "uordblks": arena - free, "fordblks": free, "ordblks": nfree,
-            "hblks": len(mmapped), "hblkhd": int(mmapped["size"].sum())}  # fmt: skip
+            "hblks": int((state == "mmapped").sum()), "hblkhd": get("mmapped")}  # fmt: skip
 
 
 def _row_labels(
@@ -648,12 +726,15 @@ def _row_labels(
 
 
 def _heap_fig(data: RunData, title: str, at: float | None = None) -> Figure | None:
-    heap = data.heap if at is None else data.snapshots[data.snapshots["time_s"] == at].drop(columns="time_s")
+    heap = data.heap if at is None else data.snapshots[data.snapshots["time_s"] == at]
     if heap.empty:
         return None  # no allocator in this run (workload=pageref): there is no heap to draw
     procs = {int(p["pid"]): p for p in data.metrics["processes"]}
-    sizes = heap.groupby("pid")["size"].sum().sort_values(ascending=False)
-    shown = sorted(int(p) for p in sizes.index[:MAX_HEAP_PROCS])
+    heap_pids = np.unique(heap["pid"]).tolist()
+    by_pid = {int(p): heap[heap["pid"] == p] for p in heap_pids}
+    # The largest heaps (ties: the lower pid), shown in pid order.
+    sizes = sorted(by_pid, key=lambda p: (-int(by_pid[p]["size"].sum()), p))
+    shown = sorted(sizes[:MAX_HEAP_PROCS])
     row_h = 2.7
     fig = _figure(12, row_h * len(shown) + 1.1, left=1.15, right=0.25, top=0.7, bottom=0.95)
     grid = fig.subplots(len(shown), 2, width_ratios=[3, 2], squeeze=False,
@@ -679,9 +760,8 @@ def _heap_fig(data: RunData, title: str, at: float | None = None) -> Figure | No
         },
     }
     used: set[str] = set()
-    by_pid = dict(iter(heap.groupby("pid")))
     for row, pid in enumerate(shown):
-        chunks = by_pid[pid].sort_values("addr")
+        chunks = by_pid[pid][np.argsort(by_pid[pid]["addr"], kind="stable")]
         image, bpp, labels = heap_raster(chunks, _heap_bounds(data.maps.get(pid, [])))
         width = image.shape[1]
         ax = grid[row][0]
@@ -702,7 +782,7 @@ def _heap_fig(data: RunData, title: str, at: float | None = None) -> Figure | No
         mi = procs[pid]["mallinfo"] if at is None else _mallinfo_of(chunks)
         arena = int(mi["arena"])
         free = int(mi["fordblks"])
-        top = int(chunks.loc[chunks["state"] == "top", "size"].sum())
+        top = int(chunks["size"][chunks["state"] == "top"].sum())
         frag = free / arena if arena else 0.0
         frag_in = (free - top) / (arena - top) if arena > top else 0.0
         nfree = int(mi["ordblks"])
@@ -719,9 +799,10 @@ def _heap_fig(data: RunData, title: str, at: float | None = None) -> Figure | No
         ymax = 0.0
         trimmed = ""
         if len(brk):
-            base = int(brk["result"].iloc[0])
-            t = np.append(brk["time_s"].to_numpy(dtype=float), data.end_s)
-            y = np.append(brk["result"].to_numpy(dtype=np.int64) - base, int(brk["result"].iloc[-1]) - base)
+            result = brk["result"].astype(np.int64)
+            base = int(result[0])
+            t = np.append(brk["time_s"].astype(float), data.end_s)
+            y = np.append(result - base, int(result[-1]) - base)
             hx.step(t, y, where="post", **lines["break"])
             used.add("break")
             ymax = max(ymax, float(y.max()))
@@ -734,7 +815,7 @@ def _heap_fig(data: RunData, title: str, at: float | None = None) -> Figure | No
                 trimmed = (
                     f"\n{n} trim{'s' if n != 1 else ''} returned {format_size(int(-trims['length'].sum()))}"
                 )
-        g = ts[ts["pid"] == pid] if series else ts.iloc[:0]
+        g = ts[ts["pid"] == pid] if series else Table()
         if len(g) and g["hblkhd_bytes"].max() > 0:
             hx.step(g["time_s"], g["hblkhd_bytes"], where="post", **lines["mmapped"])
             used.add("mmapped")
@@ -1058,7 +1139,7 @@ def _syscalls_fig(data: RunData, title: str) -> Figure | None:
     fig = _figure(10, events_h + counts_h + gap + 1.0, left=1.2, right=2.35, top=0.4, bottom=0.6)
     events, counts = fig.subplots(2, 1, sharex=True, height_ratios=[events_h, counts_h],
                                   gridspec_kw={"hspace": gap / ((events_h + counts_h) / 2)})  # fmt: skip
-    selectors: list[tuple[str, Callable[[pd.DataFrame], Any], str, str]] = _CALLS
+    selectors: list[tuple[str, Callable[[Table], Any], str, str]] = _CALLS
     finals: list[int] = []
     for k, (label, pick, marker, color) in enumerate(selectors):
         d = sc[pick(sc)]
@@ -1067,13 +1148,14 @@ def _syscalls_fig(data: RunData, title: str) -> Figure | None:
         # Small vertical jitter per kind keeps simultaneous calls of different kinds apart; unclipped,
         # so that a call at the run's last instant shows whole.
         off = (k - 2.5) * 0.1
-        events.scatter(d["time_s"], d["pid"].map(row_of) + off, marker=marker, s=22, color=color,
+        rows = np.array([row_of.get(int(p), -1) for p in d["pid"]], dtype=float)
+        events.scatter(d["time_s"], rows + off, marker=marker, s=22, color=color,
                        linewidths=1.0, label=f"{label} ({len(d):,})", rasterized=len(d) > 2000,
                        clip_on=False)  # fmt: skip
         if label.startswith("failed"):
             continue
         finals.append(len(d))
-        t = np.append(d["time_s"].to_numpy(dtype=float), data.end_s)
+        t = np.append(d["time_s"].astype(float), data.end_s)
         counts.step(t, np.append(np.arange(1, len(d) + 1), len(d)), where="post", color=color, label=label)
     events.set_yticks(range(len(pids)), [_label(data, p) for p in pids], fontsize=8)
     events.set_ylim(-0.7, len(pids) - 0.3)
@@ -1088,7 +1170,7 @@ def _syscalls_fig(data: RunData, title: str) -> Figure | None:
         counts.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     else:
         counts.set_ylim(0, max(finals, default=1) * 1.06)
-        counts.yaxis.set_major_locator(MaxNLocator(integer=True))
+        counts.yaxis.set_major_locator(MaxNLocator("auto", integer=True, steps=[1, 2, 2.5, 5, 10]))
         counts.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     counts.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     counts.set_xlabel("simulated time")
@@ -1125,7 +1207,9 @@ def draw_run_figures(run_dir: Path, settings: Settings | None = None) -> list[Pa
         ("heap", lambda: heap_figure(data, title)),
         *(
             (f"heap_{i}", lambda t=t, i=i: heap_figure(data, title, at=t, name=f"heap_{i}.png"))
-            for i, t in enumerate(sorted(set(data.snapshots["time_s"])) if not data.snapshots.empty else [])
+            for i, t in enumerate(
+                np.unique(data.snapshots["time_s"]).tolist() if not data.snapshots.empty else []
+            )
         ),
         ("layout", lambda: layout_figure(data, title, settings)),
         ("syscalls", lambda: syscalls_figure(data, title)),
