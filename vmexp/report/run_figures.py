@@ -1232,10 +1232,10 @@ def draw_run_figures(run_dir: Path, settings: Settings | None = None) -> list[Pa
 def draw_runs_figures(run_dirs: Iterable[Path], n_jobs: int | None = None) -> dict[Path, list[Path]]:
     """The figures of several runs (a sweep's jobs), in parallel processes where there are cores.
 
-    On Linux the workers are forked, so they start with matplotlib and
-    pandas imported (about a second of CPU each in a fresh interpreter);
-    elsewhere joblib's default (loky) workers import them once each. One
-    core, or one run, draws in this process. Each run's figures are drawn
+    On Linux the workers are forked, so they start with matplotlib
+    imported (most of a second of CPU in a fresh interpreter); elsewhere,
+    or when this process runs threads, joblib's default (loky) workers
+    import it once each. One core, or one run, draws in this process. Each run's figures are drawn
     from its files alone (``draw_run_figures``), so a worker needs nothing
     but the directory.
     """
@@ -1244,9 +1244,13 @@ def draw_runs_figures(run_dirs: Iterable[Path], n_jobs: int | None = None) -> di
     if n <= 1:
         return {d: draw_run_figures(d) for d in dirs}
     import multiprocessing
+    import threading
 
     from joblib import Parallel, delayed
 
-    backend: Any = multiprocessing.get_context("fork") if sys.platform == "linux" else "loky"
+    # fork copies only the calling thread: safe while this process has no other (a lock held by another
+    # thread would stay locked in the child), which is the case at a sweep's end.
+    fork = sys.platform == "linux" and threading.active_count() == 1
+    backend: Any = multiprocessing.get_context("fork") if fork else "loky"
     results = Parallel(n_jobs=n, backend=backend)(delayed(draw_run_figures)(d) for d in dirs)
     return dict(zip(dirs, results, strict=True))
