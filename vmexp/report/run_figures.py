@@ -39,7 +39,7 @@ import json
 import math
 import sys
 import textwrap
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
@@ -130,7 +130,7 @@ class Table:
             return cls()
         header, body = rows[0], rows[1:]
         columns = list(zip(*body, strict=True)) if body else [() for _ in header]
-        return cls({name: _column(list(values)) for name, values in zip(header, columns, strict=True)})
+        return cls({name: _column(values) for name, values in zip(header, columns, strict=True)})
 
     @property
     def columns(self) -> list[str]:
@@ -156,16 +156,18 @@ class Table:
         return Table({k: v[key] for k, v in self._cols.items()})
 
 
-def _column(values: list[str]) -> np.ndarray:
-    text = np.array(values, dtype=str)
-    try:
-        return text.astype(np.int64)
-    except ValueError:
-        pass
-    try:
-        return np.where(text == "", "nan", text).astype(np.float64)
-    except ValueError:
-        return text
+def _column(values: Sequence[str]) -> np.ndarray:
+    for dtype in (np.int64, np.float64):  # numpy parses the strings itself, and stops at the first misfit
+        try:
+            return np.array(values, dtype=dtype)
+        except ValueError:
+            pass
+    if "" in values:  # a numeric column with empty cells (timeseries.csv: the system's row has no RSS)
+        try:
+            return np.array([v or "nan" for v in values], dtype=np.float64)
+        except ValueError:
+            pass
+    return np.array(values, dtype=str)
 
 
 @dataclass
@@ -347,7 +349,10 @@ def _end_state(
     notes: list[str],
     ram: int | None = None,
 ) -> Figure:
-    """Horizontal bars: one group per process, one bar per series (label, colour, value by pid)."""
+    """Horizontal bars: one group per process, one bar per series (label, colour, value by pid).
+
+    ``unit`` is "bytes" (binary ticks, sizes after the bars) or what the counts count ("faults").
+    """
     pids = data.pids
     k = len(series)
     lines = textwrap.wrap(why, 130) + [w for note in notes for w in textwrap.wrap(note, 130)]
@@ -373,6 +378,7 @@ def _end_state(
         ax.axvline(ram, color="black", linestyle="--", linewidth=1.3, label=f"RAM ({format_size(ram)})")
         right = max(right, ram * 1.08)
     ax.set_xlim(0, right)
+    ax.set_xlabel(unit)
     if unit == "bytes":
         bytes_axis(ax, "x", max_ticks=6)
     else:
@@ -446,10 +452,8 @@ def _memory_end_state(data: RunData, title: str, why: str) -> Figure:
         ("RSS at exit", PALETTE[4], _by_pid(data, "rss_bytes")),
         ("peak swap", PALETTE[1], _by_pid(data, "swap_peak_bytes")),
     ]
-    fig = _end_state(data, f"Memory at the end of the run — {title}", why, series, "bytes", notes,
-                     ram=int(s["ram_bytes"]))  # fmt: skip
-    fig.axes[0].set_xlabel("bytes")
-    return fig
+    return _end_state(data, f"Memory at the end of the run — {title}", why, series, "bytes", notes,
+                      ram=int(s["ram_bytes"]))  # fmt: skip
 
 
 def _memory_fig(data: RunData, title: str) -> Figure:
@@ -555,9 +559,7 @@ def _faults_end_state(data: RunData, title: str, why: str) -> Figure:
     ]
     s = data.metrics["system"]
     notes = [f"System: {int(s.get('pswpin', 0)):,} pages swapped in, {int(s.get('pswpout', 0)):,} out."]
-    fig = _end_state(data, f"Page faults in the whole run — {title}", why, series, "count", notes)
-    fig.axes[0].set_xlabel("faults")
-    return fig
+    return _end_state(data, f"Page faults in the whole run — {title}", why, series, "faults", notes)
 
 
 def _faults_fig(data: RunData, title: str) -> Figure:

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib.axes import Axes
 from matplotlib.ticker import EngFormatter, FuncFormatter, Locator, PercentFormatter
-from matplotlib.typing import RcKeyType
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType  # matplotlib >= 3.11; only its name is used
 
 __all__ = [
     "STYLE",
