@@ -20,8 +20,9 @@ Times are CPU seconds of this process (``time.process_time``), the minimum
 over ``--repeat`` drawings: the machine is shared, and the minimum of the
 CPU time is what repeated runs agree on. The parallel drawing is a wall
 time (its work happens in other processes), also the minimum over repeats.
-Importing the figure modules is measured once, in a fresh interpreter,
-after the modules a run has imported already.
+Importing the figure modules is measured in fresh interpreters, after
+the modules a run has imported already: what a run pays to draw its
+figures, and what the end of a sweep pays on top for its own.
 
 To compare two versions side by side, run this file from each checkout on
 the same data (e.g. ``git worktree add --detach /tmp/old main``, copy this
@@ -66,20 +67,24 @@ def make_data(data: Path) -> None:
         subprocess.run([*run, "-m", "figures=false", *SWEEP, f"hydra.sweep.dir={data / 'sweep'}"], check=True)
 
 
-def import_time() -> float:
-    """CPU seconds to import the figure modules in a fresh interpreter that has run a job's imports."""
+def import_time() -> tuple[float, float]:
+    """CPU seconds to import the figure modules in a fresh interpreter that has run a job's imports:
+    (a run's figures, then a sweep's figures and report), each the minimum of three interpreters."""
     code = (
-        "import time, vmexp.app, vmexp.sim, vmexp.metrics, pandas\n"
+        "import time, vmexp.app, vmexp.sim, vmexp.metrics, vmexp.workload\n"
         "t = time.process_time()\n"
-        "import vmexp.report.run_figures, vmexp.report.sweep_figures, vmexp.report.report\n"
-        "print(time.process_time() - t)\n"
+        "import vmexp.report.run_figures\n"
+        "t1 = time.process_time()\n"
+        "import vmexp.report.sweep, vmexp.report.sweep_figures, vmexp.report.report\n"
+        "print(t1 - t, time.process_time() - t1)\n"
     )
-    best = min(
-        float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                             cwd=ROOT).stdout)  # fmt: skip
-        for _ in range(3)
-    )
-    return best
+    runs = []
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT
+        )
+        runs.append([float(x) for x in out.stdout.split()])
+    return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
 def cpu_min(fn: Callable[[], Any], repeat: int) -> float:
@@ -134,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in ("default", "pageref", "sweep"):
             shutil.copytree(args.data / name, scratch / name)
-        res: dict[str, Any] = {"code": str(ROOT), "repeat": args.repeat, "import": import_time()}
+        run_import, sweep_import = import_time()
+        res: dict[str, Any] = {"code": str(ROOT), "repeat": args.repeat, "import_run": run_import,
+                               "import_sweep": sweep_import}  # fmt: skip
         res["default"] = per_figure(scratch / "default", args.repeat)
         res["pageref"] = per_figure(scratch / "pageref", args.repeat)
         jobs = sorted(p.parent for p in (scratch / "sweep").glob("*/metrics.json"))
@@ -158,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in ("load", *FIGURES, "draw_run_figures"):
         cells = [res["default"][row], res["pageref"][row], *(j[row] for j in res["sweep_jobs"])]
         print(f"{row:28s} " + " ".join(f"{c:9.3f}" for c in cells))
-    print(f"{'import (once per process)':28s} {res['import']:9.3f}")
+    print(f"{'import: run figures':28s} {res['import_run']:9.3f}")
+    print(f"{'import: sweep figures+report':28s} {res['import_sweep']:9.3f}")
     print(f"{'sweep: 3 jobs one by one':28s} {res['sweep_runs_serial']:9.3f}")
     if "sweep_runs_parallel_wall" in res:
         print(f"{'sweep: 3 jobs in parallel':28s} {res['sweep_runs_parallel_wall']:9.3f}  (wall)")
