@@ -64,6 +64,7 @@ from vmexp.report.style import (
     PALETTE,
     STATE_COLORS,
     STYLE,
+    InViewMaxNLocator,
     binary_step,
     bytes_axis,
     fmt_bytes,
@@ -826,7 +827,7 @@ def _heap_fig(data: RunData, title: str, at: float | None = None) -> Figure | No
         hx.set_ylim(0, ymax * 1.08 if ymax > 0 else 1.0)
         bytes_axis(hx, max_ticks=5)
         seconds_axis(hx, "x")
-        hx.xaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))
+        hx.xaxis.set_major_locator(InViewMaxNLocator(5))
         hx.tick_params(labelsize=8)
         hx.set_xlim(0, max(data.end_s, 1e-9))
         if at is not None:
