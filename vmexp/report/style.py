@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib
 
@@ -119,7 +119,7 @@ def in_view(ticks: Sequence[float], lo: float, hi: float) -> list[float]:
 class InViewMaxNLocator(MaxNLocator):
     """matplotlib's default linear locator (``AutoLocator``'s parameters), without the ticks out of view."""
 
-    def __init__(self, nbins: int | str = "auto") -> None:
+    def __init__(self, nbins: int | Literal["auto"] = "auto") -> None:
         super().__init__(nbins=nbins, steps=[1, 2, 2.5, 5, 10])
 
     def __call__(self) -> Sequence[float]:
