@@ -91,9 +91,9 @@ def run_settings(
     wall = time.monotonic() - t0
     write_run(out, result)
     if settings.figures:
-        from vmexp.report.run_figures import draw_run_figures
+        from vmexp.report.deferred import draw_job_figures
 
-        draw_run_figures(out, settings)
+        draw_job_figures(out, settings)  # or left to the sweep, which draws its jobs' figures in parallel
     _write_run_json(out, "ok", "", wall, len(specs))
     if result.explain is not None and not quiet:
         print("\n".join(result.explain))

@@ -232,7 +232,7 @@ METRICS: tuple[Metric, ...] = (
     _sys("watermarks_bytes", "kswapd's watermarks (min, low, high)", "bytes", better=0),
     _sys("swap_service_time_s", "swap service time of one page (S)", "s", column="swap_service_time_s", short="S"),
     _sys("deactivations", "processes the load controller stopped (machine.load_control)", "count",
-         column="deactivations", better=0),
+         column="deactivations", better=0, derive=lambda _s, _d: 0),  # before load control: none
     # ---- sampled for the machine (timeseries.csv rows with pid 0)
     Metric("free_bytes", "free memory", "bytes", "system", series="free_bytes", series_pos=8, better=+1),
     Metric("swap_used_bytes", "swap in use", "bytes", "system", series="swap_used_bytes", series_pos=9),

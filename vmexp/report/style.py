@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib.axes import Axes
-from matplotlib.ticker import EngFormatter, FuncFormatter, Locator, PercentFormatter
+from matplotlib.ticker import EngFormatter, FuncFormatter, Locator, MaxNLocator, PercentFormatter
 
-if TYPE_CHECKING:  # an annotation only: matplotlib < 3.11 has no RcKeyType, and vmexp runs on 3.9 and later
-    from matplotlib.typing import RcKeyType
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType  # matplotlib >= 3.11; only its name is used
 
 __all__ = [
     "STYLE",
     "PALETTE",
     "STATE_COLORS",
     "BinaryLocator",
+    "InViewMaxNLocator",
+    "in_view",
     "LogBinaryLocator",
     "fmt_bytes",
     "bytes_axis",
@@ -51,6 +53,9 @@ STYLE: dict[RcKeyType, Any] = {
     "axes.spines.right": False,
     "axes.titlesize": 11,
     "axes.titleweight": "bold",
+    # A fixed title position: left to itself (None) matplotlib measures every tick label of the axes
+    # (and of its siblings) at each draw to keep the title clear of top ticks these figures never have.
+    "axes.titley": 1.0,
     "axes.labelsize": 10,
     "xtick.labelsize": 9,
     "ytick.labelsize": 9,
@@ -100,6 +105,29 @@ def binary_step(span: float, max_ticks: int = 7) -> int:
     return step
 
 
+def in_view(ticks: Sequence[float], lo: float, hi: float) -> list[float]:
+    """The ticks inside [lo, hi] (to rounding).
+
+    matplotlib builds a Tick (three lines and two texts) for every location
+    a locator returns, and draws only those in view: a tick beyond the
+    view on each side of each axis is a tenth of the ticks built for nothing.
+    """
+    eps = 1e-9 * max(abs(lo), abs(hi), 1e-300)
+    return [t for t in ticks if lo - eps <= t <= hi + eps]
+
+
+class InViewMaxNLocator(MaxNLocator):
+    """matplotlib's default linear locator (``AutoLocator``'s parameters), without the ticks out of view."""
+
+    def __init__(self, nbins: int | Literal["auto"] = "auto") -> None:
+        super().__init__(nbins=nbins, steps=[1, 2, 2.5, 5, 10])
+
+    def __call__(self) -> Sequence[float]:
+        assert self.axis is not None
+        lo, hi = sorted(self.axis.get_view_interval())
+        return in_view(super().__call__(), lo, hi)
+
+
 class BinaryLocator(Locator):
     """Linear ticks at multiples of a power of two (bytes)."""
 
@@ -109,7 +137,7 @@ class BinaryLocator(Locator):
     def __call__(self) -> Sequence[float]:
         assert self.axis is not None  # set by matplotlib before it asks for ticks
         lo, hi = sorted(self.axis.get_view_interval())
-        return self.tick_values(lo, hi)
+        return in_view(self.tick_values(lo, hi), lo, hi)
 
     def tick_values(self, vmin: float, vmax: float) -> Sequence[float]:
         lo, hi = max(0.0, min(vmin, vmax)), max(vmin, vmax)
@@ -127,7 +155,7 @@ class LogBinaryLocator(Locator):
     def __call__(self) -> Sequence[float]:
         assert self.axis is not None
         lo, hi = sorted(self.axis.get_view_interval())
-        return self.tick_values(lo, hi)
+        return in_view(self.tick_values(lo, hi), lo, hi)
 
     def tick_values(self, vmin: float, vmax: float) -> Sequence[float]:
         lo = math.floor(math.log2(max(vmin, 1.0)))
@@ -157,7 +185,10 @@ def percent_axis(ax: Axes, which: str = "y") -> None:
 
 def seconds_axis(ax: Axes, which: str = "y") -> None:
     """Durations as ``20 µs``, ``1.5 ms``: the engineering prefixes people say aloud."""
-    (ax.yaxis if which == "y" else ax.xaxis).set_major_formatter(EngFormatter(unit="s", sep=" "))
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    axis.set_major_formatter(EngFormatter(unit="s", sep=" "))
+    if axis.get_scale() == "linear":
+        axis.set_major_locator(InViewMaxNLocator())
 
 
 def spans_orders(values: Sequence[float], ratio: float = 100.0) -> bool:

@@ -216,6 +216,9 @@ def aggregate(sweep_dir: Path, *, quiet: bool = False) -> int:
     keys, rows = summary_rows(sweep_dir)
     if not rows:
         raise FileNotFoundError(f"{sweep_dir}: no job directories (with .hydra/overrides.yaml) found")
+    from vmexp.report.deferred import draw_pending_figures
+
+    draw_pending_figures(sweep_dir, quiet=quiet)  # the jobs' own figures, left to the sweep's end
     # summary.csv first: whatever fails after it, the numbers are on disk.
     summary = _write_summary(sweep_dir, keys, rows)
     cfg = _preset(sweep_dir, rows)

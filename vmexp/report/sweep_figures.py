@@ -45,7 +45,7 @@ from vmexp.report.sweep import metric
 from vmexp.report.table import SweepTable
 from vmexp.units import format_duration, format_size
 
-__all__ = ["draw_sweep_figures", "thrashing_marks", "crossing"]
+__all__ = ["draw_sweep_figures", "thrashing_marks", "crossing", "powers_of_two", "NOTES"]
 
 
 def _axis_for(ax: Axes, unit: str, values: list[float], which: str = "y") -> bool:
@@ -73,6 +73,57 @@ def _unit_text(unit: str) -> str:
     return {"count": "", "bytes": "", "ratio": " (%)", "s": "", "": ""}[unit]
 
 
+# What a reader must know to read a metric's figure right, beyond its label (vmexp.report.sweep.METRICS,
+# which says what it is): (the words its label must contain for the note to hold, the note). Kept here,
+# in one place, until the metric declarations carry such notes.
+NOTES: dict[str, tuple[str, str]] = {
+    "rss_peak_bytes": (
+        "sum",
+        "Each process's own peak RSS, added up: the peaks need not coincide, so the sum can exceed "
+        "the RAM that the processes share.",
+    ),
+    "vsz_peak_bytes": (
+        "sum",
+        "Each process's own peak VSZ, added up (virtual memory: it can exceed the RAM).",
+    ),
+    "fragmentation": (
+        "",
+        "Free bytes (fordblks) over the arena at exit. Free bytes include the top chunk, the free end "
+        "of the heap that a trim can return; a heap that is mostly top reads as nearly 100 %.",
+    ),
+}
+
+
+def _note(name: str) -> str | None:
+    """The note under a metric's figure, while its label still describes what the note explains."""
+    need, text = NOTES.get(name, ("", ""))
+    return text if text and need in metric(name).label else None
+
+
+# Units whose axis starts at zero: a count, a size, a share or a duration read against nothing
+# exaggerates a difference of a few percent into the whole height of the plot.
+_FROM_ZERO = ("bytes", "count", "ratio", "s")
+
+
+def powers_of_two(values: list[float]) -> bool:
+    """True for three or more positive integers, each a power of two, spanning at least 4×."""
+    if len(values) < 3 or any(v <= 0 or v != int(v) for v in values):
+        return False
+    ints = [int(v) for v in values]
+    return all(i & (i - 1) == 0 for i in ints) and max(ints) >= 4 * min(ints)
+
+
+def _headroom(ax: Axes, values: list[float], room: float = 0.08) -> None:
+    """A linear y axis from zero to a little above the highest point, so its marker is drawn whole."""
+    finite = [v for v in values if math.isfinite(v)]
+    hi = max([*finite, ax.dataLim.y1 if math.isfinite(ax.dataLim.y1) else 0.0, 0.0])
+    ax.set_ylim(0, hi * (1 + room) if hi > 0 else 1.0)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
+
+
 class _X:
     """How the x axis shows the first swept parameter: numeric (to scale) or categories."""
 
@@ -89,7 +140,10 @@ class _X:
         crowded = 0.0 in pos and len(positive) >= 2 and max(positive) / min(positive) > 4
         self.numeric = len(values) >= 3 and len(pos) == len(values) and not crowded
         self.sizes = self.numeric and not self.frames and table.is_size(key)
-        self.log = self.numeric and not self.frames and spans_orders(pos, 16)
+        # Doublings (64k, 128k, 256k; 1, 2, 4, 8 processes) are evenly spaced on a log2 axis, crowded
+        # into one end of a linear one.
+        self.pow2 = self.numeric and not self.frames and powers_of_two(pos)
+        self.log = self.numeric and not self.frames and (self.pow2 or spans_orders(pos, 16))
         self.values = values
         self.pos = {
             v: (float(n or 0) / page if self.frames else float(n or 0)) if self.numeric else float(i)
@@ -108,7 +162,7 @@ class _X:
     def decorate(self, ax: Axes, table: SweepTable) -> None:
         ax.set_xlabel(self.title())
         if self.numeric and self.log:
-            ax.set_xscale("log", base=2 if self.sizes else 10)
+            ax.set_xscale("log", base=2 if self.sizes or self.pow2 else 10)
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         if self.frames:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -187,6 +241,10 @@ def _plot_metric(
             common.update(hue="_hue", hue_order=hue_order, palette=palette)
         else:
             common.update(color=PALETTE[0])
+        # Labels set before seaborn plots: with none, seaborn asks the axes for its tick labels to decide
+        # whether to show its own, which builds ticks for locators replaced right after (a fifth of the time).
+        ax.set_xlabel(x.title())
+        ax.set_ylabel(" ")
         if x.numeric:
             sns.lineplot(
                 **common, marker="o", markersize=6, linewidth=1.8, err_style="band" if x.numeric else "bars"
@@ -216,12 +274,24 @@ def _plot_metric(
         if leg is not None:
             leg.remove()
     label = metric(names[0]).label if not group else "bytes" if unit == "bytes" else "value"
+    for ax in axes[1:]:
+        ax.set_ylabel("")
     axes[0].set_ylabel(label + _unit_text(unit))
+    ram = (
+        _int_or_none(table.setting_raw("ram"))
+        if "ram" not in table.swept and any("rss" in n for n in names)
+        else None
+    )
     for ax in axes:
         if _axis_for(ax, unit, values) and ax is axes[0]:
             ax.set_ylabel(f"{ax.get_ylabel()} (log scale)")
-        if unit in ("bytes", "count", "ratio") and ax.get_yscale() == "linear":
-            ax.set_ylim(bottom=0)
+        if ram is not None and unit == "bytes":
+            ax.axhline(ram, color="black", linestyle="--", linewidth=1.2)
+            ax.annotate(f"RAM ({format_size(ram)})", (1.0, ram), xycoords=("axes fraction", "data"),
+                        xytext=(-4, 3), textcoords="offset points", ha="right", va="bottom", fontsize=8.5)  # fmt: skip
+        if unit in _FROM_ZERO and ax.get_yscale() == "linear":
+            # Bars carry their value above them; a RAM line its label.
+            _headroom(ax, [*values, *([ram * 1.04] if ram else [])], 0.14 if ax.containers else 0.08)
     if has_hue:
         handles, labels = axes[0].get_legend_handles_labels()
         axes[-1].legend(handles, labels, title=hue_title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
@@ -231,11 +301,24 @@ def _plot_metric(
     note = f"mean ± 1 sd over {table.seeds} seeds" if seeds else f"{table.ok} jobs"
     width_chars = int((fig.get_figwidth() - 1.3) * 9.5)  # bold 11.5 pt: about 10 characters per inch
     title = textwrap.fill(f"{what[0].upper() + what[1:]}{by} ({note})", width_chars)
+    notes = [t for t in (_note(n) for n in names) if t]
+    caption = textwrap.fill(" ".join(notes), int((fig.get_figwidth() - 1.3) * 15)) if notes else ""
     h = fig.get_figheight()
+    lines = title.count("\n") + 1
+    extra = 0.19 * (caption.count("\n") + 1) + 0.05 if caption else 0.0
+    if extra:
+        # Taller by the caption's lines, so that the axes keep their height.
+        fig.set_figheight(h + extra)
+        top_in, bottom_in = (1 - fig.subplotpars.top) * h, fig.subplotpars.bottom * h
+        h += extra
+        fig.subplots_adjust(bottom=bottom_in / h, top=1 - top_in / h)
     fig.suptitle(title, x=1.0 / fig.get_figwidth(), ha="left", y=1 - 0.12 / h, va="top", fontsize=11.5,
                  fontweight="bold")  # fmt: skip
-    # Room for the title's lines (and the column titles) above the axes.
-    fig.subplots_adjust(top=1 - (0.3 + 0.24 * (title.count("\n") + 1) + (0.25 if col else 0)) / h)
+    if caption:
+        fig.text(1.0 / fig.get_figwidth(), 1 - (0.2 + 0.24 * lines) / h, caption, ha="left", va="top",
+                 fontsize=8.5, color="#333333")  # fmt: skip
+    # Room for the title's lines, the caption (and the column titles) above the axes.
+    fig.subplots_adjust(top=1 - (0.3 + 0.24 * lines + extra + (0.25 if col else 0)) / h)
     return True
 
 

@@ -1,0 +1,110 @@
+"""When a run's figures are drawn: at once, or by its sweep when the sweep ends, in parallel.
+
+Under Hydra's basic launcher (the default, and the one the Optuna sweeper
+drives) a sweep's jobs run one after another in the launching process: a
+job that drew its own figures would keep the other cores idle while it
+drew. So such a job leaves its figures to the sweep, and the sweep's
+aggregation (the ``on_multirun_end`` callback, or ``python -m vmexp.report
+SWEEP_DIR`` when Hydra skipped the callback) draws every job's figures at
+once, one process per core (``run_figures.draw_runs_figures``). Jobs of the
+joblib, submitit and Ray launchers run in worker processes or on other
+machines, already in parallel: they draw their own, as a single run does.
+
+A job's figures are pending when it finished (``run.json`` says ok), its
+config asks for figures (``figures: true``) and its ``figures/`` holds no
+PNG yet; a figure is drawn from the job's files alone, so it does not
+matter which process draws it. This module imports no plotting library: a
+job that leaves its figures for later does not pay matplotlib's import.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vmexp.config import Settings
+
+__all__ = ["figures_later", "draw_job_figures", "pending_figures", "draw_pending_figures", "usable_cores"]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def figures_later() -> bool:
+    """True in a multirun whose jobs run one by one in this process (Hydra's basic launcher)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return False  # the Python API, the tests: no sweep to leave them to
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return False
+    return str(hc.launcher.get("_target_", "")).endswith(".BasicLauncher")
+
+
+def draw_job_figures(out: Path, settings: Settings) -> None:
+    """A finished job's figures: drawn now, or left to its sweep when the sweep can draw them in parallel."""
+    if figures_later():
+        return
+    from vmexp.report.run_figures import draw_run_figures
+
+    draw_run_figures(out, settings)
+
+
+def _wants_figures(job: Path) -> bool:
+    try:
+        status = json.loads((job / "run.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return False
+    if status != "ok" or not (job / "metrics.json").is_file() or any((job / "figures").glob("*.png")):
+        return False
+    cfg = job / ".hydra" / "config.yaml"
+    if not cfg.is_file():
+        return False
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: Hydra's files are read for every job
+    doc = yaml.load(cfg.read_text(), Loader=loader)
+    return isinstance(doc, dict) and doc.get("figures") is True
+
+
+def pending_figures(sweep_dir: Path) -> list[Path]:
+    """The jobs of a sweep directory whose figures are still to be drawn, in job order."""
+    jobs = sorted(
+        (p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/config.yaml")),
+        key=lambda j: (
+            int(j.name.split("_", 1)[0]) if j.name.split("_", 1)[0].isdigit() else 1 << 62,
+            j.name,
+        ),
+    )
+    return [j for j in jobs if _wants_figures(j)]
+
+
+def draw_pending_figures(sweep_dir: Path, *, quiet: bool = False) -> int:
+    """Draw the figures its jobs left to the sweep, in parallel where there are cores; returns how many jobs."""
+    jobs = pending_figures(sweep_dir)
+    if not jobs:
+        return 0
+    from vmexp.report.run_figures import draw_runs_figures
+
+    n = min(len(jobs), usable_cores())
+    if not quiet:
+        print(
+            f"sweep: drawing the figures of {len(jobs)} job{'s' if len(jobs) != 1 else ''}"
+            + (f" in {n} processes" if n > 1 else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+    draw_runs_figures(jobs, n_jobs=n)
+    return len(jobs)
