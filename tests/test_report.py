@@ -710,3 +710,17 @@ def test_a_sweep_leaves_its_jobs_figures_to_its_end_and_the_report_command_draws
         assert {"memory.png", "faults.png", "heap.png", "layout.png", "syscalls.png"} <= {
             p.name for p in (j / "figures").glob("*.png")
         }
+
+
+def test_a_job_stopped_at_duration_is_a_hollow_ring_named_in_the_legend() -> None:
+    from vmexp.report.sweep_figures import STOPPED_LABEL
+
+    table = _sweep_table("threshold", ["64k", "128k", "256k"], "minflt", [258062, 196139, 86157])
+    table.rows[2]["status"] = "stopped"
+    table = SweepTable(["threshold"], table.rows, table.cfg)
+    assert table.ok == 3  # a stopped job is drawn: its counts are real, only cut short
+    ax = _sweep_fig(table, ["minflt"]).axes[0]
+    legend = ax.get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == [STOPPED_LABEL]
+    (rings,) = [c for c in ax.collections if c.get_label() == STOPPED_LABEL]
+    assert rings.get_offsets().tolist() == [[256 * KiB, 86157.0]]

@@ -81,3 +81,79 @@ def test_the_machine_invariants_hold_under_overload() -> None:
     r = simulate_with("ram=4M", "nprocs=6", "workload.processes.0.allocs=300", "workload.processes.1.allocs=600",
                       "workload.processes.2.allocs=100", "duration=1s", check=True)  # fmt: skip
     assert r.system["pswpout"] > 0
+
+
+def lru_faults(refs: list[int], frames: int) -> int:
+    """An independent LRU: an OrderedDict, most recent at the end."""
+    from collections import OrderedDict
+
+    resident: OrderedDict[int, None] = OrderedDict()
+    faults = 0
+    for page in refs:
+        if page in resident:
+            resident.move_to_end(page)
+            continue
+        faults += 1
+        resident[page] = None
+        if len(resident) > frames:
+            resident.popitem(last=False)
+    return faults
+
+
+def hdd_trace(tmp_path: Path) -> tuple[Path, int]:
+    """4000 references over 600 pages, 100 frames, on a disk: about 40 s of simulated time."""
+    import random
+
+    rng = random.Random(7)
+    refs = [rng.randrange(600) if rng.random() < 0.5 else rng.randrange(60) for _ in range(4000)]
+    path = tmp_path / "refs.txt"
+    path.write_text("".join(f"{p}\n" for p in refs))
+    return path, lru_faults(refs, 100)
+
+
+def test_a_page_trace_runs_to_its_end_without_a_duration(tmp_path: Path) -> None:
+    path, expected = hdd_trace(tmp_path)
+    r = simulate_with("workload=pageref", f"workload.path={path}", "ram=400k", "policy=lru",
+                      "machine.min_free=0", "machine.swap_device=hdd", check=False)  # fmt: skip
+    (p,) = r.processes
+    assert p.exit == "ok"
+    assert r.system["sim_time_s"] > 10  # past the old default duration of 10 s
+    assert p.minflt + p.majflt == expected
+
+
+def test_a_generated_workload_stops_at_its_horizon_when_duration_is_null() -> None:
+    from tests.conftest import settings
+
+    s = settings()
+    assert s.duration is None and s.stop_at == 10_000_000_000
+    assert settings("duration=2s").stop_at == 2_000_000_000
+    assert settings("workload=pageref", "workload.refs=[1,2]").stop_at is None
+
+
+def test_a_run_cut_short_says_so_everywhere(tmp_path: Path) -> None:
+    """Console, run.json, summary.csv, the report and the figures' legend: "stopped at duration"."""
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path, _ = hdd_trace(tmp_path)
+    out = tmp_path / "sweep"
+    r = subprocess.run(
+        [sys.executable, "run.py", "-m", "workload=pageref", f"workload.path={path}", "ram=400k", "policy=lru",
+         "machine.min_free=0", "machine.swap_device=hdd", "duration=2s,null", "figures=false",
+         f"hydra.sweep.dir={out}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "stopped at 2 s: 1 of 1 processes unfinished;" in r.stdout
+    assert "1 stopped at duration" in r.stderr
+    rows = {row["duration"]: row for row in csv.DictReader((out / "summary.csv").open())}
+    assert rows["2s"]["status"] == "stopped" and rows["2s"]["unfinished"] == "1"
+    assert rows["null"]["status"] == "ok" and rows["null"]["unfinished"] == "0"
+    run = json.loads((out / rows["2s"]["job"] / "run.json").read_text())
+    assert run["status"] == "stopped" and run["stopped"] == "stopped at 2 s: 1 of 1 processes unfinished"
+    report = (out / "report.md").read_text()
+    assert "1 of 2 jobs were stopped at `duration`" in report

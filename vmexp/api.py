@@ -42,6 +42,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
+from vmexp.status import FINISHED
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -93,7 +95,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        """ "ok", "failed", or "incomplete" (no run.json: still running, or killed)."""
+        """ "ok", "stopped" (by ``duration``), "failed", or "incomplete" (no run.json: still running, or killed)."""
         return str(self.info.get("status", "incomplete"))
 
     @property
@@ -226,9 +228,9 @@ class Sweep:
 
     @property
     def failed(self) -> pd.DataFrame:
-        """The summary rows of the jobs that did not finish with status ok."""
+        """The summary rows of the jobs that did not finish (status neither ok nor stopped)."""
         s = self.summary
-        return s[s["status"] != "ok"]
+        return s[~s["status"].isin(FINISHED)]
 
 
 def load(path: str | os.PathLike[str]) -> Run | Sweep:

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vmexp.config import ConfigError, Settings, register_configs, settings_json, validate
 from vmexp.metrics import atomic_write, summary_of, write_run
-from vmexp.status import exit_status, note_failure
+from vmexp.status import exit_status, finished, note_failure, stop_note
 from vmexp.units import format_duration, format_size
 from vmexp.workload import build
 
@@ -44,7 +44,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 class _Progress:
     """Prints simulated time now and then when a run takes more than a couple of seconds."""
 
-    def __init__(self, total_ns: int, label: str) -> None:
+    def __init__(self, total_ns: int | None, label: str) -> None:
         self.total = total_ns
         self.label = label
         self.t0 = time.monotonic()
@@ -57,7 +57,9 @@ class _Progress:
             self.next = t + 2.0
             self.shown = True
             print(
-                f"{self.label}simulated {format_duration(now_ns)} of at most {format_duration(self.total)} "
+                f"{self.label}simulated {format_duration(now_ns)}"
+                + (f" of at most {format_duration(self.total)}" if self.total is not None else "")
+                + f" "
                 f"({t - self.t0:.0f} s)",
                 file=sys.stderr,
                 flush=True,
@@ -85,7 +87,7 @@ def run_settings(
     (out / "run.json").unlink(missing_ok=True)
     atomic_write(out / "settings.json", settings_json(settings, choices))
     specs = build(settings.workload, settings.nprocs, settings.seed, settings.page_size)
-    progress = None if quiet else _Progress(settings.duration, "")
+    progress = None if quiet else _Progress(settings.stop_at, "")
     t0 = time.monotonic()
     result = simulate(settings, specs, check=check, progress=progress)
     wall = time.monotonic() - t0
@@ -94,16 +96,19 @@ def run_settings(
         from vmexp.report.deferred import draw_job_figures
 
         draw_job_figures(out, settings)  # or left to the sweep, which draws its jobs' figures in parallel
-    _write_run_json(out, "ok", "", wall, len(specs))
+    doc = metrics_dict(result)
+    stopped = stop_note(doc)
+    _write_run_json(out, "stopped" if stopped else "ok", "", wall, len(specs), stopped)
     if result.explain is not None and not quiet:
         print("\n".join(result.explain))
-    return metrics_dict(result)
+    return doc
 
 
-def _write_run_json(out: Path, status: str, error: str, wall: float, nprocs: int) -> None:
+def _write_run_json(out: Path, status: str, error: str, wall: float, nprocs: int, stopped: str = "") -> None:
     doc = {
         "status": status,
         "error": error,
+        "stopped": stopped,
         "wall_time_s": round(wall, 3),
         "host": platform.node(),
         "python": platform.python_version(),
@@ -120,14 +125,16 @@ def _complete(out: Path) -> bool:
         info = json.loads((out / "run.json").read_text())
     except (OSError, ValueError):
         return False
-    return info.get("status") == "ok" and (out / "metrics.json").is_file()
+    return finished(info.get("status")) and (out / "metrics.json").is_file()
 
 
 def _summary_line(doc: dict[str, Any], out: Path) -> str:
     s = summary_of(doc)
     procs = doc["processes"]
+    stopped = stop_note(doc)
+    head = f"{stopped};" if stopped else f"{len(procs)} processes, {s['sim_time_s']:.3f} s simulated:"
     return (
-        f"{len(procs)} processes, {s['sim_time_s']:.3f} s simulated: minflt {s['minflt']}, majflt {s['majflt']}, "
+        f"{head} minflt {s['minflt']}, majflt {s['majflt']}, "
         f"brk {s['brk']}, mmap {s['mmap']}, munmap {s['munmap']}, "
         f"peak RSS {format_size(s['rss_peak_bytes'])}, swap-outs {s['pswpout']}, OOM kills {s['oom_kills']} -> {out}"
     )

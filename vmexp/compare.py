@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from vmexp.api import Run, Sweep, VmexpError, load
+from vmexp.status import FINISHED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -241,7 +242,7 @@ def _compare_sweeps(wa: Sweep, wb: Sweep) -> Comparison:
     ]
 
     def means(sw: Sweep) -> pd.DataFrame:
-        s = sw.summary[sw.summary["status"] == "ok"].copy()
+        s = sw.summary[sw.summary["status"].isin(FINISHED)].copy()
         metric_cols = [c for c in COLUMNS if c in s.columns]
         for k in keys:
             s[f"_j_{k}"] = [_canonical(k, str(v)) for v in s[k]]

@@ -35,6 +35,7 @@ from vmexp.registry import ALLOCATORS, POLICIES, WORKLOAD_KINDS, import_plugins
 from vmexp.units import UnitError, parse_duration, parse_size
 
 __all__ = [
+    "GENERATED_HORIZON",
     "GLIBC_MMAP_THRESHOLD_MAX",
     "INT_MAX",
     "SWAP_DEVICES",
@@ -60,6 +61,8 @@ __all__ = [
 GLIBC_MMAP_THRESHOLD_MAX = 32 << 20
 # mallopt(int param, int value): no value above INT_MAX reaches glibc.
 INT_MAX = (1 << 31) - 1
+# The horizon of a generated workload when ``duration`` is null: 10 s of simulated time.
+GENERATED_HORIZON = 10_000_000_000
 PAGE_SIZES = (4 << 10, 16 << 10, 64 << 10, 2 << 20)
 
 # Swap devices: (latency of one 4 KiB random access in ns, sustained bytes/s).
@@ -319,8 +322,11 @@ class Settings:
         lo=0,
         lo_msg="must be a non-negative integer, got {v!r}",
     )
-    duration: int = decl.duration(
-        "10s", "simulated time at which the run stops if the processes are not done", lo=1
+    duration: int | None = decl.duration(
+        None,
+        "simulated time at which the run stops if the processes are not done (a stopped run says so)",
+        null="trace and page-reference workloads run to their end; generated workloads stop at 10 s",
+        lo=1,
     )
     sample_interval: int = decl.duration("10ms", "period of timeseries.csv (simulated time)", lo=1)
     heap_snapshots: tuple[int, ...] = decl.durations(
@@ -372,6 +378,19 @@ class Settings:
         group=True,
     )
     workload: Any = decl.open_section("what the processes do (conf/workload/)", WORKLOAD_KINDS, group=True)
+
+    @property
+    def stop_at(self) -> int | None:
+        """When the run stops (ns), None = when its processes are done.
+
+        A trace or a page-reference string has an end, and a count taken before
+        it is not the trace's count; a generated workload is a model of a
+        process that could go on, so it gets a horizon (``GENERATED_HORIZON``).
+        """
+        if self.duration is not None:
+            return self.duration
+        finite = self.workload is not None and "finite" in WORKLOAD_KINDS.component_of(self.workload).traits
+        return None if finite else GENERATED_HORIZON
 
     @property
     def ram_pages(self) -> int:

@@ -691,7 +691,8 @@ class Simulation:
         if self.loadctl is not None:
             env.process(self._load_controller())
         all_done = env.all_of([p.done for p in self.procs])
-        env.run(until=env.any_of([all_done, env.timeout(self.s.duration)]))
+        stop_at = self.s.stop_at
+        env.run(until=all_done if stop_at is None else env.any_of([all_done, env.timeout(stop_at)]))
         end = int(env.now)
         self.sample()
         for p in self.procs:

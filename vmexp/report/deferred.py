@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vmexp.status import finished
+
 if TYPE_CHECKING:
     from vmexp.config import Settings
 
@@ -67,7 +69,7 @@ def _wants_figures(job: Path) -> bool:
         status = json.loads((job / "run.json").read_text()).get("status")
     except (OSError, ValueError):
         return False
-    if status != "ok" or not (job / "metrics.json").is_file() or any((job / "figures").glob("*.png")):
+    if not finished(status) or not (job / "metrics.json").is_file() or any((job / "figures").glob("*.png")):
         return False
     cfg = job / ".hydra" / "config.yaml"
     if not cfg.is_file():

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from vmexp.config import GENERATED_HORIZON
 from vmexp.metrics import atomic_write
 from vmexp.report.sweep import job_choices, metric
 from vmexp.report.sweep_figures import thrashing_marks
@@ -132,9 +133,16 @@ def findings(table: SweepTable, sweep_dir: Path) -> list[str]:
     out: list[str] = []
     df = table.df
     # Thrashing: CPU utilisation over the degree of multiprogramming.
-    if table.swept == ["nprocs"] and table.present("cpu_utilization") and table.present("swap_utilization"):
+    hue = table.swept[1] if table.swept[:1] == ["nprocs"] and len(table.swept) == 2 else None
+    if (
+        (table.swept == ["nprocs"] or hue is not None)
+        and table.present("cpu_utilization")
+        and table.present("swap_utilization")
+    ):
+        # With a second key (load control), the classic marks are the first curve's: the machine without it.
+        base = df if hue is None else df[df[hue] == table.order[hue][0]]
         means = (
-            df.assign(_n=df["nprocs"].astype(float))
+            base.assign(_n=base["nprocs"].astype(float))
             .groupby("_n")[
                 ["cpu_utilization", "swap_utilization", "mean_time_between_faults_s", "swap_service_time_s"]
             ]
@@ -168,6 +176,8 @@ def findings(table: SweepTable, sweep_dir: Path) -> list[str]:
                     f"({fmt_value('swap_service_time_s', float(means['swap_service_time_s'].max()))}) at about "
                     f"{marks['ls']:.1f} processes."
                 )
+            if hue is not None:
+                out.extend(_other_curves(table, df, hue, n, cpu, i))
     # Belady: faults against frames, per policy.
     if table.swept and table.swept[0] == "ram" and table.present("faults"):
         page = int(table.setting_raw("page_size") or 0)
@@ -200,13 +210,14 @@ def findings(table: SweepTable, sweep_dir: Path) -> list[str]:
     if table.present("unfinished"):
         cut = df[df["unfinished"] > 0]
         if len(cut):
-            dur = table.setting_value("duration") or "duration"
+            dur = _duration(table)
             names = "; ".join(table.setting(r) for _, r in cut.head(6).iterrows()) + (
                 "; ..." if len(cut) > 6 else ""
             )
             out.append(
-                f"- **Stopped at `duration` ({dur})**: {len(cut)} of {table.ok} jobs had processes still running "
-                f"({names}); their counts cover only that much simulated time."
+                f"- **Stopped at `duration` ({dur})**: {len(cut)} of {table.ok} jobs were stopped with processes "
+                f"still running ({names}); their counts cover only that much simulated time (hollow markers in "
+                "the figures)."
             )
     # Tuning: the best point the sweeper found.
     res = sweep_dir / "optimization_results.yaml"
@@ -292,12 +303,27 @@ def _blocks(sweep_dir: Path, table: SweepTable, wanted: list[str], figures: list
     if cfg.get("expected"):
         b.append(("p", f"**Known result.** {cfg['expected']}"))
     n_failed = len(table.failed)
+    n_stopped = sum(1 for r in table.rows if r.get("status") == "stopped")
+    stopped = (
+        f" {n_stopped} of {len(table.rows)} jobs were stopped at `duration` "
+        f"({_duration(table)}) with processes unfinished: "
+        "their counts cover only that much simulated time."
+        if n_stopped
+        else ""
+    )
     b.append(("h2", "What was run"))
     b.append(
         (
             "p",
             f"{len(table.rows)} jobs, "
-            + (f"{n_failed} failed (listed below)." if n_failed else "all finished."),
+            + (
+                f"{n_failed} failed (listed below)."
+                if n_failed
+                else "all finished."
+                if not n_stopped
+                else "none failed."
+            )
+            + stopped,
         )
     )
     cmd = _command(sweep_dir)
@@ -329,6 +355,34 @@ def _blocks(sweep_dir: Path, table: SweepTable, wanted: list[str], figures: list
         b.append(("ul", [f"`{r['job']}`: {r.get('error') or r.get('status')}" for r in table.failed]))
     b.append(("p", f"Rebuild this report with `python -m vmexp.report {sweep_dir}`."))
     return b
+
+
+def _other_curves(
+    table: SweepTable, df: pd.DataFrame, hue: str, n: list[float], cpu: list[float], i: int
+) -> list[str]:
+    """Each further curve of a thrashing sweep against the first at the sweep's largest n."""
+    last, peak = n[-1], max(cpu)
+    out = []
+    for g in table.order[hue][1:]:
+        d = df[df[hue] == g]
+        at = d[d["nprocs"].astype(float) == last]["cpu_utilization"].mean()
+        if not math.isfinite(at) or peak <= 0:
+            continue
+        out.append(
+            f"- **{hue} = {table.label(hue, g)}**: CPU utilisation with {last:g} processes is {at:.0%}, "
+            f"{at / peak:.0%} of the peak ({peak:.0%} at {n[i]:g}), against {cpu[-1]:.0%} with "
+            f"{hue} = {table.label(hue, table.order[hue][0])}"
+            + (" — past the knee it stays near the peak." if at >= 0.8 * peak else ".")
+        )
+    return out
+
+
+def _duration(table: SweepTable) -> str:
+    """The run length that stopped the jobs: ``duration``, or a generated workload's horizon when it is null."""
+    value = table.setting_raw("duration")
+    if isinstance(value, int):
+        return format_duration(value)
+    return f"{format_duration(GENERATED_HORIZON)}, a generated workload's horizon"
 
 
 def _md_cell(text: str) -> str:

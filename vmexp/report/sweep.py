@@ -33,7 +33,7 @@ from omegaconf import DictConfig
 from vmexp.config import read_settings_json
 from vmexp.metrics import COLUMNS, Metric, atomic_write, metric, summary_of
 from vmexp.metrics import METRICS as _DECLARED
-from vmexp.status import note_failure
+from vmexp.status import finished, note_failure
 
 __all__ = [
     "SweepReport",
@@ -228,9 +228,11 @@ def aggregate(sweep_dir: Path, *, quiet: bool = False) -> int:
 
     figures = draw_sweep_figures(sweep_dir, keys, rows, wanted, cfg)
     write_report(sweep_dir, keys, rows, figures, wanted, cfg)
-    failed = sum(1 for r in rows if r["status"] != "ok")
+    failed = sum(1 for r in rows if not finished(r["status"]))
     if not quiet:
-        print(f"sweep: {len(rows)} jobs, {failed} failed -> {summary}", file=sys.stderr)
+        stopped = sum(1 for r in rows if r["status"] == "stopped")
+        cut = f", {stopped} stopped at duration" if stopped else ""
+        print(f"sweep: {len(rows)} jobs, {failed} failed{cut} -> {summary}", file=sys.stderr)
     return failed
 
 

@@ -228,6 +228,7 @@ def _plot_metric(
     has_hue = group or hue is not None
     palette = PALETTE[: len(hue_order)] if has_hue and len(hue_order) <= len(PALETTE) else "viridis"
     values = data["_y"].dropna().tolist()
+    marked: Any = None
     for ax, cv in zip(axes, cols, strict=True):
         d = data if cv is None or col is None else data[data[col] == cv]
         common: dict[str, Any] = {
@@ -266,6 +267,11 @@ def _plot_metric(
                                      fontsize=8, padding=2)  # fmt: skip
             ax.grid(False, axis="x")
         x.decorate(ax, table)
+        cut = d[d["status"] == "stopped"] if "status" in d.columns else d.iloc[0:0]
+        if len(cut):
+            # A job that duration stopped counted only part of its work: a hollow ring says so.
+            marked = ax.scatter(cut["_x"], cut["_y"], s=110, facecolors="none", edgecolors="#222222",
+                                linewidths=1.6, zorder=6, label=STOPPED_LABEL)  # fmt: skip
         if x.frames and not group:
             _mark_rises(ax, d, has_hue)
         if cv is not None and col is not None:
@@ -294,8 +300,12 @@ def _plot_metric(
             _headroom(ax, [*values, *([ram * 1.04] if ram else [])], 0.14 if ax.containers else 0.08)
     if has_hue:
         handles, labels = axes[0].get_legend_handles_labels()
+        if marked is not None and STOPPED_LABEL not in labels:
+            handles, labels = [*handles, marked], [*labels, STOPPED_LABEL]
         axes[-1].legend(handles, labels, title=hue_title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                         borderaxespad=0)  # fmt: skip
+    elif marked is not None:
+        axes[0].legend(handles=[marked], loc="best", fontsize=8.5)
     what = ", ".join(metric(n).short for n in names) if group else metric(names[0]).label
     by = f" by {x.key}" + (f" and {hue}" if hue and not group else "") + (f", per {col}" if col else "")
     note = f"mean ± 1 sd over {table.seeds} seeds" if seeds else f"{table.ok} jobs"
@@ -320,6 +330,9 @@ def _plot_metric(
     # Room for the title's lines, the caption (and the column titles) above the axes.
     fig.subplots_adjust(top=1 - (0.3 + 0.24 * lines + extra + (0.25 if col else 0)) / h)
     return True
+
+
+STOPPED_LABEL = "stopped at duration (counts cover only part of the run)"
 
 
 def _mark_rises(ax: Axes, d: pd.DataFrame, has_hue: bool) -> None:
@@ -373,12 +386,18 @@ def thrashing_marks(
 
 
 def _thrashing_figure(table: SweepTable, out: Path) -> Path | None:
+    """CPU and swap-device utilisation against nprocs, with the classic marks; a second swept key
+    (``machine.load_control``) draws a curve per value, so the collapse and its cure share one plot."""
     need = ("cpu_utilization", "swap_utilization", "mean_time_between_faults_s", "swap_service_time_s")
-    if table.swept[:1] != ["nprocs"] or len(table.swept) > 1 or not all(table.present(m) for m in need):
+    if table.swept[:1] != ["nprocs"] or len(table.swept) > 2 or not all(table.present(m) for m in need):
         return None
+    hue = table.swept[1] if len(table.swept) == 2 else None
     df = table.df.copy()
     df["_n"] = df["nprocs"].astype(float)
-    means = df.groupby("_n")[list(need)].mean().sort_index()
+    groups = table.order[hue] if hue else [None]
+    # The marks belong to the first curve (for load control: the machine without it).
+    first = df if hue is None else df[df[hue] == groups[0]]
+    means = first.groupby("_n")[list(need)].mean().sort_index()
     if len(means) < 3:
         return None
     n = means.index.tolist()
@@ -389,21 +408,35 @@ def _thrashing_figure(table: SweepTable, out: Path) -> Path | None:
     )
     fig = Figure(figsize=(10.5, 8))
     FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=0.1, right=0.76, top=0.92, bottom=0.08, hspace=0.12)
+    fig.subplots_adjust(left=0.1, right=0.72, top=0.92, bottom=0.08, hspace=0.12)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     seeds = table.seeds > 1
     eb = "sd" if seeds else None
-    sns.lineplot(data=df, x="_n", y="cpu_utilization", ax=top, marker="o", errorbar=eb, color=PALETTE[0],
-                 linewidth=2.2, label="CPU utilisation")  # fmt: skip
-    sns.lineplot(data=df, x="_n", y="swap_utilization", ax=top, marker="s", errorbar=eb, color=PALETTE[1],
-                 linewidth=1.6, label="swap device busy")  # fmt: skip
+    for i, g in enumerate(groups):
+        d = df if hue is None or g is None else df[df[hue] == g]
+        tag = "" if hue is None or g is None else f" ({hue.rsplit('.', 1)[-1]} = {table.label(hue, g)})"
+        sns.lineplot(data=d, x="_n", y="cpu_utilization", ax=top, marker="o", errorbar=eb,
+                     color=PALETTE[2 * i % len(PALETTE)], linewidth=2.2, label=f"CPU utilisation{tag}")  # fmt: skip
+        sns.lineplot(data=d, x="_n", y="swap_utilization", ax=top, marker="s", errorbar=eb, linestyle="--",
+                     color=PALETTE[(2 * i + 1) % len(PALETTE)], linewidth=1.4,
+                     label=f"swap device busy{tag}")  # fmt: skip
+        ok = d[d["mean_time_between_faults_s"] > 0]
+        if len(ok):
+            sns.lineplot(data=ok, x="_n", y="mean_time_between_faults_s", ax=bottom, marker="o", errorbar=eb,
+                         color=PALETTE[(5 + 2 * i) % len(PALETTE)],
+                         label=f"L: mean CPU time\nbetween major faults{tag}")  # fmt: skip
+    cut = df[df["status"] == "stopped"] if "status" in df.columns else df.iloc[0:0]
+    if len(cut):
+        top.scatter(cut["_n"], cut["cpu_utilization"], s=120, facecolors="none", edgecolors="#222222",
+                    linewidths=1.6, zorder=6, label="stopped at duration")  # fmt: skip
     top.set_ylim(0, 1.05)
     percent_axis(top)
     top.set_ylabel("share of time")
+    of_first = " without it" if hue == "machine.load_control" else f" ({groups[0]})" if hue else ""
     marks_style = [
-        ("peak", f"peak CPU: {marks['peak_cpu']:.0%}\nat n = {marks['peak']:g}", "-", "#333333"),
-        ("fifty", "swap busy 50 %\n(the 50 % rule)", "--", PALETTE[1]),
-        ("ls", "L = S\n(Denning et al., 1976)", ":", PALETTE[5]),
+        ("peak", f"peak CPU{of_first}: {marks['peak_cpu']:.0%}\nat n = {marks['peak']:g}", "-", "#333333"),
+        ("fifty", f"swap busy 50 %{of_first}\n(the 50 % rule)", "--", PALETTE[1]),
+        ("ls", f"L = S{of_first}\n(Denning et al., 1976)", ":", PALETTE[5]),
     ]
     for key, text, style, color in marks_style:
         v = marks[key]
@@ -419,24 +452,21 @@ def _thrashing_figure(table: SweepTable, out: Path) -> Path | None:
             label=f"{text}" + (f"\nat n ≈ {v:.1f}" if key != "peak" else ""),
         )
     top.axhline(0.5, color=PALETTE[1], linewidth=0.6, alpha=0.5)
-    top.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    ok = df[df["mean_time_between_faults_s"] > 0]
-    if len(ok):
-        sns.lineplot(data=ok, x="_n", y="mean_time_between_faults_s", ax=bottom, marker="o", errorbar=eb,
-                     color=PALETTE[5], label="L: mean CPU time\nbetween major faults")  # fmt: skip
+    top.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=8.5)
     bottom.axhline(service, color="#333333", linestyle="--", linewidth=1.2,
                    label=f"S: swap service time\nof a page ({_duration(service)})")  # fmt: skip
     bottom.set_yscale("log")
     seconds_axis(bottom)
     bottom.set_ylabel("time (log scale)")
     bottom.set_xlabel("processes (degree of multiprogramming, nprocs)")
-    bottom.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=8.5)
     if len(n) <= 16:
         bottom.set_xticks(n, [f"{v:g}" for v in n])
     else:
         bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     note = f", mean ± 1 sd over {table.seeds} seeds" if seeds else ""
-    fig.suptitle(f"Thrashing: CPU utilisation against the number of processes{note}", fontsize=12,
+    what = " with and without load control" if hue == "machine.load_control" else f" by {hue}" if hue else ""
+    fig.suptitle(f"Thrashing: CPU utilisation against the number of processes{what}{note}", fontsize=12,
                  fontweight="bold", x=0.1, ha="left")  # fmt: skip
     path = out / "thrashing.png"
     fig.savefig(path)

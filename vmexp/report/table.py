@@ -23,6 +23,7 @@ import pandas as pd
 
 from vmexp.metrics import COLUMNS
 from vmexp.report.style import fmt_bytes
+from vmexp.status import finished
 from vmexp.units import format_duration
 
 __all__ = ["NULLS", "SweepTable", "Typed", "format_typed", "label_value", "numeric_value", "order_values"]
@@ -131,8 +132,10 @@ class SweepTable:
                 t = _typed(settings, k)
                 if t is not None and k in r:
                     self.typed[k].setdefault(str(r[k]), t)
-        ok = [{k: v for k, v in r.items() if k != "_settings"} for r in self.rows if r.get("status") == "ok"]
-        self.failed = [r for r in self.rows if r.get("status") != "ok"]
+        ok = [
+            {k: v for k, v in r.items() if k != "_settings"} for r in self.rows if finished(r.get("status"))
+        ]
+        self.failed = [r for r in self.rows if not finished(r.get("status"))]
         df = pd.DataFrame(ok)
         for k in self.keys:
             df[k] = df[k].astype(str) if k in df.columns else ""

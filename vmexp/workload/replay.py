@@ -21,7 +21,7 @@ class TraceParams:
     name: str = text("trace", "process name in metrics and figures (.pN appended per trace process)")
 
 
-@WORKLOAD_KINDS.register("trace", params=TraceParams)
+@WORKLOAD_KINDS.register("trace", params=TraceParams, traits=("finite",))
 def build_trace(p: TraceParams, nprocs: int, seed: int, page_size: int) -> list[ProcSpec]:
     """The processes of an allocation trace; nprocs is ignored (the trace says how many)."""
     from vmexp.workload.traces import TraceError, parse_trace
@@ -72,7 +72,7 @@ class PagerefParams:
             )
 
 
-@WORKLOAD_KINDS.register("pageref", params=PagerefParams, traits=("future",))
+@WORKLOAD_KINDS.register("pageref", params=PagerefParams, traits=("future", "finite"))
 def build_pageref(p: PagerefParams, nprocs: int, seed: int, page_size: int) -> list[ProcSpec]:
     """One process, whatever nprocs says: a reference string belongs to one address space.
 
