@@ -91,15 +91,21 @@ def check_belady(rows: Rows, out: Path) -> None:
 
 
 def check_thrashing(rows: Rows, out: Path) -> None:
-    cpu = [(int(r["nprocs"]), _num(r, "cpu_utilization")) for r in rows]
-    cpu.sort()
+    cpu = sorted(
+        (int(r["nprocs"]), _num(r, "cpu_utilization")) for r in rows if r["machine.load_control"] == "none"
+    )
     peak = max(range(len(cpu)), key=lambda i: cpu[i][1])
     assert 0 < peak < len(cpu) - 1, f"no interior maximum: {cpu}"
     assert min(u for _, u in cpu[peak:]) <= cpu[peak][1] * 2 / 3, (
         f"falls by less than a third past the peak: {cpu}"
     )
+    # Denning's load control: past the knee utilisation stays within 20 % of the peak.
+    controlled = _num(_by(rows, "nprocs", "machine.load_control")[("12", "ws")], "cpu_utilization")
+    assert controlled >= 0.8 * cpu[peak][1], (controlled, cpu)
     assert (out / "figures" / "thrashing.png").is_file()
-    assert "**Thrashing curve**: CPU utilisation peaks" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "**Thrashing curve**: CPU utilisation peaks" in report
+    assert "past the knee it stays near the peak" in report
 
 
 def check_policies(rows: Rows, out: Path) -> None:
@@ -193,7 +199,7 @@ def test_every_preset_runs_and_reports_its_known_result(preset: str, tmp_path: P
     assert r.returncode == 0, r.stderr[-2000:]
     assert "vmexp: warning" not in r.stderr, r.stderr  # every figure was drawn
     rows = list(csv.DictReader((tmp_path / "summary.csv").read_text().splitlines()))
-    assert rows and all(row["status"] == "ok" for row in rows)
+    assert rows and all(row["status"] in ("ok", "stopped") for row in rows)  # small runs may be cut short
     for job in (tmp_path / row["job"] for row in rows):
         assert {"memory.png", "faults.png", "layout.png"} <= {p.name for p in (job / "figures").glob("*.png")}
     assert list((tmp_path / "figures").glob("*.png"))

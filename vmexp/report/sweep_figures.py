@@ -385,6 +385,13 @@ def thrashing_marks(
     return {"peak": n[i], "peak_cpu": cpu[i], "fifty": crossing(n, swap, 0.5), "ls": ls}
 
 
+def _curve_name(key: str, value: str) -> str:
+    """A legend's name for one curve of a thrashing sweep: "no load control", "load control: ws"."""
+    if key == "machine.load_control":
+        return "no load control" if value == "none" else f"load control: {value}"
+    return f"{key.rsplit('.', 1)[-1]} = {value}"
+
+
 def _thrashing_figure(table: SweepTable, out: Path) -> Path | None:
     """CPU and swap-device utilisation against nprocs, with the classic marks; a second swept key
     (``machine.load_control``) draws a curve per value, so the collapse and its cure share one plot."""
@@ -414,7 +421,7 @@ def _thrashing_figure(table: SweepTable, out: Path) -> Path | None:
     eb = "sd" if seeds else None
     for i, g in enumerate(groups):
         d = df if hue is None or g is None else df[df[hue] == g]
-        tag = "" if hue is None or g is None else f" ({hue.rsplit('.', 1)[-1]} = {table.label(hue, g)})"
+        tag = "" if hue is None or g is None else f"\n({_curve_name(hue, table.label(hue, g))})"
         sns.lineplot(data=d, x="_n", y="cpu_utilization", ax=top, marker="o", errorbar=eb,
                      color=PALETTE[2 * i % len(PALETTE)], linewidth=2.2, label=f"CPU utilisation{tag}")  # fmt: skip
         sns.lineplot(data=d, x="_n", y="swap_utilization", ax=top, marker="s", errorbar=eb, linestyle="--",
@@ -424,7 +431,7 @@ def _thrashing_figure(table: SweepTable, out: Path) -> Path | None:
         if len(ok):
             sns.lineplot(data=ok, x="_n", y="mean_time_between_faults_s", ax=bottom, marker="o", errorbar=eb,
                          color=PALETTE[(5 + 2 * i) % len(PALETTE)],
-                         label=f"L: mean CPU time\nbetween major faults{tag}")  # fmt: skip
+                         label=f"L: mean CPU time between\nmajor faults{tag}")  # fmt: skip
     cut = df[df["status"] == "stopped"] if "status" in df.columns else df.iloc[0:0]
     if len(cut):
         top.scatter(cut["_n"], cut["cpu_utilization"], s=120, facecolors="none", edgecolors="#222222",
@@ -432,7 +439,7 @@ def _thrashing_figure(table: SweepTable, out: Path) -> Path | None:
     top.set_ylim(0, 1.05)
     percent_axis(top)
     top.set_ylabel("share of time")
-    of_first = " without it" if hue == "machine.load_control" else f" ({groups[0]})" if hue else ""
+    of_first = " without load control" if hue == "machine.load_control" else f" ({groups[0]})" if hue else ""
     marks_style = [
         ("peak", f"peak CPU{of_first}: {marks['peak_cpu']:.0%}\nat n = {marks['peak']:g}", "-", "#333333"),
         ("fifty", f"swap busy 50 %{of_first}\n(the 50 % rule)", "--", PALETTE[1]),
