@@ -1,4 +1,4 @@
-"""The Python API (README "Python API", DESIGN.md contract): what a notebook relies on.
+"""The Python API (README "Python API", a contract): what a notebook relies on.
 
 A run through ``vmexp.run`` is the run ``python run.py`` makes, to the byte;
 it works from any working directory, lands in ``./outputs`` unless told

@@ -8,7 +8,7 @@ the same mallopt setting, then asks for the same answer from both:
 
 - every brk/mmap/munmap/mremap in order, as (operation, call, length);
 - all ten fields of mallinfo2 after the last operation;
-- the minor faults of the replay within 2 % (DESIGN.md's goal; the real
+- the minor faults of the replay within 2 % (the project's goal; the real
   count can include a fault the model does not make, e.g. a page of the
   replayer's own tables).
 

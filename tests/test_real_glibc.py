@@ -50,7 +50,7 @@ def write_trace(tmp_path: Path, text: str, name: str = "t.trace") -> Path:
 
 
 # ----------------------------------------------------------------------------------------------
-# Facts of glibc 2.36 stated in its source and DESIGN.md, checked on the live system.
+# Facts of glibc 2.36 stated in its source, checked on the live system.
 
 
 @pytest.mark.real_glibc

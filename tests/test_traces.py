@@ -1,4 +1,4 @@
-"""The trace formats of DESIGN.md: what each line means, and a one-line error for each wrong line."""
+"""The trace formats of the README: what each line means, and a one-line error for each wrong line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Python API (a contract, DESIGN.md "Python API"): runs, sweeps and their results as DataFrames.
+"""The Python API (a contract, the README's "Python API"): runs, sweeps and their results as DataFrames.
 
     import vmexp
     run = vmexp.run(["threshold=64k", "nprocs=2"])   # the same composition as python run.py
@@ -69,7 +69,7 @@ class Run:
     process, the nested ``syscalls`` and ``mallinfo`` fields flattened into
     columns (``brk``, ``mmap``, ..., ``arena``, ``uordblks``, ...);
     ``timeseries`` and ``syscalls`` are the CSV files as DataFrames. Sizes
-    in bytes, times in seconds (DESIGN.md "Output contract").
+    in bytes, times in seconds (the README's "Outputs").
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:

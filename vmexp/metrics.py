@@ -1,4 +1,4 @@
-"""Every metric a run reports, declared once, and the files that hold them (the output contract of DESIGN.md).
+"""Every metric a run reports, declared once, and the files that hold them (the output contract the README documents).
 
 ``METRICS`` is the one list: each ``Metric`` says what it measures (label,
 unit), whose it is (a process's, the machine's, or the job's files'),

@@ -1,6 +1,6 @@
 """The machine on SimPy: CPUs, processes executing their workloads, kswapd, sampling.
 
-Performance design (DESIGN.md): SimPy events happen only where simulated
+Performance design: SimPy events happen only where simulated
 time passes and another process may run meanwhile. A process that holds a
 CPU executes operations in a plain loop, adding their costs to the kernel's
 slice clock, until its quantum is used up, it blocks on the swap device

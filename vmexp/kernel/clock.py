@@ -1,7 +1,7 @@
 """The slice clock: simulated time inside the running CPU's time slice.
 
 SimPy's clock (``env.now``) moves only between slices. Inside one, the
-process runs operations in a plain loop (DESIGN.md's performance design), and
+process runs operations in a plain loop (the engine's performance design, vmexp.sim), and
 every cost the kernel or the C library charges is added here instead: ``used``
 nanoseconds since the slice began at ``env.now``. ``block_until`` is the
 latest completion time of a swap-device read the process must wait for

@@ -10,7 +10,7 @@ request arrives, its completion time is ``max(arrival, busy_until) + service``
 events of its own: the process that must wait (a major fault) sleeps until
 that time with a single timeout, and an asynchronous write-back costs nothing
 but device time. This keeps SimPy events to one per major fault, as
-DESIGN.md's performance design asks.
+the engine's performance design (vmexp.sim) asks.
 """
 
 from __future__ import annotations

@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Replay a trace on this machine's kernel (in a memory cgroup, with swap) and in the simulator.",
     )
     parser.add_argument(
-        "trace", help="an allocation trace (DESIGN.md trace format); its process 1 is replayed"
+        "trace", help="an allocation trace (the README's trace format); its process 1 is replayed"
     )
     parser.add_argument(
         "overrides",

@@ -58,7 +58,7 @@ __all__ = [
     "replay_real",
 ]
 
-# (op, name, addr, length, result), with the meanings of syscalls.csv (DESIGN.md).
+# (op, name, addr, length, result), with the meanings of syscalls.csv (README, Outputs).
 Syscall = tuple[int, str, int, int, int]
 
 _SOURCE = Path(__file__).with_name("replayer.c")

@@ -1,6 +1,6 @@
 """Deterministic single-process traces that hold the kernel model to the real kernel.
 
-Each workload is one allocation trace (DESIGN.md's format) built from a
+Each workload is one allocation trace (the README's trace format) built from a
 fixed seed, so the same name always gives the same bytes on every machine;
 the recorded real-kernel measurements (``tests/data/real_kernel/*.json``)
 carry the SHA-256 of each trace they were measured with.

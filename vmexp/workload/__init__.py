@@ -4,7 +4,7 @@ A workload kind is a component (``vmexp.registry.WORKLOAD_KINDS``): a
 function ``(params, nprocs, seed, page_size) -> [ProcSpec]`` registered
 with the dataclass of its declared parameters. The built-in kinds are:
 
-- ``trace``: replay an allocation trace (DESIGN.md format; several processes
+- ``trace``: replay an allocation trace (the README's format; several processes
   when its lines carry ``pPID:`` prefixes) — ``vmexp.workload.replay``;
 - ``pageref``: one process referencing virtual pages in order, from a file
   or the ``refs`` list (textbook reference strings through the full system);

@@ -1,4 +1,4 @@
-"""Readers of the two trace formats of DESIGN.md: allocation traces and page-reference traces.
+"""Readers of the two trace formats of the README: allocation traces and page-reference traces.
 
 An allocation trace is plain text, one operation per line::
 
