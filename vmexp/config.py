@@ -184,7 +184,6 @@ class CostSettings:
     """CPU time charged to the process that causes each event (sources in README.md, CPU cost model)."""
 
     ref: int = decl.duration("1ns", "a reference to a resident page (a TLB-hit load or store, amortised)")
-    page_walk: int = decl.duration("30ns", "a page-table walk after a TLB miss")
     minor_fault: int = decl.duration(
         "1us", "an anonymous fault incl. zeroing 4 KiB (entry/exit ~0.3 µs, clear_page ~0.2 µs)"
     )
