@@ -252,7 +252,8 @@ HINTS = [
      "threshold: 64k,128k is several values: a sweep needs -m (python run.py -m threshold=64k,128k); "
      "a list is written threshold=[64k,128k], text with a comma threshold='\"64k,128k\"'"),
     (("experiment=thrashing",),
-     "experiment=thrashing: this preset is a sweep (nprocs=range(1,13)): add -m (python run.py -m experiment=thrashing"),
+     "experiment=thrashing: this preset is a sweep (nprocs=range(1,13), machine.load_control=none,ws): add -m "
+     "(python run.py -m experiment=thrashing"),
     (("policy=LRU",),
      "In 'config': Could not find 'policy/LRU' (valid: clock, fifo, lfu, lru, lru2q, opt, random, ws; "
      "names are lower case: policy=lru)"),

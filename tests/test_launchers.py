@@ -94,7 +94,7 @@ def test_every_launcher_gives_the_basic_launchers_results(
     assert r.returncode == 0, r.stderr[-2000:]
     assert job_files(tmp_path) == basic
     rows = list(csv.DictReader((tmp_path / "summary.csv").read_text().splitlines()))
-    assert len(rows) == 12 and all(row["status"] == "ok" for row in rows)
+    assert len(rows) == 12 and all(row["status"] == "stopped" for row in rows)  # 0.05 s runs
 
 
 def test_a_job_that_fails_in_the_simulation_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_a_job_that_fails_in_the_simulation_is_recorded_and_the_sweep_goes_on(tm
         row["job_timeout"]: row for row in csv.DictReader((tmp_path / "summary.csv").read_text().splitlines())
     }
     assert rows["1ns"]["status"] == "failed" and rows["1ns"]["error"].startswith("job_timeout:")
-    assert rows["null"]["status"] == "ok"
+    assert rows["null"]["status"] == "stopped"
     failed_dir = next(d for d in tmp_path.iterdir() if d.name.startswith("0_"))
     assert json.loads((failed_dir / "run.json").read_text())["status"] == "failed"
     assert not (failed_dir / "metrics.json").exists()

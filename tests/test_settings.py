@@ -55,7 +55,7 @@ def test_the_schema_defaults_are_the_declared_defaults() -> None:
     """Composing without overrides gives, for every key not set by a group file, the declared default."""
     s = settings()
     assert (s.page_size, s.ram, s.swap, s.nprocs, s.seed) == (4096, 64 << 20, 256 << 20, 4, 0)
-    assert (s.duration, s.sample_interval, s.job_timeout, s.job_memory) == (10**10, 10**7, None, 4 << 30)
+    assert (s.duration, s.sample_interval, s.job_timeout, s.job_memory) == (None, 10**7, None, 4 << 30)
     assert s.layout == Settings().layout  # conf/address_space/x86_64.yaml only names it
     assert s.machine == Settings().machine  # conf/machine/server.yaml too
     assert (s.machine.swap_latency, s.machine.swap_bandwidth) == (100_000, 500_000_000)
@@ -117,7 +117,8 @@ def test_each_run_writes_its_resolved_settings_beside_its_metrics(tmp_path: Path
     doc = json.loads((tmp_path / "settings.json").read_text())
     got = doc["settings"]
     assert got["threshold"] == {"value": 65536, "unit": "bytes"}
-    assert got["duration"] == {"value": 10_000_000_000, "unit": "ns"}
+    assert got["duration"]["value"] is None  # a trace runs to its end
+    assert got["duration"]["null"].startswith("trace and page-reference workloads run to their end")
     assert got["policy.params.tau"] == {"value": 10_000_000, "unit": "ns"}
     assert got["allocator.trim_threshold"]["value"] is None
     assert got["allocator.trim_threshold"]["null"].startswith("glibc's default")

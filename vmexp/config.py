@@ -388,8 +388,16 @@ class Settings:
         """
         if self.duration is not None:
             return self.duration
-        finite = self.workload is not None and "finite" in WORKLOAD_KINDS.component_of(self.workload).traits
-        return None if finite else GENERATED_HORIZON
+        w = self.workload
+        if w is None:
+            return GENERATED_HORIZON
+        # Parsed parameters, or (from code that builds Settings by hand) the plain mapping.
+        comp = (
+            WORKLOAD_KINDS.get(w.get("kind", "generator"))
+            if isinstance(w, dict)
+            else WORKLOAD_KINDS.component_of(w)
+        )
+        return None if "finite" in comp.traits else GENERATED_HORIZON
 
     @property
     def ram_pages(self) -> int:
