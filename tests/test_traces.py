@@ -212,3 +212,35 @@ def test_any_text_gives_a_trace_or_a_trace_error(text: str) -> None:
         parse_trace_text(text)
     except TraceError as e:
         assert str(e).startswith("<text>:")
+
+
+_LINE = st.one_of(
+    st.integers(0, 2**64).map(str),
+    st.tuples(st.integers(0, 2**63), st.sampled_from(["r", "w", "W", "x"])).map(lambda t: f"{t[0]} {t[1]}"),
+    st.sampled_from(["", "  ", "# note", "0x1f", "7 w 1", "-3", "1_000", "٣"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINE, max_size=12), st.sampled_from(["\n", "\r\n"]), st.booleans())
+def test_the_fast_page_reader_reads_what_the_careful_one_reads(
+    lines: list[str], eol: str, last: bool
+) -> None:
+    """A large plain trace skips the line-by-line parser; every text reads the same both ways, errors included."""
+    import vmexp.workload.traces as traces
+
+    text = eol.join(lines) + (eol if last else "")
+
+    def read() -> tuple[str, Any]:
+        try:
+            return "ok", traces.parse_pageref_text(text)
+        except TraceError as e:
+            return "error", str(e)
+
+    fast = read()
+    plain = traces._pageref_plain
+    try:
+        traces._pageref_plain = lambda _text: None
+        assert read() == fast
+    finally:
+        traces._pageref_plain = plain
