@@ -78,9 +78,10 @@ def test_a_busy_cpu_reads_100_percent_in_every_sample(tmp_path: Path) -> None:
 
 def test_the_machine_invariants_hold_under_overload() -> None:
     """check=True runs the kernel's checker and the machine's (no CPU idles while a process waits)."""
-    r = simulate_with("ram=4M", "nprocs=6", "workload.processes.0.allocs=300", "workload.processes.1.allocs=600",
-                      "workload.processes.2.allocs=100", "duration=1s", check=True)  # fmt: skip
-    assert r.system["pswpout"] > 0
+    # The checker walks every frame after every step: a small machine, swapping from the start.
+    r = simulate_with("ram=2M", "nprocs=4", "workload.processes.0.allocs=150", "workload.processes.1.allocs=300",
+                      "workload.processes.2.allocs=50", "duration=0.2s", check=True)  # fmt: skip
+    assert r.system["pswpout"] > 1000
 
 
 def lru_faults(refs: list[int], frames: int) -> int:
