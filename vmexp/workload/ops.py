@@ -28,17 +28,6 @@ COMPUTE = 5
 PAGEREF = 6
 SLEEP = 7
 
-NAMES = {
-    MALLOC: "malloc",
-    CALLOC: "calloc",
-    REALLOC: "realloc",
-    FREE: "free",
-    TOUCH: "touch",
-    COMPUTE: "compute",
-    PAGEREF: "pageref",
-    SLEEP: "sleep",
-}
-
 Op = tuple[int, ...]
 
 
