@@ -1,5 +1,8 @@
 """``python -m vmexp.validate TRACE [overrides...]``: the simulator beside the real glibc, call for call.
 
+(``python -m vmexp.validate kernel TRACE [overrides...]`` compares page faults
+with the machine's real kernel instead: see :mod:`vmexp.validate.kernel_cli`.)
+
 The trace is replayed twice: against this machine's glibc (``replay_real``,
 with the mallopt settings the overrides imply) and through the simulator,
 run exactly as a user runs it::
@@ -183,6 +186,12 @@ def format_side_by_side(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; see the module docstring."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    # A trace that is literally called "kernel" can still be given as ./kernel.
+    if args_in and args_in[0] == "kernel":
+        from vmexp.validate.kernel_cli import main as kernel_main
+
+        return kernel_main(args_in[1:])
     parser = argparse.ArgumentParser(
         prog="python -m vmexp.validate",
         description="Replay a trace against the real glibc and through the simulator, side by side.",
@@ -191,7 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. threshold=64k")
     parser.add_argument("--run-dir", help="use this simulator run directory, not a new run")
     parser.add_argument("--only-diff", action="store_true", help="print only the syscalls that differ")
-    args = parser.parse_args(argv)
+    parser.epilog = (
+        "python -m vmexp.validate kernel TRACE [overrides]: page faults against the real kernel instead"
+    )
+    args = parser.parse_args(args_in)
 
     try:
         trace = parse_trace(args.trace)

@@ -1,6 +1,6 @@
 /* Replays one process of a vmexp trace against the machine's real glibc malloc.
  *
- * Usage: replayer [-m MMAP_THRESHOLD] [-t TRIM_THRESHOLD] [-p TOP_PAD] [-x MMAP_MAX] RECORDS
+ * Usage: replayer [-m MMAP_THRESHOLD] [-t TRIM_THRESHOLD] [-p TOP_PAD] [-x MMAP_MAX] [-S] RECORDS
  *
  * RECORDS is the binary file vmexp/validate/real.py writes: the magic
  * "VMEXPRP1", the number of records, the number of distinct block ids, then
@@ -10,10 +10,18 @@
  * The point of the program is to measure glibc's heap without disturbing it,
  * so it never allocates memory of its own: no stdio (its buffers come from
  * malloc), no printf; output is formatted by hand into static buffers and
- * written with write(2). The trace and the block tables live in bss, and
- * every page the program itself will use during the replay is faulted in
- * before the first getrusage, so the minor-fault count of the replay loop is
- * the allocator's and the trace's touches only.
+ * written with write(2). The records file is mapped read-only (never copied:
+ * when it lies on tmpfs its pages stay charged to whoever wrote it, not to
+ * the memory cgroup the replay may run in, see vmexp/validate/kernel.py), the
+ * block tables live in bss, and every page the program itself will use
+ * during the replay is faulted in before the first getrusage, so the
+ * minor-fault count of the replay loop is the allocator's and the trace's
+ * touches only.
+ *
+ * -S stops the process (SIGSTOP) right before the replay loop and right
+ * after it, so that a harness can read the memory cgroup's charge at both
+ * points (what the process costs besides the trace's pages); it resumes on
+ * SIGCONT.
  *
  * Each operation is announced by lseek(-1, INDEX, SEEK_SET), which fails at
  * once with EBADF and costs no memory, so that strace attributes every
@@ -34,18 +42,19 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 enum { OP_MALLOC = 0, OP_CALLOC = 1, OP_REALLOC = 2, OP_FREE = 3, OP_TOUCH = 4 };
 
 #define REC 6
-#define MAX_OPS (1L << 22)
 #define MAX_IDS (1L << 22)
 
+static const int64_t *recs;
 /* bss only costs the pages that are used; the used parts are pre-touched. */
-static int64_t recs[MAX_OPS * REC];
 static char *ptrs[MAX_IDS];
 static uint64_t sizes[MAX_IDS];
 static unsigned char live[MAX_IDS];
@@ -144,8 +153,7 @@ static void probe_range(uintptr_t start, uintptr_t end, int writable, long page)
     volatile uintptr_t a = start; /* volatile: live across sigsetjmp */
     if (sigsetjmp(probe_jmp, 1)) return;
     for (; a < end; a += (uintptr_t)page) {
-        if (in_range(a, recs, sizeof recs) || in_range(a, ptrs, sizeof ptrs) || in_range(a, sizes, sizeof sizes) ||
-            in_range(a, live, sizeof live))
+        if (in_range(a, ptrs, sizeof ptrs) || in_range(a, sizes, sizeof sizes) || in_range(a, live, sizeof live))
             continue;
         volatile unsigned char *q = (volatile unsigned char *)a;
         unsigned char v = *q;
@@ -205,23 +213,13 @@ static void __attribute__((noinline)) pretouch_stack(void) {
     for (size_t i = 0; i < sizeof pad; i += 1024) pad[i] = 0;
 }
 
-static size_t read_all(int fd, void *buf, size_t cap) {
-    size_t len = 0;
-    while (len < cap) {
-        ssize_t r = read(fd, (char *)buf + len, cap - len);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        len += (size_t)r;
-    }
-    return len;
-}
-
 int main(int argc, char **argv) {
     int64_t opt_val[4];
     int opt_set[4] = {0, 0, 0, 0};
     static const int opt_param[4] = {M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX};
     static const char opt_flag[4] = {'m', 't', 'p', 'x'};
     const char *path = NULL;
+    int stop = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -234,25 +232,29 @@ int main(int argc, char **argv) {
                 die(2, -1, "replayer: an option value must be an integer between 0 and 2^31-1");
             opt_set[k] = 1;
             i++;
+        } else if (a[0] == '-' && a[1] == 'S' && !a[2]) {
+            stop = 1;
         } else if (!path && a[0] != '-') {
             path = a;
         } else {
-            die(2, -1, "usage: replayer [-m MMAP_THRESHOLD] [-t TRIM_THRESHOLD] [-p TOP_PAD] [-x MMAP_MAX] RECORDS");
+            die(2, -1, "usage: replayer [-m MMAP_THRESHOLD] [-t TRIM_THRESHOLD] [-p TOP_PAD] [-x MMAP_MAX] [-S] RECORDS");
         }
     }
-    if (!path) die(2, -1, "usage: replayer [-m MMAP_THRESHOLD] [-t TRIM_THRESHOLD] [-p TOP_PAD] [-x MMAP_MAX] RECORDS");
+    if (!path) die(2, -1, "usage: replayer [-m MMAP_THRESHOLD] [-t TRIM_THRESHOLD] [-p TOP_PAD] [-x MMAP_MAX] [-S] RECORDS");
 
     int fd = open(path, O_RDONLY);
-    if (fd < 0) die(2, -1, "replayer: cannot open the records file");
-    int64_t head[3];
-    if (read_all(fd, head, sizeof head) != sizeof head || memcmp(head, "VMEXPRP1", 8) != 0)
-        die(2, -1, "replayer: not a records file (bad magic)");
-    int64_t n = head[1], nids = head[2];
-    if (n < 0 || n > MAX_OPS || nids < 0 || nids > MAX_IDS)
-        die(2, -1, "replayer: too many operations or block ids for this replayer (4194304 at most)");
-    size_t want = (size_t)n * REC * sizeof(int64_t);
-    if (read_all(fd, recs, want) != want) die(2, -1, "replayer: the records file is truncated");
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) die(2, -1, "replayer: cannot open the records file");
+    if (st.st_size < 24) die(2, -1, "replayer: not a records file (bad magic)");
+    const int64_t *head = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (head == MAP_FAILED) die(2, -1, "replayer: cannot map the records file");
     close(fd);
+    if (memcmp(head, "VMEXPRP1", 8) != 0) die(2, -1, "replayer: not a records file (bad magic)");
+    int64_t n = head[1], nids = head[2];
+    if (n < 0 || nids < 0 || nids > MAX_IDS) die(2, -1, "replayer: too many block ids for this replayer (4194304 at most)");
+    if ((uint64_t)n > ((uint64_t)st.st_size - 24) / (REC * sizeof(int64_t)))
+        die(2, -1, "replayer: the records file is truncated");
+    recs = head + 3;
 
     /* Transparent huge pages would turn 512 first touches into one fault. */
     prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
@@ -268,6 +270,7 @@ int main(int argc, char **argv) {
     pretouch_mappings(page);
 
     struct rusage ru0, ru1;
+    if (stop) raise(SIGSTOP);
     getrusage(RUSAGE_SELF, &ru0);
     lseek(-2, 0, SEEK_SET);
     for (int64_t i = 0; i < n; i++) {
@@ -344,6 +347,7 @@ int main(int argc, char **argv) {
     out_kv("minflt", ru1.ru_minflt - ru0.ru_minflt);
     out_kv("majflt", ru1.ru_majflt - ru0.ru_majflt);
     out_kv("ops", n);
+    if (stop) raise(SIGSTOP);
     flush_to(1);
     return 0;
 }

@@ -1,0 +1,435 @@
+"""The real kernel's page faults on the workloads of ``vmexp/validate/workloads.py``, recorded as data.
+
+    python bench/kernel_truth.py measure [--config zram|file_pc0|file_pc3 ...] [--runs 5]
+    python bench/kernel_truth.py overhead       # what a replay costs its cgroup besides the trace
+    python bench/kernel_truth.py stats          # the same runs with the memcg statistics kept fresh
+    python bench/kernel_truth.py zram           # zram's compression ratio and per-page latency here
+    python bench/kernel_truth.py census NAME    # which pages of each mapping are resident after the loop
+    python bench/kernel_truth.py simulate       # today's simulator on the same traces
+    python bench/kernel_truth.py table          # the comparison as a Markdown table
+
+``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
+every workload ``--runs`` times per configuration, each run in a fresh
+64 MiB memory cgroup, and writes ``tests/data/real_kernel/<config>.json``:
+the kernel release and settings, the date, every run's minflt, majflt and
+swap counters, and their spread. The order is run-major (every workload
+once, then every workload again), so slow drifts of the machine spread
+over all workloads instead of biasing one. Configurations:
+
+- ``zram``: a new 1 GiB zram device as swap, ``vm.page-cluster`` as the
+  machine has it (zram ignores it: no readahead).
+- ``file_pc0`` / ``file_pc3``: a new 1 GiB swap file in /var/tmp (on this
+  machine a disk that reports rotational), ``vm.page-cluster`` 0 / 3.
+
+``simulate`` runs ``run.py`` on the same traces with the keys of today's
+simulator that come closest (``ram`` = the limit, ``swap=1G``,
+``machine.min_free=0`` since a cgroup limit has no watermarks, the policy)
+and writes ``outputs/kernel_truth/sim_today.json``; ``table`` prints both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vmexp.validate import kernel as K  # noqa: E402
+from vmexp.validate.__main__ import read_run, run_simulator  # noqa: E402
+from vmexp.validate.real import build_replayer  # noqa: E402
+from vmexp.validate.workloads import LIMIT, WORKLOADS, generate, sha256, write_all  # noqa: E402
+
+DATA = ROOT / "tests" / "data" / "real_kernel"
+SIM_OUT = ROOT / "outputs" / "kernel_truth"
+CONFIGS: dict[str, dict[str, Any]] = {
+    "zram": {"swap": "zram", "cluster": None},
+    "zram_pc0": {"swap": "zram", "cluster": 0},
+    "file_pc0": {"swap": "file", "cluster": 0},
+    "file_pc3": {"swap": "file", "cluster": 3},
+}
+SIM_POLICIES = ("lru", "lru2q", "clock")
+
+
+def _workload_dir() -> Path:
+    d = Path(tempfile.gettempdir()) / "vmexp-kernel-workloads"
+    write_all(d)
+    return d
+
+
+def _summarise(wl: dict[str, Any]) -> None:
+    for key in ("minflt", "majflt"):
+        wl[key] = K.spread([r[key] for r in wl["runs"]])
+    wl["oom_reruns"] = sum(r["oom_reruns"] for r in wl["runs"])
+
+
+def measure(config: str, runs: int, names: list[str]) -> Path:
+    spec = CONFIGS[config]
+    traces = _workload_dir()
+    out = DATA / f"{config}.json"
+    DATA.mkdir(parents=True, exist_ok=True)
+    with K.session(spec["swap"], cluster=spec["cluster"]) as facts:
+        doc: dict[str, Any] = {
+            "schema": 1,
+            "what": "minflt/majflt of the replay loop of each workload on the real kernel, in a fresh memory cgroup per run",
+            "date": datetime.date.today().isoformat(),
+            "host": {"cpus": os.cpu_count(), "machine": platform.machine()},
+            "kernel": facts.release,
+            "settings": {
+                **facts.as_dict(),
+                "config": config,
+                "limit_bytes": LIMIT,
+                "swap_max_bytes": None,
+                "swap_size_bytes": 1 << 30,
+            },
+            "repetitions": runs,
+            "order": "run-major: every workload once, then again",
+            "workloads": {n: {"sha256": sha256(generate(n)), "runs": []} for n in names},
+        }
+        with contextlib.ExitStack() as stack:
+            recs = {n: stack.enter_context(K.records_file(traces / f"{n}.trace")) for n in names}
+            t0 = time.monotonic()
+            for rep in range(runs):
+                for n in names:
+                    r = K.replay_kernel(recs[n], LIMIT)
+                    doc["workloads"][n]["runs"].append(r.as_dict())
+                    note = f" ({r.oom_reruns} OOM-killed run(s) discarded)" if r.oom_reruns else ""
+                    print(
+                        f"[{config} {rep + 1}/{runs} {time.monotonic() - t0:6.0f}s] {n:<18} minflt {r.minflt:>7}"
+                        f" majflt {r.majflt:>7}  {r.seconds:5.1f}s{note}",
+                        flush=True,
+                    )
+                for wl in doc["workloads"].values():
+                    _summarise(wl)
+                out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
+def overhead() -> Path:
+    """The group's charge before and after the replay loop, with no limit that would reclaim."""
+    traces = _workload_dir()
+    out = DATA / "overhead.json"
+    res: dict[str, Any] = {
+        "schema": 1,
+        "what": "the memory cgroup charge of one replay, read at the replayer's stops before and after its loop",
+        "date": datetime.date.today().isoformat(),
+        "kernel": platform.release(),
+        "page_size": K.PAGE,
+        "workloads": {},
+    }
+    with K.session("existing" if K.swap_areas() else "zram") as facts:
+        res["cgroup"] = facts.cgroup
+        for n in WORKLOADS:
+            with K.records_file(traces / f"{n}.trace") as rec:
+                p = K.probe_charge(rec)
+            row: dict[str, Any] = {"minflt": p["run"]["minflt"]}
+            for point in ("before", "after"):
+                d = p[point]
+                st = d["stat"]
+                row[point] = {
+                    "usage_pages": d["usage"] // K.PAGE,
+                    "kernel_pages": d["kernel"] // K.PAGE,
+                    "anon_pages": st.get("rss", st.get("anon", 0)) // K.PAGE,
+                    "file_pages": st.get("cache", st.get("file", 0)) // K.PAGE,
+                    "page_table_kib": d["status"].get("VmPTE", 0) // 1024,
+                    "stack_kib": d["status"].get("VmStk", 0) // 1024,
+                    "rss_anon_kib": d["status"].get("RssAnon", 0) // 1024,
+                    "rss_file_kib": d["status"].get("RssFile", 0) // 1024,
+                }
+                b = row[point]
+                b["other_pages"] = b["usage_pages"] - b["anon_pages"] - b["kernel_pages"] - b["file_pages"]
+            print(n, json.dumps(row), flush=True)
+            res["workloads"][n] = row
+    DATA.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1) + "\n")
+    return out
+
+
+STATS_WORKLOADS = (
+    "uniform_80",
+    "zipf_96",
+    "phases_112",
+    "hotcold_80",
+    "uniform_128_read",
+    "blocks",
+    "seq_write_80",
+)
+
+
+def stats(runs: int = 3) -> Path:
+    """Each run twice on zram: as measured, and with ``memory.stat`` read every 20 ms.
+
+    Reading ``memory.stat`` flushes the memcg statistics that reclaim decides
+    on (inactive_is_low, the refault distance's workingset size), which are
+    otherwise refreshed every 2 s only; the difference shows what stale
+    statistics do to the kernel's LRU (deactivations, refault activations)
+    and to the fault counts.
+    """
+    traces = _workload_dir()
+    out = DATA / "stale_stats.json"
+    doc: dict[str, Any] = {
+        "schema": 1,
+        "what": "zram runs as measured (stats flushed every 2 s) vs with memory.stat read every 20 ms",
+        "date": datetime.date.today().isoformat(),
+        "kernel": platform.release(),
+        "limit_bytes": LIMIT,
+        "workloads": {},
+    }
+    with K.session("zram"):
+        for n in STATS_WORKLOADS:
+            with K.records_file(traces / f"{n}.trace") as rec:
+                for mode, poll in (("as_measured", None), ("fresh_stats", 0.02)):
+                    rs = [K.replay_kernel(rec, LIMIT, poll_stats=poll).as_dict() for _ in range(runs)]
+                    doc["workloads"].setdefault(n, {})[mode] = rs
+                    v = [
+                        (r["majflt"], r["vmstat"]["pgdeactivate"], r["vmstat"]["workingset_activate_anon"])
+                        for r in rs
+                    ]
+                    print(n, mode, "(majflt, pgdeactivate, workingset_activate_anon):", v, flush=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
+_FILL = r"""
+import os, sys, time
+want, kind = int(sys.argv[1]), sys.argv[2]
+chunks, total = [], 0
+roots = ["/usr/lib/x86_64-linux-gnu", "/usr/share/doc", "/usr/lib/python3", "/usr/bin", "/usr/share/locale"]
+def files():
+    for root in roots:
+        for dp, _dn, fn in os.walk(root):
+            for f in fn:
+                p = os.path.join(dp, f)
+                if os.path.isfile(p) and not os.path.islink(p):
+                    yield p
+if kind == "files":
+    for p in files():
+        try:
+            b = open(p, "rb").read()
+        except OSError:
+            continue
+        chunks.append(bytearray(b)); total += len(b)
+        if total >= want:
+            break
+else:
+    while total < want:
+        chunks.append(bytearray(os.urandom(1 << 20))); total += 1 << 20
+s = sum(sum(c[::4096]) for c in chunks)
+print(total, flush=True)
+time.sleep(60)
+"""
+
+
+def zram() -> Path:
+    """Compression ratio and per-page latency of the session's zram device, on real data.
+
+    A Python process in a 64 MiB group fills 160 MiB with the contents of
+    system files (binaries, libraries, docs, locales) or with random bytes,
+    so most of it goes to zram; ``mm_stat`` is read while it still holds
+    the data, and the device's ``stat`` gives I/O counts and busy time.
+    """
+    out = DATA / "zram_device.json"
+    doc: dict[str, Any] = {
+        "schema": 1,
+        "date": datetime.date.today().isoformat(),
+        "kernel": platform.release(),
+    }
+    with K.session("zram") as facts:
+        assert facts.swap is not None
+        dev = facts.swap.name.rsplit("/", 1)[-1]
+        doc["comp_algorithm"] = Path(f"/sys/block/{dev}/comp_algorithm").read_text().strip()
+        for kind in ("files", "random"):
+            with K.memory_cgroup(LIMIT) as cg:
+                st0 = [int(x) for x in Path(f"/sys/block/{dev}/stat").read_text().split()]
+                p = subprocess.Popen(
+                    [sys.executable, "-c", _FILL, str(160 << 20), kind],
+                    preexec_fn=cg.join,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                assert p.stdout is not None
+                filled = int(p.stdout.readline().strip() or 0)
+                mm = [int(x) for x in Path(f"/sys/block/{dev}/mm_stat").read_text().split()]
+                st1 = [int(x) for x in Path(f"/sys/block/{dev}/stat").read_text().split()]
+                p.kill()
+                p.wait()
+            d = [b - a for a, b in zip(st0, st1, strict=False)]
+            row = {
+                "filled_bytes": filled,
+                "orig_data_size": mm[0],
+                "compr_data_size": mm[1],
+                "mem_used_total": mm[2],
+                "same_pages": mm[5],
+                "huge_pages": mm[7],
+                "ratio_data": round(mm[0] / max(mm[1], 1), 3),
+                "ratio_memory": round(mm[0] / max(mm[2], 1), 3),
+                "reads": d[0],
+                "read_ms": d[3],
+                "writes": d[4],
+                "write_ms": d[7],
+                "us_per_read": round(1000 * d[3] / max(d[0], 1), 2),
+                "us_per_write": round(1000 * d[7] / max(d[4], 1), 2),
+            }
+            print(kind, json.dumps(row), flush=True)
+            doc[kind] = row
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
+def census(name: str) -> None:
+    """Resident and swapped pages of each writable mapping before and after the replay loop.
+
+    The replayer stops itself at both points (``-S``) and ``/proc/PID/pagemap``
+    is read (bit 63: present, bit 62: swapped); for the trace's own blocks the
+    resident fraction is printed per 1/32 of the mapping, in address order.
+    """
+    import struct
+
+    traces = _workload_dir()
+    with K.session("zram"), K.records_file(traces / f"{name}.trace") as rec, K.memory_cgroup(LIMIT) as cg:
+        p = subprocess.Popen(
+            [str(build_replayer()), "-S", rec], stdout=subprocess.PIPE, text=True, preexec_fn=cg.join
+        )
+        for point in ("before", "after"):
+            K._wait_stopped(p)
+            print(point)
+            for line in Path(f"/proc/{p.pid}/maps").read_text().splitlines():
+                f = line.split()
+                if "w" not in f[1]:
+                    continue
+                a, b = (int(x, 16) for x in f[0].split("-"))
+                with open(f"/proc/{p.pid}/pagemap", "rb") as fh:
+                    fh.seek(a // 4096 * 8)
+                    ents = struct.unpack(f"{(b - a) // 4096}Q", fh.read((b - a) // 4096 * 8))
+                res = [e >> 63 & 1 for e in ents]
+                swp = sum(e >> 62 & 1 for e in ents)
+                label = f[5].rsplit("/", 1)[-1] if len(f) > 5 else "[anon]"
+                print(f"  {label:<28} pages {len(ents):>6} resident {sum(res):>6} swapped {swp:>6}")
+                if len(ents) >= 1024 and (sum(res) or swp):
+                    step = len(ents) // 32
+                    print(
+                        "    resident % per 1/32:",
+                        " ".join(
+                            f"{sum(res[i : i + step]) * 100 // step}" for i in range(0, 32 * step, step)
+                        ),
+                    )
+            os.kill(p.pid, signal.SIGCONT)
+        p.communicate()
+
+
+def simulate(names: list[str], policies: list[str]) -> Path:
+    traces = _workload_dir()
+    SIM_OUT.mkdir(parents=True, exist_ok=True)
+    out = SIM_OUT / "sim_today.json"
+    doc: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
+    for dev in ("ssd", "hdd"):
+        for pol in policies:
+            for n in names:
+                ov = [
+                    f"ram={LIMIT // (1 << 20)}M",
+                    "swap=1G",
+                    f"policy={pol}",
+                    f"machine.swap_device={dev}",
+                    "machine.min_free=0",
+                    "duration=1000000s",
+                    "figures=false",
+                ]
+                with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+                    run_simulator(str(traces / f"{n}.trace"), ov, os.path.join(tmp, "run"))
+                    p = next(iter(read_run(os.path.join(tmp, "run")).values()))
+                doc.setdefault(dev, {}).setdefault(pol, {})[n] = {"minflt": p.minflt, "majflt": p.majflt}
+                print(dev, pol, n, p.minflt, p.majflt, flush=True)
+                out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
+def _fmt(s: dict[str, float]) -> str:
+    return f"{s['median']:.0f} [{s['min']:.0f}..{s['max']:.0f}]"
+
+
+def table() -> str:
+    sim = (
+        json.loads((SIM_OUT / "sim_today.json").read_text()) if (SIM_OUT / "sim_today.json").is_file() else {}
+    )
+    lines = []
+    for config in CONFIGS:
+        f = DATA / f"{config}.json"
+        if not f.is_file():
+            continue
+        doc = json.loads(f.read_text())
+        dev = "hdd" if config.startswith("file") else "ssd"
+        pols = [p for p in SIM_POLICIES if p in sim.get(dev, {})]
+        lines.append(
+            f"\n### {config}: {doc['kernel']}, page-cluster {doc['settings']['page_cluster']}, "
+            f"{doc['repetitions']} runs, median [min..max]; simulator: machine.swap_device={dev}\n"
+        )
+        head = "| workload | real minflt | real majflt | majflt sd | OOM reruns |" + "".join(
+            f" {p} minflt | {p} majflt |" for p in pols
+        )
+        lines.append(head)
+        lines.append("|" + "---|" * (head.count("|") - 1))
+        for n, wl in doc["workloads"].items():
+            row = f"| {n} | {_fmt(wl['minflt'])} | {_fmt(wl['majflt'])} | {wl['majflt']['sd']:.1f} | {wl['oom_reruns']} |"
+            for p in pols:
+                s = sim[dev][p].get(n)
+                if s is None:
+                    row += " | |"
+                    continue
+                med = wl["majflt"]["median"] or 1
+                row += f" {s['minflt']} | {s['majflt']} ({(s['majflt'] - med) / med * 100:+.1f} %) |"
+            lines.append(row)
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure")
+    m.add_argument("--config", action="append", choices=list(CONFIGS))
+    m.add_argument("--runs", type=int, default=5)
+    m.add_argument("--workload", action="append", choices=list(WORKLOADS))
+    sub.add_parser("overhead")
+    sub.add_parser("stats")
+    sub.add_parser("zram")
+    c = sub.add_parser("census")
+    c.add_argument("name", choices=list(WORKLOADS))
+    s = sub.add_parser("simulate")
+    s.add_argument("--policy", action="append", choices=list(SIM_POLICIES))
+    s.add_argument("--workload", action="append", choices=list(WORKLOADS))
+    sub.add_parser("table")
+    a = ap.parse_args()
+    try:
+        if a.cmd == "measure":
+            for c in a.config or list(CONFIGS):
+                print(measure(c, a.runs, a.workload or list(WORKLOADS)))
+        elif a.cmd == "overhead":
+            print(overhead())
+        elif a.cmd == "stats":
+            print(stats())
+        elif a.cmd == "zram":
+            print(zram())
+        elif a.cmd == "census":
+            census(a.name)
+        elif a.cmd == "simulate":
+            print(simulate(a.workload or list(WORKLOADS), a.policy or list(SIM_POLICIES)))
+        else:
+            print(table())
+    except (K.KernelUnavailable, K.KernelRunError) as e:
+        print(f"kernel_truth: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,419 @@
+"""The machine's real kernel, through the replayer in a memory cgroup: the harness, and the recorded data.
+
+Three parts:
+
+- ``real_kernel`` tests set up a zram swap and fresh memory cgroups themselves,
+  replay small traces on this machine's kernel and check known answers (a
+  working set below the limit never faults again; a loop larger than the
+  limit misses on every reference; zram does no readahead) and that the
+  harness always tears down: no swap left on, no cgroup left behind,
+  ``vm.page-cluster`` restored — also when a run fails, on an exception, on
+  Ctrl-C and on SIGTERM. They are skipped, with the reason, where the machine
+  cannot (not root, no memory controller, no zram).
+- The recorded measurements (``tests/data/real_kernel/*.json``, written by
+  ``bench/kernel_truth.py measure``) are checked for consistency everywhere:
+  they are what the simulator will be held to on machines without root.
+- ``SIM_AGREEMENT_ENABLED``: the simulator held to those measurements, off
+  until ``policy=linux`` and the cgroup keys exist (issue 11).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vmexp.validate import kernel as K
+from vmexp.validate.kernel_cli import (
+    KERNEL_KEYS,
+    UsageError,
+    compare,
+    format_table,
+    kernel_settings,
+    simulator_overrides,
+)
+from vmexp.validate.kernel_cli import (
+    main as kernel_main,
+)
+from vmexp.validate.workloads import LIMIT, PAGE, WORKLOADS, generate, sha256
+
+DATA = Path(__file__).parent / "data" / "real_kernel"
+CONFIGS = ("zram", "zram_pc0", "file_pc0", "file_pc3")
+ROOT = Path(__file__).resolve().parent.parent
+
+_why = K.missing("zram")
+real_kernel = pytest.mark.skipif(_why is not None, reason=f"real kernel: {_why}")
+
+MIB = 1 << 20
+
+
+def write_trace(tmp_path: Path, text: str, name: str = "t.trace") -> Path:
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def leftovers() -> dict[str, Any]:
+    """What a session of this process could have left behind."""
+    parent = K._v2_root() or K._v1_parent()
+    groups = (
+        sorted(p.name for p in parent.iterdir() if p.name.startswith(f"vmexp-{os.getpid()}-"))
+        if parent
+        else []
+    )
+    return {
+        "swaps": [s.name for s in K.swap_areas() if s.priority == 32767],
+        "groups": groups,
+        "records": sorted(p.name for p in Path("/dev/shm").glob("vmexp-records-*")),
+        "pending": list(K._pending),
+    }
+
+
+CLEAN: dict[str, list[Any]] = {"swaps": [], "groups": [], "records": [], "pending": []}
+
+
+def zram_devices() -> set[str]:
+    return {p.name for p in Path("/sys/block").glob("zram*")}
+
+
+# ----------------------------------------------------------------------------------------------
+# The real kernel: known answers.
+
+
+@real_kernel
+@pytest.mark.real_kernel
+def test_a_working_set_below_the_limit_faults_each_page_once(tmp_path: Path) -> None:
+    # An 8 MiB block in a 16 MiB group: its mapping is 2049 pages (8 MiB + the chunk header,
+    # page-rounded) and the first malloc also faults in the heap page of glibc's tcache; the
+    # first sweep faults them all in, the next two find them resident.
+    trace = write_trace(tmp_path, "malloc 1 8M\ntouch 1\ntouch 1 0 8M r\ntouch 1\n")
+    with K.session("zram"):
+        runs = K.measure(trace, 16 * MIB, 2)
+    assert [(r.minflt, r.majflt) for r in runs] == [(2050, 0), (2050, 0)]
+
+
+@real_kernel
+@pytest.mark.real_kernel
+def test_a_loop_larger_than_the_limit_misses_on_every_reference(tmp_path: Path) -> None:
+    # Three write sweeps of 24 MiB through a 16 MiB group: the second and third sweep miss on
+    # every page (the LRU pathology of a loop larger than memory), on zram at any page-cluster:
+    # zram does no readahead, so page-cluster 0 and 3 give the same faults.
+    n = 24 * MIB // PAGE + 1  # the block's mapping, header included
+    trace = write_trace(tmp_path, "malloc 1 24M\ntouch 1\ntouch 1\ntouch 1\n")
+    got = {}
+    for cluster in (0, 3):
+        with K.session("zram", cluster=cluster) as facts:
+            assert facts.page_cluster == cluster and facts.swap is not None and facts.swap.device == "zram"
+            (run,) = K.measure(trace, 16 * MIB, 1)
+        assert run.minflt == n + 1  # + glibc's tcache page
+        assert 2 * n - 2 <= run.majflt <= 2 * n + 64, run
+        assert run.vmstat["swap_ra"] == 0
+        got[cluster] = run.majflt
+    assert abs(got[0] - got[3]) <= 16
+
+
+# ----------------------------------------------------------------------------------------------
+# The harness always tears down.
+
+
+@real_kernel
+@pytest.mark.real_kernel
+def test_a_session_leaves_nothing_behind_and_restores_page_cluster(tmp_path: Path) -> None:
+    before_pc = K.kernel_facts().page_cluster
+    other = 0 if before_pc != 0 else 2
+    devices = zram_devices()
+    trace = write_trace(tmp_path, "malloc 1 4M\ntouch 1\n")
+    with K.session("zram", cluster=other) as facts:
+        assert facts.page_cluster == other
+        assert leftovers()["swaps"]
+        with K.records_file(trace) as rec, K.memory_cgroup(16 * MIB) as cg:
+            assert cg.path.is_dir() and cg.procs() == []
+            assert Path(rec).is_file()
+        assert not cg.path.exists()
+        K.measure(trace, 16 * MIB, 1)
+    assert leftovers() == CLEAN
+    assert zram_devices() == devices
+    assert K.kernel_facts().page_cluster == before_pc
+
+
+@real_kernel
+@pytest.mark.real_kernel
+def test_a_failing_run_still_tears_everything_down(tmp_path: Path) -> None:
+    before_pc = K.kernel_facts().page_cluster
+    trace = write_trace(tmp_path, "malloc 1 1M\nfree 1\nfree 1\n")  # a double free: the replayer stops
+    failing = pytest.raises(K.KernelRunError, match="free of a block that is not allocated")
+    with failing, K.session("zram", cluster=(before_pc + 1) % 4):
+        K.measure(trace, 16 * MIB, 1)
+    assert leftovers() == CLEAN
+    assert K.kernel_facts().page_cluster == before_pc
+
+
+@real_kernel
+@pytest.mark.real_kernel
+def test_an_exception_inside_a_cgroup_tears_everything_down() -> None:
+    before_pc = K.kernel_facts().page_cluster
+    interrupted = pytest.raises(KeyboardInterrupt)
+    with interrupted, K.session("zram", cluster=(before_pc + 1) % 4), K.memory_cgroup(16 * MIB) as cg:
+        # A process left in the group is killed before the group is removed.
+        proc = subprocess.Popen(["sleep", "30"], preexec_fn=cg.join)
+        assert cg.procs() == [proc.pid]
+        raise KeyboardInterrupt
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+    assert leftovers() == CLEAN
+    assert K.kernel_facts().page_cluster == before_pc
+
+
+CHILD = """
+import sys, time
+from vmexp.validate import kernel as K
+with K.session("zram", cluster=int(sys.argv[1])), K.memory_cgroup(16 << 20) as cg:
+    print(cg.path, flush=True)
+    time.sleep(60)
+"""
+
+
+@real_kernel
+@pytest.mark.real_kernel
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_tear_everything_down(sig: int) -> None:
+    before_pc = K.kernel_facts().page_cluster
+    devices = zram_devices()
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str((before_pc + 1) % 4)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    group = Path(child.stdout.readline().strip())
+    assert group.is_dir(), child.stderr.read() if child.stderr else ""
+    assert K.kernel_facts().page_cluster != before_pc
+    child.send_signal(sig)
+    assert child.wait(timeout=30) != 0
+    assert not group.exists()
+    assert [s for s in K.swap_areas() if s.priority == 32767] == []
+    assert zram_devices() == devices
+    assert K.kernel_facts().page_cluster == before_pc
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line, where the machine cannot run it, and the keys it gives the simulator.
+
+
+def test_the_kernel_command_says_in_one_line_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert kernel_main([str(trace), "--swap", "zram"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "needs root" in err and "sudo" in err
+
+
+def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Path) -> None:
+    s = kernel_settings(["cgroup.memory_max=32M", "machine.page_cluster=0", "threshold=64k"])
+    assert (s.limit, s.swap_max, s.page_cluster, s.rest) == (32 * MIB, None, 0, ("threshold=64k",))
+    assert kernel_settings([]).limit == 64 * MIB
+    for bad, msg in (
+        ("cgroup.memory_max=lots", "cgroup.memory_max=lots"),
+        ("cgroup.memory_max=null", "needs a limit"),
+        ("cgroup.memory_max=1M", "at least 8M"),
+        ("machine.page_cluster=x", "machine.page_cluster=x"),
+    ):
+        with pytest.raises(UsageError, match=msg):
+            kernel_settings([bad])
+    assert set(KERNEL_KEYS) == {"cgroup.memory_max", "cgroup.swap_max", "machine.page_cluster"}
+
+
+def test_the_side_by_side_marks_what_differs() -> None:
+    runs = [
+        K.KernelRun(20481, 12206, 1.0, 0),
+        K.KernelRun(20481, 12213, 1.0, 0),
+        K.KernelRun(20481, 12230, 1.0, 0),
+    ]
+    # majflt within 2 % of the real median, or inside the real runs' range, agrees; minflt within 1 %.
+    assert compare(runs, 20481, 12450).ok and compare(runs, 20600, 12206).ok
+    assert not compare(runs, 20481, 11949).majflt and not compare(runs, 20700, 12213).minflt
+    lines = format_table(runs, 20481, 11949).splitlines()
+    assert lines[1].split() == ["minflt", "20481", "[20481..20481]", "20481", "(+0.0", "%)"]
+    assert lines[2].split() == ["!", "majflt", "12213", "[12206..12230]", "11949", "(-2.2", "%)"]
+
+
+def _facts(device: str, cluster: int) -> K.KernelFacts:
+    kind = "zram" if device == "zram" else "file"
+    area = K.SwapArea("/dev/x", kind, device == "hdd", 1 << 30, 0, 32767)  # type: ignore[arg-type]
+    return K.KernelFacts("6.18", cluster, 60, False, "madvise", "v1", (area,))
+
+
+def test_kernel_facts_become_exactly_the_simulators_kernel_keys() -> None:
+    assert simulator_overrides(_facts("zram", 3), 64 * MIB, new_keys=True) == [
+        "nprocs=1",
+        "ram=1G",
+        "swap=1G",
+        "cgroup.memory_max=64M",
+        "policy=linux",
+        "machine.swap_device=zram",
+        "machine.page_cluster=3",
+        "duration=1000000s",
+    ]
+    assert "machine.swap_device=hdd" in simulator_overrides(_facts("hdd", 0), 64 * MIB, new_keys=True)
+    # Until those keys exist: today's closest ones.
+    assert simulator_overrides(_facts("zram", 3), 64 * MIB, new_keys=False) == [
+        "nprocs=1",
+        "ram=64M",
+        "swap=1G",
+        "policy=lru2q",
+        "machine.swap_device=ssd",
+        "machine.min_free=0",
+        "duration=1000000s",
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# The recorded measurements.
+
+
+def _load(config: str) -> dict[str, Any]:
+    return dict(json.loads((DATA / f"{config}.json").read_text()))
+
+
+@functools.cache
+def _trace_text(name: str) -> str:
+    return generate(name)
+
+
+@functools.cache
+def _trace_sha(name: str) -> str:
+    return sha256(_trace_text(name))
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_recorded_measurements_are_complete_and_consistent(config: str) -> None:
+    doc = _load(config)
+    assert doc["schema"] == 1 and doc["kernel"] and doc["date"]
+    st = doc["settings"]
+    assert st["limit_bytes"] == LIMIT and st["config"] == config and st["mglru"] is False
+    assert st["swap_device"] == ("zram" if config.startswith("zram") else "hdd")
+    assert st["page_cluster"] == {"zram_pc0": 0, "file_pc0": 0, "file_pc3": 3}.get(config, st["page_cluster"])
+    assert sorted(doc["workloads"]) == sorted(WORKLOADS)
+    assert doc["repetitions"] >= 5
+    for name, wl in doc["workloads"].items():
+        assert wl["sha256"] == _trace_sha(name), f"{name}: the generator no longer makes the measured trace"
+        assert len(wl["runs"]) == doc["repetitions"]
+        for key in ("minflt", "majflt"):
+            vals = sorted(r[key] for r in wl["runs"])
+            assert (wl[key]["min"], wl[key]["max"]) == (vals[0], vals[-1])
+            assert vals[0] <= wl[key]["median"] <= vals[-1]
+        assert wl["oom_reruns"] == sum(r["oom_reruns"] for r in wl["runs"])
+
+
+def test_recorded_workloads_span_below_the_limit_to_two_and_a_half_times_it() -> None:
+    footprints = [int(_trace_text(n).splitlines()[1].split()[2]) * MIB for n in WORKLOADS]
+    assert len(WORKLOADS) >= 10
+    assert min(footprints) < LIMIT and max(footprints) == int(2.5 * LIMIT)
+
+
+def test_recorded_first_touches_are_the_pages_of_the_trace() -> None:
+    # Every page a sweep workload touches is faulted in once, plus the heap page of glibc's
+    # tcache (allocated by the first malloc): minflt on zram is exactly that.
+    zram = _load("zram")["workloads"]
+    for name, mib in (
+        ("seq_write_fit", 48),
+        ("seq_write_80", 80),
+        ("seq_read_160", 160),
+        ("seq_rw_128", 128),
+    ):
+        assert zram[name]["minflt"]["min"] == zram[name]["minflt"]["max"] == mib * MIB // PAGE + 1
+    assert zram["seq_write_fit"]["majflt"]["max"] == 0
+
+
+def test_recorded_zram_ignores_page_cluster() -> None:
+    pc3, pc0 = _load("zram")["workloads"], _load("zram_pc0")["workloads"]
+    for name in WORKLOADS:
+        if name == "blocks":  # bimodal from run to run (see the README); its ranges overlap instead
+            assert pc3[name]["majflt"]["min"] <= pc0[name]["majflt"]["max"]
+            continue
+        a, b = pc3[name]["majflt"]["median"], pc0[name]["majflt"]["median"]
+        assert abs(a - b) <= 0.01 * max(a, 1), name
+        assert all(r["vmstat"]["swap_ra"] == 0 for r in pc3[name]["runs"] + pc0[name]["runs"])
+
+
+def test_recorded_readahead_turns_sequential_major_faults_into_minor_ones() -> None:
+    # Swap file (rotational: cluster readahead) at page-cluster 3 vs 0: a sweep reads 8 slots
+    # per major fault, and the 7 others are found in the swap cache (minor faults), so about
+    # 1 in 8 of the sweep's major faults remains, while the total stays the same.
+    pc0, pc3 = _load("file_pc0")["workloads"], _load("file_pc3")["workloads"]
+    for name in ("seq_write_80", "seq_read_160"):
+        total0 = pc0[name]["minflt"]["median"] + pc0[name]["majflt"]["median"]
+        total3 = pc3[name]["minflt"]["median"] + pc3[name]["majflt"]["median"]
+        assert abs(total3 - total0) <= 0.02 * total0, name
+    for name in ("seq_write_80", "seq_read_160", "seq_loop_72", "seq_rw_128", "blocks"):
+        assert pc3[name]["majflt"]["median"] < 0.15 * pc0[name]["majflt"]["median"], name
+        assert all(r["vmstat"]["swap_ra_hit"] > 0.95 * r["vmstat"]["swap_ra"] > 0 for r in pc3[name]["runs"])
+
+
+# ----------------------------------------------------------------------------------------------
+# The simulator held to the kernel: switched off until the simulator has policy=linux.
+
+# Flip once `policy=linux`, `cgroup.memory_max`, `machine.page_cluster` and
+# `machine.swap_device=zram` exist (and `SIMULATOR_HAS_KERNEL_KEYS` in kernel_cli.py).
+SIM_AGREEMENT_ENABLED = False
+
+# (config, majflt tolerance, minflt tolerance): issue 11's "done when". None = within the
+# real runs' range (min..max), widened by the tolerance of zram for robustness.
+AGREEMENT = {"zram": (0.02, 0.01), "file_pc0": (None, None), "file_pc3": (None, None)}
+
+
+def _within(sim: int, spread: dict[str, float], tol: float | None) -> bool:
+    if tol is None:
+        return spread["min"] <= sim <= spread["max"]
+    return abs(sim - spread["median"]) <= tol * max(spread["median"], 1)
+
+
+@pytest.mark.skipif(not SIM_AGREEMENT_ENABLED, reason="policy=linux not yet built (SIM_AGREEMENT_ENABLED)")
+@pytest.mark.parametrize("config", list(AGREEMENT))
+@pytest.mark.parametrize("name", list(WORKLOADS))
+def test_the_simulator_agrees_with_the_recorded_kernel(config: str, name: str, tmp_path: Path) -> None:
+    from vmexp.validate.__main__ import read_run, run_simulator
+
+    doc = _load(config)
+    st = doc["settings"]
+    area = K.SwapArea("/dev/x", st["swap_kind"], st["swap_device"] == "hdd", st["swap_bytes"], 0, 32767)
+    facts = K.KernelFacts(
+        doc["kernel"], st["page_cluster"], st["swappiness"], False, st["thp"], st["cgroup"], (area,)
+    )
+    trace = tmp_path / f"{name}.trace"
+    trace.write_text(generate(name))
+    run_simulator(
+        str(trace), [*simulator_overrides(facts, LIMIT, new_keys=True), "figures=false"], str(tmp_path / "r")
+    )
+    sim = next(iter(read_run(tmp_path / "r").values()))
+    maj_tol, min_tol = AGREEMENT[config]
+    wl = doc["workloads"][name]
+    assert _within(sim.majflt, wl["majflt"], maj_tol), (sim.majflt, wl["majflt"])
+    assert _within(sim.minflt, wl["minflt"], min_tol), (sim.minflt, wl["minflt"])
+
+
+def test_records_stay_out_of_the_cgroup_charge_when_tmpfs_is_there(tmp_path: Path) -> None:
+    # The records file goes to /dev/shm (tmpfs, written by this process) and is removed after.
+    if not os.access("/dev/shm", os.W_OK):
+        pytest.skip("no writable /dev/shm")
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    with K.records_file(trace) as rec:
+        assert rec.startswith("/dev/shm/") and os.path.getsize(rec) == 24 + 2 * 48
+    assert not os.path.exists(rec)
+
+
+def test_spread_summarises_repeated_counts() -> None:
+    assert K.spread([3, 1, 2, 2]) == {"min": 1, "max": 3, "median": 2.0, "mean": 2.0, "sd": 0.82}
+    assert K.spread([5]) == {"min": 5, "max": 5, "median": 5, "mean": 5.0, "sd": 0.0}

@@ -1,0 +1,857 @@
+"""Replay a trace on the machine's real kernel, in a fresh memory cgroup with swap: the paging ground truth.
+
+The glibc side of vmexp is held to the real glibc by ``real.py``; this module
+does the same for the kernel side. One process of a trace is replayed by the
+same C replayer (``replayer.c``) inside a memory cgroup created for that run
+alone, with a limit (``cgroup.memory_max``) far below the machine's RAM, so
+that the kernel reclaims from the group's own LRU lists and swaps, and the
+replay loop's minor and major faults are read back.
+
+Set-up and teardown, as root:
+
+- swap: a fresh zram device (``/sys/class/zram-control/hot_add``, its
+  ``disksize``, ``mkswap``, ``swapon``) or a swap file (``mkswap``,
+  ``swapon``), at the highest priority, removed again afterwards
+  (:func:`zram_swap`, :func:`file_swap`); or the machine's own active swap.
+- ``vm.page-cluster`` set for the session and restored (:func:`page_cluster`).
+- a new memory cgroup per run (:func:`memory_cgroup`): cgroup v2's
+  ``memory.max`` / ``memory.swap.max`` where the v2 memory controller is
+  enabled, else v1's ``memory.limit_in_bytes`` then
+  ``memory.memsw.limit_in_bytes`` (which must not be below it). Reusing one
+  group for several runs carries reclaim history (its LRU balance, its
+  workingset's eviction clock) into the next run and makes the results
+  multi-modal, measured on kernel 6.18: every run gets its own.
+
+Every step registers its undo before it returns, and the undos run in reverse
+order when the ``with`` block ends, also on an exception, on Ctrl-C
+(``KeyboardInterrupt``), on SIGTERM/SIGHUP (turned into ``SystemExit`` while a
+session is open) and at interpreter exit (``atexit``). A lock file serialises
+sessions of several harnesses on one machine.
+
+What the group is charged for besides the trace's anonymous pages: the
+replayer's own touched pages (its stack, grown to 256 KiB before the replay
+loop; the written-back data pages of itself, libc and ld.so; the used part of
+its block tables), its page tables, and the slab objects and pages the kernel
+allocates for it after it joined the group (cgroup v1 charges kernel memory to
+``memory.usage_in_bytes`` too). The records file is written to tmpfs from
+*outside* the group and mapped by the replayer, so its pages stay charged to
+the harness's group, whatever the length of the trace. :func:`probe_charge`
+measures the rest; see the README ("The real kernel").
+
+A v1 group sometimes OOM-kills its process at a swap-in although swap is far
+from full (measured: about one run in eight on a swap file, rarely on zram).
+:func:`replay_kernel` detects the kill (the group's ``oom_kill`` counter, or a
+SIGKILL), runs again in a new group, and reports how many runs it discarded.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import fcntl
+import os
+import platform
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+from vmexp.validate.real import RealGlibcError, _records, build_replayer
+from vmexp.workload.traces import parse_trace
+
+__all__ = [
+    "VMSTAT_KEYS",
+    "Cgroup",
+    "KernelFacts",
+    "KernelRun",
+    "KernelUnavailable",
+    "KernelRunError",
+    "SwapArea",
+    "cleanup_pending",
+    "file_swap",
+    "kernel_facts",
+    "memory_cgroup",
+    "missing",
+    "page_cluster",
+    "probe_charge",
+    "records_file",
+    "measure",
+    "spread",
+    "replay_kernel",
+    "session",
+    "zram_swap",
+]
+
+PAGE = os.sysconf("SC_PAGESIZE")
+
+# /proc/vmstat counters read around each run. Only the run's group swaps on a
+# machine where the session's swap is the only one, so their deltas are the
+# run's (other processes' page faults are not: pgfault/pgmajfault are left out).
+# pgrefill, pgscan_direct and pgsteal_direct are not counted globally for
+# cgroup reclaim (mm/vmscan.c: `if (!cgroup_reclaim(sc))`), so they are left
+# out too; pgdeactivate, pgscan_anon and pgsteal_anon are.
+VMSTAT_KEYS = (
+    "pswpin",
+    "pswpout",
+    "swap_ra",
+    "swap_ra_hit",
+    "workingset_refault_anon",
+    "workingset_activate_anon",
+    "workingset_restore_anon",
+    "pgactivate",
+    "pgdeactivate",
+    "pgscan_anon",
+    "pgsteal_anon",
+)
+
+
+class KernelUnavailable(RuntimeError):
+    """The real-kernel replay cannot be done here; the message says what is missing and how to provide it."""
+
+
+class KernelRunError(RuntimeError):
+    """The set-up or a run failed on a machine that should support it; the message says where."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Teardown that always happens.
+
+_pending: list[tuple[str, Callable[[], None]]] = []
+
+
+def _push(what: str, undo: Callable[[], None]) -> tuple[str, Callable[[], None]]:
+    entry = (what, undo)
+    _pending.append(entry)
+    return entry
+
+
+def _pop(entry: tuple[str, Callable[[], None]]) -> None:
+    """Run one undo (and forget it), with SIGINT/SIGTERM held off so a second Ctrl-C cannot cut it short."""
+    if entry not in _pending:
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    try:
+        _pending.remove(entry)
+        entry[1]()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def cleanup_pending() -> list[str]:
+    """Undo everything still set up, newest first; returns what failed (empty when all went well)."""
+    failed = []
+    while _pending:
+        entry = _pending[-1]
+        try:
+            _pop(entry)
+        except Exception as e:  # every undo must get its turn
+            failed.append(f"{entry[0]}: {e}")
+    return failed
+
+
+atexit.register(cleanup_pending)
+
+
+@contextlib.contextmanager
+def _undo(what: str, undo: Callable[[], None]) -> Iterator[None]:
+    entry = _push(what, undo)
+    try:
+        yield
+    finally:
+        _pop(entry)
+
+
+def _read(path: str | Path) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def _write(path: str | Path, value: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(value)
+
+
+def _run(cmd: Sequence[str]) -> None:
+    r = subprocess.run(list(cmd), capture_output=True, text=True)
+    if r.returncode != 0:
+        msg = (r.stderr or r.stdout).strip().splitlines()
+        raise KernelRunError(f"{' '.join(cmd)} failed: {msg[-1] if msg else f'exit {r.returncode}'}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts about the machine's kernel.
+
+
+@dataclass(frozen=True)
+class SwapArea:
+    """One active swap area of ``/proc/swaps``."""
+
+    name: str
+    kind: Literal["zram", "file", "partition"]
+    rotational: bool
+    size: int
+    used: int
+    priority: int
+
+    @property
+    def device(self) -> Literal["zram", "hdd", "ssd"]:
+        """What the simulator calls it (``machine.swap_device``): the kernel tells rotational devices
+        apart (``SWP_SOLIDSTATE``), and zram is synchronous (``SWP_SYNCHRONOUS_IO``)."""
+        if self.kind == "zram":
+            return "zram"
+        return "hdd" if self.rotational else "ssd"
+
+
+@dataclass(frozen=True)
+class KernelFacts:
+    """The settings of this machine's kernel that decide its paging."""
+
+    release: str
+    page_cluster: int
+    swappiness: int
+    mglru: bool
+    thp: str
+    cgroup: Literal["v1", "v2"] | None
+    swaps: tuple[SwapArea, ...]
+
+    @property
+    def swap(self) -> SwapArea | None:
+        """The swap area a group's pages go to first: the highest priority."""
+        return max(self.swaps, key=lambda s: s.priority) if self.swaps else None
+
+    def as_dict(self) -> dict[str, Any]:
+        sw = self.swap
+        return {
+            "kernel": self.release,
+            "page_cluster": self.page_cluster,
+            "swappiness": self.swappiness,
+            "mglru": self.mglru,
+            "thp": self.thp,
+            "cgroup": self.cgroup,
+            "swap_device": sw.device if sw else None,
+            "swap_kind": sw.kind if sw else None,
+            "swap_bytes": sw.size if sw else 0,
+        }
+
+
+def _block_of(path: str) -> str | None:
+    """The ``/sys/block`` name of the disk holding a file or block device (a partition's parent)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    dev = st.st_rdev if path.startswith("/dev/") else st.st_dev
+    sys_dev = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+    try:
+        real = sys_dev.resolve(strict=True)
+    except OSError:
+        return None
+    # .../block/vda/vda1 -> vda; .../block/vda -> vda
+    if (real / "partition").exists():
+        real = real.parent
+    return real.name
+
+
+def _rotational(block: str | None) -> bool:
+    if block is None:
+        return True  # the kernel assumes rotational unless the queue says otherwise
+    try:
+        return _read(f"/sys/block/{block}/queue/rotational").strip() == "1"
+    except OSError:
+        return True
+
+
+def swap_areas() -> tuple[SwapArea, ...]:
+    out = []
+    try:
+        lines = _read("/proc/swaps").splitlines()[1:]
+    except OSError:
+        return ()
+    for line in lines:
+        f = line.split()
+        if len(f) < 5:
+            continue
+        name = f[0].replace("\\040", " ")
+        block = _block_of(name)
+        kind: Literal["zram", "file", "partition"]
+        if f[1] == "file":
+            kind = "file"
+        elif block is not None and block.startswith("zram"):
+            kind = "zram"
+        else:
+            kind = "partition"
+        out.append(
+            SwapArea(
+                name,
+                kind,
+                kind != "zram" and _rotational(block),
+                int(f[2]) * 1024,
+                int(f[3]) * 1024,
+                int(f[4]),
+            )
+        )
+    return tuple(out)
+
+
+def _mounts() -> list[tuple[str, str, list[str]]]:
+    out = []
+    for line in _read("/proc/mounts").splitlines():
+        f = line.split()
+        if len(f) >= 4:
+            out.append((f[1], f[2], f[3].split(",")))
+    return out
+
+
+def _v2_root() -> Path | None:
+    """The cgroup2 mount whose root offers the memory controller to its children, if any."""
+    for mnt, fstype, _opts in _mounts():
+        if fstype == "cgroup2":
+            try:
+                if "memory" in _read(Path(mnt) / "cgroup.subtree_control").split():
+                    return Path(mnt)
+            except OSError:
+                continue
+    return None
+
+
+def _v1_parent() -> Path | None:
+    """The v1 memory cgroup this process is in (the new groups nest inside it, within its accounting)."""
+    mnt = next((Path(m) for m, t, o in _mounts() if t == "cgroup" and "memory" in o), None)
+    if mnt is None:
+        return None
+    try:
+        for line in _read("/proc/self/cgroup").splitlines():
+            _h, ctrls, path = line.split(":", 2)
+            if "memory" in ctrls.split(","):
+                parent = mnt / path.lstrip("/")
+                return parent if parent.is_dir() else mnt
+    except (OSError, ValueError):
+        pass
+    return mnt
+
+
+def _int_file(path: str, default: int = -1) -> int:
+    try:
+        return int(_read(path).split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+def kernel_facts() -> KernelFacts:
+    mglru = False
+    with contextlib.suppress(OSError, ValueError):
+        mglru = int(_read("/sys/kernel/mm/lru_gen/enabled").strip(), 0) != 0
+    thp = "never"
+    with contextlib.suppress(OSError):
+        m = re.search(r"\[(\w+)\]", _read("/sys/kernel/mm/transparent_hugepage/enabled"))
+        thp = m.group(1) if m else thp
+    cg: Literal["v1", "v2"] | None = "v2" if _v2_root() else ("v1" if _v1_parent() else None)
+    return KernelFacts(
+        release=platform.release(),
+        page_cluster=_int_file("/proc/sys/vm/page-cluster"),
+        swappiness=_int_file("/proc/sys/vm/swappiness"),
+        mglru=mglru,
+        thp=thp,
+        cgroup=cg,
+        swaps=swap_areas(),
+    )
+
+
+def missing(swap: Literal["zram", "file", "existing"] = "zram") -> str | None:
+    """None when the real-kernel replay can run here; else one line: what is missing, how to provide it."""
+    if platform.system() != "Linux":
+        return f"the real-kernel replay needs Linux (this is {platform.system()})"
+    if os.geteuid() != 0:
+        return "the real-kernel replay needs root (cgroups and swap are set up for it): run it with sudo"
+    if _v2_root() is None and _v1_parent() is None:
+        return (
+            "no memory cgroup controller: enable it (cgroup v2: echo +memory > /sys/fs/cgroup/cgroup.subtree_control;"
+            " v1: mount -t cgroup -o memory none /sys/fs/cgroup/memory)"
+        )
+    if swap == "zram" and not (Path("/sys/class/zram-control").is_dir() or Path("/sys/block/zram0").is_dir()):
+        return "no zram device: load the module (modprobe zram), or use a swap file (--swap file)"
+    if swap == "existing" and not swap_areas():
+        return "no active swap: turn one on (see the README), or let the command make one (--swap zram)"
+    for tool in ("mkswap", "swapon", "swapoff"):
+        if swap != "existing" and not any(
+            Path(d, tool).is_file() for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+        ):
+            return f"{tool} not found: install util-linux"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Swap, page-cluster, the lock.
+
+
+def _swapon(dev: str) -> None:
+    _run(["mkswap", dev])
+    # The highest priority, so the group's pages go here even if the machine has other swap.
+    _run(["swapon", "-p", "32767", dev])
+
+
+@contextlib.contextmanager
+def zram_swap(size: int = 1 << 30) -> Iterator[SwapArea]:
+    """A new zram device of ``size`` bytes as swap (its default compressor), removed afterwards."""
+    ctl = Path("/sys/class/zram-control")
+    if ctl.is_dir():
+        n = int(_read(ctl / "hot_add").strip())
+        remove: Callable[[], None] = lambda: _write(ctl / "hot_remove", str(n))  # noqa: E731
+    elif Path("/sys/block/zram0").is_dir() and _int_file("/sys/block/zram0/initstate") == 0:
+        n, remove = 0, lambda: None
+    else:
+        raise KernelUnavailable("no free zram device: load the zram module (modprobe zram num_devices=2)")
+    dev = f"/dev/zram{n}"
+    reset = f"/sys/block/zram{n}/reset"
+    with _undo(f"remove zram{n}", remove), _undo(f"reset zram{n}", lambda: _write(reset, "1")):
+        _write(f"/sys/block/zram{n}/disksize", str(size))
+        for _ in range(50):  # udev may create the node a moment later
+            if os.path.exists(dev):
+                break
+            time.sleep(0.02)
+        with _undo(f"swapoff {dev}", lambda: _run(["swapoff", dev])):
+            _swapon(dev)
+            yield next(s for s in swap_areas() if s.name == dev)
+
+
+@contextlib.contextmanager
+def file_swap(size: int = 1 << 30, directory: str = "/var/tmp") -> Iterator[SwapArea]:
+    """A swap file of ``size`` bytes in ``directory`` (written out, not sparse), removed afterwards."""
+    fd, path = tempfile.mkstemp(prefix="vmexp-swap-", dir=directory)
+    os.close(fd)
+    with _undo(f"rm {path}", lambda: os.unlink(path)):
+        os.chmod(path, 0o600)
+        chunk = bytes(1 << 20)
+        with open(path, "wb") as fh:
+            for _ in range(size >> 20):
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with _undo(f"swapoff {path}", lambda: _run(["swapoff", path])):
+            _swapon(path)
+            yield next(s for s in swap_areas() if s.name == path)
+
+
+@contextlib.contextmanager
+def page_cluster(n: int | None) -> Iterator[int]:
+    """``vm.page-cluster`` = ``n`` for the block (None: as it is), restored afterwards."""
+    path = "/proc/sys/vm/page-cluster"
+    old = _int_file(path)
+    if n is None or n == old:
+        yield old
+        return
+    with _undo(f"page-cluster back to {old}", lambda: _write(path, str(old))):
+        _write(path, str(n))
+        yield n
+
+
+@contextlib.contextmanager
+def _lock() -> Iterator[None]:
+    """One harness at a time sets up swap on this machine (the runs would disturb each other)."""
+    path = (
+        "/run/vmexp-kernel.lock"
+        if os.path.isdir("/run")
+        else os.path.join(tempfile.gettempdir(), "vmexp-kernel.lock")
+    )
+    with open(path, "w", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            print(
+                f"vmexp.validate: waiting for another real-kernel session to finish (lock {path})", flush=True
+            )
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _raise_exit(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def session(
+    swap: Literal["zram", "file", "existing"] = "zram",
+    *,
+    swap_size: int = 1 << 30,
+    cluster: int | None = None,
+    swap_dir: str = "/var/tmp",
+) -> Iterator[KernelFacts]:
+    """Everything a series of runs needs, torn down at the end whatever happens.
+
+    ``swap``: a new zram device, a new swap file in ``swap_dir``, or the
+    machine's own active swap. ``cluster``: ``vm.page-cluster`` for the
+    session. Yields the kernel's facts as they are inside the session.
+    """
+    why = missing(swap)
+    if why:
+        raise KernelUnavailable(why)
+    handlers = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError):  # not the main thread: keep the handler as it is
+            handlers[sig] = signal.signal(sig, _raise_exit)
+    try:
+        with _lock(), page_cluster(cluster), contextlib.ExitStack() as stack:
+            if swap == "zram":
+                stack.enter_context(zram_swap(swap_size))
+            elif swap == "file":
+                stack.enter_context(file_swap(swap_size, swap_dir))
+            yield kernel_facts()
+    finally:
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory cgroups.
+
+
+@dataclass
+class Cgroup:
+    """One memory cgroup made for one run."""
+
+    path: Path
+    version: Literal["v1", "v2"]
+
+    def _f(self, v1: str, v2: str) -> Path:
+        return self.path / (v1 if self.version == "v1" else v2)
+
+    def join(self) -> None:
+        """Move the calling process in (used between fork and exec: what it allocates from then on is charged here)."""
+        _write(self.path / "cgroup.procs", "0")
+
+    def usage(self) -> int:
+        return _int_file(str(self._f("memory.usage_in_bytes", "memory.current")), 0)
+
+    def peak(self) -> int:
+        return _int_file(str(self._f("memory.max_usage_in_bytes", "memory.peak")), 0)
+
+    def kernel_usage(self) -> int:
+        """Kernel memory charged (page tables, stacks, slab): v1's kmem counter, v2's ``kernel`` stat."""
+        if self.version == "v1":
+            return _int_file(str(self.path / "memory.kmem.usage_in_bytes"), 0)
+        return self.stat().get("kernel", 0)
+
+    def stat(self) -> dict[str, int]:
+        out = {}
+        with contextlib.suppress(OSError):
+            for line in _read(self.path / "memory.stat").splitlines():
+                k, _, v = line.partition(" ")
+                if v.strip().lstrip("-").isdigit():
+                    out[k] = int(v)
+        return out
+
+    def oom_kills(self) -> int:
+        f = self._f("memory.oom_control", "memory.events")
+        with contextlib.suppress(OSError):
+            m = re.search(r"^oom_kill (\d+)", _read(f), re.MULTILINE)
+            if m:
+                return int(m.group(1))
+        return 0
+
+    def procs(self) -> list[int]:
+        with contextlib.suppress(OSError):
+            return [int(x) for x in _read(self.path / "cgroup.procs").split()]
+        return []
+
+
+_serial = 0
+
+
+@contextlib.contextmanager
+def memory_cgroup(limit: int, swap_max: int | None = None) -> Iterator[Cgroup]:
+    """A fresh memory cgroup limited to ``limit`` bytes (and ``swap_max`` bytes of swap; None = any).
+
+    On cgroup v1 the swap limit is ``memory.memsw.limit_in_bytes`` = limit +
+    swap_max, written after ``memory.limit_in_bytes`` (the kernel refuses a
+    memsw limit below the memory limit). The group is removed at the end;
+    processes still in it (a run cut short) are killed first.
+    """
+    global _serial
+    root = _v2_root()
+    version: Literal["v1", "v2"] = "v2" if root else "v1"
+    parent = root if root else _v1_parent()
+    if parent is None:
+        raise KernelUnavailable("no memory cgroup controller (see vmexp.validate.kernel.missing)")
+    _serial += 1
+    path = parent / f"vmexp-{os.getpid()}-{_serial}-{time.monotonic_ns() % 10**9}"
+    path.mkdir()
+
+    def remove() -> None:
+        for _ in range(100):
+            for pid in Cgroup(path, version).procs():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            try:
+                path.rmdir()
+                return
+            except OSError as e:
+                if e.errno == errno.ENOENT:
+                    return
+                if e.errno != errno.EBUSY:
+                    raise
+            time.sleep(0.05)
+        path.rmdir()
+
+    with _undo(f"rmdir {path}", remove):
+        cg = Cgroup(path, version)
+        try:
+            if version == "v1":
+                _write(path / "memory.limit_in_bytes", str(limit))
+                if swap_max is not None:
+                    memsw = path / "memory.memsw.limit_in_bytes"
+                    if not memsw.exists():
+                        raise KernelUnavailable(
+                            "cgroup v1 without swap accounting: boot with swapaccount=1 to limit a group's swap"
+                        )
+                    _write(memsw, str(limit + swap_max))
+            else:
+                _write(path / "memory.max", str(limit))
+                if swap_max is not None:
+                    _write(path / "memory.swap.max", str(swap_max))
+        except OSError as e:
+            raise KernelRunError(f"cannot set the limits of {path}: {e.strerror or e}") from None
+        yield cg
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs.
+
+
+@contextlib.contextmanager
+def records_file(trace_path: str | os.PathLike[str], pid: int = 1) -> Iterator[str]:
+    """The replayer's records of one process of a trace, on tmpfs, written by this (outside) process.
+
+    tmpfs pages are charged to the group of the process that first touches
+    them, so the records never count against the run's limit, and a memory
+    mapping of them does not either (only its page-table pages do).
+    """
+    trace = parse_trace(trace_path)
+    if pid not in trace.ops:
+        raise KernelRunError(
+            f"{trace_path}: no process {pid} in the trace (it has {', '.join(map(str, trace.ops))})"
+        )
+    data = _records(trace.ops[pid], trace.op_index[pid])
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    fd, path = tempfile.mkstemp(prefix="vmexp-records-", suffix=".bin", dir=shm)
+    with _undo(f"rm {path}", lambda: os.unlink(path)):
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        yield path
+
+
+@dataclass
+class KernelRun:
+    """One replay on the real kernel: the replay loop's faults, and what the group and the kernel saw."""
+
+    minflt: int
+    majflt: int
+    seconds: float
+    peak: int
+    oom_reruns: int = 0
+    vmstat: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "minflt": self.minflt,
+            "majflt": self.majflt,
+            "seconds": round(self.seconds, 3),
+            "peak_bytes": self.peak,
+            "oom_reruns": self.oom_reruns,
+            "vmstat": self.vmstat,
+        }
+
+
+def _vmstat() -> dict[str, int]:
+    out = {}
+    for line in _read("/proc/vmstat").splitlines():
+        k, _, v = line.partition(" ")
+        if k in VMSTAT_KEYS:
+            out[k] = int(v)
+    return out
+
+
+def _parse(stdout: str) -> dict[str, int]:
+    out = {}
+    for line in stdout.splitlines():
+        k, _, v = line.partition(" ")
+        if v.strip().lstrip("-").isdigit():
+            out[k] = int(v)
+    return out
+
+
+def _wait_stopped(proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    """Wait until the replayer stops itself (``-S``); raise if it exits instead."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise KernelRunError(f"the replayer exited ({proc.returncode}) before it stopped")
+        with contextlib.suppress(OSError):
+            stat = _read(f"/proc/{proc.pid}/stat")
+            if stat.rpartition(")")[2].split()[0] in ("T", "t"):
+                return
+        time.sleep(0.002)
+    raise KernelRunError("the replayer did not reach its stop point")
+
+
+def _status(pid: int) -> dict[str, int]:
+    """The ``kB`` lines of ``/proc/PID/status`` (VmRSS, RssAnon, VmPTE, VmStk, ...), in bytes."""
+    out = {}
+    with contextlib.suppress(OSError):
+        for line in _read(f"/proc/{pid}/status").splitlines():
+            k, _, v = line.partition(":")
+            f = v.split()
+            if len(f) == 2 and f[1] == "kB":
+                out[k] = int(f[0]) * 1024
+    return out
+
+
+def _poll_stats(cg: Cgroup, proc: subprocess.Popen[str], interval: float) -> None:
+    """Read the group's ``memory.stat`` every ``interval`` s while the replayer runs: each read
+    flushes the memcg statistics that reclaim decides on (see the README, "stale statistics")."""
+    while proc.poll() is None:
+        with contextlib.suppress(OSError):
+            _read(cg.path / "memory.stat")
+        time.sleep(interval)
+
+
+def _replay_once(
+    records: str,
+    limit: int,
+    swap_max: int | None,
+    probe: dict[str, Any] | None,
+    timeout: float | None,
+    poll_stats: float | None = None,
+) -> tuple[KernelRun | None, str]:
+    """One run in a new group; ``(None, why)`` when the group's OOM killer ended it."""
+    exe = str(build_replayer())
+    with memory_cgroup(limit, swap_max) as cg:
+        before = _vmstat()
+        t0 = time.monotonic()
+        cmd = [exe, "-S", records] if probe is not None else [exe, records]
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=cg.join
+        )
+        with _undo(f"kill replayer {proc.pid}", lambda: _kill(proc)):
+            poller = None
+            if poll_stats is not None:
+                poller = threading.Thread(target=_poll_stats, args=(cg, proc, poll_stats), daemon=True)
+                poller.start()
+            if probe is not None:
+                for point in ("before", "after"):
+                    _wait_stopped(proc)
+                    probe[point] = {
+                        "usage": cg.usage(),
+                        "kernel": cg.kernel_usage(),
+                        "stat": cg.stat(),
+                        "status": _status(proc.pid),
+                    }
+                    os.kill(proc.pid, signal.SIGCONT)
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise KernelRunError(f"the real-kernel replay took longer than {timeout} s") from None
+            if poller is not None:
+                poller.join()
+        seconds = time.monotonic() - t0
+        after = _vmstat()
+        kills = cg.oom_kills()
+        if kills or proc.returncode == -signal.SIGKILL:
+            return None, f"OOM kill in the group (oom_kill {kills}, exit {proc.returncode})"
+        if proc.returncode != 0:
+            last = err.strip().splitlines()[-1] if err.strip() else f"exit status {proc.returncode}"
+            raise KernelRunError(f"the replayer failed in the cgroup: {last}")
+        vals = _parse(out)
+        if "minflt" not in vals or "majflt" not in vals:
+            raise KernelRunError(f"the replayer's output lacks minflt/majflt: {out.strip()[:200]!r}")
+        delta = {k: after.get(k, 0) - before.get(k, 0) for k in VMSTAT_KEYS if k in before}
+        return KernelRun(vals["minflt"], vals["majflt"], seconds, cg.peak(), 0, delta), ""
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait()
+
+
+def replay_kernel(
+    records: str,
+    limit: int,
+    *,
+    swap_max: int | None = None,
+    max_oom_reruns: int = 5,
+    timeout: float | None = 600.0,
+    poll_stats: float | None = None,
+) -> KernelRun:
+    """Replay a records file (:func:`records_file`) once in a fresh group of ``limit`` bytes.
+
+    Call it inside a :func:`session` (swap must be on). A run the group's
+    OOM killer ends is discarded and run again in a new group, up to
+    ``max_oom_reruns`` times; ``oom_reruns`` says how many were discarded.
+    ``poll_stats``: read the group's ``memory.stat`` this often (seconds)
+    during the run, which keeps the kernel's memcg statistics fresh instead
+    of up to 2 s old — an experiment, not a normal run.
+    """
+    reasons = []
+    for attempt in range(max_oom_reruns + 1):
+        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats)
+        if run is not None:
+            run.oom_reruns = attempt
+            return run
+        reasons.append(why)
+    raise KernelRunError(f"every one of {max_oom_reruns + 1} runs was OOM-killed in its group: {reasons[-1]}")
+
+
+def probe_charge(records: str, limit: int = 1 << 40) -> dict[str, Any]:
+    """What one replay costs its group besides the trace's pages, measured at the replayer's stop points.
+
+    The replayer stops itself right before its replay loop and right after
+    it; the group's charge, its kernel-memory part and its ``memory.stat``
+    and the process's ``/proc/PID/status`` are read at both. With no limit
+    to speak of (the default), nothing is reclaimed, so the charge after
+    the loop is every page the trace touched plus everything else.
+    """
+    for _ in range(5):
+        probe: dict[str, Any] = {}
+        run, _why = _replay_once(records, limit, None, probe, 600.0)
+        if run is not None:
+            probe["run"] = run.as_dict()
+            return probe
+    raise KernelRunError("the probe run was OOM-killed every time")
+
+
+def describe_failure(e: BaseException) -> str:
+    if isinstance(e, RealGlibcError | KernelUnavailable | KernelRunError):
+        return str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+def spread(values: Sequence[int]) -> dict[str, float]:
+    """min, max, median, mean and sample standard deviation of repeated counts."""
+    v = sorted(values)
+    n = len(v)
+    if n == 0:
+        return {}
+    mean = sum(v) / n
+    sd = (sum((x - mean) ** 2 for x in v) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    med = v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+    return {"min": v[0], "max": v[-1], "median": med, "mean": round(mean, 2), "sd": round(sd, 2)}
+
+
+def measure(
+    trace_path: str | os.PathLike[str], limit: int, runs: int, *, pid: int = 1, swap_max: int | None = None
+) -> list[KernelRun]:
+    """``runs`` replays of one process of a trace, each in its own group (inside a :func:`session`)."""
+    with records_file(trace_path, pid) as rec:
+        return [replay_kernel(rec, limit, swap_max=swap_max) for _ in range(runs)]

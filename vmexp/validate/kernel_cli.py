@@ -1,0 +1,294 @@
+"""``python -m vmexp.validate kernel TRACE [overrides...]``: the simulator beside the machine's real kernel.
+
+One process of the trace is replayed ``--runs`` times on this machine's
+kernel, each run in a fresh memory cgroup limited to ``cgroup.memory_max``
+(default 64M) with swap (see :mod:`vmexp.validate.kernel`), and once in the
+simulator, configured from the kernel's own settings as read inside the
+session: ``vm.page-cluster``, the swap device (zram, or a disk that is
+rotational or not). The replay loop's minor and major faults are printed
+side by side with the differences, as ``python -m vmexp.validate`` does for
+glibc.
+
+Kernel facts become simulator overrides in one place,
+:func:`simulator_overrides`. The simulator's keys for this
+(``cgroup.memory_max``, ``policy=linux``, ``machine.page_cluster``,
+``machine.swap_device=zram``) are switched on by
+:data:`SIMULATOR_HAS_KERNEL_KEYS`; until then the closest keys of today's
+simulator are used (``ram`` = the limit, ``policy=lru2q``, an ``ssd`` for
+zram), and ``--keys`` overrides the switch for one run.
+
+Exit status: 0 when the simulator agrees with the kernel (majflt within 2 %
+and minflt within 1 %, or inside the real runs' range), 1 when it does not,
+2 when either side could not be run; where the machine cannot run the real
+side (not root, no memory controller, no zram), one line says what is
+missing and how to provide it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from vmexp.units import UnitError, format_size, parse_size
+from vmexp.validate import kernel as K
+from vmexp.workload.traces import TraceError, parse_trace
+
+__all__ = [
+    "KERNEL_KEYS",
+    "SIMULATOR_HAS_KERNEL_KEYS",
+    "KernelSettings",
+    "Verdict",
+    "kernel_settings",
+    "main",
+    "simulator_overrides",
+]
+
+# Flip to True once the simulator has policy=linux, cgroup.memory_max / cgroup.swap_max,
+# machine.page_cluster and machine.swap_device=zram (issue 11); nothing else changes.
+SIMULATOR_HAS_KERNEL_KEYS = False
+
+# The overrides that describe the real side's set-up; they are consumed here, and passed
+# on to the simulator only through simulator_overrides.
+KERNEL_KEYS = ("cgroup.memory_max", "cgroup.swap_max", "machine.page_cluster")
+
+DEFAULT_LIMIT = 64 << 20
+MAJFLT_TOLERANCE = 0.02
+MINFLT_TOLERANCE = 0.01
+
+
+class UsageError(ValueError):
+    """An override the kernel side cannot use; the message names the key."""
+
+
+@dataclass(frozen=True)
+class KernelSettings:
+    """What the overrides ask of the real side."""
+
+    limit: int
+    swap_max: int | None
+    page_cluster: int | None
+    rest: tuple[str, ...]
+
+
+def _override_size(key: str, value: str) -> int | None:
+    if value.lower() in ("null", "none", "~", ""):
+        return None
+    try:
+        return parse_size(value)
+    except UnitError as e:
+        raise UsageError(f"{key}={value}: {e}") from None
+
+
+def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
+    """Split the overrides into the kernel side's settings and the rest (passed to the simulator)."""
+    limit: int | None = DEFAULT_LIMIT
+    swap_max = None
+    cluster = None
+    rest = []
+    for ov in overrides:
+        key, eq, value = ov.lstrip("+").partition("=")
+        value = value.strip().strip("'\"")
+        if key not in KERNEL_KEYS:
+            rest.append(ov)
+            continue
+        if not eq:
+            raise UsageError(f"{ov}: give a value ({key}=...)")
+        if key == "cgroup.memory_max":
+            limit = _override_size(key, value)
+            if limit is None:
+                raise UsageError("cgroup.memory_max=null: the real-kernel replay needs a limit (e.g. 64M)")
+            if limit < 8 << 20:
+                raise UsageError(
+                    f"cgroup.memory_max={value}: at least 8M (the replayer itself needs about 1 MiB)"
+                )
+        elif key == "cgroup.swap_max":
+            swap_max = _override_size(key, value)
+        else:
+            if not value.isdigit() or int(value) > 31:
+                raise UsageError(f"machine.page_cluster={value}: an integer 0..31 (vm.page-cluster)")
+            cluster = int(value)
+    assert limit is not None
+    return KernelSettings(limit, swap_max, cluster, tuple(rest))
+
+
+def _size_arg(n: int) -> str:
+    for unit, shift in (("G", 30), ("M", 20), ("k", 10)):
+        if n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return str(n)
+
+
+def simulator_overrides(
+    facts: K.KernelFacts,
+    limit: int,
+    swap_max: int | None = None,
+    *,
+    new_keys: bool | None = None,
+) -> list[str]:
+    """The simulator's overrides that describe the kernel the real side ran on.
+
+    With the simulator's kernel keys (``new_keys``, default
+    :data:`SIMULATOR_HAS_KERNEL_KEYS`): a machine far larger than the
+    group (1 GiB of RAM and of swap), the group's limit as
+    ``cgroup.memory_max``, ``policy=linux``, the swap device as the kernel
+    sees it and its ``vm.page-cluster``. Without them: ``ram`` = the limit
+    (no kswapd watermarks: a cgroup limit has none), ``policy=lru2q`` (the
+    textbook policy closest to Linux's two lists) and zram as an ``ssd``.
+    """
+    new = SIMULATOR_HAS_KERNEL_KEYS if new_keys is None else new_keys
+    sw = facts.swap
+    device = sw.device if sw is not None else "ssd"
+    if new:
+        ov = [
+            "nprocs=1",
+            "ram=1G",
+            "swap=1G",
+            f"cgroup.memory_max={_size_arg(limit)}",
+            "policy=linux",
+            f"machine.swap_device={device}",
+            f"machine.page_cluster={facts.page_cluster}",
+            "duration=1000000s",
+        ]
+        if swap_max is not None:
+            ov.append(f"cgroup.swap_max={_size_arg(swap_max)}")
+        return ov
+    return [
+        "nprocs=1",
+        f"ram={_size_arg(limit)}",
+        "swap=1G",
+        "policy=lru2q",
+        f"machine.swap_device={'ssd' if device == 'zram' else device}",
+        "machine.min_free=0",
+        "duration=1000000s",
+    ]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    minflt: bool
+    majflt: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.minflt and self.majflt
+
+
+def _agrees(sim: int, real: list[int], tol: float) -> bool:
+    lo, hi = min(real), max(real)
+    mid = sorted(real)[len(real) // 2]
+    return lo <= sim <= hi or abs(sim - mid) <= tol * max(mid, 1)
+
+
+def compare(real: list[K.KernelRun], sim_minflt: int, sim_majflt: int) -> Verdict:
+    return Verdict(
+        _agrees(sim_minflt, [r.minflt for r in real], MINFLT_TOLERANCE),
+        _agrees(sim_majflt, [r.majflt for r in real], MAJFLT_TOLERANCE),
+    )
+
+
+def format_table(real: list[K.KernelRun], sim_minflt: int, sim_majflt: int) -> str:
+    n = len(real)
+    head = f"real kernel ({n} run{'s' if n != 1 else ''}): median [min..max]"
+    out = [f"   {'':<8}{head:<40}{'simulator':>12}"]
+    for name, vals, s in (
+        ("minflt", [r.minflt for r in real], sim_minflt),
+        ("majflt", [r.majflt for r in real], sim_majflt),
+    ):
+        v = sorted(vals)
+        mid = v[len(v) // 2]
+        real_text = f"{mid} [{v[0]}..{v[-1]}]"
+        rel = f"  ({(s - mid) / mid * 100:+.1f} %)" if mid else ""
+        ok = _agrees(s, vals, MINFLT_TOLERANCE if name == "minflt" else MAJFLT_TOLERANCE)
+        out.append(f" {' ' if ok else '!'} {name:<8}{real_text:<40}{s:>12}{rel}")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line; see the module docstring."""
+    from vmexp.validate.__main__ import SimulatorRunError, read_run, run_simulator
+
+    parser = argparse.ArgumentParser(
+        prog="python -m vmexp.validate kernel",
+        description="Replay a trace on this machine's kernel (in a memory cgroup, with swap) and in the simulator.",
+    )
+    parser.add_argument(
+        "trace", help="an allocation trace (DESIGN.md trace format); its process 1 is replayed"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="Hydra overrides; cgroup.memory_max (default 64M), cgroup.swap_max and machine.page_cluster "
+        "also set up the real side",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="real-kernel runs, each in a new cgroup (default 3)"
+    )
+    parser.add_argument(
+        "--swap",
+        choices=("auto", "zram", "file", "existing"),
+        default="auto",
+        help="swap for the real side: the machine's own if it has one (auto), else a temporary 1 GiB zram",
+    )
+    parser.add_argument(
+        "--keys",
+        choices=("auto", "new", "today"),
+        default="auto",
+        help="the simulator's keys: its kernel keys (new), today's closest ones (today), or as the switch says",
+    )
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+
+    try:
+        trace = parse_trace(args.trace)
+        if 1 not in trace.ops:
+            raise TraceError(f"{args.trace}: the real-kernel replay takes process 1, and the trace has none")
+        settings = kernel_settings(args.overrides)
+    except (TraceError, UsageError) as e:
+        print(f"vmexp.validate kernel: error: {e}", file=sys.stderr)
+        return 2
+    swap: Literal["zram", "file", "existing"] = args.swap
+    if args.swap == "auto":
+        swap = "existing" if K.swap_areas() else "zram"
+    why = K.missing(swap)
+    if why:
+        print(f"vmexp.validate kernel: cannot run the real kernel here: {why}", file=sys.stderr)
+        return 2
+    new_keys = None if args.keys == "auto" else args.keys == "new"
+
+    try:
+        with K.session(swap, cluster=settings.page_cluster) as facts:
+            real = K.measure(args.trace, settings.limit, args.runs, swap_max=settings.swap_max)
+        sim_ov = simulator_overrides(facts, settings.limit, settings.swap_max, new_keys=new_keys)
+        sim_ov += ["figures=false", *settings.rest]
+        with tempfile.TemporaryDirectory(prefix="vmexp-validate-kernel-") as tmp:
+            run_dir = os.path.join(tmp, "run")
+            run_simulator(args.trace, sim_ov, run_dir)
+            procs = read_run(run_dir)
+    except (K.KernelUnavailable, K.KernelRunError, SimulatorRunError) as e:
+        print(f"vmexp.validate kernel: error: {K.describe_failure(e)}", file=sys.stderr)
+        return 2
+    sim = procs.get(1) or next(iter(procs.values()))
+
+    sw = facts.swap
+    swap_text = f"{sw.kind} swap of {sw.size >> 20} MiB" if sw else "no swap"
+    print(
+        f"{args.trace}: the real kernel {facts.release} (cgroup {facts.cgroup}, limit {format_size(settings.limit)}, "
+        f"{swap_text}, page-cluster {facts.page_cluster}, swappiness {facts.swappiness}) vs the simulator"
+    )
+    print(f"simulator: {' '.join(o for o in sim_ov if o != 'figures=false')}")
+    reruns = sum(r.oom_reruns for r in real)
+    if reruns:
+        print(f"note: {reruns} real run(s) were OOM-killed in their cgroup at a swap-in and run again")
+    print()
+    print(format_table(real, sim.minflt, sim.majflt))
+    verdict = compare(real, sim.minflt, sim.majflt)
+    print()
+    tol = f"majflt within {MAJFLT_TOLERANCE:.0%}, minflt within {MINFLT_TOLERANCE:.0%} or inside the real runs' range"
+    print(f"RESULT: {'agree' if verdict.ok else 'DIFFER'} ({tol})")
+    return 0 if verdict.ok else 1
