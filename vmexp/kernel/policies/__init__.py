@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vmexp.kernel.policies import clock, fifo, lfu, lru, lru2q, opt, random, ws
+from vmexp.kernel.policies import clock, fifo, lfu, linux, lru, lru2q, opt, random, ws
 from vmexp.kernel.policies.base import REGISTRY, FrameView, Policy, PolicyError, make_params, register
 
 __all__ = [
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 # The modules are imported for their @register side effect.
-_MODULES = (clock, fifo, lfu, lru, lru2q, opt, random, ws)
+_MODULES = (clock, fifo, lfu, linux, lru, lru2q, opt, random, ws)
 
 
 def policy_class(name: str) -> type[Policy]:
