@@ -27,6 +27,7 @@ __all__ = [
     "ConfigError",
     "Config",
     "Settings",
+    "CgroupSettings",
     "validate",
     "register_configs",
     "SWAP_DEVICES",
@@ -80,6 +81,26 @@ class CostConf:
     reclaim_page: Any = "300ns"
 
 
+# --- issue 11: Linux's reclaim, swap readahead, zram, memory cgroups (every new key is here) -------
+@dataclass
+class ZramConf:
+    # zram.rst ("Set Disksize"): "we expect a 2:1 compression ratio"; 1.9 measured here on /usr files.
+    compression_ratio: float = 2.0
+    read: Any = "5us"  # decompress one page (lzo-rle, measured: tests/data/real_kernel/zram_device.json)
+    write: Any = "10us"  # compress one page (same measurement)
+
+
+@dataclass
+class CgroupConf:
+    memory_max: Any = None  # memory.max / memory.limit_in_bytes; null = no limit
+    swap_max: Any = None  # memory.swap.max; null = no limit of its own
+    image: Any = "528k"  # each process's own pages (stack, program and library data): 132 pages measured
+    kernel: Any = "64k"  # each process's kernel memory beyond its page tables: slab, libraries' tables
+
+
+# --- end of issue 11's keys ------------------------------------------------------------------------
+
+
 @dataclass
 class MachineConf:
     name: str = "server"
@@ -87,12 +108,14 @@ class MachineConf:
     quantum: Any = "4ms"
     min_free: Any = "256k"
     swap_device: Any = "ssd"
+    page_cluster: int = 3  # issue 11: vm.page-cluster, swap readahead of up to 2^N pages
+    zram: ZramConf = field(default_factory=ZramConf)  # issue 11: swap_device=zram
     cost: CostConf = field(default_factory=CostConf)
 
 
 @dataclass
 class PolicyConf:
-    name: str = "lru"
+    name: str = "linux"
     scope: str = "global"
     allocation: str = "equal"
     params: dict[str, Any] = field(default_factory=dict)
@@ -138,6 +161,7 @@ class Config:
     machine: MachineConf = field(default_factory=MachineConf)
     policy: PolicyConf = field(default_factory=PolicyConf)
     allocator: AllocatorConf = field(default_factory=AllocatorConf)
+    cgroup: CgroupConf = field(default_factory=CgroupConf)  # issue 11: the run's memory cgroup
     workload: Any = None
     report: ReportConf = field(default_factory=ReportConf)
     # A cost to minimise (hydra/sweeper=optuna): summary metric -> weight; the job returns the weighted sum.
@@ -165,6 +189,8 @@ SWAP_DEVICES: dict[str, tuple[int, int]] = {
     "ssd": (100_000, 500_000_000),
     "nvme": (20_000, 3_000_000_000),
 }
+ROTATIONAL = frozenset({"hdd"})  # the block queue's rotational flag: swap readahead by cluster
+ZRAM = "zram"  # machine.swap_device=zram: compressed RAM (machine.zram), not a queue
 
 
 @dataclass(frozen=True)
@@ -210,6 +236,26 @@ class MachineSettings:
     swap_latency: int
     swap_bandwidth: int
     cost: CostSettings
+    # issue 11
+    page_cluster: int = 3  # vm.page-cluster
+    swap_rotational: bool = False  # cluster readahead (hdd), else VMA readahead
+    zram_ratio: float = 2.0  # machine.zram.compression_ratio
+    zram_read: int = 5_000  # ns per page
+    zram_write: int = 10_000  # ns per page
+
+
+@dataclass(frozen=True)
+class CgroupSettings:
+    """issue 11: the run's memory cgroup; sizes in bytes (``None`` = no limit)."""
+
+    memory_max: int | None = None
+    swap_max: int | None = None
+    image: int = 528 << 10
+    kernel: int = 64 << 10
+
+    @property
+    def enabled(self) -> bool:
+        return self.memory_max is not None or self.swap_max is not None
 
 
 @dataclass(frozen=True)
@@ -251,6 +297,7 @@ class Settings:
     policy: PolicySettings
     allocator: AllocatorSettings
     workload: dict[str, Any]
+    cgroup: CgroupSettings = CgroupSettings()  # issue 11
 
     @property
     def ram_pages(self) -> int:
@@ -379,19 +426,25 @@ def validate(cfg: DictConfig | Config) -> Settings:
     if min_free >= ram:
         raise ConfigError(f"machine.min_free: {m.min_free} leaves no RAM for processes (ram is {c.ram})")
     dev = _plain(m.swap_device)
+    rotational = False
     if isinstance(dev, str):
-        if dev not in SWAP_DEVICES:
+        if dev not in SWAP_DEVICES and dev != ZRAM:
             raise ConfigError(
-                f"machine.swap_device: {dev!r} is not one of {', '.join(SWAP_DEVICES)} (or give latency and bandwidth)"
+                f"machine.swap_device: {dev!r} is not one of {', '.join([*SWAP_DEVICES, ZRAM])} "
+                "(or give latency and bandwidth)"
             )
         dev_name = dev
-        latency, bandwidth = SWAP_DEVICES[dev]
+        latency, bandwidth = SWAP_DEVICES.get(dev, (0, 0))
+        rotational = dev in ROTATIONAL
     elif isinstance(dev, dict):
-        extra = set(dev) - {"name", "latency", "bandwidth"}
+        extra = set(dev) - {"name", "latency", "bandwidth", "rotational"}
         if extra:
             raise ConfigError(
-                f"machine.swap_device.{sorted(extra)[0]}: unknown key (valid: name, latency, bandwidth)"
+                f"machine.swap_device.{sorted(extra)[0]}: unknown key (valid: name, latency, bandwidth, rotational)"
             )
+        rotational = dev.get("rotational", False)
+        if not isinstance(rotational, bool):
+            raise ConfigError(f"machine.swap_device.rotational: true or false, got {rotational!r}")
         if "latency" not in dev or "bandwidth" not in dev:
             raise ConfigError("machine.swap_device: needs both latency and bandwidth")
         dev_name = str(dev.get("name", "custom"))
@@ -400,7 +453,22 @@ def validate(cfg: DictConfig | Config) -> Settings:
         if bandwidth <= 0:
             raise ConfigError("machine.swap_device.bandwidth: must be greater than 0 (bytes per second)")
     else:
-        raise ConfigError("machine.swap_device: a preset name (hdd, ssd, nvme) or {latency, bandwidth}")
+        raise ConfigError("machine.swap_device: a preset name (hdd, ssd, nvme, zram) or {latency, bandwidth}")
+    # issue 11: swap readahead and zram
+    page_cluster = m.page_cluster
+    if isinstance(page_cluster, bool) or not isinstance(page_cluster, int) or not 0 <= page_cluster <= 31:
+        raise ConfigError(f"machine.page_cluster: an integer 0..31 (vm.page-cluster), got {page_cluster!r}")
+    z = m.zram
+    try:
+        zram_ratio = float(z.compression_ratio)
+    except (TypeError, ValueError):
+        zram_ratio = -1.0
+    if not zram_ratio >= 1.0:
+        raise ConfigError(f"machine.zram.compression_ratio: a number >= 1, got {z.compression_ratio!r}")
+    zram_read = _duration("machine.zram.read", z.read)
+    zram_write = _duration("machine.zram.write", z.write)
+    if dev_name == ZRAM:
+        latency = zram_read
     cost_values = {
         f.name: _duration(f"machine.cost.{f.name}", getattr(m.cost, f.name))
         for f in dataclasses.fields(CostConf)
@@ -414,6 +482,11 @@ def validate(cfg: DictConfig | Config) -> Settings:
         swap_latency=latency,
         swap_bandwidth=bandwidth,
         cost=CostSettings(**cost_values),
+        page_cluster=page_cluster,
+        swap_rotational=rotational,
+        zram_ratio=zram_ratio,
+        zram_read=zram_read,
+        zram_write=zram_write,
     )
 
     p = c.policy
@@ -437,6 +510,26 @@ def validate(cfg: DictConfig | Config) -> Settings:
     if mmap_max is not None and (not isinstance(mmap_max, int) or isinstance(mmap_max, bool) or mmap_max < 0):
         raise ConfigError(f"allocator.mmap_max: must be a non-negative integer or null, got {mmap_max!r}")
     allocator = AllocatorSettings(name, threshold, trim, top_pad, mmap_max)
+
+    # issue 11: the memory cgroup
+    cg = c.cgroup
+    memory_max = _size("cgroup.memory_max", cg.memory_max, allow_none=True)
+    swap_max = _size("cgroup.swap_max", cg.swap_max, allow_none=True)
+    image = _size("cgroup.image", cg.image)
+    kernel_mem = _size("cgroup.kernel", cg.kernel)
+    cgroup = CgroupSettings(memory_max, swap_max, image, kernel_mem)
+    if cgroup.enabled:
+        if image > layout.stack_limit:
+            raise ConfigError(
+                f"cgroup.image: {cg.image} does not fit on the stack (address_space.stack_limit is "
+                f"{a.stack_limit})"
+            )
+        per_proc = -(-image // page_size) + -(-kernel_mem // page_size) + 2
+        if memory_max is not None and memory_max // page_size < c.nprocs * per_proc + 32:
+            raise ConfigError(
+                f"cgroup.memory_max: {cg.memory_max} cannot hold the {c.nprocs} processes' own pages "
+                f"(cgroup.image {cg.image} and cgroup.kernel {cg.kernel} each) and a batch of reclaim"
+            )
 
     workload = _plain(c.workload)
     if not isinstance(workload, dict) or "kind" not in workload:
@@ -467,4 +560,5 @@ def validate(cfg: DictConfig | Config) -> Settings:
         policy=policy,
         allocator=allocator,
         workload=workload,
+        cgroup=cgroup,
     )

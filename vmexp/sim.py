@@ -530,8 +530,13 @@ class Simulation:
                 sysm.clock.start()
                 freed = sysm.reclaim.kswapd(SWAP_CLUSTER_MAX)
                 if freed == 0:
-                    break
-                yield self.env.timeout(freed * cost)
+                    # Linux's path: the pages it could free are being written; sleep until one is done.
+                    until = sysm.reclaim.writeback_until()
+                    if until <= int(self.env.now):
+                        break
+                    yield self.env.timeout(until - int(self.env.now))
+                    continue
+                yield self.env.timeout(freed * cost + sysm.clock.used)
 
     def _wake_kswapd(self) -> None:
         ev = self.kswapd_event
@@ -655,6 +660,7 @@ class Simulation:
                 "high": mem.wmark_high * ps,
             },
             "swap_service_time_s": sysm.dev.service / 1e9,
+            **sysm.report(),
         }
         procs = [p.final for p in self.procs if p.final is not None]
         return Result(
