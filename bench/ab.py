@@ -40,9 +40,12 @@ def main() -> int:
     ap.add_argument("a", type=Path, help="checkout A (before)")
     ap.add_argument("b", type=Path, help="checkout B (after)")
     ap.add_argument("-n", type=int, default=5, help="runs per side (default 5)")
-    ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command, run from each checkout's root")
-    a = ap.parse_args()
-    cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
+    argv = sys.argv[1:]
+    if "--" not in argv:
+        ap.error("give the command after --")
+    split = argv.index("--")
+    a = ap.parse_args(argv[:split])
+    cmd = argv[split + 1 :]
     if not cmd:
         ap.error("give the command after --")
     # The interpreter of the current venv unless the command names another.

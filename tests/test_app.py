@@ -159,6 +159,7 @@ def test_single_run_writes_every_contract_file(tmp_path: Path) -> None:
     assert len(m["processes"]) >= 2  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_threshold_sweep_writes_summary_figures_and_report(tmp_path: Path) -> None:
     r = run("-m", "threshold=64k,128k,256k", *SHORT, f"hydra.sweep.dir={tmp_path}")
     assert r.returncode == 0, r.stderr
@@ -181,6 +182,7 @@ def test_threshold_sweep_writes_summary_figures_and_report(tmp_path: Path) -> No
     assert len(list(csv.DictReader((tmp_path / "summary.csv").read_text().splitlines()))) == 3
 
 
+@pytest.mark.slow
 def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
     r = run("-m", "threshold=64k,banana", *SHORT, f"hydra.sweep.dir={tmp_path}")
     assert r.returncode != 0
@@ -190,6 +192,7 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_byte_identical_results(tmp_path: Path) -> None:
     s = settings(*SHORT, "seed=7")
     run_settings(s, tmp_path / "a", quiet=True)
@@ -198,6 +201,7 @@ def test_same_config_and_seed_give_byte_identical_results(tmp_path: Path) -> Non
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_joblib_launcher_gives_the_basic_launchers_results(tmp_path: Path) -> None:
     basic, joblib = tmp_path / "basic", tmp_path / "joblib"
     assert (

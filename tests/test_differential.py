@@ -17,15 +17,15 @@ The simulated machine has this machine's RAM and swap, read from
 exactly those (a mapping larger than RAM + swap fails with ENOMEM).
 
 Any disagreement hypothesis finds is shrunk to a minimal trace; each one
-found so far is a regular test in tests/regressions/ (test_regressions.py
-replays them there, with their recorded real answers for machines without
-gcc). Needs gcc and strace; skipped with a message otherwise.
+found so far is a trace of the corpus in tests/traces/, recorded with
+tests/traces/record_expected.py and replayed by tests/test_malloc.py (against
+the recorded real answers, and live where gcc exists). Needs gcc and strace;
+skipped with a message otherwise.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import tempfile
@@ -85,7 +85,7 @@ EDGE_SIZES = sorted(
     | {64 * KiB - 8, 64 * KiB - 7, 128 * KiB, 256 * KiB + 1, 1 * MiB, 32 * MiB - 8, 32 * MiB + 1}
 )
 # Requests beyond RAM + swap (64 GiB: on most machines; 1 TiB and more: on any), refused by Linux's
-# overcommit check (tests/regressions/overcommit_huge_malloc.trace), or beyond the address space or
+# overcommit check (tests/traces/overcommit_huge_malloc.trace), or beyond the address space or
 # size_t; glibc returns NULL. The simulated machine has this machine's memory, so both sides agree.
 HUGE_SIZES = (1 << 36, 1 << 40, 1 << 47, 1 << 62, (1 << 63) - 1)
 OPAQUE = 1 << 32  # a block this large may be NULL: never touched, only freed or reallocated
@@ -242,54 +242,6 @@ def agree(text: str, setting: str) -> None:
         path = Path(tmp) / "random.trace"
         path.write_text(text)
         assert_same(path, setting)
-
-
-# ---------------------------------------------------------------------------------------------- regressions
-
-REGRESSIONS = Path(__file__).parent / "regressions"
-RECORDED: dict[str, dict[str, Any]] = json.loads((REGRESSIONS / "expected.json").read_text())
-
-# Traces that still disagree with the real glibc, each with an xfail(strict=True) mark naming why.
-# (overcommit_huge_malloc was one until the kernel model got Linux's overcommit check.)
-KNOWN_BUGS: dict[str, Any] = {}
-CASES = [
-    pytest.param(
-        trace, setting, id=f"{trace}-{setting}", marks=[KNOWN_BUGS[trace]] if trace in KNOWN_BUGS else []
-    )
-    for trace in sorted(RECORDED)
-    for setting in SETTINGS
-]
-
-
-def test_every_regression_trace_has_recorded_answers() -> None:
-    assert sorted(RECORDED) == sorted(p.stem for p in REGRESSIONS.glob("*.trace"))
-    assert all(list(runs) == list(SETTINGS) for runs in RECORDED.values())
-
-
-@pytest.mark.parametrize(("trace", "setting"), CASES)
-def test_regression_trace_matches_the_recorded_real_glibc(trace: str, setting: str) -> None:
-    """The simulator on its default machine (64M RAM, 256M swap) against the recorded real answer."""
-    want = RECORDED[trace][setting]
-    s = composed(
-        "workload=trace",
-        f"workload.path={REGRESSIONS / f'{trace}.trace'}",
-        "nprocs=1",
-        "machine.min_free=0",
-        *SETTINGS[setting],
-    )
-    res = simulate(s, build(s.workload, s.nprocs, s.seed, s.page_size), check=True)
-    (p,) = res.processes
-    assert p.exit == "ok", p.error
-    assert [[op, name, length] for _pid, op, _t, name, _a, length, _r in res.syscalls] == want["syscalls"]
-    assert p.mallinfo == want["mallinfo"]
-    assert within_2_percent(p.minflt, want["minflt"]), (p.minflt, want["minflt"])
-
-
-@needs_tools
-@pytest.mark.real_glibc
-@pytest.mark.parametrize(("trace", "setting"), CASES)
-def test_regression_trace_matches_the_live_real_glibc(trace: str, setting: str) -> None:
-    assert_same(REGRESSIONS / f"{trace}.trace", setting)
 
 
 # ---------------------------------------------------------------------------------------------- overcommit

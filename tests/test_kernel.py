@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,6 +45,7 @@ def test_first_touches_are_minor_and_refaults_are_major() -> None:
     assert r.system["pswpin"] == 4
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(0, 7), min_size=1, max_size=40), st.integers(1, 6))
 def test_lru_and_opt_never_fault_more_with_more_frames(refs: list[int], frames: int) -> None:
@@ -199,6 +201,7 @@ def test_local_scope_keeps_a_process_within_its_share(tmp_path) -> None:  # type
     assert p1.rss_peak_bytes == 2 << 20  # alone, it may use all of RAM
 
 
+@pytest.mark.slow
 def test_kswapd_reclaims_in_the_background_above_min(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "t.trace"
     path.write_text("malloc 0 8M\ntouch 0\ncompute 10ms\ntouch 0\n")
@@ -208,6 +211,7 @@ def test_kswapd_reclaims_in_the_background_above_min(tmp_path) -> None:  # type:
     assert r.system["pgsteal_kswapd"] > 0
 
 
+@pytest.mark.slow
 def test_a_slower_swap_device_makes_the_same_work_take_longer(tmp_path) -> None:  # type: ignore[no-untyped-def]
     text = "malloc 0 8M\ntouch 0\ntouch 0\ntouch 0\n"
     times = {

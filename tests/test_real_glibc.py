@@ -1,10 +1,11 @@
-"""The real glibc of this machine, through the replayer: still the answers recorded in expected.json?
+"""The real glibc of this machine, through the replayer, and the ``python -m vmexp.validate`` command.
 
 Tests marked ``real_glibc`` compile ``vmexp/validate/replayer.c`` and run it
 under strace; they are skipped, with the reason, where gcc or strace is
-missing (the recorded answers in tests/traces/expected.json stay the known
-results there). The comparison and printing of ``python -m vmexp.validate``
-are tested without either tool.
+missing. The replay of the trace corpus against its recorded answers
+(tests/traces/expected.json) is tests/test_malloc.py's corpus test. The
+comparison and printing of ``python -m vmexp.validate`` are tested without
+either tool.
 """
 
 from __future__ import annotations
@@ -45,34 +46,6 @@ def write_trace(tmp_path: Path, text: str, name: str = "t.trace") -> Path:
     p = tmp_path / name
     p.write_text(text)
     return p
-
-
-# ----------------------------------------------------------------------------------------------
-# The recorded answers, replayed live.
-
-RUNS = [(trace, setting) for trace, t in sorted(EXPECTED["traces"].items()) for setting in t["runs"]]
-
-
-def test_expected_covers_every_trace_under_three_settings() -> None:
-    assert sorted(EXPECTED["traces"]) == sorted(p.stem for p in TRACES.glob("*.trace"))
-    for t in EXPECTED["traces"].values():
-        assert list(t["runs"]) == ["default", "threshold=64k", "threshold=256k"]
-    assert EXPECTED["traces"]["mmap_max0"]["runs"]["threshold=64k"]["overrides"] == [
-        "threshold=64k",
-        "allocator.mmap_max=0",
-    ]
-
-
-@pytest.mark.real_glibc
-@pytest.mark.parametrize(("trace", "setting"), RUNS, ids=[f"{t}-{s}" for t, s in RUNS])
-def test_real_glibc_still_gives_the_recorded_answer(trace: str, setting: str) -> None:
-    if _missing:
-        pytest.skip(f"no {' and no '.join(_missing)} here: the real glibc cannot be replayed")
-    want = EXPECTED["traces"][trace]["runs"][setting]
-    res = replay_real(TRACES / f"{trace}.trace", **mallopt_from_overrides(want["overrides"]))
-    assert [list(c) for c in res.calls()] == want["syscalls"]
-    assert res.mallinfo == want["mallinfo"]
-    assert (res.minflt, res.majflt) == (want["minflt"], want["majflt"])
 
 
 # ----------------------------------------------------------------------------------------------

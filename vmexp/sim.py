@@ -64,6 +64,37 @@ class WorkloadFault(Exception):
         self.status = status
 
 
+class Span:
+    """Work the engine applied at once whose simulated time runs on: a slice, a kswapd batch.
+
+    A process's slice executes at its start and its time passes afterwards
+    (the performance design); the sampler spreads what the slice did (CPU
+    time, faults, swap traffic) evenly over [start, end), so a sample taken
+    in the middle of a slice sees the part of it that has happened and
+    every utilisation sample stays within its bounds.
+    """
+
+    __slots__ = ("cpu", "dmaj", "dmin", "dpin", "dpout", "end", "pid", "start")
+
+    def __init__(
+        self, start: int, end: int, cpu: int, pid: int, dmin: int, dmaj: int, dpin: int, dpout: int
+    ) -> None:
+        self.start = start
+        self.end = end
+        self.cpu = cpu
+        self.pid = pid
+        self.dmin = dmin
+        self.dmaj = dmaj
+        self.dpin = dpin
+        self.dpout = dpout
+
+    def left(self, value: int, t: int) -> int:
+        """The part of ``value`` still to come at ``t`` (spread evenly over the span)."""
+        if t >= self.end:
+            return 0
+        return value * (self.end - max(t, self.start)) // (self.end - self.start)
+
+
 class Machine:
     """CPUs as a count and a FIFO of waiters: round robin with no event when a CPU is free."""
 
@@ -376,6 +407,8 @@ class Process:
                 machine.release()
                 break
             clock.start()
+            mm, stat = self.mm, self.sim.system.stat
+            before = (mm.minflt, mm.majflt, stat.pswpin, stat.pswpout)
             self.sleep_ns = 0
             self.waited_ns = 0
             self.slept_ns = 0
@@ -395,10 +428,25 @@ class Process:
             self.sim.guard()
             used, block_until = clock.stop()
             sleep_ns = self.sleep_ns
-            self.cpu_ns += used - self.waited_ns
+            cpu = used - self.waited_ns
+            self.cpu_ns += cpu
             self.blocked_ns += self.waited_ns - self.slept_ns
             if used:
+                now = int(env.now)
+                span = Span(
+                    now,
+                    now + used,
+                    cpu,
+                    self.pid,
+                    mm.minflt - before[0],
+                    mm.majflt - before[1],
+                    stat.pswpin - before[2],
+                    stat.pswpout - before[3],
+                )
+                spans = self.sim.spans
+                spans.append(span)
                 yield env.timeout(used)
+                spans.remove(span)
             machine.release()
             if status == DONE:
                 break
@@ -473,11 +521,11 @@ class Simulation:
         # Its own root: the workload's streams are SeedSequence(seed).spawn(nprocs).
         ss = np.random.SeedSequence([settings.seed, 0x6B65726E])
         kernel_seq, aslr_seq = ss.spawn(2)
+        self.system = System(settings, self.env, np.random.default_rng(kernel_seq))
         self.narrator = Narrator() if settings.explain else None
         self.check = check
-        watchers = [o for o in (self.narrator, Checker(self._check_all) if check else None) if o is not None]
-        observer = watchers[0] if len(watchers) == 1 else Observers(*watchers) if watchers else None
-        self.system = System(settings, self.env, np.random.default_rng(kernel_seq), observer)
+        watchers = [o for o in (self.narrator, Checker(self.system) if check else None) if o is not None]
+        self.system.observe(watchers[0] if len(watchers) == 1 else Observers(*watchers) if watchers else None)
         self.machine = Machine(self.env, settings.machine.ncpus)
         needs_future = policy_class(settings.policy.name).needs_future
         if needs_future and (len(specs) != 1 or specs[0].refs is None):
@@ -498,6 +546,7 @@ class Simulation:
         self.snapshots: list[tuple[int, int, int, int, str]] = []
         self.kswapd_event: simpy.Event | None = None
         self._last: dict[str, int] = {"t": 0, "cpu": 0, "busy": 0, "pswpin": 0, "pswpout": 0}
+        self.spans: list[Span] = []  # slices and kswapd batches whose time is still running
         self.progress: Any = None
         self.deadline = (
             None if settings.job_timeout is None else time.monotonic() + settings.job_timeout / 1e9
@@ -528,6 +577,7 @@ class Simulation:
             self.kswapd_event = None
             while sysm.mem.nfree < sysm.mem.wmark_high:
                 sysm.clock.start()
+                pout = sysm.stat.pswpout
                 freed = sysm.reclaim.kswapd(SWAP_CLUSTER_MAX)
                 if freed == 0:
                     # Linux's path: the pages it could free are being written; sleep until one is done.
@@ -536,7 +586,12 @@ class Simulation:
                         break
                     yield self.env.timeout(until - int(self.env.now))
                     continue
-                yield self.env.timeout(freed * cost + sysm.clock.used)
+                now = int(self.env.now)
+                took = freed * cost + sysm.clock.used  # zram's compression is kswapd's CPU time too
+                span = Span(now, now + took, 0, 0, 0, 0, 0, sysm.stat.pswpout - pout)
+                self.spans.append(span)
+                yield self.env.timeout(took)
+                self.spans.remove(span)
 
     def _wake_kswapd(self) -> None:
         ev = self.kswapd_event
@@ -555,11 +610,21 @@ class Simulation:
         now = int(self.env.now)
         ps = self.system.page_size
         t = now / 1e9
+        # What the slices in progress did but has not yet happened at `now`.
+        ahead: dict[int, tuple[int, int]] = {}
+        cpu_ahead = pin_ahead = pout_ahead = 0
+        for span in self.spans:
+            if span.pid:
+                ahead[span.pid] = (span.left(span.dmin, now), span.left(span.dmaj, now))
+            cpu_ahead += span.left(span.cpu, now)
+            pin_ahead += span.left(span.dpin, now)
+            pout_ahead += span.left(span.dpout, now)
         for p in self.procs:
             mm = p.mm
             if p.final is not None and p.end_ns >= 0 and p.end_ns < now - self.s.sample_interval:
                 continue
             info = p.mallinfo() if p.final is None else p.final.mallinfo
+            min_ahead, maj_ahead = ahead.get(p.pid, (0, 0))
             self.samples.append(
                 {
                     "time_s": t,
@@ -569,16 +634,17 @@ class Simulation:
                     "swap_bytes": mm.swapents * ps,
                     "arena_bytes": info["arena"],
                     "hblkhd_bytes": info["hblkhd"],
-                    "minflt": mm.minflt,
-                    "majflt": mm.majflt,
+                    "minflt": mm.minflt - min_ahead,
+                    "majflt": mm.majflt - maj_ahead,
                 }
             )
         sysm = self.system
         stat = sysm.stat
         last = self._last
         dt = now - last["t"]
-        cpu = sum(p.cpu_ns for p in self.procs)
+        cpu = sum(p.cpu_ns for p in self.procs) - cpu_ahead
         busy = sysm.dev.busy_by(now)
+        pswpin, pswpout = stat.pswpin - pin_ahead, stat.pswpout - pout_ahead
         row: dict[str, Any] = {
             "time_s": t,
             "pid": 0,
@@ -586,11 +652,11 @@ class Simulation:
             "swap_used_bytes": sysm.space.used * ps,
             "cpu_util": (cpu - last["cpu"]) / (dt * self.s.machine.ncpus) if dt else 0.0,
             "swap_util": (busy - last["busy"]) / dt if dt else 0.0,
-            "pswpin_per_s": (stat.pswpin - last["pswpin"]) * 1e9 / dt if dt else 0.0,
-            "pswpout_per_s": (stat.pswpout - last["pswpout"]) * 1e9 / dt if dt else 0.0,
+            "pswpin_per_s": (pswpin - last["pswpin"]) * 1e9 / dt if dt else 0.0,
+            "pswpout_per_s": (pswpout - last["pswpout"]) * 1e9 / dt if dt else 0.0,
         }
         self.samples.append(row)
-        self._last = {"t": now, "cpu": cpu, "busy": busy, "pswpin": stat.pswpin, "pswpout": stat.pswpout}
+        self._last = {"t": now, "cpu": cpu, "busy": busy, "pswpin": pswpin, "pswpout": pswpout}
 
     def run(self) -> Result:
         env = self.env
@@ -623,31 +689,42 @@ class Simulation:
                         (t, p.pid, a, size, state) for a, size, state in p.alloc.heap_walk()
                     )
 
-    def _check_all(self) -> None:
-        self.system.check()
-
     def _checked(self, p: Process) -> Generator[simpy.Event, Any, None]:
-        """p.run() with the invariant checker also between slices (kswapd may have run)."""
+        """p.run() with the invariant checks also between slices (kswapd may have run)."""
+        last = -1
         for ev in p.run():
-            self.system.check()
+            self._check_machine()
+            now = int(self.env.now)
+            assert now >= last, f"p{p.pid}: time went back from {last} to {now} ns"
+            last = now
             yield ev
+        self._check_machine()
+
+    def _check_machine(self) -> None:
+        """The kernel's invariants and the machine's: no CPU idles while a process waits for one."""
         self.system.check()
+        m = self.machine
+        assert not (m.ready and m.free), f"{len(m.ready)} processes wait for a CPU while {m.free} idle"
 
     def _result(self, end: int) -> Result:
         sysm = self.system
         ps = sysm.page_size
         mem, stat = sysm.mem, sysm.stat
-        cpu = sum(p.cpu_ns for p in self.procs)
+        # The last sample was taken at `end`: the totals are what the samples add up to.
+        assert self._last["t"] == end
+        cpu, busy = self._last["cpu"], self._last["busy"]
         system = {
             "sim_time_s": end / 1e9,
             "cpu_utilization": cpu / (end * self.s.machine.ncpus) if end else 0.0,
-            "swap_utilization": min(1.0, sysm.dev.busy_by(end) / end) if end else 0.0,
+            "swap_utilization": busy / end if end else 0.0,
             "pswpin": stat.pswpin,
             "pswpout": stat.pswpout,
             "clean_drops": stat.clean_drops,
             "pgsteal_kswapd": stat.pgsteal_kswapd,
             "pgsteal_direct": stat.pgsteal_direct,
             "free_bytes_min": mem.free_min * ps,
+            # The machine's peak of resident memory (of the sum over processes, not a sum of peaks).
+            "rss_peak_bytes": (mem.nframes - mem.free_min) * ps,
             "swap_used_peak_bytes": sysm.space.used_peak * ps,
             "oom_kills": len(sysm.oom.kills),
             "oom_kill_log": sysm.oom.kills,

@@ -39,12 +39,26 @@ READ, WRITE = 0, 1
 class SwapDevice:
     """FIFO device with a busy horizon; counts busy time for utilisation.
 
-    ``inflight`` keeps the completion times of the requests not yet done
-    (pruned as new ones arrive), so that the invariant checker can tell a
-    busy device from one that only claims to be.
+    Requests arrive in non-decreasing order of service start (FIFO), so the
+    device's busy time is a sequence of disjoint intervals; ``busy_by``
+    answers exactly how much of it lies before a time, gaps included, so a
+    utilisation sampled over any interval lies in [0, 1]. ``inflight`` keeps
+    the completion times and kinds of the requests not yet done (pruned as
+    new ones arrive), so that the invariant checker can tell whose write a
+    busy device is serving.
     """
 
-    __slots__ = ("busy_ns", "busy_until", "inflight", "page_ns", "rotational", "service", "sync")
+    __slots__ = (
+        "_done_ns",
+        "_spans",
+        "busy_ns",
+        "busy_until",
+        "inflight",
+        "page_ns",
+        "rotational",
+        "service",
+        "sync",
+    )
 
     def __init__(self, latency_ns: int, bandwidth: int, page_size: int, rotational: bool = False) -> None:
         self.page_ns = (page_size * 1_000_000_000 + bandwidth - 1) // bandwidth
@@ -54,21 +68,25 @@ class SwapDevice:
         self.rotational = rotational  # blk queue flag: cluster readahead instead of VMA readahead
         self.sync = False
         self.inflight: deque[tuple[int, int]] = deque()  # (done, READ or WRITE), in completion order
+        # Busy spans [start, end) not yet wholly before the last busy_by time,
+        # contiguous ones merged; _done_ns is the length of those dropped.
+        self._spans: deque[list[int]] = deque()
+        self._done_ns = 0
 
     def submit(self, now: int, kind: int = WRITE) -> int:
         """Queue one page transfer arriving at ``now``; returns when it completes."""
-        start = now if now > self.busy_until else self.busy_until
-        done = start + self.service
-        self.busy_until = done
-        self.busy_ns += self.service
-        self._track(now, done, kind)
-        return done
+        return self.submit_pages(now, 1, kind)
 
     def submit_pages(self, now: int, npages: int, kind: int) -> int:
         """One request of ``npages`` contiguous pages (a readahead cluster, a plugged batch of writes)."""
         service = self.service + (npages - 1) * self.page_ns
         start = now if now > self.busy_until else self.busy_until
         done = start + service
+        spans = self._spans
+        if spans and spans[-1][1] == start:
+            spans[-1][1] = done
+        else:
+            spans.append([start, done])
         self.busy_until = done
         self.busy_ns += service
         self._track(now, done, kind)
@@ -81,9 +99,18 @@ class SwapDevice:
         q.append((done, kind))
 
     def busy_by(self, t: int) -> int:
-        """Busy nanoseconds completed by time ``t`` (queued work is contiguous)."""
-        pending = self.busy_until - t
-        return self.busy_ns - pending if pending > 0 else self.busy_ns
+        """Busy nanoseconds before time ``t`` (asked at non-decreasing times)."""
+        spans = self._spans
+        while spans and spans[0][1] <= t:
+            start, end = spans.popleft()
+            self._done_ns += end - start
+        if spans and spans[0][0] < t:
+            return self._done_ns + t - spans[0][0]
+        return self._done_ns
+
+    def in_service(self, t: int) -> bool:
+        """Whether a request is being served at ``t`` (the checker's view)."""
+        return any(start <= t < end for start, end in self._spans)
 
 
 class Zram:
@@ -156,7 +183,11 @@ class Zram:
         return self.read_ns
 
     def busy_by(self, t: int) -> int:
+        """CPU time spent compressing and decompressing (zram has no queue to be busy with)."""
         return self.busy_ns
+
+    def in_service(self, t: int) -> bool:
+        return False
 
 
 class SwapSpace:

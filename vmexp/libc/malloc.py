@@ -48,7 +48,6 @@ near ``PTRDIFF_MAX``.
 from __future__ import annotations
 
 from vmexp.libc.base import MALLINFO_FIELDS, Kernel
-from vmexp.units import UnitError, parse_size
 
 __all__ = [
     "DEFAULT_MMAP_MAX",
@@ -139,6 +138,13 @@ def largebin_index(sz: int) -> int:
     return 126
 
 
+# largebin_index of every size below 1 MiB, by size >> 6 (every bin boundary there is a multiple
+# of 64): _int_malloc looks the bin up instead of calling the function, once per request and
+# once per chunk it sorts.
+_LARGEBIN_LIMIT = 1 << 20
+_LARGEBIN = [largebin_index(s << 6) for s in range(_LARGEBIN_LIMIT >> 6)]
+
+
 def bin_index(sz: int) -> int:
     """Bin of a free chunk of size ``sz``: small bins 2..63 hold one size each."""
     return sz >> 4 if sz < MIN_LARGE_SIZE else largebin_index(sz)
@@ -150,14 +156,17 @@ def _signed(x: int) -> int:
     return x - (1 << 64) if x >> 63 else x
 
 
-def _size_param(name: str, value: object) -> int:
-    try:
-        size = parse_size(value)
-    except UnitError as e:
-        raise MallocConfigError(f"allocator.{name}: {e}") from None
-    if size > PTRDIFF_MAX:
-        raise MallocConfigError(f"allocator.{name}: {size} is larger than any size_t glibc takes")
-    return size
+def _int_param(name: str, value: object, most: int) -> int:
+    """A mallopt value: an int in [0, most].
+
+    Sizes with units (``"64k"``) are the config layer's to parse; a value of
+    another type reaching the allocator is a bug of its caller, not a setting.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"allocator.{name} must be an int, got {type(value).__name__} {value!r}")
+    if not 0 <= value <= most:
+        raise MallocConfigError(f"allocator.{name} must be in [0, {most}], got {value}")
+    return value
 
 
 class GlibcMalloc:
@@ -166,16 +175,16 @@ class GlibcMalloc:
     ``mmap_threshold``, ``trim_threshold``, ``top_pad`` and ``mmap_max``
     default to glibc's values; setting any of them (even to its default)
     is ``mallopt``, which also turns the dynamic mmap threshold off (R10).
-    Sizes accept units (``"64k"``).
+    They are ints (bytes), as ``mallopt`` takes them; see ``mallopt``.
     """
 
     def __init__(
         self,
         kernel: Kernel,
         *,
-        mmap_threshold: int | str | None = None,
-        trim_threshold: int | str | None = None,
-        top_pad: int | str | None = None,
+        mmap_threshold: int | None = None,
+        trim_threshold: int | None = None,
+        top_pad: int | None = None,
         mmap_max: int | None = None,
     ) -> None:
         ps: object = getattr(kernel, "page_size", None)
@@ -259,21 +268,20 @@ class GlibcMalloc:
         """False once any mallopt parameter was set (R10)."""
         return not self._no_dyn
 
-    def mallopt(self, param: str, value: int | str) -> int:
+    def mallopt(self, param: str, value: int) -> int:
         """``mallopt`` by name: ``mmap_threshold``, ``trim_threshold``, ``top_pad``, ``mmap_max``.
 
         As in glibc, every call first consolidates the fastbins (R11) and any
         of the four freezes the dynamic threshold (R10).  Returns 1 like glibc.
+        ``value`` is an int (bytes, or mappings for ``mmap_max``): anything
+        else raises ``TypeError``; an int out of range, ``MallocConfigError``.
         """
         if param == "mmap_max":
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _INT32_MAX:
-                raise MallocConfigError(
-                    f"allocator.mmap_max must be an integer in [0, {_INT32_MAX}], got {value!r}"
-                )
+            count = _int_param(param, value, _INT32_MAX)
             self._consolidate()
-            self._mmaps_max = value
+            self._mmaps_max = count
         elif param in ("mmap_threshold", "trim_threshold", "top_pad"):
-            size = _size_param(param, value)
+            size = _int_param(param, value, PTRDIFF_MAX)
             self._consolidate()
             if param == "mmap_threshold":
                 self._thr = size  # no upper bound check in 2.36 (R11)
@@ -298,21 +306,13 @@ class GlibcMalloc:
         nb = (n + 23) & ~15
         if nb < MINSIZE:
             nb = MINSIZE
-        tc = self._tcache
-        if not tc:
+        if not self._tcache:
             self._tcache_init()
-            tc = self._tcache
-        if nb <= TCACHE_MAX_CHUNK and tc:
+        if nb <= TCACHE_MAX_CHUNK:
             tci = (nb - 17) >> 4
             tcb = self._tc[tci]
-            if tcb:
-                # tcache_get, inlined: this is the hottest path of a simulation.
-                c = tcb.pop()
-                self._inuse[c] = self._parked.pop(c)
-                w = self._w
-                w(c + 24, SIZE_SZ)  # e->key = 0
-                w(tc + 2 * tci, 136 + 6 * tci)  # counts[tci] .. entries[tci]
-                return c + CHUNK_HDR_SZ
+            if tcb:  # never true without a tcache
+                return self._tcache_get(tcb, tci) + CHUNK_HDR_SZ
         c = self._int_malloc(nb)
         return c + CHUNK_HDR_SZ if c else 0
 
@@ -323,21 +323,8 @@ class GlibcMalloc:
         c = p - CHUNK_HDR_SZ
         size = self._inuse.pop(c, 0)
         if size:
-            tc = self._tcache
-            if not tc:
+            if not self._tcache:
                 self._tcache_init()
-                tc = self._tcache
-            if size <= TCACHE_MAX_CHUNK and tc:
-                tci = (size - 17) >> 4
-                tcb = self._tc[tci]
-                if len(tcb) < TCACHE_FILL_COUNT:
-                    # tcache_put, inlined (R12a)
-                    tcb.append(c)
-                    self._parked[c] = size
-                    w = self._w
-                    w(p, 16)  # entry->next, entry->key
-                    w(tc + 2 * tci, 136 + 6 * tci)
-                    return
             self._int_free(c, size)
             return
         size = self._mmapped.get(c, 0)
@@ -612,15 +599,21 @@ class GlibcMalloc:
                     w(aligned_brk + SIZE_SZ, SIZE_SZ)
                     if old_size:
                         self._fence_old_top(old_top, old_size)
-        top = self._top
         if self._topsize >= nb + MINSIZE:
-            self._top = top + nb
-            self._topsize -= nb
-            w(top + SIZE_SZ, SIZE_SZ)
-            w(top + nb + SIZE_SZ, SIZE_SZ)
-            self._inuse[top] = nb
-            return top
+            return self._carve_top(nb)
         return 0
+
+    def _carve_top(self, nb: int) -> int:
+        """Hand out the bottom ``nb`` bytes of the top chunk (R20); the caller saw that
+        the top keeps at least MINSIZE, so the top is never used up."""
+        top = self._top
+        self._top = top + nb
+        self._topsize -= nb
+        w = self._w
+        w(top + SIZE_SZ, SIZE_SZ)
+        w(top + nb + SIZE_SZ, SIZE_SZ)
+        self._inuse[top] = nb
+        return top
 
     def _fence_old_top(self, old_top: int, old_size: int) -> None:
         """Two 16-byte in-use fenceposts end the old top so nothing coalesces across the gap."""
@@ -681,18 +674,22 @@ class GlibcMalloc:
             self._tcache = c + CHUNK_HDR_SZ
             self._w(self._tcache, TCACHE_STRUCT_SIZE)
 
-    def _tcache_put(self, c: int, tci: int, size: int) -> None:
-        self._tc[tci].append(c)
+    def _tcache_put(self, c: int, tcb: list[int], tci: int, size: int) -> None:
+        """``tcache_put`` (R12a): LIFO, the chunk stays marked in use; the caller checked for room."""
+        tcb.append(c)
         self._parked[c] = size
-        self._w(c + CHUNK_HDR_SZ, 16)  # entry->next, entry->key
+        w = self._w
+        w(c + CHUNK_HDR_SZ, 16)  # entry->next, entry->key
         # counts[tci] .. entries[tci]: one region inside the tcache structure
-        self._w(self._tcache + 2 * tci, 136 + 6 * tci)
+        w(self._tcache + 2 * tci, 136 + 6 * tci)
 
-    def _tcache_get(self, tci: int) -> int:
-        c = self._tc[tci].pop()
+    def _tcache_get(self, tcb: list[int], tci: int) -> int:
+        """``tcache_get`` (R5.1): the most recently put chunk of a non-empty tcache bin."""
+        c = tcb.pop()
         self._inuse[c] = self._parked.pop(c)
-        self._w(c + 24, SIZE_SZ)  # e->key = 0 (next is loaded from the same bytes' page)
-        self._w(self._tcache + 2 * tci, 136 + 6 * tci)
+        w = self._w
+        w(c + 24, SIZE_SZ)  # e->key = 0 (next is loaded from the same bytes' page)
+        w(self._tcache + 2 * tci, 136 + 6 * tci)
         return c
 
     # ------------------------------------------------------------------ bins
@@ -727,58 +724,42 @@ class GlibcMalloc:
     def _consolidate(self) -> None:
         """``malloc_consolidate`` (R18): merge every fastbin chunk with free neighbours; never trims."""
         self._have_fast = False
-        w = self._w
-        free = self._free
-        free_end = self._free_end
         parked = self._parked
+        coalesce = self._coalesce
         for fb in self._fast:
             if not fb:
                 continue
             chunks = fb[::-1]  # from the bin's head, as glibc walks it
             fb.clear()
             for c in chunks:
-                size = parked.pop(c)
-                nxt = c + size
-                prev = free_end.get(c)
-                if prev is not None:
-                    size += self._unlink(prev)
-                    c = prev
-                if nxt != self._top:
-                    if nxt in free:
-                        size += self._unlink(nxt)
-                        w(c + size, SIZE_SZ)  # foot
-                    else:
-                        w(nxt, 16)  # foot + next's PREV_INUSE cleared
-                    self._to_unsorted(c, size)
-                else:
-                    self._top = c
-                    self._topsize += size
-                    w(c + SIZE_SZ, SIZE_SZ)
+                coalesce(c, parked.pop(c))
 
-    def _place_in_bin(self, c: int, size: int) -> None:
-        """Sort a chunk leaving the unsorted bin into its small or large bin (glibc's order)."""
-        if size < MIN_LARGE_SIZE:
-            i = size >> 4
-            self._small[i][c] = None
-            self._w(c + CHUNK_HDR_SZ, 16)
-        else:
-            i = largebin_index(size)
-            lb = self._large[i]
-            free = self._free
-            if not lb or size < free[lb[-1]]:
-                lb.append(c)
-                self._w(c + CHUNK_HDR_SZ, 32)
+    def _coalesce(self, c: int, size: int) -> int:
+        """Merge a chunk leaving use with its free neighbours, into the unsorted bin or the top (R12c).
+
+        The one merge of ``_int_free`` and ``malloc_consolidate``, which 2.36
+        writes out twice (2.37 names it ``_int_free_merge_chunk``).  Returns
+        the merged size; when the chunk joined the top, that is the top's size.
+        """
+        w = self._w
+        nxt = c + size
+        prev = self._free_end.get(c)
+        if prev is not None:
+            size += self._unlink(prev)
+            c = prev
+        if nxt != self._top:
+            if nxt in self._free:
+                size += self._unlink(nxt)
+                w(c + size, SIZE_SZ)  # foot
             else:
-                j = 0
-                while size < free[lb[j]]:
-                    j += 1
-                if size == free[lb[j]]:
-                    lb.insert(j + 1, c)  # equal sizes go second: the size list stays untouched
-                    self._w(c + CHUNK_HDR_SZ, 16)
-                else:
-                    lb.insert(j, c)
-                    self._w(c + CHUNK_HDR_SZ, 32)
-        self._binmap |= 1 << i
+                w(nxt, 16)  # foot + next's PREV_INUSE cleared
+            self._to_unsorted(c, size)
+            return size
+        size += self._topsize
+        self._top = c
+        self._topsize = size
+        w(c + SIZE_SZ, SIZE_SZ)
+        return size
 
     def _split(self, c: int, size: int, nb: int, advertise: bool) -> int:
         """Hand out ``nb`` bytes of the free chunk ``c`` (already unlinked) (R19)."""
@@ -814,7 +795,7 @@ class GlibcMalloc:
                     while len(tcb) < TCACHE_FILL_COUNT and fb:
                         tc = fb.pop()
                         del parked[tc]
-                        self._tcache_put(tc, tci, nb)
+                        self._tcache_put(tc, tcb, tci, nb)
                 self._inuse[victim] = self._parked.pop(victim)
                 return victim
         if nb < MIN_LARGE_SIZE:
@@ -835,18 +816,19 @@ class GlibcMalloc:
                         del free[tc]
                         del self._free_end[tc + nb]
                         w(tc + nb + SIZE_SZ, SIZE_SZ)
-                        self._tcache_put(tc, tci, nb)
+                        self._tcache_put(tc, tcb, tci, nb)
                 if not b:
                     self._binmap &= ~(1 << idx)
                 self._inuse[victim] = nb
                 return victim
         else:
-            idx = largebin_index(nb)
+            idx = _LARGEBIN[nb >> 6] if nb < _LARGEBIN_LIMIT else largebin_index(nb)
             if self._have_fast:
                 self._consolidate()
 
         tci = (nb - 17) >> 4
         tcache_nb = nb if self._tcache and nb <= TCACHE_MAX_CHUNK else 0
+        tcb = self._tc[tci] if tcache_nb else []
         return_cached = False
         unsorted = self._unsorted
         while True:
@@ -875,18 +857,39 @@ class GlibcMalloc:
                     del free[victim]
                     del self._free_end[victim + size]
                     w(victim + size + SIZE_SZ, SIZE_SZ)
-                    if tcache_nb and len(self._tc[tci]) < TCACHE_FILL_COUNT:
-                        self._tcache_put(victim, tci, nb)
+                    if tcache_nb and len(tcb) < TCACHE_FILL_COUNT:
+                        self._tcache_put(victim, tcb, tci, nb)
                         return_cached = True
                         continue
                     self._inuse[victim] = size
                     return victim
-                self._place_in_bin(victim, size)
+                # Sorted into its small or large bin, in glibc's order.
+                if size < MIN_LARGE_SIZE:
+                    i = size >> 4
+                    self._small[i][victim] = None
+                    w(victim + CHUNK_HDR_SZ, 16)
+                else:
+                    i = _LARGEBIN[size >> 6] if size < _LARGEBIN_LIMIT else largebin_index(size)
+                    lb = self._large[i]
+                    if not lb or size < free[lb[-1]]:
+                        lb.append(victim)
+                        w(victim + CHUNK_HDR_SZ, 32)
+                    else:
+                        j = 0
+                        while size < free[lb[j]]:
+                            j += 1
+                        if size == free[lb[j]]:
+                            lb.insert(j + 1, victim)  # equal sizes go second: the size list stays untouched
+                            w(victim + CHUNK_HDR_SZ, 16)
+                        else:
+                            lb.insert(j, victim)
+                            w(victim + CHUNK_HDR_SZ, 32)
+                self._binmap |= 1 << i
                 iters += 1
                 if iters >= MAX_ITERS:
                     break
             if return_cached:
-                return self._tcache_get(tci)
+                return self._tcache_get(tcb, tci)
 
             if nb >= MIN_LARGE_SIZE:
                 lb = self._large[idx]
@@ -927,15 +930,8 @@ class GlibcMalloc:
                 del self._free_end[victim + size]
                 return self._split(victim, size, nb, nb < MIN_LARGE_SIZE)
 
-            top = self._top
             if self._topsize >= nb + MINSIZE:
-                # Carved from the bottom of the top (R20).
-                self._top = top + nb
-                self._topsize -= nb
-                w(top + SIZE_SZ, SIZE_SZ)
-                w(top + nb + SIZE_SZ, SIZE_SZ)
-                self._inuse[top] = nb
-                return top
+                return self._carve_top(nb)
             if self._have_fast:
                 self._consolidate()
                 continue
@@ -947,34 +943,18 @@ class GlibcMalloc:
         """``_int_free`` (R12): tcache, fastbin, or coalesce and maybe trim.  ``c`` is no longer in use."""
         if size <= TCACHE_MAX_CHUNK and self._tcache:
             tci = (size - 17) >> 4
-            if len(self._tc[tci]) < TCACHE_FILL_COUNT:
-                self._tcache_put(c, tci, size)
+            tcb = self._tc[tci]
+            if len(tcb) < TCACHE_FILL_COUNT:
+                self._tcache_put(c, tcb, tci, size)
                 return
-        w = self._w
         if size <= MAX_FAST:
             self._r(c + size + SIZE_SZ, SIZE_SZ)  # next chunk's size is checked
             self._have_fast = True
             self._fast[(size >> 4) - 2].append(c)
             self._parked[c] = size
-            w(c + CHUNK_HDR_SZ, SIZE_SZ)  # fd
+            self._w(c + CHUNK_HDR_SZ, SIZE_SZ)  # fd
             return
-        nxt = c + size
-        prev = self._free_end.get(c)
-        if prev is not None:
-            size += self._unlink(prev)
-            c = prev
-        if nxt != self._top:
-            if nxt in self._free:
-                size += self._unlink(nxt)
-                w(c + size, SIZE_SZ)  # foot
-            else:
-                w(nxt, 16)  # foot + next's PREV_INUSE cleared
-            self._to_unsorted(c, size)
-        else:
-            size += self._topsize
-            self._top = c
-            self._topsize = size
-            w(c + SIZE_SZ, SIZE_SZ)
+        size = self._coalesce(c, size)
         if size >= FASTBIN_CONSOLIDATION_THRESHOLD:
             if self._have_fast:
                 self._consolidate()

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib.axes import Axes
 from matplotlib.ticker import EngFormatter, FuncFormatter, Locator, PercentFormatter
-from matplotlib.typing import RcKeyType
+
+if TYPE_CHECKING:  # an annotation only: matplotlib < 3.11 has no RcKeyType, and vmexp runs on 3.9 and later
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "STYLE",

@@ -1,0 +1,161 @@
+"""The Python API (README "Python API", DESIGN.md contract): what a notebook relies on.
+
+A run through ``vmexp.run`` is the run ``python run.py`` makes, to the byte;
+it works from any working directory, lands in ``./outputs`` unless told
+otherwise, can be called again and again, and a user error arrives as a
+``VmexpError`` carrying the command's one line.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import vmexp
+from vmexp.metrics import SYSCALL_COLUMNS, TIMESERIES_COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+CONTRACT = ("metrics.json", "syscalls.csv", "timeseries.csv")
+SMALL = ["nprocs=2", "duration=0.2s", "figures=false"]
+# Belady's string under FIFO (README "What you can do"): 9 faults with 3 frames, 10 with 4.
+BELADY = [
+    "workload=pageref",
+    "workload.refs=[1,2,3,4,1,2,5,1,2,3,4,5]",
+    "policy=fifo",
+    "machine.min_free=0",
+    "figures=false",
+]
+
+
+def test_a_run_is_byte_identical_through_run_py_the_vmexp_command_and_the_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overrides = ["threshold=64k", *SMALL]
+    subprocess.run(
+        [PY, "run.py", *overrides, f"hydra.run.dir={tmp_path / 'run_py'}"],
+        cwd=ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    command = shutil.which("vmexp", path=str(Path(PY).parent))
+    assert command, "the vmexp console command is not installed beside this Python (pip install -e .)"
+    subprocess.run(
+        [command, *overrides, f"hydra.run.dir={tmp_path / 'command'}"], cwd=tmp_path, check=True, capture_output=True
+    )  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # far from the repository: the configs come with the package
+    run = vmexp.run(overrides, out_dir="api", quiet=True)
+
+    assert run.dir == tmp_path / "api"
+    for name in (*CONTRACT, ".hydra/config.yaml"):
+        reference = (tmp_path / "run_py" / name).read_bytes()
+        assert (tmp_path / "command" / name).read_bytes() == reference, name
+        assert (run.dir / name).read_bytes() == reference, name
+
+    # The same numbers as tables: one row per process, nested counters as columns.
+    doc = run.metrics
+    assert doc["schema"] == 1
+    procs = run.processes
+    assert list(procs["pid"]) == [p["pid"] for p in doc["processes"]] == [1, 2]
+    assert list(procs.columns[:3]) == ["pid", "name", "exit"]
+    assert list(procs["brk"]) == [p["syscalls"]["brk"] for p in doc["processes"]]
+    assert list(procs["arena"]) == [p["mallinfo"]["arena"] for p in doc["processes"]]
+    assert procs["minflt"].sum() == run.summary["minflt"]
+    assert list(run.timeseries.columns) == TIMESERIES_COLUMNS
+    assert list(run.syscalls.columns) == SYSCALL_COLUMNS
+    # syscalls.csv lists the very calls that metrics.json counts.
+    counted = run.syscalls.groupby(["pid", "syscall"]).size()
+    for p in doc["processes"]:
+        for call, n in p["syscalls"].items():
+            assert counted.get((p["pid"], call), 0) == n, (p["pid"], call)
+    assert run.overrides == overrides
+    assert run.status == "ok"
+
+
+def test_without_out_dir_runs_land_in_outputs_and_calls_in_a_row_never_share_a_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Page-reference runs take no time: two in a row would fall in the same second (and one
+    # directory, named to the second) if nothing kept them apart.
+    monkeypatch.chdir(tmp_path)
+    three = vmexp.run([*BELADY, "ram=12k"], quiet=True)
+    four = vmexp.run([*BELADY, "ram=16k"], quiet=True)
+    assert three.dir.parent.parent == four.dir.parent.parent == tmp_path / "outputs" / "runs"
+    assert three.dir != four.dir
+    faults = [r.summary["minflt"] + r.summary["majflt"] for r in (three, four)]
+    assert faults == [9, 10]  # Belady's anomaly, each run its own
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("threshold=banana", "threshold: expected a size such as 4096, 64k, 128K, 2M or 1G, got 'banana'"),
+        ("foo=1", "foo: unknown key"),
+        ("policy=nope", "In 'config': Could not find 'policy/nope'"),
+    ],
+)
+def test_a_user_error_raises_vmexp_error_with_the_commands_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, message: str
+) -> None:
+    with pytest.raises(vmexp.VmexpError) as err:
+        vmexp.run([override], out_dir=tmp_path / "run")
+    text = str(err.value)
+    assert text.startswith(message) and "\n" not in text
+    assert "vmexp: error" not in capsys.readouterr().err  # said once, by the exception
+
+
+def test_flags_are_not_overrides(tmp_path: Path) -> None:
+    with pytest.raises(vmexp.VmexpError, match=r"vmexp\.sweep\(\) is -m"):
+        vmexp.run(["-m", "threshold=64k,128k"], out_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_a_sweep_returns_after_aggregation_and_a_failed_job_is_reported_not_raised(tmp_path: Path) -> None:
+    with pytest.warns(RuntimeWarning, match="1 of 3 jobs failed"):
+        sw = vmexp.sweep(["threshold=64k,256k,banana", *SMALL], out_dir=tmp_path / "sw", quiet=True)
+    assert sw.dir == tmp_path / "sw"
+    for name in ("summary.csv", "report.md", "report.html"):
+        assert (sw.dir / name).is_file(), name
+    s = sw.summary
+    assert list(s["threshold"]) == ["64k", "256k", "banana"]
+    assert list(s["status"]) == ["ok", "ok", "failed"]
+    assert "threshold" in sw.keys
+    assert [r.status for r in sw.runs] == ["ok", "ok", "failed"]
+    for i in (0, 1):
+        assert sw.runs[i].summary["mmap"] == s.loc[i, "mmap"]
+    # A higher mmap threshold serves more requests from the heap: fewer mmap calls.
+    assert s.loc[0, "mmap"] > s.loc[1, "mmap"]
+    assert list(sw.failed["threshold"]) == ["banana"]
+    with pytest.raises(vmexp.VmexpError, match="the run failed: threshold:"):
+        sw.runs[2].metrics  # noqa: B018
+
+    loaded = vmexp.load(sw.dir)
+    assert isinstance(loaded, vmexp.Sweep) and loaded == sw
+    assert isinstance(vmexp.load(sw.runs[0].dir), vmexp.Run)
+
+
+def test_a_sweep_that_cannot_start_raises(tmp_path: Path) -> None:
+    with pytest.raises(vmexp.VmexpError, match=r"^foo: unknown key"):
+        vmexp.sweep(["threshold=64k,128k", "foo=1"], out_dir=tmp_path / "sw", quiet=True)
+
+
+def test_load_names_what_is_not_a_result(tmp_path: Path) -> None:
+    with pytest.raises(vmexp.VmexpError, match="neither a run"):
+        vmexp.load(tmp_path)
+    with pytest.raises(vmexp.VmexpError, match="no such directory"):
+        vmexp.load(tmp_path / "missing")
+
+
+@pytest.mark.slow
+def test_the_docs_example_runs_from_a_directory_outside_the_repository(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [PY, str(ROOT / "docs" / "api_example.py")], cwd=tmp_path, capture_output=True, text=True, timeout=900
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(list((tmp_path / "outputs" / "runs").glob("*/*/metrics.json"))) == 1
+    assert len(list((tmp_path / "outputs" / "sweeps").glob("*/*/summary.csv"))) == 1
+    assert "sweep jobs: ['0_threshold=64k" in r.stdout
+    assert "Settings that differ (1):" in r.stdout

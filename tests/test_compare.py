@@ -1,0 +1,159 @@
+"""python -m vmexp.compare: two runs, or two sweeps, side by side — checked on Belady's string.
+
+On 1,2,3,4,1,2,5,1,2,3,4,5 FIFO takes 9 faults with 3 frames and 10 with
+4; LRU takes 10 and 8 (Belady 1969; Mattson et al. 1970). Those are the
+numbers the comparison must put side by side.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import vmexp
+from vmexp.compare import compare, render
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+BELADY = [
+    "workload=pageref",
+    "workload.refs=[1,2,3,4,1,2,5,1,2,3,4,5]",
+    "machine.min_free=0",
+    "figures=false",
+]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("runs")
+    return {
+        "fifo3": vmexp.run([*BELADY, "policy=fifo", "ram=12k"], out_dir=d / "fifo3", quiet=True).dir,
+        "fifo4": vmexp.run([*BELADY, "policy=fifo", "ram=16k"], out_dir=d / "fifo4", quiet=True).dir,
+        # 5 frames hold all 5 pages: 5 first-touch faults, nothing evicted, no major fault.
+        "fifo5": vmexp.run([*BELADY, "policy=fifo", "ram=20k"], out_dir=d / "fifo5", quiet=True).dir,
+    }
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("sweeps")
+    return {
+        "fifo": vmexp.sweep([*BELADY, "policy=fifo", "ram=12k,16k"], out_dir=d / "fifo", quiet=True).dir,
+        # 16k written as bytes: the join is by value.
+        "lru": vmexp.sweep([*BELADY, "policy=lru", "ram=12k,16384"], out_dir=d / "lru", quiet=True).dir,
+    }
+
+
+def compare_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "vmexp.compare", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_two_runs_differ_in_ram_and_by_one_fault(results: dict[str, Path]) -> None:
+    c = compare(results["fifo3"], results["fifo4"])
+    assert c.kind == "runs"
+    assert c.settings == [("ram", "12k", "16k")]
+    m = c.metrics
+    assert m.loc["minflt", "A"] + m.loc["majflt", "A"] == 9
+    assert m.loc["minflt", "B"] + m.loc["majflt", "B"] == 10
+    assert m.loc["minflt", "diff"] + m.loc["majflt", "diff"] == 1
+    for name, row in m.iterrows():
+        if row["A"]:
+            assert row["ratio"] == pytest.approx(row["B"] / row["A"]), name
+
+
+@pytest.mark.slow
+def test_two_sweeps_are_joined_on_the_swept_key(sweeps: dict[str, Path]) -> None:
+    c = compare(sweeps["fifo"], sweeps["lru"])
+    assert c.kind == "sweeps"
+    assert c.keys == ["ram"]
+    assert ("policy.name", "fifo", "lru") in c.settings
+    assert all(k != "ram" for k, _, _ in c.settings)  # the join key is not a difference
+    faults = c.metrics[c.metrics["metric"] == "faults"]
+    assert list(faults["ram"]) == ["12k", "16k"]
+    assert list(faults["A"]) == [9, 10]  # FIFO: Belady's anomaly
+    assert list(faults["B"]) == [10, 8]  # LRU: a stack algorithm
+    assert list(faults["diff"]) == [1, -2]
+    assert list(faults["ratio"]) == pytest.approx([10 / 9, 0.8])
+    assert not c.only_a and not c.only_b
+
+
+def test_the_command_compares_two_runs_and_draws_the_figure(results: dict[str, Path], tmp_path: Path) -> None:
+    r = compare_cli(results["fifo3"], results["fifo4"], "-o", "runs.png", "--csv", "runs.csv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "Settings that differ (1):" in lines
+    assert any(line.split() == ["ram", "12k", "16k"] for line in lines)
+    assert (tmp_path / "runs.png").stat().st_size > 10_000
+    with (tmp_path / "runs.csv").open() as fh:
+        rows = {row["metric"]: row for row in csv.DictReader(fh)}
+    assert float(rows["minflt"]["A"]) + float(rows["majflt"]["A"]) == 9
+
+
+@pytest.mark.slow
+def test_the_command_compares_two_sweeps(sweeps: dict[str, Path], tmp_path: Path) -> None:
+    r = compare_cli(sweeps["fifo"], sweeps["lru"], "-o", "sweeps.png", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Joined on: ram" in r.stdout
+    block = r.stdout.split("faults — ")[1].splitlines()[:4]
+    assert [line.split()[:3] for line in block[2:4]] == [["12k", "9", "10"], ["16k", "10", "8"]]
+    assert (tmp_path / "sweeps.png").stat().st_size > 10_000
+
+
+def test_equal_metrics_are_named_once_and_undefined_ones_are_not_zero(results: dict[str, Path]) -> None:
+    text = render(compare(results["fifo3"], results["fifo3"]))
+    assert "Settings: the same on both sides" in text
+    assert "Equal on both sides: minflt, majflt" in text
+    c = compare(results["fifo5"], results["fifo3"])
+    assert c.metrics.loc["minflt", "A"] + c.metrics.loc["majflt", "A"] == 5
+    assert c.metrics.loc["majflt", "A"] == 0
+    # Without a major fault the mean CPU time between them is undefined: not 0 s, and no ratio.
+    m = c.metrics.loc["mean_time_between_faults_s"]
+    assert math.isnan(m["A"]) and m["B"] > 0 and math.isnan(m["ratio"])
+    assert re.search(
+        r"^  mean_time_between_faults_s +— +[0-9.]+ (ns|µs|ms|s) +— +—$", render(c), re.MULTILINE
+    )
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        ("fifo3", "sweep", "A is a run and B is a sweep: compare two runs or two sweeps"),
+        ("fifo3", "empty", "B: {empty}: neither a run"),
+        ("missing", "fifo3", "A: {missing}: no such directory"),
+    ],
+)
+def test_wrong_inputs_are_one_line_errors(
+    results: dict[str, Path], tmp_path: Path, a: str, b: str, message: str
+) -> None:
+    paths = {
+        **results,
+        "empty": tmp_path / "empty",
+        "missing": tmp_path / "missing",
+        "sweep": tmp_path / "sweep",
+    }
+    paths["empty"].mkdir()
+    shutil.copytree(results["fifo3"], paths["sweep"] / "0_ram=12k")  # a sweep of one job
+    r = compare_cli(paths[a], paths[b], cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    expected = "vmexp.compare: error: " + message.format(**{k: str(v) for k, v in paths.items()})
+    assert r.stderr.startswith(expected) and r.stderr.count("\n") == 1, r.stderr
+
+
+@pytest.mark.slow
+def test_sweeps_with_no_swept_key_in_common_cannot_be_joined(sweeps: dict[str, Path], tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(sweeps["lru"], other)
+    summary = other / "summary.csv"
+    summary.write_text(summary.read_text().replace("ram,", "swap,", 1))
+    with pytest.raises(vmexp.VmexpError, match=r"share no swept key \(A: ram; B: swap\)"):
+        compare(sweeps["fifo"], other)

@@ -1,0 +1,6 @@
+"""``python -m vmexp``: the same command as ``vmexp`` and ``python run.py``."""
+
+from vmexp.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The ``vmexp`` command (and ``python run.py``, ``python -m vmexp``): the Hydra application.
+
+One entry for all three, so that they compose the same config tree and
+run the same job function: the same overrides give the same files.
+
+The config tree is ``conf/`` at the top of the repository. The package
+reaches it through ``vmexp/conf``, a symbolic link to ``../conf`` in the
+source tree and a real directory in a wheel (the link is followed when the
+wheel is built), so a plain ``pip install .`` carries the configs and the
+command works from any directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from vmexp import app
+
+__all__ = ["conf_dir", "main", "task"]
+
+# vmexp.api starts this command in a child process and names a file here; every job writes
+# where its results went into it (see vmexp.api). Unset for a user's command: nothing is written.
+RECORD_ENV = "VMEXP_API_RECORD"
+
+_handler_installed = False
+
+
+def conf_dir() -> Path:
+    """The config tree shipped with the package (``conf/`` of the repository in a source checkout)."""
+    return (Path(__file__).resolve().parent / "conf").resolve()
+
+
+def _record(path: str) -> None:
+    """Tell vmexp.api where this job writes (atomically: the jobs of a sweep may run in parallel)."""
+    hc = HydraConfig.get()
+    doc = {"run_dir": str(Path(hc.runtime.output_dir).resolve())}
+    if hc.mode == RunMode.MULTIRUN:
+        doc["sweep_dir"] = str((Path(hc.runtime.cwd) / str(hc.sweep.dir)).resolve())
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(doc, fh)
+    os.replace(tmp, path)
+
+
+def task(cfg: DictConfig) -> float | None:
+    """Hydra's task function: one job (vmexp.app.main)."""
+    record = os.environ.get(RECORD_ENV)
+    if record:
+        _record(record)
+    return app.main(cfg)
+
+
+def main() -> None:
+    """Parse the command line as Hydra does (overrides, ``-m``, ``--cfg``, ``--help``) and run."""
+    global _handler_installed
+    if not _handler_installed:
+        app.install_error_handler()
+        _handler_installed = True
+    conf = conf_dir()
+    if not (conf / "config.yaml").is_file():
+        print(f"vmexp: error: {conf / 'config.yaml'} is missing (reinstall vmexp)", file=sys.stderr)
+        sys.exit(2)
+    hydra.main(version_base="1.3", config_path=str(conf), config_name="config")(task)()
+    sys.exit(app.exit_status())
