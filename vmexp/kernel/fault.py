@@ -194,7 +194,8 @@ class FaultHandler:
             else:
                 major = self.fault(mm, vpn, e, w)
             i += 1
-            if (major and stop_on_major) or clock.used >= budget:
+            # A fault may also have had to wait without being major (reclaim waited for the device).
+            if ((major or clock.block_until) and stop_on_major) or clock.used >= budget:
                 break
             limit = min(n, i + (budget - clock.used) // cost + 1)
         clock.used += (i - start) * cost

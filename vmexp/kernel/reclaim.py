@@ -209,10 +209,13 @@ class Reclaim:
                 self._kswapd = False
             self.stat.pgsteal_kswapd += freed
             return freed
+        dev = self.dev
         while freed < batch and mem.nfree < mem.wmark_high:
             policy = self._policy_to_reclaim()
             if policy is None:
                 break
+            if dev.room_at(self.clock.now()):
+                break  # the device's queue is full: kswapd sleeps until a request completes
             if not self.evict(policy.victim()):
                 break  # swap is full: leave it to direct reclaim and the OOM killer
             freed += 1
@@ -246,7 +249,11 @@ class Reclaim:
                     return False
                 self.clock.used += dev.write_ns
             else:
-                dev.submit(self.clock.now())
+                now = self.clock.now()
+                room = dev.room_at(now)
+                if room:  # no free request: the reclaiming process sleeps until one completes
+                    self.clock.wait_for(room)
+                dev.submit(now)
             self.stat.pswpout += 1
             mm.pswpout += 1
             wrote = True
@@ -339,7 +346,13 @@ class Reclaim:
                 mm.policy.end_writeback(f)
 
     def writeback_until(self) -> int:
-        """When the first pending write completes; 0 when none is pending."""
+        """When the first pending write completes; 0 when none is pending.
+
+        The textbook pager frees frames as soon as their writes are queued:
+        for it, when the device's full queue next has room (0: not full).
+        """
+        if not self.batch:
+            return self.dev.room_at(self.clock.now())
         self.unplug()
         q = self._wb_queue
         wb = self.writeback

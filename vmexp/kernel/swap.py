@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["SwapCache", "SwapDevice", "SwapSpace", "Zram"]
 
 READ, WRITE = 0, 1
+NR_REQUESTS = 128  # include/linux/blkdev.h: BLKDEV_DEFAULT_RQ, the requests a queue holds at once
 
 
 class SwapDevice:
@@ -92,6 +93,24 @@ class SwapDevice:
         self._track(now, done, kind)
         return done
 
+    def room_at(self, now: int) -> int:
+        """0 if a request can be queued at ``now``; else when the queue next has room.
+
+        The block layer gives each request a tag and has ``nr_requests`` of
+        them (``BLKDEV_DEFAULT_RQ`` = 128, include/linux/blkdev.h); a
+        submitter finding none sleeps in ``blk_mq_get_tag`` until a request
+        completes. This bounds how far ahead of the present a writer can
+        queue work: the textbook pager frees a frame as soon as its write is
+        queued, and without the bound a thrashing machine queued seconds of
+        writes in front of every read (issue 12: a device busy for seconds
+        with no page moving while every process waited).
+        """
+        q = self.inflight
+        while q and q[0][0] <= now:
+            q.popleft()
+        n = len(q)
+        return q[n - NR_REQUESTS][0] if n >= NR_REQUESTS else 0
+
     def _track(self, now: int, done: int, kind: int) -> None:
         q = self.inflight
         while q and q[0][0] <= now:
@@ -127,6 +146,7 @@ class Zram:
         "busy_until",
         "inflight",
         "mem",
+        "pool_peak",
         "ratio",
         "read_ns",
         "rotational",
@@ -143,6 +163,7 @@ class Zram:
         self.ratio = ratio
         self.mem = mem
         self.stored = 0
+        self.pool_peak = 0  # frames
         self.busy_ns = 0
         self.busy_until = 0  # never ahead of now: nothing is queued
         self.rotational = False
@@ -167,6 +188,8 @@ class Zram:
         if grow:
             self.mem.nfree -= grow
             self.mem.pool += grow
+            if self.mem.pool > self.pool_peak:
+                self.pool_peak = self.mem.pool
         return True
 
     def drop(self) -> None:
@@ -188,6 +211,9 @@ class Zram:
 
     def in_service(self, t: int) -> bool:
         return False
+
+    def room_at(self, now: int) -> int:
+        return 0  # synchronous: nothing is ever queued
 
 
 class SwapSpace:

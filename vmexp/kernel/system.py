@@ -196,7 +196,11 @@ class System:
             events = policy.events() if policy is not None else {}
             out["vmstat"] = {**events, "swap_ra": self.stat.swap_ra, "swap_ra_hit": self.stat.swap_ra_hit}
         if isinstance(self.dev, Zram):
-            out["zram"] = {"stored_bytes_peak": self.space.used_peak * ps, "pool_bytes": self.mem.pool * ps}
+            out["zram"] = {
+                "stored_bytes_peak": self.space.used_peak * ps,
+                "pool_bytes_peak": self.dev.pool_peak * ps,
+                "pool_bytes": self.mem.pool * ps,
+            }
         cg = self.memcg
         if cg is not None:
             out["memcg"] = {
