@@ -375,12 +375,10 @@ SIM_AGREEMENT_ENABLED = True
 # the real runs' range (min..max) or, failing that, within zram's tolerance.
 AGREEMENT = {"zram": (0.02, 0.01), "file_pc0": (0.02, 0.01), "file_pc3": (0.02, 0.01)}
 
-# Each case runs the simulator as a user would (about 5 s): a few representative ones here,
+# Each case runs the simulator as a user would (about 5 s): three representative ones here,
 # every workload in `python bench/kernel_truth.py agree` (the table in the README).
 CASES = [
     ("zram", "seq_rw_128"),  # the knife edge: the per-process charge decides every page
-    ("zram", "hotcold_80"),
-    ("zram", "zipf_96"),
     ("file_pc0", "uniform_80"),  # the swap cache's extra minor faults
     ("file_pc3", "seq_read_160"),  # cluster readahead: 1 major fault in 8
 ]
