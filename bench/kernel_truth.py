@@ -7,6 +7,7 @@
     python bench/kernel_truth.py census NAME    # which pages of each mapping are resident after the loop
     python bench/kernel_truth.py simulate       # today's simulator on the same traces
     python bench/kernel_truth.py table          # the comparison as a Markdown table
+    python bench/kernel_truth.py agree [-j 2]   # policy=linux beside the recorded kernel (README table)
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -20,6 +21,14 @@ over all workloads instead of biasing one. Configurations:
   machine has it (zram ignores it: no readahead).
 - ``file_pc0`` / ``file_pc3``: a new 1 GiB swap file in /var/tmp (on this
   machine a disk that reports rotational), ``vm.page-cluster`` 0 / 3.
+
+``agree`` runs the simulator with the keys that describe the recorded
+kernel (issue 11's command: ``ram=1G swap=1G cgroup.memory_max=64M
+policy=linux machine.swap_device=zram|hdd machine.page_cluster=0|3
+duration=1000000s``) on every workload and configuration, and prints a
+Markdown table of its faults beside the real runs' median [min..max]:
+"in" when inside the range, else the difference from the median; it writes
+``outputs/kernel_truth/agree.json``.
 
 ``simulate`` runs ``run.py`` on the same traces with the keys of today's
 simulator that come closest (``ram`` = the limit, ``swap=1G``,
@@ -354,6 +363,69 @@ def simulate(names: list[str], policies: list[str]) -> Path:
     return out
 
 
+AGREE_CONFIGS: dict[str, list[str]] = {
+    "zram": ["machine.swap_device=zram"],
+    "file_pc0": ["machine.swap_device=hdd", "machine.page_cluster=0"],
+    "file_pc3": ["machine.swap_device=hdd", "machine.page_cluster=3"],
+}
+
+
+def _agree_one(job: tuple[str, str]) -> tuple[str, str, int, int]:
+    config, name = job
+    ov = [
+        "ram=1G",
+        "swap=1G",
+        f"cgroup.memory_max={LIMIT >> 20}M",
+        "policy=linux",
+        *AGREE_CONFIGS[config],
+        "duration=1000000s",
+        "figures=false",
+    ]
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+        trace = Path(tmp) / f"{name}.trace"
+        trace.write_text(generate(name))
+        run_simulator(str(trace), ov, os.path.join(tmp, "run"))
+        p = next(iter(read_run(os.path.join(tmp, "run")).values()))
+    return config, name, p.minflt, p.majflt
+
+
+def _cell(sim: int, s: dict[str, float]) -> str:
+    if s["min"] <= sim <= s["max"]:
+        return f"{sim} (in)"
+    med = s["median"] or 1
+    return f"{sim} ({(sim - med) / med * 100:+.2f} %)"
+
+
+def agree(jobs: int) -> str:
+    """policy=linux on every recorded workload and configuration, as a Markdown table."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    work = [(c, n) for c in AGREE_CONFIGS for n in WORKLOADS]
+    with ThreadPoolExecutor(jobs) as ex:
+        got = list(ex.map(_agree_one, work))
+    SIM_OUT.mkdir(parents=True, exist_ok=True)
+    doc: dict[str, Any] = {}
+    for c, n, mn, mj in got:
+        doc.setdefault(c, {})[n] = {"minflt": mn, "majflt": mj}
+    (SIM_OUT / "agree.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return agree_table(doc)
+
+
+def agree_table(doc: dict[str, Any]) -> str:
+    """Two Markdown tables (majflt, minflt): the real runs' median [min..max] and the simulator's count."""
+    real = {c: json.loads((DATA / f"{c}.json").read_text())["workloads"] for c in AGREE_CONFIGS}
+    lines = []
+    for key in ("majflt", "minflt"):
+        head = f"| {key} |" + "".join(f" {c} real | {c} sim |" for c in AGREE_CONFIGS)
+        lines += ["", head, "|" + "---|" * (head.count("|") - 1)]
+        for n in WORKLOADS:
+            row = f"| {n} |"
+            for c in AGREE_CONFIGS:
+                row += f" {_fmt(real[c][n][key])} | {_cell(doc[c][n][key], real[c][n][key])} |"
+            lines.append(row)
+    return "\n".join(lines[1:])
+
+
 def _fmt(s: dict[str, float]) -> str:
     return f"{s['median']:.0f} [{s['min']:.0f}..{s['max']:.0f}]"
 
@@ -408,6 +480,9 @@ def main() -> int:
     s.add_argument("--policy", action="append", choices=list(SIM_POLICIES))
     s.add_argument("--workload", action="append", choices=list(WORKLOADS))
     sub.add_parser("table")
+    g = sub.add_parser("agree")
+    g.add_argument("-j", "--jobs", type=int, default=2)
+    g.add_argument("--table-only", action="store_true", help="print the table of the last agree.json")
     a = ap.parse_args()
     try:
         if a.cmd == "measure":
@@ -423,6 +498,11 @@ def main() -> int:
             census(a.name)
         elif a.cmd == "simulate":
             print(simulate(a.workload or list(WORKLOADS), a.policy or list(SIM_POLICIES)))
+        elif a.cmd == "agree":
+            if a.table_only:
+                print(agree_table(json.loads((SIM_OUT / "agree.json").read_text())))
+            else:
+                print(agree(a.jobs))
         else:
             print(table())
     except (K.KernelUnavailable, K.KernelRunError) as e:

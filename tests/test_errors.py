@@ -199,7 +199,10 @@ CONFIG_ERRORS = [
     ("duration=0", "duration: must be greater than 0"),
     ("duration=1e400s", "duration: '1e400s' is too long a duration (at most 2^63-1 ns, about 292 years)"),
     ("machine.quantum=0", "machine.quantum: must be greater than 0"),
-    ("machine.swap_device=floppy", "machine.swap_device: 'floppy' is not one of hdd, ssd, nvme (or give latency and bandwidth)"),
+    (
+        "machine.swap_device=floppy",
+        "machine.swap_device: 'floppy' is not one of hdd, ssd, nvme, zram (or give latency and bandwidth)",
+    ),
     ("policy.scope=sideways", "policy.scope: 'sideways' is not one of global, local"),
     ("job_timeout=0", "job_timeout: must be greater than 0 (or null for no limit)"),
     ("job_memory=1M", "job_memory: 1M is too small to run anything (at least 16M)"),

@@ -193,7 +193,7 @@ def test_oom_kills_the_biggest_process_and_the_run_goes_on(tmp_path) -> None:  #
 
 def test_local_scope_keeps_a_process_within_its_share(tmp_path) -> None:  # type: ignore[no-untyped-def]
     text = "p1: malloc 0 4M\np1: touch 0\np1: compute 20ms\np1: touch 0\np2: malloc 0 256k\np2: touch 0\np2: compute 300ms\n"
-    r = trace_run(tmp_path, text, "ram=2M", "policy.scope=local")
+    r = trace_run(tmp_path, text, "ram=2M", "policy=lru", "policy.scope=local")
     p2_end = next(p for p in r.processes if p.pid == 2).end_s
     while_both = [s["rss_bytes"] for s in r.samples if s["pid"] == 1 and s["time_s"] < p2_end]
     assert while_both and max(while_both) == 1 << 20  # an equal share of 2 MiB between two processes

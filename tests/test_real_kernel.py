@@ -13,8 +13,9 @@ Three parts:
 - The recorded measurements (``tests/data/real_kernel/*.json``, written by
   ``bench/kernel_truth.py measure``) are checked for consistency everywhere:
   they are what the simulator will be held to on machines without root.
-- ``SIM_AGREEMENT_ENABLED``: the simulator held to those measurements, off
-  until ``policy=linux`` and the cgroup keys exist (issue 11).
+- ``SIM_AGREEMENT_ENABLED``: the simulator (``policy=linux``, zram, the cgroup
+  keys) held to those measurements on a few workloads; all of them are in
+  ``bench/kernel_truth.py agree``.
 """
 
 from __future__ import annotations
@@ -365,24 +366,33 @@ def test_recorded_readahead_turns_sequential_major_faults_into_minor_ones() -> N
 # ----------------------------------------------------------------------------------------------
 # The simulator held to the kernel: switched off until the simulator has policy=linux.
 
-# Flip once `policy=linux`, `cgroup.memory_max`, `machine.page_cluster` and
+# On since `policy=linux`, `cgroup.memory_max`, `machine.page_cluster` and
 # `machine.swap_device=zram` exist (and `SIMULATOR_HAS_KERNEL_KEYS` in kernel_cli.py).
-SIM_AGREEMENT_ENABLED = False
+SIM_AGREEMENT_ENABLED = True
 
-# (config, majflt tolerance, minflt tolerance): issue 11's "done when". None = within the
-# real runs' range (min..max), widened by the tolerance of zram for robustness.
-AGREEMENT = {"zram": (0.02, 0.01), "file_pc0": (None, None), "file_pc3": (None, None)}
+# (config, majflt tolerance, minflt tolerance): issue 11's "done when" for zram. A swap
+# file's runs spread more (asynchronous writeback); there the simulator must fall inside
+# the real runs' range (min..max) or, failing that, within zram's tolerance.
+AGREEMENT = {"zram": (0.02, 0.01), "file_pc0": (0.02, 0.01), "file_pc3": (0.02, 0.01)}
+
+# Each case runs the simulator as a user would (about 5 s): three representative ones here,
+# every workload in `python bench/kernel_truth.py agree` (the table in the README).
+CASES = [
+    ("zram", "seq_rw_128"),  # the knife edge: the per-process charge decides every page
+    ("file_pc0", "uniform_80"),  # the swap cache's extra minor faults
+    ("file_pc3", "seq_read_160"),  # cluster readahead: 1 major fault in 8
+]
 
 
-def _within(sim: int, spread: dict[str, float], tol: float | None) -> bool:
-    if tol is None:
-        return spread["min"] <= sim <= spread["max"]
+def _within(sim: int, spread: dict[str, float], tol: float) -> bool:
+    if spread["min"] <= sim <= spread["max"]:
+        return True
     return abs(sim - spread["median"]) <= tol * max(spread["median"], 1)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SIM_AGREEMENT_ENABLED, reason="policy=linux not yet built (SIM_AGREEMENT_ENABLED)")
-@pytest.mark.parametrize("config", list(AGREEMENT))
-@pytest.mark.parametrize("name", list(WORKLOADS))
+@pytest.mark.parametrize(("config", "name"), CASES)
 def test_the_simulator_agrees_with_the_recorded_kernel(config: str, name: str, tmp_path: Path) -> None:
     from vmexp.validate.__main__ import read_run, run_simulator
 

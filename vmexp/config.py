@@ -42,6 +42,7 @@ __all__ = [
     "AllocatorSettings",
     "Config",
     "ConfigError",
+    "CgroupSettings",
     "CostSettings",
     "LayoutSettings",
     "MachineSettings",
@@ -76,6 +77,8 @@ SWAP_DEVICES: dict[str, tuple[int, int]] = {
     "ssd": (100_000, 500_000_000),
     "nvme": (20_000, 3_000_000_000),
 }
+ROTATIONAL = frozenset({"hdd"})  # the block queue's rotational flag: swap readahead by cluster
+ZRAM = "zram"  # machine.swap_device=zram: compressed RAM (machine.zram), not a queue
 
 
 def _plain(node: Any) -> Any:
@@ -84,21 +87,33 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def _swap_device(value: Any, key: str, error: type[Exception]) -> tuple[str, int, int]:
-    """(name, latency ns, bandwidth bytes/s) from a preset name or ``{latency, bandwidth}``."""
+def _swap_device(value: Any, key: str, error: type[Exception]) -> tuple[str, int, int, bool]:
+    """(name, latency ns, bandwidth bytes/s, rotational) from a preset name or ``{latency, bandwidth}``.
+
+    ``zram`` is no queue (``machine.zram`` gives its costs): its latency and
+    bandwidth here are 0. A rotational device (``hdd``, or ``rotational:
+    true``) gets the kernel's cluster readahead, any other its VMA readahead.
+    """
     dev = _plain(value)
     if isinstance(dev, tuple):  # already parsed (dataclasses.replace, a copy of settings)
         return dev
     if isinstance(dev, str):
+        if dev == ZRAM:
+            return (dev, 0, 0, False)
         if dev not in SWAP_DEVICES:
             raise error(
-                f"{key}: {dev!r} is not one of {', '.join(SWAP_DEVICES)} (or give latency and bandwidth)"
+                f"{key}: {dev!r} is not one of {', '.join([*SWAP_DEVICES, ZRAM])} (or give latency and bandwidth)"
             )
-        return (dev, *SWAP_DEVICES[dev])
+        return (dev, *SWAP_DEVICES[dev], dev in ROTATIONAL)
     if isinstance(dev, dict):
-        extra = set(dev) - {"name", "latency", "bandwidth"}
+        extra = set(dev) - {"name", "latency", "bandwidth", "rotational"}
         if extra:
-            raise error(f"{key}.{sorted(extra)[0]}: unknown key (valid: name, latency, bandwidth)")
+            raise error(
+                f"{key}.{sorted(extra)[0]}: unknown key (valid: name, latency, bandwidth, rotational)"
+            )
+        rotational = dev.get("rotational", False)
+        if not isinstance(rotational, bool):
+            raise error(f"{key}.rotational: true or false, got {rotational!r}")
         if "latency" not in dev or "bandwidth" not in dev:
             raise error(f"{key}: needs both latency and bandwidth")
         try:
@@ -111,8 +126,8 @@ def _swap_device(value: Any, key: str, error: type[Exception]) -> tuple[str, int
             raise error(f"{key}.bandwidth: {e}") from None
         if bandwidth <= 0:
             raise error(f"{key}.bandwidth: must be greater than 0 (bytes per second)")
-        return (str(dev.get("name", "custom")), latency, bandwidth)
-    raise error(f"{key}: a preset name (hdd, ssd, nvme) or {{latency, bandwidth}}")
+        return (str(dev.get("name", "custom")), latency, bandwidth, rotational)
+    raise error(f"{key}: a preset name (hdd, ssd, nvme, zram) or {{latency, bandwidth}}")
 
 
 def _page_size(v: int) -> str | None:
@@ -202,6 +217,45 @@ class CostSettings:
 
 
 @dataclass(frozen=True)
+class ZramSettings:
+    """zram's costs (drivers/block/zram): it compresses on the CPU, synchronously, into RAM."""
+
+    # zram.rst ("Set Disksize"): "we expect a 2:1 compression ratio"; 1.9 measured here on /usr files.
+    compression_ratio: float = decl.number(
+        2.0, "stored pages take RAM at 1/ratio (zram.rst expects 2:1; 1.9 measured on this machine)", lo=1.0
+    )
+    # lzo-rle, measured on this machine (tests/data/real_kernel/zram_device.json).
+    read: int = decl.duration("5us", "decompress one page (lzo-rle, measured on this machine)")
+    write: int = decl.duration("10us", "compress one page (lzo-rle, measured on this machine)")
+
+
+@dataclass(frozen=True)
+class CgroupSettings:
+    """One memory cgroup holding every process of the run, as a container's (memory.max)."""
+
+    memory_max: int | None = decl.size(
+        None,
+        "the group's limit (memory.max): at it the charging process reclaims, then the group's OOM killer kills",
+        null="no group",
+    )
+    swap_max: int | None = decl.size(
+        None, "memory.swap.max: swap the group may use", null="no limit of its own"
+    )
+    image: int = decl.size(
+        "528k",
+        "each process's own pages (stack, program and library data), written at start, then evictable (132 pages measured)",
+    )
+    kernel: int = decl.size(
+        "64k",
+        "each process's kernel memory beyond its page tables (slab, the libraries' page tables), not evictable",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.memory_max is not None or self.swap_max is not None
+
+
+@dataclass(frozen=True)
 class MachineSettings:
     """CPUs, the time slice, the free-memory watermark, the swap device, the CPU cost model."""
 
@@ -214,13 +268,23 @@ class MachineSettings:
     )
     swap_device: str = decl.custom(
         "ssd",
-        "the swap device: a preset or {latency: 100us, bandwidth: 500M} (one request at a time, FCFS)",
+        "the swap device: a preset, zram (compressed RAM), or {latency: 100us, bandwidth: 500M, rotational: false}",
         _swap_device,
-        typed_default=("ssd", *SWAP_DEVICES["ssd"]),
-        valid="hdd | ssd | nvme | {latency, bandwidth}",
+        typed_default=("ssd", *SWAP_DEVICES["ssd"], False),
+        valid="hdd | ssd | nvme | zram | {latency, bandwidth, rotational}",
     )
     swap_latency: int = decl.duration(None, "latency of one swap request", derived=True)
     swap_bandwidth: int = decl.size(None, "bytes per second the swap device transfers", derived=True)
+    swap_rotational: bool = decl.flag(
+        False, "the device is rotational: cluster readahead (hdd), else VMA readahead", derived=True
+    )
+    page_cluster: int = decl.integer(
+        3,
+        "vm.page-cluster: swap readahead of up to 2^N pages (policy=linux); 0 = one page per fault",
+        lo=0,
+        hi=31,
+    )
+    zram: ZramSettings = decl.section(ZramSettings, "swap_device=zram: compressed swap in RAM")
     cost: CostSettings = decl.section(CostSettings, "CPU time of each event")
     load_control: str = decl.choice(
         "none",
@@ -239,15 +303,29 @@ class MachineSettings:
         dev = self.swap_device
         if isinstance(dev, tuple):
             object.__setattr__(self, "swap_device", dev[0])
-            object.__setattr__(self, "swap_latency", dev[1])
+            object.__setattr__(self, "swap_latency", dev[1] if dev[0] != ZRAM else self.zram.read)
             object.__setattr__(self, "swap_bandwidth", dev[2])
+            object.__setattr__(self, "swap_rotational", dev[3])
+
+    # The engine's names for zram's parameters.
+    @property
+    def zram_ratio(self) -> float:
+        return self.zram.compression_ratio
+
+    @property
+    def zram_read(self) -> int:
+        return self.zram.read
+
+    @property
+    def zram_write(self) -> int:
+        return self.zram.write
 
 
 @dataclass(frozen=True)
 class PolicySettings:
     """The page-replacement policy (the ``policy`` group) and how frames are shared."""
 
-    name: str = decl.text("lru", "the policy (a module of vmexp/kernel/policies/)")
+    name: str = decl.text("linux", "the policy (a module of vmexp/kernel/policies/)")
     scope: str = decl.choice(
         "global",
         "global: reclaim may take any process's page; local: a process at its frame quota replaces its own",
@@ -369,6 +447,7 @@ class Settings:
         MachineSettings, "CPUs, time slice, watermarks, swap device, CPU costs", group=True
     )
     policy: PolicySettings = decl.section(PolicySettings, "page replacement", group=True)
+    cgroup: CgroupSettings = decl.section(CgroupSettings, "a memory cgroup holding every process of the run")
     allocator: AllocatorSettings = decl.open_section(
         "the user-space malloc and its parameters",
         ALLOCATORS,
@@ -539,7 +618,26 @@ def validate(cfg: DictConfig | dict[str, Any]) -> Settings:
         raise ConfigError(
             f"address_space.text_start: the program ({lay.text_start:#x}..{program_end:#x}) does not fit below the mmap area"
         )
+    cg = s.cgroup
+    if cg.enabled:
+        raw_cg = raw.get("cgroup") or {}
+        if cg.image > lay.stack_limit:
+            raise ConfigError(
+                f"cgroup.image: {raw_cg.get('image')} does not fit on the stack (address_space.stack_limit is "
+                f"{lay.stack_limit} bytes)"
+            )
+        per_proc = -(-cg.image // s.page_size) + -(-cg.kernel // s.page_size) + 2
+        if cg.memory_max is not None and cg.memory_max // s.page_size < s.nprocs * per_proc + 32:
+            raise ConfigError(
+                f"cgroup.memory_max: {raw_cg.get('memory_max')} cannot hold the {s.nprocs} processes' own pages "
+                f"(cgroup.image and cgroup.kernel each) and a batch of reclaim"
+            )
     policy = _policy(s.policy)
+    if s.machine.load_control != "none" and getattr(POLICIES.get(policy.name).obj, "batch", False):
+        raise ConfigError(
+            f"machine.load_control={s.machine.load_control}: needs a textbook policy (lru, clock, ws, ...); "
+            f"policy={policy.name} reclaims in batches from its own lists"
+        )
     allocator = _allocator(raw.get("allocator"), s.threshold, raw.get("threshold"))
     workload = _workload(raw.get("workload"))
     needs_future = getattr(POLICIES.get(policy.name).obj, "needs_future", False)

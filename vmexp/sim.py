@@ -606,11 +606,17 @@ class Simulation:
                 pout = sysm.stat.pswpout
                 freed = sysm.reclaim.kswapd(SWAP_CLUSTER_MAX)
                 if freed == 0:
-                    break
+                    # Linux's path: the pages it could free are being written; sleep until one is done.
+                    until = sysm.reclaim.writeback_until()
+                    if until <= int(self.env.now):
+                        break
+                    yield self.env.timeout(until - int(self.env.now))
+                    continue
                 now = int(self.env.now)
-                span = Span(now, now + freed * cost, 0, 0, 0, 0, 0, sysm.stat.pswpout - pout)
+                took = freed * cost + sysm.clock.used  # zram's compression is kswapd's CPU time too
+                span = Span(now, now + took, 0, 0, 0, 0, 0, sysm.stat.pswpout - pout)
                 self.spans.append(span)
-                yield self.env.timeout(freed * cost)
+                yield self.env.timeout(took)
                 self.spans.remove(span)
 
     def _wake_kswapd(self) -> None:
@@ -773,6 +779,7 @@ class Simulation:
             },
             "swap_service_time_s": sysm.dev.service / 1e9,
             "deactivations": self.loadctl.deactivations if self.loadctl is not None else 0,
+            **sysm.report(),
         }
         procs = [p.final for p in self.procs if p.final is not None]
         return Result(

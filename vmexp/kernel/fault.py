@@ -21,6 +21,26 @@ one branch per case, with the cost of each next to it:
   swap cache, a write frees it;
 - a write to the zero page (``do_wp_page``): copy-on-write into a new frame
   (a minor fault).
+
+With Linux's reclaim (a batch policy, ``policy=linux``) a swapped-out page
+may still be in memory, and ``do_swap_page`` has the kernel's three cases
+(mm/memory.c, v6.18):
+
+- the swap cache has it (``swap_cache_get_folio``): brought in by readahead,
+  or written out and not freed yet. It is mapped again: a minor fault, no
+  I/O; a major one only if its read is still in flight (the fault retries,
+  and the retry counts as major: ``mm_account_fault``);
+- zram (``SWP_SYNCHRONOUS_IO``): decompressed now on this CPU, not added to
+  the swap cache, the slot freed at once (so the next eviction writes
+  again);
+- a disk: ``swapin_readahead`` reads the page and its neighbours in one
+  request into the swap cache, unmapped (``swap_cluster_readahead`` on a
+  rotational device: the aligned cluster of 2^page_cluster slots;
+  ``swap_vma_readahead`` on others: a window of the faulting VMA's page
+  table that adapts to readahead hits), and the process waits for the read.
+
+Pages read back go through ``workingset_refault`` with their shadow entries
+(the policy's ``refault``), which may put them straight on the active list.
 """
 
 from __future__ import annotations
@@ -32,14 +52,40 @@ from vmexp.kernel.clock import SliceClock
 from vmexp.kernel.observe import HIT, MAJOR, MINOR
 from vmexp.kernel.pagetable import ACCESSED, DIRTY, PRESENT, SHIFT, SWAPPED, ZERO
 from vmexp.kernel.physmem import PhysMem
-from vmexp.kernel.swap import SwapCache, SwapDevice, SwapSpace
+from vmexp.kernel.swap import READ, SwapCache, SwapDevice, SwapSpace, Zram
 from vmexp.kernel.vmstat import VMStat
 
 if TYPE_CHECKING:
     from vmexp.kernel.mm import MM
     from vmexp.kernel.observe import Observer
 
-__all__ = ["PLAIN_MASK", "PLAIN_WANT", "FaultHandler", "Segfault"]
+__all__ = ["PLAIN_MASK", "PLAIN_WANT", "FaultHandler", "Segfault", "swapin_nr_pages"]
+
+SWAP_RA_ORDER_CEILING = 5  # mm/swap_state.c: VMA readahead reads at most 32 pages
+SWAP_RA_HITS_MAX = 63  # mm/swap_state.c: SWAP_RA_HITS_MASK with 4 KiB pages
+PMD_PAGES = 512  # a page table maps 512 pages: VMA readahead stays inside it
+
+
+def swapin_nr_pages(prev: int, offset: int, hits: int, max_pages: int, prev_win: int) -> int:
+    """mm/swap_state.c: __swapin_nr_pages: how many pages to read, from the readahead hits so far.
+
+    Hits since the last readahead grow the window (to the next power of two
+    of hits + 2, at least 4); with none, a fault next to the previous one
+    still reads ahead, others read one page. The window never shrinks by
+    more than half at once.
+    """
+    pages = hits + 2
+    if pages == 2:
+        if offset != prev + 1 and offset != prev - 1:
+            pages = 1
+    else:
+        roundup = 4
+        while roundup < pages:
+            roundup <<= 1
+        pages = roundup
+    pages = min(pages, max_pages)
+    return max(pages, prev_win // 2)
+
 
 # A reference is a "plain hit" when the entry needs no change: present, not
 # the zero page, accessed already set (and dirty already set for a write).
@@ -71,12 +117,15 @@ class FaultHandler:
         self,
         mem: PhysMem,
         space: SwapSpace,
-        dev: SwapDevice,
+        dev: SwapDevice | Zram,
         cache: SwapCache,
         clock: SliceClock,
         stat: VMStat,
         cost: Any,
         shift: int,
+        *,
+        linux: bool = False,
+        page_cluster: int = 0,
     ) -> None:
         self.mem = mem
         self.space = space
@@ -90,6 +139,12 @@ class FaultHandler:
         self.obs: Observer | None = None
         # Load control's working-set sampler, told of every reference that leaves the loop.
         self.ws_note: Callable[[MM, int], None] | None = None
+        self.linux = linux  # Linux's swap path: the swap cache keeps unmapped pages; readahead
+        self.page_cluster = page_cluster
+        # swapin_nr_pages' global state (cluster readahead): hits start at 4 (swapin_readahead_hits).
+        self.ra_hits = 4
+        self.ra_prev = 0
+        self.ra_last = 0
 
     def refs(
         self,
@@ -134,17 +189,18 @@ class FaultHandler:
                     i += 1
                     obs.reference(mm, vpn, w, HIT)
                     continue
-                faults = mm.minflt + mm.majflt
+                minflt, majflt = mm.minflt, mm.majflt
                 major = self.fault(mm, vpn, e, w)
                 obs.reference(
-                    mm, vpn, w, MAJOR if major else MINOR if mm.minflt + mm.majflt > faults else HIT
+                    mm, vpn, w, MAJOR if mm.majflt > majflt else MINOR if mm.minflt > minflt else HIT
                 )
             else:
                 major = self.fault(mm, vpn, e, w)
             if ws_note is not None:
                 ws_note(mm, vpn)
             i += 1
-            if (major and stop_on_major) or clock.used >= budget:
+            # A fault may also have had to wait without being major (reclaim waited for the device).
+            if ((major or clock.block_until) and stop_on_major) or clock.used >= budget:
                 break
             limit = min(n, i + (budget - clock.used) // cost + 1)
         clock.used += (i - start) * cost
@@ -152,7 +208,7 @@ class FaultHandler:
         return i
 
     def fault(self, mm: MM, vpn: int, e: int, w: int) -> bool:
-        """Everything a reference does beyond a plain hit; True if it was a major fault."""
+        """Everything a reference does beyond a plain hit; True if the process must now wait (for I/O)."""
         if e & PRESENT and not (w and e & ZERO):
             # Present: only the accessed/dirty bits change.
             if w:
@@ -189,9 +245,22 @@ class FaultHandler:
         return False
 
     def do_swap_page(self, mm: MM, vpn: int, slot: int, w: int) -> bool:
+        if self.linux:
+            return self.do_swap_page_linux(mm, vpn, slot, w)
         f = self.mem.alloc(mm, vpn)
         clock = self.clock
-        done = self.dev.submit(clock.now())
+        dev = self.dev
+        if isinstance(dev, Zram):  # decompressed on this CPU; no swap cache
+            self.space.release(slot)
+            mm.pt.pte[vpn] = (f << SHIFT) | PRESENT | ACCESSED | DIRTY
+            mm.swapents -= 1
+            mm.majflt += 1
+            mm.pswpin += 1
+            self.stat.pswpin += 1
+            clock.used += self.cost.major_fault + dev.read()
+            mm.policy.inserted(f)
+            return False
+        done = dev.submit(clock.now(), READ)
         if w:
             self.space.release(slot)
             mm.pt.pte[vpn] = (f << SHIFT) | PRESENT | ACCESSED | DIRTY
@@ -215,3 +284,186 @@ class FaultHandler:
         self.clock.used += self.cost.minor_fault
         mm.policy.inserted(f)
         return False
+
+    # ------------------------------------------------ Linux's swap-in path
+    def do_swap_page_linux(self, mm: MM, vpn: int, slot: int, w: int) -> bool:
+        """mm/memory.c: do_swap_page (v6.18): the swap cache, zram's synchronous path, or readahead."""
+        f = self.cache.frame_of.get(slot, -1)
+        if f >= 0:
+            return self.swap_cache_hit(mm, vpn, slot, f, w)
+        if isinstance(self.dev, Zram):
+            return self.swapin_sync(mm, vpn, slot, w, self.dev)
+        return self.swapin_readahead(mm, vpn, slot, w)
+
+    def swap_cache_hit(self, mm: MM, vpn: int, slot: int, f: int, w: int) -> bool:
+        """The page is still in memory: map it again. Minor, unless its read has not completed."""
+        cache = self.cache
+        clock = self.clock
+        readahead = f in cache.readahead
+        if readahead:
+            cache.readahead.discard(f)
+        self.swap_update_readahead(mm, vpn, readahead)
+        done = cache.reading.pop(f, 0)
+        major = done > clock.now()
+        if major:  # folio_lock_or_retry: VM_FAULT_RETRY, and the retry is counted major
+            clock.wait_for(done)
+            mm.majflt += 1
+            clock.used += self.cost.major_fault
+        else:
+            mm.minflt += 1
+            clock.used += self.cost.minor_fault
+        self.map_swap_cache(mm, vpn, slot, f, w)
+        return major
+
+    def map_swap_cache(self, mm: MM, vpn: int, slot: int, f: int, w: int) -> None:
+        """Map swap-cache frame ``f`` at ``vpn``; a write, or swap more than half full, frees its slot.
+
+        (``should_try_to_free_swap``: the copy in swap is stale once the page
+        is written; when swap runs short it is freed anyway.)
+        """
+        mm.pt.pte[vpn] = (f << SHIFT) | PRESENT | ACCESSED | (DIRTY if w else 0)
+        mm.swapents -= 1
+        mm.rss += 1
+        if mm.rss > mm.rss_peak:
+            mm.rss_peak = mm.rss
+        space = self.space
+        if w or 2 * space.used > space.nslots:
+            self.cache.take(f)
+            space.release(slot)
+
+    def swapin_sync(self, mm: MM, vpn: int, slot: int, w: int, zram: Zram) -> bool:
+        """The SWP_SYNCHRONOUS_IO path: no swap cache, the slot freed at once, no readahead."""
+        f = self.mem.alloc(mm, vpn)
+        space = self.space
+        shadow = space.shadow.get(slot, -1)
+        space.release(slot)
+        mm.pt.pte[vpn] = (f << SHIFT) | PRESENT | ACCESSED | (DIRTY if w else 0)
+        mm.swapents -= 1
+        mm.majflt += 1
+        mm.pswpin += 1
+        self.stat.pswpin += 1
+        self.clock.used += self.cost.major_fault + zram.read()
+        if shadow >= 0:
+            mm.policy.refault(f, shadow)
+        else:
+            mm.policy.inserted(f)
+        return False
+
+    def swapin_readahead(self, mm: MM, vpn: int, slot: int, w: int) -> bool:
+        """mm/swap_state.c: swapin_readahead: the page and its neighbours, one request, then wait.
+
+        The neighbours go into the swap cache unmapped with PG_readahead
+        set, in slot (or address) order, each charged to this process's
+        group; a neighbour whose slot is free or already cached is skipped.
+        """
+        dev = self.dev
+        assert isinstance(dev, SwapDevice)
+        space = self.space
+        cache = self.cache
+        mem = self.mem
+        window = self.cluster_window(slot) if dev.rotational else self.vma_window(mm, vpn)
+        # The pages are allocated first and put on the LRU together afterwards (lru_add_drain):
+        # until then reclaim, which an allocation may run, cannot take one of them.
+        got: list[tuple[int, int, MM]] = []  # (frame, slot, owner), the faulting page's among them
+        try:
+            for s in window:
+                if s != slot and (s in cache.frame_of or s not in space.owner):
+                    continue
+                owner, ovpn = (mm, vpn) if s == slot else space.owner[s]
+                f = mem.alloc_unmapped(owner, ovpn, mm, may_oom=s == slot)
+                if f >= 0:
+                    cache.add(f, s)
+                    got.append((f, s, owner))
+        finally:
+            for f, s, owner in got:
+                if cache.slot_of.get(f, -1) != s:
+                    continue  # its process was killed meanwhile: freed with it
+                shadow = space.shadow.get(s, -1)
+                if shadow >= 0:
+                    owner.policy.refault(f, shadow)
+                else:
+                    owner.policy.inserted(f)
+        read = [f for f, _, _ in got]
+        target = next(f for f, s, _ in got if s == slot)
+        for f, s, _ in got:
+            if s != slot:
+                cache.readahead.add(f)
+                self.stat.swap_ra += 1
+        clock = self.clock
+        done = dev.submit_pages(clock.now(), len(read), READ)
+        for f in read:
+            if f != target and cache.slot_of.get(f, -1) >= 0:
+                cache.reading[f] = done
+        self.stat.pswpin += len(read)
+        mm.pswpin += 1
+        mm.majflt += 1
+        clock.used += self.cost.major_fault
+        clock.wait_for(done)
+        self.map_swap_cache(mm, vpn, slot, target, w)
+        return True
+
+    def cluster_window(self, slot: int) -> list[int]:
+        """swap_cluster_readahead: the aligned cluster of slots around ``slot`` (rotational devices).
+
+        Linux's offsets start at 1 (slot 0 holds the swap header), so slot
+        ``s`` here is offset ``s + 1`` there, and the clusters align as Linux's do.
+        """
+        offset = slot + 1
+        max_pages = 1 << self.page_cluster
+        if max_pages <= 1:
+            return [slot]
+        hits, self.ra_hits = self.ra_hits, 0
+        pages = swapin_nr_pages(self.ra_prev, offset, hits, max_pages, self.ra_last)
+        if not hits:
+            self.ra_prev = offset
+        self.ra_last = pages
+        mask = pages - 1
+        if not mask:
+            return [slot]
+        start = max(offset & ~mask, 1)
+        end = min(offset | mask, self.space.nslots)
+        return [o - 1 for o in range(start, end + 1)]
+
+    def vma_window(self, mm: MM, vpn: int) -> list[int]:
+        """swap_vma_readahead: the slots in the PTEs of a window of the faulting VMA (swap_vma_ra_win)."""
+        max_win = 1 << min(self.page_cluster, SWAP_RA_ORDER_CEILING)
+        pte = mm.pt.pte
+        slot = pte[vpn] >> SHIFT
+        vma = mm.aspace.find(vpn << self.shift)
+        if max_win == 1 or vma is None:
+            return [slot]
+        prev, prev_win, hits = vma.ra
+        win = swapin_nr_pages(prev, vpn, hits, max_win, prev_win)
+        vma.ra = (vpn, win, 0)
+        if win == 1:
+            return [slot]
+        if vpn == prev + 1:
+            left = vpn
+        elif prev == vpn + 1:
+            left = vpn - win + 1
+        else:
+            left = vpn - (win - 1) // 2
+        pmd = vpn - vpn % PMD_PAGES
+        start = max(left, vma.start >> self.shift, pmd, 0)
+        end = min(left + win, vma.end >> self.shift, pmd + PMD_PAGES)
+        slots = []
+        for v in range(start, end):
+            e = pte.get(v, 0)
+            if e & SWAPPED:
+                slots.append(e >> SHIFT)
+        return slots
+
+    def swap_update_readahead(self, mm: MM, vpn: int, readahead: bool) -> None:
+        """mm/swap_state.c: swap_update_readahead, on every swap-cache hit: count readahead hits."""
+        if not isinstance(self.dev, SwapDevice):
+            return
+        if self.dev.rotational:
+            if readahead:
+                self.ra_hits += 1
+        else:
+            vma = mm.aspace.find(vpn << self.shift)
+            if vma is not None:
+                _, win, hits = vma.ra
+                vma.ra = (vpn, win, min(hits + readahead, SWAP_RA_HITS_MAX))
+        if readahead:
+            self.stat.swap_ra_hit += 1

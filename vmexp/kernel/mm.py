@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from vmexp.kernel.layout import STACK_GUARD_GAP, Regions
 
 if TYPE_CHECKING:
+    from vmexp.kernel.memcg import MemCgroup
     from vmexp.kernel.pagetable import PageTable
     from vmexp.kernel.policies.base import Policy
 
@@ -29,14 +30,19 @@ SYSCALL_NAMES = ("brk", "mmap", "munmap", "mremap")
 
 
 class VMA:
-    """One mapping. ``kind`` decides fault behaviour and the maps listing."""
+    """One mapping. ``kind`` decides fault behaviour and the maps listing.
 
-    __slots__ = ("end", "kind", "start")
+    ``ra`` is Linux's ``vma->swap_readahead_info`` for VMA-based swap
+    readahead: (virtual page of the last swap fault, its window, readahead hits).
+    """
+
+    __slots__ = ("end", "kind", "ra", "start")
 
     def __init__(self, start: int, end: int, kind: str) -> None:
         self.start = start
         self.end = end
         self.kind = kind
+        self.ra = (0, 0, 0)
 
     def __repr__(self) -> str:
         return f"VMA({self.start:#x}-{self.end:#x} {self.kind})"
@@ -172,6 +178,22 @@ class AddressSpace:
             high = min(high, self.vmas[i].start)
             i -= 1
 
+    def grow_stack(self, length: int) -> tuple[int, int]:
+        """The top ``length`` bytes of the stack, the stack VMA grown down to hold them if needed.
+
+        Where a process's own image lives (``vmexp.kernel.memcg``): a real
+        process's stack is pre-grown like this (the replayer's to 256 KiB).
+        """
+        for i, v in enumerate(self.vmas):
+            if v.kind == "stack":
+                start = min(v.start, v.end - length)
+                if start < v.start:
+                    v.start = start
+                    self._starts[i] = start
+                    self.vsz_peak = max(self.vsz_peak, self.vsz)
+                return v.end - length, v.end
+        raise ValueError("the process has no stack")
+
     def set_brk(self, new: int) -> tuple[bool, list[tuple[int, int]]]:
         """Linux's brk(): (moved?, ranges freed by a shrink)."""
         ps = self.page_size
@@ -261,6 +283,7 @@ class MM:
         "exit",
         "killed",
         "majflt",
+        "memcg",
         "minflt",
         "name",
         "op",
@@ -295,5 +318,6 @@ class MM:
         self.pswpout = 0
         self.syscalls = dict.fromkeys(SYSCALL_NAMES, 0)
         self.killed = False
+        self.memcg: MemCgroup | None = None
         self.exit = "running"
         self.op = 0  # index of the operation being executed (syscalls.csv's op column)

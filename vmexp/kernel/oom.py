@@ -4,7 +4,8 @@ mm/oom_kill.c ``oom_badness`` scores a process by its resident pages, swap
 entries and page-table pages (``oom_score_adj`` is not modelled: every
 process has 0); the highest score is killed (``oom_kill_process``), its
 memory freed at once. Ties go to the lower pid, so the choice is
-deterministic.
+deterministic. A memory cgroup at its limit has its own OOM killer
+(``mem_cgroup_out_of_memory``): the same choice among the group's processes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from vmexp.kernel.clock import SliceClock
 
 if TYPE_CHECKING:
+    from vmexp.kernel.memcg import MemCgroup
     from vmexp.kernel.mm import MM
     from vmexp.kernel.observe import Observer
 
@@ -47,22 +49,27 @@ class OOMKiller:
     def badness(mm: MM) -> int:
         return mm.rss + mm.swapents + mm.pt.pages
 
-    def kill(self, requester: MM) -> None:
-        """No page can be freed for ``requester``: kill the process with the highest badness."""
-        live = [m for m in self.mms.values() if not m.killed]
+    def kill(self, requester: MM, group: MemCgroup | None = None) -> None:
+        """No page can be freed for ``requester``: kill the process with the highest badness.
+
+        ``group``: the memory cgroup whose limit was hit; only its processes are candidates.
+        """
+        members = self.mms.values() if group is None else group.members
+        live = [m for m in members if not m.killed]
         if not live:
             raise ProcessKilled(requester.pid, "out of memory")
         victim = max(live, key=lambda m: (self.badness(m), -m.pid))
-        self.kills.append(
-            {
-                "time_s": self.clock.now() / 1e9,
-                "pid": victim.pid,
-                "name": victim.name,
-                "rss_bytes": victim.rss * self.page_size,
-                "swap_bytes": victim.swapents * self.page_size,
-                "for_pid": requester.pid,
-            }
-        )
+        record: dict[str, Any] = {
+            "time_s": self.clock.now() / 1e9,
+            "pid": victim.pid,
+            "name": victim.name,
+            "rss_bytes": victim.rss * self.page_size,
+            "swap_bytes": victim.swapents * self.page_size,
+            "for_pid": requester.pid,
+        }
+        if group is not None:
+            record["memcg"] = group.name
+        self.kills.append(record)
         if self.obs is not None:
             self.obs.oom_killed(victim)
         self.exit_process(victim, "oom-killed")

@@ -16,6 +16,11 @@ ever materialising them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vmexp.kernel.memcg import MemCgroup
+
 __all__ = ["PRESENT", "DIRTY", "ACCESSED", "ZERO", "SWAPPED", "SHIFT", "PageTable", "table_geometry"]
 
 PRESENT = 1
@@ -40,9 +45,13 @@ def table_geometry(va_bits: int, page_size: int, pte_bytes: int) -> tuple[int, i
 
 
 class PageTable:
-    """One process's page table: entries in a dict, table pages counted per level."""
+    """One process's page table: entries in a dict, table pages counted per level.
 
-    __slots__ = ("_counts", "bits", "levels", "pages_peak", "pte", "table_bytes")
+    A process in a memory cgroup has its table pages charged to the group
+    (``memcg``) as they are created and freed, as ``__pte_alloc`` does.
+    """
+
+    __slots__ = ("_counts", "bits", "levels", "memcg", "pages_peak", "pte", "table_bytes")
 
     def __init__(self, va_bits: int, page_size: int, pte_bytes: int) -> None:
         self.levels, self.bits, self.table_bytes = table_geometry(va_bits, page_size, pte_bytes)
@@ -51,6 +60,7 @@ class PageTable:
         # (l = 0 are the leaf tables); the single top-level table always exists.
         self._counts: list[dict[int, int]] = [{} for _ in range(self.levels - 1)]
         self.pages_peak = 1
+        self.memcg: MemCgroup | None = None
 
     @property
     def pages(self) -> int:
@@ -65,12 +75,16 @@ class PageTable:
         """Install an entry for a page that had none (counts the tables it needs)."""
         self.pte[vpn] = entry
         idx = vpn
+        created = 0
         for counts in self._counts:
             idx >>= self.bits
             n = counts.get(idx, 0)
             counts[idx] = n + 1
             if n:
                 break
+            created += 1
+        if created and self.memcg is not None:
+            self.memcg.pt_pages += created
         pages = self.pages
         if pages > self.pages_peak:
             self.pages_peak = pages
@@ -86,4 +100,6 @@ class PageTable:
                 counts[idx] = n
                 break
             del counts[idx]
+            if self.memcg is not None:
+                self.memcg.pt_pages -= 1
         return entry

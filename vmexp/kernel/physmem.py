@@ -14,9 +14,21 @@ watermark kswapd is woken. The watermarks follow
 low + the same step; ``min_free`` = 0 switches them off (evict only when RAM
 is full, the textbook model).
 
+A page of a process in a memory cgroup is charged to the group before it
+takes a frame (``mem_cgroup_charge``; at the group's limit the process
+reclaims from its group first, ``Reclaim.charge``), and uncharged when its
+frame is freed.
+
+Linux's path also has frames that no PTE maps: a page in the swap cache
+that readahead brought in, or one written out and not freed yet. The
+reverse map still names the page they hold; they are not in the process's
+RSS (``alloc_unmapped``, ``free_unmapped``). zram's pool takes frames too,
+without a reverse map: ``pool`` of them, counted out of ``nfree``.
+
 ``PhysMem`` is also what a replacement policy sees of a frame (the
 ``FrameView`` of ``vmexp.kernel.policies.base``): the accessed and dirty
-bits of the PTE that maps it, found through the reverse map.
+bits of the PTE that maps it, found through the reverse map; a frame no
+PTE maps is neither young nor dirty.
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from vmexp.kernel.clock import SliceClock
-from vmexp.kernel.pagetable import ACCESSED, DIRTY
+from vmexp.kernel.pagetable import ACCESSED, DIRTY, PRESENT, SHIFT
 
 if TYPE_CHECKING:
     from vmexp.kernel.mm import MM
@@ -54,6 +66,7 @@ class PhysMem:
         self.free_frames: list[int] = []
         self.next_frame = 0  # frames below this have been used at least once
         self.nfree = nframes
+        self.pool = 0  # frames taken by zram's pool (no reverse map)
         self.free_min = nframes
         self.wmark_min, self.wmark_low, self.wmark_high = watermarks(min_free_pages, nframes)
         self.local = local  # local replacement: a process at its quota replaces its own pages
@@ -65,6 +78,9 @@ class PhysMem:
 
     def alloc(self, mm: MM, vpn: int) -> int:
         """A frame for ``mm``'s page ``vpn``, reclaiming (or OOM-killing) first as needed."""
+        cg = mm.memcg
+        if cg is not None:
+            self.reclaim.charge(cg, mm)
         if self.local:
             self.reclaim.local_make_room(mm)
         if self.nfree <= self.wmark_min:
@@ -88,6 +104,35 @@ class PhysMem:
             self.wake_kswapd()
         return f
 
+    def alloc_unmapped(self, mm: MM, vpn: int, charge_to: MM, *, may_oom: bool = False) -> int:
+        """A frame for a swap-cache page of ``mm`` that no PTE maps yet (readahead); -1 if none.
+
+        Charged to ``charge_to``'s group (the faulting process's, as
+        ``__read_swap_cache_async`` does); readahead gives up rather than
+        OOM-kill, so a group at its limit with nothing to reclaim gets -1
+        (unless ``may_oom``: the page the process faulted on).
+        """
+        cg = charge_to.memcg
+        if cg is not None and not self.reclaim.charge(cg, charge_to, may_oom=may_oom):
+            return -1
+        if self.nfree <= self.wmark_min:
+            self.reclaim.direct(charge_to)
+        if self.free_frames:
+            f = self.free_frames.pop()
+            self.frame_mm[f] = mm
+            self.frame_vpn[f] = vpn
+        else:
+            f = self.next_frame
+            self.next_frame += 1
+            self.frame_mm.append(mm)
+            self.frame_vpn.append(vpn)
+        self.nfree -= 1
+        if self.nfree < self.free_min:
+            self.free_min = self.nfree
+        if self.nfree < self.wmark_low and self.wake_kswapd is not None:
+            self.wake_kswapd()
+        return f
+
     def free(self, f: int, mm: MM) -> None:
         """``f`` no longer holds ``mm``'s page (evicted, unmapped, exit); its policy forgets it."""
         mm.policy.removed(f)
@@ -97,6 +142,14 @@ class PhysMem:
         self.free_frames.append(f)
         self.nfree += 1
         mm.rss -= 1
+        cg = mm.memcg
+        if cg is not None:
+            cg.pages -= 1
+
+    def free_unmapped(self, f: int, mm: MM) -> None:
+        """Free a frame that holds ``mm``'s page but is not mapped (not counted in its RSS)."""
+        mm.rss += 1
+        self.free(f, mm)
 
     # ------------------------------------------------ FrameView (policies)
     def test_and_clear_young(self, frame: int) -> bool:
@@ -118,7 +171,15 @@ class PhysMem:
 
     def is_dirty(self, frame: int) -> bool:
         mm = self.frame_mm[frame]
-        return mm is not None and bool(mm.pt.pte[self.frame_vpn[frame]] & DIRTY)
+        return mm is not None and bool(mm.pt.pte.get(self.frame_vpn[frame], 0) & DIRTY)
+
+    def mapped(self, frame: int) -> bool:
+        """Some PTE maps ``frame`` (a swap-cache frame of Linux's path may be mapped by none)."""
+        mm = self.frame_mm[frame]
+        if mm is None:
+            return False
+        e = mm.pt.pte.get(self.frame_vpn[frame], 0)
+        return bool(e & PRESENT) and e >> SHIFT == frame
 
     def vpn(self, frame: int) -> int:
         return self.frame_vpn[frame]

@@ -19,15 +19,35 @@ its reclaimers:
   process are reclaimed before the policy is asked, so the active processes
   get the room their working sets need.
 
-Evicting a page (``shrink_folio_list`` -> ``pageout``): a clean page whose
-copy in swap is still valid (it sits in the swap cache) is dropped without
-I/O; any other page gets a slot (``add_to_swap``) and a write is queued on
-the swap device; the PTE then holds the slot. When swap is full the page
-cannot go and the OOM killer decides.
+A textbook policy (``victim``) is run by the textbook pager: evicting a
+page (``evict``) drops a clean page whose copy in swap is still valid
+without I/O, gives any other page a slot (``add_to_swap``) and queues its
+write on the swap device; the frame is free at once and the PTE holds the
+slot. When swap is full the page cannot go and the OOM killer decides.
+
+A batch policy (``policy=linux``) reclaims as mm/vmscan.c does and this
+module is its ``Reclaimer``: ``pageout`` is the second half of
+``shrink_folio_list``. A page that must be written to a disk is unmapped
+and written asynchronously (``swap_writepage_bdev_async``): it stays in the
+swap cache, its frame in use, until the write completes; then it goes to
+the inactive tail (``folio_end_writeback`` -> ``folio_rotate_reclaimable``)
+and the next reclaim frees it without I/O. A touch in between is a minor
+fault. zram writes synchronously, so its pages are freed at once. Writes
+throttle reclaim: a reclaimer that needs a frame while the pages it could
+free are all being written waits for the first write to complete
+(``reclaim_throttle``, ``folio_wait_writeback``), so the device is never
+queued further ahead than the memory under writeback.
+
+Memory cgroups (``vmexp.kernel.memcg``): at the group's limit the charging
+process reclaims from the group's pages itself, a batch of at least
+``SWAP_CLUSTER_MAX`` (``try_charge_memcg`` -> ``try_to_free_mem_cgroup_pages``),
+retries up to ``MAX_RECLAIM_RETRIES`` times, and then the group's OOM
+killer kills its largest process.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,19 +55,28 @@ import numpy as np
 from vmexp.kernel.clock import SliceClock
 from vmexp.kernel.pagetable import DIRTY, PRESENT, SHIFT, SWAPPED, ZERO
 from vmexp.kernel.physmem import PhysMem
-from vmexp.kernel.policies import make_policy
-from vmexp.kernel.policies.base import Policy
-from vmexp.kernel.swap import SwapCache, SwapDevice, SwapSpace
+from vmexp.kernel.policies import make_policy, policy_class
+from vmexp.kernel.policies.base import (
+    PAGE_ACTIVATE,
+    PAGE_CLEAN,
+    PAGE_WRITEBACK,
+    PAGE_WRITTEN,
+    Policy,
+    PolicyError,
+)
+from vmexp.kernel.swap import WRITE, SwapCache, SwapDevice, SwapSpace, Zram
 from vmexp.kernel.vmstat import VMStat
 
 if TYPE_CHECKING:
+    from vmexp.kernel.memcg import MemCgroup
     from vmexp.kernel.mm import MM
     from vmexp.kernel.observe import Observer
     from vmexp.kernel.oom import OOMKiller
 
-__all__ = ["Reclaim", "SWAP_CLUSTER_MAX"]
+__all__ = ["MAX_RECLAIM_RETRIES", "Reclaim", "SWAP_CLUSTER_MAX"]
 
 SWAP_CLUSTER_MAX = 32  # include/linux/swap.h: the batch reclaim works in
+MAX_RECLAIM_RETRIES = 16  # mm/internal.h: charge attempts without progress before the OOM killer
 
 
 class Reclaim:
@@ -58,7 +87,7 @@ class Reclaim:
         policy_settings: Any,
         mem: PhysMem,
         space: SwapSpace,
-        dev: SwapDevice,
+        dev: SwapDevice | Zram,
         cache: SwapCache,
         clock: SliceClock,
         stat: VMStat,
@@ -80,15 +109,42 @@ class Reclaim:
         self.proportional = policy_settings.allocation == "proportional"
         self.oom: OOMKiller  # set by the kernel (the OOM killer needs reclaim's caller, reclaim needs it)
         self.obs: Observer | None = None
+        self.memcg: MemCgroup | None = None  # set by the kernel when the run has a memory cgroup
+        # Linux's path (a batch policy): pages being written, and the writes not yet submitted.
+        self.batch = policy_class(policy_settings.name).batch
+        if self.batch and self.local:
+            raise PolicyError(
+                f"policy.scope=local: policy {policy_settings.name} keeps the lists of a whole machine "
+                "or memory cgroup, as Linux does (use scope=global)"
+            )
+        self.writeback: dict[int, int] = {}  # frame -> when its write completes (-1: not submitted yet)
+        self._wb_queue: deque[tuple[int, int]] = deque()  # (done, frame), in completion order
+        self._plug: list[int] = []  # frames written since the last unplug (blk_start_plug)
+        self.orphaned: set[int] = set()  # completion times of writes whose frame was freed meanwhile
+        self._kswapd = False  # kswapd is reclaiming: it sleeps in the machine, not here
+        # Writes done by this time have been completed, possibly ahead of the clock: a reclaimer
+        # that waited for one took its frame at once and sleeps until then.
+        self.completed_until = 0
+        # FrameView, for the batch policy that has this object as its view.
+        self.test_and_clear_young = mem.test_and_clear_young
+        self.is_dirty = mem.is_dirty
+        self.vpn = mem.vpn
+        self.owner = mem.owner
+        self.now = mem.now
+        self.vtime = mem.vtime
         self.global_policy: Policy | None = None if self.local else self.new_policy()
         # Deactivated processes (load control), oldest first, and the pages of each still to try.
         self.inactive: dict[int, tuple[MM, list[int]]] = {}
 
     def new_policy(self) -> Policy:
-        """A policy instance: the one global set of lists, or a process's own (local scope)."""
+        """A policy instance: the one global set of lists, or a process's own (local scope).
+
+        A textbook policy sees frames through physical memory (``FrameView``);
+        a batch policy sees this object, which also acts on pages (``Reclaimer``).
+        """
         p = self.policy_settings
         child = np.random.default_rng(self.rng.integers(0, 2**63))
-        return make_policy(p.name, dict(p.params), self.mem, child)
+        return make_policy(p.name, dict(p.params), self if self.batch else self.mem, child)
 
     def policy_for_new_process(self) -> Policy:
         return self.global_policy if self.global_policy is not None else self.new_policy()
@@ -140,6 +196,9 @@ class Reclaim:
     # ---------------------------------------------------------- reclaimers
     def direct(self, mm: MM) -> None:
         """Reclaim in the faulting process: a batch of up to 32 pages, and at least one free frame."""
+        if self.batch:
+            self._direct_batch(mm)
+            return
         mem = self.mem
         want = 1 if mem.wmark_min == 0 else max(1, min(SWAP_CLUSTER_MAX, mem.wmark_high - mem.nfree))
         for _ in range(want):
@@ -153,13 +212,36 @@ class Reclaim:
             self.oom.kill(mm)
 
     def kswapd(self, batch: int) -> int:
-        """Background reclaim toward the high watermark; returns pages freed (0 = nothing to do)."""
+        """Background reclaim toward the high watermark; returns pages freed (0 = nothing to do).
+
+        With Linux's path 0 may also mean that the pages it could free are
+        being written: the machine's kswapd then sleeps until
+        ``writeback_until`` and tries again.
+        """
         freed = 0
         mem = self.mem
+        if self.batch:
+            policy = self.global_policy
+            assert policy is not None
+            self.complete_writeback(self.clock.now())
+            self._kswapd = True
+            try:
+                while freed < batch and mem.nfree < mem.wmark_high:
+                    n = policy.shrink(SWAP_CLUSTER_MAX, cgroup=False, kswapd=True)
+                    if not n:
+                        break
+                    freed += n
+            finally:
+                self._kswapd = False
+            self.stat.pgsteal_kswapd += freed
+            return freed
+        dev = self.dev
         while freed < batch and mem.nfree < mem.wmark_high:
             policy = self._policy_to_reclaim()
             if policy is None:
                 break
+            if dev.room_at(self.clock.now()):
+                break  # the device's queue is full: kswapd sleeps until a request completes
             if not self.evict(self._victim(policy)):
                 break  # swap is full: leave it to direct reclaim and the OOM killer
             freed += 1
@@ -183,10 +265,21 @@ class Reclaim:
             self.stat.clean_drops += 1
             wrote = False
         else:
-            slot = self.space.alloc()
+            slot = self.space.alloc() if self._swap_allowed() else -1
             if slot < 0:
                 return False
-            self.dev.submit(self.clock.now())
+            dev = self.dev
+            if isinstance(dev, Zram):
+                if not dev.store():
+                    self.space.release(slot)
+                    return False
+                self.clock.used += dev.write_ns
+            else:
+                now = self.clock.now()
+                room = dev.room_at(now)
+                if room:  # no free request: the reclaiming process sleeps until one completes
+                    self.clock.wait_for(room)
+                dev.submit(now)
             self.stat.pswpout += 1
             mm.pswpout += 1
             wrote = True
@@ -198,3 +291,228 @@ class Reclaim:
         if self.obs is not None:
             self.obs.evicted(f, mm, vpn, slot, wrote)
         return True
+
+    # ------------------------------------------------- Linux's path: reclaim
+    def _direct_batch(self, mm: MM) -> None:
+        """__alloc_pages_direct_reclaim -> try_to_free_pages, then wait for writeback or OOM."""
+        mem = self.mem
+        policy = self.global_policy
+        assert policy is not None
+        self.complete_writeback(self.clock.now())
+        self.settle_writeback()
+        freed = policy.shrink(SWAP_CLUSTER_MAX, cgroup=False)
+        self.stat.pgsteal_direct += freed
+        self.clock.used += freed * self.reclaim_cost
+        while mem.nfree == 0:
+            if self.wait_for_writeback():
+                freed = policy.shrink(SWAP_CLUSTER_MAX, cgroup=False)
+                self.stat.pgsteal_direct += freed
+                self.clock.used += freed * self.reclaim_cost
+                continue
+            self.oom.kill(mm)
+
+    def charge(self, cg: MemCgroup, mm: MM, *, may_oom: bool = True) -> bool:
+        """mm/memcontrol.c: try_charge_memcg for one page of ``mm``; False if it cannot (``may_oom`` off).
+
+        Below the limit the page is simply counted. At the limit the
+        charging process reclaims from the group itself, a batch of at least
+        32 pages (so the next charges find room: evictions come in batches),
+        retries while reclaim makes progress or writes are pending, and after
+        ``MAX_RECLAIM_RETRIES`` fruitless attempts the group's OOM killer runs.
+        """
+        retries = MAX_RECLAIM_RETRIES
+        while cg.usage >= cg.limit:
+            reclaimed = self.reclaim_memcg(cg, SWAP_CLUSTER_MAX)
+            if cg.usage < cg.limit:
+                break
+            if reclaimed or self.wait_for_writeback():
+                continue
+            retries -= 1
+            if retries:
+                continue
+            if not may_oom:
+                return False
+            self.oom.kill(mm, group=cg)
+            retries = MAX_RECLAIM_RETRIES
+        cg.pages += 1
+        if cg.usage > cg.usage_peak:
+            cg.usage_peak = cg.usage
+        return True
+
+    def reclaim_memcg(self, cg: MemCgroup, nr: int) -> int:
+        """try_to_free_mem_cgroup_pages: reclaim by the charging process, from the group's lists."""
+        self.complete_writeback(self.clock.now())
+        self.settle_writeback()
+        policy = self.global_policy
+        assert policy is not None  # one group holds every process: its lists are the global lists
+        if self.batch:
+            freed = policy.shrink(nr, cgroup=True)
+        else:
+            freed = 0
+            while freed < nr and len(policy) and self.evict(self._victim(policy)):
+                freed += 1
+        self.stat.pgsteal_direct += freed
+        self.clock.used += freed * self.reclaim_cost
+        return freed
+
+    # --------------------------------------------------- Linux's path: writeback
+    def complete_writeback(self, now: int) -> None:
+        """Every write done by ``now``: the page is clean in the swap cache (folio_end_writeback)."""
+        q = self._wb_queue
+        wb = self.writeback
+        frame_mm = self.mem.frame_mm
+        if now > self.completed_until:
+            self.completed_until = now
+        while q and q[0][0] <= now:
+            done, f = q.popleft()
+            if wb.get(f) == done:
+                del wb[f]
+                mm = frame_mm[f]
+                assert mm is not None
+                mm.policy.end_writeback(f)
+
+    def writeback_until(self) -> int:
+        """When the first pending write completes; 0 when none is pending.
+
+        The textbook pager frees frames as soon as their writes are queued:
+        for it, when the device's full queue next has room (0: not full).
+        """
+        if not self.batch:
+            return self.dev.room_at(self.clock.now())
+        self.unplug()
+        q = self._wb_queue
+        wb = self.writeback
+        while q and wb.get(q[0][1]) != q[0][0]:
+            q.popleft()
+        return q[0][0] if q else 0
+
+    def settle_writeback(self) -> None:
+        """A new reclaim pass finds the writes of the passes before it completed.
+
+        Linux's passes are short and its writes (on this machine's disk)
+        complete between them, so a pass frees what the previous one wrote;
+        on a slower device the reclaimer waits for them here, which is how
+        writes throttle reclaim in the simulator.
+        """
+        self.unplug()
+        q = self._wb_queue
+        wb = self.writeback
+        until = max((done for done in wb.values()), default=0)
+        if until:
+            self.clock.wait_for(until)
+            self.complete_writeback(until)
+        del q  # (the queue is drained by complete_writeback)
+
+    def wait_for_writeback(self) -> bool:
+        """reclaim_throttle(VMSCAN_THROTTLE_WRITEBACK): the running process waits for the first write."""
+        until = self.writeback_until()
+        if not until:
+            return False
+        self.clock.wait_for(until)
+        self.complete_writeback(until)
+        return True
+
+    def forget(self, f: int) -> None:
+        """``f`` is being freed outside reclaim (munmap, exit): no write or read of it is pending any more."""
+        done = self.writeback.pop(f, None)
+        if done is not None and done > 0:
+            self.orphaned.add(done)
+        if f in self._plug:
+            self._plug.remove(f)
+        self.cache.readahead.discard(f)
+        self.cache.reading.pop(f, None)
+
+    # ------------------------------------------------- Linux's path: Reclaimer
+    def under_writeback(self, frame: int) -> bool:
+        return frame in self.writeback
+
+    def wait_writeback(self, frame: int) -> None:
+        self.unplug()
+        until = self.writeback[frame]
+        self.clock.wait_for(until)
+        self.complete_writeback(until)
+
+    def unplug(self) -> None:
+        plug = self._plug
+        if not plug:
+            return
+        dev = self.dev
+        assert isinstance(dev, SwapDevice)
+        done = dev.submit_pages(self.clock.now(), len(plug), WRITE)
+        wb = self.writeback
+        q = self._wb_queue
+        for f in plug:
+            wb[f] = done
+            q.append((done, f))
+        plug.clear()
+
+    def throttle(self) -> bool:
+        if self._kswapd:
+            return not self.writeback_until()
+        self.wait_for_writeback()
+        return True
+
+    def can_swap(self) -> bool:
+        return not self.space.full and self._swap_allowed()
+
+    def _swap_allowed(self) -> bool:
+        cg = self.memcg
+        return cg is None or cg.swap_limit is None or self.space.used < cg.swap_limit
+
+    def free_below_high(self) -> bool:
+        return self.mem.nfree <= self.mem.wmark_high
+
+    def pageout(self, frame: int) -> int:
+        """mm/vmscan.c: shrink_folio_list from add_to_swap on: slot, unmap, write, free.
+
+        A page without a slot gets one (``folio_alloc_swap``) and is dirty
+        (its only copy is in memory); a page that still has its slot and is
+        clean (read back and not written since) is unmapped and freed
+        without I/O. A dirty page is written: by zram now, on a disk
+        asynchronously, the frame kept until the write completes.
+        """
+        mem = self.mem
+        mm = mem.frame_mm[frame]
+        assert mm is not None
+        vpn = mem.frame_vpn[frame]
+        pte = mm.pt.pte
+        e = pte.get(vpn, 0)
+        mapped = bool(e & PRESENT) and e >> SHIFT == frame
+        cache = self.cache
+        space = self.space
+        dev = self.dev
+        slot = cache.slot_of.get(frame, -1)
+        dirty = slot < 0 or (mapped and bool(e & DIRTY))
+        if slot < 0:
+            if isinstance(dev, Zram) and not dev.can_store():
+                return PAGE_ACTIVATE  # zs_malloc would fail: no RAM for the pool
+            slot = space.alloc() if self._swap_allowed() else -1
+            if slot < 0:
+                return PAGE_ACTIVATE
+            cache.add(frame, slot)
+            space.owner[slot] = (mm, vpn)
+        if mapped:  # try_to_unmap: the PTE now holds the swap entry
+            pte[vpn] = (slot << SHIFT) | SWAPPED
+            mm.rss -= 1
+            mm.swapents += 1
+            if mm.swapents > mm.swap_peak:
+                mm.swap_peak = mm.swapents
+            if self.obs is not None:
+                self.obs.evicted(frame, mm, vpn, slot, dirty)
+        if dirty:
+            self.stat.pswpout += 1
+            mm.pswpout += 1
+            if isinstance(dev, Zram):  # swap_writepage_bdev_sync: compressed now
+                dev.store()
+                self.clock.used += dev.write_ns
+            else:  # swap_writepage_bdev_async: PG_writeback until the device is done
+                self._plug.append(frame)
+                self.writeback[frame] = -1
+                return PAGE_WRITEBACK
+        else:
+            self.stat.clean_drops += 1
+        # __remove_mapping: the slot keeps the page's shadow entry.
+        space.shadow[slot] = mm.policy.evicted(frame)
+        cache.take(frame)
+        mem.free_unmapped(frame, mm)
+        return PAGE_WRITTEN if dirty else PAGE_CLEAN

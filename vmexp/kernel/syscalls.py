@@ -16,6 +16,7 @@ allocators of ``vmexp.libc`` program against.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vmexp.kernel.clock import SliceClock
@@ -57,18 +58,29 @@ class MemoryCalls:
         self.commit_limit = commit_limit
         self.log: list[SyscallRecord] = []
         self.obs: Observer | None = None
+        # Linux's path: a frame freed here may have a write or read pending (Reclaim.forget).
+        self.forget: Callable[[int], None] | None = None
 
     # ------------------------------------------------------------ unmapping
     def zap_one(self, mm: MM, vpn: int) -> None:
         e = mm.pt.remove(vpn)
         if e & SWAPPED:
-            self.space.release(e >> SHIFT)
+            slot = e >> SHIFT
+            f = self.cache.frame_of.get(slot, -1)
+            if f >= 0:  # still in the swap cache, mapped by nobody: free_swap_and_cache frees it too
+                self.cache.take(f)
+                if self.forget is not None:
+                    self.forget(f)
+                self.mem.free_unmapped(f, mm)
+            self.space.release(slot)
             mm.swapents -= 1
         elif not e & ZERO:
             f = e >> SHIFT
             slot = self.cache.take(f)
             if slot >= 0:
                 self.space.release(slot)
+            if self.forget is not None:
+                self.forget(f)
             self.mem.free(f, mm)
 
     def zap(self, mm: MM, start: int, end: int) -> None:
@@ -160,10 +172,20 @@ class MemoryCalls:
         delta = (new - old) >> self.shift
         v0, v1 = old >> self.shift, (old + length) >> self.shift
         moved = [(v, pt.remove(v)) for v in range(v0, v1) if v in pt.pte]
+        owner = self.space.owner  # Linux's path: which page each slot holds
         for v, e in moved:
             pt.add(v + delta, e)
-            if e & PRESENT and not e & ZERO:
+            slot = -1
+            if e & SWAPPED:
+                slot = e >> SHIFT
+                f = self.cache.frame_of.get(slot, -1)
+                if f >= 0:
+                    self.mem.frame_vpn[f] = v + delta
+            elif e & PRESENT and not e & ZERO:
                 self.mem.frame_vpn[e >> SHIFT] = v + delta
+                slot = self.cache.slot_of.get(e >> SHIFT, -1)
+            if slot in owner:
+                owner[slot] = (mm, v + delta)
 
     def madvise_dontneed(self, mm: MM, addr: int, length: int) -> None:
         self.clock.used += self.cost.syscall

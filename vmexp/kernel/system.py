@@ -7,7 +7,8 @@ physical memory    frames, reverse map, free list, watermarks       ``physmem``
 fault path         the reference loop (MMU) and handle_mm_fault      ``fault``
 reclaim            direct reclaim, kswapd, eviction; the LRU lists  ``reclaim``,
                    are the replacement policy's                      ``policies/``
-swap               slots, the device, the swap cache                ``swap``
+swap               slots, the device (or zram), the swap cache      ``swap``
+memory cgroups     a group's limit, its charge                      ``memcg``
 OOM                badness and the kill                             ``oom``
 system calls       brk, mmap, munmap, mremap, madvise; unmapping    ``syscalls``
 address spaces     a process's MM, VMAs, the break, page tables     ``mm``, ``pagetable``
@@ -20,6 +21,12 @@ watching           explain's narration, the invariant checker       ``observe``,
 (the page allocator reclaims, reclaim may OOM-kill, the OOM killer exits a
 process, which unmaps), and keeps the processes' ``MM``s. It creates no SimPy
 events: the machine (``vmexp.sim``) owns time and shares the slice clock.
+
+Which pager runs is the policy's choice: a textbook policy gets the
+textbook pager (a victim at a time, its frame reused at once, one page per
+fault); ``policy=linux`` gets Linux's reclaim and swap path (batches, the
+swap cache with unmapped pages, asynchronous writeback, readahead,
+shadow entries). zram and memory cgroups work with both.
 """
 
 from __future__ import annotations
@@ -34,13 +41,15 @@ from vmexp.kernel.check import check
 from vmexp.kernel.clock import SliceClock
 from vmexp.kernel.fault import FaultHandler, Segfault
 from vmexp.kernel.layout import compute_regions
+from vmexp.kernel.memcg import MemCgroup
 from vmexp.kernel.mm import MM, AddressSpace
 from vmexp.kernel.observe import Observer
 from vmexp.kernel.oom import OOMKiller, ProcessKilled
-from vmexp.kernel.pagetable import PageTable
+from vmexp.kernel.pagetable import ACCESSED, DIRTY, PRESENT, SHIFT, PageTable
 from vmexp.kernel.physmem import PhysMem
+from vmexp.kernel.policies import policy_class
 from vmexp.kernel.reclaim import SWAP_CLUSTER_MAX, Reclaim
-from vmexp.kernel.swap import SwapCache, SwapDevice, SwapSpace
+from vmexp.kernel.swap import SwapCache, SwapDevice, SwapSpace, Zram
 from vmexp.kernel.syscalls import MemoryCalls, Syscalls
 from vmexp.kernel.vmstat import VMStat
 
@@ -63,8 +72,15 @@ class System:
         self.mem = mem = PhysMem(
             settings.ram_pages, m.min_free // ps, clock, local=settings.policy.scope == "local"
         )
-        self.space = SwapSpace(settings.swap_pages)
-        self.dev = SwapDevice(m.swap_latency, m.swap_bandwidth, ps)
+        self.linux = linux = policy_class(settings.policy.name).batch
+        self.dev: SwapDevice | Zram
+        if m.swap_device == "zram":
+            self.dev = Zram(m.zram_read, m.zram_write, m.zram_ratio, mem)
+        else:
+            self.dev = SwapDevice(m.swap_latency, m.swap_bandwidth, ps, m.swap_rotational)
+        self.space = SwapSpace(
+            settings.swap_pages, sequential=linux, zram=self.dev if isinstance(self.dev, Zram) else None
+        )
         self.cache = SwapCache()
         self.reclaim = Reclaim(
             settings.policy,
@@ -79,12 +95,36 @@ class System:
             rng,
         )
         mem.reclaim = self.reclaim
-        self.fault = FaultHandler(mem, self.space, self.dev, self.cache, clock, stat, m.cost, self.shift)
+        self.fault = FaultHandler(
+            mem,
+            self.space,
+            self.dev,
+            self.cache,
+            clock,
+            stat,
+            m.cost,
+            self.shift,
+            linux=linux,
+            page_cluster=m.page_cluster,
+        )
         self.calls = MemoryCalls(
             mem, self.space, self.cache, clock, m.cost, ps, settings.ram_pages + settings.swap_pages
         )
+        if linux:
+            self.calls.forget = self.reclaim.forget
         self.oom = OOMKiller(self.mms, clock, ps, self.exit_process)
         self.reclaim.oom = self.oom
+        cg = settings.cgroup
+        self.memcg: MemCgroup | None = None
+        if cg.enabled:
+            self.memcg = MemCgroup(
+                "vmexp",
+                None if cg.memory_max is None else cg.memory_max // ps,
+                None if cg.swap_max is None else cg.swap_max // ps,
+                -(-cg.kernel // ps),
+                -(-cg.image // ps),
+            )
+            self.reclaim.memcg = self.memcg
         self.observe(observer)
 
     def observe(self, observer: Observer | None) -> None:
@@ -102,7 +142,26 @@ class System:
         pt = PageTable(self.s.layout.va_bits, self.page_size, self.s.layout.pte_bytes)
         mm = MM(pid, name, aspace, pt, self.reclaim.policy_for_new_process())
         self.mms[pid] = mm
+        if self.memcg is not None:
+            self.memcg.attach(mm)
+            self.load_image(mm, self.memcg.image)
         return mm
+
+    def load_image(self, mm: MM, pages: int) -> None:
+        """The process's own pages (its stack, the data of the program and its libraries), written at start.
+
+        They are in place before the workload's first operation (exec and
+        the C library's start-up touched them), so their faults are not the
+        workload's and are not counted; afterwards they are ordinary
+        anonymous pages, cold, that reclaim may swap out.
+        """
+        if pages <= 0:
+            return
+        start, end = mm.aspace.grow_stack(pages * self.page_size)
+        for vpn in range(start >> self.shift, end >> self.shift):
+            f = self.mem.alloc(mm, vpn)
+            mm.pt.add(vpn, (f << SHIFT) | PRESENT | ACCESSED | DIRTY)
+            mm.policy.inserted(f)
 
     def syscalls(self, mm: MM) -> Syscalls:
         """``mm``'s view of the kernel, for its C library."""
@@ -121,6 +180,36 @@ class System:
         self.calls.zap_all(mm)
         mm.killed = True
         mm.exit = status
+        if mm.memcg is not None:
+            mm.memcg.detach(mm)
+
+    def report(self) -> dict[str, object]:
+        """What metrics.json's ``system`` adds for Linux's path and memory cgroups (nothing otherwise).
+
+        Counters named as /proc/vmstat and memory.stat name them, so that a
+        run can be read beside the real kernel's.
+        """
+        out: dict[str, object] = {}
+        ps = self.page_size
+        if self.linux:
+            policy = self.reclaim.global_policy
+            events = policy.events() if policy is not None else {}
+            out["vmstat"] = {**events, "swap_ra": self.stat.swap_ra, "swap_ra_hit": self.stat.swap_ra_hit}
+        if isinstance(self.dev, Zram):
+            out["zram"] = {
+                "stored_bytes_peak": self.space.used_peak * ps,
+                "pool_bytes_peak": self.dev.pool_peak * ps,
+                "pool_bytes": self.mem.pool * ps,
+            }
+        cg = self.memcg
+        if cg is not None:
+            out["memcg"] = {
+                "limit_bytes": self.s.cgroup.memory_max,
+                "swap_limit_bytes": self.s.cgroup.swap_max,
+                "usage_peak_bytes": cg.usage_peak * ps,
+                "oom_kills": sum(1 for k in self.oom.kills if k.get("memcg") == cg.name),
+            }
+        return out
 
     def check(self) -> None:
         """The invariants (``vmexp.kernel.check``); AssertionError names the first one broken."""

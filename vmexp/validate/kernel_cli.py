@@ -48,9 +48,9 @@ __all__ = [
     "simulator_overrides",
 ]
 
-# Flip to True once the simulator has policy=linux, cgroup.memory_max / cgroup.swap_max,
-# machine.page_cluster and machine.swap_device=zram (issue 11); nothing else changes.
-SIMULATOR_HAS_KERNEL_KEYS = False
+# True since the simulator has policy=linux, cgroup.memory_max / cgroup.swap_max,
+# machine.page_cluster and machine.swap_device=zram (issue 11).
+SIMULATOR_HAS_KERNEL_KEYS = True
 
 # The overrides that describe the real side's set-up; they are consumed here, and passed
 # on to the simulator only through simulator_overrides.

@@ -1,6 +1,6 @@
 """The one interface every page-replacement policy implements.
 
-A policy sees physical frames, never processes or page tables (STYLE.md):
+A policy sees physical frames, never processes or page tables:
 the fault path is written once in the kernel ("find a victim, evict it,
 insert the new page") and asks the policy only which frame to give up.
 What a policy may learn about a frame comes through ``FrameView``, the
@@ -17,6 +17,20 @@ the helpers of ``vmexp.fields`` (type, default, unit, meaning, range):
 ``tau: int = duration("10ms", "the working-set window", lo=1)``. The config's
 ``policy.params`` are parsed against it at validation (an unknown key lists
 the valid ones) and reach the policy typed: ints in bytes and nanoseconds.
+
+Two kinds of policy share the interface. A textbook policy (FIFO, LRU,
+clock, ...) answers ``victim`` one frame at a time, and the kernel evicts
+that frame at once, the textbook pager. A policy that sets ``batch``
+(Linux's, ``policy=linux``) reclaims the way mm/vmscan.c does: the kernel
+asks it to ``shrink`` a number of pages, and it walks its lists itself,
+asking the kernel (its ``Reclaimer`` view) to act on each page it chose:
+``pageout`` writes and frees it, or starts an asynchronous write and leaves
+the frame in place until the write completes (``end_writeback``). The
+kernel tells it of swap-ins with the page's shadow entry (``refault``) and
+asks it for one when a page leaves memory (``evicted``), so that it can
+tell a page that comes back soon from one that does not
+(mm/workingset.c). A textbook policy never hears of any of this: the
+defaults below are what it would do.
 """
 
 from __future__ import annotations
@@ -30,7 +44,25 @@ import numpy as np
 from vmexp.fields import ConfigError
 from vmexp.registry import POLICIES
 
-__all__ = ["FrameView", "Policy", "register", "REGISTRY", "PolicyError", "make_params"]
+__all__ = [
+    "PAGE_ACTIVATE",
+    "PAGE_CLEAN",
+    "PAGE_WRITEBACK",
+    "PAGE_WRITTEN",
+    "REGISTRY",
+    "FrameView",
+    "Policy",
+    "PolicyError",
+    "Reclaimer",
+    "make_params",
+    "register",
+]
+
+# What ``Reclaimer.pageout`` did with a page (mm/vmscan.c: the outcomes of shrink_folio_list).
+PAGE_CLEAN = 0  # freed without I/O: its copy in swap is still valid (a clean swap-cache page)
+PAGE_WRITTEN = 1  # written synchronously (zram) and freed
+PAGE_WRITEBACK = 2  # an asynchronous write started: the frame stays until it completes (keep)
+PAGE_ACTIVATE = 3  # cannot go now (no swap slot, or nowhere to store it): activate_locked
 
 
 class PolicyError(ConfigError):
@@ -66,6 +98,49 @@ class FrameView(Protocol):
         ...
 
 
+class Reclaimer(FrameView, Protocol):
+    """What the kernel does for a policy that reclaims in batches (``Policy.batch``).
+
+    The policy chooses pages and keeps the lists; the kernel owns page
+    tables, swap and the device, so every action on a page goes through
+    here (mm/vmscan.c: shrink_folio_list's second half, pageout,
+    __remove_mapping).
+    """
+
+    def under_writeback(self, frame: int) -> bool:
+        """PG_writeback: the page's write to swap has not completed yet."""
+        ...
+
+    def wait_writeback(self, frame: int) -> None:
+        """The reclaimer waits for ``frame``'s write (folio_wait_writeback); afterwards it is clean."""
+        ...
+
+    def pageout(self, frame: int) -> int:
+        """Reclaim ``frame``: PAGE_CLEAN, PAGE_WRITTEN, PAGE_WRITEBACK or PAGE_ACTIVATE (see above)."""
+        ...
+
+    def unplug(self) -> None:
+        """blk_finish_plug: the writes started since the last call go to the device as one request."""
+        ...
+
+    def throttle(self) -> bool:
+        """Writes are in flight and nothing was freed: wait for the first one; False: stop here instead.
+
+        The faulting process waits (and the call returns True); kswapd
+        cannot wait inside a pass, so the pass ends (False) and the machine
+        puts kswapd to sleep until the write completes.
+        """
+        ...
+
+    def can_swap(self) -> bool:
+        """Swap space is left for the pages being reclaimed (can_reclaim_anon_pages)."""
+        ...
+
+    def free_below_high(self) -> bool:
+        """Free memory is at or below the high watermark (global reclaim's file_is_tiny test)."""
+        ...
+
+
 class Policy:
     """Base class: keeps the bookkeeping of which frames are candidates.
 
@@ -95,6 +170,10 @@ class Policy:
     # and validation refuses workloads that have no fixed string (trait "future").
     needs_future: ClassVar[bool] = False
 
+    # A policy that reclaims in batches, as Linux does, sets this; the kernel then
+    # calls ``shrink`` instead of ``victim`` and gives it a ``Reclaimer`` as its view.
+    batch: ClassVar[bool] = False
+
     def __init__(self, view: FrameView, params: Any, rng: np.random.Generator) -> None:
         self.view = view
         self.params = params
@@ -108,6 +187,30 @@ class Policy:
 
     def victim(self) -> int:
         raise NotImplementedError
+
+    # -- the batch interface (``batch`` policies); the defaults are the textbook's
+    def shrink(self, nr_to_reclaim: int, *, cgroup: bool, kswapd: bool = False) -> int:
+        """Reclaim about ``nr_to_reclaim`` pages through the view's ``pageout``; returns pages freed.
+
+        ``cgroup``: reclaim for a memory cgroup's limit (not the machine's
+        watermarks); ``kswapd``: the background reclaimer, not the faulting process.
+        """
+        raise NotImplementedError(f"policy {self.name} reclaims one victim at a time")
+
+    def refault(self, frame: int, shadow: int) -> None:
+        """A page came back from swap into ``frame``; ``shadow`` is what ``evicted`` returned for it."""
+        self.inserted(frame)
+
+    def evicted(self, frame: int) -> int:
+        """``frame``'s page is about to leave memory: its shadow entry, kept with its swap slot."""
+        return 0
+
+    def end_writeback(self, frame: int) -> None:
+        """The write of ``frame``'s page to swap completed (folio_end_writeback)."""
+
+    def events(self) -> dict[str, int]:
+        """The policy's counters for metrics.json (/proc/vmstat names); none for a textbook policy."""
+        return {}
 
     def set_future(self, vpns: Sequence[int]) -> None:
         """The reference string the process will make (only called when ``needs_future``)."""

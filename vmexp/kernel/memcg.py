@@ -1,0 +1,93 @@
+"""A memory cgroup: a limit on what a group of processes may hold in memory (mm/memcontrol.c).
+
+Every process of a run with ``cgroup.memory_max`` or ``cgroup.swap_max``
+belongs to one group, as in a container. The group's usage
+(``memory.usage_in_bytes``, ``memory.current``) counts what Linux charges to
+it, measured on Linux 6.18 with the replayer (tests/data/real_kernel/overhead.json):
+
+- every frame holding a page of its processes: mapped anonymous pages and
+  swap-cache pages not mapped (readahead, pages whose write is in flight);
+- each process's page-table pages (``__GFP_ACCOUNT``: one PTE page per
+  2 MiB of address space touched, plus the upper levels), which stay while
+  the pages are swapped out: they hold the swap entries;
+- per process, ``kernel`` pages the simulator does not model page by page:
+  slab objects (VMAs, anon_vma, the mm), the page tables of the shared
+  libraries' mappings, and the few pages of the program itself that it
+  keeps using (measured: 16 to 20 pages of kernel memory before the loop,
+  of which the simulator counts its own page tables);
+- each process's own image (``image``): its stack and the data of the
+  program, libc and ld.so (measured: 132 pages). These are ordinary
+  anonymous pages on the group's lists, written once when the process
+  starts and then cold, so reclaim swaps them out like any other.
+
+zram's pool is not charged: it is the driver's memory (zsmalloc), taken
+from the machine's RAM. The per-CPU charge stock (``MEMCG_CHARGE_BATCH``)
+is drained before reclaim retries, so it does not shrink the usable limit
+and is left out.
+
+``swap_limit`` (``memory.swap.max``): swap slots the group may use; with it
+spent, anonymous pages cannot be reclaimed and the group's OOM killer runs.
+With one group holding every process, the group's swap is the swap in use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vmexp.kernel.mm import MM
+
+__all__ = ["MemCgroup"]
+
+
+class MemCgroup:
+    """One group: its limit, its members and what they are charged for (pages)."""
+
+    __slots__ = (
+        "image",
+        "kernel",
+        "kernel_per_proc",
+        "limit",
+        "members",
+        "name",
+        "pages",
+        "pt_pages",
+        "swap_limit",
+        "usage_peak",
+    )
+
+    def __init__(
+        self, name: str, limit: int | None, swap_limit: int | None, kernel_per_proc: int, image: int
+    ) -> None:
+        self.name = name
+        # No memory limit: only the machine's RAM bounds the group.
+        self.limit = limit if limit is not None else 1 << 62
+        self.swap_limit = swap_limit
+        self.kernel_per_proc = kernel_per_proc
+        self.image = image  # pages of each process's own image
+        self.members: list[MM] = []
+        self.pages = 0  # frames charged
+        self.pt_pages = 0  # page-table pages of the members
+        self.kernel = 0  # the members' kernel memory the simulator does not model page by page
+        self.usage_peak = 0
+
+    @property
+    def usage(self) -> int:
+        """memory.usage_in_bytes, in pages."""
+        return self.pages + self.pt_pages + self.kernel
+
+    def attach(self, mm: MM) -> None:
+        """``mm`` joins the group (forked inside it): its kernel memory and top page table are charged."""
+        self.members.append(mm)
+        mm.memcg = self
+        mm.pt.memcg = self
+        self.kernel += self.kernel_per_proc
+        self.pt_pages += mm.pt.pages
+
+    def detach(self, mm: MM) -> None:
+        """``mm`` exited; its pages and page tables below the top were uncharged as they were freed."""
+        self.members.remove(mm)
+        self.kernel -= self.kernel_per_proc
+        self.pt_pages -= mm.pt.pages
+        mm.pt.memcg = None
+        mm.memcg = None

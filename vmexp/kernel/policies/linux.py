@@ -1,0 +1,477 @@
+"""Linux's reclaim of anonymous memory: two LRU lists, reclaim in batches, refault detection.
+
+This is the classic split LRU of Linux 6.x without the multi-generational
+LRU (``CONFIG_LRU_GEN`` off), read from the 6.18 sources, for anonymous
+pages, which are all the simulator has. The list of one memory cgroup (or
+of the machine) is an ``lruvec``; this class is one lruvec with the part of
+mm/vmscan.c that decides, and the kernel (``vmexp.kernel.reclaim``) does
+what it decides to a page (write it, free it).
+
+Lists and flags (``include/linux/mm_inline.h``, ``mm/swap.c``):
+
+- a new page, and a page back from swap, goes to the head of the inactive
+  list (``folio_add_lru`` -> ``lru_add``); nothing else moves a page while it
+  is used: references only set the PTE's accessed bit;
+- ``PG_referenced``, ``PG_workingset`` and ``PG_reclaim`` are sets of frames.
+
+Reclaim (``do_try_to_free_pages`` -> ``shrink_node`` -> ``shrink_lruvec``):
+
+- the priority ladder: from ``DEF_PRIORITY`` (12) down to 0, each step
+  scans ``size >> priority`` pages of each list, times the anonymous share
+  of ``get_scan_count`` (swappiness 60 with no file pages: 17.6 to 30 %),
+  in chunks of ``SWAP_CLUSTER_MAX`` (32), and stops once ``nr_to_reclaim``
+  pages are free; when a whole ladder frees nothing it runs once more, then
+  once with ``force_deactivate``;
+- writes pending: a page written by reclaim is freed by a later reclaim,
+  after its write completed and moved it to the inactive tail. Linux's
+  reclaim scans in real time, and the writes it started complete while it
+  goes on (on this machine's disk, within a chunk or two); the simulator's
+  scan takes no simulated time, so after a chunk that freed nothing it
+  waits for the first write in flight (the kernel's ``throttle``, as
+  ``reclaim_throttle`` on ``VMSCAN_THROTTLE_WRITEBACK``) instead of writing
+  out the whole list. kswapd does not wait here: the machine puts it to
+  sleep until the write completes;
+- ``shrink_inactive_list`` isolates a chunk from the inactive tail and
+  ``shrink_folio_list`` asks ``folio_check_references`` of each page: its
+  accessed bit (read and cleared) and ``PG_referenced`` make a two-bit clock
+  (young and referenced: activate; young: set referenced, keep for another
+  trip; not young: reclaim). A page whose write is still in flight is
+  activated (global reclaim: case 2), or, for a cgroup v1 limit, waited for
+  when it comes round again marked ``PG_reclaim`` (case 3). The survivors
+  go back to the heads of their lists in the order they were scanned
+  (``move_folios_to_lru``);
+- ``shrink_active_list`` moves pages from the active tail to the inactive
+  head, consuming their accessed bits (an anonymous page is deactivated
+  whether it was referenced or not) and marking them ``PG_workingset``; it
+  runs when ``inactive_is_low`` (inactive * ratio < active, the ratio
+  int_sqrt(10 * GiB) or 1 below 1 GiB) or when refaults were seen since the
+  last reclaim (``prepare_scan_control``'s ``may_deactivate``);
+- ``lru_note_cost``: the anonymous list's cost grows by 32 per page written
+  and 1 per page scanned but not freed, and halves whenever it exceeds a
+  quarter of the lists' size; it sets ``get_scan_count``'s share.
+
+Refault detection (``mm/workingset.c``): every eviction and activation
+ticks the lruvec's ``nonresident_age``; an evicted page leaves its age in a
+shadow entry with its swap slot (``workingset_eviction``); when it is read
+back, a refault distance (ages since) no larger than the active list means
+it would have stayed had the active list been inactive, and it goes
+straight to the active list (``workingset_refault``).
+
+The statistics are stale, as the kernel's are: the list sizes that
+``inactive_is_low``, ``prepare_scan_control``, ``workingset_test_recent``
+and the cost decay read are those of the last flush of the memory cgroup
+statistics, which happens every 2 s (``FLUSH_TIME``, ``flush_memcg_stats_dwork``
+in mm/memcontrol.c); before the first flush they read 0. Measured on Linux
+6.18 (tests/data/real_kernel/stale_stats.json): in a young 64 MiB group
+the active list is never aged at all. ``stats_flush`` = 0 reads live sizes
+instead. The first flush is taken 2 s after the lruvec is created, at the
+first use after each period (the real phase is unknowable).
+
+Simplifications: one node; no file pages (so ``get_scan_count``'s file side
+is empty); the per-CPU ``lru_add`` batch of 31 pages is drained before every
+scan as reclaim does, so it is left out; the memcg charge stock is ignored;
+a page still being read by readahead is not skipped at the tail (``trylock``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from math import isqrt
+
+import numpy as np
+
+from vmexp.fields import duration, integer, size
+from vmexp.kernel.policies.base import (
+    PAGE_ACTIVATE,
+    PAGE_CLEAN,
+    PAGE_WRITEBACK,
+    PAGE_WRITTEN,
+    Policy,
+    Reclaimer,
+    register,
+)
+
+__all__ = ["DEF_PRIORITY", "SWAP_CLUSTER_MAX", "LinuxLRU"]
+
+SWAP_CLUSTER_MAX = 32  # include/linux/swap.h
+DEF_PRIORITY = 12  # mm/internal.h: scan 1/4096 of a list first
+MAX_SWAPPINESS = 200  # include/linux/swap.h
+
+_RECLAIM, _KEEP, _ACTIVATE = 0, 1, 2  # enum folio_references
+
+
+class _ScanControl:
+    """The fields of ``struct scan_control`` that anonymous reclaim uses."""
+
+    __slots__ = (
+        "cgroup",
+        "file_is_tiny",
+        "force_deactivate",
+        "kswapd",
+        "may_deactivate",
+        "nr_reclaimed",
+        "nr_scanned",
+        "nr_to_reclaim",
+        "priority",
+        "skipped_deactivate",
+        "stop",
+    )
+
+    def __init__(self, nr_to_reclaim: int, cgroup: bool, kswapd: bool) -> None:
+        self.nr_to_reclaim = nr_to_reclaim
+        self.cgroup = cgroup
+        self.kswapd = kswapd
+        self.priority = DEF_PRIORITY
+        self.nr_scanned = 0
+        self.nr_reclaimed = 0
+        self.may_deactivate = False
+        self.force_deactivate = False
+        self.skipped_deactivate = False
+        self.file_is_tiny = False
+        self.stop = False  # kswapd must sleep until a write completes
+
+
+@register
+class LinuxLRU(Policy):
+    """One lruvec: ``OrderedDict``s whose first key is the tail (the oldest end), as in ``lru2q``."""
+
+    name = "linux"
+    batch = True
+
+    @dataclasses.dataclass
+    class Params(Policy.Params):
+        """Defaults are the kernel's (and this machine's: vm.swappiness 60)."""
+
+        swappiness: int = integer(
+            60, "vm.swappiness: the anonymous share of each scan (get_scan_count)", lo=0, hi=MAX_SWAPPINESS
+        )
+        stats_flush: int = duration(
+            "2s",
+            "memcg statistics flush period (FLUSH_TIME): how stale the list sizes reclaim reads are; 0 = live",
+        )
+        inactive_ratio: int = integer(
+            0, "0: the kernel's int_sqrt(10 * GiB on the lists), 1 below 1 GiB; > 0: this ratio, fixed", lo=0
+        )
+        page_size: int = size(
+            "4k", "bytes per page, to size the lists in GiB (follows the run's page_size)", lo=1
+        )
+
+    view: Reclaimer
+
+    def __init__(self, view: Reclaimer, params: Params, rng: np.random.Generator) -> None:
+        super().__init__(view, params, rng)
+        self.swappiness = params.swappiness
+        self._fixed_ratio = params.inactive_ratio
+        self._page_size = params.page_size
+        self._flush = params.stats_flush
+        # Invariants: every frame the policy tracks is on exactly one list (or isolated
+        # by a shrink in progress); the flag sets hold only tracked or isolated frames.
+        self._inactive: OrderedDict[int, None] = OrderedDict()
+        self._active: OrderedDict[int, None] = OrderedDict()
+        self._referenced: set[int] = set()  # PG_referenced
+        self._workingset: set[int] = set()  # PG_workingset
+        self._reclaim: set[int] = set()  # PG_reclaim: written by reclaim, rotate when the write ends
+        self.nonresident_age = 0  # lruvec->nonresident_age: evictions + activations
+        self.anon_cost = 0  # lruvec->anon_cost
+        self._refaults = 0  # lruvec->refaults[WORKINGSET_ANON]: the (stale) count at the last reclaim
+        # The flushed statistics: (NR_INACTIVE_ANON, NR_ACTIVE_ANON, WORKINGSET_ACTIVATE_ANON).
+        self._stale = (0, 0, 0)
+        self._next_flush = self._flush
+        self.ev: dict[str, int] = dict.fromkeys(
+            (
+                "pgscan_anon",
+                "pgsteal_anon",
+                "pgactivate",
+                "pgdeactivate",
+                "pgrefill",
+                "pgrotated",
+                "workingset_refault_anon",
+                "workingset_activate_anon",
+                "workingset_restore_anon",
+            ),
+            0,
+        )
+
+    # ------------------------------------------------------------------ lists
+    def inserted(self, frame: int) -> None:
+        """lru_add: a new page goes to the inactive head (new anonymous pages start inactive since 5.9)."""
+        self._inactive[frame] = None
+
+    def removed(self, frame: int) -> None:
+        if self._inactive.pop(frame, 0) is not None:
+            self._active.pop(frame, None)
+        self._referenced.discard(frame)
+        self._workingset.discard(frame)
+        self._reclaim.discard(frame)
+
+    def victim(self) -> int:
+        raise NotImplementedError("policy linux reclaims in batches (shrink), not one victim at a time")
+
+    def __len__(self) -> int:
+        return len(self._inactive) + len(self._active)
+
+    def lists(self) -> tuple[list[int], list[int]]:
+        """(inactive, active) frames, each from tail to head: for explain mode and tests."""
+        return list(self._inactive), list(self._active)
+
+    def events(self) -> dict[str, int]:
+        return dict(self.ev)
+
+    # ------------------------------------------------------------ statistics
+    def _stats(self) -> tuple[int, int, int]:
+        """lruvec_page_state: the flushed (stale) list sizes and WORKINGSET_ACTIVATE_ANON."""
+        if not self._flush:
+            return len(self._inactive), len(self._active), self.ev["workingset_activate_anon"]
+        now = self.view.now()
+        if now >= self._next_flush:
+            self._stale = (len(self._inactive), len(self._active), self.ev["workingset_activate_anon"])
+            self._next_flush = (now // self._flush + 1) * self._flush
+        return self._stale
+
+    def _inactive_is_low(self, inactive: int, active: int) -> bool:
+        """mm/vmscan.c: inactive_is_low, on the stale sizes."""
+        ratio = self._fixed_ratio
+        if not ratio:
+            gb = ((inactive + active) * self._page_size) >> 30
+            ratio = isqrt(10 * gb) if gb else 1
+        return inactive * ratio < active
+
+    def _note_cost(self, cost: int) -> None:
+        """mm/swap.c: lru_note_cost_unlock_irq: the anonymous cost, decayed against the stale list size."""
+        if not cost:
+            return
+        self.anon_cost += cost
+        inactive, active, _ = self._stats()
+        if self.anon_cost > (inactive + active) // 4:
+            self.anon_cost //= 2
+
+    # ------------------------------------------------------------- workingset
+    def evicted(self, frame: int) -> int:
+        """mm/workingset.c: workingset_eviction: the age now, and whether the page was active once."""
+        eviction = self.nonresident_age
+        self.nonresident_age += 1
+        return (eviction << 1) | (frame in self._workingset)
+
+    def refault(self, frame: int, shadow: int) -> None:
+        """mm/workingset.c: workingset_refault: activate at once when the refault distance is short.
+
+        The distance counts evictions and activations since the page left;
+        if it is no longer than the active list (as last flushed), the page
+        would still be resident had the active list been inactive, so it is
+        part of the working set and goes to the active list.
+        """
+        ev = self.ev
+        ev["workingset_refault_anon"] += 1
+        distance = self.nonresident_age - (shadow >> 1)
+        active = self._stats()[1] if self.view.can_swap() else 0
+        if distance > active:
+            self._inactive[frame] = None
+            return
+        self._active[frame] = None
+        self.nonresident_age += 1
+        ev["workingset_activate_anon"] += 1
+        if shadow & 1:
+            self._workingset.add(frame)
+            self._note_cost(SWAP_CLUSTER_MAX)  # lru_note_cost_refault: one page of I/O
+            ev["workingset_restore_anon"] += 1
+
+    def end_writeback(self, frame: int) -> None:
+        """mm/swap.c: folio_rotate_reclaimable: a page written by reclaim goes to the inactive tail.
+
+        The next reclaim then frees it first, without I/O. A page dirtied
+        again meanwhile, or one that is isolated right now, stays where it is.
+        """
+        if frame not in self._reclaim:
+            return
+        self._reclaim.discard(frame)
+        if self.view.is_dirty(frame):
+            return
+        if frame in self._inactive:
+            self._inactive.move_to_end(frame, last=False)
+        elif frame in self._active:
+            del self._active[frame]  # lru_move_tail clears PG_active
+            self._inactive[frame] = None
+            self._inactive.move_to_end(frame, last=False)
+        else:
+            return
+        self.ev["pgrotated"] += 1
+
+    # ---------------------------------------------------------------- reclaim
+    def shrink(self, nr_to_reclaim: int, *, cgroup: bool, kswapd: bool = False) -> int:
+        """mm/vmscan.c: do_try_to_free_pages: the priority ladder, then the two retries."""
+        sc = _ScanControl(nr_to_reclaim, cgroup, kswapd)
+        full_walk = False
+        while True:
+            for priority in range(DEF_PRIORITY, -1, -1):
+                sc.priority = priority
+                sc.nr_scanned = 0
+                self._shrink_node(sc)
+                if sc.nr_reclaimed >= nr_to_reclaim or sc.stop:
+                    break
+            self._refaults = self._stats()[2]  # snapshot_refaults
+            if sc.nr_reclaimed or sc.stop:
+                return sc.nr_reclaimed
+            if not full_walk:  # memcg_full_walk: once more before giving up
+                full_walk = True
+                continue
+            if sc.skipped_deactivate and not sc.force_deactivate:
+                sc.force_deactivate = True
+                sc.skipped_deactivate = False
+                continue
+            return 0
+
+    def _shrink_node(self, sc: _ScanControl) -> None:
+        """shrink_node: prepare_scan_control, then shrink_lruvec (one lruvec here)."""
+        inactive, active, activations = self._stats()
+        if sc.force_deactivate:
+            sc.may_deactivate = True
+        else:
+            # Refaults since the last reclaim mean a new working set: age the active list.
+            sc.may_deactivate = activations != self._refaults or self._inactive_is_low(inactive, active)
+        if not sc.cgroup:
+            sc.file_is_tiny = (
+                self.view.free_below_high()
+                and not sc.may_deactivate
+                and (len(self._inactive) >> sc.priority) > 0
+            )
+        self._shrink_lruvec(sc)
+
+    def _get_scan_count(self, sc: _ScanControl) -> tuple[int, int]:
+        """mm/vmscan.c: get_scan_count: pages of (inactive, active) to scan at this priority."""
+        if not self.view.can_swap() or (sc.cgroup and not self.swappiness):
+            return 0, 0  # SCAN_FILE: the anonymous lists are left alone
+        inactive = len(self._inactive) >> sc.priority
+        active = len(self._active) >> sc.priority
+        if (sc.priority == 0 and self.swappiness) or sc.file_is_tiny:
+            return inactive, active  # SCAN_EQUAL / SCAN_ANON
+        # SCAN_FRACT, with no file pages: file_cost is 0.
+        anon_cost = 2 * self.anon_cost
+        file_cost = self.anon_cost
+        total = anon_cost + file_cost
+        ap = self.swappiness * (total + 1) // (anon_cost + 1)
+        fp = (MAX_SWAPPINESS - self.swappiness) * (total + 1) // (file_cost + 1)
+        return inactive * ap // (ap + fp), active * ap // (ap + fp)
+
+    def _shrink_lruvec(self, sc: _ScanControl) -> None:
+        """mm/vmscan.c: shrink_lruvec: both lists in chunks of 32 until enough pages are free."""
+        nr_inactive, nr_active = self._get_scan_count(sc)
+        proportional = not sc.cgroup and not sc.kswapd and sc.priority == DEF_PRIORITY
+        reclaimed = 0
+        while nr_inactive:
+            n = min(nr_inactive, SWAP_CLUSTER_MAX)
+            nr_inactive -= n
+            freed = self._shrink_inactive_list(n, sc)
+            reclaimed += freed
+            if nr_active:
+                n = min(nr_active, SWAP_CLUSTER_MAX)
+                nr_active -= n
+                if sc.may_deactivate:
+                    self._shrink_active_list(n)
+                else:
+                    sc.skipped_deactivate = True
+            if reclaimed < sc.nr_to_reclaim or proportional:
+                # Nothing freed: let the writes in flight complete first (kswapd: stop and sleep).
+                if not freed and not self.view.throttle():
+                    sc.stop = True
+                    break
+                continue
+            break  # no file pages to balance against
+        self.view.unplug()
+        sc.nr_reclaimed += reclaimed
+        if self.view.can_swap() and self._inactive_is_low(*self._stats()[:2]):
+            self._shrink_active_list(SWAP_CLUSTER_MAX)
+
+    def _shrink_inactive_list(self, n: int, sc: _ScanControl) -> int:
+        """mm/vmscan.c: shrink_inactive_list: isolate from the tail, shrink_folio_list, put back."""
+        inactive = self._inactive
+        taken = [inactive.popitem(last=False)[0] for _ in range(min(n, len(inactive)))]
+        if not taken:
+            return 0
+        self.ev["pgscan_anon"] += len(taken)
+        reclaimed, written = self._shrink_folio_list(taken, sc)
+        self.ev["pgsteal_anon"] += reclaimed
+        self._note_cost(written * SWAP_CLUSTER_MAX + len(taken) - reclaimed)
+        return reclaimed
+
+    def _check_references(self, frame: int) -> int:
+        """mm/vmscan.c: folio_check_references, for a private anonymous page: a two-bit clock.
+
+        A page just faulted in is young (the faulting access set the bit),
+        so its first arrival at the tail only clears the bit and marks it
+        ``PG_referenced``: every page gets a second trip round the inactive
+        list, and is activated only if used during it.
+        """
+        young = self.view.test_and_clear_young(frame)
+        referenced = frame in self._referenced
+        if young:
+            self._referenced.add(frame)
+            return _ACTIVATE if referenced else _KEEP
+        self._referenced.discard(frame)
+        return _RECLAIM
+
+    def _shrink_folio_list(self, taken: list[int], sc: _ScanControl) -> tuple[int, int]:
+        """mm/vmscan.c: shrink_folio_list; returns (pages freed, pages written)."""
+        view = self.view
+        reclaimed = written = 0
+        back: list[tuple[int, bool]] = []  # (frame, active?) in scan order: move_folios_to_lru
+        for frame in taken:
+            sc.nr_scanned += 1
+            while view.under_writeback(frame):
+                if sc.cgroup and frame in self._reclaim:
+                    # Case 3: a cgroup v1 limit has no dirty throttling, so wait for the write.
+                    view.wait_writeback(frame)
+                    self._reclaim.discard(frame)
+                    continue
+                # Case 2 (and kswapd's case 1): mark it, get it out of the way.
+                self._reclaim.add(frame)
+                back.append((frame, True))
+                break
+            else:
+                ref = self._check_references(frame)
+                if ref == _ACTIVATE:
+                    back.append((frame, True))
+                elif ref == _KEEP:
+                    back.append((frame, False))
+                else:
+                    outcome = view.pageout(frame)
+                    if outcome == PAGE_CLEAN:
+                        reclaimed += 1
+                    elif outcome == PAGE_WRITTEN:  # a synchronous write counts as I/O too
+                        reclaimed += 1
+                        written += 1
+                    elif outcome == PAGE_WRITEBACK:
+                        written += 1
+                        self._reclaim.add(frame)
+                        back.append((frame, False))
+                    else:
+                        assert outcome == PAGE_ACTIVATE
+                        back.append((frame, True))
+        age = 0
+        for frame, active in back:
+            if active:
+                self._active[frame] = None
+                age += 1
+            else:
+                self._inactive[frame] = None
+        self.nonresident_age += age  # move_folios_to_lru: activations age the lruvec too
+        self.ev["pgactivate"] += age
+        return reclaimed, written
+
+    def _shrink_active_list(self, n: int) -> None:
+        """mm/vmscan.c: shrink_active_list: deactivate from the active tail.
+
+        The accessed bit is read and cleared but does not save an anonymous
+        page (only executable file pages get another trip); ``PG_referenced``
+        stays, so a page used again before it reaches the inactive tail is
+        activated again at once.
+        """
+        active, inactive = self._active, self._inactive
+        taken = [active.popitem(last=False)[0] for _ in range(min(n, len(active)))]
+        young = self.view.test_and_clear_young
+        for frame in taken:
+            young(frame)
+            self._workingset.add(frame)
+            inactive[frame] = None
+        self.ev["pgrefill"] += len(taken)
+        self.ev["pgdeactivate"] += len(taken)
