@@ -215,7 +215,8 @@ CONFIG_ERRORS = [
     # Unknown keys below the top level: Hydra's struct check, turned into one line.
     # ... and below a component, the component's parameters are the valid keys.
     ("workload.bogus=1", "workload.bogus: not a parameter of workload kind mix (valid: processes)"),
-    ("policy.params.bogus=1", "policy.params.bogus: not a parameter of policy lru (valid: none)"),
+    ("policy.params.bogus=1",
+     "policy.params.bogus: not a parameter of policy linux (valid: inactive_ratio, page_size, stats_flush, swappiness)"),
     ("policy=ws policy.params.tua=10ms", "policy.params.tua: not a parameter of policy ws (valid: tau)"),
     ("allocator=best_fit allocator.top_pad=1M",
      "allocator.top_pad: not a parameter of allocator best_fit (valid: trim_threshold)"),
@@ -258,7 +259,7 @@ HINTS = [
      "experiment=thrashing: this preset is a sweep (nprocs=range(1,13), machine.load_control=none,ws): add -m "
      "(python run.py -m experiment=thrashing"),
     (("policy=LRU",),
-     "In 'config': Could not find 'policy/LRU' (valid: clock, fifo, lfu, lru, lru2q, opt, random, ws; "
+     "In 'config': Could not find 'policy/LRU' (valid: clock, fifo, lfu, linux, lru, lru2q, opt, random, ws; "
      "names are lower case: policy=lru)"),
     (("hydra.run.dir={dir}/a=b",),
      "hydra.run.dir: a value with '=' in it must be quoted: hydra.run.dir='{dir}/a=b' (Hydra's override syntax)"),
@@ -307,7 +308,7 @@ def test_help_explains_every_key_with_its_unit_and_default(batch: Batch) -> None
     assert ram.split()[1:3] == ["64M", "bytes"] and "physical memory" in ram
     assert "tau (10ms, time): the working-set window" in r.stdout  # a policy's parameters
     assert "kB, KB and KiB all mean 1024 bytes" in r.stdout
-    assert "policy: clock, fifo, lfu, lru, lru2q, opt, random, ws" in r.stdout  # the group options
+    assert "policy: clock, fifo, lfu, linux, lru, lru2q, opt, random, ws" in r.stdout  # the group options
 
 
 def test_the_validate_command_help_points_to_files_that_exist(capsys: pytest.CaptureFixture[str]) -> None:

@@ -153,8 +153,8 @@ def test_writes_never_queue_seconds_ahead_of_a_thrashing_machine(
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("machine.page_cluster=32", "machine.page_cluster: an integer 0..31"),
-        ("machine.zram.compression_ratio=0.5", "machine.zram.compression_ratio: a number >= 1"),
+        ("machine.page_cluster=32", "machine.page_cluster: must be an integer between 0 and 31"),
+        ("machine.zram.compression_ratio=0.5", "machine.zram.compression_ratio: must be a number >= 1"),
         ("cgroup.memory_max=100k", "cgroup.memory_max: 100k cannot hold"),
     ],
 )

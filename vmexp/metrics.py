@@ -226,6 +226,10 @@ METRICS: tuple[Metric, ...] = (
     _sys("swap_used_peak_bytes", "peak swap in use", "bytes"),
     _sys("oom_kills", "OOM kills", "count", column="oom_kills"),
     _sys("oom_kill_log", "the OOM killer's victims (pid, name, rss_bytes, swap_bytes, time_s)", "text"),
+    # (only when they apply: policy=linux, swap_device=zram, a memory cgroup)
+    _sys("vmstat", "Linux's reclaim counters (policy=linux), named as /proc/vmstat names them", "text"),
+    _sys("zram", "zram's pool: pages stored, frames taken, peak (swap_device=zram)", "text"),
+    _sys("memcg", "the memory cgroup's limit, usage, peak and events (cgroup.memory_max)", "text"),
     _sys("ram_bytes", "RAM", "bytes", better=0),
     _sys("swap_size_bytes", "swap space", "bytes", json=("swap_bytes",), better=0),
     _sys("page_size", "page size", "bytes", better=0),
