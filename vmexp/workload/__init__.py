@@ -51,7 +51,6 @@ class ProcSpec:
     refs: tuple[Sequence[int], Sequence[int]] | None = None
     # Trace line of each global operation, for run-time messages.
     lines: Sequence[int] | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_workload(spec: Mapping[str, Any], where: str = "workload") -> Any:

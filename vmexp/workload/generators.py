@@ -407,7 +407,6 @@ def _procs(
                 name=name,
                 ops=GeneratedOps(g, seqs, page_size),
                 start_ns=start,
-                meta={"generator": base, "index": k, "seed_child": i},
             )
         )
     return procs

@@ -39,7 +39,6 @@ def build_trace(p: TraceParams, nprocs: int, seed: int, page_size: int) -> list[
             ops=ops,
             op_index=trace.op_index[pid],
             lines=trace.lines,
-            meta={"trace_pid": pid},
         )
         for pid, ops in trace.ops.items()
     ]
