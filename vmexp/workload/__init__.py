@@ -19,7 +19,7 @@ validation; ``build`` turns the parsed parameters into processes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from vmexp.fields import ConfigError
