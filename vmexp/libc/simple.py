@@ -10,7 +10,7 @@ block at its end exceeds the trim threshold.
 There is no mmap path: a request of any size is served from the heap, so a
 large block that is freed below a live one stays in the heap.  There are no
 caches, size classes or deferred coalescing either; the fit strategy is the
-only difference between the two (STYLE.md: strategies are plain functions).
+only difference between the two (strategies are plain functions).
 """
 
 from __future__ import annotations
