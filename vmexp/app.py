@@ -372,18 +372,26 @@ def _safe_name(name: Any) -> str:
     return safe or "run"
 
 
+def _help_text() -> str:
+    from vmexp.docs import help_text
+
+    return help_text()
+
+
 def register() -> None:
     from hydra.core.config_store import ConfigStore
 
-    from vmexp.docs import help_text
-
     register_configs()
+    # The help text is an interpolation, resolved only by --help: building it imports every
+    # component to list them, which a run does not need (a sixth of a run's start-up).
     ConfigStore.instance().store(
         group="hydra/help",
         name="vmexp",
-        node={"app_name": "vmexp", "header": "", "footer": "", "template": help_text()},
+        node={"app_name": "vmexp", "header": "", "footer": "", "template": "${vmexp_help:}"},
         provider="vmexp",
     )
+    if not OmegaConf.has_resolver("vmexp_help"):
+        OmegaConf.register_new_resolver("vmexp_help", _help_text)
     if not OmegaConf.has_resolver("vmexp_job"):
         OmegaConf.register_new_resolver("vmexp_job", _job_subdir)
     if not OmegaConf.has_resolver("vmexp_safe"):
