@@ -150,13 +150,25 @@ class Registry(Generic[T]):
 
     # -------------------------------------------------------------- looking up
 
+    def _ordered(self) -> list[Component[T]]:
+        """The built-in components by module, then plugins', each module's in its own order.
+
+        Not the order of registration: a module imported early (by a test, a
+        plugin, another module) would move its components up the lists that
+        errors, ``--help`` and the README show.
+        """
+        seq = {name: i for i, name in enumerate(self._items)}
+        return sorted(
+            self._items.values(), key=lambda c: (not c.module.startswith("vmexp."), c.module, seq[c.name])
+        )
+
     def names(self) -> list[str]:
         self.discover()
-        return list(self._items)
+        return [c.name for c in self._ordered()]
 
     def items(self) -> Iterator[Component[T]]:
         self.discover()
-        yield from self._items.values()
+        yield from self._ordered()
 
     def __contains__(self, name: object) -> bool:
         self.discover()
@@ -168,7 +180,7 @@ class Registry(Generic[T]):
         comp = self._items.get(name) if isinstance(name, str) else None
         if comp is not None:
             return comp
-        valid = ", ".join(self._items)
+        valid = ", ".join(c.name for c in self._ordered())
         hint = ""
         if isinstance(name, str) and name.lower() in self._items:
             hint = f" (names are lower case: {name.lower()})"
