@@ -139,6 +139,10 @@ class FaultHandler:
         self.obs: Observer | None = None
         # Load control's working-set sampler, told of every reference that leaves the loop.
         self.ws_note: Callable[[MM, int], None] | None = None
+        # The machine's inline wait (vmexp.sim): after a major fault, True if the running process
+        # could wait for its read without a SimPy event, and has; the loop then goes on with the
+        # next reference instead of returning to the machine only to be resumed at once.
+        self.wait_inline: Callable[[], bool] | None = None
         self.linux = linux  # Linux's swap path: the swap cache keeps unmapped pages; readahead
         self.page_cluster = page_cluster
         # swapin_nr_pages' global state (cluster readahead): hits start at 4 (swapin_readahead_hits).
@@ -168,6 +172,7 @@ class FaultHandler:
         cost = self.cost_ref
         obs = self.obs
         ws_note = self.ws_note
+        wait_inline = self.wait_inline
         masks, wants = (_MASKS, _WANTS) if obs is None else (_ALL_OUT, _NEVER)
         i0 = start = i
         limit = min(n, i + (budget - clock.used) // cost + 1)
@@ -200,7 +205,12 @@ class FaultHandler:
                 ws_note(mm, vpn)
             i += 1
             # A fault may also have had to wait without being major (reclaim waited for the device).
-            if ((major or clock.block_until) and stop_on_major) or clock.used >= budget:
+            if (major or clock.block_until) and stop_on_major:
+                clock.used += (i - start) * cost  # the faulting reference, before the wait
+                start = i
+                if wait_inline is None or not wait_inline():
+                    break
+            if clock.used >= budget:
                 break
             limit = min(n, i + (budget - clock.used) // cost + 1)
         clock.used += (i - start) * cost

@@ -83,11 +83,12 @@ class PageTable:
             if n:
                 break
             created += 1
-        if created and self.memcg is not None:
-            self.memcg.pt_pages += created
-        pages = self.pages
-        if pages > self.pages_peak:
-            self.pages_peak = pages
+        if created:  # only a new table can raise the peak
+            if self.memcg is not None:
+                self.memcg.pt_pages += created
+            pages = self.pages
+            if pages > self.pages_peak:
+                self.pages_peak = pages
 
     def remove(self, vpn: int) -> int:
         """Drop the entry of ``vpn`` (which must exist); frees tables left empty."""

@@ -201,11 +201,16 @@ class Reclaim:
             return
         mem = self.mem
         want = 1 if mem.wmark_min == 0 else max(1, min(SWAP_CLUSTER_MAX, mem.wmark_high - mem.nfree))
+        gp = self.global_policy
         for _ in range(want):
-            policy = self._policy_to_reclaim()
+            # The textbook pager's every fault at a full memory comes here: the common
+            # case (one global policy, no stopped process) makes no call it can spare.
+            policy = gp if gp is not None and len(gp) else self._policy_to_reclaim()
             if policy is None:
                 break
-            self._evict_or_oom(self._victim(policy), mm)
+            f = self._victim(policy) if self.inactive else policy.victim()
+            if not self.evict(f):
+                self.oom.kill(mm)
             self.stat.pgsteal_direct += 1
             self.clock.used += self.reclaim_cost
         while mem.nfree == 0:
