@@ -373,6 +373,15 @@ def _safe_name(name: Any) -> str:
 
 
 def _help_text() -> str:
+    """``--help``'s text; empty when the command line does not ask for it.
+
+    Hydra resolves the help template while it composes every config (merging
+    it into its typed ``hydra.help`` node), not only for ``--help``; building
+    the text imports every component, a sixth of a run's start-up, so a run
+    answers with nothing.
+    """
+    if not {"--help", "-h"} & set(sys.argv[1:]):
+        return ""
     from vmexp.docs import help_text
 
     return help_text()
