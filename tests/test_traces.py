@@ -244,3 +244,75 @@ def test_the_fast_page_reader_reads_what_the_careful_one_reads(
         assert read() == fast
     finally:
         traces._pageref_plain = plain
+
+
+_OP_LINE = st.one_of(
+    st.tuples(
+        st.integers(0, 2**64), st.integers(0, 2**64), st.integers(0, 2**64), st.sampled_from("rwWx")
+    ).map(lambda t: f"touch {t[0]} {t[1]} {t[2]} {t[3]}"),
+    st.tuples(st.integers(0, 2**63 + 5), st.integers(0, 2**63 + 5)).map(lambda t: f"malloc {t[0]} {t[1]}"),
+    st.integers(0, 2**63 + 5).map(lambda v: f"free {v}"),
+    st.sampled_from(
+        [
+            "",
+            "  ",
+            "# a comment",
+            "  # indented comment",
+            "free 1 # after",
+            "touch 1",
+            "touch 1 w",
+            "touch 1 0 64",
+            "TOUCH 1 0 64 w",
+            "malloc 1 64k",
+            "malloc 1 -5",
+            "malloc 1 1_000",
+            "malloc 1 ٣",
+            "calloc 2 3 16",
+            "realloc 1 128",
+            "compute 20us",
+            "compute 1.5",
+            "p2: free 1",
+            "free",
+            "frob 1",
+            "malloc 1 2 3",
+        ]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_OP_LINE, max_size=12), st.sampled_from(["\n", "\r\n"]), st.booleans())
+def test_the_fast_trace_reader_reads_what_the_careful_one_reads(
+    lines: list[str], eol: str, last: bool
+) -> None:
+    """A large plain allocation trace skips the careful checks per token; every text reads the same both ways."""
+    import vmexp.workload.traces as traces
+
+    text = eol.join(lines) + (eol if last else "")
+
+    def read() -> tuple[str, Any]:
+        try:
+            return "ok", traces.parse_trace_text(text)
+        except TraceError as e:
+            return "error", str(e)
+
+    fast = read()
+    plain = traces._trace_plain
+    try:
+        traces._trace_plain = lambda _text: None
+        assert read() == fast
+    finally:
+        traces._trace_plain = plain
+
+
+def test_the_fast_trace_reader_takes_the_common_shape() -> None:
+    """The shape of imported traces (comment lines, touch/malloc/free) does take the fast way."""
+    import vmexp.workload.traces as traces
+
+    text = "# imported\nmalloc 1 4096\ntouch 1 0 4096 w\n\ntouch 1 8 8 r\ncompute 2us\nfree 1\n"
+    got = traces._trace_plain(text)
+    assert got is not None
+    assert got.ops == {
+        1: [(MALLOC, 1, 4096), (TOUCH, 1, 0, 4096, 1), (TOUCH, 1, 8, 8, 0), (COMPUTE, 2000), (FREE, 1)]
+    }
+    assert got.lines == [2, 3, 5, 6, 7]
