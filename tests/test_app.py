@@ -263,3 +263,19 @@ def test_heap_snapshots_record_the_heap_at_the_chosen_times(tmp_path: Path) -> N
     for a, b in itertools.pairwise(first):
         assert int(a["addr"]) + int(a["size"]) == int(b["addr"])
     assert (tmp_path / "figures" / "heap_0.png").is_file() and (tmp_path / "figures" / "heap_1.png").is_file()
+
+
+def test_many_processes_ended_early_are_counted_not_listed(tmp_path: Path) -> None:
+    # Nine processes of 1 MiB each on 2 MiB of RAM and 1 MiB of swap: the OOM killer takes seven.
+    trace = tmp_path / "oom.trace"
+    trace.write_text("".join(f"p{i}: malloc 0 1M\np{i}: touch 0\np{i}: compute 50ms\n" for i in range(1, 10)))
+    r = run("workload=trace", f"workload.path={trace}", "ram=2M", "swap=1M", "figures=false",
+            f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("vmexp: warning:")]
+    doc = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    killed = [p for p in doc["processes"] if p["exit"] == "oom-killed"]
+    assert len(killed) == 7
+    assert len(warnings) == 6  # five named, then one line for the rest
+    assert all("ended oom-killed" in line for line in warnings[:5])
+    assert warnings[5].startswith("vmexp: warning: 2 more processes ended early (2 oom-killed)")

@@ -140,6 +140,32 @@ def _summary_line(doc: dict[str, Any], out: Path) -> str:
     )
 
 
+WARN_ENDED = 5  # processes named one per line when a run ends some early; the rest are counted
+
+
+def _warn_ended(processes: list[dict[str, Any]], label: str, out: Path) -> None:
+    """A warning per process that ended early (OOM-killed, failed), up to ``WARN_ENDED``, then one count.
+
+    A run of a thousand processes that overruns its memory can lose hundreds
+    to the OOM killer; a line for each would bury the summary above them.
+    """
+    ended = [p for p in processes if p["exit"] not in ("ok", "duration")]
+    for p in ended[:WARN_ENDED]:
+        why = f": {p['error']}" if p["error"] else ""
+        print(f"vmexp: warning: {label}pid {p['pid']} ({p['name']}) ended {p['exit']}{why}", file=sys.stderr)
+    rest = ended[WARN_ENDED:]
+    if rest:
+        kinds: dict[str, int] = {}
+        for p in rest:
+            kinds[p["exit"]] = kinds.get(p["exit"], 0) + 1
+        what = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        print(
+            f"vmexp: warning: {label}{len(rest)} more processes ended early ({what}); "
+            f"every process is in {out / 'metrics.json'}",
+            file=sys.stderr,
+        )
+
+
 def _sweep_without_m(hc: Any) -> None:
     """A preset whose hydra.sweeper.params define a sweep is run with -m; without it, say so."""
     params = OmegaConf.select(hc, "sweeper.params", default=None)
@@ -181,13 +207,7 @@ def main(cfg: DictConfig) -> float | None:
         }
         doc = run_settings(settings, out, quiet=multirun, choices=choices)
         print(f"{label}{_summary_line(doc, out)}", flush=True)
-        for p in doc["processes"]:
-            if p["exit"] not in ("ok", "duration"):
-                why = f": {p['error']}" if p["error"] else ""
-                print(
-                    f"vmexp: warning: {label}pid {p['pid']} ({p['name']}) ended {p['exit']}{why}",
-                    file=sys.stderr,
-                )
+        _warn_ended(doc["processes"], label, out)
         if settings.objective:
             value = objective_value(settings, doc)
             print(f"{label}objective = {value:.6g}", flush=True)
