@@ -213,9 +213,9 @@ def test_kswapd_reclaims_in_the_background_above_min(tmp_path) -> None:  # type:
 
 @pytest.mark.slow
 def test_a_slower_swap_device_makes_the_same_work_take_longer(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    text = "malloc 0 8M\ntouch 0\ntouch 0\ntouch 0\n"
+    text = "malloc 0 2M\ntouch 0\ntouch 0\ntouch 0\n"  # twice RAM, three passes: about 1000 swap-ins
     times = {
-        dev: trace_run(tmp_path, text, "ram=4M", f"machine.swap_device={dev}").system["sim_time_s"]
+        dev: trace_run(tmp_path, text, "ram=1M", f"machine.swap_device={dev}").system["sim_time_s"]
         for dev in ("nvme", "ssd", "hdd")
     }
     assert times["nvme"] < times["ssd"] < times["hdd"]
