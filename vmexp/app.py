@@ -396,9 +396,8 @@ def _help_text() -> str:
     """``--help``'s text; empty when the command line does not ask for it.
 
     Hydra resolves the help template while it composes every config (merging
-    it into its typed ``hydra.help`` node), not only for ``--help``; building
-    the text imports every component, a sixth of a run's start-up, so a run
-    answers with nothing.
+    it into its typed ``hydra.help`` node), not only for ``--help``; a run has
+    no use for the text, which lists every component and every setting.
     """
     if not {"--help", "-h"} & set(sys.argv[1:]):
         return ""
@@ -411,8 +410,7 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
 
     register_configs()
-    # The help text is an interpolation, resolved only by --help: building it imports every
-    # component to list them, which a run does not need (a sixth of a run's start-up).
+    # The help text is an interpolation (_help_text), built only when --help asks for it.
     ConfigStore.instance().store(
         group="hydra/help",
         name="vmexp",
