@@ -365,6 +365,12 @@ class FaultHandler:
         # The pages are allocated first and put on the LRU together afterwards (lru_add_drain):
         # until then reclaim, which an allocation may run, cannot take one of them.
         got: list[tuple[int, int, MM]] = []  # (frame, slot, owner), the faulting page's among them
+        # blk_start_plug around the readahead loop (swap_cluster_readahead, swap_vma_readahead;
+        # skipped for a window of one page): reclaim run by a charge in that loop writes into this
+        # plug, so its writes reach the device only when the plug is flushed (blk_finish_plug).
+        reclaim = mem.reclaim if len(window) > 1 else None
+        if reclaim is not None:
+            reclaim.outer_plug = True
         try:
             for s in window:
                 if s != slot and (s in cache.frame_of or s not in space.owner):
@@ -375,6 +381,9 @@ class FaultHandler:
                     cache.add(f, s)
                     got.append((f, s, owner))
         finally:
+            if reclaim is not None:
+                reclaim.outer_plug = False
+                reclaim.unplug()
             for f, s, owner in got:
                 if cache.slot_of.get(f, -1) != s:
                     continue  # its process was killed meanwhile: freed with it
