@@ -84,12 +84,14 @@ if TYPE_CHECKING:
 __all__ = ["MAX_RECLAIM_RETRIES", "Reclaim", "SWAP_CLUSTER_MAX"]
 
 SWAP_CLUSTER_MAX = 32  # include/linux/swap.h: the batch reclaim works in
-# A plug is flushed when it holds BLK_MAX_REQUEST_COUNT (32, include/linux/blkdev.h) requests
-# (block/blk-mq.c: blk_add_rq_to_plug); reclaim writes neighbouring swap slots, which merge
-# into requests of up to max_segments pages (254 on this machine's disk,
-# /sys/block/vda/queue/max_segments). Measured (block_rq_insert): 7 316 pages in 31 requests
-# reached the device at once, 42 ms after reclaim began writing them.
-PLUG_FLUSH_PAGES = 32 * 254
+# A plug is flushed when a request is added to one that holds BLK_MAX_REQUEST_COUNT (32,
+# include/linux/blkdev.h) requests (block/blk-mq.c: blk_add_rq_to_plug); a write of the slot
+# after the previous one merges into its request (blk_attempt_plug_merge), up to max_segments
+# pages (254 on this machine's disk, /sys/block/vda/queue/max_segments). Measured
+# (block_rq_insert): 32 requests reached the device at once, swap readahead's read of 2 pages
+# and writes of 202, 1, 1 and 28 x 254 pages, 42 ms after reclaim began writing them.
+BLK_MAX_REQUEST_COUNT = 32
+MAX_SEGMENTS = 254
 MAX_RECLAIM_RETRIES = 16  # mm/internal.h: charge attempts without progress before the OOM killer
 
 
@@ -134,6 +136,9 @@ class Reclaim:
         self.writeback: dict[int, int] = {}  # frame -> when its write completes (-1: not submitted yet)
         self._wb_queue: deque[tuple[int, int]] = deque()  # (done, frame), in completion order
         self._plug: list[int] = []  # frames written since the last unplug (blk_start_plug)
+        self._plug_requests = 0  # requests in the plug: runs of consecutive slots
+        self._plug_slot = -1  # the slot of the last plugged write
+        self._plug_run = 0  # pages in the last request
         # A plug of the caller's is held (swap readahead's): shrink_lruvec's own plug is then
         # nested and its blk_finish_plug does not flush (blk_start_plug: "nested plugs are ignored").
         self.outer_plug = False
@@ -468,6 +473,7 @@ class Reclaim:
             wb[f] = done
             q.append((done, f))
         plug.clear()
+        self._plug_requests = 0
 
     def throttle(self) -> bool:
         if self._kswapd:
@@ -541,10 +547,17 @@ class Reclaim:
                 dev.store()
                 self.clock.used += dev.write_ns
             else:  # swap_writepage_bdev_async: PG_writeback until the device is done
+                if not self._plug or slot != self._plug_slot + 1 or self._plug_run >= MAX_SEGMENTS:
+                    # A new request; a full plug goes to the device first. In swap readahead's
+                    # plug its read is one of them.
+                    if self._plug_requests >= BLK_MAX_REQUEST_COUNT - self.outer_plug:
+                        self.flush_plug()
+                    self._plug_requests += 1
+                    self._plug_run = 0
+                self._plug_run += 1
+                self._plug_slot = slot
                 self._plug.append(frame)
                 self.writeback[frame] = -1
-                if len(self._plug) >= PLUG_FLUSH_PAGES:
-                    self.flush_plug()
                 return PAGE_WRITEBACK
         else:
             self.stat.clean_drops += 1
