@@ -384,6 +384,7 @@ CASES = [
     ("zram", "seq_rw_128"),  # the knife edge: the per-process charge decides every page
     ("file_pc0", "uniform_80"),  # the swap cache's extra minor faults
     ("file_pc3", "seq_read_160"),  # cluster readahead: 1 major fault in 8
+    ("file_pc3", "zipf_96"),  # readahead's window starts at one page: no early deep reclaim
 ]
 
 

@@ -36,7 +36,15 @@ fault. zram writes synchronously, so its pages are freed at once. Writes
 throttle reclaim: a reclaimer that needs a frame while the pages it could
 free are all being written waits for the first write to complete
 (``reclaim_throttle``, ``folio_wait_writeback``), so the device is never
-queued further ahead than the memory under writeback.
+queued further ahead than the memory under writeback. Except inside swap
+readahead: ``swap_cluster_readahead`` holds a block plug around its loop,
+and a charge in that loop reclaims under it, so the writes of the whole
+reclaim stay in the plug (up to 32 merged requests) and none can complete
+while it scans; a reclaim there that finds nothing to free at the tail goes
+down to priority 0 and unmaps and writes every old page of the inactive list
+(measured with tracepoints: 7 316 pages in one reclaim), which the process
+then finds in the swap cache (minor faults). At page-cluster 0 there is no
+such plug.
 
 Memory cgroups (``vmexp.kernel.memcg``): at the group's limit the charging
 process reclaims from the group's pages itself, a batch of at least
@@ -76,6 +84,14 @@ if TYPE_CHECKING:
 __all__ = ["MAX_RECLAIM_RETRIES", "Reclaim", "SWAP_CLUSTER_MAX"]
 
 SWAP_CLUSTER_MAX = 32  # include/linux/swap.h: the batch reclaim works in
+# A plug is flushed when a request is added to one that holds BLK_MAX_REQUEST_COUNT (32,
+# include/linux/blkdev.h) requests (block/blk-mq.c: blk_add_rq_to_plug); a write of the slot
+# after the previous one merges into its request (blk_attempt_plug_merge), up to max_segments
+# pages (254 on this machine's disk, /sys/block/vda/queue/max_segments). Measured
+# (block_rq_insert): 32 requests reached the device at once, swap readahead's read of 2 pages
+# and writes of 202, 1, 1 and 28 x 254 pages, 42 ms after reclaim began writing them.
+BLK_MAX_REQUEST_COUNT = 32
+MAX_SEGMENTS = 254
 MAX_RECLAIM_RETRIES = 16  # mm/internal.h: charge attempts without progress before the OOM killer
 
 
@@ -120,6 +136,12 @@ class Reclaim:
         self.writeback: dict[int, int] = {}  # frame -> when its write completes (-1: not submitted yet)
         self._wb_queue: deque[tuple[int, int]] = deque()  # (done, frame), in completion order
         self._plug: list[int] = []  # frames written since the last unplug (blk_start_plug)
+        self._plug_requests = 0  # requests in the plug: runs of consecutive slots
+        self._plug_slot = -1  # the slot of the last plugged write
+        self._plug_run = 0  # pages in the last request
+        # A plug of the caller's is held (swap readahead's): shrink_lruvec's own plug is then
+        # nested and its blk_finish_plug does not flush (blk_start_plug: "nested plugs are ignored").
+        self.outer_plug = False
         self.orphaned: set[int] = set()  # completion times of writes whose frame was freed meanwhile
         self._kswapd = False  # kswapd is reclaiming: it sleeps in the machine, not here
         # Writes done by this time have been completed, possibly ahead of the clock: a reclaimer
@@ -384,7 +406,7 @@ class Reclaim:
         """
         if not self.batch:
             return self.dev.room_at(self.clock.now())
-        self.unplug()
+        self.flush_plug()  # the caller sleeps until then: schedule() flushes the plug
         q = self._wb_queue
         wb = self.writeback
         while q and wb.get(q[0][1]) != q[0][0]:
@@ -432,12 +454,18 @@ class Reclaim:
         return frame in self.writeback
 
     def wait_writeback(self, frame: int) -> None:
-        self.unplug()
+        self.flush_plug()  # folio_wait_writeback sleeps: schedule() flushes the plug
         until = self.writeback[frame]
         self.clock.wait_for(until)
         self.complete_writeback(until)
 
     def unplug(self) -> None:
+        """blk_finish_plug of shrink_lruvec's plug: submit its writes, unless a caller's plug is held."""
+        if not self.outer_plug:
+            self.flush_plug()
+
+    def flush_plug(self) -> None:
+        """blk_flush_plug: the plugged writes go to the device as one request."""
         plug = self._plug
         if not plug:
             return
@@ -450,10 +478,23 @@ class Reclaim:
             wb[f] = done
             q.append((done, f))
         plug.clear()
+        self._plug_requests = 0
 
     def throttle(self) -> bool:
         if self._kswapd:
             return not self.writeback_until()
+        if self.outer_plug:
+            # The writes of this pass are still in the plug: none can complete while the
+            # reclaimer scans on (anonymous reclaim does not sleep on writeback), so it goes on.
+            # Writes the plug let through earlier complete meanwhile on a fast disk.
+            q = self._wb_queue
+            wb = self.writeback
+            while q and wb.get(q[0][1]) != q[0][0]:
+                q.popleft()
+            if q:
+                self.clock.wait_for(q[0][0])
+                self.complete_writeback(q[0][0])
+            return True
         self.wait_for_writeback()
         return True
 
@@ -511,6 +552,15 @@ class Reclaim:
                 dev.store()
                 self.clock.used += dev.write_ns
             else:  # swap_writepage_bdev_async: PG_writeback until the device is done
+                if not self._plug or slot != self._plug_slot + 1 or self._plug_run >= MAX_SEGMENTS:
+                    # A new request; a full plug goes to the device first. In swap readahead's
+                    # plug its read is one of them.
+                    if self._plug_requests >= BLK_MAX_REQUEST_COUNT - self.outer_plug:
+                        self.flush_plug()
+                    self._plug_requests += 1
+                    self._plug_run = 0
+                self._plug_run += 1
+                self._plug_slot = slot
                 self._plug.append(frame)
                 self.writeback[frame] = -1
                 return PAGE_WRITEBACK
