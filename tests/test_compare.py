@@ -20,9 +20,6 @@ import pytest
 import vmexp
 from vmexp.compare import compare, render
 
-# One pytest-xdist worker runs this whole file: its module fixtures run sweeps once.
-pytestmark = pytest.mark.xdist_group("compare")
-
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 BELADY = [

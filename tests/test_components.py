@@ -44,9 +44,6 @@ from vmexp.workload import ProcSpec
 from vmexp.workload.access import Runner
 from vmexp.workload.ops import MALLOC, TOUCH
 
-# One pytest-xdist worker runs this whole file: its module fixture writes the plugin package once.
-pytestmark = pytest.mark.xdist_group("components")
-
 
 @register
 class Lifo(Policy):

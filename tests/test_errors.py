@@ -42,9 +42,6 @@ from vmexp.workload import build
 ROOT = Path(__file__).resolve().parent.parent
 _NO_TOOLS = [t for t in ("gcc", "strace") if shutil.which(t) is None]
 
-# One pytest-xdist worker runs this whole file: its module fixture runs every bad command in one batch.
-pytestmark = pytest.mark.xdist_group("errors")
-
 
 # run.py is started once for all the cases of this file: each case runs run.py as __main__ (runpy)
 # with its own sys.argv, stdout and stderr, in one interpreter, so that ~60 command lines cost one

@@ -23,9 +23,6 @@ from hypothesis import strategies as st
 
 from vmexp.units import UnitError, parse_duration, parse_size
 
-# One pytest-xdist worker runs this whole file: its module fixture patches the fuzz script once.
-pytestmark = pytest.mark.xdist_group("fuzz")
-
 ROOT = Path(__file__).resolve().parent.parent
 
 # ---------------------------------------------------------------------------------------------- units

@@ -25,10 +25,7 @@ TRACE = ROOT / "tests" / "traces" / "threshold_boundary.trace"
 GRID = ["threshold=64k,128k,256k", "seed=0,1,2,3", "duration=0.05s", "figures=false"]
 CONTRACT = ("metrics.json", "syscalls.csv", "timeseries.csv")
 # Every test here runs sweeps through a launcher: minutes, not seconds (python -m pytest -m "not slow" skips them).
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.xdist_group("launchers"),
-]  # one worker: the module fixture sweeps once
+pytestmark = pytest.mark.slow
 
 
 def sweep(

@@ -18,9 +18,6 @@ from pathlib import Path
 
 import pytest
 
-# One pytest-xdist worker runs this whole file: its module fixture builds the wheel once.
-pytestmark = pytest.mark.xdist_group("packaging")
-
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 _SKIP = shutil.ignore_patterns(

@@ -46,9 +46,6 @@ from vmexp.validate.kernel_cli import (
 )
 from vmexp.validate.workloads import LIMIT, PAGE, WORKLOADS, generate, sha256
 
-# One pytest-xdist worker runs this whole file: one machine-wide swap and cgroup session at a time.
-pytestmark = pytest.mark.xdist_group("real_kernel")
-
 DATA = Path(__file__).parent / "data" / "real_kernel"
 CONFIGS = ("zram", "zram_pc0", "file_pc0", "file_pc3")
 ROOT = Path(__file__).resolve().parent.parent
