@@ -203,26 +203,6 @@ def test_same_config_and_seed_give_byte_identical_results(tmp_path: Path) -> Non
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
-@pytest.mark.slow
-def test_joblib_launcher_gives_the_basic_launchers_results(tmp_path: Path) -> None:
-    basic, joblib = tmp_path / "basic", tmp_path / "joblib"
-    assert (
-        run("-m", "threshold=64k,256k", *SHORT, "figures=false", f"hydra.sweep.dir={basic}").returncode == 0
-    )
-    r = run(
-        "-m",
-        "threshold=64k,256k",
-        *SHORT,
-        "figures=false",
-        "hydra/launcher=joblib",
-        f"hydra.sweep.dir={joblib}",
-    )
-    assert r.returncode == 0, r.stderr
-    for job in sorted(d.name for d in basic.iterdir() if (d / "metrics.json").is_file()):
-        for name in ("metrics.json", "syscalls.csv", "timeseries.csv"):
-            assert (basic / job / name).read_bytes() == (joblib / job / name).read_bytes(), f"{job}/{name}"
-
-
 def test_help_lists_the_groups_and_cfg_shows_the_config() -> None:
     h = run("--help")
     assert h.returncode == 0
