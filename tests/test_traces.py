@@ -214,6 +214,25 @@ def test_any_text_gives_a_trace_or_a_trace_error(text: str) -> None:
         assert str(e).startswith("<text>:")
 
 
+def assert_read_the_same_both_ways(parser: str, fast_way: str, text: str) -> None:
+    """``parser`` gives the same answer, or the same error, with its fast way and without it."""
+    import vmexp.workload.traces as traces
+
+    def read() -> tuple[str, Any]:
+        try:
+            return "ok", getattr(traces, parser)(text)
+        except TraceError as e:
+            return "error", str(e)
+
+    fast = read()
+    plain = getattr(traces, fast_way)
+    try:
+        setattr(traces, fast_way, lambda _text: None)
+        assert read() == fast
+    finally:
+        setattr(traces, fast_way, plain)
+
+
 _LINE = st.one_of(
     st.integers(0, 2**64).map(str),
     st.tuples(st.integers(0, 2**63), st.sampled_from(["r", "w", "W", "x"])).map(lambda t: f"{t[0]} {t[1]}"),
@@ -227,23 +246,8 @@ def test_the_fast_page_reader_reads_what_the_careful_one_reads(
     lines: list[str], eol: str, last: bool
 ) -> None:
     """A large plain trace skips the line-by-line parser; every text reads the same both ways, errors included."""
-    import vmexp.workload.traces as traces
-
     text = eol.join(lines) + (eol if last else "")
-
-    def read() -> tuple[str, Any]:
-        try:
-            return "ok", traces.parse_pageref_text(text)
-        except TraceError as e:
-            return "error", str(e)
-
-    fast = read()
-    plain = traces._pageref_plain
-    try:
-        traces._pageref_plain = lambda _text: None
-        assert read() == fast
-    finally:
-        traces._pageref_plain = plain
+    assert_read_the_same_both_ways("parse_pageref_text", "_pageref_plain", text)
 
 
 _OP_LINE = st.one_of(
@@ -286,23 +290,8 @@ def test_the_fast_trace_reader_reads_what_the_careful_one_reads(
     lines: list[str], eol: str, last: bool
 ) -> None:
     """A large plain allocation trace skips the careful checks per token; every text reads the same both ways."""
-    import vmexp.workload.traces as traces
-
     text = eol.join(lines) + (eol if last else "")
-
-    def read() -> tuple[str, Any]:
-        try:
-            return "ok", traces.parse_trace_text(text)
-        except TraceError as e:
-            return "error", str(e)
-
-    fast = read()
-    plain = traces._trace_plain
-    try:
-        traces._trace_plain = lambda _text: None
-        assert read() == fast
-    finally:
-        traces._trace_plain = plain
+    assert_read_the_same_both_ways("parse_trace_text", "_trace_plain", text)
 
 
 def test_the_fast_trace_reader_takes_the_common_shape() -> None:

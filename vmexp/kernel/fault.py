@@ -273,7 +273,7 @@ class FaultHandler:
             clock.used += self.cost.major_fault + dev.read()
             mm.policy.inserted(f)
             return False
-        done = dev.submit(clock.now(), READ)
+        done = dev.submit_pages(clock.now(), 1, READ)  # one call per fault, the hot path
         if w:
             self.space.release(slot)
             mm.pt.pte[vpn] = (f << SHIFT) | PRESENT | ACCESSED | DIRTY

@@ -306,7 +306,7 @@ class Reclaim:
                 room = dev.room_at(now)
                 if room:  # no free request: the reclaiming process sleeps until one completes
                     self.clock.wait_for(room)
-                dev.submit(now)
+                dev.submit_pages(now, 1, WRITE)
             self.stat.pswpout += 1
             mm.pswpout += 1
             wrote = True

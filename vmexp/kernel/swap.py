@@ -75,25 +75,8 @@ class SwapDevice:
         self._done_ns = 0
 
     def submit(self, now: int, kind: int = WRITE) -> int:
-        """Queue one page transfer arriving at ``now``; returns when it completes.
-
-        ``submit_pages`` for one page, written out: the textbook pager makes
-        one or two of these per fault.
-        """
-        start = now if now > self.busy_until else self.busy_until
-        done = start + self.service
-        spans = self._spans
-        if spans and spans[-1][1] == start:
-            spans[-1][1] = done
-        else:
-            spans.append([start, done])
-        self.busy_until = done
-        self.busy_ns += self.service
-        q = self.inflight
-        while q and q[0][0] <= now:
-            q.popleft()
-        q.append((done, kind))
-        return done
+        """Queue one page transfer arriving at ``now``; returns when it completes."""
+        return self.submit_pages(now, 1, kind)
 
     def submit_pages(self, now: int, npages: int, kind: int) -> int:
         """One request of ``npages`` contiguous pages (a readahead cluster, a plugged batch of writes)."""
@@ -107,7 +90,10 @@ class SwapDevice:
             spans.append([start, done])
         self.busy_until = done
         self.busy_ns += service
-        self._track(now, done, kind)
+        q = self.inflight  # the requests not yet done, for room_at and the checker
+        while q and q[0][0] <= now:
+            q.popleft()
+        q.append((done, kind))
         return done
 
     def room_at(self, now: int) -> int:
@@ -127,12 +113,6 @@ class SwapDevice:
             q.popleft()
         n = len(q)
         return q[n - NR_REQUESTS][0] if n >= NR_REQUESTS else 0
-
-    def _track(self, now: int, done: int, kind: int) -> None:
-        q = self.inflight
-        while q and q[0][0] <= now:
-            q.popleft()
-        q.append((done, kind))
 
     def busy_by(self, t: int) -> int:
         """Busy nanoseconds before time ``t`` (asked at non-decreasing times)."""
