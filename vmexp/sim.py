@@ -214,7 +214,7 @@ class Process:
             handlers[op[0]](op)
             if obs is not None:
                 self._after_op(obs)
-            if clock.block_until and not self._wait_inline():
+            if clock.block_until and not self.sim.wait_inline():
                 return BLOCKED
             if self.sleep_ns and not self._sleep_inline():
                 return SLEEPING
@@ -226,7 +226,7 @@ class Process:
         vpns, writes, i, n = self.pending
         i = self.refs(self.mm, vpns, writes, i, n, budget)
         self.pending = (vpns, writes, i, n) if i < n else None
-        return bool(self.clock.block_until) and not self._wait_inline()
+        return bool(self.clock.block_until) and not self.sim.wait_inline()
 
     def _after_op(self, obs: Observer) -> None:
         obs.step()
@@ -234,9 +234,6 @@ class Process:
             heap_check = getattr(self.alloc, "check", None)
             if heap_check is not None:
                 heap_check()
-
-    def _wait_inline(self) -> bool:
-        return self.sim.wait_inline()
 
     def _sleep_inline(self) -> bool:
         """Think time, the same way: inline when nothing else is due before it ends."""
