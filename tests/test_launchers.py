@@ -52,8 +52,9 @@ def job_files(out: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def basic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Hydra's basic launcher: every job in turn, in the launching process."""
     out = tmp_path_factory.mktemp("basic")
-    r = sweep(out, *GRID)
+    r = sweep(out, *GRID, "hydra/launcher=basic")
     assert r.returncode == 0, r.stderr
     files = job_files(out)
     assert len(files) == 12 * len(CONTRACT)
@@ -65,6 +66,7 @@ def _have(module: str) -> bool:
 
 
 LAUNCHERS = [
+    pytest.param("vmexp", {}, id="vmexp"),  # the default: forked processes, one per core
     pytest.param("joblib", {}, id="joblib"),
     pytest.param(
         "submitit_local",
@@ -191,3 +193,57 @@ def test_two_hundred_jobs_aggregate_in_seconds(tmp_path: Path) -> None:
     assert len(rows) == 200
     assert list((big / "figures").glob("*.png")) and (big / "report.html").is_file()
     print(f"aggregated 200 jobs in {elapsed:.1f} s")
+
+
+def test_the_default_launcher_runs_jobs_in_their_own_processes_and_draws_each_jobs_figures(
+    tmp_path: Path,
+) -> None:
+    args = ["threshold=64k,128k,256k", "workload=trace", f"workload.path={TRACE}", "nprocs=1"]
+    r = sweep(tmp_path / "vmexp", *args, "hydra.launcher.n_jobs=2")
+    assert r.returncode == 0, r.stderr
+    assert "Launching 3 jobs locally, 2 at a time" in r.stderr + r.stdout
+    jobs = sorted(d for d in (tmp_path / "vmexp").iterdir() if (d / ".hydra").is_dir())
+    pids = {json.loads((j / "run.json").read_text())["pid"] for j in jobs}
+    assert len(jobs) == 3 and len(pids) == 3  # each job in a process of its own
+    for j in jobs:
+        assert {"memory.png", "faults.png", "heap.png", "layout.png", "syscalls.png"} <= {
+            p.name for p in (j / "figures").glob("*.png")
+        }
+    assert (tmp_path / "vmexp" / "report.html").is_file()
+    one = sweep(tmp_path / "basic", *args, "hydra/launcher=basic")
+    assert one.returncode == 0, one.stderr
+    assert job_files(tmp_path / "vmexp") == job_files(tmp_path / "basic")
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_a_bad_number_of_processes_is_one_line_naming_the_key(tmp_path: Path, value: str) -> None:
+    r = sweep(
+        tmp_path, "threshold=64k,128k", "duration=0.01s", "figures=false", f"hydra.launcher.n_jobs={value}"
+    )
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    (line,) = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert "hydra.launcher.n_jobs" in line
+    assert not list(tmp_path.glob("*/metrics.json"))
+
+
+def test_a_job_whose_process_dies_is_reported_and_the_other_jobs_finish(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    import vmexp.status
+    from vmexp.launcher import _Pool
+
+    monkeypatch.setattr(vmexp.status, "_failed", 0)
+
+    def job(idx: int, overrides: list[str]) -> JobReturn:
+        if idx == 1:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the host's OOM killer would
+        return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=10 * idx)
+
+    returns = _Pool(2, OmegaConf.create({})).run([(0, ["seed=0"]), (1, ["seed=1"]), (2, ["seed=2"])], job)
+    assert [r.return_value for r in returns] == [0, None, 20]
+    assert "[job 1] seed=1: its process ended without a result (killed by signal 9)" in capfd.readouterr().err
+    assert vmexp.status.exit_status() == 1

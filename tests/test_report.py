@@ -694,11 +694,11 @@ def test_a_sweeps_runs_are_drawn_in_parallel_processes_each_complete(tmp_path: P
 @pytest.mark.slow
 def test_a_sweep_leaves_its_jobs_figures_to_its_end_and_the_report_command_draws_them(tmp_path: Path) -> None:
     # Hydra skips on_multirun_end when a job raises; here the callback is taken out instead. The jobs ran
-    # one by one in the launching process, left their figures to the sweep's end, and
+    # one by one in the launching process (the basic launcher), left their figures to the sweep's end, and
     # `python -m vmexp.report DIR` draws what the missing end did not.
     trace = f"workload.path={TRACES / 'trim.trace'}"
     args = ["-m", "threshold=64k,256k", "workload=trace", trace, "nprocs=1", "~hydra.callbacks.sweep_report",
-            f"hydra.sweep.dir={tmp_path}"]  # fmt: skip
+            "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path}"]  # fmt: skip
     r = subprocess.run([PY, "run.py", *args], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     jobs = sorted(p.parent for p in tmp_path.glob("*/metrics.json"))

@@ -68,5 +68,13 @@ def main() -> None:
     if not (conf / "config.yaml").is_file():
         print(f"vmexp: error: {conf / 'config.yaml'} is missing (reinstall vmexp)", file=sys.stderr)
         sys.exit(2)
-    hydra.main(version_base="1.3", config_path=str(conf), config_name="config")(task)()
+    try:
+        hydra.main(version_base="1.3", config_path=str(conf), config_name="config")(task)()
+    except KeyboardInterrupt:  # Ctrl-C: files are written whole or not at all, so a sweep can resume
+        print(
+            "vmexp: interrupted; a sweep goes on from where it stopped with the same command and resume=true",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(130)
     sys.exit(app.exit_status())

@@ -235,6 +235,7 @@ def help_text() -> str:
         "  python run.py                               one run of the default experiment",
         "  python run.py -m threshold=64k,128k,256k    a sweep, then summary.csv, figures and a report",
         "  python run.py -m experiment=thrashing       a preset from experiments/ (each is a sweep: -m)",
+        "  python run.py -m ... hydra.launcher.n_jobs=2  at most 2 jobs at once (default: one per core)",
         "  python run.py KEY=VALUE GROUP=OPTION ...    change a setting, pick a group's option",
         "  python run.py --cfg job                     the composed config",
         "",

@@ -1,14 +1,17 @@
-"""When a run's figures are drawn: at once, or by its sweep when the sweep ends, in parallel.
+"""When a run's figures are drawn: at once, or by its sweep, in parallel.
 
-Under Hydra's basic launcher (the default, and the one the Optuna sweeper
-drives) a sweep's jobs run one after another in the launching process: a
-job that drew its own figures would keep the other cores idle while it
-drew. So such a job leaves its figures to the sweep, and the sweep's
-aggregation (the ``on_multirun_end`` callback, or ``python -m vmexp.report
-SWEEP_DIR`` when Hydra skipped the callback) draws every job's figures at
-once, one process per core (``run_figures.draw_runs_figures``). Jobs of the
-joblib, submitit and Ray launchers run in worker processes or on other
-machines, already in parallel: they draw their own, as a single run does.
+Under vmexp's launcher (the default) a job leaves its figures to the
+launcher, which draws them in a process of their own while the next jobs
+simulate (``vmexp.launcher``). Under Hydra's basic launcher a sweep's jobs
+run one after another in the launching process: a job that drew its own
+figures would keep the other cores idle while it drew. So in both cases
+the job leaves its figures to the sweep, and what the launcher has not
+drawn the sweep's aggregation (the ``on_multirun_end`` callback, or
+``python -m vmexp.report SWEEP_DIR`` when Hydra skipped the callback)
+draws at once, one process per core (``run_figures.draw_runs_figures``).
+Jobs of the joblib, submitit and Ray launchers run in worker processes or
+on other machines, already in parallel: they draw their own, as a single
+run does.
 
 A job's figures are pending when it finished (``run.json`` says ok), its
 config asks for figures (``figures: true``) and its ``figures/`` holds no
@@ -29,7 +32,17 @@ from vmexp.status import finished
 if TYPE_CHECKING:
     from vmexp.config import Settings
 
-__all__ = ["figures_later", "draw_job_figures", "pending_figures", "draw_pending_figures", "usable_cores"]
+__all__ = [
+    "figures_later",
+    "draw_job_figures",
+    "pending_figures",
+    "draw_pending_figures",
+    "usable_cores",
+    "wants_figures",
+]
+
+# The launchers whose jobs leave their figures to the sweep (see the module docstring).
+_LEAVE_FIGURES = (".BasicLauncher", ".VmexpLauncher")
 
 
 def usable_cores() -> int:
@@ -43,7 +56,7 @@ def usable_cores() -> int:
 
 
 def figures_later() -> bool:
-    """True in a multirun whose jobs run one by one in this process (Hydra's basic launcher)."""
+    """True in a multirun whose launcher or end draws the jobs' figures (vmexp's and Hydra's basic launchers)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -52,7 +65,7 @@ def figures_later() -> bool:
     hc = HydraConfig.get()
     if hc.mode != RunMode.MULTIRUN:
         return False
-    return str(hc.launcher.get("_target_", "")).endswith(".BasicLauncher")
+    return str(hc.launcher.get("_target_", "")).endswith(_LEAVE_FIGURES)
 
 
 def draw_job_figures(out: Path, settings: Settings) -> None:
@@ -64,7 +77,8 @@ def draw_job_figures(out: Path, settings: Settings) -> None:
     draw_run_figures(out, settings)
 
 
-def _wants_figures(job: Path) -> bool:
+def wants_figures(job: Path) -> bool:
+    """A finished job whose config asks for figures and whose ``figures/`` holds none yet."""
     try:
         status = json.loads((job / "run.json").read_text()).get("status")
     except (OSError, ValueError):
@@ -90,7 +104,7 @@ def pending_figures(sweep_dir: Path) -> list[Path]:
             j.name,
         ),
     )
-    return [j for j in jobs if _wants_figures(j)]
+    return [j for j in jobs if wants_figures(j)]
 
 
 def draw_pending_figures(sweep_dir: Path, *, quiet: bool = False) -> int:

@@ -1,0 +1,271 @@
+"""The default launcher (``hydra/launcher=vmexp``): a sweep's jobs and their figures on this machine's cores.
+
+Hydra's basic launcher runs a sweep's jobs one after another in the
+launching process: the README sweep used one core for its three
+simulations, then drew their figures. Here each job runs in a forked
+process, ``n_jobs`` at a time (one per core by default), and each
+finished job's figures are drawn in a process of their own while the
+remaining jobs simulate, so on two cores the figures of the first jobs
+cost no time at all. The simulations go first: they are the longest
+pieces of work, and a figure process started before them would leave a
+job to run alone at the end.
+
+While the first processes work, the launching process imports the plotting
+code (matplotlib, seaborn, pandas: about two seconds of CPU). The sweep's
+report needs it at the end anyway (``on_multirun_end``), and the figure
+processes forked after that start with it imported.
+
+A job's files depend only on its config and seed, so they are the same
+byte for byte whichever process runs it and in which order (the tests
+compare every launcher). Where fork is not available (not Linux) or not
+safe (this process runs threads: a lock another thread holds would stay
+locked in the child), or with one job or one core, the jobs run one by one
+in this process as under the basic launcher, and the sweep draws their
+figures at its end (``vmexp.report.deferred``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import multiprocessing
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vmexp.report.deferred import usable_cores, wants_figures
+from vmexp.status import note_failure
+
+__all__ = ["launch", "n_jobs_of", "LaunchError"]
+
+log = logging.getLogger(__name__)
+
+# What the launching process imports while its first children work (see the module docstring).
+_PLOTTING = ("vmexp.report.run_figures", "vmexp.report.report")
+
+
+class LaunchError(RuntimeError):
+    """A sweep that cannot be launched as asked, or a job that failed before vmexp's own code ran; one line."""
+
+
+def n_jobs_of(value: Any) -> int:
+    """``hydra.launcher.n_jobs`` as a number of processes (null: one per usable core)."""
+    if value is None:
+        return usable_cores()
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise LaunchError(
+        f"hydra.launcher.n_jobs: expected a number of processes (1 or more) or null, got {value!r}"
+    )
+
+
+def can_fork() -> bool:
+    """Fork copies only the calling thread: safe on Linux while this process runs no other."""
+    return sys.platform == "linux" and threading.active_count() == 1
+
+
+def _run_one(
+    hydra_context: HydraContext,
+    task_function: TaskFunction,
+    config: DictConfig,
+    overrides: Sequence[str],
+    idx: int,
+) -> JobReturn:
+    """One job, as Hydra's basic launcher runs it."""
+    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(sweep_config):
+        sweep_config.hydra.job.id = idx
+        sweep_config.hydra.job.num = idx
+    return run_job(
+        hydra_context=hydra_context,
+        task_function=task_function,
+        config=sweep_config,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )
+
+
+def launch(
+    config: DictConfig,
+    hydra_context: HydraContext,
+    task_function: TaskFunction,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+    n_jobs: Any = None,
+) -> list[JobReturn]:
+    """Run the jobs of one batch of a sweep; their returns in job order."""
+    setup_globals()
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    n = min(len(job_overrides), n_jobs_of(n_jobs))
+    parallel = n > 1 and can_fork()
+    log.info(f"Launching {len(job_overrides)} jobs locally" + (f", {n} at a time" if parallel else ""))
+    jobs = [(initial_job_idx + i, list(overrides)) for i, overrides in enumerate(job_overrides)]
+    for idx, overrides in jobs:
+        log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+    if not parallel:
+        runs = []
+        for idx, overrides in jobs:
+            runs.append(_run_one(hydra_context, task_function, config, overrides, idx))
+            configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+        return runs
+    return _Pool(n, config).run(
+        jobs, lambda idx, overrides: _portable(_run_one(hydra_context, task_function, config, overrides, idx))
+    )
+
+
+def _portable(ret: JobReturn) -> JobReturn:
+    """A job's return that pickles: its configs as plain trees.
+
+    A job's config is typed by vmexp's schema, a class made at start-up
+    (``vmexp.config``), which pickle cannot name; the launching process has
+    the same class, but pickle looks a class up by module and name. Hydra's
+    sweepers read only the return value.
+    """
+    for key in ("cfg", "hydra_cfg"):
+        node = getattr(ret, key)
+        if isinstance(node, DictConfig):
+            setattr(ret, key, OmegaConf.create(OmegaConf.to_container(node, resolve=False)))
+    return ret
+
+
+def _child(conn: Connection, work: Callable[[], Any]) -> None:
+    """The body of a forked process: do the work, send ("ok", result) or ("error", one line) back."""
+    try:
+        result: tuple[str, Any] = ("ok", work())
+    except KeyboardInterrupt:  # Ctrl-C reaches every process of the group; the launcher reports it once
+        raise SystemExit(130) from None
+    except BaseException as e:  # anything else is the parent's to report
+        result = ("error", f"{type(e).__name__}: {e}")
+    try:
+        conn.send(result)
+    except Exception as e:  # a result that does not pickle
+        conn.send(("error", f"its result could not be sent back: {type(e).__name__}: {e}"))
+    finally:
+        conn.close()
+
+
+@dataclass
+class _Task:
+    idx: int
+    overrides: list[str]
+    figures_of: Path | None = None  # None: the job itself; else the job directory whose figures to draw
+
+    def name(self) -> str:
+        return f"[job {self.idx}] {' '.join(filter_overrides(self.overrides))}".rstrip()
+
+
+class _Pool:
+    """At most ``n`` forked processes: every job first, each finished job's figures after."""
+
+    def __init__(self, n: int, config: DictConfig) -> None:
+        self.n = n
+        self.config = config
+        self.ctx = multiprocessing.get_context("fork")
+        self.running: dict[Connection, tuple[BaseProcess, _Task]] = {}
+
+    def run(
+        self, jobs: list[tuple[int, list[str]]], run_job_fn: Callable[[int, list[str]], JobReturn]
+    ) -> list[JobReturn]:
+        queue: deque[_Task] = deque(_Task(idx, overrides) for idx, overrides in jobs)
+        results: dict[int, JobReturn] = {}
+        warmed = False
+        try:
+            while queue or self.running:
+                while queue and len(self.running) < self.n:
+                    task = queue.popleft()
+                    self._start(
+                        task,
+                        partial(_draw, task.figures_of)
+                        if task.figures_of
+                        else partial(run_job_fn, task.idx, task.overrides),
+                    )
+                if not warmed:  # the children have the cores; this process imports what comes next
+                    for module in _PLOTTING:
+                        importlib.import_module(module)
+                    warmed = True
+                for conn in wait(list(self.running)):
+                    task, status, value = self._finish(conn)  # type: ignore[arg-type]
+                    if task.figures_of is not None:
+                        if status != "ok":
+                            print(
+                                f"vmexp: warning: {task.figures_of}: figures not drawn: {value}",
+                                file=sys.stderr,
+                                flush=True,
+                            )
+                        continue
+                    ret = self._job_return(task, status, value)
+                    results[task.idx] = ret
+                    job_dir = _output_dir(ret)
+                    if job_dir is not None and wants_figures(job_dir):
+                        queue.append(_Task(task.idx, task.overrides, figures_of=job_dir))
+        except BaseException:
+            self._stop_all()
+            raise
+        return [results[idx] for idx, _ in jobs]
+
+    def _start(self, task: _Task, work: Callable[[], Any]) -> None:
+        recv, send = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=_child, args=(send, work), name=f"vmexp job {task.idx}")
+        proc.start()
+        send.close()  # the child holds the sending end: its exit is the end of the pipe here
+        self.running[recv] = (proc, task)
+
+    def _finish(self, conn: Connection) -> tuple[_Task, str, Any]:
+        proc, task = self.running.pop(conn)
+        try:
+            status, value = conn.recv()
+        except EOFError:  # it died before it could answer: a signal (the host's OOM killer, kill -9)
+            proc.join()
+            code = proc.exitcode
+            why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+            status, value = "died", f"its process ended without a result ({why})"
+        finally:
+            conn.close()
+        proc.join()
+        return task, status, value
+
+    def _job_return(self, task: _Task, status: str, value: Any) -> JobReturn:
+        if status == "ok":
+            assert isinstance(value, JobReturn)
+            return value
+        if status == "error":  # Hydra's part of the job failed (composing its config): as basic does
+            raise LaunchError(f"{task.name()}: {value}")
+        # The job's process died: the other jobs and the report go on; the job has no run.json, so
+        # summary.csv and the report show it as incomplete, and the command's status is 1.
+        print(f"vmexp: error: {task.name()}: {value}", file=sys.stderr, flush=True)
+        note_failure()
+        value = math.inf if self.config.get("objective") else None  # a lost trial is the worst one
+        return JobReturn(overrides=task.overrides, status=JobStatus.COMPLETED, _return_value=value)
+
+    def _stop_all(self) -> None:
+        for conn, (proc, _task) in self.running.items():
+            proc.terminate()
+            proc.join()
+            conn.close()
+        self.running.clear()
+
+
+def _draw(job_dir: Path) -> int:
+    from vmexp.report.run_figures import draw_run_figures
+
+    return len(draw_run_figures(job_dir))
+
+
+def _output_dir(ret: JobReturn) -> Path | None:
+    try:
+        return Path(str(ret.hydra_cfg.hydra.runtime.output_dir))  # type: ignore[union-attr]
+    except Exception:
+        return None
