@@ -51,12 +51,14 @@ def test_the_wheel_holds_every_config_file_as_a_copy(wheel: Path) -> None:
     }
     assert any(name.startswith("vmexp/conf/experiment/") for name in expected)
     with zipfile.ZipFile(wheel) as z:
-        held = {n: z.read(n) for n in z.namelist() if n.startswith("vmexp/conf/")}
+        names = z.namelist()
+        held = {n: z.read(n) for n in names if n.startswith("vmexp/conf/")}
         entry_points = next(
             z.read(n).decode() for n in z.namelist() if n.endswith(".dist-info/entry_points.txt")
         )
         metadata = next(z.read(n).decode() for n in z.namelist() if n.endswith(".dist-info/METADATA"))
     assert held == expected
+    assert "hydra_plugins/vmexp_launcher/vmexp_launcher.py" in names  # the default launcher of every sweep
     assert "vmexp = vmexp.cli:main" in entry_points
     assert "Requires-Python: >=3.11\n" in metadata
 
