@@ -193,9 +193,12 @@ class _Pool:
                         else partial(run_job_fn, task.idx, task.overrides),
                     )
                 if not warmed:  # the children have the cores; this process imports what comes next
-                    for module in _PLOTTING:
-                        importlib.import_module(module)
                     warmed = True
+                    try:
+                        for module in _PLOTTING:
+                            importlib.import_module(module)
+                    except Exception:  # only a head start: the report imports them again and says what failed
+                        pass
                 for conn in wait(list(self.running)):
                     task, status, value = self._finish(conn)  # type: ignore[arg-type]
                     if task.figures_of is not None:
