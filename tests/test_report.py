@@ -691,6 +691,16 @@ def test_a_sweeps_runs_are_drawn_in_parallel_processes_each_complete(tmp_path: P
         }
 
 
+def test_a_runs_figures_drawn_in_parts_are_the_whole_set(tmp_path: Path) -> None:
+    # The launcher draws a job's heap maps and its other figures in two processes at once.
+    job = _run_job(tmp_path, 0, ["workload=trace", f"workload.path={TRACES / 'trim.trace'}", "nprocs=1"])
+    whole = {p.name: p.read_bytes() for p in draw_run_figures(job)}
+    heap = draw_run_figures(job, only=("heap",))
+    rest = draw_run_figures(job, only=("memory", "faults", "layout", "syscalls"))
+    assert all(p.name.startswith("heap") for p in heap) and not any(p.name.startswith("heap") for p in rest)
+    assert {p.name: p.read_bytes() for p in heap + rest} == whole
+
+
 @pytest.mark.slow
 def test_a_sweep_leaves_its_jobs_figures_to_its_end_and_the_report_command_draws_them(tmp_path: Path) -> None:
     # Hydra skips on_multirun_end when a job raises; here the callback is taken out instead. The jobs ran

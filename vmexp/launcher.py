@@ -5,8 +5,8 @@ launching process: the README sweep used one core for its three
 simulations, then drew their figures. Here each job runs in a forked
 process, ``n_jobs`` at a time (one per core by default), and each
 finished job's figures are drawn in a process of their own while the
-remaining jobs simulate, so on two cores the figures of the first jobs
-cost no time at all. The simulations go first: they are the longest
+remaining jobs simulate (in two processes a job: the heap maps, the
+rest), so on two cores the figures of the first jobs cost no time at all. The simulations go first: they are the longest
 pieces of work, and a figure process started before them would leave a
 job to run alone at the end.
 
@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 
 # What the launching process imports while its first children work (see the module docstring).
 _PLOTTING = ("vmexp.report.run_figures", "vmexp.report.report")
+# A job's figures are drawn in two processes of about equal work (the heap maps, the rest), so that
+# the last job's figures take half the time after it ends.
+_FIGURE_PARTS = (("heap",), ("memory", "faults", "layout", "syscalls"))
 
 
 class LaunchError(RuntimeError):
@@ -162,6 +165,7 @@ class _Task:
     idx: int
     overrides: list[str]
     figures_of: Path | None = None  # None: the job itself; else the job directory whose figures to draw
+    kinds: tuple[str, ...] = ()  # which of its figures (run_figures.FIGURES)
 
     def name(self) -> str:
         return f"[job {self.idx}] {' '.join(filter_overrides(self.overrides))}".rstrip()
@@ -188,7 +192,7 @@ class _Pool:
                     task = queue.popleft()
                     self._start(
                         task,
-                        partial(_draw, task.figures_of)
+                        partial(_draw, task.figures_of, task.kinds)
                         if task.figures_of
                         else partial(run_job_fn, task.idx, task.overrides),
                     )
@@ -213,7 +217,9 @@ class _Pool:
                     results[task.idx] = ret
                     job_dir = _output_dir(ret)
                     if job_dir is not None and wants_figures(job_dir):
-                        queue.append(_Task(task.idx, task.overrides, figures_of=job_dir))
+                        queue.extend(
+                            _Task(task.idx, task.overrides, job_dir, kinds) for kinds in _FIGURE_PARTS
+                        )
         except BaseException:
             self._stop_all()
             raise
@@ -261,10 +267,10 @@ class _Pool:
         self.running.clear()
 
 
-def _draw(job_dir: Path) -> int:
+def _draw(job_dir: Path, kinds: tuple[str, ...]) -> int:
     from vmexp.report.run_figures import draw_run_figures
 
-    return len(draw_run_figures(job_dir))
+    return len(draw_run_figures(job_dir, only=kinds))
 
 
 def _output_dir(ret: JobReturn) -> Path | None:

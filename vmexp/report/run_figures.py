@@ -39,7 +39,7 @@ import json
 import math
 import sys
 import textwrap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
@@ -1191,13 +1191,20 @@ def syscalls_figure(data: RunData, title: str) -> Path | None:
 # ---------------------------------------------------------------------------
 
 
-def draw_run_figures(run_dir: Path, settings: Settings | None = None) -> list[Path]:
-    """Every per-run figure; returns their paths.
+# The kinds of per-run figure (``heap`` also draws the heap at each snapshot, heap_N.png).
+FIGURES = ("memory", "faults", "heap", "layout", "syscalls")
+
+
+def draw_run_figures(
+    run_dir: Path, settings: Settings | None = None, *, only: Collection[str] | None = None
+) -> list[Path]:
+    """Every per-run figure, or those of the kinds in ``only``; returns their paths.
 
     A figure that fails is reported on stderr and skipped rather than
     failing the run: the run's data files are written already and are worth
     more than any one picture of them (the tests draw every figure of every
-    preset, so a failure here is a bug they catch).
+    preset, so a failure here is a bug they catch). ``only`` lets a sweep's
+    launcher draw one run's figures in two processes at once.
     """
     data = load_run(Path(run_dir))
     if settings is not None:
@@ -1219,6 +1226,8 @@ def draw_run_figures(run_dir: Path, settings: Settings | None = None) -> list[Pa
     ]
     with matplotlib.rc_context(STYLE):
         for name, draw in jobs:
+            if only is not None and name.split("_")[0] not in only:
+                continue
             try:
                 path = draw()
             except Exception as e:  # a figure bug must not lose the run's results
