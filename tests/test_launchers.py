@@ -247,3 +247,26 @@ def test_a_job_whose_process_dies_is_reported_and_the_other_jobs_finish(
     assert [r.return_value for r in returns] == [0, None, 20]
     assert "[job 1] seed=1: its process ended without a result (killed by signal 9)" in capfd.readouterr().err
     assert vmexp.status.exit_status() == 1
+
+
+def test_ctrl_c_stops_every_job_in_one_line(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [PY, "run.py", "-m", "threshold=64k,128k,256k", "figures=false", f"hydra.sweep.dir={tmp_path}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("*/settings.json")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends to the whole foreground group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert "vmexp: interrupted" in err and "resume=true" in err
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # no job process outlives the command
+        os.killpg(proc.pid, 0)
+    assert not (tmp_path / "summary.csv").exists()
