@@ -90,6 +90,14 @@ class PageTable:
             if pages > self.pages_peak:
                 self.pages_peak = pages
 
+    def clear(self) -> None:
+        """Drop every entry and every table but the top one (exit_mmap), as ``remove`` of each would."""
+        self.pte.clear()
+        if self.memcg is not None:
+            self.memcg.pt_pages -= self.pages - 1
+        for counts in self._counts:
+            counts.clear()
+
     def remove(self, vpn: int) -> int:
         """Drop the entry of ``vpn`` (which must exist); frees tables left empty."""
         entry = self.pte.pop(vpn)

@@ -63,7 +63,10 @@ class MemoryCalls:
 
     # ------------------------------------------------------------ unmapping
     def zap_one(self, mm: MM, vpn: int) -> None:
-        e = mm.pt.remove(vpn)
+        self.free_entry(mm, mm.pt.remove(vpn))
+
+    def free_entry(self, mm: MM, e: int) -> None:
+        """Free the frame or slot that entry ``e`` of ``mm`` held (zap_pte_range's per-entry part)."""
         if e & SWAPPED:
             slot = e >> SHIFT
             f = self.cache.frame_of.get(slot, -1)
@@ -97,9 +100,19 @@ class MemoryCalls:
                 self.zap_one(mm, vpn)
 
     def zap_all(self, mm: MM) -> None:
-        """Everything ``mm`` maps (exit_mmap)."""
-        for vpn in list(mm.pt.pte):
-            self.zap_one(mm, vpn)
+        """Everything ``mm`` maps (exit_mmap): each entry's frame or slot, in table order, then the tables.
+
+        The entries are freed where they stand and the table emptied once at
+        the end (``free_pgtables`` after ``unmap_vmas``), not removed one by
+        one: removing while iterating would need a copy of every key, a
+        list as long as the table at the moment the simulation holds the
+        most memory. Nothing that frees an entry's frame or slot reads the
+        page table, so the order of the frees, and every result, is the same.
+        """
+        pt = mm.pt
+        for e in pt.pte.values():
+            self.free_entry(mm, e)
+        pt.clear()
 
     # ------------------------------------------------------------ the calls
     def _log(self, mm: MM, name: str, addr: int, length: int, result: int) -> None:
