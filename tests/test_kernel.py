@@ -270,7 +270,7 @@ def test_malloc_of_a_live_id_stops_the_process_with_the_line(tmp_path) -> None: 
 
 def test_clearing_a_page_table_frees_what_removing_each_entry_frees() -> None:
     from vmexp.kernel.memcg import MemCgroup
-    from vmexp.kernel.pagetable import PRESENT, PageTable
+    from vmexp.kernel.pagetable import PageTable
 
     def filled() -> tuple[PageTable, MemCgroup]:
         pt = PageTable(48, 4096, 8)
@@ -278,7 +278,7 @@ def test_clearing_a_page_table_frees_what_removing_each_entry_frees() -> None:
         pt.memcg = cg
         cg.pt_pages = pt.pages
         for vpn in (1, 2, 600, 1 << 27, (1 << 35) - 1):
-            pt.add(vpn, PRESENT)
+            pt.add(vpn, vpn % 7)  # frame numbers
         return pt, cg
 
     one_by_one, cg1 = filled()
