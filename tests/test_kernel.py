@@ -266,3 +266,26 @@ def test_a_failed_allocation_is_counted_and_its_later_uses_are_skipped(tmp_path)
 def test_malloc_of_a_live_id_stops_the_process_with_the_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
     p = trace_run(tmp_path, "malloc 0 100\n# again\nmalloc 0 200\n").processes[0]
     assert p.exit == "bad-id" and "trace line 3" in p.error
+
+
+def test_clearing_a_page_table_frees_what_removing_each_entry_frees() -> None:
+    from vmexp.kernel.memcg import MemCgroup
+    from vmexp.kernel.pagetable import PageTable
+
+    def filled() -> tuple[PageTable, MemCgroup]:
+        pt = PageTable(48, 4096, 8)
+        cg = MemCgroup("g", None, None, 0, 0)
+        pt.memcg = cg
+        cg.pt_pages = pt.pages
+        for vpn in (1, 2, 600, 1 << 27, (1 << 35) - 1):
+            pt.add(vpn, vpn % 7)  # frame numbers
+        return pt, cg
+
+    one_by_one, cg1 = filled()
+    for vpn in list(one_by_one.pte):
+        one_by_one.remove(vpn)
+    at_once, cg2 = filled()
+    assert at_once.pages == 1 + 3 + 3 + 4  # the PGD; 3 PUDs, 3 PMDs, 4 PTE tables
+    at_once.clear()
+    assert (at_once.pte, at_once.pages, cg2.pt_pages) == ({}, 1, 1)
+    assert (one_by_one.pages, cg1.pt_pages, one_by_one.pages_peak) == (1, 1, at_once.pages_peak)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vmexp.kernel.pagetable import DIRTY, PRESENT, SHIFT, SWAPPED, ZERO
+from vmexp.kernel.pagetable import DIRTY, SWAPPED
 from vmexp.kernel.swap import WRITE
 
 if TYPE_CHECKING:
@@ -37,8 +37,8 @@ def check(k: System) -> None:
     for mm in k.mms.values():
         rss = swapents = 0
         for vpn, e in mm.pt.pte.items():
-            if e & SWAPPED:
-                slot = e >> SHIFT
+            if e <= SWAPPED:
+                slot = SWAPPED - e
                 assert slot not in slots, f"swap slot {slot} owned twice"
                 slots.add(slot)
                 swapents += 1
@@ -50,8 +50,8 @@ def check(k: System) -> None:
                         f"swap-cache frame {f} does not map back to p{mm.pid} {vpn:#x}"
                     )
                     unmapped += 1
-            elif e & PRESENT and not e & ZERO:
-                f = e >> SHIFT
+            elif e >= 0:
+                f = e
                 assert f not in owned, f"frame {f} mapped twice ({owned.get(f)} and {(mm.pid, vpn)})"
                 owned[f] = (mm.pid, vpn)
                 assert mem.frame_mm[f] is mm and mem.frame_vpn[f] == vpn, (
@@ -59,7 +59,9 @@ def check(k: System) -> None:
                 )
                 slot = cache.slot_of.get(f, -1)
                 if slot >= 0:
-                    assert not e & DIRTY, f"dirty page in frame {f} still holds swap slot {slot}"
+                    assert not mem.pte_bits[f] & DIRTY, (
+                        f"dirty page in frame {f} still holds swap slot {slot}"
+                    )
                     assert slot not in slots, f"swap slot {slot} owned twice"
                     slots.add(slot)
                 rss += 1

@@ -3,8 +3,8 @@
 ``refs`` is the reference loop, the hottest code of the simulator. A
 reference to a resident page whose accessed/dirty bits are already set (a
 "plain hit", what the TLB and the MMU handle without the kernel) costs one
-dict lookup, one mask test and, for policies that need it (LRU), one builtin
-call. Anything else leaves the loop for ``fault``.
+dict lookup, one test of the frame's PTE bits and, for policies that need
+it (LRU), one builtin call. Anything else leaves the loop for ``fault``.
 
 ``fault`` reads as mm/memory.c's ``handle_mm_fault`` for anonymous memory,
 one branch per case, with the cost of each next to it:
@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from vmexp.kernel.clock import SliceClock
 from vmexp.kernel.observe import HIT, MAJOR, MINOR
-from vmexp.kernel.pagetable import ACCESSED, DIRTY, PRESENT, SHIFT, SWAPPED, ZERO
+from vmexp.kernel.pagetable import ACCESSED, DIRTY, PTE_NONE, SWAPPED, ZERO_PAGE
 from vmexp.kernel.physmem import PhysMem
 from vmexp.kernel.swap import READ, SwapCache, SwapDevice, SwapSpace, Zram
 from vmexp.kernel.vmstat import VMStat
@@ -87,14 +87,10 @@ def swapin_nr_pages(prev: int, offset: int, hits: int, max_pages: int, prev_win:
     return max(pages, prev_win // 2)
 
 
-# A reference is a "plain hit" when the entry needs no change: present, not
-# the zero page, accessed already set (and dirty already set for a write).
-_R_MASK = PRESENT | ZERO | ACCESSED
-_R_WANT = PRESENT | ACCESSED
-_W_MASK = PRESENT | ZERO | ACCESSED | DIRTY
-_W_WANT = PRESENT | ACCESSED | DIRTY
-PLAIN_MASK = _MASKS = (_R_MASK, _W_MASK)  # [write]: the MMU's test is e & mask == want
-PLAIN_WANT = _WANTS = (_R_WANT, _W_WANT)
+# A reference is a "plain hit" when the entry needs no change: present (a frame,
+# not the zero page), accessed already set (and dirty already set for a write).
+PLAIN_MASK = _MASKS = (ACCESSED, ACCESSED | DIRTY)  # [write]: the MMU's test is
+PLAIN_WANT = _WANTS = (ACCESSED, ACCESSED | DIRTY)  # e >= 0 and pte_bits[e] & mask == want
 # With an observer attached no entry passes as a plain hit (0 != 1), so every
 # reference reaches the branch that reports it; hits are still handled as hits.
 _ALL_OUT = (0, 0)
@@ -171,6 +167,7 @@ class FaultHandler:
         """
         clock = self.clock
         get = mm.pt.pte.get
+        bits = self.mem.pte_bits
         on_hit = mm.policy.on_hit
         cost = self.cost_ref
         obs = self.obs
@@ -182,18 +179,18 @@ class FaultHandler:
         while i < limit:
             vpn = vpns[i]
             w = writes[i]
-            e = get(vpn, 0)
-            if e & masks[w] == wants[w]:
+            e = get(vpn, PTE_NONE)
+            if e >= 0 and bits[e] & masks[w] == wants[w]:
                 if on_hit is not None:
-                    on_hit(e >> SHIFT)
+                    on_hit(e)
                 i += 1
                 continue
             clock.used += (i - start) * cost
             start = i
             if obs is not None:
-                if e & _MASKS[w] == _WANTS[w]:  # a plain hit, reported
+                if e >= 0 and bits[e] & _MASKS[w] == _WANTS[w]:  # a plain hit, reported
                     if on_hit is not None:
-                        on_hit(e >> SHIFT)
+                        on_hit(e)
                     i += 1
                     obs.reference(mm, vpn, w, HIT)
                     continue
@@ -222,23 +219,26 @@ class FaultHandler:
 
     def fault(self, mm: MM, vpn: int, e: int, w: int) -> bool:
         """Everything a reference does beyond a plain hit; True if the process must now wait (for I/O)."""
-        if e & PRESENT and not (w and e & ZERO):
+        if e >= 0:
             # Present: only the accessed/dirty bits change.
+            bits = self.mem.pte_bits
             if w:
-                if not e & DIRTY:
-                    slot = self.cache.take(e >> SHIFT)
+                if not bits[e] & DIRTY:
+                    slot = self.cache.take(e)
                     if slot >= 0:  # the swap copy is stale from now on
                         self.space.release(slot)
-                mm.pt.pte[vpn] = e | ACCESSED | DIRTY
+                bits[e] |= ACCESSED | DIRTY
             else:
-                mm.pt.pte[vpn] = e | ACCESSED
-            if not e & ZERO and mm.policy.on_hit is not None:
-                mm.policy.on_hit(e >> SHIFT)
+                bits[e] |= ACCESSED
+            if mm.policy.on_hit is not None:
+                mm.policy.on_hit(e)
             return False
-        if e == 0:
+        if e == PTE_NONE:
             return self.do_anonymous_page(mm, vpn, w)
-        if e & SWAPPED:
-            return self.do_swap_page(mm, vpn, e >> SHIFT, w)
+        if e <= SWAPPED:
+            return self.do_swap_page(mm, vpn, SWAPPED - e, w)
+        if not w:  # a read of the zero page: present and young already
+            return False
         return self.do_wp_page(mm, vpn)
 
     def do_anonymous_page(self, mm: MM, vpn: int, w: int) -> bool:
@@ -246,12 +246,13 @@ class FaultHandler:
         if vma is None:
             raise Segfault(mm.pid, vpn << self.shift)
         if not w and vma.kind != "pageref":
-            mm.pt.add(vpn, PRESENT | ZERO | ACCESSED)
+            mm.pt.add(vpn, ZERO_PAGE)
             mm.minflt += 1
             self.clock.used += self.cost.zero_page
             return False
         f = self.mem.alloc(mm, vpn)
-        mm.pt.add(vpn, (f << SHIFT) | PRESENT | ACCESSED | DIRTY)
+        mm.pt.add(vpn, f)
+        self.mem.pte_bits[f] = ACCESSED | DIRTY
         mm.minflt += 1
         self.clock.used += self.cost.minor_fault
         mm.policy.inserted(f)
@@ -265,7 +266,8 @@ class FaultHandler:
         dev = self.dev
         if isinstance(dev, Zram):  # decompressed on this CPU; no swap cache
             self.space.release(slot)
-            mm.pt.pte[vpn] = (f << SHIFT) | PRESENT | ACCESSED | DIRTY
+            mm.pt.pte[vpn] = f
+            self.mem.pte_bits[f] = ACCESSED | DIRTY
             mm.swapents -= 1
             mm.majflt += 1
             mm.pswpin += 1
@@ -274,12 +276,13 @@ class FaultHandler:
             mm.policy.inserted(f)
             return False
         done = dev.submit_pages(clock.now(), 1, READ)  # one call per fault, the hot path
+        mm.pt.pte[vpn] = f
         if w:
             self.space.release(slot)
-            mm.pt.pte[vpn] = (f << SHIFT) | PRESENT | ACCESSED | DIRTY
+            self.mem.pte_bits[f] = ACCESSED | DIRTY
         else:
             self.cache.add(f, slot)
-            mm.pt.pte[vpn] = (f << SHIFT) | PRESENT | ACCESSED
+            self.mem.pte_bits[f] = ACCESSED
         mm.swapents -= 1
         mm.majflt += 1
         mm.pswpin += 1
@@ -292,7 +295,8 @@ class FaultHandler:
     def do_wp_page(self, mm: MM, vpn: int) -> bool:
         """A write to the shared zero page: copy-on-write into a new frame."""
         f = self.mem.alloc(mm, vpn)
-        mm.pt.pte[vpn] = (f << SHIFT) | PRESENT | ACCESSED | DIRTY
+        mm.pt.pte[vpn] = f
+        self.mem.pte_bits[f] = ACCESSED | DIRTY
         mm.minflt += 1
         self.clock.used += self.cost.minor_fault
         mm.policy.inserted(f)
@@ -334,7 +338,8 @@ class FaultHandler:
         (``should_try_to_free_swap``: the copy in swap is stale once the page
         is written; when swap runs short it is freed anyway.)
         """
-        mm.pt.pte[vpn] = (f << SHIFT) | PRESENT | ACCESSED | (DIRTY if w else 0)
+        mm.pt.pte[vpn] = f
+        self.mem.pte_bits[f] = (ACCESSED | DIRTY) if w else ACCESSED
         mm.swapents -= 1
         mm.rss += 1
         if mm.rss > mm.rss_peak:
@@ -350,7 +355,8 @@ class FaultHandler:
         space = self.space
         shadow = space.shadow.get(slot, -1)
         space.release(slot)
-        mm.pt.pte[vpn] = (f << SHIFT) | PRESENT | ACCESSED | (DIRTY if w else 0)
+        mm.pt.pte[vpn] = f
+        self.mem.pte_bits[f] = (ACCESSED | DIRTY) if w else ACCESSED
         mm.swapents -= 1
         mm.majflt += 1
         mm.pswpin += 1
@@ -450,7 +456,7 @@ class FaultHandler:
         """swap_vma_readahead: the slots in the PTEs of a window of the faulting VMA (swap_vma_ra_win)."""
         max_win = 1 << min(self.page_cluster, SWAP_RA_ORDER_CEILING)
         pte = mm.pt.pte
-        slot = pte[vpn] >> SHIFT
+        slot = SWAPPED - pte[vpn]
         vma = mm.aspace.find(vpn << self.shift)
         if max_win == 1 or vma is None:
             return [slot]
@@ -470,9 +476,9 @@ class FaultHandler:
         end = min(left + win, vma.end >> self.shift, pmd + PMD_PAGES)
         slots = []
         for v in range(start, end):
-            e = pte.get(v, 0)
-            if e & SWAPPED:
-                slots.append(e >> SHIFT)
+            e = pte.get(v, PTE_NONE)
+            if e <= SWAPPED:
+                slots.append(SWAPPED - e)
         return slots
 
     def swap_update_readahead(self, mm: MM, vpn: int, readahead: bool) -> None:

@@ -67,16 +67,14 @@ class WorkingSetSampler:
         vtime = mem.clock.vtime
         soft = mem.soft_young
         last = self.last
-        frame_mm, frame_vpn = mem.frame_mm, mem.frame_vpn
+        frame_mm, frame_vpn, bits = mem.frame_mm, mem.frame_vpn, mem.pte_bits
         for f in range(mem.next_frame):
             mm = frame_mm[f]
             if mm is None:
                 continue
             vpn = frame_vpn[f]
-            pte = mm.pt.pte
-            e = pte[vpn]
-            if e & ACCESSED:
-                pte[vpn] = e & ~ACCESSED
+            if mm.pt.pte[vpn] == f and bits[f] & ACCESSED:
+                bits[f] &= ~ACCESSED
                 soft.add(f)
                 last.setdefault(mm.pid, {})[vpn] = vtime(mm)
         sizes: dict[int, int] = {}

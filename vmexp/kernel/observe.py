@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vmexp.kernel.pagetable import PRESENT, SHIFT, ZERO
+from vmexp.kernel.pagetable import PTE_NONE, ZERO_PAGE
 
 if TYPE_CHECKING:
     from vmexp.kernel.mm import MM
@@ -52,7 +52,7 @@ class Observer:
 
 def resident(mm: MM) -> str:
     """The pages of ``mm`` in frames, in order (a count when there are many)."""
-    pages = sorted(v for v, e in mm.pt.pte.items() if e & PRESENT and not e & ZERO)
+    pages = sorted(v for v, e in mm.pt.pte.items() if e >= 0)
     if len(pages) > 12:
         return f"{len(pages)} pages"
     return "[" + " ".join(f"{v:#x}" for v in pages) + "]"
@@ -68,8 +68,8 @@ class Narrator(Observer):
         self.lines.append(f"t={t_ns / 1e9:.9f}s p{mm.pid} op {mm.op}: {text}")
 
     def reference(self, mm: MM, vpn: int, write: int, kind: str) -> None:
-        e = mm.pt.pte.get(vpn, 0)
-        where = "zero page" if e & ZERO else f"frame {e >> SHIFT}"
+        e = mm.pt.pte.get(vpn, PTE_NONE)
+        where = "zero page" if e == ZERO_PAGE else f"frame {e}"
         self.lines.append(
             f"  p{mm.pid} {'w' if write else 'r'} page {vpn:#x}: {kind} -> {where}; resident {resident(mm)}"
         )

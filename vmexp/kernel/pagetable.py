@@ -3,9 +3,19 @@
 The simulator's hot path looks a page up on every reference, so a process's
 page table is one flat dict ``vpn -> entry`` where the entry is an int:
 
-    bits 0..4  PRESENT, DIRTY, ACCESSED, ZERO (maps the shared zero page),
-               SWAPPED (not present; the upper bits hold the swap slot)
-    bits 5..   frame number (present) or swap slot (swapped)
+    entry >= 0          present: the number of the frame that holds the page
+    ZERO_PAGE (-2)      maps the shared zero page (read-only, no frame)
+    entry <= SWAPPED    swapped out: the swap entry of slot ``SWAPPED - entry``
+    (no key)            never touched, or unmapped; ``PTE_NONE`` (-1) is what
+                        a lookup answers for it
+
+The accessed and dirty bits the MMU sets in a present entry are kept beside
+its frame, one byte per frame (``PhysMem.pte_bits``): here a frame is
+mapped by one entry at most, so the bits of "the PTE that maps frame f" are
+well defined, and a present entry is then the frame's number itself, the
+same int object the replacement policy holds for the frame, rather than a
+new int for frame and bits together (32 bytes per resident page of a
+Python heap that holds little else per page).
 
 A missing key means the page was never touched (or was unmapped). The real
 multi-level table (x86_64: 4 levels of 512 entries, i386: 2 levels of 1024)
@@ -21,14 +31,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from vmexp.kernel.memcg import MemCgroup
 
-__all__ = ["PRESENT", "DIRTY", "ACCESSED", "ZERO", "SWAPPED", "SHIFT", "PageTable", "table_geometry"]
+__all__ = ["ACCESSED", "DIRTY", "PTE_NONE", "SWAPPED", "ZERO_PAGE", "PageTable", "table_geometry"]
 
-PRESENT = 1
+# The entries that are not a frame number.
+PTE_NONE = -1
+ZERO_PAGE = -2
+SWAPPED = -3  # this entry and below: SWAPPED - slot (the mapping is its own inverse)
+
+# The bits of a present entry, in PhysMem.pte_bits[frame].
+ACCESSED = 1
 DIRTY = 2
-ACCESSED = 4
-ZERO = 8
-SWAPPED = 16
-SHIFT = 5
 
 
 def table_geometry(va_bits: int, page_size: int, pte_bytes: int) -> tuple[int, int, int]:
@@ -89,6 +101,14 @@ class PageTable:
             pages = self.pages
             if pages > self.pages_peak:
                 self.pages_peak = pages
+
+    def clear(self) -> None:
+        """Drop every entry and every table but the top one (exit_mmap), as ``remove`` of each would."""
+        self.pte.clear()
+        if self.memcg is not None:
+            self.memcg.pt_pages -= self.pages - 1
+        for counts in self._counts:
+            counts.clear()
 
     def remove(self, vpn: int) -> int:
         """Drop the entry of ``vpn`` (which must exist); frees tables left empty."""

@@ -1,10 +1,12 @@
 """Physical memory: the frames, who maps each one, the free list and the watermarks.
 
-Linux keeps a ``struct page`` per frame; here three parallel lists indexed by
+Linux keeps a ``struct page`` per frame; here parallel arrays indexed by
 frame number hold what the simulator needs of it: the owning process's
 ``MM`` and the virtual page it holds (the reverse map, so that reclaim can
-find and change the PTE of a frame it chose). The lists grow as frames are
-first used, so memory follows the pages touched, not the size of ``ram``.
+find and change the PTE of a frame it chose), and the accessed and dirty
+bits of the PTE that maps the frame (``pte_bits``; see
+``vmexp.kernel.pagetable``). They grow as frames are first used, so memory
+follows the pages touched, not the size of ``ram``.
 
 ``alloc`` is the page allocator's slow path as mm/page_alloc.c runs it for an
 anonymous fault: below the min watermark the faulting process reclaims
@@ -37,7 +39,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from vmexp.kernel.clock import SliceClock
-from vmexp.kernel.pagetable import ACCESSED, DIRTY, PRESENT, SHIFT
+from vmexp.kernel.pagetable import ACCESSED, DIRTY, PTE_NONE
 
 if TYPE_CHECKING:
     from vmexp.kernel.mm import MM
@@ -63,6 +65,8 @@ class PhysMem:
         # Reverse map: frame -> (owner, virtual page); None = free.
         self.frame_mm: list[MM | None] = []
         self.frame_vpn: list[int] = []
+        # The accessed/dirty bits of the PTE that maps each frame; meaningful while one does.
+        self.pte_bits = bytearray()
         self.free_frames: list[int] = []
         self.next_frame = 0  # frames below this have been used at least once
         self.nfree = nframes
@@ -94,6 +98,7 @@ class PhysMem:
             self.next_frame += 1
             self.frame_mm.append(mm)
             self.frame_vpn.append(vpn)
+            self.pte_bits.append(0)
         self.nfree -= 1
         if self.nfree < self.free_min:
             self.free_min = self.nfree
@@ -126,6 +131,7 @@ class PhysMem:
             self.next_frame += 1
             self.frame_mm.append(mm)
             self.frame_vpn.append(vpn)
+            self.pte_bits.append(0)
         self.nfree -= 1
         if self.nfree < self.free_min:
             self.free_min = self.nfree
@@ -156,11 +162,9 @@ class PhysMem:
         mm = self.frame_mm[frame]
         if mm is None:
             return False
-        vpn = self.frame_vpn[frame]
-        pte = mm.pt.pte
-        e = pte[vpn]
-        if e & ACCESSED:
-            pte[vpn] = e & ~ACCESSED
+        bits = self.pte_bits
+        if mm.pt.pte[self.frame_vpn[frame]] == frame and bits[frame] & ACCESSED:
+            bits[frame] &= ~ACCESSED
             if self.soft_young:
                 self.soft_young.discard(frame)
             return True
@@ -171,15 +175,18 @@ class PhysMem:
 
     def is_dirty(self, frame: int) -> bool:
         mm = self.frame_mm[frame]
-        return mm is not None and bool(mm.pt.pte.get(self.frame_vpn[frame], 0) & DIRTY)
+        return (
+            mm is not None
+            and mm.pt.pte.get(self.frame_vpn[frame], PTE_NONE) == frame
+            and bool(self.pte_bits[frame] & DIRTY)
+        )
 
     def mapped(self, frame: int) -> bool:
         """Some PTE maps ``frame`` (a swap-cache frame of Linux's path may be mapped by none)."""
         mm = self.frame_mm[frame]
         if mm is None:
             return False
-        e = mm.pt.pte.get(self.frame_vpn[frame], 0)
-        return bool(e & PRESENT) and e >> SHIFT == frame
+        return mm.pt.pte.get(self.frame_vpn[frame], PTE_NONE) == frame
 
     def vpn(self, frame: int) -> int:
         return self.frame_vpn[frame]

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vmexp.kernel.clock import SliceClock
-from vmexp.kernel.pagetable import DIRTY, PRESENT, SHIFT, SWAPPED, ZERO
+from vmexp.kernel.pagetable import DIRTY, PTE_NONE, SWAPPED
 from vmexp.kernel.physmem import PhysMem
 from vmexp.kernel.policies import make_policy, policy_class
 from vmexp.kernel.policies.base import (
@@ -182,7 +182,7 @@ class Reclaim:
 
     def deactivate(self, mm: MM) -> None:
         """Load control stopped ``mm``: its resident pages go first, oldest mapping first."""
-        pages = [vpn for vpn, e in mm.pt.pte.items() if e & PRESENT and not e & ZERO]
+        pages = [vpn for vpn, e in mm.pt.pte.items() if e >= 0]
         pages.reverse()
         self.inactive[mm.pid] = (mm, pages)
 
@@ -194,9 +194,9 @@ class Reclaim:
         for pid, (mm, pages) in list(self.inactive.items()):
             pte = mm.pt.pte
             while pages:
-                e = pte.get(pages.pop(), 0)
-                if e & PRESENT and not e & ZERO:
-                    return e >> SHIFT
+                e = pte.get(pages.pop(), PTE_NONE)
+                if e >= 0:
+                    return e
             del self.inactive[pid]  # nothing left to take (it gets pages back only when it runs)
         return policy.victim()
 
@@ -286,9 +286,8 @@ class Reclaim:
         assert mm is not None
         vpn = mem.frame_vpn[f]
         pte = mm.pt.pte
-        e = pte[vpn]
         slot = self.cache.take(f)
-        if slot >= 0 and not e & DIRTY:
+        if slot >= 0 and not mem.pte_bits[f] & DIRTY:
             self.stat.clean_drops += 1
             wrote = False
         else:
@@ -310,7 +309,7 @@ class Reclaim:
             self.stat.pswpout += 1
             mm.pswpout += 1
             wrote = True
-        pte[vpn] = (slot << SHIFT) | SWAPPED
+        pte[vpn] = SWAPPED - slot
         mm.swapents += 1
         if mm.swapents > mm.swap_peak:
             mm.swap_peak = mm.swapents
@@ -522,13 +521,12 @@ class Reclaim:
         assert mm is not None
         vpn = mem.frame_vpn[frame]
         pte = mm.pt.pte
-        e = pte.get(vpn, 0)
-        mapped = bool(e & PRESENT) and e >> SHIFT == frame
+        mapped = pte.get(vpn, PTE_NONE) == frame
         cache = self.cache
         space = self.space
         dev = self.dev
         slot = cache.slot_of.get(frame, -1)
-        dirty = slot < 0 or (mapped and bool(e & DIRTY))
+        dirty = slot < 0 or (mapped and bool(mem.pte_bits[frame] & DIRTY))
         if slot < 0:
             if isinstance(dev, Zram) and not dev.can_store():
                 return PAGE_ACTIVATE  # zs_malloc would fail: no RAM for the pool
@@ -538,7 +536,7 @@ class Reclaim:
             cache.add(frame, slot)
             space.owner[slot] = (mm, vpn)
         if mapped:  # try_to_unmap: the PTE now holds the swap entry
-            pte[vpn] = (slot << SHIFT) | SWAPPED
+            pte[vpn] = SWAPPED - slot
             mm.rss -= 1
             mm.swapents += 1
             if mm.swapents > mm.swap_peak:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from vmexp.kernel.clock import SliceClock
 from vmexp.kernel.fault import PLAIN_MASK, PLAIN_WANT, FaultHandler
-from vmexp.kernel.pagetable import PRESENT, SHIFT, SWAPPED, ZERO
+from vmexp.kernel.pagetable import PTE_NONE, SWAPPED
 from vmexp.kernel.physmem import PhysMem
 from vmexp.kernel.swap import SwapCache, SwapSpace
 
@@ -63,9 +63,12 @@ class MemoryCalls:
 
     # ------------------------------------------------------------ unmapping
     def zap_one(self, mm: MM, vpn: int) -> None:
-        e = mm.pt.remove(vpn)
-        if e & SWAPPED:
-            slot = e >> SHIFT
+        self.free_entry(mm, mm.pt.remove(vpn))
+
+    def free_entry(self, mm: MM, e: int) -> None:
+        """Free the frame or slot that entry ``e`` of ``mm`` held (zap_pte_range's per-entry part)."""
+        if e <= SWAPPED:
+            slot = SWAPPED - e
             f = self.cache.frame_of.get(slot, -1)
             if f >= 0:  # still in the swap cache, mapped by nobody: free_swap_and_cache frees it too
                 self.cache.take(f)
@@ -74,8 +77,8 @@ class MemoryCalls:
                 self.mem.free_unmapped(f, mm)
             self.space.release(slot)
             mm.swapents -= 1
-        elif not e & ZERO:
-            f = e >> SHIFT
+        elif e >= 0:  # a frame (not the zero page)
+            f = e
             slot = self.cache.take(f)
             if slot >= 0:
                 self.space.release(slot)
@@ -97,9 +100,19 @@ class MemoryCalls:
                 self.zap_one(mm, vpn)
 
     def zap_all(self, mm: MM) -> None:
-        """Everything ``mm`` maps (exit_mmap)."""
-        for vpn in list(mm.pt.pte):
-            self.zap_one(mm, vpn)
+        """Everything ``mm`` maps (exit_mmap): each entry's frame or slot, in table order, then the tables.
+
+        The entries are freed where they stand and the table emptied once at
+        the end (``free_pgtables`` after ``unmap_vmas``), not removed one by
+        one: removing while iterating would need a copy of every key, a
+        list as long as the table at the moment the simulation holds the
+        most memory. Nothing that frees an entry's frame or slot reads the
+        page table, so the order of the frees, and every result, is the same.
+        """
+        pt = mm.pt
+        for e in pt.pte.values():
+            self.free_entry(mm, e)
+        pt.clear()
 
     # ------------------------------------------------------------ the calls
     def _log(self, mm: MM, name: str, addr: int, length: int, result: int) -> None:
@@ -176,14 +189,14 @@ class MemoryCalls:
         for v, e in moved:
             pt.add(v + delta, e)
             slot = -1
-            if e & SWAPPED:
-                slot = e >> SHIFT
+            if e <= SWAPPED:
+                slot = SWAPPED - e
                 f = self.cache.frame_of.get(slot, -1)
                 if f >= 0:
                     self.mem.frame_vpn[f] = v + delta
-            elif e & PRESENT and not e & ZERO:
-                self.mem.frame_vpn[e >> SHIFT] = v + delta
-                slot = self.cache.slot_of.get(e >> SHIFT, -1)
+            elif e >= 0:
+                self.mem.frame_vpn[e] = v + delta
+                slot = self.cache.slot_of.get(e, -1)
             if slot in owner:
                 owner[slot] = (mm, v + delta)
 
@@ -195,7 +208,7 @@ class MemoryCalls:
 class Syscalls:
     """One process's view of the kernel: the allocator's ``Kernel`` protocol."""
 
-    __slots__ = ("_pte", "calls", "fault", "mm", "page_size", "shift")
+    __slots__ = ("_bits", "_pte", "calls", "fault", "mm", "page_size", "shift")
 
     def __init__(self, calls: MemoryCalls, fault: FaultHandler, mm: MM) -> None:
         self.calls = calls
@@ -204,6 +217,7 @@ class Syscalls:
         self.page_size = calls.page_size
         self.shift = calls.shift
         self._pte = mm.pt.pte
+        self._bits = fault.mem.pte_bits
 
     def brk(self, addr: int) -> int:
         return self.calls.brk(self.mm, addr)
@@ -240,12 +254,12 @@ class Syscalls:
         v0 = addr >> self.shift
         v1 = (addr + length - 1) >> self.shift
         if v0 == v1:
-            e = self._pte.get(v0, 0)
-            if e & PLAIN_MASK[w] == PLAIN_WANT[w]:
+            e = self._pte.get(v0, PTE_NONE)
+            if e >= 0 and self._bits[e] & PLAIN_MASK[w] == PLAIN_WANT[w]:
                 self.mm.refs += 1
                 on_hit = self.mm.policy.on_hit
                 if on_hit is not None:
-                    on_hit(e >> SHIFT)
+                    on_hit(e)
                 return
         n = v1 - v0 + 1
         self.fault.refs(self.mm, range(v0, v1 + 1), bytes([w]) * n, 0, n, 1 << 62, False)

@@ -45,7 +45,7 @@ from vmexp.kernel.memcg import MemCgroup
 from vmexp.kernel.mm import MM, AddressSpace
 from vmexp.kernel.observe import Observer
 from vmexp.kernel.oom import OOMKiller, ProcessKilled
-from vmexp.kernel.pagetable import ACCESSED, DIRTY, PRESENT, SHIFT, PageTable
+from vmexp.kernel.pagetable import ACCESSED, DIRTY, PageTable
 from vmexp.kernel.physmem import PhysMem
 from vmexp.kernel.policies import policy_class
 from vmexp.kernel.reclaim import SWAP_CLUSTER_MAX, Reclaim
@@ -160,7 +160,8 @@ class System:
         start, end = mm.aspace.grow_stack(pages * self.page_size)
         for vpn in range(start >> self.shift, end >> self.shift):
             f = self.mem.alloc(mm, vpn)
-            mm.pt.add(vpn, (f << SHIFT) | PRESENT | ACCESSED | DIRTY)
+            mm.pt.add(vpn, f)
+            self.mem.pte_bits[f] = ACCESSED | DIRTY
             mm.policy.inserted(f)
 
     def syscalls(self, mm: MM) -> Syscalls:
