@@ -28,7 +28,7 @@ from vmexp.config import Settings
 from vmexp.kernel.fault import PLAIN_MASK, PLAIN_WANT
 from vmexp.kernel.loadctl import LoadControl, WorkingSetSampler
 from vmexp.kernel.observe import Checker, Narrator, Observer, Observers
-from vmexp.kernel.pagetable import SHIFT
+from vmexp.kernel.pagetable import PTE_NONE
 from vmexp.kernel.policies import policy_class
 from vmexp.kernel.system import MM, SWAP_CLUSTER_MAX, ProcessKilled, Segfault, System
 from vmexp.libc.base import MALLINFO_FIELDS, Allocator
@@ -136,6 +136,7 @@ class Process:
         self.refs = sysm.fault.refs
         self.cost_ref = sysm.fault.cost_ref
         self.pte = self.mm.pt.pte
+        self.pte_bits = sysm.fault.mem.pte_bits
         self.shift = sysm.shift
         self.cost = sim.s.machine.cost
         self.handlers: dict[int, Callable[[Op], None]] = defaultdict(
@@ -313,11 +314,11 @@ class Process:
         if self.obs is None and self.clock.used < self.budget:
             if n == 1:
                 w = writes[0]
-                e = self.pte.get(vpns[0], 0)
-                if e & PLAIN_MASK[w] == PLAIN_WANT[w]:
+                e = self.pte.get(vpns[0], PTE_NONE)
+                if e >= 0 and self.pte_bits[e] & PLAIN_MASK[w] == PLAIN_WANT[w]:
                     on_hit = self.mm.policy.on_hit
                     if on_hit is not None:
-                        on_hit(e >> SHIFT)
+                        on_hit(e)
                     self.clock.used += self.cost_ref
                     self.mm.refs += 1
                     self.pending = None
