@@ -31,7 +31,6 @@ import logging
 import math
 import multiprocessing
 import sys
-import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vmexp.report.deferred import usable_cores, wants_figures
+from vmexp.report.deferred import can_fork, usable_cores, wants_figures
 from vmexp.status import note_failure
 
 __all__ = ["launch", "n_jobs_of", "LaunchError"]
@@ -72,11 +71,6 @@ def n_jobs_of(value: Any) -> int:
     raise LaunchError(
         f"hydra.launcher.n_jobs: expected a number of processes (1 or more) or null, got {value!r}"
     )
-
-
-def can_fork() -> bool:
-    """Fork copies only the calling thread: safe on Linux while this process runs no other."""
-    return sys.platform == "linux" and threading.active_count() == 1
 
 
 def _run_one(

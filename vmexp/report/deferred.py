@@ -39,6 +39,7 @@ __all__ = [
     "draw_pending_figures",
     "usable_cores",
     "wants_figures",
+    "can_fork",
 ]
 
 # The launchers whose jobs leave their figures to the sweep (see the module docstring).
@@ -53,6 +54,16 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    """Fork copies only the calling thread: safe on Linux while this process runs no other.
+
+    (A lock another thread holds would stay locked in the child.)
+    """
+    import threading
+
+    return sys.platform == "linux" and threading.active_count() == 1
 
 
 def figures_later() -> bool:

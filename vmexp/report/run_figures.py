@@ -59,7 +59,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from vmexp.config import Settings
 from vmexp.libc.base import CHUNK_STATES
-from vmexp.report.deferred import usable_cores
+from vmexp.report.deferred import can_fork, usable_cores
 from vmexp.report.style import (
     PALETTE,
     STATE_COLORS,
@@ -1256,13 +1256,9 @@ def draw_runs_figures(run_dirs: Iterable[Path], n_jobs: int | None = None) -> di
     if n <= 1:
         return {d: draw_run_figures(d) for d in dirs}
     import multiprocessing
-    import threading
 
     from joblib import Parallel, delayed
 
-    # fork copies only the calling thread: safe while this process has no other (a lock held by another
-    # thread would stay locked in the child), which is the case at a sweep's end.
-    fork = sys.platform == "linux" and threading.active_count() == 1
-    backend: Any = multiprocessing.get_context("fork") if fork else "loky"
+    backend: Any = multiprocessing.get_context("fork") if can_fork() else "loky"
     results = Parallel(n_jobs=n, backend=backend)(delayed(draw_run_figures)(d) for d in dirs)
     return dict(zip(dirs, results, strict=True))
