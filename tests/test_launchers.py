@@ -210,12 +210,10 @@ def test_the_default_launcher_runs_jobs_in_their_own_processes_and_draws_each_jo
             p.name for p in (j / "figures").glob("*.png")
         }
     assert (tmp_path / "vmexp" / "report.html").is_file()
-    one = sweep(tmp_path / "basic", *args, "hydra/launcher=basic")
-    assert one.returncode == 0, one.stderr
-    assert job_files(tmp_path / "vmexp") == job_files(tmp_path / "basic")
+    # (Its files are the basic launcher's byte for byte: test_every_launcher_gives_the_basic_launchers_results.)
 
 
-@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+@pytest.mark.parametrize("value", ["0", "two"])
 def test_a_bad_number_of_processes_is_one_line_naming_the_key(tmp_path: Path, value: str) -> None:
     r = sweep(
         tmp_path, "threshold=64k,128k", "duration=0.01s", "figures=false", f"hydra.launcher.n_jobs={value}"
@@ -227,26 +225,27 @@ def test_a_bad_number_of_processes_is_one_line_naming_the_key(tmp_path: Path, va
     assert not list(tmp_path.glob("*/metrics.json"))
 
 
-def test_a_job_whose_process_dies_is_reported_and_the_other_jobs_finish(
-    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from hydra.core.utils import JobReturn, JobStatus
-    from omegaconf import OmegaConf
+def test_a_job_whose_process_dies_is_reported_and_the_other_jobs_finish() -> None:
+    # In a fresh interpreter: a test process runs threads (pytest-xdist's), and fork wants none.
+    script = """
+import os, signal
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+import vmexp.status
+from vmexp.launcher import _Pool
 
-    import vmexp.status
-    from vmexp.launcher import _Pool
+def job(idx, overrides):
+    if idx == 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the host's OOM killer would
+    return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=10 * idx)
 
-    monkeypatch.setattr(vmexp.status, "_failed", 0)
-
-    def job(idx: int, overrides: list[str]) -> JobReturn:
-        if idx == 1:
-            os.kill(os.getpid(), signal.SIGKILL)  # as the host's OOM killer would
-        return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=10 * idx)
-
-    returns = _Pool(2, OmegaConf.create({})).run([(0, ["seed=0"]), (1, ["seed=1"]), (2, ["seed=2"])], job)
-    assert [r.return_value for r in returns] == [0, None, 20]
-    assert "[job 1] seed=1: its process ended without a result (killed by signal 9)" in capfd.readouterr().err
-    assert vmexp.status.exit_status() == 1
+returns = _Pool(2, OmegaConf.create({})).run([(0, ["seed=0"]), (1, ["seed=1"]), (2, ["seed=2"])], job)
+print([r.return_value for r in returns], vmexp.status.exit_status())
+"""
+    r = subprocess.run([PY, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split("\n")[-2] == "[0, None, 20] 1"
+    assert "[job 1] seed=1: its process ended without a result (killed by signal 9)" in r.stderr
 
 
 def test_ctrl_c_stops_every_job_in_one_line(tmp_path: Path) -> None:

@@ -36,7 +36,6 @@ from vmexp.report.run_figures import (
     _layout_fig,
     _memory_fig,
     draw_run_figures,
-    draw_runs_figures,
     heap_raster,
     layout_ticks,
     load_run,
@@ -683,12 +682,19 @@ def test_a_sweeps_runs_are_drawn_in_parallel_processes_each_complete(tmp_path: P
         _run_job(tmp_path, i, ["workload=trace", f"workload.path={TRACES / t}", "nprocs=1", "figures=false"])
         for i, t in enumerate(("trim.trace", "fragmentation.trace"))
     ]
-    drawn = draw_runs_figures(jobs, n_jobs=2)
+    # In a fresh interpreter, as at a sweep's end: a test process runs threads (pytest-xdist's), and
+    # draw_runs_figures forks only a process that runs none.
+    script = (
+        "import json, sys; from pathlib import Path; from vmexp.report.run_figures import draw_runs_figures; "
+        "d = draw_runs_figures([Path(a) for a in sys.argv[1:]], n_jobs=2); "
+        "print(json.dumps({str(k): sorted(p.name for p in v) for k, v in d.items()}))"
+    )
+    r = subprocess.run([PY, "-c", script, *map(str, jobs)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    drawn = json.loads(r.stdout.splitlines()[-1])
     for job in jobs:
-        assert sorted(p.name for p in drawn[job]) == sorted(p.name for p in (job / "figures").glob("*.png"))
-        assert {"memory.png", "faults.png", "heap.png", "layout.png", "syscalls.png"} <= {
-            p.name for p in drawn[job]
-        }
+        assert drawn[str(job)] == sorted(p.name for p in (job / "figures").glob("*.png"))
+        assert {"memory.png", "faults.png", "heap.png", "layout.png", "syscalls.png"} <= set(drawn[str(job)])
 
 
 def test_a_runs_figures_drawn_in_parts_are_the_whole_set(tmp_path: Path) -> None:
