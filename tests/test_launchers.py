@@ -66,7 +66,6 @@ def _have(module: str) -> bool:
 
 
 LAUNCHERS = [
-    pytest.param("vmexp", {}, id="vmexp"),  # the default: forked processes, one per core
     pytest.param("joblib", {}, id="joblib"),
     pytest.param(
         "submitit_local",
@@ -210,7 +209,9 @@ def test_the_default_launcher_runs_jobs_in_their_own_processes_and_draws_each_jo
             p.name for p in (j / "figures").glob("*.png")
         }
     assert (tmp_path / "vmexp" / "report.html").is_file()
-    # (Its files are the basic launcher's byte for byte: test_every_launcher_gives_the_basic_launchers_results.)
+    one = sweep(tmp_path / "basic", *args, "hydra/launcher=basic", "figures=false")
+    assert one.returncode == 0, one.stderr
+    assert job_files(tmp_path / "vmexp") == job_files(tmp_path / "basic")  # the sweep's files byte for byte
 
 
 @pytest.mark.parametrize("value", ["0", "two"])
