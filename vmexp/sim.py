@@ -307,7 +307,7 @@ class Process:
         observer attached, or the slice spent, the loop's order is kept.
 
         One reference that the MMU lets through (most touches of a small
-        object, every hit of a page-reference string) is answered here with
+        object, a trace's single-page reference) is answered here with
         the loop's own test and cost, as ``MemoryCalls._access`` answers the
         allocator's: setting up the loop cost more than the reference.
         """
