@@ -8,10 +8,12 @@ finished job's figures are drawn in a process of their own while the
 remaining jobs simulate (in two processes a job: the heap maps, the
 rest), so on two cores the figures of the first jobs cost no time at all. The simulations go first: they are the longest
 pieces of work, and a figure process started before them would leave a
-job to run alone at the end.
+job to run alone at the end. The launcher returns once the last job is
+done and the last figures have started: the sweep's own figures and
+report are drawn beside them (``vmexp.report.deferred.finish_in_background``).
 
 While the first processes work, the launching process imports the plotting
-code (matplotlib, seaborn, pandas: about two seconds of CPU). The sweep's
+code (matplotlib, seaborn, pandas: about 0.8 s of CPU without scipy). The sweep's
 report needs it at the end anyway (``on_multirun_end``), and the figure
 processes forked after that start with it imported.
 
@@ -44,7 +46,13 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vmexp.report.deferred import can_fork, usable_cores, wants_figures
+from vmexp.report.deferred import (
+    can_fork,
+    finish_background,
+    finish_in_background,
+    usable_cores,
+    wants_figures,
+)
 from vmexp.status import note_failure
 
 __all__ = ["launch", "n_jobs_of", "LaunchError"]
@@ -53,9 +61,12 @@ log = logging.getLogger(__name__)
 
 # What the launching process imports while its first children work (see the module docstring).
 _PLOTTING = ("vmexp.report.run_figures", "vmexp.report.report")
-# A job's figures are drawn in two processes of about equal work (the heap maps, the rest), so that
-# the last job's figures take half the time after it ends.
-_FIGURE_PARTS = (("heap",), ("memory", "faults", "layout", "syscalls"))
+# What seaborn imports only for what vmexp never draws (see _import_plotting).
+_UNUSED_BY_FIGURES = ("scipy.stats", "scipy.cluster")
+# A job's figures are drawn in two processes of about equal work (the heap maps and the layout, the
+# rest: 0.7-0.8 s of CPU each for the README sweep's jobs), so that the last job's figures take half
+# the time after it ends.
+_FIGURE_PARTS = (("heap", "layout"), ("memory", "faults", "syscalls"))
 
 
 class LaunchError(RuntimeError):
@@ -103,6 +114,7 @@ def launch(
     n_jobs: Any = None,
 ) -> list[JobReturn]:
     """Run the jobs of one batch of a sweep; their returns in job order."""
+    finish_background()  # a sweeper's earlier batch (Optuna's trials): its figures first, then the next jobs
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -119,9 +131,13 @@ def launch(
             configure_log(config.hydra.hydra_logging, config.hydra.verbose)
         return runs
     _preload()
-    return _Pool(n, config).run(
+    pool = _Pool(n, config)
+    runs = pool.run(
         jobs, lambda idx, overrides: _portable(_run_one(hydra_context, task_function, config, overrides, idx))
     )
+    if pool.running:  # the last jobs' figures: the sweep's end draws its own beside them, then waits
+        finish_in_background(pool.drain)
+    return runs
 
 
 def _preload() -> None:
@@ -136,6 +152,32 @@ def _preload() -> None:
 
     for registry in REGISTRIES.values():
         registry.discover()
+
+
+def _import_plotting() -> None:
+    """Import the plotting code the figure processes and the report use, without scipy's statistics.
+
+    This runs while the first jobs have both cores, so its CPU is taken from
+    them. seaborn imports ``scipy.stats`` and ``scipy.cluster`` at its own
+    import (half of the import's 1.5 s of CPU) for kernel density estimates
+    and clustered heat maps, which no vmexp figure draws; ``None`` in
+    ``sys.modules`` makes those imports fail, and seaborn then falls back to
+    its bundled KDE and leaves clustering off. Only this process (the
+    command line's launcher, where no user code draws) and its children see
+    that; scipy imports as usual afterwards.
+    """
+    blocked = [name for name in _UNUSED_BY_FIGURES if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        for module in _PLOTTING:
+            importlib.import_module(module)
+    except Exception:  # only a head start: the report imports them again and says what failed
+        pass
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
 
 
 def _portable(ret: JobReturn) -> JobReturn:
@@ -192,11 +234,12 @@ class _Pool:
     def run(
         self, jobs: list[tuple[int, list[str]]], run_job_fn: Callable[[int, list[str]], JobReturn]
     ) -> list[JobReturn]:
+        """Every job; returns once they are done and the last figures have started (``drain`` waits for those)."""
         queue: deque[_Task] = deque(_Task(idx, overrides) for idx, overrides in jobs)
         results: dict[int, JobReturn] = {}
         warmed = False
         try:
-            while queue or self.running:
+            while queue or any(task.figures_of is None for _proc, task in self.running.values()):
                 while queue and len(self.running) < self.n:
                     task = queue.popleft()
                     self._start(
@@ -207,20 +250,11 @@ class _Pool:
                     )
                 if not warmed:  # the children have the cores; this process imports what comes next
                     warmed = True
-                    try:
-                        for module in _PLOTTING:
-                            importlib.import_module(module)
-                    except Exception:  # only a head start: the report imports them again and says what failed
-                        pass
+                    _import_plotting()
                 for conn in wait(list(self.running)):
                     task, status, value = self._finish(conn)  # type: ignore[arg-type]
                     if task.figures_of is not None:
-                        if status != "ok":
-                            print(
-                                f"vmexp: warning: {task.figures_of}: figures not drawn: {value}",
-                                file=sys.stderr,
-                                flush=True,
-                            )
+                        _figures_done(task, status, value)
                         continue
                     ret = self._job_return(task, status, value)
                     results[task.idx] = ret
@@ -233,6 +267,16 @@ class _Pool:
             self._stop_all()
             raise
         return [results[idx] for idx, _ in jobs]
+
+    def drain(self) -> None:
+        """Wait for the figure processes still running when ``run`` returned."""
+        try:
+            while self.running:
+                for conn in wait(list(self.running)):
+                    _figures_done(*self._finish(conn))  # type: ignore[arg-type]
+        except BaseException:
+            self._stop_all()
+            raise
 
     def _start(self, task: _Task, work: Callable[[], Any]) -> None:
         recv, send = self.ctx.Pipe(duplex=False)
@@ -274,6 +318,11 @@ class _Pool:
             proc.join()
             conn.close()
         self.running.clear()
+
+
+def _figures_done(task: _Task, status: str, value: Any) -> None:
+    if status != "ok":
+        print(f"vmexp: warning: {task.figures_of}: figures not drawn: {value}", file=sys.stderr, flush=True)
 
 
 def _draw(job_dir: Path, kinds: tuple[str, ...]) -> int:

@@ -22,8 +22,10 @@ job that leaves its figures for later does not pay matplotlib's import.
 
 from __future__ import annotations
 
+import atexit
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from vmexp.config import Settings
 
 __all__ = [
+    "finish_background",
+    "finish_in_background",
     "figures_later",
     "draw_job_figures",
     "pending_figures",
@@ -44,6 +48,30 @@ __all__ = [
 
 # The launchers whose jobs leave their figures to the sweep (see the module docstring).
 _LEAVE_FIGURES = (".BasicLauncher", ".VmexpLauncher")
+
+# Waits for figure processes a launcher left running when it returned (see finish_in_background).
+_background: list[Callable[[], None]] = []
+
+
+def finish_in_background(wait: Callable[[], None]) -> None:
+    """Let the last jobs' figure processes run on while the sweep's end draws its own; ``wait`` joins them.
+
+    vmexp's launcher returns once every job is done and the last figures
+    have started, so that the sweep's figures and report are drawn beside
+    them instead of after them. ``aggregate`` calls ``finish_background``
+    before it looks for figures still to draw (a figure half written would
+    look like one not drawn); the next batch of a sweeper and the end of the
+    process call it too, so none is left behind.
+    """
+    if not _background:
+        atexit.register(finish_background)
+    _background.append(wait)
+
+
+def finish_background() -> None:
+    """Wait for every figure process a launcher left running (see ``finish_in_background``)."""
+    while _background:
+        _background.pop(0)()
 
 
 def usable_cores() -> int:

@@ -216,9 +216,8 @@ def aggregate(sweep_dir: Path, *, quiet: bool = False) -> int:
     keys, rows = summary_rows(sweep_dir)
     if not rows:
         raise FileNotFoundError(f"{sweep_dir}: no job directories (with .hydra/overrides.yaml) found")
-    from vmexp.report.deferred import draw_pending_figures
+    from vmexp.report.deferred import draw_pending_figures, finish_background
 
-    draw_pending_figures(sweep_dir, quiet=quiet)  # the jobs' own figures, left to the sweep's end
     # summary.csv first: whatever fails after it, the numbers are on disk.
     summary = _write_summary(sweep_dir, keys, rows)
     cfg = _preset(sweep_dir, rows)
@@ -226,8 +225,12 @@ def aggregate(sweep_dir: Path, *, quiet: bool = False) -> int:
     from vmexp.report.report import write_report
     from vmexp.report.sweep_figures import draw_sweep_figures
 
+    # The sweep's figures and report are drawn while the launcher's processes draw the last jobs'
+    # figures (the report shows the sweep's figures only); then whatever is left to draw.
     figures = draw_sweep_figures(sweep_dir, keys, rows, wanted, cfg)
     write_report(sweep_dir, keys, rows, figures, wanted, cfg)
+    finish_background()
+    draw_pending_figures(sweep_dir, quiet=quiet)  # the jobs' own figures, left to the sweep's end
     failed = sum(1 for r in rows if not finished(r["status"]))
     if not quiet:
         stopped = sum(1 for r in rows if r["status"] == "stopped")
