@@ -176,3 +176,31 @@ def test_bad_kernel_keys_name_themselves(override: str, message: str) -> None:
 
     with pytest.raises(ConfigError, match=message):
         settings(override)
+
+
+def test_linux_swap_slots_fill_the_holes_of_older_clusters_once_the_current_one_is_used_up() -> None:
+    # mm/swapfile.c (6.18), a rotational device: the header takes offset 0; allocation goes on in
+    # one cluster of 512 slots; slots freed meanwhile put their cluster on the nonfull list, which
+    # is used (oldest first, each scanned from its start) before a new cluster. The cluster being
+    # allocated from goes back to the frag list at its next allocation (relocate_cluster), so a
+    # hole behind its cursor waits. An emptied cluster goes behind the untouched ones.
+    # Slot s is offset s + 1.
+    space = swap_module.SwapSpace(4 * 512, sequential=True)
+    assert space.usable == 4 * 512 - 1
+    got = [space.alloc() for _ in range(600)]
+    assert got == list(range(600))  # offsets 1..511 (cluster 0), then cluster 1
+    for slot in (5, 6, 100, 520):
+        space.release(slot)
+    rest_of_cluster_1 = 1024 - 601  # offsets 601..1023
+    more = [space.alloc() for _ in range(rest_of_cluster_1 + 5)]
+    assert more[:rest_of_cluster_1] == list(range(600, 1023))
+    assert more[rest_of_cluster_1:] == [5, 6, 100, 1023, 1024]  # cluster 0's holes, then cluster 2
+    space.release(1023)
+    space.release(1024)  # cluster 2 is empty: behind the untouched cluster 3 on the free list
+    assert space.alloc() == 3 * 512 - 1  # offset 1536
+    space.release(3 * 512 - 1)  # cluster 3 empty too: no untouched cluster is left
+    assert [space.alloc() for _ in range(2)] == [1023, 1024]  # emptied clusters, first emptied first
+    textbook = swap_module.SwapSpace(8)
+    a, b = textbook.alloc(), textbook.alloc()
+    textbook.release(a)
+    assert textbook.alloc() == a != b  # the textbook pager reuses the slot freed last

@@ -449,7 +449,7 @@ class FaultHandler:
         if not mask:
             return [slot]
         start = max(offset & ~mask, 1)
-        end = min(offset | mask, self.space.nslots)
+        end = min(offset | mask, self.space.nslots - 1)  # si->max - 1: the swap area's last page
         return [o - 1 for o in range(start, end + 1)]
 
     def vma_window(self, mm: MM, vpn: int) -> list[int]:
