@@ -204,3 +204,36 @@ def test_linux_swap_slots_fill_the_holes_of_older_clusters_once_the_current_one_
     a, b = textbook.alloc(), textbook.alloc()
     textbook.release(a)
     assert textbook.alloc() == a != b  # the textbook pager reuses the slot freed last
+
+
+def test_a_page_read_back_and_written_keeps_its_swap_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # do_swap_page maps an exclusive page writable even for a read fault, so a later write sets
+    # the dirty bit without a fault: the page stays in the swap cache with its slot, and reclaim
+    # writes it again to that slot (shrink_folio_list calls folio_alloc_swap only for a page
+    # outside the swap cache). The textbook pager frees the slot on the first write.
+    from vmexp.kernel.reclaim import Reclaim
+
+    slots: dict[int, list[int]] = {}
+    pageout = Reclaim.pageout
+
+    def recording(self: Reclaim, frame: int) -> int:
+        vpn = self.mem.frame_vpn[frame]
+        outcome = pageout(self, frame)
+        slot = self.cache.slot_of.get(frame, -1)
+        if slot >= 0 and frame in self.writeback:
+            slots.setdefault(vpn, []).append(slot)
+        return outcome
+
+    monkeypatch.setattr(Reclaim, "pageout", recording)
+    text = SEQ.rsplit("touch", 1)[0] + "touch 1 0 262128 r\ntouch 1 0 262128 w\ntouch 1 262144 3932144 w\n"
+    run(tmp_path, text, *GROUP, "machine.swap_device=hdd", "machine.page_cluster=0")
+    # The block's first page (its 1025 pages are the highest; the heap's page is far below):
+    # pages first..first+63 were read back, then written.
+    first = min(v for v in slots if max(slots) - v <= 1024)
+    reread = [slots[v] for v in range(first, first + 64)]
+    assert all(len(s) == 2 and s[0] == s[1] for s in reread), reread
+    # The other pages were swapped in by a write fault, which frees the slot (should_try_to_free_swap):
+    # written out again, they take a new one.
+    assert all(len(set(s)) == len(s) for v, s in slots.items() if v >= first + 64)
