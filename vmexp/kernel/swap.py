@@ -268,6 +268,7 @@ class SwapSpace:
         "_freed",
         "_map",
         "_max",
+        "_nclusters",
         "_next",
         "_nonfull",
         "_untouched",
@@ -301,9 +302,11 @@ class SwapSpace:
         c = SWAPFILE_CLUSTER
         self._max = mx = self.nslots  # si->max: offsets 0 .. max - 1, 0 the header
         self.usable = max(mx - 1, 0)
-        nclusters = -(-mx // c) if mx > 1 else 0
-        self._count = [0] * nclusters
-        self._flags = [_CL_FREE] * nclusters
+        self._nclusters = nclusters = -(-mx // c) if mx > 1 else 0
+        # Per cluster, only for clusters used so far (memory follows the slots used, not the swap
+        # size): how many slots are taken, and which list it is on (absent: untouched and free).
+        self._count: dict[int, int] = {}
+        self._flags: dict[int, int] = {}
         self._map: dict[int, bytearray] = {}  # cluster -> its slots' use (1 = in use), made when first used
         self._nonfull: dict[int, None] = {}  # ordered: head first
         self._frag: dict[int, None] = {}
@@ -315,11 +318,10 @@ class SwapSpace:
         for o in taken:
             ci = o // c
             self._cluster_map(ci)[o - ci * c] = 1
-            self._count[ci] += 1
-        for ci in range(nclusters):
-            if self._count[ci]:
-                self._flags[ci] = _CL_NONFULL
-                self._nonfull[ci] = None
+            self._count[ci] = self._count.get(ci, 0) + 1
+        for ci in sorted(self._count):
+            self._flags[ci] = _CL_NONFULL
+            self._nonfull[ci] = None
 
     def _cluster_map(self, ci: int) -> bytearray:
         m = self._map.get(ci)
@@ -329,7 +331,7 @@ class SwapSpace:
 
     def _move(self, ci: int, flag: int) -> None:
         """move_cluster: off its list, onto the tail of the list of ``flag``."""
-        old = self._flags[ci]
+        old = self._flags.get(ci, _CL_FREE)
         if old == _CL_NONFULL:
             del self._nonfull[ci]
         elif old == _CL_FRAG:
@@ -350,14 +352,15 @@ class SwapSpace:
 
     def _relocate(self, ci: int) -> None:
         """relocate_cluster: after an allocation, to the free, frag or full list as its count says."""
-        n = self._count[ci]
+        n = self._count.get(ci, 0)
+        flag = self._flags.get(ci, _CL_FREE)
         if not n:
-            if self._flags[ci] != _CL_FREE:
+            if flag != _CL_FREE:
                 self._move(ci, _CL_FREE)
         elif n != SWAPFILE_CLUSTER:
-            if self._flags[ci] != _CL_FRAG:
+            if flag != _CL_FRAG:
                 self._move(ci, _CL_FRAG)
-        elif self._flags[ci] != _CL_FULL:
+        elif flag != _CL_FULL:
             self._move(ci, _CL_FULL)
 
     def _scan_cluster(self, ci: int, offset: int) -> int:
@@ -365,14 +368,15 @@ class SwapSpace:
         c = SWAPFILE_CLUSTER
         start = ci * c
         found = nxt = 0
-        if self._count[ci] < c:
+        n = self._count.get(ci, 0)
+        if n < c:
             m = self._cluster_map(ci)
             i = m.find(0, offset - start, min(start + c, self._max) - start)
             if i >= 0:
                 m[i] = 1
-                self._count[ci] += 1
+                self._count[ci] = n = n + 1
                 found = start + i
-                if self._count[ci] < c and found + 1 < min(start + c, self._max):
+                if n < c and found + 1 < min(start + c, self._max):
                     nxt = found + 1
         self._relocate(ci)
         self._next = nxt
@@ -388,7 +392,7 @@ class SwapSpace:
         offset = self._next
         if offset:
             ci = offset // SWAPFILE_CLUSTER
-            flag = self._flags[ci]
+            flag = self._flags.get(ci, _CL_FREE)
             # cluster_is_usable: not full, and not freed meanwhile (a free cluster has no swap table).
             if flag in (_CL_NONE, _CL_NONFULL, _CL_FRAG):
                 found = self._scan_cluster(ci, offset)
@@ -409,8 +413,10 @@ class SwapSpace:
 
     def _free_head(self) -> int:
         """The first cluster of the free list: an untouched one (lowest index first), else the first freed."""
-        flags, freed, n = self._flags, self._freed, len(self._count)
-        while self._untouched < n and (flags[self._untouched] != _CL_FREE or self._untouched in freed):
+        flags, freed, n = self._flags, self._freed, self._nclusters
+        while self._untouched < n and (
+            flags.get(self._untouched, _CL_FREE) != _CL_FREE or self._untouched in freed
+        ):
             self._untouched += 1  # used already (the header's, a partial last cluster), or freed since
         if self._untouched < n:
             return self._untouched
