@@ -176,3 +176,64 @@ def test_bad_kernel_keys_name_themselves(override: str, message: str) -> None:
 
     with pytest.raises(ConfigError, match=message):
         settings(override)
+
+
+def test_linux_swap_slots_fill_the_holes_of_older_clusters_once_the_current_one_is_used_up() -> None:
+    # mm/swapfile.c (6.18), a rotational device: the header takes offset 0; allocation goes on in
+    # one cluster of 512 slots; slots freed meanwhile put their cluster on the nonfull list, which
+    # is used (oldest first, each scanned from its start) before a new cluster. The cluster being
+    # allocated from goes back to the frag list at its next allocation (relocate_cluster), so a
+    # hole behind its cursor waits. An emptied cluster goes behind the untouched ones.
+    # Slot s is offset s + 1.
+    space = swap_module.SwapSpace(4 * 512, sequential=True)
+    assert space.usable == 4 * 512 - 1
+    got = [space.alloc() for _ in range(600)]
+    assert got == list(range(600))  # offsets 1..511 (cluster 0), then cluster 1
+    for slot in (5, 6, 100, 520):
+        space.release(slot)
+    rest_of_cluster_1 = 1024 - 601  # offsets 601..1023
+    more = [space.alloc() for _ in range(rest_of_cluster_1 + 5)]
+    assert more[:rest_of_cluster_1] == list(range(600, 1023))
+    assert more[rest_of_cluster_1:] == [5, 6, 100, 1023, 1024]  # cluster 0's holes, then cluster 2
+    space.release(1023)
+    space.release(1024)  # cluster 2 is empty: behind the untouched cluster 3 on the free list
+    assert space.alloc() == 3 * 512 - 1  # offset 1536
+    space.release(3 * 512 - 1)  # cluster 3 empty too: no untouched cluster is left
+    assert [space.alloc() for _ in range(2)] == [1023, 1024]  # emptied clusters, first emptied first
+    textbook = swap_module.SwapSpace(8)
+    a, b = textbook.alloc(), textbook.alloc()
+    textbook.release(a)
+    assert textbook.alloc() == a != b  # the textbook pager reuses the slot freed last
+
+
+def test_a_page_read_back_and_written_keeps_its_swap_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # do_swap_page maps an exclusive page writable even for a read fault, so a later write sets
+    # the dirty bit without a fault: the page stays in the swap cache with its slot, and reclaim
+    # writes it again to that slot (shrink_folio_list calls folio_alloc_swap only for a page
+    # outside the swap cache). The textbook pager frees the slot on the first write.
+    from vmexp.kernel.reclaim import Reclaim
+
+    slots: dict[int, list[int]] = {}
+    pageout = Reclaim.pageout
+
+    def recording(self: Reclaim, frame: int) -> int:
+        vpn = self.mem.frame_vpn[frame]
+        outcome = pageout(self, frame)
+        slot = self.cache.slot_of.get(frame, -1)
+        if slot >= 0 and frame in self.writeback:
+            slots.setdefault(vpn, []).append(slot)
+        return outcome
+
+    monkeypatch.setattr(Reclaim, "pageout", recording)
+    text = SEQ.rsplit("touch", 1)[0] + "touch 1 0 262128 r\ntouch 1 0 262128 w\ntouch 1 262144 3932144 w\n"
+    run(tmp_path, text, *GROUP, "machine.swap_device=hdd", "machine.page_cluster=0")
+    # The block's first page (its 1025 pages are the highest; the heap's page is far below):
+    # pages first..first+63 were read back, then written.
+    first = min(v for v in slots if max(slots) - v <= 1024)
+    reread = [slots[v] for v in range(first, first + 64)]
+    assert all(len(s) == 2 and s[0] == s[1] for s in reread), reread
+    # The other pages were swapped in by a write fault, which frees the slot (should_try_to_free_swap):
+    # written out again, they take a new one.
+    assert all(len(set(s)) == len(s) for v, s in slots.items() if v >= first + 64)

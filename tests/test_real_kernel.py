@@ -375,13 +375,14 @@ SIM_AGREEMENT_ENABLED = True
 # the real runs' range (min..max) or, failing that, within zram's tolerance.
 AGREEMENT = {"zram": (0.02, 0.01), "file_pc0": (0.02, 0.01), "file_pc3": (0.02, 0.01)}
 
-# Each case runs the simulator as a user would (about 5 s): three representative ones here,
+# Each case runs the simulator as a user would (about 5 s): a few representative ones here,
 # every workload in `python bench/kernel_truth.py agree` (the table in the README).
 CASES = [
     ("zram", "seq_rw_128"),  # the knife edge: the per-process charge decides every page
     ("file_pc0", "uniform_80"),  # the swap cache's extra minor faults
     ("file_pc3", "seq_read_160"),  # cluster readahead: 1 major fault in 8
     ("file_pc3", "zipf_96"),  # readahead's window starts at one page: no early deep reclaim
+    ("file_pc3", "hotcold_80"),  # slots freed by writes are reused (cluster_alloc_swap_entry)
 ]
 
 

@@ -11,7 +11,7 @@ one branch per case, with the cost of each next to it:
 
 - present: only the accessed/dirty bits change (the MMU sets them; a write
   to a clean page that still has a swap copy makes that copy stale, so the
-  slot is freed);
+  textbook pager frees the slot; Linux keeps it, below);
 - never touched (``do_anonymous_page``): a read maps the shared zero page
   (a minor fault that takes no frame), a write gets a zeroed frame (a minor
   fault). Pages of a page-reference region hold data from the start (the
@@ -38,6 +38,10 @@ may still be in memory, and ``do_swap_page`` has the kernel's three cases
   rotational device: the aligned cluster of 2^page_cluster slots;
   ``swap_vma_readahead`` on others: a window of the faulting VMA's page
   table that adapts to readahead hits), and the process waits for the read.
+
+A write to a page mapped from the swap cache needs no fault: ``do_swap_page``
+maps an exclusive page writable even for a read, so the write only sets the
+dirty bit, and the page keeps its slot, where reclaim writes it again.
 
 Pages read back go through ``workingset_refault`` with their shadow entries
 (the policy's ``refault``), which may put them straight on the active list.
@@ -223,10 +227,14 @@ class FaultHandler:
             # Present: only the accessed/dirty bits change.
             bits = self.mem.pte_bits
             if w:
-                if not bits[e] & DIRTY:
+                if not bits[e] & DIRTY and not self.linux:
                     slot = self.cache.take(e)
                     if slot >= 0:  # the swap copy is stale from now on
                         self.space.release(slot)
+                # Linux's path keeps the slot: do_swap_page maps an exclusive page writable even for
+                # a read, so this write sets the dirty bit without a fault, and the page stays in the
+                # swap cache; reclaim writes it again to the same slot (shrink_folio_list skips
+                # folio_alloc_swap for a folio in the swap cache).
                 bits[e] |= ACCESSED | DIRTY
             else:
                 bits[e] |= ACCESSED
@@ -449,7 +457,7 @@ class FaultHandler:
         if not mask:
             return [slot]
         start = max(offset & ~mask, 1)
-        end = min(offset | mask, self.space.nslots)
+        end = min(offset | mask, self.space.nslots - 1)  # si->max - 1: the swap area's last page
         return [o - 1 for o in range(start, end + 1)]
 
     def vma_window(self, mm: MM, vpn: int) -> list[int]:

@@ -23,7 +23,6 @@ charged to any memory cgroup).
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -213,15 +212,47 @@ class Zram:
         return 0  # synchronous: nothing is ever queued
 
 
-class SwapSpace:
-    """Swap slots, handed out lazily so that a huge swap costs nothing until used.
+SWAPFILE_CLUSTER = 512  # mm/swap.h: HPAGE_PMD_NR slots a cluster with CONFIG_THP_SWAP (x86_64, 4 KiB pages)
+# mm/swap.h: enum swap_cluster_flags, the list a cluster is on (NONE: isolated by the allocator).
+_CL_NONE, _CL_FREE, _CL_NONFULL, _CL_FRAG, _CL_FULL = 0, 1, 2, 3, 4
 
-    The textbook pager reuses the slot freed last (a stack). Linux's path
-    (``sequential``) hands out slots in increasing order, as the swap
-    allocator does from its per-CPU cluster (mm/swapfile.c:
-    cluster_alloc_swap_entry), and reuses freed slots lowest first only when
-    the device has been used to its end: pages evicted together get
-    neighbouring slots, which is what cluster readahead reads back.
+
+class SwapSpace:
+    """Swap slots, handed out lazily so that a huge swap costs next to nothing until used.
+
+    The textbook pager reuses the slot freed last (a stack).
+
+    Linux's path (``sequential``) allocates as mm/swapfile.c (v6.18) does
+    for one order-0 page, because the slots decide which pages swap
+    readahead reads together. The device is cut into clusters of
+    ``SWAPFILE_CLUSTER`` slots; slot 0 holds the swap header (mkswap puts
+    it inside the swap area, so a swap of N pages has N - 1 slots), and
+    slot ``s`` here is offset ``s + 1`` there. ``setup_clusters`` puts the
+    clusters with a slot in use (the header's, the tail of a last partial
+    cluster) on the nonfull list and the others on the free list, in index
+    order. ``cluster_alloc_swap_entry`` on a device without
+    ``SWP_SOLIDSTATE`` (rotational) continues in one global cluster from
+    the slot after the last one it gave out (``global_cluster->next``);
+    when that cluster has no free slot further on, it takes a new one: the
+    first cluster of the nonfull list (clusters a slot was freed in, oldest
+    first) scanned from its start, else the head of the free list (the
+    untouched clusters in index order, then the clusters freed since, in
+    the order they became empty), else a cluster of the frag list.
+    ``swap_entries_free`` puts a cluster that a freed slot leaves partly
+    used at the tail of the nonfull list (``partial_free_cluster``) and an
+    empty one at the tail of the free list (``free_cluster``); each
+    allocation puts the cluster it came from on the frag or full list
+    (``relocate_cluster``), so a slot freed behind the cursor waits until
+    another slot of its cluster is freed. So slots freed by written pages
+    are reused as soon as the current cluster is used up: pages evicted
+    later fill the holes between older ones, and a readahead cluster holds
+    pages that left memory at different times.
+    Solid-state devices allocate the same way from a per-CPU cluster; the
+    simulator keeps one (its reclaimers allocate one at a time). Not
+    modelled: reclaiming slots held only by the swap cache when swap is
+    more than half full (``cluster_scan_range`` with ``vm_swap_full``) and
+    discard (``SWP_PAGE_DISCARD``, swapon without ``--discard``).
+
     ``owner`` maps a slot to the page it holds (Linux finds it through the
     swap cache and the page tables; readahead needs it to place a page), and
     ``shadow`` holds the shadow entry of a page that left memory
@@ -229,7 +260,27 @@ class SwapSpace:
     go with the slot. With zram each slot in use is a page in its pool.
     """
 
-    __slots__ = ("_free", "_next", "nslots", "owner", "sequential", "shadow", "used", "used_peak", "zram")
+    __slots__ = (
+        "_count",
+        "_flags",
+        "_frag",
+        "_free",
+        "_freed",
+        "_map",
+        "_max",
+        "_nclusters",
+        "_next",
+        "_nonfull",
+        "_untouched",
+        "nslots",
+        "owner",
+        "sequential",
+        "shadow",
+        "usable",
+        "used",
+        "used_peak",
+        "zram",
+    )
 
     def __init__(self, nslots: int, sequential: bool = False, zram: Zram | None = None) -> None:
         self.nslots = nslots
@@ -241,17 +292,154 @@ class SwapSpace:
         self.used_peak = 0
         self.owner: dict[int, tuple[MM, int]] = {}
         self.shadow: dict[int, int] = {}
+        self.usable = nslots
+        if sequential:
+            self._setup_clusters()
 
+    # --------------------------------------------------- Linux's allocator
+    def _setup_clusters(self) -> None:
+        """mm/swapfile.c: setup_clusters: the header slot taken, clusters on the nonfull or free list."""
+        c = SWAPFILE_CLUSTER
+        self._max = mx = self.nslots  # si->max: offsets 0 .. max - 1, 0 the header
+        self.usable = max(mx - 1, 0)
+        self._nclusters = nclusters = -(-mx // c) if mx > 1 else 0
+        # Per cluster, only for clusters used so far (memory follows the slots used, not the swap
+        # size): how many slots are taken, and which list it is on (absent: untouched and free).
+        self._count: dict[int, int] = {}
+        self._flags: dict[int, int] = {}
+        self._map: dict[int, bytearray] = {}  # cluster -> its slots' use (1 = in use), made when first used
+        self._nonfull: dict[int, None] = {}  # ordered: head first
+        self._frag: dict[int, None] = {}
+        self._freed: dict[int, None] = {}  # the free list after the untouched clusters
+        self._untouched = 0  # clusters from here on that were never used are the free list's head
+        self._next = 0  # global_cluster->next[0]; 0 = SWAP_ENTRY_INVALID
+        taken = [0] if nclusters else []  # the header, and the slots past the end of the last cluster
+        taken += range(mx, nclusters * c)
+        for o in taken:
+            ci = o // c
+            self._cluster_map(ci)[o - ci * c] = 1
+            self._count[ci] = self._count.get(ci, 0) + 1
+        for ci in sorted(self._count):
+            self._flags[ci] = _CL_NONFULL
+            self._nonfull[ci] = None
+
+    def _cluster_map(self, ci: int) -> bytearray:
+        m = self._map.get(ci)
+        if m is None:
+            m = self._map[ci] = bytearray(SWAPFILE_CLUSTER)
+        return m
+
+    def _move(self, ci: int, flag: int) -> None:
+        """move_cluster: off its list, onto the tail of the list of ``flag``."""
+        old = self._flags.get(ci, _CL_FREE)
+        if old == _CL_NONFULL:
+            del self._nonfull[ci]
+        elif old == _CL_FRAG:
+            del self._frag[ci]
+        elif old == _CL_FREE:
+            if ci in self._freed:
+                del self._freed[ci]
+            else:  # an untouched cluster, taken from the head of the free list
+                assert ci == self._untouched
+                self._untouched += 1
+        if flag == _CL_NONFULL:
+            self._nonfull[ci] = None
+        elif flag == _CL_FRAG:
+            self._frag[ci] = None
+        elif flag == _CL_FREE:
+            self._freed[ci] = None
+        self._flags[ci] = flag
+
+    def _relocate(self, ci: int) -> None:
+        """relocate_cluster: after an allocation, to the free, frag or full list as its count says."""
+        n = self._count.get(ci, 0)
+        flag = self._flags.get(ci, _CL_FREE)
+        if not n:
+            if flag != _CL_FREE:
+                self._move(ci, _CL_FREE)
+        elif n != SWAPFILE_CLUSTER:
+            if flag != _CL_FRAG:
+                self._move(ci, _CL_FRAG)
+        elif flag != _CL_FULL:
+            self._move(ci, _CL_FULL)
+
+    def _scan_cluster(self, ci: int, offset: int) -> int:
+        """alloc_swap_scan_cluster: the first free slot of cluster ``ci`` from ``offset`` on (0: none)."""
+        c = SWAPFILE_CLUSTER
+        start = ci * c
+        found = nxt = 0
+        n = self._count.get(ci, 0)
+        if n < c:
+            m = self._cluster_map(ci)
+            i = m.find(0, offset - start, min(start + c, self._max) - start)
+            if i >= 0:
+                m[i] = 1
+                self._count[ci] = n = n + 1
+                found = start + i
+                if n < c and found + 1 < min(start + c, self._max):
+                    nxt = found + 1
+        self._relocate(ci)
+        self._next = nxt
+        return found
+
+    def _isolate(self, ci: int) -> int:
+        """isolate_lock_cluster, then a scan from the cluster's start."""
+        self._move(ci, _CL_NONE)
+        return self._scan_cluster(ci, ci * SWAPFILE_CLUSTER)
+
+    def _cluster_alloc(self) -> int:
+        """mm/swapfile.c: cluster_alloc_swap_entry for order 0 without SWP_SOLIDSTATE; an offset or 0."""
+        offset = self._next
+        if offset:
+            ci = offset // SWAPFILE_CLUSTER
+            flag = self._flags.get(ci, _CL_FREE)
+            # cluster_is_usable: not full, and not freed meanwhile (a free cluster has no swap table).
+            if flag in (_CL_NONE, _CL_NONFULL, _CL_FRAG):
+                found = self._scan_cluster(ci, offset)
+                if found:
+                    return found
+        while self._nonfull:  # new_cluster: the nonfull list, every cluster on it if need be
+            found = self._isolate(next(iter(self._nonfull)))
+            if found:
+                return found
+        head = self._free_head()
+        if head >= 0:
+            return self._isolate(head)
+        while self._frag:  # only nearly full swap gets here
+            found = self._isolate(next(iter(self._frag)))
+            if found:
+                return found
+        return 0
+
+    def _free_head(self) -> int:
+        """The first cluster of the free list: an untouched one (lowest index first), else the first freed."""
+        flags, freed, n = self._flags, self._freed, self._nclusters
+        while self._untouched < n and (
+            flags.get(self._untouched, _CL_FREE) != _CL_FREE or self._untouched in freed
+        ):
+            self._untouched += 1  # used already (the header's, a partial last cluster), or freed since
+        if self._untouched < n:
+            return self._untouched
+        return next(iter(freed), -1)
+
+    def _cluster_free(self, offset: int) -> None:
+        """mm/swapfile.c: swap_entries_free: the slot is free; its cluster goes to the nonfull or free list."""
+        ci = offset // SWAPFILE_CLUSTER
+        self._map[ci][offset - ci * SWAPFILE_CLUSTER] = 0
+        self._count[ci] -= 1
+        if not self._count[ci]:
+            self._move(ci, _CL_FREE)  # free_cluster
+        elif self._flags[ci] != _CL_NONFULL:
+            self._move(ci, _CL_NONFULL)  # partial_free_cluster
+
+    # ------------------------------------------------------------- the API
     def alloc(self) -> int:
         """A free slot, or -1 when swap is full."""
         if self.sequential:
-            if self._next < self.nslots:
-                slot = self._next
-                self._next += 1
-            elif self._free:
-                slot = heapq.heappop(self._free)
-            else:
+            offset = self._cluster_alloc()
+            if not offset:
                 return -1
+            slot = offset - 1
         elif self._free:
             slot = self._free.pop()
         elif self._next < self.nslots:
@@ -266,7 +454,7 @@ class SwapSpace:
 
     def release(self, slot: int) -> None:
         if self.sequential:
-            heapq.heappush(self._free, slot)
+            self._cluster_free(slot + 1)
             self.owner.pop(slot, None)
             self.shadow.pop(slot, None)
         else:
@@ -277,6 +465,8 @@ class SwapSpace:
 
     @property
     def full(self) -> bool:
+        if self.sequential:
+            return self.used >= self.usable
         return not self._free and self._next >= self.nslots
 
 
