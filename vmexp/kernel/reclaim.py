@@ -464,7 +464,38 @@ class Reclaim:
             self.flush_plug()
 
     def flush_plug(self) -> None:
-        """blk_flush_plug: the plugged writes go to the device as one request."""
+        """blk_flush_plug: the plugged writes go to the device as one request.
+
+        A simplification, kept because the kernel's way made the agreement
+        worse with this device model. ``swap_writepage_bdev_async`` submits a
+        one-page bio; ``blk_attempt_plug_merge`` merges it only into the
+        request added to the plug last (back or front merge), so a plug holds
+        one request per run of consecutive slots (``_plug_requests`` counts
+        them). ``blk_mq_flush_plug_list`` gives them to mq-deadline (this
+        machine's disk), whose ``elv_attempt_insert_merge`` back-merges a
+        request into one inserted before it that ends where it begins, and
+        ``__dd_dispatch_request`` issues them in sector order from
+        ``latest_pos``; each is then served on its own. Modelled that way
+        (one ``submit_pages`` per request, each page under writeback until
+        its request completes; branch k11b), a flush of the agreement
+        workloads was 5 to 12 requests on average (file_pc0 uniform_80: 8.7
+        requests for 19.4 pages), each paying the ``hdd`` preset's 12.7 ms,
+        and the agreement table got worse: file_pc0 phases_112
+        majflt moved from -0.74 % to -0.37 %, hotcold_80 and uniform_80 into
+        the real range and file_pc3 seq_rw_128 from -2.3 % to -1.8 %, but
+        file_pc0 minflt went out of tolerance on uniform_80 and zipf_96
+        (+3.3 %, +3.2 %; file_pc3 zipf_96 +2.8 %) and blocks majflt out of
+        the real range (file_pc0 +14.5 %, file_pc3 -4.1 %). With the
+        requests' device time kept but every page of a flush completing with
+        its last request, minflt came back within tolerance and blocks stayed
+        at +14.5 %: the minflt comes from pages completing request by request
+        while a throttled reclaimer wakes at the first completion
+        (``wait_for_writeback``; the kernel's ``reclaim_throttle`` waits for
+        more than ``SWAP_CLUSTER_MAX`` completions or HZ/10, which was worse
+        still), and blocks from the device time. The real swap file is on a
+        virtio disk that only reports rotational; the ``hdd`` preset's
+        positioning per request is a 7200 rpm disk's, not a measurement of it.
+        """
         plug = self._plug
         if not plug:
             return

@@ -12,7 +12,9 @@ that time with a single timeout, and an asynchronous write-back costs nothing
 but device time. This keeps SimPy events to one per major fault, as
 the engine's performance design (vmexp.sim) asks. Several pages read or written together
 (swap readahead's cluster, reclaim's plugged writes) are one request: the
-latency once, the pages at the bandwidth.
+latency once, the pages at the bandwidth. (The kernel makes one request per
+run of consecutive slots of a plug; ``Reclaim.flush_plug`` says why the
+plugged writes stay one request here.)
 
 zram (drivers/block/zram) is no queue at all: it compresses and
 decompresses on the CPU of the process that reads or writes, synchronously
