@@ -173,6 +173,23 @@ def test_a_killed_sweep_resumes_to_the_same_results(tmp_path: Path) -> None:
     assert not list(cut.glob("**/.*.tmp"))
 
 
+def test_a_resumed_sweep_removes_what_a_write_killed_midway_left(tmp_path: Path) -> None:
+    # SIGKILL during atomic_write leaves its randomly named temporary; the rerun must not keep it.
+    args = ["threshold=64k,128k", "duration=0.05s", "figures=false"]
+    out = tmp_path / "s"
+    assert sweep(out, *args).returncode == 0
+    whole = job_files(out)
+    job = next(out.glob("1_*"))
+    (job / "run.json").unlink()  # killed before its last write: incomplete, rerun on resume
+    left = [job / ".metrics.json.k1ll3d.tmp", out / ".summary.csv.k1ll3d.tmp"]
+    for p in left:
+        p.write_text("half")
+    r = sweep(out, *args, "resume=true")
+    assert r.returncode == 0, r.stderr
+    assert not [p for p in left if p.exists()]
+    assert job_files(out) == whole
+
+
 def test_two_hundred_jobs_aggregate_in_seconds(tmp_path: Path) -> None:
     # One real job, copied as 200 seeds (aggregation reads only the files).
     one = tmp_path / "one"

@@ -80,11 +80,12 @@ def run_settings(
     first, beside what the run writes; ``choices`` are the config-group
     options the run was composed from (``policy: lru``), recorded with it.
     """
-    from vmexp.metrics import metrics_dict
+    from vmexp.metrics import metrics_dict, remove_stale_temporaries
     from vmexp.sim import simulate
 
     # A stale "ok" from an earlier run in this directory must not vouch for files being rewritten.
     (out / "run.json").unlink(missing_ok=True)
+    remove_stale_temporaries(out)
     atomic_write(out / "settings.json", settings_json(settings, choices))
     specs = build(settings.workload, settings.nprocs, settings.seed, settings.page_size)
     progress = None if quiet else _Progress(settings.stop_at, "")

@@ -5,10 +5,11 @@ launching process: the README sweep used one core for its three
 simulations, then drew their figures. Here each job runs in a forked
 process, ``n_jobs`` at a time (one per core by default), and each
 finished job's figures are drawn in a process of their own while the
-remaining jobs simulate (in two processes a job: the heap maps, the
-rest), so on two cores the figures of the first jobs cost no time at all. The simulations go first: they are the longest
-pieces of work, and a figure process started before them would leave a
-job to run alone at the end. The launcher returns once the last job is
+remaining jobs simulate (in two processes a job: the heap maps and the
+layout, the rest), so on two cores the figures of the first jobs cost no
+time at all. The simulations go first: they are the longest pieces of
+work, and a figure process started before them would leave a job to run
+alone at the end. The launcher returns once the last job is
 done and the last figures have started: the sweep's own figures and
 report are drawn beside them (``vmexp.report.deferred.finish_in_background``).
 

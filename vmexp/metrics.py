@@ -301,6 +301,18 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete what ``atomic_write`` left in ``directory`` when its process was killed mid-write.
+
+    SIGKILL (the host's OOM killer, a killed sweep) runs no cleanup, and the
+    temporary's name is random, so a rerun in the same directory would not
+    overwrite it: the run that starts over removes it, so that a resumed
+    sweep leaves no half-written file behind.
+    """
+    for tmp in directory.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 _RECORD = [m for m in METRICS if m.scope == "process" and m.json is not None]
 
 

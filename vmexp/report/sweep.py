@@ -31,7 +31,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from vmexp.config import read_settings_json
-from vmexp.metrics import COLUMNS, Metric, atomic_write, metric, summary_of
+from vmexp.metrics import COLUMNS, Metric, atomic_write, metric, remove_stale_temporaries, summary_of
 from vmexp.metrics import METRICS as _DECLARED
 from vmexp.status import finished, note_failure
 
@@ -216,6 +216,7 @@ def aggregate(sweep_dir: Path, *, quiet: bool = False) -> int:
     keys, rows = summary_rows(sweep_dir)
     if not rows:
         raise FileNotFoundError(f"{sweep_dir}: no job directories (with .hydra/overrides.yaml) found")
+    remove_stale_temporaries(sweep_dir)  # an aggregation killed mid-write (the sweep resumed)
     from vmexp.report.deferred import draw_pending_figures, finish_background
 
     # summary.csv first: whatever fails after it, the numbers are on disk.
@@ -226,11 +227,14 @@ def aggregate(sweep_dir: Path, *, quiet: bool = False) -> int:
     from vmexp.report.sweep_figures import draw_sweep_figures
 
     # The sweep's figures and report are drawn while the launcher's processes draw the last jobs'
-    # figures (the report shows the sweep's figures only); then whatever is left to draw.
-    figures = draw_sweep_figures(sweep_dir, keys, rows, wanted, cfg)
-    write_report(sweep_dir, keys, rows, figures, wanted, cfg)
-    finish_background()
-    draw_pending_figures(sweep_dir, quiet=quiet)  # the jobs' own figures, left to the sweep's end
+    # figures (the report shows the sweep's figures only); then whatever is left to draw, also when
+    # the report failed.
+    try:
+        figures = draw_sweep_figures(sweep_dir, keys, rows, wanted, cfg)
+        write_report(sweep_dir, keys, rows, figures, wanted, cfg)
+    finally:
+        finish_background()
+        draw_pending_figures(sweep_dir, quiet=quiet)  # the jobs' own figures, left to the sweep's end
     failed = sum(1 for r in rows if not finished(r["status"]))
     if not quiet:
         stopped = sum(1 for r in rows if r["status"] == "stopped")
