@@ -8,6 +8,7 @@
     python bench/kernel_truth.py simulate       # today's simulator on the same traces
     python bench/kernel_truth.py table          # the comparison as a Markdown table
     python bench/kernel_truth.py agree [-j 2]   # policy=linux beside the recorded kernel (README table)
+    python bench/kernel_truth.py vmstat         # the last agree's /proc/vmstat counters beside the kernel's
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -28,7 +29,9 @@ policy=linux machine.swap_device=zram|hdd machine.page_cluster=0|3
 duration=1000000s``) on every workload and configuration, and prints a
 Markdown table of its faults beside the real runs' median [min..max]:
 "in" when inside the range, else the difference from the median; it writes
-``outputs/kernel_truth/agree.json``.
+``outputs/kernel_truth/agree.json``, which also keeps each run's simulated
+time and its counters named as /proc/vmstat names them (``vmstat`` prints
+them beside the real runs').
 
 ``simulate`` runs ``run.py`` on the same traces with the keys of today's
 simulator that come closest (``ram`` = the limit, ``swap=1G``,
@@ -370,7 +373,8 @@ AGREE_CONFIGS: dict[str, list[str]] = {
 }
 
 
-def _agree_one(job: tuple[str, str]) -> tuple[str, str, int, int]:
+def _agree_one(job: tuple[str, str]) -> tuple[str, str, dict[str, Any]]:
+    """One simulator run: its faults, its /proc/vmstat-named counters and how long it took in simulated time."""
     config, name = job
     ov = [
         "ram=1G",
@@ -386,7 +390,13 @@ def _agree_one(job: tuple[str, str]) -> tuple[str, str, int, int]:
         trace.write_text(generate(name))
         run_simulator(str(trace), ov, os.path.join(tmp, "run"))
         p = next(iter(read_run(os.path.join(tmp, "run")).values()))
-    return config, name, p.minflt, p.majflt
+        system = json.loads((Path(tmp) / "run" / "metrics.json").read_text())["system"]
+    vmstat = {"pswpin": system["pswpin"], "pswpout": system["pswpout"], **system.get("vmstat", {})}
+    return (
+        config,
+        name,
+        {"minflt": p.minflt, "majflt": p.majflt, "seconds": system["sim_time_s"], "vmstat": vmstat},
+    )
 
 
 def _cell(sim: int, s: dict[str, float]) -> str:
@@ -405,8 +415,8 @@ def agree(jobs: int) -> str:
         got = list(ex.map(_agree_one, work))
     SIM_OUT.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {}
-    for c, n, mn, mj in got:
-        doc.setdefault(c, {})[n] = {"minflt": mn, "majflt": mj}
+    for c, n, res in got:
+        doc.setdefault(c, {})[n] = res
     (SIM_OUT / "agree.json").write_text(json.dumps(doc, indent=1) + "\n")
     return agree_table(doc)
 
@@ -422,6 +432,58 @@ def agree_table(doc: dict[str, Any]) -> str:
             row = f"| {n} |"
             for c in AGREE_CONFIGS:
                 row += f" {_fmt(real[c][n][key])} | {_cell(doc[c][n][key], real[c][n][key])} |"
+            lines.append(row)
+    return "\n".join(lines[1:])
+
+
+VMSTAT_KEYS = (
+    "pswpin",
+    "pswpout",
+    "swap_ra",
+    "swap_ra_hit",
+    "workingset_refault_anon",
+    "workingset_activate_anon",
+    "workingset_restore_anon",
+    "pgactivate",
+    "pgdeactivate",
+    "pgscan_anon",
+    "pgsteal_anon",
+)
+
+
+def vmstat_table(doc: dict[str, Any]) -> str:
+    """The counters of the last ``agree`` beside the real runs': one Markdown table per configuration.
+
+    A cell is the simulator's count / the real runs' median, with ``*``
+    when the count is outside their [min..max]; ``seconds`` is simulated
+    time beside the real runs' wall-clock time, which matters because the
+    kernel's memcg statistics (the list sizes reclaim and refault detection
+    read) are refreshed every 2 s of wall-clock time.
+    """
+    keys = ("seconds", *VMSTAT_KEYS)
+    lines = []
+    for c in AGREE_CONFIGS:
+        if c not in doc:
+            continue
+        real = json.loads((DATA / f"{c}.json").read_text())["workloads"]
+        lines += ["", f"### {c}: sim / real median (* outside the real runs' range)", ""]
+        head = "| workload |" + "".join(f" {k} |" for k in keys)
+        lines += [head, "|" + "---|" * (head.count("|") - 1)]
+        for n in WORKLOADS:
+            sim = doc[c].get(n)
+            if sim is None or "vmstat" not in sim:
+                continue
+            row = f"| {n} |"
+            for k in keys:
+                runs = [r[k] if k == "seconds" else r["vmstat"][k] for r in real[n]["runs"]]
+                s = K.spread(runs)
+                v = sim["seconds"] if k == "seconds" else sim["vmstat"].get(k, 0)
+                out = "" if k == "seconds" or s["min"] <= v <= s["max"] else "*"
+                row += (
+                    f" {v:.1f} / {s['median']:.1f} |"
+                    if k == "seconds"
+                    else f" {v} / {s['median']:.0f}{out} |"
+                )
             lines.append(row)
     return "\n".join(lines[1:])
 
@@ -483,6 +545,7 @@ def main() -> int:
     g = sub.add_parser("agree")
     g.add_argument("-j", "--jobs", type=int, default=2)
     g.add_argument("--table-only", action="store_true", help="print the table of the last agree.json")
+    sub.add_parser("vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'")
     a = ap.parse_args()
     try:
         if a.cmd == "measure":
@@ -503,6 +566,8 @@ def main() -> int:
                 print(agree_table(json.loads((SIM_OUT / "agree.json").read_text())))
             else:
                 print(agree(a.jobs))
+        elif a.cmd == "vmstat":
+            print(vmstat_table(json.loads((SIM_OUT / "agree.json").read_text())))
         else:
             print(table())
     except (K.KernelUnavailable, K.KernelRunError) as e:
