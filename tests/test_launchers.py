@@ -181,7 +181,11 @@ def test_a_resumed_sweep_removes_what_a_write_killed_midway_left(tmp_path: Path)
     whole = job_files(out)
     job = next(out.glob("1_*"))
     (job / "run.json").unlink()  # killed before its last write: incomplete, rerun on resume
-    left = [job / ".metrics.json.k1ll3d.tmp", out / ".summary.csv.k1ll3d.tmp"]
+    left = [
+        job / ".metrics.json.k1ll3d.tmp",
+        job / "maps" / ".1.txt.k1ll3d.tmp",
+        out / ".summary.csv.k1ll3d.tmp",
+    ]
     for p in left:
         p.write_text("half")
     r = sweep(out, *args, "resume=true")

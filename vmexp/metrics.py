@@ -301,15 +301,17 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
-def remove_stale_temporaries(directory: Path) -> None:
+def remove_stale_temporaries(directory: Path, *, recursive: bool = False) -> None:
     """Delete what ``atomic_write`` left in ``directory`` when its process was killed mid-write.
 
     SIGKILL (the host's OOM killer, a killed sweep) runs no cleanup, and the
     temporary's name is random, so a rerun in the same directory would not
     overwrite it: the run that starts over removes it, so that a resumed
-    sweep leaves no half-written file behind.
+    sweep leaves no half-written file behind. ``recursive`` also clears the
+    subdirectories (a run's ``maps/``); only for a directory no other
+    process writes in.
     """
-    for tmp in directory.glob(".*.tmp"):
+    for tmp in directory.rglob(".*.tmp") if recursive else directory.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
 
 

@@ -216,7 +216,9 @@ def aggregate(sweep_dir: Path, *, quiet: bool = False) -> int:
     keys, rows = summary_rows(sweep_dir)
     if not rows:
         raise FileNotFoundError(f"{sweep_dir}: no job directories (with .hydra/overrides.yaml) found")
-    remove_stale_temporaries(sweep_dir)  # an aggregation killed mid-write (the sweep resumed)
+    # An aggregation killed mid-write (the sweep resumed); its own files only: the last jobs' figure
+    # processes may still be writing in the jobs' directories.
+    remove_stale_temporaries(sweep_dir)
     from vmexp.report.deferred import draw_pending_figures, finish_background
 
     # summary.csv first: whatever fails after it, the numbers are on disk.
