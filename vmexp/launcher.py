@@ -33,6 +33,7 @@ import importlib
 import logging
 import math
 import multiprocessing
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -170,6 +171,10 @@ def _import_plotting() -> None:
     blocked = [name for name in _UNUSED_BY_FIGURES if name not in sys.modules]
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]
+    # Ctrl-C waits for the end of the import (at most a second; the jobs stop at once, they have
+    # SIGINT too): a KeyboardInterrupt in the middle of an extension module's initialisation can
+    # leave it half made, and the interpreter once aborted at exit after that (CI, the Ctrl-C test).
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         for module in _PLOTTING:
             importlib.import_module(module)
@@ -179,6 +184,7 @@ def _import_plotting() -> None:
         for name in blocked:
             if sys.modules.get(name, ...) is None:
                 del sys.modules[name]
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _portable(ret: JobReturn) -> JobReturn:
