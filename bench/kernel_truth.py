@@ -436,19 +436,7 @@ def agree_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines[1:])
 
 
-VMSTAT_KEYS = (
-    "pswpin",
-    "pswpout",
-    "swap_ra",
-    "swap_ra_hit",
-    "workingset_refault_anon",
-    "workingset_activate_anon",
-    "workingset_restore_anon",
-    "pgactivate",
-    "pgdeactivate",
-    "pgscan_anon",
-    "pgsteal_anon",
-)
+VMSTAT_KEYS = K.VMSTAT_KEYS  # the counters measure records for each real run
 
 
 def vmstat_table(doc: dict[str, Any]) -> str:
@@ -572,6 +560,12 @@ def main() -> int:
             print(table())
     except (K.KernelUnavailable, K.KernelRunError) as e:
         print(f"kernel_truth: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:  # --table-only and vmstat read the last agree's file
+        print(
+            f"kernel_truth: {e.filename}: not found; run `python bench/kernel_truth.py agree` first",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
