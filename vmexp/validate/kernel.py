@@ -97,7 +97,9 @@ PAGE = os.sysconf("SC_PAGESIZE")
 # run's (other processes' page faults are not: pgfault/pgmajfault are left out).
 # pgrefill, pgscan_direct and pgsteal_direct are not counted globally for
 # cgroup reclaim (mm/vmscan.c: `if (!cgroup_reclaim(sc))`), so they are left
-# out too; pgdeactivate, pgscan_anon and pgsteal_anon are.
+# out too; pgdeactivate, pgscan_anon and pgsteal_anon are. pgactivate and
+# pgdeactivate also count the rest of the machine's LRU traffic (file pages): a
+# run that reclaims nothing (seq_write_fit) still shows 0..529 activations.
 VMSTAT_KEYS = (
     "pswpin",
     "pswpout",
