@@ -99,7 +99,7 @@ PAGE = os.sysconf("SC_PAGESIZE")
 # cgroup reclaim (mm/vmscan.c: `if (!cgroup_reclaim(sc))`), so they are left
 # out too; pgdeactivate, pgscan_anon and pgsteal_anon are. pgactivate and
 # pgdeactivate also count the rest of the machine's LRU traffic (file pages): a
-# run that reclaims nothing (seq_write_fit) still shows 0..529 activations.
+# run that reclaims nothing (seq_write_fit) still shows 0..1915 activations.
 VMSTAT_KEYS = (
     "pswpin",
     "pswpout",
