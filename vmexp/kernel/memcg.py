@@ -18,7 +18,10 @@ it, measured on Linux 6.18 with the replayer (tests/data/real_kernel/overhead.js
 - each process's own image (``image``): its stack and the data of the
   program, libc and ld.so (measured: 132 pages). These are ordinary
   anonymous pages on the group's lists, written once when the process
-  starts and then cold, so reclaim swaps them out like any other.
+  starts and then cold, so reclaim swaps them out like any other. (About
+  7 of the replayer's are used by every operation and fault back in after
+  a long one; the README's "The real kernel as ground truth" says what
+  modelling them changed, and why it is not done.)
 
 zram's pool is not charged: it is the driver's memory (zsmalloc), taken
 from the machine's RAM. The per-CPU charge stock (``MEMCG_CHARGE_BATCH``)
