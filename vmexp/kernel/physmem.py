@@ -89,24 +89,10 @@ class PhysMem:
             self.reclaim.local_make_room(mm)
         if self.nfree <= self.wmark_min:
             self.reclaim.direct(mm)
-        if self.free_frames:
-            f = self.free_frames.pop()
-            self.frame_mm[f] = mm
-            self.frame_vpn[f] = vpn
-        else:
-            f = self.next_frame
-            self.next_frame += 1
-            self.frame_mm.append(mm)
-            self.frame_vpn.append(vpn)
-            self.pte_bits.append(0)
-        self.nfree -= 1
-        if self.nfree < self.free_min:
-            self.free_min = self.nfree
+        f = self._take(mm, vpn)
         mm.rss += 1
         if mm.rss > mm.rss_peak:
             mm.rss_peak = mm.rss
-        if self.nfree < self.wmark_low and self.wake_kswapd is not None:
-            self.wake_kswapd()
         return f
 
     def alloc_unmapped(self, mm: MM, vpn: int, charge_to: MM, *, may_oom: bool = False) -> int:
@@ -122,6 +108,15 @@ class PhysMem:
             return -1
         if self.nfree <= self.wmark_min:
             self.reclaim.direct(charge_to)
+        return self._take(mm, vpn)
+
+    def _take(self, mm: MM, vpn: int) -> int:
+        """The frame itself, once room is made: a freed one first (LIFO), else one never used.
+
+        Below the low watermark it wakes kswapd, as an allocation that
+        finds the zone under it does (``wake_all_kswapds`` in
+        ``__alloc_pages_slowpath``).
+        """
         if self.free_frames:
             f = self.free_frames.pop()
             self.frame_mm[f] = mm
