@@ -26,6 +26,8 @@ import itertools
 import math
 import sys
 import textwrap
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -572,6 +574,19 @@ def _value_text(name: str, v: float) -> str:
     return f"{v:,.0f}" if v == int(v) else f"{v:,.4g}"
 
 
+def _save(fig: Figure, entry: str, draw: Callable[[], bool], out: Path, paths: list[Path]) -> None:
+    """Draw one metric's figure and save it if it showed anything; a failure is a warning, not the end of the report."""
+    try:
+        drawn = draw()
+    except Exception as e:
+        print(f"vmexp: warning: figure {entry} not drawn: {type(e).__name__}: {e}", file=sys.stderr)
+        return
+    if drawn:
+        path = out / f"{entry.replace('|', '+')}.png"
+        fig.savefig(path)
+        paths.append(path)
+
+
 def draw_sweep_figures(
     sweep_dir: Path, keys: list[str], rows: list[dict[str, Any]], wanted: list[str], cfg: dict[str, Any]
 ) -> list[Path]:
@@ -601,17 +616,7 @@ def draw_sweep_figures(
             # Only the seed varies: each metric's spread over the seeds, not a line through them.
             for entry in wanted:
                 fig = _figure(1, height=1.6 + 0.5 * len(entry.split("|")), legend=False)
-                try:
-                    drawn = _distribution(fig, table, entry.split("|"))
-                except Exception as e:
-                    print(
-                        f"vmexp: warning: figure {entry} not drawn: {type(e).__name__}: {e}", file=sys.stderr
-                    )
-                    continue
-                if drawn:
-                    path = out / f"{entry.replace('|', '+')}.png"
-                    fig.savefig(path)
-                    paths.append(path)
+                _save(fig, entry, partial(_distribution, fig, table, entry.split("|")), out, paths)
         if dims:
             x = _X(table, dims[0])
             for entry in wanted:
@@ -630,17 +635,7 @@ def draw_sweep_figures(
                     hue, col = (rest[0] if rest else None), (rest[1] if len(rest) > 1 else None)
                 ncols = len(table.order[col]) if col else 1
                 fig = _figure(ncols, legend=hue is not None or len(names) > 1)
-                try:
-                    drawn = _plot_metric(fig, table, names, x, hue, col)
-                except Exception as e:
-                    print(
-                        f"vmexp: warning: figure {entry} not drawn: {type(e).__name__}: {e}", file=sys.stderr
-                    )
-                    continue
-                if drawn:
-                    path = out / f"{entry.replace('|', '+')}.png"
-                    fig.savefig(path)
-                    paths.append(path)
+                _save(fig, entry, partial(_plot_metric, fig, table, names, x, hue, col), out, paths)
         if not paths:
             paths.append(_overview(table, wanted, out))
     return paths
