@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from vmexp.validate import kernel as K  # noqa: E402
-from vmexp.validate.__main__ import read_run, run_simulator  # noqa: E402
+from vmexp.validate.__main__ import SimulatorRunError, read_run, run_simulator  # noqa: E402
 from vmexp.validate.real import build_replayer  # noqa: E402
 from vmexp.validate.workloads import LIMIT, WORKLOADS, generate, sha256, write_all  # noqa: E402
 
@@ -373,15 +373,18 @@ AGREE_CONFIGS: dict[str, list[str]] = {
 }
 
 
-def _agree_one(job: tuple[str, str]) -> tuple[str, str, dict[str, Any]]:
+def _agree_one(job: tuple[str, str, str]) -> tuple[str, str, dict[str, Any]]:
     """One simulator run: its faults, its /proc/vmstat-named counters and how long it took in simulated time."""
-    config, name = job
+    config, name, device = job
     ov = [
         "ram=1G",
         "swap=1G",
         f"cgroup.memory_max={LIMIT >> 20}M",
         "policy=linux",
-        *AGREE_CONFIGS[config],
+        *(
+            f"machine.swap_device={device}" if o == "machine.swap_device=hdd" else o
+            for o in AGREE_CONFIGS[config]
+        ),
         "duration=1000000s",
         "figures=false",
     ]
@@ -406,15 +409,19 @@ def _cell(sim: int, s: dict[str, float]) -> str:
     return f"{sim} ({(sim - med) / med * 100:+.2f} %)"
 
 
-def agree(jobs: int) -> str:
-    """policy=linux on every recorded workload and configuration, as a Markdown table."""
+def agree(jobs: int, device: str = "hdd") -> str:
+    """policy=linux on every recorded workload and configuration, as a Markdown table.
+
+    ``device``: the simulator's ``machine.swap_device`` for the swap-file
+    configurations (the held-out command's ``hdd`` unless told otherwise).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    work = [(c, n) for c in AGREE_CONFIGS for n in WORKLOADS]
+    work = [(c, n, device) for c in AGREE_CONFIGS for n in WORKLOADS]
     with ThreadPoolExecutor(jobs) as ex:
         got = list(ex.map(_agree_one, work))
     SIM_OUT.mkdir(parents=True, exist_ok=True)
-    doc: dict[str, Any] = {}
+    doc: dict[str, Any] = {"device": device}
     for c, n, res in got:
         doc.setdefault(c, {})[n] = res
     (SIM_OUT / "agree.json").write_text(json.dumps(doc, indent=1) + "\n")
@@ -433,7 +440,29 @@ def agree_table(doc: dict[str, Any]) -> str:
             for c in AGREE_CONFIGS:
                 row += f" {_fmt(real[c][n][key])} | {_cell(doc[c][n][key], real[c][n][key])} |"
             lines.append(row)
+    lines += ["", f"Swap-file device in the simulator: {doc.get('device', 'hdd')}.", ""]
+    for c in AGREE_CONFIGS:
+        cells = [(doc[c][n][k], real[c][n][k]) for n in WORKLOADS for k in ("majflt", "minflt")]
+        out = sum(not s["min"] <= sim <= s["max"] for sim, s in cells)
+        loo, runs = _leave_one_out(real[c])
+        lines.append(
+            f"- {c}: the simulator outside the real runs' range in {out} of {len(cells)} cells; "
+            f"a real run outside the range of the other runs in {loo} of {runs} ({loo / runs:.0%})"
+        )
     return "\n".join(lines[1:])
+
+
+def _leave_one_out(workloads: dict[str, Any]) -> tuple[int, int]:
+    """How often one real run falls outside the others' [min..max]: how strict "in" is for a real run itself."""
+    out = total = 0
+    for wl in workloads.values():
+        for key in ("majflt", "minflt"):
+            vals = [r[key] for r in wl["runs"]]
+            for i, v in enumerate(vals):
+                rest = vals[:i] + vals[i + 1 :]
+                total += 1
+                out += not min(rest) <= v <= max(rest)
+    return out, total
 
 
 VMSTAT_KEYS = K.VMSTAT_KEYS  # the counters measure records for each real run
@@ -533,6 +562,12 @@ def main() -> int:
     g = sub.add_parser("agree")
     g.add_argument("-j", "--jobs", type=int, default=2)
     g.add_argument("--table-only", action="store_true", help="print the table of the last agree.json")
+    g.add_argument(
+        "--device",
+        default="hdd",
+        help="the simulator's machine.swap_device for the swap-file configurations (default hdd, as the "
+        "held-out command); e.g. '{latency: 24us, bandwidth: 1G, rotational: true}'",
+    )
     sub.add_parser("vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'")
     a = ap.parse_args()
     try:
@@ -553,12 +588,12 @@ def main() -> int:
             if a.table_only:
                 print(agree_table(json.loads((SIM_OUT / "agree.json").read_text())))
             else:
-                print(agree(a.jobs))
+                print(agree(a.jobs, a.device))
         elif a.cmd == "vmstat":
             print(vmstat_table(json.loads((SIM_OUT / "agree.json").read_text())))
         else:
             print(table())
-    except (K.KernelUnavailable, K.KernelRunError) as e:
+    except (K.KernelUnavailable, K.KernelRunError, SimulatorRunError) as e:
         print(f"kernel_truth: {e}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:  # --table-only and vmstat read the last agree's file
