@@ -168,14 +168,39 @@ def test_writes_never_queue_seconds_ahead_of_a_thrashing_machine(
     [
         ("machine.page_cluster=32", "machine.page_cluster: must be an integer between 0 and 31"),
         ("machine.zram.compression_ratio=0.5", "machine.zram.compression_ratio: must be a number >= 1"),
-        ("cgroup.memory_max=100k", "cgroup.memory_max: 100k cannot hold"),
+        ("cgroup.memory_max=8M policy=lru policy.scope=local", "policy.scope=local: a memory cgroup"),
     ],
 )
 def test_bad_kernel_keys_name_themselves(override: str, message: str) -> None:
     from tests.conftest import settings
 
     with pytest.raises(ConfigError, match=message):
-        settings(override)
+        settings(*override.split())
+
+
+def test_a_group_too_small_for_what_its_processes_bring_is_refused_before_the_run(tmp_path: Path) -> None:
+    # Four generated processes bring 132 + 16 + 2 pages each, and reclaim needs a batch of 32.
+    with pytest.raises(ConfigError, match=r"cgroup.memory_max: 100 KiB is too small for 4 processes"):
+        simulate_with("cgroup.memory_max=100k")
+    # A trace says how many processes it has: one here, whatever nprocs says.
+    one = "malloc 1 64k\ntouch 1\n"
+    assert run(tmp_path, one, "cgroup.memory_max=1M", "nprocs=4", check=False).processes[0].minflt == 17
+    with pytest.raises(ConfigError, match=r"is too small for 1 process: its own pages"):
+        run(tmp_path, one, "cgroup.memory_max=512k", check=False)
+
+
+def test_a_page_reference_string_in_a_group_is_charged_its_pages_and_page_tables(tmp_path: Path) -> None:
+    # A reference string has no program: no image, no kernel memory. A loop over 100 pages
+    # in a 64-page group (minus its page tables) misses on every reference under LRU, the
+    # textbook result for a loop longer than memory; with room for all it faults 100 times.
+    loop = ",".join(str(i) for i in range(100))
+    refs = f"workload.refs=[{','.join([loop] * 5)}]"
+    small = simulate_with("workload=pageref", refs, "policy=lru", "cgroup.memory_max=256k").processes[0]
+    assert small.minflt + small.majflt == 500
+    large = simulate_with("workload=pageref", refs, "policy=lru", "cgroup.memory_max=8M").processes[0]
+    assert large.minflt + large.majflt == 100
+    with pytest.raises(ConfigError, match=r"64 KiB is too small for 1 process: its page tables"):
+        simulate_with("workload=pageref", refs, "cgroup.memory_max=64k")
 
 
 def test_linux_swap_slots_fill_the_holes_of_older_clusters_once_the_current_one_is_used_up() -> None:

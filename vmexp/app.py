@@ -133,7 +133,8 @@ def _summary_line(doc: dict[str, Any], out: Path) -> str:
     s = summary_of(doc)
     procs = doc["processes"]
     stopped = stop_note(doc)
-    head = f"{stopped};" if stopped else f"{len(procs)} processes, {s['sim_time_s']:.3f} s simulated:"
+    n = f"{len(procs)} process" + ("es" if len(procs) != 1 else "")
+    head = f"{stopped};" if stopped else f"{n}, {s['sim_time_s']:.3f} s simulated:"
     return (
         f"{head} minflt {s['minflt']}, majflt {s['majflt']}, "
         f"brk {s['brk']}, mmap {s['mmap']}, munmap {s['munmap']}, "

@@ -32,7 +32,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from vmexp import fields as decl
 from vmexp.fields import ConfigError, Spec, declared, parse_section, parse_value, spec_of, to_plain
 from vmexp.registry import ALLOCATORS, POLICIES, WORKLOAD_KINDS, import_plugins
-from vmexp.units import UnitError, parse_duration, parse_size
+from vmexp.units import UnitError, format_size, parse_duration, parse_size
 
 __all__ = [
     "GENERATED_HORIZON",
@@ -243,11 +243,13 @@ class CgroupSettings:
     )
     image: int = decl.size(
         "528k",
-        "each process's own pages (stack, program and library data), written at start, then evictable (132 pages measured)",
+        "each process's own pages (stack, program and library data), written at start, then evictable (132 pages measured); "
+        "a page-reference string, which has no program, has none",
     )
     kernel: int = decl.size(
         "64k",
-        "each process's kernel memory beyond its page tables (slab, the libraries' page tables), not evictable",
+        "each process's kernel memory beyond its page tables (slab, the libraries' page tables), not evictable; "
+        "none for a page-reference string",
     )
 
     @property
@@ -570,6 +572,30 @@ def _allocator(raw: Any, threshold: int | None, threshold_text: Any) -> Allocato
     )
 
 
+def check_cgroup_capacity(s: Settings, programs: int, strings: int) -> None:
+    """The group's limit must hold what its processes bring before the workload's first page.
+
+    Known only once the workload is built (a trace says how many processes
+    it has): each of the ``programs`` processes brings ``cgroup.image`` and
+    ``cgroup.kernel``, each of the ``strings`` (pure page-reference
+    strings, which have no program) only its page tables; every process two
+    page-table pages to start with, and the group a batch of reclaim.
+    """
+    cg = s.cgroup
+    if cg.memory_max is None:
+        return
+    per_program = -(-cg.image // s.page_size) + -(-cg.kernel // s.page_size) + 2
+    need = programs * per_program + strings * 2 + 32  # 32: SWAP_CLUSTER_MAX, one batch of reclaim
+    if cg.memory_max // s.page_size < need:
+        n = programs + strings
+        who = f"{n} processes: their" if n != 1 else "1 process: its"
+        own = "own pages (cgroup.image and cgroup.kernel each)" if programs else "page tables"
+        raise ConfigError(
+            f"cgroup.memory_max: {format_size(cg.memory_max)} is too small for {who} {own} and a batch "
+            f"of reclaim need {format_size(need * s.page_size)}"
+        )
+
+
 def _policy(p: PolicySettings) -> PolicySettings:
     comp = POLICIES.get(p.name, "policy")
     raw = _plain(p.params) or {}
@@ -626,11 +652,10 @@ def validate(cfg: DictConfig | dict[str, Any]) -> Settings:
                 f"cgroup.image: {raw_cg.get('image')} does not fit on the stack (address_space.stack_limit is "
                 f"{lay.stack_limit} bytes)"
             )
-        per_proc = -(-cg.image // s.page_size) + -(-cg.kernel // s.page_size) + 2
-        if cg.memory_max is not None and cg.memory_max // s.page_size < s.nprocs * per_proc + 32:
+        if s.policy.scope == "local":
             raise ConfigError(
-                f"cgroup.memory_max: {raw_cg.get('memory_max')} cannot hold the {s.nprocs} processes' own pages "
-                f"(cgroup.image and cgroup.kernel each) and a batch of reclaim"
+                "policy.scope=local: a memory cgroup (cgroup.memory_max, cgroup.swap_max) reclaims from the "
+                "group's own lists, not from a process's frame quota (use scope=global)"
             )
     policy = _policy(s.policy)
     if s.machine.load_control != "none" and getattr(POLICIES.get(policy.name).obj, "batch", False):

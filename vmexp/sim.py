@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from vmexp.config import Settings
+from vmexp.config import Settings, check_cgroup_capacity
 from vmexp.kernel.fault import PLAIN_MASK, PLAIN_WANT
 from vmexp.kernel.loadctl import LoadControl, WorkingSetSampler
 from vmexp.kernel.observe import Checker, Narrator, Observer, Observers
@@ -834,6 +834,8 @@ def simulate(
     """Run one experiment; ``check`` runs the kernel's invariant checker after every step (tests)."""
     if not specs:
         raise WorkloadError("workload: no processes to run")
+    strings = sum(spec.refs is not None for spec in specs)
+    check_cgroup_capacity(settings, len(specs) - strings, strings)
     sim = Simulation(settings, specs, check=check)
     sim.progress = progress
     return sim.run()

@@ -23,6 +23,10 @@ it, measured on Linux 6.18 with the replayer (tests/data/real_kernel/overhead.js
   a long one; the README's "The real kernel as ground truth" says what
   modelling them changed, and why it is not done.)
 
+A pure page-reference string (``workload=pageref``) has no program, so
+neither ``kernel`` nor ``image`` pages: its charge is its pages and page
+tables.
+
 zram's pool is not charged: it is the driver's memory (zsmalloc), taken
 from the machine's RAM. The per-CPU charge stock (``MEMCG_CHARGE_BATCH``)
 is drained before reclaim retries, so it does not shrink the usable limit
@@ -47,6 +51,7 @@ class MemCgroup:
     """One group: its limit, its members and what they are charged for (pages)."""
 
     __slots__ = (
+        "_bare",
         "image",
         "kernel",
         "kernel_per_proc",
@@ -69,6 +74,7 @@ class MemCgroup:
         self.kernel_per_proc = kernel_per_proc
         self.image = image  # pages of each process's own image
         self.members: list[MM] = []
+        self._bare: set[int] = set()  # pids of members without a program (page-reference strings)
         self.pages = 0  # frames charged
         self.pt_pages = 0  # page-table pages of the members
         self.kernel = 0  # the members' kernel memory the simulator does not model page by page
@@ -79,18 +85,29 @@ class MemCgroup:
         """memory.usage_in_bytes, in pages."""
         return self.pages + self.pt_pages + self.kernel
 
-    def attach(self, mm: MM) -> None:
-        """``mm`` joins the group (forked inside it): its kernel memory and top page table are charged."""
+    def attach(self, mm: MM, *, program: bool = True) -> None:
+        """``mm`` joins the group (forked inside it): its kernel memory and top page table are charged.
+
+        ``program`` False: a pure page-reference string, which has no
+        program and so no kernel memory of one; only its pages and page
+        tables are charged.
+        """
         self.members.append(mm)
         mm.memcg = self
         mm.pt.memcg = self
-        self.kernel += self.kernel_per_proc
+        if program:
+            self.kernel += self.kernel_per_proc
+        else:
+            self._bare.add(mm.pid)
         self.pt_pages += mm.pt.pages
 
     def detach(self, mm: MM) -> None:
         """``mm`` exited; its pages and page tables below the top were uncharged as they were freed."""
         self.members.remove(mm)
-        self.kernel -= self.kernel_per_proc
+        if mm.pid in self._bare:
+            self._bare.discard(mm.pid)
+        else:
+            self.kernel -= self.kernel_per_proc
         self.pt_pages -= mm.pt.pages
         mm.pt.memcg = None
         mm.memcg = None

@@ -143,8 +143,9 @@ class System:
         mm = MM(pid, name, aspace, pt, self.reclaim.policy_for_new_process())
         self.mms[pid] = mm
         if self.memcg is not None:
-            self.memcg.attach(mm)
-            self.load_image(mm, self.memcg.image)
+            self.memcg.attach(mm, program=not bare)
+            if not bare:
+                self.load_image(mm, self.memcg.image)
         return mm
 
     def load_image(self, mm: MM, pages: int) -> None:
