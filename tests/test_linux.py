@@ -100,6 +100,10 @@ def test_zram_stores_its_pages_in_ram_at_the_compression_ratio(tmp_path: Path) -
     # The pool took a quarter of the stored pages' frames from RAM, and gave them back at exit.
     assert z["pool_bytes_peak"] == -(-stored // (4 * 4096)) * 4096
     assert z["pool_bytes"] == 0
+    # The pool is RAM but nobody's resident set: the machine's peak RSS is what the 1 MiB group
+    # let its process hold (it was the group's pages plus the pool's, 1.7 MiB here).
+    assert r.system["rss_peak_bytes"] <= 1 << 20
+    assert r.system["rss_peak_bytes"] >= r.processes[0].rss_peak_bytes
 
 
 def test_a_page_used_on_two_trips_is_activated_and_survives_a_stream(tmp_path: Path) -> None:

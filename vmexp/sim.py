@@ -801,7 +801,7 @@ class Simulation:
             "pgsteal_direct": stat.pgsteal_direct,
             "free_bytes_min": mem.free_min * ps,
             # The machine's peak of resident memory (of the sum over processes, not a sum of peaks).
-            "rss_peak_bytes": (mem.nframes - mem.free_min) * ps,
+            "rss_peak_bytes": mem.pages_peak * ps,
             "swap_used_peak_bytes": sysm.space.used_peak * ps,
             "oom_kills": len(sysm.oom.kills),
             "oom_kill_log": sysm.oom.kills,

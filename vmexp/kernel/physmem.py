@@ -72,6 +72,7 @@ class PhysMem:
         self.nfree = nframes
         self.pool = 0  # frames taken by zram's pool (no reverse map)
         self.free_min = nframes
+        self.pages_peak = 0  # the most frames holding pages at once: zram's pool is not a page of anyone's
         self.wmark_min, self.wmark_low, self.wmark_high = watermarks(min_free_pages, nframes)
         self.local = local  # local replacement: a process at its quota replaces its own pages
         self.reclaim: Reclaim  # set by the kernel once reclaim exists (they call each other)
@@ -130,6 +131,8 @@ class PhysMem:
         self.nfree -= 1
         if self.nfree < self.free_min:
             self.free_min = self.nfree
+        if self.nframes - self.nfree - self.pool > self.pages_peak:
+            self.pages_peak = self.nframes - self.nfree - self.pool
         if self.nfree < self.wmark_low and self.wake_kswapd is not None:
             self.wake_kswapd()
         return f
