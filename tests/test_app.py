@@ -192,6 +192,8 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
     assert rows["64k"]["status"] == "stopped"  # 0.3 s
     assert rows["banana"]["status"] == "failed" and "threshold" in rows["banana"]["error"]
     assert "Traceback" not in r.stderr
+    # Which job it was: the console line names it, as it names a job that ran.
+    assert "vmexp: error: [job 1] threshold" in r.stderr, r.stderr
 
 
 @pytest.mark.slow

@@ -218,7 +218,7 @@ def main(cfg: DictConfig) -> float | None:
     except _user_errors() as e:
         msg = str(e)
         _write_run_json(out, "failed", msg, time.monotonic() - t0, 0)
-        print(f"vmexp: error: {msg}", file=sys.stderr, flush=True)
+        print(f"vmexp: error: {label}{msg}", file=sys.stderr, flush=True)
         if not multirun:
             raise SystemExit(2) from None
         note_failure()
