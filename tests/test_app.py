@@ -161,6 +161,27 @@ def test_single_run_writes_every_contract_file(tmp_path: Path) -> None:
     assert len(m["processes"]) >= 2  # type: ignore[arg-type]
 
 
+def test_a_run_into_a_used_directory_leaves_nothing_of_the_earlier_run(tmp_path: Path) -> None:
+    # What an earlier run (a crash, explain=true, heap snapshots, 9 processes, figures) left...
+    for name in ("error.txt", "explain.log", "heap_snapshots.csv", "maps/9.txt", "figures/heap_3.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("from the earlier run\n")
+    # ...and files of the user's own, which vmexp never writes.
+    for name in ("notes.txt", "figures/sketch.png", "maps/README"):
+        (tmp_path / name).write_text("mine\n")
+    r = run(*SHORT, "figures=false", f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    check_run_dir(tmp_path)
+    for name in ("error.txt", "explain.log", "heap_snapshots.csv", "maps/9.txt", "figures/heap_3.png"):
+        assert not (tmp_path / name).exists(), name
+    for name in ("notes.txt", "figures/sketch.png", "maps/README"):
+        assert (tmp_path / name).read_text() == "mine\n", name
+    # A failure on bad input does not leave the earlier crash report beside its own run.json either.
+    (tmp_path / "error.txt").write_text("from the earlier run\n")
+    assert run("threshold=banana", f"hydra.run.dir={tmp_path}").returncode == 2
+    assert not (tmp_path / "error.txt").exists()
+
+
 @pytest.mark.slow
 def test_threshold_sweep_writes_summary_figures_and_report(tmp_path: Path) -> None:
     r = run("-m", "threshold=64k,128k,256k", *SHORT, f"hydra.sweep.dir={tmp_path}")

@@ -24,7 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from vmexp.config import ConfigError, Settings, register_configs, settings_json, validate
-from vmexp.metrics import atomic_write, summary_of, write_run
+from vmexp.metrics import atomic_write, forget_previous_run, summary_of, write_run
 from vmexp.status import exit_status, finished, note_failure, stop_note
 from vmexp.units import format_duration, format_size
 from vmexp.workload import build
@@ -86,6 +86,7 @@ def run_settings(
     # A stale "ok" from an earlier run in this directory must not vouch for files being rewritten.
     (out / "run.json").unlink(missing_ok=True)
     remove_stale_temporaries(out, recursive=True)
+    forget_previous_run(out)
     atomic_write(out / "settings.json", settings_json(settings, choices))
     specs = build(settings.workload, settings.nprocs, settings.seed, settings.page_size)
     progress = None if quiet else _Progress(settings.stop_at, "")
@@ -199,6 +200,9 @@ def main(cfg: DictConfig) -> float | None:
             return objective_value(validate(cfg), json.loads((out / "metrics.json").read_text()))
         return None
     try:
+        forget_previous_run(
+            out
+        )  # before anything can fail: a crash report of an earlier run is not this one's
         if not multirun:
             _sweep_without_m(hc)
         settings = validate(cfg)

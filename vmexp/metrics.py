@@ -28,6 +28,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -313,6 +314,32 @@ def remove_stale_temporaries(directory: Path, *, recursive: bool = False) -> Non
     """
     for tmp in directory.rglob(".*.tmp") if recursive else directory.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
+
+
+# What a run writes that its successor in the same directory might not write again.
+_RUN_EXTRAS = ("error.txt", "explain.log", "heap_snapshots.csv")
+_RUN_FIGURE = re.compile(r"(memory|faults|heap|heap_\d+|layout|syscalls)\.png")  # run_figures.FIGURES
+_MAPS_FILE = re.compile(r"\d+\.txt")
+
+
+def forget_previous_run(run_dir: Path) -> None:
+    """Delete the files of an earlier run in ``run_dir`` that this run may not write again.
+
+    A run into a directory used before (``hydra.run.dir``, a sweep rerun
+    without ``resume``) would otherwise leave the other run's crash report,
+    narration, heap snapshots, maps of processes it does not have and
+    figures beside its own results; a sweep then also took those figures
+    for this job's and did not draw them. Only the names vmexp writes are
+    touched: ``hydra.run.dir=.`` must not cost the user a file.
+    """
+    for name in _RUN_EXTRAS:
+        (run_dir / name).unlink(missing_ok=True)
+    for sub, pattern in (("maps", _MAPS_FILE), ("figures", _RUN_FIGURE)):
+        d = run_dir / sub
+        if d.is_dir():
+            for f in d.iterdir():
+                if pattern.fullmatch(f.name) and f.is_file():
+                    f.unlink()
 
 
 _RECORD = [m for m in METRICS if m.scope == "process" and m.json is not None]
