@@ -218,6 +218,18 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_sweep_run_again_into_its_directory_reports_only_its_own_jobs(tmp_path: Path) -> None:
+    args = (*SHORT, "figures=false", f"hydra.sweep.dir={tmp_path}")
+    assert run("-m", "threshold=64k,128k,256k", *args).returncode == 0
+    r = run("-m", "threshold=32k", *args)  # one job: job 0 anew, jobs 1 and 2 are the older sweep's
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader((tmp_path / "summary.csv").read_text().splitlines()))
+    assert [row["threshold"] for row in rows] == ["32k"]
+    assert "of an older sweep in this directory (the last one had 1 job); left out" in r.stderr
+    assert "sweep: 1 job, 0 failed" in r.stderr
+
+
+@pytest.mark.slow
 def test_same_config_and_seed_give_byte_identical_results(tmp_path: Path) -> None:
     s = settings(*SHORT, "seed=7")
     run_settings(s, tmp_path / "a", quiet=True)

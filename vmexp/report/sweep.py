@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -71,19 +72,54 @@ DEFAULT_FIGURE_METRICS = [
 ]
 
 
+def sweep_size(sweep_dir: Path) -> int | None:
+    """How many jobs the sweep that last ran in ``sweep_dir`` launched; None when that cannot be told.
+
+    Hydra's basic sweeper writes ``multirun.yaml`` before its first job:
+    its ``hydra.sweeper.params`` and the command line's overrides
+    (``hydra.overrides.task``) expand, as the sweeper expands them
+    (``BasicSweeper.split_arguments``), into the jobs. Other sweepers
+    (Optuna) decide as they go: None.
+    """
+    try:
+        doc = yaml.safe_load((sweep_dir / "multirun.yaml").read_text())
+        hy = doc["hydra"]
+        sweeper = hy.get("sweeper") or {}
+        if not str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+            return None
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        args = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+        args += [str(t) for t in (hy.get("overrides") or {}).get("task") or []]
+        batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(args), None)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError, HydraException):
+        return None  # no multirun.yaml (a copied or hand-made directory), or one this cannot read
+    return len(batches[0])
+
+
 def find_jobs(sweep_dir: Path) -> Iterator[tuple[Path, list[str]]]:
     """(job directory, its override strings) for every job of a sweep, in job order.
 
     A sweep run again into the same directory with other parameters leaves
-    the older run's job folders beside the new ones, under the same job
-    numbers; of two folders with one number the newer one is the job, and
-    the other is reported and left out.
+    the older run's job folders beside the new ones: under the same job
+    numbers, where the newer folder is the job and the other is reported
+    and left out, and beyond the newer sweep's last job, where they are
+    reported and left out too (``sweep_size``).
     """
+    size = sweep_size(sweep_dir)
     found: dict[int | str, tuple[float, Path]] = {}
     for ov in sweep_dir.glob("*/.hydra/overrides.yaml"):
         job = ov.parent.parent
         num = job.name.split("_", 1)[0]
         key: int | str = int(num) if num.isdigit() else job.name
+        if size is not None and isinstance(key, int) and key >= size:
+            print(
+                f"vmexp: warning: {job} is a job of an older sweep in this directory "
+                f"(the last one had {size} job{'s' if size != 1 else ''}); left out",
+                file=sys.stderr,
+            )
+            continue
         when = ov.stat().st_mtime
         old = found.get(key)
         if old is not None:
@@ -241,7 +277,10 @@ def aggregate(sweep_dir: Path, *, quiet: bool = False) -> int:
     if not quiet:
         stopped = sum(1 for r in rows if r["status"] == "stopped")
         cut = f", {stopped} stopped at duration" if stopped else ""
-        print(f"sweep: {len(rows)} jobs, {failed} failed{cut} -> {summary}", file=sys.stderr)
+        print(
+            f"sweep: {len(rows)} job{'s' if len(rows) != 1 else ''}, {failed} failed{cut} -> {summary}",
+            file=sys.stderr,
+        )
     return failed
 
 
