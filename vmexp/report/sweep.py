@@ -93,7 +93,16 @@ def sweep_size(sweep_dir: Path) -> int | None:
         args = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
         args += [str(t) for t in (hy.get("overrides") or {}).get("task") or []]
         batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(args), None)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError, HydraException):
+    except (
+        ImportError,
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        yaml.YAMLError,
+        HydraException,
+    ):
         return None  # no multirun.yaml (a copied or hand-made directory), or one this cannot read
     return len(batches[0])
 
