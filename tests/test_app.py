@@ -280,6 +280,16 @@ def test_heap_snapshots_record_the_heap_at_the_chosen_times(tmp_path: Path) -> N
     assert (tmp_path / "figures" / "heap_0.png").is_file() and (tmp_path / "figures" / "heap_1.png").is_file()
 
 
+def test_a_heap_snapshot_after_the_end_of_the_run_is_reported_not_taken(tmp_path: Path) -> None:
+    r = run(*SHORT, "figures=false", "heap_snapshots=[0.1s,2s,5s]", f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    assert "vmexp: warning: heap snapshots at 2 s, 5 s not taken: the run ended at 300 ms" in r.stderr, (
+        r.stderr
+    )
+    rows = list(csv.DictReader((tmp_path / "heap_snapshots.csv").read_text().splitlines()))
+    assert {row["time_s"] for row in rows} == {"0.100000000"}
+
+
 def test_many_processes_ended_early_are_counted_not_listed(tmp_path: Path) -> None:
     # Nine processes of 1 MiB each on 2 MiB of RAM and 1 MiB of swap: the OOM killer takes seven.
     trace = tmp_path / "oom.trace"

@@ -146,6 +146,19 @@ def _summary_line(doc: dict[str, Any], out: Path) -> str:
 WARN_ENDED = 5  # processes named one per line when a run ends some early; the rest are counted
 
 
+def _warn_late_snapshots(times: tuple[int, ...], doc: dict[str, Any], label: str) -> None:
+    """Heap snapshots asked for after the run ended were not taken: say so rather than leave them out."""
+    end = round(doc["system"]["sim_time_s"] * 1e9)
+    late = [t for t in times if t > end]
+    if late:
+        when = ", ".join(format_duration(t) for t in late)
+        print(
+            f"vmexp: warning: {label}heap snapshot{'s' if len(late) != 1 else ''} at {when} not taken: "
+            f"the run ended at {format_duration(end)}",
+            file=sys.stderr,
+        )
+
+
 def _warn_ended(processes: list[dict[str, Any]], label: str, out: Path) -> None:
     """A warning per process that ended early (OOM-killed, failed), up to ``WARN_ENDED``, then one count.
 
@@ -214,6 +227,7 @@ def main(cfg: DictConfig) -> float | None:
         doc = run_settings(settings, out, quiet=multirun, choices=choices)
         print(f"{label}{_summary_line(doc, out)}", flush=True)
         _warn_ended(doc["processes"], label, out)
+        _warn_late_snapshots(settings.heap_snapshots, doc, label)
         if settings.objective:
             value = objective_value(settings, doc)
             print(f"{label}objective = {value:.6g}", flush=True)
