@@ -35,6 +35,7 @@ from vmexp.report.run_figures import (
     _heap_fig,
     _layout_fig,
     _memory_fig,
+    _title,
     draw_run_figures,
     heap_raster,
     layout_ticks,
@@ -625,6 +626,24 @@ def test_a_run_too_short_for_its_sampling_period_shows_its_end_state_and_says_wh
     assert sum(bar.get_width() for bar in ax.patches) == 9
     # A run with enough samples draws its time series, and says nothing of the kind.
     assert too_short(_run_data(tmp_path, [_proc(1, "p")], samples=MIN_SAMPLES)) is None
+
+
+def test_a_run_in_a_memory_cgroup_shows_the_limit_its_memory_levels_off_at(tmp_path: Path) -> None:
+    # A container's 2 MiB on a 64 MiB machine: RSS stops below the group's limit, not RAM, and
+    # the panel is scaled to the group (at RAM's scale 2 MiB would be a sliver); the titles say so.
+    trace = tmp_path / "loop.trace"
+    trace.write_text("malloc 1 4M\ntouch 1 0 4194304 w\ntouch 1 0 4194304 r\n")
+    d = _run_job(tmp_path, 0, ["workload=trace", f"workload.path={trace}", "cgroup.memory_max=2M"])
+    data = load_run(d)
+    title = _title(data, None)
+    assert "a 2 MiB memory cgroup" in title
+    with matplotlib.rc_context(STYLE):
+        fig = _memory_fig(data, title)
+    top = fig.axes[0]
+    labels = [t.get_text() for t in top.get_legend().get_texts()]
+    assert any(label.startswith("memory cgroup limit\n(2 MiB") for label in labels), labels
+    assert not any(label.startswith("RAM") for label in labels), labels
+    assert top.get_ylim()[1] == pytest.approx(1.12 * (2 << 20))
 
 
 def _sweep_table(key: str, values: list[str], metric_name: str, ys: list[float], **cfg: Any) -> SweepTable:

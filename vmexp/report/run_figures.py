@@ -293,10 +293,18 @@ def _title(data: RunData, settings: Settings | None) -> str:
     n = len(data.metrics["processes"])
     run_name = _run_name(data, settings)
     name = f"{run_name}: " if run_name != "default" else ""
+    limit = _memcg_limit(data)
+    group = f", a {format_size(limit)} memory cgroup" if limit is not None else ""
     return (
-        f"{name}{n} process{'es' if n != 1 else ''}, {format_size(int(s['ram_bytes']))} RAM, "
+        f"{name}{n} process{'es' if n != 1 else ''}, {format_size(int(s['ram_bytes']))} RAM{group}, "
         f"{format_size(int(s['page_size']))} pages"
     )
+
+
+def _memcg_limit(data: RunData) -> int | None:
+    """The run's memory cgroup limit in bytes (``cgroup.memory_max``); None without one."""
+    limit = (data.metrics["system"].get("memcg") or {}).get("limit_bytes")
+    return None if limit is None else int(limit)
 
 
 def _sample_interval(data: RunData) -> str:
@@ -474,8 +482,17 @@ def _memory_fig(data: RunData, title: str) -> Figure:
     ram = int(s["ram_bytes"])
 
     _stack(top, *_wide(procs, "rss_bytes", pids), data, colors)
-    top.axhline(ram, color="black", linestyle="--", linewidth=1.3, label=f"RAM ({format_size(ram)})")
-    top.set_ylim(0, ram * 1.12)
+    limit = _memcg_limit(data)
+    # A group far smaller than the machine (a container on a big host) is what bounds RSS:
+    # scaled to RAM it would be a sliver at the bottom, so the panel is scaled to the group.
+    scale = ram if limit is None or 2 * limit >= ram else limit
+    if scale == ram:
+        top.axhline(ram, color="black", linestyle="--", linewidth=1.3, label=f"RAM ({format_size(ram)})")
+    if limit is not None and limit < ram:
+        # The group also pays for page tables and kernel memory, so RSS levels off below it.
+        top.axhline(limit, color="#aa0000", linestyle="-.", linewidth=1.3,
+                    label=f"memory cgroup limit\n({format_size(limit)}: RSS, page\ntables, kernel memory)")  # fmt: skip
+    top.set_ylim(0, scale * 1.12)
     top.set_ylabel("resident memory (RSS)")
     bytes_axis(top)
     top.set_title(f"Memory over time — {title}", loc="left")
