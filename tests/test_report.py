@@ -35,6 +35,7 @@ from vmexp.report.run_figures import (
     _heap_fig,
     _layout_fig,
     _memory_fig,
+    _rate_tick,
     _title,
     draw_run_figures,
     heap_raster,
@@ -644,6 +645,14 @@ def test_a_run_in_a_memory_cgroup_shows_the_limit_its_memory_levels_off_at(tmp_p
     assert any(label.startswith("memory cgroup limit\n(2 MiB") for label in labels), labels
     assert not any(label.startswith("RAM") for label in labels), labels
     assert top.get_ylim()[1] == pytest.approx(1.12 * (2 << 20))
+
+
+def test_fault_rate_ticks_stay_short_enough_for_the_axis_label_to_fit() -> None:
+    # A streaming run's first-touch rate reaches a million a second: "1,000,000" pushed the
+    # y label out of the figure, "1M" does not.
+    assert [_rate_tick(v) for v in (0, 1500, 40_000, 250_000, 1_000_000, 1_200_000)] == [
+        "0", "1,500", "40k", "250k", "1M", "1.2M"
+    ]  # fmt: skip
 
 
 def _sweep_table(key: str, values: list[str], metric_name: str, ys: list[float], **cfg: Any) -> SweepTable:

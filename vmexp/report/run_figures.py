@@ -580,6 +580,15 @@ def _faults_end_state(data: RunData, title: str, why: str) -> Figure:
     return _end_state(data, f"Page faults in the whole run — {title}", why, series, "faults", notes)
 
 
+def _rate_tick(v: float) -> str:
+    """A rate tick short enough for the margin: 1,000,000 faults / s pushed the axis label off the figure."""
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:g}M"
+    if abs(v) >= 1e4:
+        return f"{v / 1e3:g}k"
+    return f"{v:,.0f}"
+
+
 def _faults_fig(data: RunData, title: str) -> Figure:
     why = too_short(data)
     if why is not None:
@@ -600,7 +609,7 @@ def _faults_fig(data: RunData, title: str) -> Figure:
         _stack(ax, grid[:-1], {pid: _rates(by_pid[pid], col, grid) for pid in pids}, data, colors)
         ax.set_ylabel(f"{what} faults / s\n(stacked by pid)")
         ax.set_ylim(bottom=0)
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _rate_tick(v)))
         ax.set_title(f"{what.capitalize()} faults: {total[col]:,} in all", loc="left", fontsize=10)
     fig.suptitle(f"Page faults over time — {title}", x=1.05 / 10, y=1 - 0.1 / 6.6, ha="left", va="top",
                  fontsize=11, fontweight="bold")  # fmt: skip
