@@ -203,7 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Replay a trace against the real glibc and through the simulator, side by side.",
     )
     parser.add_argument("trace", help="an allocation trace (the format: README.md, Trace format)")
-    parser.add_argument("overrides", nargs="*", help="settings as for run.py, e.g. threshold=64k")
+    parser.add_argument(
+        "overrides", nargs="*", default=[], help="settings as for run.py, e.g. threshold=64k (optional)"
+    )  # a default, or argparse calls the list required when the trace is missing
     parser.add_argument(
         "--run-dir",
         help="use this simulator run directory (its settings.json gives the mallopt values), not a new run",

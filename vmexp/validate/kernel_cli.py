@@ -222,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "overrides",
         nargs="*",
+        default=[],  # else argparse calls the list required when the trace is missing
         help="Hydra overrides; cgroup.memory_max (default 64M), cgroup.swap_max and machine.page_cluster "
         "also set up the real side",
     )
