@@ -131,8 +131,9 @@ class PhysMem:
         self.nfree -= 1
         if self.nfree < self.free_min:
             self.free_min = self.nfree
-        if self.nframes - self.nfree - self.pool > self.pages_peak:
-            self.pages_peak = self.nframes - self.nfree - self.pool
+        held = self.nframes - self.nfree - self.pool
+        if held > self.pages_peak:
+            self.pages_peak = held
         if self.nfree < self.wmark_low and self.wake_kswapd is not None:
             self.wake_kswapd()
         return f
