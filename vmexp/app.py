@@ -86,7 +86,6 @@ def run_settings(
     # A stale "ok" from an earlier run in this directory must not vouch for files being rewritten.
     (out / "run.json").unlink(missing_ok=True)
     remove_stale_temporaries(out, recursive=True)
-    forget_previous_run(out)
     atomic_write(out / "settings.json", settings_json(settings, choices))
     specs = build(settings.workload, settings.nprocs, settings.seed, settings.page_size)
     progress = None if quiet else _Progress(settings.stop_at, "")
