@@ -212,9 +212,8 @@ def main(cfg: DictConfig) -> float | None:
             return objective_value(validate(cfg), json.loads((out / "metrics.json").read_text()))
         return None
     try:
-        forget_previous_run(
-            out
-        )  # before anything can fail: a crash report of an earlier run is not this one's
+        # Before anything can fail: a crash report of an earlier run here is not this one's.
+        forget_previous_run(out)
         if not multirun:
             _sweep_without_m(hc)
         settings = validate(cfg)

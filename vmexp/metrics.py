@@ -316,9 +316,13 @@ def remove_stale_temporaries(directory: Path, *, recursive: bool = False) -> Non
         tmp.unlink(missing_ok=True)
 
 
+# The kinds of per-run figure, figures/KIND.png (``heap`` also draws heap_N.png, one per snapshot):
+# here, where the files a run writes are named, so that clearing a used directory needs no plotting.
+RUN_FIGURES = ("memory", "faults", "heap", "layout", "syscalls")
+
 # What a run writes that its successor in the same directory might not write again.
 _RUN_EXTRAS = ("error.txt", "explain.log", "heap_snapshots.csv")
-_RUN_FIGURE = re.compile(r"(memory|faults|heap|heap_\d+|layout|syscalls)\.png")  # run_figures.FIGURES
+_RUN_FIGURE = re.compile(rf"({'|'.join(RUN_FIGURES)}|heap_\d+)\.png")
 _MAPS_FILE = re.compile(r"\d+\.txt")
 
 

@@ -59,6 +59,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from vmexp.config import Settings
 from vmexp.libc.base import CHUNK_STATES
+from vmexp.metrics import RUN_FIGURES
 from vmexp.report.deferred import can_fork, usable_cores
 from vmexp.report.style import (
     PALETTE,
@@ -1218,7 +1219,7 @@ def syscalls_figure(data: RunData, title: str) -> Path | None:
 
 
 # The kinds of per-run figure (``heap`` also draws the heap at each snapshot, heap_N.png).
-FIGURES = ("memory", "faults", "heap", "layout", "syscalls")
+FIGURES = RUN_FIGURES
 
 
 def draw_run_figures(
