@@ -247,6 +247,8 @@ def help_text() -> str:
         if spec.kind == "section":
             if spec.group:
                 lines += ["", f"== {key} ==  {key}=OPTION (default {_group_default(key)}): {spec.doc}"]
+            elif "." not in key:  # a section of its own (cgroup): not under the group printed before it
+                lines += ["", f"== {key} ==  {spec.doc}"]
             continue
         if spec.kind == "open":
             reg: Registry[object] = spec.registry
