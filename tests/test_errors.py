@@ -265,6 +265,9 @@ HINTS = [
      "hydra.run.dir: a value with '=' in it must be quoted: hydra.run.dir='{dir}/a=b' (Hydra's override syntax)"),
     (("+threshhold=64k", "workload=trace", "workload.path={dir}/one.trace"),
      "threshhold: unknown key (did you mean threshold? see python run.py --help for the valid keys)"),
+    # majflt is a metric objective takes: the map starts empty, and Hydra adds keys only with '+'.
+    (("objective={majflt: 1}",),
+     "objective.majflt: objective's keys are yours to add, with '++': ++objective.majflt=1 or ++objective={majflt: 1}"),
 ]  # fmt: skip
 HINT_KEYS = [case(*a) for a, _ in HINTS]
 

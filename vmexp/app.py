@@ -286,6 +286,14 @@ def _component_hint(key: str, parent: Any) -> str | None:
     return None
 
 
+def _is_weights(key: str) -> bool:
+    """Whether ``key`` is a map of names to weights (``objective``), whose keys are the user's."""
+    from vmexp.config import Settings
+    from vmexp.fields import iter_specs
+
+    return any(k == key and spec.kind == "weights" for k, spec in iter_specs(Settings))
+
+
 def _names(params: type) -> str:
     from vmexp.fields import declared
 
@@ -296,6 +304,10 @@ def _unknown_key(key: str, parent: Any = None) -> str:
     hint = _component_hint(key, parent) if parent is not None else None
     if hint:
         return hint
+    section, _, name = key.rpartition(".")
+    if section and _is_weights(section):
+        # objective={majflt: 1} merges into the empty map, which Hydra's struct mode refuses key by key.
+        return f"{key}: {section}'s keys are yours to add, with '++': ++{key}=1 or ++{section}={{{name}: 1}}"
     if "." not in key:
         import difflib
 

@@ -418,7 +418,8 @@ class Settings:
         True, "draw each run's figures (~1 s a run); false for big sweeps (python -m vmexp.report redraws)"
     )
     objective: dict[str, float] = decl.weights(
-        "a cost for hydra/sweeper=optuna: summary metric -> weight; the job returns the weighted sum",
+        "a cost for hydra/sweeper=optuna: summary metric -> weight; the job returns the weighted sum "
+        "(on the command line: ++objective={majflt: 1})",
         check=_summary_metric,
     )
     resume: bool = decl.flag(False, "in a sweep directory with results: skip the jobs that are complete")
