@@ -737,6 +737,32 @@ def test_job_memory_stops_a_job_that_tracks_too_many_pages(batch: Batch) -> None
     assert 16 << 20 < int(m.group(1).replace(",", "")) * 400 < 1 << 30
 
 
+SAMPLES_KNOWN_END = case("duration=0.3s", "sample_interval=1ns")
+SAMPLES_NO_END = case(
+    "workload=trace", "workload.path={dir}/long.trace", "sample_interval=1ns", "job_memory=16M"
+)
+
+
+def test_a_sample_interval_that_would_fill_the_hosts_memory_is_refused(batch: Batch) -> None:
+    """Every sample is a row per process and one for the system, held until the run ends (~400 bytes each).
+
+    1 ns over 0.3 s of four processes would be 1.5 billion rows: refused before the run starts. A trace
+    runs to its end, which is not known in advance: it stops when the rows reach job_memory.
+    """
+    r = batch.run(*SAMPLES_KNOWN_END)
+    assert one_error_line(r) == (
+        "vmexp: error: sample_interval: a sample every 1 ns for 300 ms makes 1,500,000,005 rows of "
+        "timeseries.csv, about 558.8 GiB of host memory, over job_memory=4 GiB; raise sample_interval or job_memory"
+    )
+    assert not (r.run_dir / "metrics.json").exists()
+    line = one_error_line(batch.run(*SAMPLES_NO_END))
+    assert re.fullmatch(
+        r"vmexp: error: sample_interval: timeseries.csv reached 41,944 rows \(a sample every 1 ns\) at [0-9.]+ us "
+        r"of simulated time, about 16.00 MiB of host memory, over job_memory=16 MiB; raise sample_interval or job_memory",
+        line,
+    ), line
+
+
 @pytest.mark.parametrize(
     ("override", "subdir"),
     [

@@ -57,6 +57,10 @@ class JobLimit(SimError):
 # policy entry), measured with bench/bench_engine.py; the job_memory guard
 # multiplies by it.
 BYTES_PER_TRACKED_PAGE = 400
+# Host bytes per row of the time series held until the run ends (tracemalloc,
+# median over a default run's rows); the same guard bounds them, so that a
+# tiny sample_interval is refused instead of filling the host's memory.
+BYTES_PER_SAMPLE_ROW = 400
 
 
 class WorkloadFault(Exception):
@@ -578,6 +582,16 @@ class Simulation:
             assert refs is not None
             self.procs[0].mm.policy.set_future(refs[0])
         self.samples: list[dict[str, Any]] = []
+        self.max_rows = settings.job_memory // BYTES_PER_SAMPLE_ROW
+        stop = settings.stop_at
+        if stop is not None:  # a row per process and one for the system at each sample
+            rows = (stop // settings.sample_interval + 1) * (len(self.procs) + 1)
+            if rows > self.max_rows:
+                raise JobLimit(
+                    f"sample_interval: a sample every {format_duration(settings.sample_interval)} for "
+                    f"{format_duration(stop)} makes {rows:,} rows of timeseries.csv, "
+                    f"{self._rows_memory(rows)}; raise sample_interval or job_memory"
+                )
         self.snapshots: list[tuple[int, int, int, int, str]] = []
         self.kswapd_event: simpy.Event | None = None
         self._last: dict[str, int] = {"t": 0, "cpu": 0, "busy": 0, "pswpin": 0, "pswpout": 0}
@@ -660,10 +674,22 @@ class Simulation:
         if ev is not None and not ev.triggered:
             ev.succeed()
 
+    def _rows_memory(self, rows: int) -> str:
+        return (
+            f"about {format_size(rows * BYTES_PER_SAMPLE_ROW)} of host memory, over "
+            f"job_memory={format_size(self.s.job_memory)}"
+        )
+
     def _sampler(self) -> Generator[simpy.Event, Any, None]:
         interval = self.s.sample_interval
         while True:
             self.sample()
+            if len(self.samples) > self.max_rows:  # a run without a known end
+                raise JobLimit(
+                    f"sample_interval: timeseries.csv reached {len(self.samples):,} rows (a sample every "
+                    f"{format_duration(interval)}) at {format_duration(int(self.env.now))} of simulated time, "
+                    f"{self._rows_memory(len(self.samples))}; raise sample_interval or job_memory"
+                )
             if self.progress is not None:
                 self.progress(int(self.env.now))
             yield self.env.timeout(interval)
