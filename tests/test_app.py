@@ -159,6 +159,13 @@ def test_single_run_writes_every_contract_file(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     m = check_run_dir(tmp_path)
     assert len(m["processes"]) >= 2  # type: ignore[arg-type]
+    # Results are shared: every file has the mode the umask gives (written to a temporary, then renamed).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    modes = {
+        str(f.relative_to(tmp_path)): f.stat().st_mode & 0o777 for f in tmp_path.rglob("*") if f.is_file()
+    }
+    assert modes and all(mode == 0o666 & ~mask for mode in modes.values()), modes
 
 
 def test_a_run_into_a_used_directory_leaves_nothing_of_the_earlier_run(tmp_path: Path) -> None:

@@ -432,7 +432,8 @@ class Settings:
     )
     job_memory: int = decl.size(
         "4G",
-        "host-memory limit of one job's simulation (estimated from the pages it tracks and the rows of its time series, ~400 bytes each)",
+        "host-memory limit of one job's simulation "
+        "(estimated from the pages it tracks and the rows of its time series, ~400 bytes each)",
         lo=16 << 20,
         lo_msg="{text} is too small to run anything (at least 16M)",
     )
