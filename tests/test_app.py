@@ -306,3 +306,21 @@ def test_many_processes_ended_early_are_counted_not_listed(tmp_path: Path) -> No
     assert len(warnings) == 6  # five named, then one line for the rest
     assert all("ended oom-killed" in line for line in warnings[:5])
     assert warnings[5].startswith("vmexp: warning: 2 more processes ended early (2 oom-killed)")
+
+
+def test_explain_shows_the_start_of_a_long_narration_and_keeps_all_of_it_in_explain_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A default run narrates ~40 MB a second: the console gets the first lines and where the rest is."""
+    import vmexp.app
+
+    monkeypatch.setattr(vmexp.app, "EXPLAIN_CONSOLE_LINES", 5)
+    belady = "[1,2,3,4,1,2,5,1,2,3,4,5]"
+    s = settings("workload=pageref", f"workload.refs={belady}", "policy=fifo", "ram=12k", "machine.min_free=0",
+                 "explain=true", "figures=false")  # fmt: skip
+    run_settings(s, tmp_path)
+    log = (tmp_path / "explain.log").read_text().splitlines()
+    out = capsys.readouterr().out.splitlines()
+    assert out[:5] == log[:5]
+    assert out[5] == f"... {len(log) - 5:,} more lines of the {len(log):,} in {tmp_path / 'explain.log'}"
+    assert sum("fault" in line for line in log) == 9  # Belady's string, FIFO, 3 frames: all of it in the file

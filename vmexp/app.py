@@ -101,8 +101,19 @@ def run_settings(
     stopped = stop_note(doc)
     _write_run_json(out, "stopped" if stopped else "ok", "", wall, len(specs), stopped)
     if result.explain is not None and not quiet:
-        print("\n".join(result.explain))
+        _print_explain(result.explain, out / "explain.log")
     return doc
+
+
+# The narration's lines shown on the console; the rest is in explain.log (a default run narrates ~40 MB a second).
+EXPLAIN_CONSOLE_LINES = 2000
+
+
+def _print_explain(lines: list[str], log: Path) -> None:
+    shown = lines[:EXPLAIN_CONSOLE_LINES]
+    print("\n".join(shown))
+    if len(lines) > len(shown):
+        print(f"... {len(lines) - len(shown):,} more lines of the {len(lines):,} in {log}")
 
 
 def _write_run_json(out: Path, status: str, error: str, wall: float, nprocs: int, stopped: str = "") -> None:

@@ -412,7 +412,9 @@ class Settings:
         [], "times at which to record every heap (heap_snapshots.csv, figures/heap_N.png), e.g. [0.5s,1s]"
     )
     explain: bool = decl.flag(
-        False, "narrate every operation, reference, fault and syscall (explain.log); for small runs"
+        False,
+        "narrate every operation, reference, fault and syscall "
+        "(explain.log; the console shows its first 2000 lines); for small runs",
     )
     figures: bool = decl.flag(
         True, "draw each run's figures (~1 s a run); false for big sweeps (python -m vmexp.report redraws)"
