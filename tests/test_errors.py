@@ -737,6 +737,23 @@ def test_job_memory_stops_a_job_that_tracks_too_many_pages(batch: Batch) -> None
     assert 16 << 20 < int(m.group(1).replace(",", "")) * 400 < 1 << 30
 
 
+EXPLAIN = case("explain=true", "job_memory=16M")
+
+
+def test_explain_stops_when_its_narration_would_fill_job_memory(batch: Batch) -> None:
+    """~170 host bytes a line, ~700,000 lines a simulated second in a default run: 16 MiB lasts ~0.14 s."""
+    r = batch.run(*EXPLAIN)
+    line = one_error_line(r)
+    m = re.fullmatch(
+        r"vmexp: error: explain: the narration reached ([0-9,]+) lines at [0-9.]+ ms of simulated time, about "
+        r"[0-9.]+ MiB of host memory, over job_memory=16 MiB; shorten duration or leave explain off",
+        line,
+    )
+    assert m is not None, line
+    assert int(m.group(1).replace(",", "")) * 170 > 16 << 20
+    assert json.loads((r.run_dir / "run.json").read_text())["status"] == "failed"
+
+
 SAMPLES_KNOWN_END = case("duration=0.3s", "sample_interval=1ns")
 SAMPLES_NO_END = case(
     "workload=trace", "workload.path={dir}/long.trace", "sample_interval=1ns", "job_memory=16M"

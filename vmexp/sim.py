@@ -61,6 +61,9 @@ BYTES_PER_TRACKED_PAGE = 400
 # median over a default run's rows); the same guard bounds them, so that a
 # tiny sample_interval is refused instead of filling the host's memory.
 BYTES_PER_SAMPLE_ROW = 400
+# And per line of explain=true's narration: a str of ~60 characters (107 bytes),
+# its list slot, and its copy when explain.log is written.
+BYTES_PER_EXPLAIN_LINE = 170
 
 
 class WorkloadFault(Exception):
@@ -642,6 +645,16 @@ class Simulation:
                 f"job_memory: the simulation tracks {tracked:,} pages, about "
                 f"{format_size(tracked * BYTES_PER_TRACKED_PAGE)} of host memory, over job_memory="
                 f"{format_size(self.s.job_memory)}; raise job_memory or shrink the workload"
+            )
+        if (
+            self.narrator is not None
+            and len(self.narrator.lines) * BYTES_PER_EXPLAIN_LINE > self.s.job_memory
+        ):
+            n = len(self.narrator.lines)
+            raise JobLimit(
+                f"explain: the narration reached {n:,} lines at {format_duration(int(self.env.now))} of simulated "
+                f"time, about {format_size(n * BYTES_PER_EXPLAIN_LINE)} of host memory, over job_memory="
+                f"{format_size(self.s.job_memory)}; shorten duration or leave explain off"
             )
 
     def _kswapd(self) -> Generator[simpy.Event, Any, None]:
