@@ -763,13 +763,13 @@ SAMPLES_NO_END = case(
 def test_a_sample_interval_that_would_fill_the_hosts_memory_is_refused(batch: Batch) -> None:
     """Every sample is a row per process and one for the system, held until the run ends (~400 bytes each).
 
-    1 ns over 0.3 s of four processes would be 1.5 billion rows: refused before the run starts. A trace
+    1 ns over 0.3 s is at least 600 million rows (the system and one process): refused before the run starts. A trace
     runs to its end, which is not known in advance: it stops when the rows reach job_memory.
     """
     r = batch.run(*SAMPLES_KNOWN_END)
     assert one_error_line(r) == (
-        "vmexp: error: sample_interval: a sample every 1 ns for 300 ms makes 1,500,000,005 rows of "
-        "timeseries.csv, about 558.8 GiB of host memory, over job_memory=4 GiB; raise sample_interval or job_memory"
+        "vmexp: error: sample_interval: a sample every 1 ns for 300 ms makes at least 600,000,002 rows of "
+        "timeseries.csv, about 223.5 GiB of host memory, over job_memory=4 GiB; raise sample_interval or job_memory"
     )
     assert not (r.run_dir / "metrics.json").exists()
     line = one_error_line(batch.run(*SAMPLES_NO_END))

@@ -587,12 +587,14 @@ class Simulation:
         self.samples: list[dict[str, Any]] = []
         self.max_rows = settings.job_memory // BYTES_PER_SAMPLE_ROW
         stop = settings.stop_at
-        if stop is not None:  # a row per process and one for the system at each sample
-            rows = (stop // settings.sample_interval + 1) * (len(self.procs) + 1)
+        if stop is not None:
+            # At least the system's row and one process's at each sample (a process's rows stop when it
+            # ends): refused only when it cannot fit; the sampler checks the rows as they come.
+            rows = (stop // settings.sample_interval + 1) * 2
             if rows > self.max_rows:
                 raise JobLimit(
                     f"sample_interval: a sample every {format_duration(settings.sample_interval)} for "
-                    f"{format_duration(stop)} makes {rows:,} rows of timeseries.csv, "
+                    f"{format_duration(stop)} makes at least {rows:,} rows of timeseries.csv, "
                     f"{self._rows_memory(rows)}; raise sample_interval or job_memory"
                 )
         self.snapshots: list[tuple[int, int, int, int, str]] = []
