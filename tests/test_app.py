@@ -249,6 +249,12 @@ def test_help_lists_the_groups_and_cfg_shows_the_config() -> None:
     assert c.returncode == 0
     cfg = yaml.safe_load(c.stdout)
     assert cfg["threshold"] is None and cfg["nprocs"] >= 2
+    # --version is vmexp's (Hydra's flag printed only "Hydra 1.3.8"), with what results depend on.
+    import vmexp
+
+    v = run("--version")
+    assert v.returncode == 0 and v.stdout.startswith(f"vmexp {vmexp.__version__} (Python "), v.stdout
+    assert "hydra-core" in v.stdout and "simpy" in v.stdout
 
 
 def test_objective_is_a_weighted_sum_of_summary_metrics(tmp_path: Path) -> None:

@@ -58,12 +58,32 @@ def task(cfg: DictConfig) -> float | None:
     return app.main(cfg)
 
 
+def _print_version() -> None:
+    """vmexp's version, and those of what its results depend on (a bug report wants all of them)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    deps = ", ".join(f"{name} {v(name)}" for name in ("hydra-core", "omegaconf", "simpy", "numpy"))
+    from vmexp import __version__
+
+    print(f"vmexp {__version__} (Python {platform.python_version()}; {deps})")
+
+
 def main() -> None:
     """Parse the command line as Hydra does (overrides, ``-m``, ``--cfg``, ``--help``) and run."""
     global _handler_installed
     if not _handler_installed:
         app.install_error_handler()
         _handler_installed = True
+    if "--version" in sys.argv[1:]:  # Hydra's own flag would print only Hydra's version
+        _print_version()
+        sys.exit(0)
     conf = conf_dir()
     if not (conf / "config.yaml").is_file():
         print(f"vmexp: error: {conf / 'config.yaml'} is missing (reinstall vmexp)", file=sys.stderr)
