@@ -159,6 +159,10 @@ def test_single_run_writes_every_contract_file(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     m = check_run_dir(tmp_path)
     assert len(m["processes"]) >= 2  # type: ignore[arg-type]
+    import vmexp
+
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["status"] == "stopped" and info["vmexp"] == vmexp.__version__  # which simulator gave them
     # Results are shared: every file has the mode the umask gives (written to a temporary, then renamed).
     mask = os.umask(0o022)
     os.umask(mask)

@@ -23,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from vmexp import __version__
 from vmexp.config import ConfigError, Settings, register_configs, settings_json, validate
 from vmexp.metrics import atomic_write, forget_previous_run, summary_of, write_run
 from vmexp.status import exit_status, finished, note_failure, stop_note
@@ -124,6 +125,7 @@ def _write_run_json(out: Path, status: str, error: str, wall: float, nprocs: int
         "wall_time_s": round(wall, 3),
         "host": platform.node(),
         "python": platform.python_version(),
+        "vmexp": __version__,  # which simulator gave the results: metrics.json stays free of it
         "pid": os.getpid(),
         "nprocs": nprocs,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
