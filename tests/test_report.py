@@ -647,6 +647,21 @@ def test_a_run_in_a_memory_cgroup_shows_the_limit_its_memory_levels_off_at(tmp_p
     assert top.get_ylim()[1] == pytest.approx(1.12 * (2 << 20))
 
 
+def test_a_run_without_swap_says_so_in_its_empty_swap_panel(tmp_path: Path) -> None:
+    trace = tmp_path / "t.trace"
+    trace.write_text("malloc 1 1M\ntouch 1 0 1048576 w\ncompute 50ms\n")
+    texts = {}
+    for swap in ("0", "1M"):
+        d = _run_job(
+            tmp_path / swap, 0, ["workload=trace", f"workload.path={trace}", f"swap={swap}", "figures=false"]
+        )
+        with matplotlib.rc_context(STYLE):
+            fig = _memory_fig(load_run(d), "t")
+        texts[swap] = [t.get_text() for t in fig.axes[1].texts]
+    assert texts["0"] == ["no swap space (swap=0): anonymous pages cannot leave RAM"]
+    assert texts["1M"] == []
+
+
 def test_fault_rate_ticks_stay_short_enough_for_the_axis_label_to_fit() -> None:
     # A streaming run's first-touch rate reaches a million a second: "1,000,000" pushed the
     # y label out of the figure, "1M" does not.

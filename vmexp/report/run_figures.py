@@ -508,6 +508,9 @@ def _memory_fig(data: RunData, title: str) -> Figure:
                  drawstyle="steps-post", label="swap slots in use\n(system, incl.\nswap cache)")  # fmt: skip
     mid.set_ylabel("swap\n(stacked by pid)")
     mid.set_ylim(bottom=0)
+    if int(s.get("swap_bytes", 1)) == 0:  # an empty panel would read as "nothing was swapped"
+        mid.text(0.5, 0.5, "no swap space (swap=0): anonymous pages cannot leave RAM",
+                 transform=mid.transAxes, ha="center", va="center", fontsize=9.5, color="0.3")  # fmt: skip
     bytes_axis(mid, max_ticks=4)
     _outside_legend(mid)
 
