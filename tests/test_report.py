@@ -285,7 +285,19 @@ def test_the_report_pools_seeds_and_says_which_setting_wins_by_how_much(demo: Pa
     )
     assert "**mmap calls**: the same for every setting (40)." in md
     assert "| 64 KiB | 300 ± 141 |" in md  # sample standard deviation of 200 and 400
+    assert "Totals over the processes of each job. `summary.csv`" in md  # no cell is undefined: no note on –
     assert "`4_threshold=banana,seed=0`: threshold: expected a size" in md
+
+
+def test_the_report_explains_a_dash_only_where_its_table_has_one(tmp_path: Path) -> None:
+    # The time between major faults of a run without any is undefined: the table shows –, and says why.
+    preset = {**PRESET, "report": {"metrics": ["majflt", "mean_time_between_faults_s"]}}
+    for i, (thr, majflt) in enumerate([("64k", 0), ("256k", 4)]):
+        _job(tmp_path, i, [f"threshold={thr}"], _doc(minflt=100, majflt=majflt, cpu=2.0), preset)
+    aggregate(tmp_path, quiet=True)
+    md = (tmp_path / "report.md").read_text()
+    assert "| 64 KiB | 0 | – |" in md and "| 256 KiB | 4 | 500 ms |" in md
+    assert "– where a value is undefined (the mean time between major faults of a run without any)" in md
 
 
 def test_figures_only_for_metrics_that_vary_and_seeds_as_bands(demo: Path) -> None:

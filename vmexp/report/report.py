@@ -341,10 +341,14 @@ def _blocks(sweep_dir: Path, table: SweepTable, wanted: list[str], figures: list
     )
     if shown and table.ok:
         b.append(("h2", "Results"))
-        b.append(_table_block(table, shown))
-        note = (
-            "Totals over the processes of each job; – where a value is undefined (L without a major fault)."
-        )
+        block = _table_block(table, shown)
+        b.append(block)
+        note = "Totals over the processes of each job."
+        if any(cell == "–" for row in block[1][1] for cell in row):
+            note = (
+                "Totals over the processes of each job; – where a value is undefined "
+                "(the mean time between major faults of a run without any)."
+            )
         b.append(("p", f"{note} `summary.csv` has every metric of every job."))
     if figures:
         b.append(("h2", "Figures"))
