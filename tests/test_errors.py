@@ -737,6 +737,18 @@ def test_job_memory_stops_a_job_that_tracks_too_many_pages(batch: Batch) -> None
     assert 16 << 20 < int(m.group(1).replace(",", "")) * 400 < 1 << 30
 
 
+OPTUNA = case("-m", "hydra/sweeper=optuna", "threshold=choice(64k,128k)", "hydra.sweep.dir={dir}/optuna")
+
+
+def test_an_optuna_sweep_without_an_objective_is_refused_before_its_trials(batch: Batch) -> None:
+    """Every trial returned None, which Hydra reported twice per trial, then 'No trials are completed yet'."""
+    assert one_error_line(batch.run(*OPTUNA)) == (
+        "vmexp: error: objective: hydra/sweeper=optuna minimises objective, which is empty: "
+        "give it summary metrics and weights, e.g. ++objective={majflt: 1}"
+    )
+    assert not (batch.dir / "optuna").exists()
+
+
 EXPLAIN = case("explain=true", "job_memory=16M")
 
 

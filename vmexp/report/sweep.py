@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from vmexp.config import read_settings_json
 from vmexp.metrics import COLUMNS, Metric, atomic_write, metric, remove_stale_temporaries, summary_of
@@ -295,6 +295,19 @@ def aggregate(sweep_dir: Path, *, quiet: bool = False) -> int:
 
 class SweepReport(Callback):
     """Hydra callback: aggregate when a multirun ends."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Optuna minimises what the jobs return: without an objective every trial returns None and
+        # Hydra reports each as "Return value must be float-castable", then "No trials are completed".
+        sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
+        if "optuna" in sweeper.lower() and not config.get("objective"):
+            print(
+                "vmexp: error: objective: hydra/sweeper=optuna minimises objective, which is empty: "
+                "give it summary metrics and weights, e.g. ++objective={majflt: 1}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra turns an exception from a callback into a warning and exits 0; a report that could
