@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import re
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +237,7 @@ def assert_read_the_same_both_ways(parser: str, fast_way: str, text: str) -> Non
 _LINE = st.one_of(
     st.integers(0, 2**64).map(str),
     st.tuples(st.integers(0, 2**63), st.sampled_from(["r", "w", "W", "x"])).map(lambda t: f"{t[0]} {t[1]}"),
-    st.sampled_from(["", "  ", "# note", "0x1f", "7 w 1", "-3", "1_000", "٣"]),
+    st.sampled_from(["", "  ", "# note", "0x1f", "7 w 1", "-3", "1_000", "٣", "w", "r 5 w", "5 r 6"]),
 )
 
 
@@ -247,6 +248,21 @@ def test_the_fast_page_reader_reads_what_the_careful_one_reads(
 ) -> None:
     """A large plain trace skips the line-by-line parser; every text reads the same both ways, errors included."""
     text = eol.join(lines) + (eol if last else "")
+    assert_read_the_same_both_ways("parse_pageref_text", "_pageref_plain", text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1 r 2\nw\n", "<text>:1: expected 'VPN [r|w]', got 3 fields"),
+        ("1\nr 2 w\n", "<text>:2: bad page number 'r'"),
+        ("1 r\n2 w 3\nr\n", "<text>:2: expected 'VPN [r|w]', got 3 fields"),
+    ],
+)
+def test_a_mode_on_the_wrong_line_is_refused_both_ways(text: str, message: str) -> None:
+    """As many ``r``/``w`` as page numbers is not enough: each pair must be a line of its own."""
+    with pytest.raises(TraceError, match=re.escape(message)):
+        parse_pageref_text(text)
     assert_read_the_same_both_ways("parse_pageref_text", "_pageref_plain", text)
 
 

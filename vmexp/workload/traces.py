@@ -426,7 +426,10 @@ def _pageref_plain(text: str) -> tuple[list[int], list[int]] | None:
         return None
     if len(vpn_toks) != len(modes) or set(modes) - {"r", "w"} or max(map(len, vpn_toks)) > 18:
         return None
-    if len([line for line in text.split("\n") if line.strip()]) != len(modes):
+    # One pair per line: as many non-blank lines as pairs, each starting with a page number. The
+    # count alone lets "1 r 2" + "w" or "1" + "r 2 w" through, which the careful parser refuses.
+    starts = [line.lstrip()[:1] for line in text.split("\n")]
+    if len(starts) - starts.count("") != len(modes) or "r" in starts or "w" in starts:
         return None
     return list(map(int, vpn_toks)), [1 if m == "w" else 0 for m in modes]
 
