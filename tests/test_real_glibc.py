@@ -336,3 +336,32 @@ def test_validate_command_exit_status(tmp_path: Path, capsys: pytest.CaptureFixt
     )
     assert main([trace, "--run-dir", str(tmp_path / "nothing")]) == 2
     assert "the run wrote no metrics.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "workload.path={other}",
+            "workload.path={other}: the trace to replay is the first argument ({trace})",
+        ),
+        ("workload=pageref", "workload=pageref: the comparison replays the trace on both sides"),
+        (
+            "hydra.run.dir={tmp}/run",
+            "hydra.run.dir={tmp}/run: the simulator's run goes to a temporary directory",
+        ),
+    ],
+)
+def test_validate_refuses_overrides_that_replace_its_trace_or_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, message: str
+) -> None:
+    """An override after the command's own workload.path or hydra.run.dir would win in Hydra:
+    the simulator would run another trace (and the verdict compare two different things), or
+    write where nothing is read back. Refused in one line, before anything runs."""
+    trace = write_trace(tmp_path, "malloc 1 100\nfree 1\n")
+    other = write_trace(tmp_path, "malloc 1 200000\nfree 1\n", "other.trace")
+    fill = {"other": other, "trace": trace, "tmp": tmp_path}
+    assert main([str(trace), override.format(**fill)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vmexp.validate: error: " + message.format(**fill)) and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()

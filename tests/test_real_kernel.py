@@ -221,6 +221,19 @@ def test_the_kernel_command_says_in_one_line_what_is_missing(
     assert "needs root" in err and "sudo" in err
 
 
+def test_the_kernel_command_refuses_another_trace_before_the_real_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """workload.path=OTHER would have the simulator run another trace than the kernel; that is
+    said at once, not after the real runs (here: before "needs root")."""
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    other = write_trace(tmp_path, "malloc 1 2M\ntouch 1\n", "other.trace")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert kernel_main([str(trace), f"workload.path={other}", "--swap", "zram"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vmexp.validate kernel: error: workload.path={other}: ") and err.count("\n") == 1
+
+
 def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Path) -> None:
     s = kernel_settings(["cgroup.memory_max=32M", "machine.page_cluster=0", "threshold=64k"])
     assert (s.limit, s.swap_max, s.page_cluster, s.rest) == (32 * MIB, None, 0, ("threshold=64k",))

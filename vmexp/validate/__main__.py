@@ -47,7 +47,15 @@ from vmexp.validate.real import (
 )
 from vmexp.workload.traces import TraceError, parse_trace
 
-__all__ = ["Verdict", "compare", "format_side_by_side", "main", "read_run", "run_simulator"]
+__all__ = [
+    "Verdict",
+    "check_overrides",
+    "compare",
+    "format_side_by_side",
+    "main",
+    "read_run",
+    "run_simulator",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,8 +96,39 @@ def read_run(run_dir: str | os.PathLike[str]) -> dict[int, ReplayResult]:
         raise SimulatorRunError(f"{d}: {msg}") from None
 
 
+def check_overrides(trace: str, overrides: Sequence[str]) -> None:
+    """Refuse the overrides that would make the simulator run something else than the real side.
+
+    ``run_simulator`` sets ``workload=trace``, ``workload.path=TRACE`` and
+    ``hydra.run.dir``; an override given after them wins in Hydra, so
+    ``workload.path=other.trace`` would compare the real glibc on TRACE with
+    the simulator on another file and print a DIFFER that means nothing, and
+    ``hydra.run.dir=D`` would write the run where it is not read back.
+    Overrides that say what is already set (``workload=trace``, the same
+    path) are harmless and pass.
+    """
+    for ov in overrides:
+        key, eq, value = ov.lstrip("+~").partition("=")
+        value = value.strip().strip("'\"")
+        if key == "workload" and not (eq and value == "trace"):
+            raise SimulatorRunError(
+                f"{ov}: the comparison replays the trace on both sides (workload=trace); "
+                "give no other workload"
+            )
+        if key == "workload.path" and not (eq and os.path.abspath(value) == os.path.abspath(trace)):
+            raise SimulatorRunError(
+                f"{ov}: the trace to replay is the first argument ({trace}); give it no other path"
+            )
+        if key == "hydra.run.dir":
+            raise SimulatorRunError(
+                f"{ov}: the simulator's run goes to a temporary directory; "
+                "to compare a run you made yourself, give --run-dir RUN_DIR"
+            )
+
+
 def run_simulator(trace: str, overrides: Sequence[str], run_dir: str, root: Path = REPO_ROOT) -> None:
     """Run the project's app on the trace, as a user would, into ``run_dir``."""
+    check_overrides(trace, overrides)
     run_py = root / "run.py"
     if not run_py.is_file():
         raise SimulatorRunError(f"{run_py} not found: the simulator runs from a source checkout of vmexp")

@@ -210,7 +210,7 @@ def format_table(real: list[K.KernelRun], sim_minflt: int, sim_majflt: int) -> s
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; see the module docstring."""
-    from vmexp.validate.__main__ import SimulatorRunError, read_run, run_simulator
+    from vmexp.validate.__main__ import SimulatorRunError, check_overrides, read_run, run_simulator
 
     parser = argparse.ArgumentParser(
         prog="python -m vmexp.validate kernel",
@@ -250,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if 1 not in trace.ops:
             raise TraceError(f"{args.trace}: the real-kernel replay takes process 1, and the trace has none")
         settings = kernel_settings(args.overrides)
-    except (TraceError, UsageError) as e:
+        check_overrides(args.trace, settings.rest)  # now, not after minutes of real runs
+    except (TraceError, UsageError, SimulatorRunError) as e:
         print(f"vmexp.validate kernel: error: {e}", file=sys.stderr)
         return 2
     swap: Literal["zram", "file", "existing"] = args.swap
