@@ -365,3 +365,13 @@ def test_validate_refuses_overrides_that_replace_its_trace_or_run(
     err = capsys.readouterr().err
     assert err.startswith("vmexp.validate: error: " + message.format(**fill)) and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_validate_takes_options_between_the_trace_and_the_overrides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``TRACE --only-diff KEY=VALUE`` is read as meant: the override reaches the checks (here the
+    refusal of another workload), not argparse's "unrecognized arguments"."""
+    trace = write_trace(tmp_path, "malloc 1 100\nfree 1\n")
+    assert main([str(trace), "--only-diff", "workload=pageref"]) == 2
+    assert capsys.readouterr().err.startswith("vmexp.validate: error: workload=pageref: ")

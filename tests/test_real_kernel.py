@@ -234,6 +234,17 @@ def test_the_kernel_command_refuses_another_trace_before_the_real_runs(
     assert err.startswith(f"vmexp.validate kernel: error: workload.path={other}: ") and err.count("\n") == 1
 
 
+def test_the_kernel_command_takes_options_between_the_trace_and_the_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``TRACE --swap zram cgroup.memory_max=1M``: the override is read (and refused for its
+    value), not called an unrecognized argument."""
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert kernel_main([str(trace), "--swap", "zram", "cgroup.memory_max=1M"]) == 2
+    assert "cgroup.memory_max=1M: at least 8M" in capsys.readouterr().err
+
+
 def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Path) -> None:
     s = kernel_settings(["cgroup.memory_max=32M", "machine.page_cluster=0", "threshold=64k"])
     assert (s.limit, s.swap_max, s.page_cluster, s.rest) == (32 * MIB, None, 0, ("threshold=64k",))

@@ -253,7 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.epilog = (
         "python -m vmexp.validate kernel TRACE [overrides]: page faults against the real kernel instead"
     )
-    args = parser.parse_args(args_in)
+    # Intermixed: "TRACE --only-diff threshold=64k" reads as meant; parse_args stops the
+    # overrides at the first option and calls the rest "unrecognized arguments".
+    args = parser.parse_intermixed_args(args_in)
 
     try:
         trace = parse_trace(args.trace)

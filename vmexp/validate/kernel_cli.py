@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="auto",
         help="the simulator's keys: its kernel keys (new), today's closest ones (today), or as the switch says",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # TRACE --runs 5 cgroup.memory_max=32M, as meant
     if args.runs < 1:
         parser.error("--runs must be at least 1")
 
