@@ -280,7 +280,7 @@ def test_compare_and_print_side_by_side() -> None:
     assert "syscalls: ? real, 5 simulated: not compared" in format_side_by_side(untraced, same)
 
 
-def write_run(run_dir: Path, want: dict[str, Any], pid: int = 1) -> None:
+def write_run(run_dir: Path, want: dict[str, Any], pid: int = 1, exit: str = "ok", error: str = "") -> None:
     """A simulator run directory as the output contract describes it, holding ``want``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "syscalls.csv", "w", newline="") as fh:
@@ -291,7 +291,8 @@ def write_run(run_dir: Path, want: dict[str, Any], pid: int = 1) -> None:
     proc = {
         "pid": pid,
         "name": "trace",
-        "exit": 0,
+        "exit": exit,
+        "error": error,
         "minflt": want["minflt"],
         "majflt": want["majflt"],
         "syscalls": {"brk": 0, "mmap": 0, "munmap": 0, "mremap": 0},
@@ -375,3 +376,24 @@ def test_validate_takes_options_between_the_trace_and_the_overrides(
     trace = write_trace(tmp_path, "malloc 1 100\nfree 1\n")
     assert main([str(trace), "--only-diff", "workload=pageref"]) == 2
     assert capsys.readouterr().err.startswith("vmexp.validate: error: workload=pageref: ")
+
+
+@pytest.mark.parametrize(
+    ("exit", "error", "how"),
+    [
+        ("duration", "", "stopped by duration"),
+        ("oom-killed", "killed by the OOM killer", "ended oom-killed (killed by the OOM killer)"),
+    ],
+)
+def test_validate_refuses_a_simulator_run_that_did_not_finish_the_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], exit: str, error: str, how: str
+) -> None:
+    """A run stopped by duration=, or a process the OOM killer took (ram=400k swap=0), did part
+    of the trace: compared with the whole real replay it would DIFFER for a reason not shown."""
+    want = EXPECTED["traces"]["realloc_mmap"]["runs"]["default"]
+    write_run(tmp_path / "run", want, exit=exit, error=error)
+    assert main([str(TRACES / "realloc_mmap.trace"), "--run-dir", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (
+        f"vmexp.validate: error: the simulator's process 1 {how} before the end of the trace: "
+        "the comparison needs a complete run (no duration, enough memory for the trace)\n"
+    )

@@ -18,7 +18,8 @@ on every real run.
 
 Exit status: 0 when the syscalls and mallinfo2 agree for every process,
 1 when they differ (or the syscalls could not be observed because strace is
-missing), 2 when either side could not be run.
+missing), 2 when either side could not be run or the simulator did not replay
+the whole trace (a ``duration``, the OOM killer: :func:`check_finished`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from vmexp.workload.traces import TraceError, parse_trace
 
 __all__ = [
     "Verdict",
+    "check_finished",
     "check_overrides",
     "compare",
     "format_side_by_side",
@@ -94,6 +96,29 @@ def read_run(run_dir: str | os.PathLike[str]) -> dict[int, ReplayResult]:
     except (KeyError, ValueError, TypeError) as e:
         msg = f"metrics.json or syscalls.csv does not follow the output contract ({e!r})"
         raise SimulatorRunError(f"{d}: {msg}") from None
+
+
+def check_finished(run_dir: str | os.PathLike[str]) -> None:
+    """Refuse a simulator run in which a process did not replay the whole trace.
+
+    A process stopped by ``duration``, killed by the OOM killer (a small
+    ``ram`` or ``cgroup.memory_max``) or ended by a fault has done only part
+    of what the real side did: compared call for call, it would DIFFER for a
+    reason the comparison does not show (``run.py``'s warning about it is not
+    printed here). The message names the process, how it ended and why.
+    """
+    d = Path(run_dir)
+    try:
+        procs = json.loads((d / "metrics.json").read_text(encoding="utf-8"))["processes"]
+        ended = [(p["pid"], p["exit"], p.get("error") or "") for p in procs if p["exit"] != "ok"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SimulatorRunError(f"{d}: metrics.json does not follow the output contract ({e!r})") from None
+    for pid, how, why in ended:
+        what = "stopped by duration" if how == "duration" else f"ended {how}" + (f" ({why})" if why else "")
+        raise SimulatorRunError(
+            f"the simulator's process {pid} {what} before the end of the trace: "
+            "the comparison needs a complete run (no duration, enough memory for the trace)"
+        )
 
 
 def check_overrides(trace: str, overrides: Sequence[str]) -> None:
@@ -268,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.run_dir:
                 run_simulator(args.trace, args.overrides, run_dir)
             sim = read_run(run_dir)
+            check_finished(run_dir)
             doc = read_settings_json(Path(run_dir))
         if doc is None:
             raise SimulatorRunError(
