@@ -397,3 +397,18 @@ def test_validate_refuses_a_simulator_run_that_did_not_finish_the_trace(
         f"vmexp.validate: error: the simulator's process 1 {how} before the end of the trace: "
         "the comparison needs a complete run (no duration, enough memory for the trace)\n"
     )
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_validate_pairs_each_trace_process_with_the_simulators_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The simulator numbers a trace's processes 1, 2, ... as they first appear; p2 and p5 are
+    its pids 1 and 2, and each is compared with its own replay (not p2 with p5, nor p5 missing)."""
+    trace = write_trace(tmp_path, "p2: malloc 1 100\np5: malloc 1 200k\np2: free 1\np5: free 1\n")
+    assert main([str(trace), "figures=false"]) == 0
+    out = capsys.readouterr().out
+    assert "process 2 (the simulator's pid 1)" in out and "process 5 (the simulator's pid 2)" in out
+    assert out.count("syscalls: 2 real, 2 simulated: agree") == 1
+    assert out.count("syscalls: 4 real, 4 simulated: agree") == 1

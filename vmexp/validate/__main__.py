@@ -314,17 +314,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not use_strace:
         print("note: strace is not installed, so the real syscalls cannot be observed")
     all_ok = True
+    # The simulator numbers a trace's processes 1, 2, ... in the order they first appear
+    # (build_trace), whatever their pPID: says; the real side replays each by its pPID.
+    sim_pid = {pid: k for k, pid in enumerate(trace.ops, 1)}
     for pid, r in real.items():
-        s = sim.get(pid)
-        if s is None and len(real) == 1 and len(sim) == 1:
-            s = next(iter(sim.values()))  # one process each: the simulator may number it differently
+        s = sim.get(sim_pid[pid])
         print()
         if s is None:
-            print(f"process {pid}: the simulator's run has no such process (it has {sorted(sim)})")
+            print(f"process {pid}: the simulator's run has no process {sim_pid[pid]} (it has {sorted(sim)})")
             all_ok = False
             continue
         label = f"real {libc}"
-        print(format_side_by_side(r, s, title=f"process {pid}", real_label=label, only_diff=args.only_diff))
+        title = f"process {pid}" + (f" (the simulator's pid {sim_pid[pid]})" if sim_pid[pid] != pid else "")
+        print(format_side_by_side(r, s, title=title, real_label=label, only_diff=args.only_diff))
         all_ok = all_ok and compare(r, s).ok
     print()
     print("RESULT: agree" if all_ok else "RESULT: DIFFER")
