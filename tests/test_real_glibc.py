@@ -412,3 +412,23 @@ def test_validate_pairs_each_trace_process_with_the_simulators_own(
     assert "process 2 (the simulator's pid 1)" in out and "process 5 (the simulator's pid 2)" in out
     assert out.count("syscalls: 2 real, 2 simulated: agree") == 1
     assert out.count("syscalls: 4 real, 4 simulated: agree") == 1
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_validate_replays_failed_allocations_as_the_simulator_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The simulator takes the program to check for NULL: a failed malloc's touches are skipped
+    and its id may be allocated again; a failed realloc leaves the block at its old size, and
+    touches past it are cut to it. The real replay does the same, so the two agree call for call."""
+    huge = (1 << 63) - 1
+    trace = write_trace(
+        tmp_path,
+        f"malloc 1 {huge}\ntouch 1 0 100 w\nmalloc 1 5000\ntouch 1\n"
+        f"realloc 3 {huge}\ntouch 3 0 50 w\nfree 3\n"
+        f"malloc 5 20000\nrealloc 5 {huge}\ntouch 5 0 30000 w\nrealloc 5 40000\ntouch 5\nfree 5\nfree 1\n",
+    )
+    assert main([str(trace), "figures=false"]) == 0
+    out = capsys.readouterr().out
+    assert "mallinfo2: agree" in out and out.rstrip().endswith("RESULT: agree")
