@@ -74,6 +74,24 @@ def test_reads_a_file_and_crlf_line_ends(tmp_path: Path) -> None:
     assert parse_trace(str(p)) == parse_trace(p)
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path: Path) -> None:
+    """Windows editors start a UTF-8 file with U+FEFF, which no editor shows: it is dropped, so
+    the first line is not an unknown operation '\\ufeffmalloc' (nor a bad page number), and the
+    offset of a bad byte further on is still counted in the file's own bytes."""
+    bom = b"\xef\xbb\xbf"
+    p = tmp_path / "t.trace"
+    p.write_bytes(bom + b"# from Notepad\r\nmalloc 0 64k\r\nfree 0\r\n")
+    assert parse_trace(p).ops == {1: [(MALLOC, 0, 65536), (FREE, 0)]}
+    p.write_bytes(bom + b"malloc 0 64k\n")
+    assert parse_trace(p).ops == {1: [(MALLOC, 0, 65536)]}
+    refs = tmp_path / "refs"
+    refs.write_bytes(bom + b"7\n8 w\n")
+    assert parse_pageref(refs) == ([7, 8], [0, 1])
+    p.write_bytes(bom + b"malloc 0 64k\n\xff\n")
+    with pytest.raises(TraceError, match=r":2: not UTF-8 text \(byte 0xff at offset 16\)"):
+        parse_trace(p)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
