@@ -20,13 +20,16 @@ Three parts:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +246,29 @@ def test_the_kernel_command_takes_options_between_the_trace_and_the_overrides(
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert kernel_main([str(trace), "--swap", "zram", "cgroup.memory_max=1M"]) == 2
     assert "cgroup.memory_max=1M: at least 8M" in capsys.readouterr().err
+
+
+def test_the_kernel_command_simulates_process_1_alone_as_the_kernel_replays_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real side replays process 1 alone; the simulator ran the whole trace and took its
+    first process (here p2, 8 MiB) for process 1 (1 MiB). Now it runs process 1 alone too.
+    The kernel is faked: nothing on this machine is set up."""
+    trace = write_trace(tmp_path, "p2: malloc 1 8M\np2: touch 1\np1: malloc 1 1M\np1: touch 1\n")
+    facts = K.KernelFacts(
+        "6.18", 3, 60, False, "madvise", "v1", (K.SwapArea("/dev/zram9", "zram", False, 1 << 30, 0, 100),)
+    )
+
+    @contextlib.contextmanager
+    def session(swap: str, **_: Any) -> Iterator[K.KernelFacts]:
+        yield facts
+
+    monkeypatch.setattr(K, "missing", lambda swap="zram": None)
+    monkeypatch.setattr(K, "session", session)
+    monkeypatch.setattr(K, "measure", lambda *a, **k: [K.KernelRun(257, 0, 0.1, 0)])
+    kernel_main([str(trace), "--swap", "existing", "workload.path=" + str(trace)])
+    sim = re.findall(r"^ [ !] minflt  257 \[257\.\.257\] +(\d+)", capsys.readouterr().out, re.MULTILINE)
+    assert len(sim) == 1 and int(sim[0]) < 300, sim  # 1 MiB: 256 pages, not 8 MiB's 2048
 
 
 def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Path) -> None:

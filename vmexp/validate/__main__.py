@@ -121,8 +121,8 @@ def check_finished(run_dir: str | os.PathLike[str]) -> None:
         )
 
 
-def check_overrides(trace: str, overrides: Sequence[str]) -> None:
-    """Refuse the overrides that would make the simulator run something else than the real side.
+def check_overrides(trace: str, overrides: Sequence[str]) -> list[str]:
+    """The overrides to give the simulator; refuses those that would make it run something else.
 
     ``run_simulator`` sets ``workload=trace``, ``workload.path=TRACE`` and
     ``hydra.run.dir``; an override given after them wins in Hydra, so
@@ -130,8 +130,10 @@ def check_overrides(trace: str, overrides: Sequence[str]) -> None:
     the simulator on another file and print a DIFFER that means nothing, and
     ``hydra.run.dir=D`` would write the run where it is not read back.
     Overrides that say what is already set (``workload=trace``, the same
-    path) are harmless and pass.
+    path) are harmless: they are left out of the list returned, so that the
+    simulator may be given another file holding the same operations.
     """
+    rest = []
     for ov in overrides:
         key, eq, value = ov.lstrip("+~").partition("=")
         value = value.strip().strip("'\"")
@@ -149,11 +151,14 @@ def check_overrides(trace: str, overrides: Sequence[str]) -> None:
                 f"{ov}: the simulator's run goes to a temporary directory; "
                 "to compare a run you made yourself, give --run-dir RUN_DIR"
             )
+        if key not in ("workload", "workload.path"):
+            rest.append(ov)
+    return rest
 
 
 def run_simulator(trace: str, overrides: Sequence[str], run_dir: str, root: Path = REPO_ROOT) -> None:
     """Run the project's app on the trace, as a user would, into ``run_dir``."""
-    check_overrides(trace, overrides)
+    overrides = check_overrides(trace, overrides)
     run_py = root / "run.py"
     if not run_py.is_file():
         raise SimulatorRunError(f"{run_py} not found: the simulator runs from a source checkout of vmexp")

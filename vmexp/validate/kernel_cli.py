@@ -36,7 +36,8 @@ from typing import Literal
 
 from vmexp.units import UnitError, format_size, parse_size
 from vmexp.validate import kernel as K
-from vmexp.workload.traces import TraceError, parse_trace
+from vmexp.workload.ops import describe
+from vmexp.workload.traces import Trace, TraceError, parse_trace
 
 __all__ = [
     "KERNEL_KEYS",
@@ -208,6 +209,22 @@ def format_table(real: list[K.KernelRun], sim_minflt: int, sim_majflt: int) -> s
     return "\n".join(out)
 
 
+def _process_1(path: str, trace: Trace, tmp: str) -> str:
+    """The trace the simulator runs: process 1 alone, as the real kernel replays it.
+
+    The simulator runs every process of a trace, sharing its RAM and its
+    cgroup and numbering them 1, 2, ... as they first appear; with the
+    other processes beside it, its process 1 would not be the real side's
+    (``p2:`` first), nor be paged as it is alone in its group.
+    """
+    if len(trace.ops) == 1:
+        return path
+    alone = os.path.join(tmp, "process1.trace")
+    with open(alone, "w", encoding="utf-8") as fh:
+        fh.writelines(describe(op) + "\n" for op in trace.ops[1])
+    return alone
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; see the module docstring."""
     from vmexp.validate.__main__ import SimulatorRunError, check_overrides, read_run, run_simulator
@@ -250,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if 1 not in trace.ops:
             raise TraceError(f"{args.trace}: the real-kernel replay takes process 1, and the trace has none")
         settings = kernel_settings(args.overrides)
-        check_overrides(args.trace, settings.rest)  # now, not after minutes of real runs
+        rest = check_overrides(args.trace, settings.rest)  # now, not after minutes of real runs
     except (TraceError, UsageError, SimulatorRunError) as e:
         print(f"vmexp.validate kernel: error: {e}", file=sys.stderr)
         return 2
@@ -267,10 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with K.session(swap, cluster=settings.page_cluster) as facts:
             real = K.measure(args.trace, settings.limit, args.runs, swap_max=settings.swap_max)
         sim_ov = simulator_overrides(facts, settings.limit, settings.swap_max, new_keys=new_keys)
-        sim_ov += ["figures=false", *settings.rest]
+        sim_ov += ["figures=false", *rest]
         with tempfile.TemporaryDirectory(prefix="vmexp-validate-kernel-") as tmp:
             run_dir = os.path.join(tmp, "run")
-            run_simulator(args.trace, sim_ov, run_dir)
+            run_simulator(_process_1(args.trace, trace, tmp), sim_ov, run_dir)
             procs = read_run(run_dir)
     except (K.KernelUnavailable, K.KernelRunError, SimulatorRunError) as e:
         print(f"vmexp.validate kernel: error: {K.describe_failure(e)}", file=sys.stderr)
