@@ -248,13 +248,8 @@ def test_the_kernel_command_takes_options_between_the_trace_and_the_overrides(
     assert "cgroup.memory_max=1M: at least 8M" in capsys.readouterr().err
 
 
-def test_the_kernel_command_simulates_process_1_alone_as_the_kernel_replays_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The real side replays process 1 alone; the simulator ran the whole trace and took its
-    first process (here p2, 8 MiB) for process 1 (1 MiB). Now it runs process 1 alone too.
-    The kernel is faked: nothing on this machine is set up."""
-    trace = write_trace(tmp_path, "p2: malloc 1 8M\np2: touch 1\np1: malloc 1 1M\np1: touch 1\n")
+def fake_kernel(monkeypatch: pytest.MonkeyPatch, run: K.KernelRun) -> None:
+    """The real side without the machine: no swap, cgroup or sysctl is touched; every run is ``run``."""
     facts = K.KernelFacts(
         "6.18", 3, 60, False, "madvise", "v1", (K.SwapArea("/dev/zram9", "zram", False, 1 << 30, 0, 100),)
     )
@@ -265,10 +260,33 @@ def test_the_kernel_command_simulates_process_1_alone_as_the_kernel_replays_it(
 
     monkeypatch.setattr(K, "missing", lambda swap="zram": None)
     monkeypatch.setattr(K, "session", session)
-    monkeypatch.setattr(K, "measure", lambda *a, **k: [K.KernelRun(257, 0, 0.1, 0)])
+    monkeypatch.setattr(K, "measure", lambda *a, **k: [run])
+
+
+def test_the_kernel_command_simulates_process_1_alone_as_the_kernel_replays_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real side replays process 1 alone; the simulator ran the whole trace and took its
+    first process (here p2, 8 MiB) for process 1 (1 MiB). Now it runs process 1 alone too.
+    The kernel is faked: nothing on this machine is set up."""
+    trace = write_trace(tmp_path, "p2: malloc 1 8M\np2: touch 1\np1: malloc 1 1M\np1: touch 1\n")
+    fake_kernel(monkeypatch, K.KernelRun(257, 0, 0.1, 0))
     kernel_main([str(trace), "--swap", "existing", "workload.path=" + str(trace)])
     sim = re.findall(r"^ [ !] minflt  257 \[257\.\.257\] +(\d+)", capsys.readouterr().out, re.MULTILINE)
     assert len(sim) == 1 and int(sim[0]) < 300, sim  # 1 MiB: 256 pages, not 8 MiB's 2048
+
+
+def test_the_kernel_command_gives_the_simulators_error_as_run_py_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad simulator override is run.py's one line, without a Python class name before it."""
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    fake_kernel(monkeypatch, K.KernelRun(257, 0, 0.1, 0))
+    assert kernel_main([str(trace), "--swap", "existing", "threshold=banana"]) == 2
+    assert capsys.readouterr().err == (
+        "vmexp.validate kernel: error: threshold: expected a size such as 4096, 64k, 128K, 2M or 1G, "
+        "got 'banana'\n"
+    )
 
 
 def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Path) -> None:

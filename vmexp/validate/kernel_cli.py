@@ -227,7 +227,12 @@ def _process_1(path: str, trace: Trace, tmp: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; see the module docstring."""
-    from vmexp.validate.__main__ import SimulatorRunError, check_overrides, read_run, run_simulator
+    from vmexp.validate.__main__ import (
+        SimulatorRunError,
+        check_overrides,
+        read_run,
+        run_simulator,
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m vmexp.validate kernel",
@@ -289,8 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_dir = os.path.join(tmp, "run")
             run_simulator(_process_1(args.trace, trace, tmp), sim_ov, run_dir)
             procs = read_run(run_dir)
-    except (K.KernelUnavailable, K.KernelRunError, SimulatorRunError) as e:
+    except (K.KernelUnavailable, K.KernelRunError) as e:
         print(f"vmexp.validate kernel: error: {K.describe_failure(e)}", file=sys.stderr)
+        return 2
+    except SimulatorRunError as e:  # its message is the one line (describe_failure would prefix the class)
+        print(f"vmexp.validate kernel: error: {e}", file=sys.stderr)
         return 2
     sim = procs.get(1) or next(iter(procs.values()))
 
