@@ -276,6 +276,21 @@ def test_the_kernel_command_simulates_process_1_alone_as_the_kernel_replays_it(
     assert len(sim) == 1 and int(sim[0]) < 300, sim  # 1 MiB: 256 pages, not 8 MiB's 2048
 
 
+def test_the_kernel_command_refuses_a_simulated_process_the_oom_killer_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no swap for the group, the simulator's OOM killer ends the process part way: its
+    faults are of part of the trace, so the comparison is refused in one line, not a DIFFER.
+    The kernel is faked: nothing on this machine is set up."""
+    trace = write_trace(tmp_path, "malloc 1 16M\ntouch 1\n")
+    fake_kernel(monkeypatch, K.KernelRun(4097, 0, 0.1, 0))
+    args = [str(trace), "--swap", "existing", "cgroup.memory_max=8M", "cgroup.swap_max=0"]
+    assert kernel_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vmexp.validate kernel: error: the simulator's process 1 ended oom-killed")
+    assert err.count("\n") == 1
+
+
 def test_the_kernel_command_gives_the_simulators_error_as_run_py_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

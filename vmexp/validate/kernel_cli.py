@@ -229,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line; see the module docstring."""
     from vmexp.validate.__main__ import (
         SimulatorRunError,
+        check_finished,
         check_overrides,
         read_run,
         run_simulator,
@@ -294,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_dir = os.path.join(tmp, "run")
             run_simulator(_process_1(args.trace, trace, tmp), sim_ov, run_dir)
             procs = read_run(run_dir)
+            check_finished(run_dir)  # a process the simulator's OOM killer took did part of the trace
     except (K.KernelUnavailable, K.KernelRunError) as e:
         print(f"vmexp.validate kernel: error: {K.describe_failure(e)}", file=sys.stderr)
         return 2
