@@ -391,8 +391,12 @@ def test_validate_refuses_a_simulator_run_that_did_not_finish_the_trace(
     """A run stopped by duration=, or a process the OOM killer took (ram=400k swap=0), did part
     of the trace: compared with the whole real replay it would DIFFER for a reason not shown."""
     want = EXPECTED["traces"]["realloc_mmap"]["runs"]["default"]
+    trace = TRACES / "realloc_mmap.trace"
     write_run(tmp_path / "run", want, exit=exit, error=error)
-    assert main([str(TRACES / "realloc_mmap.trace"), "--run-dir", str(tmp_path / "run")]) == 2
+    (tmp_path / "run" / "settings.json").write_text(
+        settings_json(compose_settings(["workload=trace", f"workload.path={trace}", "nprocs=1"]))
+    )
+    assert main([str(trace), "--run-dir", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err == (
         f"vmexp.validate: error: the simulator's process 1 {how} before the end of the trace: "
         "the comparison needs a complete run (no duration, enough memory for the trace)\n"
@@ -432,3 +436,28 @@ def test_validate_replays_failed_allocations_as_the_simulator_does(
     assert main([str(trace), "figures=false"]) == 0
     out = capsys.readouterr().out
     assert "mallinfo2: agree" in out and out.rstrip().endswith("RESULT: agree")
+
+
+def test_validate_refuses_a_run_dir_of_another_trace_or_workload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--run-dir names a run whose settings.json says what it replayed: another trace, or no
+    trace at all, would be compared with this trace's real replay, and DIFFER for nothing."""
+    want = EXPECTED["traces"]["realloc_mmap"]["runs"]["default"]
+    trace, other = TRACES / "realloc_mmap.trace", TRACES / "trim.trace"
+    write_run(tmp_path / "other", want)
+    (tmp_path / "other" / "settings.json").write_text(
+        settings_json(compose_settings(["workload=trace", f"workload.path={other}", "nprocs=1"]))
+    )
+    assert main([str(trace), "--run-dir", str(tmp_path / "other")]) == 2
+    assert capsys.readouterr().err == (
+        f"vmexp.validate: error: --run-dir: {tmp_path / 'other'} replayed {other}, not {trace} (its workload.path)\n"
+    )
+    write_run(tmp_path / "mixed", want)
+    (tmp_path / "mixed" / "settings.json").write_text(
+        settings_json(compose_settings(["nprocs=1"]), choices={"workload": "mixed"})
+    )
+    assert main([str(trace), "--run-dir", str(tmp_path / "mixed")]) == 2
+    assert capsys.readouterr().err == (
+        f"vmexp.validate: error: --run-dir: {tmp_path / 'mixed'} is a run of workload=mixed, not of a trace\n"
+    )

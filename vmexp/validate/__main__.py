@@ -36,6 +36,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vmexp.config import read_settings_json
 from vmexp.validate.real import (
@@ -51,6 +52,7 @@ from vmexp.workload.traces import TraceError, parse_trace
 __all__ = [
     "Verdict",
     "check_finished",
+    "check_run_of",
     "check_overrides",
     "compare",
     "format_side_by_side",
@@ -119,6 +121,29 @@ def check_finished(run_dir: str | os.PathLike[str]) -> None:
             f"the simulator's process {pid} {what} before the end of the trace: "
             "the comparison needs a complete run (no duration, enough memory for the trace)"
         )
+
+
+def check_run_of(trace: str, run_dir: str, doc: dict[str, Any]) -> None:
+    """Refuse a ``--run-dir`` run that did not replay TRACE, as far as its settings.json tells.
+
+    Its ``workload.kind`` must be ``trace``; its ``workload.path`` must be
+    TRACE's file when that path names a file here (a relative path written
+    in another directory may not: then it cannot be told, and passes).
+    Another run would be compared with TRACE's real replay, and its DIFFER
+    would mean nothing.
+    """
+    values = doc.get("settings") or {}
+
+    def value(key: str) -> object:
+        entry = values.get(key)
+        return entry.get("value") if isinstance(entry, dict) else None
+
+    if value("workload.kind") != "trace":
+        workload = (doc.get("choices") or {}).get("workload") or value("workload.kind")
+        raise SimulatorRunError(f"--run-dir: {run_dir} is a run of workload={workload}, not of a trace")
+    path = value("workload.path")
+    if isinstance(path, str) and os.path.isfile(path) and not os.path.samefile(path, trace):
+        raise SimulatorRunError(f"--run-dir: {run_dir} replayed {path}, not {trace} (its workload.path)")
 
 
 def check_overrides(trace: str, overrides: Sequence[str]) -> list[str]:
@@ -298,12 +323,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.run_dir:
                 run_simulator(args.trace, args.overrides, run_dir)
             sim = read_run(run_dir)
-            check_finished(run_dir)
             doc = read_settings_json(Path(run_dir))
-        if doc is None:
-            raise SimulatorRunError(
-                f"{run_dir}: the run wrote no settings.json (run it again with this vmexp)"
-            )
+            if doc is None:
+                raise SimulatorRunError(
+                    f"{run_dir}: the run wrote no settings.json (run it again with this vmexp)"
+                )
+            if args.run_dir:
+                check_run_of(args.trace, args.run_dir, doc)
+            check_finished(run_dir)
         settings = mallopt_from_settings(doc)
         use_strace = shutil.which("strace") is not None
         real = {
