@@ -461,3 +461,17 @@ def test_validate_refuses_a_run_dir_of_another_trace_or_workload(
     assert capsys.readouterr().err == (
         f"vmexp.validate: error: --run-dir: {tmp_path / 'mixed'} is a run of workload=mixed, not of a trace\n"
     )
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_validate_takes_a_trace_whose_name_hydra_would_read_as_syntax(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A comma (a sweep), '=', a quote, brackets, '${' in the trace's path are the file's name,
+    not override syntax: the simulator is given it quoted, and runs it."""
+    folder = tmp_path / "my traces, v2"
+    folder.mkdir()
+    trace = write_trace(folder, "malloc 1 100\nmalloc 2 200k\nfree 2\n", "it's a=b [1] ${x}.trace")
+    assert main([str(trace), "figures=false"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("RESULT: agree")
