@@ -287,7 +287,7 @@ def test_the_kernel_command_refuses_a_simulated_process_the_oom_killer_took(
     args = [str(trace), "--swap", "existing", "cgroup.memory_max=8M", "cgroup.swap_max=0"]
     assert kernel_main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("vmexp.validate kernel: error: the simulator's process 1 ended oom-killed")
+    assert err.startswith("vmexp.validate kernel: error: the simulator's process 1 was OOM-killed")
     assert err.count("\n") == 1
 
 

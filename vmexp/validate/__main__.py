@@ -108,7 +108,9 @@ def check_finished(run_dir: str | os.PathLike[str]) -> None:
     ``ram`` or ``cgroup.memory_max``) or ended by a fault has done only part
     of what the real side did: compared call for call, it would DIFFER for a
     reason the comparison does not show (``run.py``'s warning about it is not
-    printed here). The message names the process, how it ended and why.
+    printed here). The message names the process, how it ended and why, and
+    what would let it finish; a fault of the trace itself (a double free, a
+    touch outside a block) is the simulator's message, which names the line.
     """
     d = Path(run_dir)
     try:
@@ -117,11 +119,17 @@ def check_finished(run_dir: str | os.PathLike[str]) -> None:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SimulatorRunError(f"{d}: metrics.json does not follow the output contract ({e!r})") from None
     for pid, how, why in ended:
-        what = "stopped by duration" if how == "duration" else f"ended {how}" + (f" ({why})" if why else "")
-        raise SimulatorRunError(
-            f"the simulator's process {pid} {what} before the end of the trace: "
-            "the comparison needs a complete run (no duration, enough memory for the trace)"
-        )
+        if how == "duration":
+            raise SimulatorRunError(
+                f"the simulator's process {pid} was stopped by duration before the end of the trace: "
+                "the comparison needs the whole trace (give no duration)"
+            )
+        if how == "oom-killed":
+            raise SimulatorRunError(
+                f"the simulator's process {pid} was OOM-killed before the end of the trace ({why}): "
+                "the comparison needs the whole trace (give it more ram or swap, or a larger cgroup.memory_max)"
+            )
+        raise SimulatorRunError(f"the simulator's process {pid} ended {how}: {why}")
 
 
 def check_run_of(trace: str, run_dir: str, doc: dict[str, Any]) -> None:
