@@ -294,14 +294,18 @@ def test_the_kernel_command_refuses_a_simulated_process_the_oom_killer_took(
 def test_the_kernel_command_gives_the_simulators_error_as_run_py_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A bad simulator override is run.py's one line, without a Python class name before it."""
+    """A bad simulator override is run.py's one line, without a Python class name before it,
+    and it is said before the real runs (minutes), not after them."""
     trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
     fake_kernel(monkeypatch, K.KernelRun(257, 0, 0.1, 0))
+    measured: list[object] = []
+    monkeypatch.setattr(K, "measure", lambda *a, **k: measured.append(a) or [K.KernelRun(257, 0, 0.1, 0)])
     assert kernel_main([str(trace), "--swap", "existing", "threshold=banana"]) == 2
     assert capsys.readouterr().err == (
         "vmexp.validate kernel: error: threshold: expected a size such as 4096, 64k, 128K, 2M or 1G, "
         "got 'banana'\n"
     )
+    assert measured == []
 
 
 def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Path) -> None:

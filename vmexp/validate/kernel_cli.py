@@ -3,9 +3,10 @@
 One process of the trace is replayed ``--runs`` times on this machine's
 kernel, each run in a fresh memory cgroup limited to ``cgroup.memory_max``
 (default 64M) with swap (see :mod:`vmexp.validate.kernel`), and once in the
-simulator, configured from the kernel's own settings as read inside the
+simulator (first: a mistake in its overrides is said before the real runs),
+configured from the kernel's own settings as read inside the
 session: ``vm.page-cluster``, the swap device (zram, or a disk that is
-rotational or not). The replay loop's minor and major faults are printed
+rotational or not); the simulator runs process 1 alone, as the kernel does. The replay loop's minor and major faults are printed
 side by side with the differences, as ``python -m vmexp.validate`` does for
 glibc.
 
@@ -288,14 +289,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with K.session(swap, cluster=settings.page_cluster) as facts:
+            # The simulator first (seconds, configured from the session's facts): a bad override
+            # or a run it cannot finish is said before the real runs' minutes, not after them.
+            sim_ov = simulator_overrides(facts, settings.limit, settings.swap_max, new_keys=new_keys)
+            sim_ov += ["figures=false", *rest]
+            with tempfile.TemporaryDirectory(prefix="vmexp-validate-kernel-") as tmp:
+                run_dir = os.path.join(tmp, "run")
+                run_simulator(_process_1(args.trace, trace, tmp), sim_ov, run_dir)
+                procs = read_run(run_dir)
+                check_finished(run_dir)  # a process the simulator's OOM killer took did part of the trace
             real = K.measure(args.trace, settings.limit, args.runs, swap_max=settings.swap_max)
-        sim_ov = simulator_overrides(facts, settings.limit, settings.swap_max, new_keys=new_keys)
-        sim_ov += ["figures=false", *rest]
-        with tempfile.TemporaryDirectory(prefix="vmexp-validate-kernel-") as tmp:
-            run_dir = os.path.join(tmp, "run")
-            run_simulator(_process_1(args.trace, trace, tmp), sim_ov, run_dir)
-            procs = read_run(run_dir)
-            check_finished(run_dir)  # a process the simulator's OOM killer took did part of the trace
     except (K.KernelUnavailable, K.KernelRunError) as e:
         print(f"vmexp.validate kernel: error: {K.describe_failure(e)}", file=sys.stderr)
         return 2
