@@ -14,6 +14,8 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -488,3 +490,19 @@ def test_validate_takes_a_trace_whose_name_hydra_would_read_as_syntax(
     trace = write_trace(folder, "malloc 1 100\nmalloc 2 200k\nfree 2\n", "it's a=b [1] ${x}.trace")
     assert main([str(trace), "figures=false"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("RESULT: agree")
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_validate_runs_where_vmexp_is_installed_without_run_py(tmp_path: Path) -> None:
+    """An installed vmexp has no run.py beside it (the wheel holds the package, its configs
+    copied in): the simulator runs as ``python -m vmexp``, the same command, from any directory."""
+    site = tmp_path / "site"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "vmexp", site / "vmexp", symlinks=False)
+    assert not (site / "run.py").exists() and not (site / "vmexp" / "conf").is_symlink()
+    trace = write_trace(tmp_path, "malloc 1 100\nmalloc 2 200k\nfree 2\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    cmd = [sys.executable, "-m", "vmexp.validate", str(trace), "figures=false"]
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.rstrip().endswith("RESULT: agree")

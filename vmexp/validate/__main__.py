@@ -4,9 +4,10 @@
 with the machine's real kernel instead: see :mod:`vmexp.validate.kernel_cli`.)
 
 The trace is replayed twice: through the simulator, run exactly as a user
-runs it::
+runs it (``python -m vmexp`` is ``python run.py``, and works where vmexp is
+installed, not only in a source checkout)::
 
-    python run.py workload=trace workload.path=TRACE nprocs=1 hydra.run.dir=TMP OVERRIDES...
+    python -m vmexp workload=trace workload.path=TRACE nprocs=1 hydra.run.dir=TMP OVERRIDES...
 
 and against this machine's glibc (``replay_real``), with the mallopt
 settings the run resolved (its ``settings.json``: a threshold set in a
@@ -204,14 +205,18 @@ def _hydra_quoted(value: str) -> str:
 
 
 def run_simulator(trace: str, overrides: Sequence[str], run_dir: str, root: Path = REPO_ROOT) -> None:
-    """Run the project's app on the trace, as a user would, into ``run_dir``."""
+    """Run the project's app on the trace, as a user would, into ``run_dir``.
+
+    ``root`` is the directory that holds this ``vmexp`` package: run there,
+    ``python -m vmexp`` imports the same vmexp as this command, from a source
+    checkout (where run.py is beside it) or an installed wheel (where there
+    is no run.py).
+    """
     overrides = check_overrides(trace, overrides)
-    run_py = root / "run.py"
-    if not run_py.is_file():
-        raise SimulatorRunError(f"{run_py} not found: the simulator runs from a source checkout of vmexp")
     cmd = [
         sys.executable,
-        "run.py",
+        "-m",
+        "vmexp",
         "workload=trace",
         f"workload.path={_hydra_quoted(os.path.abspath(trace))}",  # the file's name is not syntax
         "nprocs=1",
