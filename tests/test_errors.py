@@ -237,6 +237,7 @@ CONFIG_ERRORS = [
     ("workload=trace workload.path={dir}/nul.trace", "{dir}/nul.trace:3: not a text file (NUL byte at offset 18)"),
     ("workload=trace workload.path={dir}/empty.trace", "workload.path: {dir}/empty.trace holds no operations"),
     ("workload=pageref workload.path={dir}/refs.txt", "{dir}/refs.txt: no such file"),
+    ("workload=pageref workload.path={dir}/empty.trace", "workload.path: {dir}/empty.trace holds no page numbers"),
 ]  # fmt: skip
 CONFIG_KEYS = [case(*o.split()) for o, _ in CONFIG_ERRORS]
 

@@ -208,3 +208,27 @@ def test_non_ascii_digits_are_unreadable_calls_not_crashes() -> None:
     assert import_valgrind(["--²-- malloc(1) = 0x1", "--1-- malloc(²) = 0x1"]).skipped == {
         "unreadable calls": 1
     }
+
+
+def test_a_failed_write_keeps_the_trace_that_was_there(tmp_path: Path) -> None:
+    """-o over an earlier trace, and the write fails part way (here a 1 KiB file-size limit, as
+    a full disk would): the earlier trace is still there, whole, and no temporary is left."""
+    import resource
+
+    log = tmp_path / "vg.log"
+    log.write_text("".join(f"--7-- malloc({n}) = 0x{0x4A40000 + 64 * n:X}\n" for n in range(1, 300)))
+    out = tmp_path / "my.trace"
+    out.write_text("malloc 1 100\nfree 1\n")
+    out.chmod(0o640)
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    cmd = [sys.executable, "-m", "vmexp.workload.importers", "valgrind", str(log), "-o", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, preexec_fn=small_files)
+    assert (r.returncode, r.stderr) == (2, f"importers: error: {out}: cannot write (File too large)\n")
+    assert out.read_text() == "malloc 1 100\nfree 1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my.trace", "vg.log"]
+
+    assert main(["valgrind", str(log), "-o", str(out)]) == 0  # and without the limit: replaced whole
+    assert len(parse_trace(out).ops[1]) == 299 and out.stat().st_mode & 0o777 == 0o640

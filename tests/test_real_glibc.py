@@ -14,6 +14,8 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -280,7 +282,7 @@ def test_compare_and_print_side_by_side() -> None:
     assert "syscalls: ? real, 5 simulated: not compared" in format_side_by_side(untraced, same)
 
 
-def write_run(run_dir: Path, want: dict[str, Any], pid: int = 1) -> None:
+def write_run(run_dir: Path, want: dict[str, Any], pid: int = 1, exit: str = "ok", error: str = "") -> None:
     """A simulator run directory as the output contract describes it, holding ``want``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "syscalls.csv", "w", newline="") as fh:
@@ -291,7 +293,8 @@ def write_run(run_dir: Path, want: dict[str, Any], pid: int = 1) -> None:
     proc = {
         "pid": pid,
         "name": "trace",
-        "exit": 0,
+        "exit": exit,
+        "error": error,
         "minflt": want["minflt"],
         "majflt": want["majflt"],
         "syscalls": {"brk": 0, "mmap": 0, "munmap": 0, "mremap": 0},
@@ -336,3 +339,170 @@ def test_validate_command_exit_status(tmp_path: Path, capsys: pytest.CaptureFixt
     )
     assert main([trace, "--run-dir", str(tmp_path / "nothing")]) == 2
     assert "the run wrote no metrics.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "workload.path={other}",
+            "workload.path={other}: the trace to replay is the first argument ({trace})",
+        ),
+        ("workload=pageref", "workload=pageref: the comparison replays the trace on both sides"),
+        (
+            "hydra.run.dir={tmp}/run",
+            "hydra.run.dir={tmp}/run: the simulator's run goes to a temporary directory",
+        ),
+    ],
+)
+def test_validate_refuses_overrides_that_replace_its_trace_or_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, message: str
+) -> None:
+    """An override after the command's own workload.path or hydra.run.dir would win in Hydra:
+    the simulator would run another trace (and the verdict compare two different things), or
+    write where nothing is read back. Refused in one line, before anything runs."""
+    trace = write_trace(tmp_path, "malloc 1 100\nfree 1\n")
+    other = write_trace(tmp_path, "malloc 1 200000\nfree 1\n", "other.trace")
+    fill = {"other": other, "trace": trace, "tmp": tmp_path}
+    assert main([str(trace), override.format(**fill)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vmexp.validate: error: " + message.format(**fill)) and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_validate_takes_options_between_the_trace_and_the_overrides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``TRACE --only-diff KEY=VALUE`` is read as meant: the override reaches the checks (here the
+    refusal of another workload), not argparse's "unrecognized arguments"."""
+    trace = write_trace(tmp_path, "malloc 1 100\nfree 1\n")
+    assert main([str(trace), "--only-diff", "workload=pageref"]) == 2
+    assert capsys.readouterr().err.startswith("vmexp.validate: error: workload=pageref: ")
+
+
+@pytest.mark.parametrize(
+    ("exit", "error", "message"),
+    [
+        (
+            "duration",
+            "",
+            "was stopped by duration before the end of the trace: "
+            "the comparison needs the whole trace (give no duration)",
+        ),
+        (
+            "oom-killed",
+            "killed by the OOM killer",
+            "was OOM-killed before the end of the trace (killed by the OOM killer): the comparison "
+            "needs the whole trace (give it more ram or swap, or a larger cgroup.memory_max)",
+        ),
+        (
+            "double-free",
+            "operation 2 (trace line 3): free of id 1, which is not allocated",
+            "ended double-free: operation 2 (trace line 3): free of id 1, which is not allocated",
+        ),
+    ],
+)
+def test_validate_refuses_a_simulator_run_that_did_not_finish_the_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], exit: str, error: str, message: str
+) -> None:
+    """A run stopped by duration=, or a process the OOM killer took (ram=400k swap=0), did part
+    of the trace: compared with the whole real replay it would DIFFER for a reason not shown.
+    A fault of the trace itself is the simulator's message, without advice that does not apply."""
+    want = EXPECTED["traces"]["realloc_mmap"]["runs"]["default"]
+    trace = TRACES / "realloc_mmap.trace"
+    write_run(tmp_path / "run", want, exit=exit, error=error)
+    (tmp_path / "run" / "settings.json").write_text(
+        settings_json(compose_settings(["workload=trace", f"workload.path={trace}", "nprocs=1"]))
+    )
+    assert main([str(trace), "--run-dir", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == f"vmexp.validate: error: the simulator's process 1 {message}\n"
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_validate_pairs_each_trace_process_with_the_simulators_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The simulator numbers a trace's processes 1, 2, ... as they first appear; p2 and p5 are
+    its pids 1 and 2, and each is compared with its own replay (not p2 with p5, nor p5 missing)."""
+    trace = write_trace(tmp_path, "p2: malloc 1 100\np5: malloc 1 200k\np2: free 1\np5: free 1\n")
+    assert main([str(trace), "figures=false"]) == 0
+    out = capsys.readouterr().out
+    assert "process 2 (the simulator's pid 1)" in out and "process 5 (the simulator's pid 2)" in out
+    assert out.count("syscalls: 2 real, 2 simulated: agree") == 1
+    assert out.count("syscalls: 4 real, 4 simulated: agree") == 1
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_validate_replays_failed_allocations_as_the_simulator_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The simulator takes the program to check for NULL: a failed malloc's touches are skipped
+    and its id may be allocated again; a failed realloc leaves the block at its old size, and
+    touches past it are cut to it. The real replay does the same, so the two agree call for call."""
+    huge = (1 << 63) - 1
+    trace = write_trace(
+        tmp_path,
+        f"malloc 1 {huge}\ntouch 1 0 100 w\nmalloc 1 5000\ntouch 1\n"
+        f"realloc 3 {huge}\ntouch 3 0 50 w\nfree 3\n"
+        f"malloc 5 20000\nrealloc 5 {huge}\ntouch 5 0 30000 w\nrealloc 5 40000\ntouch 5\nfree 5\nfree 1\n",
+    )
+    assert main([str(trace), "figures=false"]) == 0
+    out = capsys.readouterr().out
+    assert "mallinfo2: agree" in out and out.rstrip().endswith("RESULT: agree")
+
+
+def test_validate_refuses_a_run_dir_of_another_trace_or_workload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--run-dir names a run whose settings.json says what it replayed: another trace, or no
+    trace at all, would be compared with this trace's real replay, and DIFFER for nothing."""
+    want = EXPECTED["traces"]["realloc_mmap"]["runs"]["default"]
+    trace, other = TRACES / "realloc_mmap.trace", TRACES / "trim.trace"
+    write_run(tmp_path / "other", want)
+    (tmp_path / "other" / "settings.json").write_text(
+        settings_json(compose_settings(["workload=trace", f"workload.path={other}", "nprocs=1"]))
+    )
+    assert main([str(trace), "--run-dir", str(tmp_path / "other")]) == 2
+    assert capsys.readouterr().err == (
+        f"vmexp.validate: error: --run-dir: {tmp_path / 'other'} replayed {other}, not {trace} (its workload.path)\n"
+    )
+    write_run(tmp_path / "mixed", want)
+    (tmp_path / "mixed" / "settings.json").write_text(
+        settings_json(compose_settings(["nprocs=1"]), choices={"workload": "mixed"})
+    )
+    assert main([str(trace), "--run-dir", str(tmp_path / "mixed")]) == 2
+    assert capsys.readouterr().err == (
+        f"vmexp.validate: error: --run-dir: {tmp_path / 'mixed'} is a run of workload=mixed, not of a trace\n"
+    )
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_validate_takes_a_trace_whose_name_hydra_would_read_as_syntax(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A comma (a sweep), '=', a quote, brackets, '${' in the trace's path are the file's name,
+    not override syntax: the simulator is given it quoted, and runs it."""
+    folder = tmp_path / "my traces, v2"
+    folder.mkdir()
+    trace = write_trace(folder, "malloc 1 100\nmalloc 2 200k\nfree 2\n", "it's a=b [1] ${x}.trace")
+    assert main([str(trace), "figures=false"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("RESULT: agree")
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_validate_runs_where_vmexp_is_installed_without_run_py(tmp_path: Path) -> None:
+    """An installed vmexp has no run.py beside it (the wheel holds the package, its configs
+    copied in): the simulator runs as ``python -m vmexp``, the same command, from any directory."""
+    site = tmp_path / "site"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "vmexp", site / "vmexp", symlinks=False)
+    assert not (site / "run.py").exists() and not (site / "vmexp" / "conf").is_symlink()
+    trace = write_trace(tmp_path, "malloc 1 100\nmalloc 2 200k\nfree 2\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    cmd = [sys.executable, "-m", "vmexp.validate", str(trace), "figures=false"]
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.rstrip().endswith("RESULT: agree")

@@ -20,13 +20,16 @@ Three parts:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +222,90 @@ def test_the_kernel_command_says_in_one_line_what_is_missing(
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "needs root" in err and "sudo" in err
+
+
+def test_the_kernel_command_refuses_another_trace_before_the_real_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """workload.path=OTHER would have the simulator run another trace than the kernel; that is
+    said at once, not after the real runs (here: before "needs root")."""
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    other = write_trace(tmp_path, "malloc 1 2M\ntouch 1\n", "other.trace")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert kernel_main([str(trace), f"workload.path={other}", "--swap", "zram"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vmexp.validate kernel: error: workload.path={other}: ") and err.count("\n") == 1
+
+
+def test_the_kernel_command_takes_options_between_the_trace_and_the_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``TRACE --swap zram cgroup.memory_max=1M``: the override is read (and refused for its
+    value), not called an unrecognized argument."""
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert kernel_main([str(trace), "--swap", "zram", "cgroup.memory_max=1M"]) == 2
+    assert "cgroup.memory_max=1M: at least 8M" in capsys.readouterr().err
+
+
+def fake_kernel(monkeypatch: pytest.MonkeyPatch, run: K.KernelRun) -> None:
+    """The real side without the machine: no swap, cgroup or sysctl is touched; every run is ``run``."""
+    facts = K.KernelFacts(
+        "6.18", 3, 60, False, "madvise", "v1", (K.SwapArea("/dev/zram9", "zram", False, 1 << 30, 0, 100),)
+    )
+
+    @contextlib.contextmanager
+    def session(swap: str, **_: Any) -> Iterator[K.KernelFacts]:
+        yield facts
+
+    monkeypatch.setattr(K, "missing", lambda swap="zram": None)
+    monkeypatch.setattr(K, "session", session)
+    monkeypatch.setattr(K, "measure", lambda *a, **k: [run])
+
+
+def test_the_kernel_command_simulates_process_1_alone_as_the_kernel_replays_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real side replays process 1 alone; the simulator ran the whole trace and took its
+    first process (here p2, 8 MiB) for process 1 (1 MiB). Now it runs process 1 alone too.
+    The kernel is faked: nothing on this machine is set up."""
+    trace = write_trace(tmp_path, "p2: malloc 1 8M\np2: touch 1\np1: malloc 1 1M\np1: touch 1\n")
+    fake_kernel(monkeypatch, K.KernelRun(257, 0, 0.1, 0))
+    kernel_main([str(trace), "--swap", "existing", "workload.path=" + str(trace)])
+    sim = re.findall(r"^ [ !] minflt  257 \[257\.\.257\] +(\d+)", capsys.readouterr().out, re.MULTILINE)
+    assert len(sim) == 1 and int(sim[0]) < 300, sim  # 1 MiB: 256 pages, not 8 MiB's 2048
+
+
+def test_the_kernel_command_refuses_a_simulated_process_the_oom_killer_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no swap for the group, the simulator's OOM killer ends the process part way: its
+    faults are of part of the trace, so the comparison is refused in one line, not a DIFFER.
+    The kernel is faked: nothing on this machine is set up."""
+    trace = write_trace(tmp_path, "malloc 1 16M\ntouch 1\n")
+    fake_kernel(monkeypatch, K.KernelRun(4097, 0, 0.1, 0))
+    args = [str(trace), "--swap", "existing", "cgroup.memory_max=8M", "cgroup.swap_max=0"]
+    assert kernel_main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vmexp.validate kernel: error: the simulator's process 1 was OOM-killed")
+    assert err.count("\n") == 1
+
+
+def test_the_kernel_command_gives_the_simulators_error_as_run_py_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad simulator override is run.py's one line, without a Python class name before it,
+    and it is said before the real runs (minutes), not after them."""
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    fake_kernel(monkeypatch, K.KernelRun(257, 0, 0.1, 0))
+    measured: list[object] = []
+    monkeypatch.setattr(K, "measure", lambda *a, **k: measured.append(a) or [K.KernelRun(257, 0, 0.1, 0)])
+    assert kernel_main([str(trace), "--swap", "existing", "threshold=banana"]) == 2
+    assert capsys.readouterr().err == (
+        "vmexp.validate kernel: error: threshold: expected a size such as 4096, 64k, 128K, 2M or 1G, "
+        "got 'banana'\n"
+    )
+    assert measured == []
 
 
 def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Path) -> None:

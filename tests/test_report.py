@@ -449,6 +449,19 @@ def test_run_figures_of_an_allocating_run_and_of_a_page_reference_string(tmp_pat
     assert len(draw_run_figures(trace)) == 5
 
 
+def test_a_failed_mmap_longer_than_int64_still_gets_its_figures(tmp_path: Path) -> None:
+    """malloc(2^63-1) is a valid trace line: glibc tries mmap(2^63 + 4096) and fails, and
+    syscalls.csv holds that length, which no int64 column can; the figures read it as a float."""
+    trace = tmp_path / "huge.trace"
+    trace.write_text("malloc 1 9223372036854775807\nmalloc 2 100\nfree 2\n")
+    d = _run_job(tmp_path, 0, ["workload=trace", f"workload.path={trace}", "nprocs=1"])
+    assert "9223372036854779904" in (d / "syscalls.csv").read_text()
+    assert not (d / "error.txt").exists()
+    assert "syscalls.png" in {p.name for p in (d / "figures").glob("*.png")}
+    _, rows = summary_rows(tmp_path)
+    assert rows[0]["brk_grows"] == 1
+
+
 def test_heap_raster_colours_each_pixel_by_the_chunk_under_it() -> None:
     base = 0x555555558000
     chunks = pd.DataFrame(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import re
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,24 @@ def test_reads_a_file_and_crlf_line_ends(tmp_path: Path) -> None:
     p.write_bytes(b"malloc 0 64k\r\nfree 0\r\n")
     assert parse_trace(p).ops == {1: [(MALLOC, 0, 65536), (FREE, 0)]}
     assert parse_trace(str(p)) == parse_trace(p)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path: Path) -> None:
+    """Windows editors start a UTF-8 file with U+FEFF, which no editor shows: it is dropped, so
+    the first line is not an unknown operation '\\ufeffmalloc' (nor a bad page number), and the
+    offset of a bad byte further on is still counted in the file's own bytes."""
+    bom = b"\xef\xbb\xbf"
+    p = tmp_path / "t.trace"
+    p.write_bytes(bom + b"# from Notepad\r\nmalloc 0 64k\r\nfree 0\r\n")
+    assert parse_trace(p).ops == {1: [(MALLOC, 0, 65536), (FREE, 0)]}
+    p.write_bytes(bom + b"malloc 0 64k\n")
+    assert parse_trace(p).ops == {1: [(MALLOC, 0, 65536)]}
+    refs = tmp_path / "refs"
+    refs.write_bytes(bom + b"7\n8 w\n")
+    assert parse_pageref(refs) == ([7, 8], [0, 1])
+    p.write_bytes(bom + b"malloc 0 64k\n\xff\n")
+    with pytest.raises(TraceError, match=r":2: not UTF-8 text \(byte 0xff at offset 16\)"):
+        parse_trace(p)
 
 
 @pytest.mark.parametrize(
@@ -236,7 +255,7 @@ def assert_read_the_same_both_ways(parser: str, fast_way: str, text: str) -> Non
 _LINE = st.one_of(
     st.integers(0, 2**64).map(str),
     st.tuples(st.integers(0, 2**63), st.sampled_from(["r", "w", "W", "x"])).map(lambda t: f"{t[0]} {t[1]}"),
-    st.sampled_from(["", "  ", "# note", "0x1f", "7 w 1", "-3", "1_000", "٣"]),
+    st.sampled_from(["", "  ", "# note", "0x1f", "7 w 1", "-3", "1_000", "٣", "w", "r 5 w", "5 r 6"]),
 )
 
 
@@ -247,6 +266,21 @@ def test_the_fast_page_reader_reads_what_the_careful_one_reads(
 ) -> None:
     """A large plain trace skips the line-by-line parser; every text reads the same both ways, errors included."""
     text = eol.join(lines) + (eol if last else "")
+    assert_read_the_same_both_ways("parse_pageref_text", "_pageref_plain", text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1 r 2\nw\n", "<text>:1: expected 'VPN [r|w]', got 3 fields"),
+        ("1\nr 2 w\n", "<text>:2: bad page number 'r'"),
+        ("1 r\n2 w 3\nr\n", "<text>:2: expected 'VPN [r|w]', got 3 fields"),
+    ],
+)
+def test_a_mode_on_the_wrong_line_is_refused_both_ways(text: str, message: str) -> None:
+    """As many ``r``/``w`` as page numbers is not enough: each pair must be a line of its own."""
+    with pytest.raises(TraceError, match=re.escape(message)):
+        parse_pageref_text(text)
     assert_read_the_same_both_ways("parse_pageref_text", "_pageref_plain", text)
 
 

@@ -162,7 +162,7 @@ def _column(values: Sequence[str]) -> np.ndarray:
     for dtype in (np.int64, np.float64):  # numpy parses the strings itself, and stops at the first misfit
         try:
             return np.array(values, dtype=dtype)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: past int64 (a failed mmap of 2^63 bytes)
             pass
     if "" in values:  # a numeric column with empty cells (timeseries.csv: the system's row has no RSS)
         try:

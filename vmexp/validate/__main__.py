@@ -4,9 +4,10 @@
 with the machine's real kernel instead: see :mod:`vmexp.validate.kernel_cli`.)
 
 The trace is replayed twice: through the simulator, run exactly as a user
-runs it::
+runs it (``python -m vmexp`` is ``python run.py``, and works where vmexp is
+installed, not only in a source checkout)::
 
-    python run.py workload=trace workload.path=TRACE nprocs=1 hydra.run.dir=TMP OVERRIDES...
+    python -m vmexp workload=trace workload.path=TRACE nprocs=1 hydra.run.dir=TMP OVERRIDES...
 
 and against this machine's glibc (``replay_real``), with the mallopt
 settings the run resolved (its ``settings.json``: a threshold set in a
@@ -18,7 +19,8 @@ on every real run.
 
 Exit status: 0 when the syscalls and mallinfo2 agree for every process,
 1 when they differ (or the syscalls could not be observed because strace is
-missing), 2 when either side could not be run.
+missing), 2 when either side could not be run or the simulator did not replay
+the whole trace (a ``duration``, the OOM killer: :func:`check_finished`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import csv
 import difflib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +38,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vmexp.config import read_settings_json
 from vmexp.validate.real import (
@@ -47,7 +51,17 @@ from vmexp.validate.real import (
 )
 from vmexp.workload.traces import TraceError, parse_trace
 
-__all__ = ["Verdict", "compare", "format_side_by_side", "main", "read_run", "run_simulator"]
+__all__ = [
+    "Verdict",
+    "check_finished",
+    "check_run_of",
+    "check_overrides",
+    "compare",
+    "format_side_by_side",
+    "main",
+    "read_run",
+    "run_simulator",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,18 +102,125 @@ def read_run(run_dir: str | os.PathLike[str]) -> dict[int, ReplayResult]:
         raise SimulatorRunError(f"{d}: {msg}") from None
 
 
+def check_finished(run_dir: str | os.PathLike[str]) -> None:
+    """Refuse a simulator run in which a process did not replay the whole trace.
+
+    A process stopped by ``duration``, killed by the OOM killer (a small
+    ``ram`` or ``cgroup.memory_max``) or ended by a fault has done only part
+    of what the real side did: compared call for call, it would DIFFER for a
+    reason the comparison does not show (``run.py``'s warning about it is not
+    printed here). The message names the process, how it ended and why, and
+    what would let it finish; a fault of the trace itself (a double free, a
+    touch outside a block) is the simulator's message, which names the line.
+    """
+    d = Path(run_dir)
+    try:
+        procs = json.loads((d / "metrics.json").read_text(encoding="utf-8"))["processes"]
+        ended = [(p["pid"], p["exit"], p.get("error") or "") for p in procs if p["exit"] != "ok"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SimulatorRunError(f"{d}: metrics.json does not follow the output contract ({e!r})") from None
+    for pid, how, why in ended:
+        if how == "duration":
+            raise SimulatorRunError(
+                f"the simulator's process {pid} was stopped by duration before the end of the trace: "
+                "the comparison needs the whole trace (give no duration)"
+            )
+        if how == "oom-killed":
+            raise SimulatorRunError(
+                f"the simulator's process {pid} was OOM-killed before the end of the trace ({why}): "
+                "the comparison needs the whole trace (give it more ram or swap, or a larger cgroup.memory_max)"
+            )
+        raise SimulatorRunError(f"the simulator's process {pid} ended {how}: {why}")
+
+
+def check_run_of(trace: str, run_dir: str, doc: dict[str, Any]) -> None:
+    """Refuse a ``--run-dir`` run that did not replay TRACE, as far as its settings.json tells.
+
+    Its ``workload.kind`` must be ``trace``; its ``workload.path`` must be
+    TRACE's file when that path names a file here (a relative path written
+    in another directory may not: then it cannot be told, and passes).
+    Another run would be compared with TRACE's real replay, and its DIFFER
+    would mean nothing.
+    """
+    values = doc.get("settings") or {}
+
+    def value(key: str) -> object:
+        entry = values.get(key)
+        return entry.get("value") if isinstance(entry, dict) else None
+
+    if value("workload.kind") != "trace":
+        workload = (doc.get("choices") or {}).get("workload") or value("workload.kind")
+        raise SimulatorRunError(f"--run-dir: {run_dir} is a run of workload={workload}, not of a trace")
+    path = value("workload.path")
+    if isinstance(path, str) and os.path.isfile(path) and not os.path.samefile(path, trace):
+        raise SimulatorRunError(f"--run-dir: {run_dir} replayed {path}, not {trace} (its workload.path)")
+
+
+def check_overrides(trace: str, overrides: Sequence[str]) -> list[str]:
+    """The overrides to give the simulator; refuses those that would make it run something else.
+
+    ``run_simulator`` sets ``workload=trace``, ``workload.path=TRACE`` and
+    ``hydra.run.dir``; an override given after them wins in Hydra, so
+    ``workload.path=other.trace`` would compare the real glibc on TRACE with
+    the simulator on another file and print a DIFFER that means nothing, and
+    ``hydra.run.dir=D`` would write the run where it is not read back.
+    Overrides that say what is already set (``workload=trace``, the same
+    path) are harmless: they are left out of the list returned, so that the
+    simulator may be given another file holding the same operations.
+    """
+    rest = []
+    for ov in overrides:
+        key, eq, value = ov.lstrip("+~").partition("=")
+        value = value.strip().strip("'\"")
+        if key == "workload" and not (eq and value == "trace"):
+            raise SimulatorRunError(
+                f"{ov}: the comparison replays the trace on both sides (workload=trace); "
+                "give no other workload"
+            )
+        if key == "workload.path" and not (eq and os.path.abspath(value) == os.path.abspath(trace)):
+            raise SimulatorRunError(
+                f"{ov}: the trace to replay is the first argument ({trace}); give it no other path"
+            )
+        if key == "hydra.run.dir":
+            raise SimulatorRunError(
+                f"{ov}: the simulator's run goes to a temporary directory; "
+                "to compare a run you made yourself, give --run-dir RUN_DIR"
+            )
+        if key not in ("workload", "workload.path"):
+            rest.append(ov)
+    return rest
+
+
+def _hydra_quoted(value: str) -> str:
+    """``value`` as a quoted Hydra override value that Hydra reads back exactly.
+
+    A path may hold a comma (Hydra: a sweep), ``=``, a quote, brackets or
+    ``${`` (an interpolation), each of which the override grammar takes for
+    syntax. Inside single quotes, a quote is escaped with a backslash, the
+    backslashes right before a quote or the end are doubled, and ``${`` is
+    written ``\\${``.
+    """
+    text = re.sub(r"(\\+)(?='|\Z)", lambda m: m.group(1) * 2, value)
+    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
+
+
 def run_simulator(trace: str, overrides: Sequence[str], run_dir: str, root: Path = REPO_ROOT) -> None:
-    """Run the project's app on the trace, as a user would, into ``run_dir``."""
-    run_py = root / "run.py"
-    if not run_py.is_file():
-        raise SimulatorRunError(f"{run_py} not found: the simulator runs from a source checkout of vmexp")
+    """Run the project's app on the trace, as a user would, into ``run_dir``.
+
+    ``root`` is the directory that holds this ``vmexp`` package: run there,
+    ``python -m vmexp`` imports the same vmexp as this command, from a source
+    checkout (where run.py is beside it) or an installed wheel (where there
+    is no run.py).
+    """
+    overrides = check_overrides(trace, overrides)
     cmd = [
         sys.executable,
-        "run.py",
+        "-m",
+        "vmexp",
         "workload=trace",
-        f"workload.path={os.path.abspath(trace)}",
+        f"workload.path={_hydra_quoted(os.path.abspath(trace))}",  # the file's name is not syntax
         "nprocs=1",
-        f"hydra.run.dir={run_dir}",
+        f"hydra.run.dir={_hydra_quoted(run_dir)}",
         *overrides,
     ]
     r = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
@@ -214,7 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.epilog = (
         "python -m vmexp.validate kernel TRACE [overrides]: page faults against the real kernel instead"
     )
-    args = parser.parse_args(args_in)
+    # Intermixed: "TRACE --only-diff threshold=64k" reads as meant; parse_args stops the
+    # overrides at the first option and calls the rest "unrecognized arguments".
+    args = parser.parse_intermixed_args(args_in)
 
     try:
         trace = parse_trace(args.trace)
@@ -228,10 +351,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_simulator(args.trace, args.overrides, run_dir)
             sim = read_run(run_dir)
             doc = read_settings_json(Path(run_dir))
-        if doc is None:
-            raise SimulatorRunError(
-                f"{run_dir}: the run wrote no settings.json (run it again with this vmexp)"
-            )
+            if doc is None:
+                raise SimulatorRunError(
+                    f"{run_dir}: the run wrote no settings.json (run it again with this vmexp)"
+                )
+            if args.run_dir:
+                check_run_of(args.trace, args.run_dir, doc)
+            check_finished(run_dir)
         settings = mallopt_from_settings(doc)
         use_strace = shutil.which("strace") is not None
         real = {
@@ -247,17 +373,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not use_strace:
         print("note: strace is not installed, so the real syscalls cannot be observed")
     all_ok = True
+    # The simulator numbers a trace's processes 1, 2, ... in the order they first appear
+    # (build_trace), whatever their pPID: says; the real side replays each by its pPID.
+    sim_pid = {pid: k for k, pid in enumerate(trace.ops, 1)}
     for pid, r in real.items():
-        s = sim.get(pid)
-        if s is None and len(real) == 1 and len(sim) == 1:
-            s = next(iter(sim.values()))  # one process each: the simulator may number it differently
+        s = sim.get(sim_pid[pid])
         print()
         if s is None:
-            print(f"process {pid}: the simulator's run has no such process (it has {sorted(sim)})")
+            print(f"process {pid}: the simulator's run has no process {sim_pid[pid]} (it has {sorted(sim)})")
             all_ok = False
             continue
         label = f"real {libc}"
-        print(format_side_by_side(r, s, title=f"process {pid}", real_label=label, only_diff=args.only_diff))
+        title = f"process {pid}" + (f" (the simulator's pid {sim_pid[pid]})" if sim_pid[pid] != pid else "")
+        print(format_side_by_side(r, s, title=title, real_label=label, only_diff=args.only_diff))
         all_ok = all_ok and compare(r, s).ok
     print()
     print("RESULT: agree" if all_ok else "RESULT: DIFFER")

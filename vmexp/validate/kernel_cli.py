@@ -3,9 +3,10 @@
 One process of the trace is replayed ``--runs`` times on this machine's
 kernel, each run in a fresh memory cgroup limited to ``cgroup.memory_max``
 (default 64M) with swap (see :mod:`vmexp.validate.kernel`), and once in the
-simulator, configured from the kernel's own settings as read inside the
+simulator (first: a mistake in its overrides is said before the real runs),
+configured from the kernel's own settings as read inside the
 session: ``vm.page-cluster``, the swap device (zram, or a disk that is
-rotational or not). The replay loop's minor and major faults are printed
+rotational or not); the simulator runs process 1 alone, as the kernel does. The replay loop's minor and major faults are printed
 side by side with the differences, as ``python -m vmexp.validate`` does for
 glibc.
 
@@ -36,7 +37,8 @@ from typing import Literal
 
 from vmexp.units import UnitError, format_size, parse_size
 from vmexp.validate import kernel as K
-from vmexp.workload.traces import TraceError, parse_trace
+from vmexp.workload.ops import describe
+from vmexp.workload.traces import Trace, TraceError, parse_trace
 
 __all__ = [
     "KERNEL_KEYS",
@@ -208,9 +210,31 @@ def format_table(real: list[K.KernelRun], sim_minflt: int, sim_majflt: int) -> s
     return "\n".join(out)
 
 
+def _process_1(path: str, trace: Trace, tmp: str) -> str:
+    """The trace the simulator runs: process 1 alone, as the real kernel replays it.
+
+    The simulator runs every process of a trace, sharing its RAM and its
+    cgroup and numbering them 1, 2, ... as they first appear; with the
+    other processes beside it, its process 1 would not be the real side's
+    (``p2:`` first), nor be paged as it is alone in its group.
+    """
+    if len(trace.ops) == 1:
+        return path
+    alone = os.path.join(tmp, "process1.trace")
+    with open(alone, "w", encoding="utf-8") as fh:
+        fh.writelines(describe(op) + "\n" for op in trace.ops[1])
+    return alone
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; see the module docstring."""
-    from vmexp.validate.__main__ import SimulatorRunError, read_run, run_simulator
+    from vmexp.validate.__main__ import (
+        SimulatorRunError,
+        check_finished,
+        check_overrides,
+        read_run,
+        run_simulator,
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m vmexp.validate kernel",
@@ -241,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="auto",
         help="the simulator's keys: its kernel keys (new), today's closest ones (today), or as the switch says",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # TRACE --runs 5 cgroup.memory_max=32M, as meant
     if args.runs < 1:
         parser.error("--runs must be at least 1")
 
@@ -250,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if 1 not in trace.ops:
             raise TraceError(f"{args.trace}: the real-kernel replay takes process 1, and the trace has none")
         settings = kernel_settings(args.overrides)
-    except (TraceError, UsageError) as e:
+        rest = check_overrides(args.trace, settings.rest)  # now, not after minutes of real runs
+    except (TraceError, UsageError, SimulatorRunError) as e:
         print(f"vmexp.validate kernel: error: {e}", file=sys.stderr)
         return 2
     swap: Literal["zram", "file", "existing"] = args.swap
@@ -264,15 +289,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with K.session(swap, cluster=settings.page_cluster) as facts:
+            # The simulator first (seconds, configured from the session's facts): a bad override
+            # or a run it cannot finish is said before the real runs' minutes, not after them.
+            sim_ov = simulator_overrides(facts, settings.limit, settings.swap_max, new_keys=new_keys)
+            sim_ov += ["figures=false", *rest]
+            with tempfile.TemporaryDirectory(prefix="vmexp-validate-kernel-") as tmp:
+                run_dir = os.path.join(tmp, "run")
+                run_simulator(_process_1(args.trace, trace, tmp), sim_ov, run_dir)
+                procs = read_run(run_dir)
+                check_finished(run_dir)  # a process the simulator's OOM killer took did part of the trace
             real = K.measure(args.trace, settings.limit, args.runs, swap_max=settings.swap_max)
-        sim_ov = simulator_overrides(facts, settings.limit, settings.swap_max, new_keys=new_keys)
-        sim_ov += ["figures=false", *settings.rest]
-        with tempfile.TemporaryDirectory(prefix="vmexp-validate-kernel-") as tmp:
-            run_dir = os.path.join(tmp, "run")
-            run_simulator(args.trace, sim_ov, run_dir)
-            procs = read_run(run_dir)
-    except (K.KernelUnavailable, K.KernelRunError, SimulatorRunError) as e:
+    except (K.KernelUnavailable, K.KernelRunError) as e:
         print(f"vmexp.validate kernel: error: {K.describe_failure(e)}", file=sys.stderr)
+        return 2
+    except SimulatorRunError as e:  # its message is the one line (describe_failure would prefix the class)
+        print(f"vmexp.validate kernel: error: {e}", file=sys.stderr)
         return 2
     sim = procs.get(1) or next(iter(procs.values()))
 

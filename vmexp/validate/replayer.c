@@ -32,6 +32,13 @@
  * majflt and ops. Errors in the trace at run time (free of a block that is
  * not live, a touch outside its block) print "op INDEX: message" on stderr
  * and exit with status 3; usage errors exit with status 2.
+ *
+ * An allocation that fails is what the simulator (vmexp/sim.py) makes of it:
+ * the program is taken to check for NULL, so the touches of an id whose
+ * malloc, calloc or realloc(NULL, n) failed are skipped, its free is
+ * free(NULL) and its id may be allocated again; a realloc(p, n) that fails
+ * leaves p at its old size, and touches past that size are cut to it
+ * (live[id] == 2 marks such a block).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -280,24 +287,31 @@ int main(int argc, char **argv) {
         lseek(-1, op, SEEK_SET);
         switch (r[1]) {
         case OP_MALLOC:
-            if (live[id]) die(3, op, "malloc of a block id that is still allocated");
+            if (live[id] && ptrs[id]) die(3, op, "malloc of a block id that is still allocated");
             ptrs[id] = malloc((size_t)r[3]);
             sizes[id] = ptrs[id] ? (uint64_t)r[3] : 0;
             live[id] = 1;
             break;
         case OP_CALLOC:
-            if (live[id]) die(3, op, "calloc of a block id that is still allocated");
+            if (live[id] && ptrs[id]) die(3, op, "calloc of a block id that is still allocated");
             ptrs[id] = calloc((size_t)r[3], (size_t)r[4]);
             sizes[id] = ptrs[id] ? (uint64_t)r[3] * (uint64_t)r[4] : 0;
             live[id] = 1;
             break;
         case OP_REALLOC: {
             /* realloc of an id that is not live is realloc(NULL, n): a malloc. */
-            char *q = realloc(live[id] ? ptrs[id] : NULL, (size_t)r[3]);
-            if (q || r[3] == 0) { /* realloc(p, 0) frees p and returns NULL */
+            char *old = live[id] ? ptrs[id] : NULL;
+            char *q = realloc(old, (size_t)r[3]);
+            if (q || !old) { /* done, or a failed realloc(NULL, n): a failed malloc */
                 ptrs[id] = q;
                 sizes[id] = q ? (uint64_t)r[3] : 0;
-                live[id] = q != NULL;
+                live[id] = 1;
+            } else if (r[3] == 0) { /* realloc(p, 0) frees p and returns NULL */
+                ptrs[id] = NULL;
+                sizes[id] = 0;
+                live[id] = 0;
+            } else {
+                live[id] = 2; /* failed: p stays valid at its old size */
             }
             break;
         }
@@ -309,8 +323,13 @@ int main(int argc, char **argv) {
             break;
         case OP_TOUCH: {
             if (!live[id]) die(3, op, "touch of a block that is not allocated");
+            if (!ptrs[id]) break; /* its allocation failed: the program checked for NULL */
             uint64_t off = (uint64_t)r[3], size = sizes[id];
             uint64_t len = r[4] < 0 ? (off <= size ? size - off : 0) : (uint64_t)r[4];
+            if (live[id] == 2 && (off > size || len > size - off)) { /* cut to the old size */
+                off = off < size ? off : size;
+                len = len < size - off ? len : size - off;
+            }
             if (off > size || len > size - off) die(3, op, "touch outside the block");
             char *p = ptrs[id] + off, *e = p + len;
             if (len == 0) break;

@@ -37,7 +37,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import stat
 import sys
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -359,6 +361,41 @@ def import_file(kind: str, path: str | os.PathLike[str]) -> ImportResult:
     return importer(text.splitlines(), f"{kind} log {os.path.basename(name)}")
 
 
+def _write_whole(path: str, text: str) -> None:
+    """Write ``path`` so that it holds the whole new text or, if that fails, what it held before.
+
+    The text goes to a temporary file beside it, renamed over it at the end:
+    a write that fails part way (a full disk, a file-size limit, Ctrl-C)
+    leaves the earlier trace as it was, not a half-written one. The file
+    keeps its permissions (a new one gets the umask's). A device or a FIFO
+    (``-o /dev/stdout``) cannot be replaced and is written directly; a
+    symbolic link is written through.
+    """
+    target = os.path.realpath(path)  # a dangling link too: its file is created, as open() does
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    else:
+        if not stat.S_ISREG(st.st_mode):  # /dev/stdout may be a pipe: no path to rename to
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            return
+        mode = stat.S_IMODE(st.st_mode)
+    folder, name = os.path.split(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line: import a log, write the trace, print what was skipped to stderr."""
     parser = argparse.ArgumentParser(
@@ -377,8 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(res.text)
         else:
             try:
-                with open(args.output, "w", encoding="utf-8") as fh:
-                    fh.write(res.text)
+                _write_whole(args.output, res.text)
             except OSError as e:
                 raise LogImportError(f"{args.output}: cannot write ({e.strerror or e})") from None
     except LogImportError as e:

@@ -88,6 +88,8 @@ def build_pageref(p: PagerefParams, nprocs: int, seed: int, page_size: int) -> l
             vpns, writes = parse_pageref_text(text_, "workload.refs")
     except TraceError as e:
         raise WorkloadError(str(e)) from None
-    if not vpns:
+    if not vpns:  # named by the key that gave it, as an empty trace is
+        if p.path:
+            raise WorkloadError(f"workload.path: {p.path} holds no page numbers")
         raise WorkloadError("workload.refs: the reference string is empty")
     return [ProcSpec(name=p.name or "pageref", refs=(vpns, bytes(writes)))]

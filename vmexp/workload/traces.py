@@ -106,6 +106,10 @@ def read_text(
     that are not UTF-8 text) become one-line ``TraceError`` messages.
     ``strict=False`` is for other tools' logs, which may quote a program's
     non-UTF-8 output: bad bytes become U+FFFD instead of an error.
+
+    A UTF-8 byte-order mark at the start (Windows editors write one, and no
+    editor shows it) is dropped, as CRLF line ends are accepted: it would make
+    the first line an unknown operation ``'\ufeffmalloc'``.
     """
     if isinstance(source, str) and "\n" in source:
         return "<text>", source
@@ -122,13 +126,13 @@ def read_text(
     except OSError as e:
         raise TraceError(f"{name}: cannot read the file ({e.strerror or e})") from None
     if not strict:
-        return name, data.decode("utf-8", errors="replace")
+        return name, data.decode("utf-8", errors="replace").removeprefix("\ufeff")
     nul = data.find(b"\0")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
         raise TraceError(f"{name}:{line}: not a text file (NUL byte at offset {nul})")
     try:
-        return name, data.decode("utf-8")
+        return name, data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise TraceError(
@@ -426,7 +430,10 @@ def _pageref_plain(text: str) -> tuple[list[int], list[int]] | None:
         return None
     if len(vpn_toks) != len(modes) or set(modes) - {"r", "w"} or max(map(len, vpn_toks)) > 18:
         return None
-    if len([line for line in text.split("\n") if line.strip()]) != len(modes):
+    # One pair per line: as many non-blank lines as pairs, each starting with a page number. The
+    # count alone lets "1 r 2" + "w" or "1" + "r 2 w" through, which the careful parser refuses.
+    starts = [line.lstrip()[:1] for line in text.split("\n")]
+    if len(starts) - starts.count("") != len(modes) or "r" in starts or "w" in starts:
         return None
     return list(map(int, vpn_toks)), [1 if m == "w" else 0 for m in modes]
 
