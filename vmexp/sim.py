@@ -176,6 +176,12 @@ class Process:
         if spec.refs is not None:
             vpns, writes = spec.refs
             lo, hi = min(vpns), max(vpns)
+            lay = sim.s.layout
+            if (hi + 1) << sysm.shift > lay.task_size:
+                raise SimError(
+                    f"workload: page {hi:,} of the reference string lies above the user address space "
+                    f"({lay.name}: pages 0 to {(lay.task_size >> sysm.shift) - 1:,} of {format_size(1 << sysm.shift)})"
+                )
             self.mm.aspace.map(lo << sysm.shift, (hi + 1) << sysm.shift, "pageref")
             self.pending = (vpns, writes, 0, len(vpns))
         self.blocked_ns = 0
