@@ -353,6 +353,12 @@ def test_validate_command_exit_status(tmp_path: Path, capsys: pytest.CaptureFixt
             "hydra.run.dir={tmp}/run",
             "hydra.run.dir={tmp}/run: the simulator's run goes to a temporary directory",
         ),
+        # A sweep's values: it said "a sweep needs -m (python run.py -m ...)", which validate has not.
+        (
+            "threshold=64k,128k",
+            "threshold=64k,128k: the comparison replays one configuration; give one value",
+        ),
+        ("threshold=range(1,3)", "threshold=range(1,3): the comparison replays one configuration"),
     ],
 )
 def test_validate_refuses_overrides_that_replace_its_trace_or_run(

@@ -168,8 +168,20 @@ def check_overrides(trace: str, overrides: Sequence[str]) -> list[str]:
     path) are harmless: they are left out of the list returned, so that the
     simulator may be given another file holding the same operations.
     """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
     rest = []
     for ov in overrides:
+        try:
+            sweep = parser.parse_override(ov).is_sweep_override()
+        except HydraException:
+            sweep = False  # not an override Hydra reads: the simulator's run says what is wrong with it
+        if sweep:
+            raise SimulatorRunError(
+                f"{ov}: the comparison replays one configuration; give one value and run it once per value"
+            )
         key, eq, value = ov.lstrip("+~").partition("=")
         value = value.strip().strip("'\"")
         if key == "workload" and not (eq and value == "trace"):
