@@ -159,3 +159,16 @@ def test_the_docs_example_runs_from_a_directory_outside_the_repository(tmp_path:
     assert len(list((tmp_path / "outputs" / "sweeps").glob("*/*/summary.csv"))) == 1
     assert "sweep jobs: ['0_threshold=64k" in r.stdout
     assert "Settings that differ (1):" in r.stdout
+
+
+def test_a_runs_summary_has_the_metric_columns_of_a_sweeps_summary_csv(tmp_path: Path) -> None:
+    # README: run.summary is "the metric columns of a sweep's summary.csv", those counted from
+    # syscalls.csv (brk grows and trims) included; objective is there only when a preset weighs.
+    from vmexp.metrics import COLUMNS
+
+    run = vmexp.run(["nprocs=1", "duration=0.05s", "figures=false"], out_dir=tmp_path / "run", quiet=True)
+    assert set(run.summary) == set(COLUMNS) - {"objective"}
+    brk = run.syscalls[run.syscalls["syscall"] == "brk"]
+    assert run.summary["brk_grows"] == (brk["length"] > 0).sum() > 0
+    assert run.summary["brk_trims"] == (brk["length"] < 0).sum()
+    assert run.summary["brk_returned_bytes"] == -brk.loc[brk["length"] < 0, "length"].sum()

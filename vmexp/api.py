@@ -115,10 +115,14 @@ class Run:
 
     @cached_property
     def summary(self) -> dict[str, float]:
-        """The run's summary metrics (totals over its processes), the metric columns of a sweep's summary.csv."""
+        """The run's summary metrics (totals over its processes), the metric columns of a sweep's summary.csv.
+
+        The run's directory goes with metrics.json, as the sweep's summary passes it: the metrics
+        counted from its other files (brk grows and trims, from syscalls.csv) are in it too.
+        """
         from vmexp.metrics import summary_of
 
-        return summary_of(self.metrics)
+        return summary_of(self.metrics, self.dir)
 
     @cached_property
     def processes(self) -> pd.DataFrame:
