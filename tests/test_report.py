@@ -75,6 +75,37 @@ def test_log_byte_ticks_span_a_page_to_a_47_bit_address_space() -> None:
     assert "1 TiB" in [fmt_bytes(t) for t in ticks]
 
 
+@pytest.mark.parametrize(
+    ("top", "step", "expected"),
+    [
+        (0.02, 0.005, ["0.0%", "0.5%", "1.0%", "1.5%", "2.0%"]),
+        (0.1, 0.025, ["0.0%", "2.5%", "5.0%", "7.5%", "10.0%"]),
+        (1.0, 0.2, ["0%", "20%", "40%", "60%", "80%", "100%"]),
+    ],
+)
+def test_percent_ticks_have_the_decimals_that_keep_them_apart(
+    top: float, step: float, expected: list[str]
+) -> None:
+    # CPU utilisation of 3.4..3.8 % (a short page-reference sweep): ticks every 0.5 %, which whole
+    # percents labelled 0%, 0%, 1%, 2%, 2%, ... (the sweep's cpu_utilization.png, compare.png).
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MultipleLocator
+
+    from vmexp.report.style import percent_axis
+
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1, 2], [0.038, 0.035, 0.034])
+        ax.set_ylim(0, top)
+        ax.yaxis.set_major_locator(MultipleLocator(step))
+        percent_axis(ax)
+        fig.canvas.draw()
+        ticks = zip(ax.get_yticks(), ax.get_yticklabels(), strict=True)
+        labels = [label.get_text() for t, label in ticks if -1e-12 <= t <= top + 1e-12]  # those in view
+        plt.close(fig)
+    assert labels == expected
+
+
 # --- swept values as people write them -----------------------------------------------
 
 
