@@ -157,3 +157,52 @@ def test_sweeps_with_no_swept_key_in_common_cannot_be_joined(sweeps: dict[str, P
     summary.write_text(summary.read_text().replace("ram,", "swap,", 1))
     with pytest.raises(vmexp.VmexpError, match=r"share no swept key \(A: ram; B: swap\)"):
         compare(sweeps["fifo"], other)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--no-figure", "--csv", "folder"], "--csv: folder: Is a directory"),
+        (["-o", "file/compare.png"], "-o: file: is a file, not a directory"),
+        (["-o", "compare.txt"], "-o: compare.txt: not a figure format matplotlib writes"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_a_one_line_error(
+    results: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    from vmexp.compare import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+    assert main([str(results["fifo3"]), str(results["fifo4"]), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vmexp.compare: error: {message}") and err.count("\n") == 1, err
+
+
+def test_the_command_names_the_files_it_wrote(
+    results: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # matplotlib adds .png to a name without a suffix; a directory gets compare.png; missing folders are made.
+    from vmexp.compare import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    for given, written in [
+        ("plain", "plain.png"),
+        ("folder", "folder/compare.png"),
+        ("new/b.png", "new/b.png"),
+    ]:
+        assert main([str(results["fifo3"]), str(results["fifo4"]), "-o", given, "--csv", "t/x.csv"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[-1] == f"figure: {written}" and out[-3] == "table: t/x.csv"
+        assert (tmp_path / written).stat().st_size > 10_000 and (tmp_path / "t" / "x.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "new", "plain.png", "t"]

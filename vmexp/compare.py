@@ -32,7 +32,7 @@ from vmexp.status import FINISHED
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Comparison", "compare", "draw", "main", "render", "SETTINGS_FILES"]
+__all__ = ["Comparison", "compare", "draw", "figure_path", "main", "render", "SETTINGS_FILES"]
 
 # A file beside metrics.json with the run's settings as resolved (units parsed, defaults filled):
 # read when present, before Hydra's record of the composed config.
@@ -403,9 +403,31 @@ def _name(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
+def figure_path(path: str | Path) -> Path:
+    """The file ``draw`` writes for ``path``: DIR/compare.png for a directory, NAME.png for a name
+    without a suffix (matplotlib adds it when saving; the path said must be the file written).
+
+    Raises VmexpError for a suffix matplotlib cannot write, before anything is drawn.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    out = Path(path)
+    if out.is_dir():
+        out = out / "compare.png"
+    elif not out.suffix:
+        out = out.with_name(f"{out.name}.png")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix[1:].lower() not in formats:
+        raise VmexpError(
+            f"{out}: not a figure format matplotlib writes (use .png, or one of: {', '.join(formats)})"
+        )
+    return out
+
+
 def draw(c: Comparison, path: str | Path) -> Path:
-    """Draw the comparison to ``path`` (PNG): for runs, B/A per metric and both over time;
-    for sweeps, the main metrics over the first joined key, A and B side by side."""
+    """Draw the comparison to ``path`` (PNG unless its suffix says otherwise; a directory gets
+    compare.png) and return the file: for runs, B/A per metric and both over time; for sweeps, the
+    main metrics over the first joined key, A and B side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -413,7 +435,7 @@ def draw(c: Comparison, path: str | Path) -> Path:
 
     from vmexp.report.style import STYLE
 
-    out = Path(path)
+    out = figure_path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(STYLE):
         fig = _draw_runs(c) if c.kind == "runs" else _draw_sweeps(c)
@@ -605,18 +627,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="also list the metrics that are equal on both sides")
     ap.add_argument("--csv", type=Path, help="also write the metrics table to this CSV file")
     args = ap.parse_args(argv)
+    option = ""
     try:
         c = compare(args.a, args.b)
+        option = "-o: "
+        figure = None if args.no_figure else figure_path(args.figure)
     except VmexpError as e:
-        print(f"vmexp.compare: error: {e}", file=sys.stderr)
+        print(f"vmexp.compare: error: {option}{e}", file=sys.stderr)
         return 2
     print(render(c, every=args.all))
-    if args.csv:
-        c.metrics.to_csv(args.csv, index=c.kind == "runs", quoting=csv.QUOTE_MINIMAL)
-        print(f"\ntable: {args.csv}")
-    if not args.no_figure:
-        print(f"\nfigure: {draw(c, args.figure)}")
+    option = "--csv"
+    try:  # a path that cannot be written is the user's error: one line naming the option, as for A and B
+        if args.csv:
+            args.csv.parent.mkdir(parents=True, exist_ok=True)
+            c.metrics.to_csv(args.csv, index=c.kind == "runs", quoting=csv.QUOTE_MINIMAL)
+            print(f"\ntable: {args.csv}")
+        option = "-o"
+        if figure is not None:
+            print(f"\nfigure: {draw(c, figure)}")
+    except OSError as e:
+        print(f"vmexp.compare: error: {option}: {_os_error(e)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _os_error(e: OSError) -> str:
+    """``PATH: reason`` in one line; mkdir's "File exists" for a file in the way of a directory says so."""
+    if e.filename is None:
+        return str(e)
+    if isinstance(e, FileExistsError):
+        return f"{e.filename}: is a file, not a directory"
+    return f"{e.filename}: {e.strerror}"
 
 
 if __name__ == "__main__":
