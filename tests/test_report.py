@@ -385,6 +385,25 @@ def test_jobs_left_by_an_earlier_sweep_into_the_same_directory_are_left_out(tmp_
     assert [r["job"] for r in rows] == [new.name] and keys == ["workload.volume", "address_space"]
 
 
+def test_a_finished_job_whose_metrics_are_gone_or_cut_off_is_incomplete_not_ok(tmp_path: Path) -> None:
+    # A partial copy of a sweep, a deleted or truncated metrics.json: run.json still says "ok".
+    # The report must not count it as finished (nor stop at it): the others are reported.
+    jobs = [
+        _job(tmp_path, i, [f"threshold={t}"], _doc(minflt=10 * (i + 1)), PRESET)
+        for i, t in enumerate(["64k", "128k", "256k"])
+    ]
+    (jobs[1] / "metrics.json").unlink()
+    (jobs[2] / "metrics.json").write_text('{"schema": 1, "sys')
+    assert aggregate(tmp_path, quiet=True) == 2
+    rows = list(csv.DictReader((tmp_path / "summary.csv").read_text().splitlines()))
+    assert [(r["status"], r["minflt"], r["error"]) for r in rows] == [
+        ("ok", "10", ""),
+        ("incomplete", "", "metrics.json is missing (run.json says ok)"),
+        ("incomplete", "", "metrics.json cannot be read"),
+    ]
+    assert "3 jobs, 2 failed" in (tmp_path / "report.md").read_text()
+
+
 def test_a_missing_sweep_directory_is_a_one_line_error(tmp_path: Path) -> None:
     r = subprocess.run(
         [PY, "-m", "vmexp.report", str(tmp_path / "nope")], cwd=ROOT, capture_output=True, text=True

@@ -166,16 +166,30 @@ def job_choices(job: Path) -> dict[str, str]:
 
 
 def _job_metrics(job: Path, cfg: dict[str, Any], settings: dict[str, Any] | None) -> dict[str, Any]:
-    """The summary metrics of one job, or its failure."""
+    """The summary metrics of one job, or its failure.
+
+    A job whose run.json says it finished but whose metrics.json is missing or cannot be read
+    (deleted, or cut off by a full disk or a copy) is "incomplete", with the reason as its error:
+    a finished status promises every output file, and the sweep's other jobs are still reported.
+    """
     row: dict[str, Any] = {}
     status, error = "missing", ""
     run = job / "run.json"
-    if run.is_file():
-        info = json.loads(run.read_text())
+    info = _json_file(run) if run.is_file() else None
+    if isinstance(info, dict):
         status, error = str(info.get("status", "?")), str(info.get("error", ""))
     m = job / "metrics.json"
-    if m.is_file() and status != "failed":
-        doc = json.loads(m.read_text())
+    doc = _json_file(m) if m.is_file() and status != "failed" else None
+    if status == "failed":
+        pass
+    elif not (isinstance(doc, dict) and "processes" in doc and "system" in doc):
+        if m.is_file():
+            status, error = "incomplete", f"{m.name} cannot be read"
+        elif status == "missing":
+            status = "incomplete"  # neither file yet: still running, or killed
+        else:
+            status, error = "incomplete", f"{m.name} is missing (run.json says {status})"
+    else:
         row.update(summary_of(doc, job))
         if settings is not None:
             weights = (settings["settings"].get("objective") or {}).get("value") or {}
@@ -184,11 +198,17 @@ def _job_metrics(job: Path, cfg: dict[str, Any], settings: dict[str, Any] | None
         if weights:
             row["objective"] = sum(float(w) * float(row.get(k, math.nan)) for k, w in weights.items())
         status = "ok" if status in ("ok", "missing") else status
-    elif status == "missing":
-        status = "incomplete"
     row["status"] = status
     row["error"] = error
     return row
+
+
+def _json_file(path: Path) -> Any:
+    """The document in ``path``, or None when it cannot be read or is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def summary_rows(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
