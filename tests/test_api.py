@@ -8,6 +8,7 @@ otherwise, can be called again and again, and a user error arrives as a
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -172,3 +173,17 @@ def test_a_runs_summary_has_the_metric_columns_of_a_sweeps_summary_csv(tmp_path:
     assert run.summary["brk_grows"] == (brk["length"] > 0).sum() > 0
     assert run.summary["brk_trims"] == (brk["length"] < 0).sum()
     assert run.summary["brk_returned_bytes"] == -brk.loc[brk["length"] < 0, "length"].sum()
+
+
+@pytest.mark.parametrize("text", ['{"schema": 1, "sys', "[]", '{"schema": 1}'])
+def test_a_metrics_json_cut_off_or_not_one_is_a_vmexp_error(tmp_path: Path, text: str) -> None:
+    # A partial copy, a full disk, an edit: the user's file, so one line naming it, not a JSONDecodeError.
+    (tmp_path / "metrics.json").write_text(text)
+    run = vmexp.load(tmp_path)
+    assert isinstance(run, vmexp.Run)
+    for attribute in ("metrics", "summary", "processes"):
+        with pytest.raises(
+            vmexp.VmexpError,
+            match="^" + re.escape(f"{tmp_path / 'metrics.json'}: not a metrics.json document"),
+        ):
+            getattr(run, attribute)

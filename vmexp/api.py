@@ -110,7 +110,12 @@ class Run:
         if not path.is_file():
             why = f": the run failed: {self.error}" if self.status == "failed" else f" (status {self.status})"
             raise VmexpError(f"{self.dir}: no metrics.json{why}")
-        doc: dict[str, Any] = json.loads(path.read_text())
+        try:
+            doc = json.loads(path.read_text())
+        except ValueError as e:  # cut off (a full disk, a partial copy) or edited: the user's file, one line
+            raise VmexpError(f"{path}: not a metrics.json document ({e})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("processes"), list) or "system" not in doc:
+            raise VmexpError(f"{path}: not a metrics.json document (no processes and system)")
         return doc
 
     @cached_property
