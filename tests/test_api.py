@@ -107,6 +107,13 @@ def test_a_user_error_raises_vmexp_error_with_the_commands_one_line(
     assert "vmexp: error" not in capsys.readouterr().err  # said once, by the exception
 
 
+@pytest.mark.parametrize("overrides", ["threshold='64k nprocs=2", 'workload.path="my trace'])
+def test_an_override_string_with_an_open_quote_is_a_vmexp_error(tmp_path: Path, overrides: str) -> None:
+    with pytest.raises(vmexp.VmexpError, match=r"^overrides: no closing quotation in "):
+        vmexp.run(overrides, out_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 def test_flags_are_not_overrides(tmp_path: Path) -> None:
     with pytest.raises(vmexp.VmexpError, match=r"vmexp\.sweep\(\) is -m"):
         vmexp.run(["-m", "threshold=64k,128k"], out_dir=tmp_path)

@@ -305,7 +305,10 @@ def sweep(
 
 def _checked(overrides: Sequence[str] | str) -> list[str]:
     """The overrides as a list; a string is split as a shell would (``"threshold=64k nprocs=2"``)."""
-    items = shlex.split(overrides) if isinstance(overrides, str) else list(overrides)
+    try:
+        items = shlex.split(overrides) if isinstance(overrides, str) else list(overrides)
+    except ValueError as e:  # shlex: "No closing quotation", "No escaped character"
+        raise VmexpError(f"overrides: {str(e).lower()} in {overrides!r} (split as a shell would)") from None
     for o in items:
         if not isinstance(o, str):
             raise TypeError(f"overrides: expected strings such as 'threshold=64k', got {o!r}")
