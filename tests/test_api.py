@@ -114,6 +114,15 @@ def test_an_override_string_with_an_open_quote_is_a_vmexp_error(tmp_path: Path, 
     assert not any(tmp_path.iterdir())
 
 
+def test_an_out_dir_that_is_a_file_is_named_and_left_alone(tmp_path: Path) -> None:
+    # Not Python's "[Errno 17] File exists": the path, and that a file is where the directory would go.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(vmexp.VmexpError, match="^" + re.escape(f"{notes}: is a file, not a directory")):
+        vmexp.run(["figures=false"], out_dir=notes, quiet=True)
+    assert notes.read_text() == "mine"
+
+
 def test_flags_are_not_overrides(tmp_path: Path) -> None:
     with pytest.raises(vmexp.VmexpError, match=r"vmexp\.sweep\(\) is -m"):
         vmexp.run(["-m", "threshold=64k,128k"], out_dir=tmp_path)
