@@ -206,3 +206,28 @@ def test_the_command_names_the_files_it_wrote(
         assert out[-1] == f"figure: {written}" and out[-3] == "table: t/x.csv"
         assert (tmp_path / written).stat().st_size > 10_000 and (tmp_path / "t" / "x.csv").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "new", "plain.png", "t"]
+
+
+def test_the_runs_figure_shows_every_metric_name_whole_and_keeps_its_key_off_the_bars(
+    results: dict[str, Path],
+) -> None:
+    # Unnamed metrics used their long labels ("page faults (minor + major)", "heap fragmentation at
+    # exit (free / arena, ...)"), cut off at the figure's left edge; the colour key sat on the last bars.
+    import matplotlib.pyplot as plt
+
+    from vmexp.compare import _draw_runs
+    from vmexp.metrics import COLUMNS, metric
+
+    assert all(len(metric(c).short) <= 20 for c in COLUMNS), [metric(c).short for c in COLUMNS]
+    fig = _draw_runs(compare(results["fifo3"], results["fifo4"]))
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        bars_ax = fig.axes[0]
+        names = [t for t in bars_ax.get_yticklabels() if t.get_text()]
+        assert "page faults" in [t.get_text() for t in names]
+        assert all(t.get_window_extent(renderer).x0 >= 0 for t in names)  # inside the figure
+        key = bars_ax.get_legend().get_window_extent(renderer)
+        assert key.y1 < bars_ax.get_window_extent(renderer).y0  # below the axes, not on a bar
+    finally:
+        plt.close(fig)

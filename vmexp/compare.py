@@ -449,13 +449,16 @@ def _draw_runs(c: Comparison) -> Any:
     import numpy as np
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter
+    from matplotlib.transforms import ScaledTranslation
 
     from vmexp.report.style import bytes_axis, seconds_axis
     from vmexp.report.sweep import metric
 
     m = c.metrics
     fig = plt.figure(figsize=(13, 7.2))
-    grid = fig.add_gridspec(2, 2, width_ratios=[1.1, 1], hspace=0.42, wspace=0.28, left=0.12, right=0.97)
+    grid = fig.add_gridspec(
+        2, 2, width_ratios=[1.1, 1], hspace=0.42, wspace=0.28, left=0.12, right=0.97, bottom=0.16
+    )
     ax = fig.add_subplot(grid[:, 0])
     finite = m[~_equal(m) & (m["A"] > 0) & (m["B"] > 0)]
     labels = [metric(str(n)).short or str(n) for n in finite.index]
@@ -488,17 +491,21 @@ def _draw_runs(c: Comparison) -> Any:
     ax.axvline(1, color="#444444", linewidth=1)
     ax.set_xlabel("B / A (log scale; 1 = equal)")
     ax.set_title("Summary metrics of B relative to A", loc="left")
+    # The colour key and the note go below the axis label, in a row each: inside the axes a legend
+    # hides the last bars whatever corner it takes (there is a bar in every row).
+    below = ax.transAxes + ScaledTranslation(0, -38 / 72, fig.dpi_scale_trans)
+    ax.legend(
+        handles=[Patch(color=col, label=lab) for col, lab in
+                 (("#009E73", "better in B"), ("#D55E00", "worse in B"), ("#999999", "neither better nor worse"))],
+        loc="upper left", bbox_to_anchor=(0, 0), bbox_transform=below, ncol=3, fontsize=8, frameon=False,
+        borderaxespad=0, borderpad=0,
+    )  # fmt: skip
     zero = [str(n) for n in m.index if (m.loc[n, "A"] == 0) != (m.loc[n, "B"] == 0)]
     if zero:
         ax.annotate(
             f"0 on one side only (not drawn): {', '.join(zero)}",
-            (0, 0), xycoords="axes fraction", xytext=(0, -40), textcoords="offset points", fontsize=8,
+            (0, 0), xycoords="axes fraction", xytext=(0, -64), textcoords="offset points", fontsize=8,
         )  # fmt: skip
-    ax.legend(
-        handles=[Patch(color=col, label=lab) for col, lab in
-                 (("#009E73", "better in B"), ("#D55E00", "worse in B"), ("#999999", "neither better nor worse"))],
-        loc="lower right", fontsize=8,
-    )  # fmt: skip
 
     runs = {"A": Run(c.a), "B": Run(c.b)}
     mem = fig.add_subplot(grid[0, 1])
