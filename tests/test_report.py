@@ -404,6 +404,23 @@ def test_a_finished_job_whose_metrics_are_gone_or_cut_off_is_incomplete_not_ok(t
     assert "3 jobs, 2 failed" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.parametrize(
+    ("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)], ids=["022", "077", "002"]
+)
+def test_the_files_a_sweep_report_writes_follow_the_umask_as_its_figures_do(
+    demo: Path, umask: int, mode: int
+) -> None:
+    # They were always 0600 (mkstemp's temporary): a colleague, a web server or the host user of a
+    # container run as root could read the figures but not summary.csv, report.md or metrics.json.
+    old = os.umask(umask)
+    try:
+        aggregate(demo, quiet=True)
+    finally:
+        os.umask(old)
+    for name in ("summary.csv", "report.md", "report.html"):
+        assert (demo / name).stat().st_mode & 0o777 == mode, name
+
+
 def test_a_missing_sweep_directory_is_a_one_line_error(tmp_path: Path) -> None:
     r = subprocess.run(
         [PY, "-m", "vmexp.report", str(tmp_path / "nope")], cwd=ROOT, capture_output=True, text=True

@@ -292,16 +292,36 @@ def metric(name: str) -> Metric:
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write `path` so that readers see the old file, or the whole new one, never a part."""
+    """Write `path` so that readers see the old file, or the whole new one, never a part.
+
+    The file gets the permissions of any other file the process creates (0o666 less the umask):
+    mkstemp's temporary is 0o600, which would leave metrics.json, summary.csv and the report
+    unreadable to everyone but their owner (a colleague, a web server, the host user of a
+    container run as root), unlike the figures beside them.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
             fh.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read from /proc where it is there (setting it to read it is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_stale_temporaries(directory: Path, *, recursive: bool = False) -> None:
