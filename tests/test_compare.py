@@ -231,3 +231,43 @@ def test_the_runs_figure_shows_every_metric_name_whole_and_keeps_its_key_off_the
         assert key.y1 < bars_ax.get_window_extent(renderer).y0  # below the axes, not on a bar
     finally:
         plt.close(fig)
+
+
+def test_a_failed_job_does_not_hide_the_settings_two_sweeps_differ_in(
+    results: dict[str, Path], tmp_path: Path
+) -> None:
+    # A job that failed before writing settings.json has only .hydra/config.yaml ("0.1s", not
+    # "100 ms"): every key seemed to vary within its sweep, and no difference was shown at all.
+    import json
+
+    import yaml
+
+    from vmexp.report.sweep import _write_summary, summary_rows
+
+    def sweep(where: Path, jobs: list[tuple[str, str]], swap: int | None = None) -> Path:
+        for i, (ram, run) in enumerate(jobs):
+            job = where / f"{i}_ram={ram}"
+            if run:
+                shutil.copytree(results[run], job)
+                if swap is not None:  # a setting the whole sweep ran with, other than A's
+                    doc = json.loads((job / "settings.json").read_text())
+                    doc["settings"]["swap"]["value"] = swap
+                    (job / "settings.json").write_text(json.dumps(doc))
+            else:
+                (job / ".hydra").mkdir(parents=True)
+                overrides = yaml.safe_load((results["fifo3"] / ".hydra" / "overrides.yaml").read_text())
+                overrides = [o if not o.startswith("ram=") else f"ram={ram}" for o in overrides]
+                (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+                config = yaml.safe_load((results["fifo3"] / ".hydra" / "config.yaml").read_text())
+                (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({**config, "ram": ram}))
+                (job / "run.json").write_text(
+                    json.dumps({"status": "failed", "error": "ram: expected a size"})
+                )
+        _write_summary(where, *summary_rows(where))
+        return where
+
+    a = sweep(tmp_path / "a", [("12k", "fifo3"), ("16k", "fifo4"), ("banana", "")])
+    b = sweep(tmp_path / "b", [("12k", "fifo3"), ("16k", "fifo4")], swap=512 << 20)
+    c = compare(a, b)
+    assert c.keys == ["ram"]
+    assert c.settings == [("swap", "256 MiB", "512 MiB")]

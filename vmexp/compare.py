@@ -191,8 +191,15 @@ def _compare_runs(ra: Run, rb: Run) -> Comparison:
 
 
 def _constants(sweep: Sweep) -> tuple[dict[str, str], set[str]]:
-    """(settings every job of the sweep shares, keys whose value varies between its jobs)."""
-    jobs = [_settings(r.dir) for r in sweep.runs]
+    """(settings every job of the sweep shares, keys whose value varies between its jobs).
+
+    Only the jobs that finished count, those whose metrics are compared: a job that failed before it
+    wrote settings.json has only Hydra's record of its config, whose values are written otherwise
+    (``0.1s`` for ``100 ms``), and every key would seem to vary, hiding every difference.
+    """
+    s = sweep.summary
+    done = set(s.loc[s["status"].isin(FINISHED), "job"].astype(str)) if "job" in s.columns else set()
+    jobs = [_settings(r.dir) for r in sweep.runs if r.dir.name in done]
     if not jobs:
         return {}, set()
     keys = set().union(*jobs)
