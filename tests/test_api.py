@@ -164,6 +164,9 @@ def test_load_names_what_is_not_a_result(tmp_path: Path) -> None:
         vmexp.load(tmp_path)
     with pytest.raises(vmexp.VmexpError, match="no such directory"):
         vmexp.load(tmp_path / "missing")
+    (tmp_path / "metrics.json").write_text("{}")  # the run's file rather than its directory
+    with pytest.raises(vmexp.VmexpError, match=r"metrics\.json: not a directory \(a run's or a sweep's\)$"):
+        vmexp.load(tmp_path / "metrics.json")
 
 
 @pytest.mark.slow

@@ -427,6 +427,9 @@ def test_a_missing_sweep_directory_is_a_one_line_error(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert r.stderr.strip() == f"vmexp.report: error: {tmp_path / 'nope'}: no such sweep directory"
+    (tmp_path / "summary.csv").write_text("")  # a file of the sweep rather than the sweep
+    with pytest.raises(FileNotFoundError, match=r"summary\.csv: not a directory \(a sweep's\)$"):
+        aggregate(tmp_path / "summary.csv", quiet=True)
 
 
 def test_the_table_knows_what_was_swept() -> None:

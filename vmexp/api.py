@@ -245,8 +245,10 @@ class Sweep:
 def load(path: str | os.PathLike[str]) -> Run | Sweep:
     """A run directory (it has metrics.json or run.json) as a Run; a sweep directory as a Sweep."""
     p = Path(path)
-    if not p.is_dir():
-        raise VmexpError(f"{p}: no such directory")
+    if not p.is_dir():  # a file (metrics.json itself, say) is there but is not what is asked for
+        raise VmexpError(
+            f"{p}: not a directory (a run's or a sweep's)" if p.exists() else f"{p}: no such directory"
+        )
     if (p / "metrics.json").is_file() or (p / "run.json").is_file():
         return Run(p)
     if (p / "summary.csv").is_file() or any(p.glob("*/.hydra/overrides.yaml")):

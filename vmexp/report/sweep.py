@@ -277,7 +277,8 @@ def aggregate(sweep_dir: Path, *, quiet: bool = False) -> int:
     """summary.csv, figures and report of a sweep directory; returns the number of failed jobs."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"{sweep_dir}: no such sweep directory")
+        what = "not a directory (a sweep's)" if sweep_dir.exists() else "no such sweep directory"
+        raise FileNotFoundError(f"{sweep_dir}: {what}")
     keys, rows = summary_rows(sweep_dir)
     if not rows:
         raise FileNotFoundError(f"{sweep_dir}: no job directories (with .hydra/overrides.yaml) found")
