@@ -432,6 +432,22 @@ def test_a_missing_sweep_directory_is_a_one_line_error(tmp_path: Path) -> None:
         aggregate(tmp_path / "summary.csv", quiet=True)
 
 
+def test_the_report_command_on_a_failed_run_says_the_run_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Not "no job directories (with .hydra/overrides.yaml) found": it is a run, and why it has no figures.
+    from vmexp.report.__main__ import main
+
+    (tmp_path / "run.json").write_text(
+        json.dumps({"status": "failed", "error": "threshold: expected a size"})
+    )
+    assert main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"vmexp.report: error: {tmp_path}: a run without metrics.json "
+        "(the run failed: threshold: expected a size): no figures to draw\n"
+    )
+
+
 def test_the_table_knows_what_was_swept() -> None:
     rows: list[dict[str, Any]] = [
         {"threshold": "64k", "seed": "0", "policy": "lru", "status": "ok", "minflt": 1},

@@ -25,6 +25,14 @@ def main(argv: list[str] | None = None) -> int:
             for p in draw_run_figures(args.dir):
                 print(p)
             return 0
+        if (
+            args.dir / "run.json"
+        ).is_file():  # a run, not a sweep: one that did not finish has nothing to draw
+            from vmexp.api import Run
+
+            run = Run(args.dir)
+            why = f"the run failed: {run.error}" if run.status == "failed" else f"status {run.status}"
+            raise ReportError(f"{args.dir}: a run without metrics.json ({why}): no figures to draw")
         failed = aggregate(args.dir)
     except (FileNotFoundError, NotADirectoryError, ReportError) as e:
         print(f"vmexp.report: error: {e}", file=sys.stderr)
