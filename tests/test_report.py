@@ -854,3 +854,18 @@ def test_a_job_stopped_at_duration_is_a_hollow_ring_named_in_the_legend() -> Non
     assert legend is not None and [t.get_text() for t in legend.get_texts()] == [STOPPED_LABEL]
     (rings,) = [c for c in ax.collections if c.get_label() == STOPPED_LABEL]
     assert rings.get_offsets().tolist() == [[256 * KiB, 86157.0]]
+
+
+def test_belady_marks_only_faults_that_rise_with_more_frames_and_stay_in_the_figure() -> None:
+    # FIFO on Belady's string: 7, 4, 5 major faults with 2, 3, 4 frames. The rise ends at the last
+    # point, at the right edge: its text was drawn beyond the figure, and only the arrow showed.
+    pageref = {"workload": "pageref", "workload.refs": "[1,2,3,4,1,2,5,1,2,3,4,5]", "machine.min_free": "0"}
+    table = _sweep_table("ram", ["8k", "12k", "16k"], "majflt", [7, 4, 5], **pageref)
+    fig = _sweep_fig(table, ["majflt"])
+    marks = [t for t in fig.axes[0].texts if "Belady" in t.get_text()]
+    assert len(marks) == 1 and marks[0].get_text().startswith("4 → 5 with more frames")
+    box = marks[0].get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y0 >= 0 and box.y1 <= fig.bbox.height
+    # More frames, more resident memory: no anomaly in that.
+    rss = _sweep_table("ram", ["8k", "12k", "16k"], "rss_peak_bytes", [8192, 12288, 16384], **pageref)
+    assert not [t for t in _sweep_fig(rss, ["rss_peak_bytes"]).axes[0].texts if "Belady" in t.get_text()]

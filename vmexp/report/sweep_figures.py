@@ -274,7 +274,7 @@ def _plot_metric(
             # A job that duration stopped counted only part of its work: a hollow ring says so.
             marked = ax.scatter(cut["_x"], cut["_y"], s=110, facecolors="none", edgecolors="#222222",
                                 linewidths=1.6, zorder=6, label=STOPPED_LABEL)  # fmt: skip
-        if x.frames and not group:
+        if x.frames and not group and names[0] in BELADY_METRICS:
             _mark_rises(ax, d, has_hue)
         if cv is not None and col is not None:
             ax.set_title(f"{col} = {table.label(col, cv)}", fontsize=10)
@@ -337,17 +337,30 @@ def _plot_metric(
 STOPPED_LABEL = "stopped at duration (counts cover only part of the run)"
 
 
+# Belady's anomaly is about page faults: the metrics whose rise with more frames is marked as one
+# (a peak RSS or a run time that grows with the RAM is no anomaly).
+BELADY_METRICS = ("faults", "majflt", "pswpin")
+
+
 def _mark_rises(ax: Axes, d: pd.DataFrame, has_hue: bool) -> None:
-    """Arrows at every step where more frames gave more faults: Belady's anomaly, where it happens."""
+    """Arrows at every step where more frames gave more faults: Belady's anomaly, where it happens.
+
+    The text stands to the left of the point it marks (a rise ends at a point with another to its
+    left, while the point may be the last one, at the axes' right edge), above it, or below it when
+    the point is near the top.
+    """
     groups = d.groupby("_hue") if has_hue else [("", d)]
+    lo, hi = ax.get_ylim()
     for name, g in groups:
         m = g.groupby("_x")["_y"].mean().sort_index()
         pts = list(zip(m.index.to_numpy(dtype=float).tolist(), m.to_numpy(dtype=float).tolist(), strict=True))
         for (_, y0), (x1, y1) in itertools.pairwise(pts):
             if y1 > y0:
+                above = hi <= lo or (y1 - lo) / (hi - lo) < 0.7
                 ax.annotate(
                     f"{name}: {y0:g} → {y1:g} with more frames\n(Belady's anomaly)".strip(": "),
-                    xy=(x1, y1), xytext=(x1 + 0.35, y1 + (ax.get_ylim()[1] - ax.get_ylim()[0]) * 0.12),
+                    xy=(x1, y1), xytext=(-18, 22 if above else -22), textcoords="offset points",
+                    ha="right", va="bottom" if above else "top",
                     arrowprops={"arrowstyle": "->", "color": "#333333"}, fontsize=8.5,
                 )  # fmt: skip
 
