@@ -79,8 +79,8 @@ def _unit_text(unit: str) -> str:
 # which says what it is): (the words its label must contain for the note to hold, the note). Kept here,
 # in one place, until the metric declarations carry such notes.
 NOTES: dict[str, tuple[str, str]] = {
-    "rss_peak_bytes": (
-        "sum",
+    "rss_peak_sum_bytes": (
+        "own peaks",
         "Each process's own peak RSS, added up: the peaks need not coincide, so the sum can exceed "
         "the RAM that the processes share.",
     ),
