@@ -45,7 +45,7 @@ from vmexp.report.run_figures import (
     too_short,
 )
 from vmexp.report.style import STYLE, BinaryLocator, LogBinaryLocator, fmt_bytes
-from vmexp.report.sweep import COLUMNS, ReportError, aggregate, figure_metrics, summary_rows
+from vmexp.report.sweep import COLUMNS, ReportError, aggregate, figure_metrics, metric, summary_rows
 from vmexp.report.sweep_figures import _X, _plot_metric, crossing, powers_of_two, thrashing_marks
 from vmexp.report.table import SweepTable
 
@@ -874,3 +874,15 @@ def test_belady_marks_only_faults_that_rise_with_more_frames_and_stay_in_the_fig
     # More frames, more resident memory: no anomaly in that.
     rss = _sweep_table("ram", ["8k", "12k", "16k"], "rss_peak_bytes", [8192, 12288, 16384], **pageref)
     assert not [t for t in _sweep_fig(rss, ["rss_peak_bytes"]).axes[0].texts if "Belady" in t.get_text()]
+
+
+@pytest.mark.parametrize("name", ["fragmentation", "syscalls", "rss_peak_bytes", "minflt"])
+def test_a_sweep_figures_axis_label_stays_inside_the_figure(name: str) -> None:
+    # "heap fragmentation at exit (free / arena, the free top chunk included) (%)" in one line ran
+    # off the figure at the top and the bottom; a long label now takes two lines, or the short name.
+    table = _sweep_table("threshold", ["64k", "128k", "256k"], name, [0.25, 0.33, 0.2])
+    fig = _sweep_fig(table, [name])
+    label = fig.axes[0].yaxis.label
+    box = label.get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+    assert box.x0 >= 0 and box.y0 >= 0 and box.y1 <= fig.bbox.height, (label.get_text(), box)
+    assert label.get_text().replace("\n", " ").startswith((metric(name).label, metric(name).short))

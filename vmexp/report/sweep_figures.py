@@ -331,7 +331,26 @@ def _plot_metric(
                  fontsize=8.5, color="#333333")  # fmt: skip
     # Room for the title's lines, the caption (and the column titles) above the axes.
     fig.subplots_adjust(top=1 - (0.3 + 0.24 * lines + extra + (0.25 if col else 0)) / h)
+    if not group:
+        first = metric(names[0])
+        axes[0].set_ylabel(fit_axis_label(axes[0].get_ylabel(), first.label, first.short, axes[0]))
     return True
+
+
+def fit_axis_label(text: str, label: str, short: str, ax: Axes) -> str:
+    """A y-axis label that fits the axes' height: as it is, else in two lines, else with the short name.
+
+    A metric's label (``heap fragmentation at exit (free / arena, the free top chunk included)``)
+    is written out in the title above; on the axis, in one line, it ran off the figure at both ends.
+    """
+    height_pt = ax.get_position().height * ax.get_figure().get_figheight() * 72  # type: ignore[union-attr]
+    width = max(
+        12, int(height_pt / (0.62 * float(ax.yaxis.label.get_fontsize())))
+    )  # characters, 0.62 em each
+    if len(text) <= width:
+        return text
+    wrapped = textwrap.wrap(text, width)
+    return "\n".join(wrapped) if len(wrapped) <= 2 else text.replace(label, short, 1)
 
 
 STOPPED_LABEL = "stopped at duration (counts cover only part of the run)"
