@@ -271,3 +271,16 @@ def test_a_failed_job_does_not_hide_the_settings_two_sweeps_differ_in(
     c = compare(a, b)
     assert c.keys == ["ram"]
     assert c.settings == [("swap", "256 MiB", "512 MiB")]
+
+
+def test_means_of_counts_past_four_digits_are_written_out_not_in_e_notation() -> None:
+    # Two seeds of B average to 5,159.5 minor faults: B − A was printed "-2.703e+04".
+    import pandas as pd
+
+    from vmexp.compare import Comparison
+
+    rows = [{"threshold": "128k", "metric": "minflt", "A": 32190.0, "B": 5159.5, "diff": -27030.5,
+             "ratio": 5159.5 / 32190, "n_a": 1, "n_b": 2}]  # fmt: skip
+    c = Comparison("sweeps", Path("a"), Path("b"), [], pd.DataFrame(rows), ["threshold"])
+    line = next(t for t in render(c).splitlines() if t.lstrip().startswith("128k"))
+    assert line.split() == ["128k", "32,190", "5,160", "-27,030", "0.16"]

@@ -304,7 +304,8 @@ def _fmt(unit: str, v: float, *, signed: bool = False) -> str:
         return f"{v * 100:+.2f} pp" if signed else f"{v * 100:.2f} %"
     if unit == "s":
         return sign + format_duration(v * 1e9).replace("us", "µs")
-    if unit == "count" and v == int(v):
+    if (unit == "count" and v == int(v)) or abs(v) >= 1e4:
+        # Whole numbers; also a mean over seeds past four digits, which .4g writes as -2.703e+04.
         return f"{v:+,.0f}" if signed else f"{v:,.0f}"
     return f"{v:+,.4g}" if signed else f"{v:,.4g}"
 
