@@ -364,22 +364,22 @@ BELADY_METRICS = ("faults", "majflt", "pswpin")
 def _mark_rises(ax: Axes, d: pd.DataFrame, has_hue: bool) -> None:
     """Arrows at every step where more frames gave more faults: Belady's anomaly, where it happens.
 
-    The text stands to the left of the point it marks (a rise ends at a point with another to its
-    left, while the point may be the last one, at the axes' right edge), above it, or below it when
-    the point is near the top.
+    The text stands above the point it marks, on the side with room: to the left of a point in the
+    right part of the axes (the last point sits at the right edge, where text to its right fell
+    off the figure), to the right otherwise.
     """
     groups = d.groupby("_hue") if has_hue else [("", d)]
-    lo, hi = ax.get_ylim()
+    left, right = ax.get_xlim()
     for name, g in groups:
         m = g.groupby("_x")["_y"].mean().sort_index()
         pts = list(zip(m.index.to_numpy(dtype=float).tolist(), m.to_numpy(dtype=float).tolist(), strict=True))
         for (_, y0), (x1, y1) in itertools.pairwise(pts):
             if y1 > y0:
-                above = hi <= lo or (y1 - lo) / (hi - lo) < 0.7
+                leftward = right > left and (x1 - left) / (right - left) > 0.6
                 ax.annotate(
                     f"{name}: {y0:g} → {y1:g} with more frames\n(Belady's anomaly)".strip(": "),
-                    xy=(x1, y1), xytext=(-18, 22 if above else -22), textcoords="offset points",
-                    ha="right", va="bottom" if above else "top",
+                    xy=(x1, y1), xytext=(-18 if leftward else 18, 22), textcoords="offset points",
+                    ha="right" if leftward else "left", va="bottom",
                     arrowprops={"arrowstyle": "->", "color": "#333333"}, fontsize=8.5,
                 )  # fmt: skip
 
