@@ -123,6 +123,15 @@ def test_an_out_dir_that_is_a_file_is_named_and_left_alone(tmp_path: Path) -> No
     assert notes.read_text() == "mine"
 
 
+def test_an_out_dir_with_a_backslash_and_a_quote_is_the_directory_written(tmp_path: Path) -> None:
+    # Hydra keeps a backslash in a quoted value as it is (only those before a quote are escaped):
+    # doubling every one put the run in a directory named with two backslashes where the user wrote one.
+    out = tmp_path / "it's a back\\slash"
+    run = vmexp.run(["nprocs=1", "duration=0.02s", "figures=false"], out_dir=out, quiet=True)
+    assert run.dir == out and (out / "metrics.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
 def test_flags_are_not_overrides(tmp_path: Path) -> None:
     with pytest.raises(vmexp.VmexpError, match=r"vmexp\.sweep\(\) is -m"):
         vmexp.run(["-m", "threshold=64k,128k"], out_dir=tmp_path)

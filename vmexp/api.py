@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -328,7 +329,12 @@ def _dir_override(key: str, out_dir: str | os.PathLike[str], args: list[str]) ->
     path = str(Path(out_dir).resolve())
     if all(c.isalnum() or c in "/._-+" for c in path):
         return f"{key}={path}"
-    return f"{key}='{path.replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}'"
+    # Hydra's quoted string: a quote is written \' and the backslashes just before a quote (or the
+    # closing one) are doubled; any other backslash stands for itself, so doubling every one would
+    # put the run in a directory named with two.
+    quoted = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", path)
+    quoted = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, quoted)
+    return f"{key}='{quoted}'"
 
 
 def _failure(code: int, errors: list[str]) -> str:
