@@ -284,3 +284,12 @@ def test_means_of_counts_past_four_digits_are_written_out_not_in_e_notation() ->
     c = Comparison("sweeps", Path("a"), Path("b"), [], pd.DataFrame(rows), ["threshold"])
     line = next(t for t in render(c).splitlines() if t.lstrip().startswith("128k"))
     assert line.split() == ["128k", "32,190", "5,160", "-27,030", "0.16"]
+
+
+def test_a_workload_that_differs_is_named_on_both_sides(results: dict[str, Path], tmp_path: Path) -> None:
+    # pageref's config has a name, mixed's has none: the group's row was added on B's side only,
+    # and read "workload  (none)  mixed", as if run A had no workload.
+    mixed = vmexp.run(["nprocs=1", "duration=0.02s", "figures=false"], out_dir=tmp_path / "mixed", quiet=True)
+    settings = {k: (a, b) for k, a, b in compare(results["fifo3"], mixed.dir).settings}
+    assert settings["workload"] == ("pageref", "mixed")
+    assert settings["policy.name"] == ("fifo", "linux") and "policy" not in settings  # said once

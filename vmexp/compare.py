@@ -91,7 +91,7 @@ def _flat(doc: Any, prefix: str = "") -> dict[str, str]:
 
 def _settings(job: Path) -> dict[str, str]:
     """A job's settings, flattened: the resolved-settings file if there is one, else .hydra/config.yaml,
-    plus the config-group options it ran with (``policy``, ``workload``, ...)."""
+    plus the config-group options it ran with (``policy``, ``workload``, ...) under the group's name."""
     from vmexp.config import read_settings_json
     from vmexp.report.sweep import job_choices, job_config
     from vmexp.report.table import format_typed
@@ -109,8 +109,7 @@ def _settings(job: Path) -> dict[str, str]:
             else:
                 flat[key] = format_typed(value, str(entry.get("unit", "")))
         for group, option in (resolved.get("choices") or {}).items():
-            if flat.get(f"{group}.name") != option:
-                flat.setdefault(group, option)
+            flat.setdefault(group, option)
         return flat
     doc: Any = None
     for name in SETTINGS_FILES:
@@ -123,8 +122,7 @@ def _settings(job: Path) -> dict[str, str]:
     flat = _flat(doc)
     # A group's option is the name a user typed (workload=batch); the keys under it follow from it.
     for group, option in job_choices(job).items():
-        if flat.get(f"{group}.name") != option:  # policy=fifo is already policy.name: fifo
-            flat.setdefault(group, option)
+        flat.setdefault(group, option)
     return flat
 
 
@@ -162,8 +160,17 @@ def compare(a: str | Path, b: str | Path) -> Comparison:
 
 
 def _differences(sa: dict[str, str], sb: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(key, A's value, B's value) for each setting that differs.
+
+    Every side names its group options (``workload``: pageref); a group's row is left out when its
+    ``name`` row says the same (policy=fifo is policy.name: fifo). Whether it is left out is decided
+    on the pair, not on each side: one option with a ``name`` and the other without read as
+    "workload (none) mixed", as if A had no workload.
+    """
     keys = sorted(set(sa) | set(sb))
-    return [(k, sa.get(k, "(none)"), sb.get(k, "(none)")) for k in keys if sa.get(k) != sb.get(k)]
+    diffs = [(k, sa.get(k, "(none)"), sb.get(k, "(none)")) for k in keys if sa.get(k) != sb.get(k)]
+    named = {(k.removesuffix(".name"), x, y) for k, x, y in diffs if k.endswith(".name")}
+    return [d for d in diffs if d not in named]
 
 
 def _value(name: str, v: float) -> float:
