@@ -293,3 +293,20 @@ def test_a_workload_that_differs_is_named_on_both_sides(results: dict[str, Path]
     settings = {k: (a, b) for k, a, b in compare(results["fifo3"], mixed.dir).settings}
     assert settings["workload"] == ("pageref", "mixed")
     assert settings["policy.name"] == ("fifo", "linux") and "policy" not in settings  # said once
+
+
+def test_a_reader_that_stops_reading_is_no_error_and_the_figure_is_still_drawn(
+    results: dict[str, Path], tmp_path: Path
+) -> None:
+    # python -m vmexp.compare A B | head: the first print into the closed pipe was a BrokenPipeError
+    # traceback, and neither --csv nor the figure was written.
+    closed_stdout = (
+        "import os, sys; sys.path.insert(0, sys.argv.pop(1)); r, w = os.pipe(); os.close(r); os.dup2(w, 1); "
+        "from vmexp.compare import main; sys.exit(main(sys.argv[1:]))"
+    )
+    args = [str(ROOT), str(results["fifo3"]), str(results["fifo4"]), "-o", "f.png", "--csv", "t.csv"]
+    r = subprocess.run(
+        [PY, "-c", closed_stdout, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert (r.returncode, r.stderr) == (0, "")
+    assert (tmp_path / "f.png").is_file() and (tmp_path / "t.csv").is_file()

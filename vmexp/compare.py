@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -657,20 +658,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VmexpError as e:
         print(f"vmexp.compare: error: {option}{e}", file=sys.stderr)
         return 2
-    print(render(c, every=args.all))
+    _say(render(c, every=args.all))
     option = "--csv"
     try:  # a path that cannot be written is the user's error: one line naming the option, as for A and B
         if args.csv:
             args.csv.parent.mkdir(parents=True, exist_ok=True)
             c.metrics.to_csv(args.csv, index=c.kind == "runs", quoting=csv.QUOTE_MINIMAL)
-            print(f"\ntable: {args.csv}")
+            _say(f"\ntable: {args.csv}")
         option = "-o"
         if figure is not None:
-            print(f"\nfigure: {draw(c, figure)}")
+            _say(f"\nfigure: {draw(c, figure)}")
     except OSError as e:
         print(f"vmexp.compare: error: {option}: {_os_error(e)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _say(text: str) -> None:
+    """Print to stdout; a reader that stopped reading (``| head``) is no error, and the files are still written.
+
+    Without this the first print into a closed pipe was a BrokenPipeError traceback, and the table
+    and the figure were never written. Later lines go to /dev/null.
+    """
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _os_error(e: OSError) -> str:
