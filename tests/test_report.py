@@ -448,6 +448,25 @@ def test_the_report_command_on_a_failed_run_says_the_run_failed(
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("metrics.json", '{"schema": 1, "sys'), ("timeseries.csv", "time_s,pid,rss_bytes\n0,1\n")],
+)
+def test_the_report_command_names_a_run_file_that_is_cut_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str
+) -> None:
+    # A partial copy or a full disk: one line naming the file, not a JSONDecodeError or zip()'s ValueError.
+    from vmexp.report.__main__ import main
+
+    (tmp_path / "metrics.json").write_text(json.dumps(_doc(minflt=1)))
+    (tmp_path / name).write_text(text)
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"vmexp.report: error: {tmp_path / name}: cannot be read (") and err.count("\n") == 1
+    )
+
+
 def test_the_table_knows_what_was_swept() -> None:
     rows: list[dict[str, Any]] = [
         {"threshold": "64k", "seed": "0", "policy": "lru", "status": "ok", "minflt": 1},

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vmexp.report.run_figures import RunFileError
 from vmexp.report.sweep import ReportError, aggregate
 
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             why = f"the run failed: {run.error}" if run.status == "failed" else f"status {run.status}"
             raise ReportError(f"{args.dir}: a run without metrics.json ({why}): no figures to draw")
         failed = aggregate(args.dir)
-    except (FileNotFoundError, NotADirectoryError, ReportError) as e:
+    except (FileNotFoundError, NotADirectoryError, ReportError, RunFileError) as e:
         print(f"vmexp.report: error: {e}", file=sys.stderr)
         return 2
     return 1 if failed else 0
