@@ -11,6 +11,7 @@ import base64
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -419,6 +420,30 @@ def test_the_files_a_sweep_report_writes_follow_the_umask_as_its_figures_do(
         os.umask(old)
     for name in ("summary.csv", "report.md", "report.html"):
         assert (demo / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_a_job_whose_syscalls_csv_is_cut_off_is_incomplete_and_named(tmp_path: Path) -> None:
+    # The brk counts come from syscalls.csv: a row cut off midway was int('') and a traceback that
+    # stopped the whole report (and vmexp.Run.summary).
+    import vmexp
+
+    jobs = [
+        _job(tmp_path, i, [f"threshold={t}"], _doc(minflt=1), PRESET) for i, t in enumerate(["64k", "128k"])
+    ]
+    header = "pid,op,time_s,syscall,addr,length,result\n"
+    (jobs[0] / "syscalls.csv").write_text(
+        header + "1,0,0.000001,brk,0,0,93824992247808\n1,0,0.000002,brk,9382,"
+    )
+    (jobs[1] / "syscalls.csv").write_text(header + "1,0,0.000001,brk,0,135168,93824992247808\n")
+    assert aggregate(tmp_path, quiet=True) == 1
+    rows = list(csv.DictReader((tmp_path / "summary.csv").read_text().splitlines()))
+    where = f"{jobs[0] / 'syscalls.csv'}:3: not a syscalls.csv row"
+    assert [(r["status"], r["error"][: len(where)], r["brk_grows"]) for r in rows] == [
+        ("incomplete", where, ""),
+        ("ok", "", "1"),
+    ]
+    with pytest.raises(vmexp.VmexpError, match="^" + re.escape(where)):
+        vmexp.Run(jobs[0]).summary  # noqa: B018
 
 
 def test_a_missing_sweep_directory_is_a_one_line_error(tmp_path: Path) -> None:

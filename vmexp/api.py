@@ -128,7 +128,10 @@ class Run:
         """
         from vmexp.metrics import summary_of
 
-        return summary_of(self.metrics, self.dir)
+        try:
+            return summary_of(self.metrics, self.dir)
+        except ValueError as e:  # syscalls.csv cut off: the error names the file and line
+            raise VmexpError(str(e)) from None
 
     @cached_property
     def processes(self) -> pd.DataFrame:

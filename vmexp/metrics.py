@@ -431,17 +431,25 @@ def summary_of(doc: dict[str, Any], job: Path | None = None) -> dict[str, Any]:
 
 
 def _from_files(job: Path) -> dict[str, int]:
-    """(grows, trims, bytes returned by trims) from syscalls.csv (glibc's brk(NULL) queries not counted)."""
+    """(grows, trims, bytes returned by trims) from syscalls.csv (glibc's brk(NULL) queries not counted).
+
+    Raises ValueError naming the file and line for a row that is not one (a file cut off midway).
+    """
     path = job / "syscalls.csv"
     grows = trims = returned = 0
     if path.is_file():
         with path.open() as fh:
             next(fh, None)
-            for line in fh:
+            for number, line in enumerate(fh, start=2):
                 # pid,op,time_s,syscall,addr,length,result: a plain split is several times faster than csv here.
                 parts = line.split(",")
                 if len(parts) > 5 and parts[3] == "brk":
-                    length = int(parts[5])
+                    try:
+                        length = int(parts[5])
+                    except ValueError:
+                        raise ValueError(
+                            f"{path}:{number}: not a syscalls.csv row: {line.strip()!r}"
+                        ) from None
                     if length > 0:
                         grows += 1
                     elif length < 0:

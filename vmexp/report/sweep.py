@@ -190,7 +190,10 @@ def _job_metrics(job: Path, cfg: dict[str, Any], settings: dict[str, Any] | None
         else:
             status, error = "incomplete", f"{m.name} is missing (run.json says {status})"
     else:
-        row.update(summary_of(doc, job))
+        try:
+            row.update(summary_of(doc, job))
+        except ValueError as e:  # its syscalls.csv cut off: the job's counts are not all there
+            return {"status": "incomplete", "error": str(e)}
         if settings is not None:
             weights = (settings["settings"].get("objective") or {}).get("value") or {}
         else:  # a job from before settings.json: Hydra's record of its config
