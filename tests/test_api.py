@@ -178,6 +178,21 @@ def test_load_names_what_is_not_a_result(tmp_path: Path) -> None:
         vmexp.load(tmp_path / "metrics.json")
 
 
+def test_a_directory_used_for_a_run_then_a_sweep_loads_as_what_was_written_last(tmp_path: Path) -> None:
+    # out_dir="res" for a run, then for a sweep: the run's metrics.json stays at the top, and
+    # load() (hence compare and the report command) took the sweep for the old run.
+    import os
+
+    for name in ("metrics.json", "run.json"):
+        (tmp_path / name).write_text("{}")
+        os.utime(tmp_path / name, (1_000_000_000, 1_000_000_000))
+    (tmp_path / "multirun.yaml").write_text("{}")
+    (tmp_path / "summary.csv").write_text("job,status\n")
+    assert vmexp.load(tmp_path) == vmexp.Sweep(tmp_path)
+    (tmp_path / "run.json").write_text("{}")  # and a run written there again, after the sweep
+    assert vmexp.load(tmp_path) == vmexp.Run(tmp_path)
+
+
 @pytest.mark.slow
 def test_the_docs_example_runs_from_a_directory_outside_the_repository(tmp_path: Path) -> None:
     r = subprocess.run(

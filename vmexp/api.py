@@ -48,7 +48,7 @@ from vmexp.status import FINISHED
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Run", "Sweep", "VmexpError", "load", "run", "sweep"]
+__all__ = ["Run", "Sweep", "VmexpError", "directory_kind", "load", "run", "sweep"]
 
 _ERROR = "vmexp: error: "
 
@@ -253,13 +253,34 @@ def load(path: str | os.PathLike[str]) -> Run | Sweep:
         raise VmexpError(
             f"{p}: not a directory (a run's or a sweep's)" if p.exists() else f"{p}: no such directory"
         )
-    if (p / "metrics.json").is_file() or (p / "run.json").is_file():
+    kind = directory_kind(p)
+    if kind == "run":
         return Run(p)
-    if (p / "summary.csv").is_file() or any(p.glob("*/.hydra/overrides.yaml")):
+    if kind == "sweep":
         return Sweep(p)
     raise VmexpError(
         f"{p}: neither a run (it would hold metrics.json) nor a sweep (summary.csv and job folders)"
     )
+
+
+def directory_kind(p: Path) -> str | None:
+    """ "run" (metrics.json or run.json), "sweep" (summary.csv, multirun.yaml or job folders), or None.
+
+    One directory can hold both: ``out_dir=`` used for a run and then for a sweep (or the other way
+    round) leaves the first one's files at the top. It is then what was written there last: a sweep
+    written over a run is a sweep, though the run's metrics.json is still there.
+    """
+
+    def newest(names: tuple[str, ...]) -> float | None:
+        times = [(p / n).stat().st_mtime for n in names if (p / n).is_file()]
+        return max(times) if times else None
+
+    run, sweep = newest(("metrics.json", "run.json")), newest(("summary.csv", "multirun.yaml"))
+    if run is None and sweep is None and any(p.glob("*/.hydra/overrides.yaml")):
+        return "sweep"  # job folders alone: a sweep cut short
+    if run is not None and (sweep is None or run > sweep):
+        return "run"
+    return "sweep" if sweep is not None else None
 
 
 def run(
