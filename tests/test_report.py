@@ -492,6 +492,23 @@ def test_the_report_command_names_a_run_file_that_is_cut_off(
     )
 
 
+def test_a_sweep_whose_jobs_all_failed_does_not_report_an_unchosen_preset_as_none(tmp_path: Path) -> None:
+    # The jobs failed before settings.json: the settings table comes from Hydra's record, where a
+    # group nobody chose (experiment) is null; the report said "| experiment | None |".
+    for i, t in enumerate(["foo", "banana"]):
+        job = _job(tmp_path, i, [f"threshold={t}"], None, PRESET)
+        hydra = {
+            "hydra": {
+                "runtime": {"choices": {"experiment": None, "workload": "mixed", "hydra/launcher": "basic"}}
+            }
+        }
+        (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
+    assert aggregate(tmp_path, quiet=True) == 2
+    md = (tmp_path / "report.md").read_text()
+    assert "| workload | mixed |" in md
+    assert "None" not in md and "| experiment |" not in md
+
+
 def test_the_table_knows_what_was_swept() -> None:
     rows: list[dict[str, Any]] = [
         {"threshold": "64k", "seed": "0", "policy": "lru", "status": "ok", "minflt": 1},

@@ -156,13 +156,17 @@ def job_config(job: Path) -> dict[str, Any]:
 
 
 def job_choices(job: Path) -> dict[str, str]:
-    """The config-group options the job ran with (workload=mixed, policy=lru, ...), from Hydra's record."""
+    """The config-group options the job ran with (workload=mixed, policy=lru, ...), from Hydra's record.
+
+    A group left unchosen (``experiment`` without a preset) is null there and left out here, not
+    written "None".
+    """
     path = job / ".hydra" / "hydra.yaml"
     if not path.is_file():
         return {}
     doc = yaml.safe_load(path.read_text()) or {}
     choices = ((doc.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
-    return {str(k): str(v) for k, v in choices.items() if not str(k).startswith("hydra/")}
+    return {str(k): str(v) for k, v in choices.items() if v is not None and not str(k).startswith("hydra/")}
 
 
 def _job_metrics(job: Path, cfg: dict[str, Any], settings: dict[str, Any] | None) -> dict[str, Any]:
