@@ -310,3 +310,20 @@ def test_a_reader_that_stops_reading_is_no_error_and_the_figure_is_still_drawn(
     )
     assert (r.returncode, r.stderr) == (0, "")
     assert (tmp_path / "f.png").is_file() and (tmp_path / "t.csv").is_file()
+
+
+def test_a_run_without_its_timeseries_still_gets_its_figure(
+    results: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A run copied without timeseries.csv: the table printed, then a VmexpError traceback and no figure.
+    from vmexp.compare import main
+
+    a = tmp_path / "a"
+    shutil.copytree(results["fifo3"], a)
+    (a / "timeseries.csv").unlink()
+    monkeypatch.chdir(tmp_path)
+    assert main([str(a), str(results["fifo4"]), "-o", "f.png"]) == 0
+    assert capsys.readouterr().err == "" and (tmp_path / "f.png").stat().st_size > 10_000

@@ -527,10 +527,14 @@ def _draw_runs(c: Comparison) -> Any:
     mem = fig.add_subplot(grid[0, 1])
     flt = fig.add_subplot(grid[1, 1], sharex=mem)
     for side, run in runs.items():
-        ts = run.timeseries
+        label = f"{side}: {_name(run.dir)}"
+        try:
+            ts = run.timeseries
+        except VmexpError:  # a run copied without timeseries.csv: its summary bars still stand
+            mem.plot([], [], color=_COLOR[side], label=f"{label} (no timeseries.csv)")
+            continue
         ram = float(run.metrics["system"].get("ram_bytes", 0))
         sysrows = ts[ts["pid"] == 0]
-        label = f"{side}: {_name(run.dir)}"
         if ram and "free_bytes" in ts.columns and len(sysrows):
             mem.step(
                 sysrows["time_s"], ram - sysrows["free_bytes"], where="post", color=_COLOR[side], label=label
