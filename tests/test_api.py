@@ -193,6 +193,17 @@ def test_a_directory_used_for_a_run_then_a_sweep_loads_as_what_was_written_last(
     assert vmexp.load(tmp_path) == vmexp.Run(tmp_path)
 
 
+@pytest.mark.parametrize(("text", "why"), [("", "cannot be read"), ("a,b\n1,2\n", "not a sweep's summary")])
+def test_a_summary_csv_that_is_empty_or_not_one_is_a_vmexp_error(tmp_path: Path, text: str, why: str) -> None:
+    # pandas' EmptyDataError (or a KeyError for "status" in .failed) reached the user, and compare.
+    (tmp_path / "summary.csv").write_text(text)
+    sw = vmexp.load(tmp_path)
+    assert isinstance(sw, vmexp.Sweep)
+    for attribute in ("summary", "keys", "failed"):
+        with pytest.raises(vmexp.VmexpError, match="^" + re.escape(f"{tmp_path / 'summary.csv'}: {why}")):
+            getattr(sw, attribute)
+
+
 @pytest.mark.slow
 def test_the_docs_example_runs_from_a_directory_outside_the_repository(tmp_path: Path) -> None:
     r = subprocess.run(

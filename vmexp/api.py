@@ -224,7 +224,14 @@ class Sweep:
                 f"{self.dir}: no summary.csv (the sweep did not finish; python -m vmexp.report {self.dir} "
                 "writes it from the jobs' files)"
             )
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        rebuild = f"python -m vmexp.report {self.dir} writes it again from the jobs' files"
+        try:
+            table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        except ValueError as e:  # pandas' EmptyDataError and ParserError: empty, cut off or edited
+            raise VmexpError(f"{path}: cannot be read ({e}); {rebuild}") from None
+        if "job" not in table.columns or "status" not in table.columns:
+            raise VmexpError(f"{path}: not a sweep's summary (no job and status columns); {rebuild}")
+        return table
 
     @property
     def keys(self) -> list[str]:
