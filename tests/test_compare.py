@@ -327,3 +327,21 @@ def test_a_run_without_its_timeseries_still_gets_its_figure(
     monkeypatch.chdir(tmp_path)
     assert main([str(a), str(results["fifo4"]), "-o", "f.png"]) == 0
     assert capsys.readouterr().err == "" and (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_runs_too_short_for_their_sampling_say_so_under_the_time_series(results: dict[str, Path]) -> None:
+    # Belady's string runs in under a millisecond, sampled every 10 ms: the faults "so far" stayed at
+    # 0 for the whole run and jumped at its end, with nothing to say that this is the sampling.
+    import matplotlib.pyplot as plt
+
+    from vmexp.compare import _draw_runs
+
+    fig = _draw_runs(compare(results["fifo3"], results["fifo4"]))
+    try:
+        fig.canvas.draw()
+        notes = [t for ax in fig.axes for t in ax.texts if "Too few samples" in t.get_text()]
+        assert len(notes) == 1 and "A (2) and B (2) sample times" in notes[0].get_text().replace("\n", " ")
+        box = notes[0].get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.width
+    finally:
+        plt.close(fig)

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -467,6 +468,7 @@ def _draw_runs(c: Comparison) -> Any:
     from matplotlib.ticker import FuncFormatter
     from matplotlib.transforms import ScaledTranslation
 
+    from vmexp.report.run_figures import MIN_SAMPLES
     from vmexp.report.style import bytes_axis, seconds_axis
     from vmexp.report.sweep import metric
 
@@ -524,6 +526,7 @@ def _draw_runs(c: Comparison) -> Any:
         )  # fmt: skip
 
     runs = {"A": Run(c.a), "B": Run(c.b)}
+    sparse: list[str] = []  # sides with too few sample times for their steps to mean anything
     mem = fig.add_subplot(grid[0, 1])
     flt = fig.add_subplot(grid[1, 1], sharex=mem)
     for side, run in runs.items():
@@ -541,6 +544,8 @@ def _draw_runs(c: Comparison) -> Any:
             )
         procs = ts[ts["pid"] > 0]
         times = np.sort(ts["time_s"].unique())
+        if len(times) < MIN_SAMPLES:
+            sparse.append(f"{side} ({len(times)})")
         total = np.zeros(len(times))
         for _, g in procs.groupby("pid"):
             counts = (g["minflt"] + g["majflt"]).to_numpy(dtype=float)
@@ -559,6 +564,17 @@ def _draw_runs(c: Comparison) -> Any:
     flt.set_xlabel("simulated time")
     seconds_axis(flt, "x")
     flt.set_xlim(left=0)
+    if sparse:
+        # As the run's own figures say (run_figures.too_short): a run shorter than a few sampling periods
+        # is sampled at its start and its end only, and the steps show the sampling, not the run.
+        flt.annotate(
+            textwrap.fill(
+                f"Too few samples for a time series: {' and '.join(sparse)} sample times (the run is shorter "
+                "than a few sample_interval); the steps show when samples were taken, not when faults happened.",
+                80,
+            ),
+            (0, 0), xycoords="axes fraction", xytext=(0, -44), textcoords="offset points", va="top", fontsize=8,
+        )  # fmt: skip
     fig.suptitle(f"Run B against run A — A: {_name(c.a)}   B: {_name(c.b)}", x=0.02, ha="left", fontsize=11,
                  fontweight="bold")  # fmt: skip
     return fig
