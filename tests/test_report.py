@@ -341,6 +341,28 @@ def test_a_sweep_of_seeds_alone_shows_the_spread_and_one_of_identical_jobs_still
     assert [p.name for p in (same / "figures").glob("*.png")] == ["overview.png"]
 
 
+def test_the_overview_of_a_sweep_with_one_finished_job_does_not_call_it_all_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One job ran, one failed: the overview figure said "All 1 finished jobs gave the same results".
+    from matplotlib.axes import Axes
+
+    said: list[str] = []
+    text = Axes.text
+
+    def spy(self: Axes, x: float, y: float, s: str, *args: Any, **kwargs: Any) -> Any:
+        said.append(s)
+        return text(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "text", spy)
+    _job(tmp_path, 0, ["threshold=64k"], _doc(minflt=7), PRESET)
+    _job(tmp_path, 1, ["threshold=banana"], None, PRESET)
+    aggregate(tmp_path, quiet=True)
+    assert [p.name for p in (tmp_path / "figures").glob("*.png")] == ["overview.png"]
+    overview = [t for t in said if "minor faults: 7" in t]
+    assert len(overview) == 1 and overview[0].startswith("The only job that finished:"), said
+
+
 def test_report_html_is_self_contained_and_embeds_every_figure(demo: Path) -> None:
     aggregate(demo, quiet=True)
     page = (demo / "report.html").read_text()

@@ -582,7 +582,13 @@ def _overview(table: SweepTable, wanted: list[str], out: Path) -> Path:
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.96))
     ax.axis("off")
-    lines = [f"All {table.ok} finished jobs gave the same results:"] + [
+    # "All 1 finished jobs gave the same results" said nothing true of a sweep in which one job finished.
+    head = (
+        f"All {table.ok} finished jobs gave the same results:"
+        if table.ok > 1
+        else "The only job that finished:"
+    )
+    lines = [head] + [
         f"  {metric(n).label}: {_value_text(n, float(table.df[n].dropna().iloc[0]))}" for n in names
     ]
     ax.text(0.0, 1.0, "\n".join(lines), va="top", fontsize=11, family="DejaVu Sans")
