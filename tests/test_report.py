@@ -528,6 +528,7 @@ def test_a_sweep_whose_jobs_all_failed_does_not_report_an_unchosen_preset_as_non
     assert aggregate(tmp_path, quiet=True) == 2
     md = (tmp_path / "report.md").read_text()
     assert "| workload | mixed |" in md
+    assert "- nothing varies between the finished jobs" in md  # threshold was swept: foo, banana
     assert "None" not in md and "| experiment |" not in md
 
 
