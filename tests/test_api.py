@@ -8,6 +8,7 @@ otherwise, can be called again and again, and a user error arrives as a
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -106,6 +107,31 @@ def test_a_user_error_raises_vmexp_error_with_the_commands_one_line(
     assert "vmexp: error" not in capsys.readouterr().err  # said once, by the exception
 
 
+@pytest.mark.parametrize("overrides", ["threshold='64k nprocs=2", 'workload.path="my trace'])
+def test_an_override_string_with_an_open_quote_is_a_vmexp_error(tmp_path: Path, overrides: str) -> None:
+    with pytest.raises(vmexp.VmexpError, match=r"^overrides: no closing quotation in "):
+        vmexp.run(overrides, out_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_out_dir_that_is_a_file_is_named_and_left_alone(tmp_path: Path) -> None:
+    # Not Python's "[Errno 17] File exists": the path, and that a file is where the directory would go.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(vmexp.VmexpError, match="^" + re.escape(f"{notes}: is a file, not a directory")):
+        vmexp.run(["figures=false"], out_dir=notes, quiet=True)
+    assert notes.read_text() == "mine"
+
+
+def test_an_out_dir_with_a_backslash_and_a_quote_is_the_directory_written(tmp_path: Path) -> None:
+    # Hydra keeps a backslash in a quoted value as it is (only those before a quote are escaped):
+    # doubling every one put the run in a directory named with two backslashes where the user wrote one.
+    out = tmp_path / "it's a back\\slash"
+    run = vmexp.run(["nprocs=1", "duration=0.02s", "figures=false"], out_dir=out, quiet=True)
+    assert run.dir == out and (out / "metrics.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
 def test_flags_are_not_overrides(tmp_path: Path) -> None:
     with pytest.raises(vmexp.VmexpError, match=r"vmexp\.sweep\(\) is -m"):
         vmexp.run(["-m", "threshold=64k,128k"], out_dir=tmp_path)
@@ -147,6 +173,35 @@ def test_load_names_what_is_not_a_result(tmp_path: Path) -> None:
         vmexp.load(tmp_path)
     with pytest.raises(vmexp.VmexpError, match="no such directory"):
         vmexp.load(tmp_path / "missing")
+    (tmp_path / "metrics.json").write_text("{}")  # the run's file rather than its directory
+    with pytest.raises(vmexp.VmexpError, match=r"metrics\.json: not a directory \(a run's or a sweep's\)$"):
+        vmexp.load(tmp_path / "metrics.json")
+
+
+def test_a_directory_used_for_a_run_then_a_sweep_loads_as_what_was_written_last(tmp_path: Path) -> None:
+    # out_dir="res" for a run, then for a sweep: the run's metrics.json stays at the top, and
+    # load() (hence compare and the report command) took the sweep for the old run.
+    import os
+
+    for name in ("metrics.json", "run.json"):
+        (tmp_path / name).write_text("{}")
+        os.utime(tmp_path / name, (1_000_000_000, 1_000_000_000))
+    (tmp_path / "multirun.yaml").write_text("{}")
+    (tmp_path / "summary.csv").write_text("job,status\n")
+    assert vmexp.load(tmp_path) == vmexp.Sweep(tmp_path)
+    (tmp_path / "run.json").write_text("{}")  # and a run written there again, after the sweep
+    assert vmexp.load(tmp_path) == vmexp.Run(tmp_path)
+
+
+@pytest.mark.parametrize(("text", "why"), [("", "cannot be read"), ("a,b\n1,2\n", "not a sweep's summary")])
+def test_a_summary_csv_that_is_empty_or_not_one_is_a_vmexp_error(tmp_path: Path, text: str, why: str) -> None:
+    # pandas' EmptyDataError (or a KeyError for "status" in .failed) reached the user, and compare.
+    (tmp_path / "summary.csv").write_text(text)
+    sw = vmexp.load(tmp_path)
+    assert isinstance(sw, vmexp.Sweep)
+    for attribute in ("summary", "keys", "failed"):
+        with pytest.raises(vmexp.VmexpError, match="^" + re.escape(f"{tmp_path / 'summary.csv'}: {why}")):
+            getattr(sw, attribute)
 
 
 @pytest.mark.slow
@@ -159,3 +214,30 @@ def test_the_docs_example_runs_from_a_directory_outside_the_repository(tmp_path:
     assert len(list((tmp_path / "outputs" / "sweeps").glob("*/*/summary.csv"))) == 1
     assert "sweep jobs: ['0_threshold=64k" in r.stdout
     assert "Settings that differ (1):" in r.stdout
+
+
+def test_a_runs_summary_has_the_metric_columns_of_a_sweeps_summary_csv(tmp_path: Path) -> None:
+    # README: run.summary is "the metric columns of a sweep's summary.csv", those counted from
+    # syscalls.csv (brk grows and trims) included; objective is there only when a preset weighs.
+    from vmexp.metrics import COLUMNS
+
+    run = vmexp.run(["nprocs=1", "duration=0.05s", "figures=false"], out_dir=tmp_path / "run", quiet=True)
+    assert set(run.summary) == set(COLUMNS) - {"objective"}
+    brk = run.syscalls[run.syscalls["syscall"] == "brk"]
+    assert run.summary["brk_grows"] == (brk["length"] > 0).sum() > 0
+    assert run.summary["brk_trims"] == (brk["length"] < 0).sum()
+    assert run.summary["brk_returned_bytes"] == -brk.loc[brk["length"] < 0, "length"].sum()
+
+
+@pytest.mark.parametrize("text", ['{"schema": 1, "sys', "[]", '{"schema": 1}'])
+def test_a_metrics_json_cut_off_or_not_one_is_a_vmexp_error(tmp_path: Path, text: str) -> None:
+    # A partial copy, a full disk, an edit: the user's file, so one line naming it, not a JSONDecodeError.
+    (tmp_path / "metrics.json").write_text(text)
+    run = vmexp.load(tmp_path)
+    assert isinstance(run, vmexp.Run)
+    for attribute in ("metrics", "summary", "processes"):
+        with pytest.raises(
+            vmexp.VmexpError,
+            match="^" + re.escape(f"{tmp_path / 'metrics.json'}: not a metrics.json document"),
+        ):
+            getattr(run, attribute)

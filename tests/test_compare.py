@@ -157,3 +157,191 @@ def test_sweeps_with_no_swept_key_in_common_cannot_be_joined(sweeps: dict[str, P
     summary.write_text(summary.read_text().replace("ram,", "swap,", 1))
     with pytest.raises(vmexp.VmexpError, match=r"share no swept key \(A: ram; B: swap\)"):
         compare(sweeps["fifo"], other)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--no-figure", "--csv", "folder"], "--csv: folder: Is a directory"),
+        (["-o", "file/compare.png"], "-o: file: is a file, not a directory"),
+        (["-o", "compare.txt"], "-o: compare.txt: not a figure format matplotlib writes"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_a_one_line_error(
+    results: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    from vmexp.compare import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+    assert main([str(results["fifo3"]), str(results["fifo4"]), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vmexp.compare: error: {message}") and err.count("\n") == 1, err
+
+
+def test_the_command_names_the_files_it_wrote(
+    results: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # matplotlib adds .png to a name without a suffix; a directory gets compare.png; missing folders are made.
+    from vmexp.compare import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    for given, written in [
+        ("plain", "plain.png"),
+        ("folder", "folder/compare.png"),
+        ("new/b.png", "new/b.png"),
+    ]:
+        assert main([str(results["fifo3"]), str(results["fifo4"]), "-o", given, "--csv", "t/x.csv"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[-1] == f"figure: {written}" and out[-3] == "table: t/x.csv"
+        assert (tmp_path / written).stat().st_size > 10_000 and (tmp_path / "t" / "x.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "new", "plain.png", "t"]
+
+
+def test_the_runs_figure_shows_every_metric_name_whole_and_keeps_its_key_off_the_bars(
+    results: dict[str, Path],
+) -> None:
+    # Unnamed metrics used their long labels ("page faults (minor + major)", "heap fragmentation at
+    # exit (free / arena, ...)"), cut off at the figure's left edge; the colour key sat on the last bars.
+    import matplotlib.pyplot as plt
+
+    from vmexp.compare import _draw_runs
+    from vmexp.metrics import COLUMNS, metric
+
+    assert all(len(metric(c).short) <= 20 for c in COLUMNS), [metric(c).short for c in COLUMNS]
+    fig = _draw_runs(compare(results["fifo3"], results["fifo4"]))
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        bars_ax = fig.axes[0]
+        names = [t for t in bars_ax.get_yticklabels() if t.get_text()]
+        assert "page faults" in [t.get_text() for t in names]
+        assert all(t.get_window_extent(renderer).x0 >= 0 for t in names)  # inside the figure
+        key = bars_ax.get_legend().get_window_extent(renderer)
+        assert key.y1 < bars_ax.get_window_extent(renderer).y0  # below the axes, not on a bar
+    finally:
+        plt.close(fig)
+
+
+def test_a_failed_job_does_not_hide_the_settings_two_sweeps_differ_in(
+    results: dict[str, Path], tmp_path: Path
+) -> None:
+    # A job that failed before writing settings.json has only .hydra/config.yaml ("0.1s", not
+    # "100 ms"): every key seemed to vary within its sweep, and no difference was shown at all.
+    import json
+
+    import yaml
+
+    from vmexp.report.sweep import _write_summary, summary_rows
+
+    def sweep(where: Path, jobs: list[tuple[str, str]], swap: int | None = None) -> Path:
+        for i, (ram, run) in enumerate(jobs):
+            job = where / f"{i}_ram={ram}"
+            if run:
+                shutil.copytree(results[run], job)
+                if swap is not None:  # a setting the whole sweep ran with, other than A's
+                    doc = json.loads((job / "settings.json").read_text())
+                    doc["settings"]["swap"]["value"] = swap
+                    (job / "settings.json").write_text(json.dumps(doc))
+            else:
+                (job / ".hydra").mkdir(parents=True)
+                overrides = yaml.safe_load((results["fifo3"] / ".hydra" / "overrides.yaml").read_text())
+                overrides = [o if not o.startswith("ram=") else f"ram={ram}" for o in overrides]
+                (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+                config = yaml.safe_load((results["fifo3"] / ".hydra" / "config.yaml").read_text())
+                (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({**config, "ram": ram}))
+                (job / "run.json").write_text(
+                    json.dumps({"status": "failed", "error": "ram: expected a size"})
+                )
+        _write_summary(where, *summary_rows(where))
+        return where
+
+    a = sweep(tmp_path / "a", [("12k", "fifo3"), ("16k", "fifo4"), ("banana", "")])
+    b = sweep(tmp_path / "b", [("12k", "fifo3"), ("16k", "fifo4")], swap=512 << 20)
+    c = compare(a, b)
+    assert c.keys == ["ram"]
+    assert c.settings == [("swap", "256 MiB", "512 MiB")]
+
+
+def test_means_of_counts_past_four_digits_are_written_out_not_in_e_notation() -> None:
+    # Two seeds of B average to 5,159.5 minor faults: B − A was printed "-2.703e+04".
+    import pandas as pd
+
+    from vmexp.compare import Comparison
+
+    rows = [{"threshold": "128k", "metric": "minflt", "A": 32190.0, "B": 5159.5, "diff": -27030.5,
+             "ratio": 5159.5 / 32190, "n_a": 1, "n_b": 2}]  # fmt: skip
+    c = Comparison("sweeps", Path("a"), Path("b"), [], pd.DataFrame(rows), ["threshold"])
+    line = next(t for t in render(c).splitlines() if t.lstrip().startswith("128k"))
+    assert line.split() == ["128k", "32,190", "5,160", "-27,030", "0.16"]
+
+
+def test_a_workload_that_differs_is_named_on_both_sides(results: dict[str, Path], tmp_path: Path) -> None:
+    # pageref's config has a name, mixed's has none: the group's row was added on B's side only,
+    # and read "workload  (none)  mixed", as if run A had no workload.
+    mixed = vmexp.run(["nprocs=1", "duration=0.02s", "figures=false"], out_dir=tmp_path / "mixed", quiet=True)
+    settings = {k: (a, b) for k, a, b in compare(results["fifo3"], mixed.dir).settings}
+    assert settings["workload"] == ("pageref", "mixed")
+    assert settings["policy.name"] == ("fifo", "linux") and "policy" not in settings  # said once
+
+
+def test_a_reader_that_stops_reading_is_no_error_and_the_figure_is_still_drawn(
+    results: dict[str, Path], tmp_path: Path
+) -> None:
+    # python -m vmexp.compare A B | head: the first print into the closed pipe was a BrokenPipeError
+    # traceback, and neither --csv nor the figure was written.
+    closed_stdout = (
+        "import os, sys; sys.path.insert(0, sys.argv.pop(1)); r, w = os.pipe(); os.close(r); os.dup2(w, 1); "
+        "from vmexp.compare import main; sys.exit(main(sys.argv[1:]))"
+    )
+    args = [str(ROOT), str(results["fifo3"]), str(results["fifo4"]), "-o", "f.png", "--csv", "t.csv"]
+    r = subprocess.run(
+        [PY, "-c", closed_stdout, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert (r.returncode, r.stderr) == (0, "")
+    assert (tmp_path / "f.png").is_file() and (tmp_path / "t.csv").is_file()
+
+
+def test_a_run_without_its_timeseries_still_gets_its_figure(
+    results: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A run copied without timeseries.csv: the table printed, then a VmexpError traceback and no figure.
+    from vmexp.compare import main
+
+    a = tmp_path / "a"
+    shutil.copytree(results["fifo3"], a)
+    (a / "timeseries.csv").unlink()
+    monkeypatch.chdir(tmp_path)
+    assert main([str(a), str(results["fifo4"]), "-o", "f.png"]) == 0
+    assert capsys.readouterr().err == "" and (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_runs_too_short_for_their_sampling_say_so_under_the_time_series(results: dict[str, Path]) -> None:
+    # Belady's string runs in under a millisecond, sampled every 10 ms: the faults "so far" stayed at
+    # 0 for the whole run and jumped at its end, with nothing to say that this is the sampling.
+    import matplotlib.pyplot as plt
+
+    from vmexp.compare import _draw_runs
+
+    fig = _draw_runs(compare(results["fifo3"], results["fifo4"]))
+    try:
+        fig.canvas.draw()
+        notes = [t for ax in fig.axes for t in ax.texts if "Too few samples" in t.get_text()]
+        assert len(notes) == 1 and "A (2) and B (2) sample times" in notes[0].get_text().replace("\n", " ")
+        box = notes[0].get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.width
+    finally:
+        plt.close(fig)

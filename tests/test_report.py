@@ -11,6 +11,7 @@ import base64
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,7 @@ from vmexp.report.run_figures import (
     too_short,
 )
 from vmexp.report.style import STYLE, BinaryLocator, LogBinaryLocator, fmt_bytes
-from vmexp.report.sweep import COLUMNS, ReportError, aggregate, figure_metrics, summary_rows
+from vmexp.report.sweep import COLUMNS, ReportError, aggregate, figure_metrics, metric, summary_rows
 from vmexp.report.sweep_figures import _X, _plot_metric, crossing, powers_of_two, thrashing_marks
 from vmexp.report.table import SweepTable
 
@@ -73,6 +74,37 @@ def test_log_byte_ticks_span_a_page_to_a_47_bit_address_space() -> None:
     assert exponents[0] <= 12 and exponents[-1] >= 47  # from a 4 KiB page to 128 TiB
     assert len(ticks) <= 10
     assert "1 TiB" in [fmt_bytes(t) for t in ticks]
+
+
+@pytest.mark.parametrize(
+    ("top", "step", "expected"),
+    [
+        (0.02, 0.005, ["0.0%", "0.5%", "1.0%", "1.5%", "2.0%"]),
+        (0.1, 0.025, ["0.0%", "2.5%", "5.0%", "7.5%", "10.0%"]),
+        (1.0, 0.2, ["0%", "20%", "40%", "60%", "80%", "100%"]),
+    ],
+)
+def test_percent_ticks_have_the_decimals_that_keep_them_apart(
+    top: float, step: float, expected: list[str]
+) -> None:
+    # CPU utilisation of 3.4..3.8 % (a short page-reference sweep): ticks every 0.5 %, which whole
+    # percents labelled 0%, 0%, 1%, 2%, 2%, ... (the sweep's cpu_utilization.png, compare.png).
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MultipleLocator
+
+    from vmexp.report.style import percent_axis
+
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1, 2], [0.038, 0.035, 0.034])
+        ax.set_ylim(0, top)
+        ax.yaxis.set_major_locator(MultipleLocator(step))
+        percent_axis(ax)
+        fig.canvas.draw()
+        ticks = zip(ax.get_yticks(), ax.get_yticklabels(), strict=True)
+        labels = [label.get_text() for t, label in ticks if -1e-12 <= t <= top + 1e-12]  # those in view
+        plt.close(fig)
+    assert labels == expected
 
 
 # --- swept values as people write them -----------------------------------------------
@@ -321,6 +353,28 @@ def test_a_sweep_of_seeds_alone_shows_the_spread_and_one_of_identical_jobs_still
     assert [p.name for p in (same / "figures").glob("*.png")] == ["overview.png"]
 
 
+def test_the_overview_of_a_sweep_with_one_finished_job_does_not_call_it_all_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One job ran, one failed: the overview figure said "All 1 finished jobs gave the same results".
+    from matplotlib.axes import Axes
+
+    said: list[str] = []
+    text = Axes.text
+
+    def spy(self: Axes, x: float, y: float, s: str, *args: Any, **kwargs: Any) -> Any:
+        said.append(s)
+        return text(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "text", spy)
+    _job(tmp_path, 0, ["threshold=64k"], _doc(minflt=7), PRESET)
+    _job(tmp_path, 1, ["threshold=banana"], None, PRESET)
+    aggregate(tmp_path, quiet=True)
+    assert [p.name for p in (tmp_path / "figures").glob("*.png")] == ["overview.png"]
+    overview = [t for t in said if "minor faults: 7" in t]
+    assert len(overview) == 1 and overview[0].startswith("The only job that finished:"), said
+
+
 def test_report_html_is_self_contained_and_embeds_every_figure(demo: Path) -> None:
     aggregate(demo, quiet=True)
     page = (demo / "report.html").read_text()
@@ -366,12 +420,128 @@ def test_jobs_left_by_an_earlier_sweep_into_the_same_directory_are_left_out(tmp_
     assert [r["job"] for r in rows] == [new.name] and keys == ["workload.volume", "address_space"]
 
 
+def test_a_finished_job_whose_metrics_are_gone_or_cut_off_is_incomplete_not_ok(tmp_path: Path) -> None:
+    # A partial copy of a sweep, a deleted or truncated metrics.json: run.json still says "ok".
+    # The report must not count it as finished (nor stop at it): the others are reported.
+    jobs = [
+        _job(tmp_path, i, [f"threshold={t}"], _doc(minflt=10 * (i + 1)), PRESET)
+        for i, t in enumerate(["64k", "128k", "256k"])
+    ]
+    (jobs[1] / "metrics.json").unlink()
+    (jobs[2] / "metrics.json").write_text('{"schema": 1, "sys')
+    assert aggregate(tmp_path, quiet=True) == 2
+    rows = list(csv.DictReader((tmp_path / "summary.csv").read_text().splitlines()))
+    assert [(r["status"], r["minflt"], r["error"]) for r in rows] == [
+        ("ok", "10", ""),
+        ("incomplete", "", "metrics.json is missing (run.json says ok)"),
+        ("incomplete", "", "metrics.json cannot be read"),
+    ]
+    assert "3 jobs, 2 failed" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)], ids=["022", "077", "002"]
+)
+def test_the_files_a_sweep_report_writes_follow_the_umask_as_its_figures_do(
+    demo: Path, umask: int, mode: int
+) -> None:
+    # They were always 0600 (mkstemp's temporary): a colleague, a web server or the host user of a
+    # container run as root could read the figures but not summary.csv, report.md or metrics.json.
+    old = os.umask(umask)
+    try:
+        aggregate(demo, quiet=True)
+    finally:
+        os.umask(old)
+    for name in ("summary.csv", "report.md", "report.html"):
+        assert (demo / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_a_job_whose_syscalls_csv_is_cut_off_is_incomplete_and_named(tmp_path: Path) -> None:
+    # The brk counts come from syscalls.csv: a row cut off midway was int('') and a traceback that
+    # stopped the whole report (and vmexp.Run.summary).
+    import vmexp
+
+    jobs = [
+        _job(tmp_path, i, [f"threshold={t}"], _doc(minflt=1), PRESET) for i, t in enumerate(["64k", "128k"])
+    ]
+    header = "pid,op,time_s,syscall,addr,length,result\n"
+    (jobs[0] / "syscalls.csv").write_text(
+        header + "1,0,0.000001,brk,0,0,93824992247808\n1,0,0.000002,brk,9382,"
+    )
+    (jobs[1] / "syscalls.csv").write_text(header + "1,0,0.000001,brk,0,135168,93824992247808\n")
+    assert aggregate(tmp_path, quiet=True) == 1
+    rows = list(csv.DictReader((tmp_path / "summary.csv").read_text().splitlines()))
+    where = f"{jobs[0] / 'syscalls.csv'}:3: not a syscalls.csv row"
+    assert [(r["status"], r["error"][: len(where)], r["brk_grows"]) for r in rows] == [
+        ("incomplete", where, ""),
+        ("ok", "", "1"),
+    ]
+    with pytest.raises(vmexp.VmexpError, match="^" + re.escape(where)):
+        vmexp.Run(jobs[0]).summary  # noqa: B018
+
+
 def test_a_missing_sweep_directory_is_a_one_line_error(tmp_path: Path) -> None:
     r = subprocess.run(
         [PY, "-m", "vmexp.report", str(tmp_path / "nope")], cwd=ROOT, capture_output=True, text=True
     )
     assert r.returncode == 2
     assert r.stderr.strip() == f"vmexp.report: error: {tmp_path / 'nope'}: no such sweep directory"
+    (tmp_path / "summary.csv").write_text("")  # a file of the sweep rather than the sweep
+    with pytest.raises(FileNotFoundError, match=r"summary\.csv: not a directory \(a sweep's\)$"):
+        aggregate(tmp_path / "summary.csv", quiet=True)
+
+
+def test_the_report_command_on_a_failed_run_says_the_run_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Not "no job directories (with .hydra/overrides.yaml) found": it is a run, and why it has no figures.
+    from vmexp.report.__main__ import main
+
+    (tmp_path / "run.json").write_text(
+        json.dumps({"status": "failed", "error": "threshold: expected a size"})
+    )
+    assert main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"vmexp.report: error: {tmp_path}: a run without metrics.json "
+        "(the run failed: threshold: expected a size): no figures to draw\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("metrics.json", '{"schema": 1, "sys'), ("timeseries.csv", "time_s,pid,rss_bytes\n0,1\n")],
+)
+def test_the_report_command_names_a_run_file_that_is_cut_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str
+) -> None:
+    # A partial copy or a full disk: one line naming the file, not a JSONDecodeError or zip()'s ValueError.
+    from vmexp.report.__main__ import main
+
+    (tmp_path / "metrics.json").write_text(json.dumps(_doc(minflt=1)))
+    (tmp_path / name).write_text(text)
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"vmexp.report: error: {tmp_path / name}: cannot be read (") and err.count("\n") == 1
+    )
+
+
+def test_a_sweep_whose_jobs_all_failed_does_not_report_an_unchosen_preset_as_none(tmp_path: Path) -> None:
+    # The jobs failed before settings.json: the settings table comes from Hydra's record, where a
+    # group nobody chose (experiment) is null; the report said "| experiment | None |".
+    for i, t in enumerate(["foo", "banana"]):
+        job = _job(tmp_path, i, [f"threshold={t}"], None, PRESET)
+        hydra = {
+            "hydra": {
+                "runtime": {"choices": {"experiment": None, "workload": "mixed", "hydra/launcher": "basic"}}
+            }
+        }
+        (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
+    assert aggregate(tmp_path, quiet=True) == 2
+    md = (tmp_path / "report.md").read_text()
+    assert "| workload | mixed |" in md
+    assert "- nothing varies between the finished jobs" in md  # threshold was swept: foo, banana
+    assert "None" not in md and "| experiment |" not in md
 
 
 def test_the_table_knows_what_was_swept() -> None:
@@ -735,12 +905,17 @@ def test_sweep_axes_of_times_start_at_zero_and_hold_the_highest_marker_whole() -
 
 
 def test_summed_peak_rss_says_it_is_a_sum_and_shows_the_ram_it_can_exceed() -> None:
-    table = _sweep_table("threshold", ["64k", "128k", "256k"], "rss_peak_bytes", [100 * MiB, 97 * MiB, 98 * MiB],
-                         ram="64M")  # fmt: skip
-    fig = _sweep_fig(table, ["rss_peak_bytes"])
+    table = _sweep_table("threshold", ["64k", "128k", "256k"], "rss_peak_sum_bytes",
+                         [100 * MiB, 97 * MiB, 98 * MiB], ram="64M")  # fmt: skip
+    fig = _sweep_fig(table, ["rss_peak_sum_bytes"])
     assert "sum" in fig.axes[0].get_ylabel()
     assert any("need not coincide" in t.get_text() for t in fig.texts)
     assert any(line.get_ydata()[0] == 64 * MiB for line in fig.axes[0].lines)  # the RAM line
+    # The machine's peak RSS is the peak of the sum at one time: it cannot exceed the RAM, and the
+    # note about peaks added up (once on it, when it was the sum of peaks) would say the opposite.
+    machine = _sweep_table("threshold", ["64k", "128k", "256k"], "rss_peak_bytes", [60 * MiB, 58 * MiB, 59 * MiB],
+                           ram="64M")  # fmt: skip
+    assert not any("need not coincide" in t.get_text() for t in _sweep_fig(machine, ["rss_peak_bytes"]).texts)
     frag = _sweep_table("threshold", ["64k", "128k", "256k"], "fragmentation", [0.25, 0.33, 0.2])
     assert any("include the top chunk" in t.get_text() for t in _sweep_fig(frag, ["fragmentation"]).texts)
 
@@ -808,3 +983,30 @@ def test_a_job_stopped_at_duration_is_a_hollow_ring_named_in_the_legend() -> Non
     assert legend is not None and [t.get_text() for t in legend.get_texts()] == [STOPPED_LABEL]
     (rings,) = [c for c in ax.collections if c.get_label() == STOPPED_LABEL]
     assert rings.get_offsets().tolist() == [[256 * KiB, 86157.0]]
+
+
+def test_belady_marks_only_faults_that_rise_with_more_frames_and_stay_in_the_figure() -> None:
+    # FIFO on Belady's string: 7, 4, 5 major faults with 2, 3, 4 frames. The rise ends at the last
+    # point, at the right edge: its text was drawn beyond the figure, and only the arrow showed.
+    pageref = {"workload": "pageref", "workload.refs": "[1,2,3,4,1,2,5,1,2,3,4,5]", "machine.min_free": "0"}
+    table = _sweep_table("ram", ["8k", "12k", "16k"], "majflt", [7, 4, 5], **pageref)
+    fig = _sweep_fig(table, ["majflt"])
+    marks = [t for t in fig.axes[0].texts if "Belady" in t.get_text()]
+    assert len(marks) == 1 and marks[0].get_text().startswith("4 → 5 with more frames")
+    box = marks[0].get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y0 >= 0 and box.y1 <= fig.bbox.height
+    # More frames, more resident memory: no anomaly in that.
+    rss = _sweep_table("ram", ["8k", "12k", "16k"], "rss_peak_bytes", [8192, 12288, 16384], **pageref)
+    assert not [t for t in _sweep_fig(rss, ["rss_peak_bytes"]).axes[0].texts if "Belady" in t.get_text()]
+
+
+@pytest.mark.parametrize("name", ["fragmentation", "syscalls", "rss_peak_bytes", "minflt"])
+def test_a_sweep_figures_axis_label_stays_inside_the_figure(name: str) -> None:
+    # "heap fragmentation at exit (free / arena, the free top chunk included) (%)" in one line ran
+    # off the figure at the top and the bottom; a long label now takes two lines, or the short name.
+    table = _sweep_table("threshold", ["64k", "128k", "256k"], name, [0.25, 0.33, 0.2])
+    fig = _sweep_fig(table, [name])
+    label = fig.axes[0].yaxis.label
+    box = label.get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+    assert box.x0 >= 0 and box.y0 >= 0 and box.y1 <= fig.bbox.height, (label.get_text(), box)
+    assert label.get_text().replace("\n", " ").startswith((metric(name).label, metric(name).short))

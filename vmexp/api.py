@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -47,7 +48,7 @@ from vmexp.status import FINISHED
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Run", "Sweep", "VmexpError", "load", "run", "sweep"]
+__all__ = ["Run", "Sweep", "VmexpError", "directory_kind", "load", "run", "sweep"]
 
 _ERROR = "vmexp: error: "
 
@@ -110,15 +111,27 @@ class Run:
         if not path.is_file():
             why = f": the run failed: {self.error}" if self.status == "failed" else f" (status {self.status})"
             raise VmexpError(f"{self.dir}: no metrics.json{why}")
-        doc: dict[str, Any] = json.loads(path.read_text())
+        try:
+            doc = json.loads(path.read_text())
+        except ValueError as e:  # cut off (a full disk, a partial copy) or edited: the user's file, one line
+            raise VmexpError(f"{path}: not a metrics.json document ({e})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("processes"), list) or "system" not in doc:
+            raise VmexpError(f"{path}: not a metrics.json document (no processes and system)")
         return doc
 
     @cached_property
     def summary(self) -> dict[str, float]:
-        """The run's summary metrics (totals over its processes), the metric columns of a sweep's summary.csv."""
+        """The run's summary metrics (totals over its processes), the metric columns of a sweep's summary.csv.
+
+        The run's directory goes with metrics.json, as the sweep's summary passes it: the metrics
+        counted from its other files (brk grows and trims, from syscalls.csv) are in it too.
+        """
         from vmexp.metrics import summary_of
 
-        return summary_of(self.metrics)
+        try:
+            return summary_of(self.metrics, self.dir)
+        except ValueError as e:  # syscalls.csv cut off: the error names the file and line
+            raise VmexpError(str(e)) from None
 
     @cached_property
     def processes(self) -> pd.DataFrame:
@@ -211,7 +224,14 @@ class Sweep:
                 f"{self.dir}: no summary.csv (the sweep did not finish; python -m vmexp.report {self.dir} "
                 "writes it from the jobs' files)"
             )
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        rebuild = f"python -m vmexp.report {self.dir} writes it again from the jobs' files"
+        try:
+            table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        except ValueError as e:  # pandas' EmptyDataError and ParserError: empty, cut off or edited
+            raise VmexpError(f"{path}: cannot be read ({e}); {rebuild}") from None
+        if "job" not in table.columns or "status" not in table.columns:
+            raise VmexpError(f"{path}: not a sweep's summary (no job and status columns); {rebuild}")
+        return table
 
     @property
     def keys(self) -> list[str]:
@@ -236,15 +256,38 @@ class Sweep:
 def load(path: str | os.PathLike[str]) -> Run | Sweep:
     """A run directory (it has metrics.json or run.json) as a Run; a sweep directory as a Sweep."""
     p = Path(path)
-    if not p.is_dir():
-        raise VmexpError(f"{p}: no such directory")
-    if (p / "metrics.json").is_file() or (p / "run.json").is_file():
+    if not p.is_dir():  # a file (metrics.json itself, say) is there but is not what is asked for
+        raise VmexpError(
+            f"{p}: not a directory (a run's or a sweep's)" if p.exists() else f"{p}: no such directory"
+        )
+    kind = directory_kind(p)
+    if kind == "run":
         return Run(p)
-    if (p / "summary.csv").is_file() or any(p.glob("*/.hydra/overrides.yaml")):
+    if kind == "sweep":
         return Sweep(p)
     raise VmexpError(
         f"{p}: neither a run (it would hold metrics.json) nor a sweep (summary.csv and job folders)"
     )
+
+
+def directory_kind(p: Path) -> str | None:
+    """ "run" (metrics.json or run.json), "sweep" (summary.csv, multirun.yaml or job folders), or None.
+
+    One directory can hold both: ``out_dir=`` used for a run and then for a sweep (or the other way
+    round) leaves the first one's files at the top. It is then what was written there last: a sweep
+    written over a run is a sweep, though the run's metrics.json is still there.
+    """
+
+    def newest(names: tuple[str, ...]) -> float | None:
+        times = [(p / n).stat().st_mtime for n in names if (p / n).is_file()]
+        return max(times) if times else None
+
+    run, sweep = newest(("metrics.json", "run.json")), newest(("summary.csv", "multirun.yaml"))
+    if run is None and sweep is None and any(p.glob("*/.hydra/overrides.yaml")):
+        return "sweep"  # job folders alone: a sweep cut short
+    if run is not None and (sweep is None or run > sweep):
+        return "run"
+    return "sweep" if sweep is not None else None
 
 
 def run(
@@ -296,7 +339,10 @@ def sweep(
 
 def _checked(overrides: Sequence[str] | str) -> list[str]:
     """The overrides as a list; a string is split as a shell would (``"threshold=64k nprocs=2"``)."""
-    items = shlex.split(overrides) if isinstance(overrides, str) else list(overrides)
+    try:
+        items = shlex.split(overrides) if isinstance(overrides, str) else list(overrides)
+    except ValueError as e:  # shlex: "No closing quotation", "No escaped character"
+        raise VmexpError(f"overrides: {str(e).lower()} in {overrides!r} (split as a shell would)") from None
     for o in items:
         if not isinstance(o, str):
             raise TypeError(f"overrides: expected strings such as 'threshold=64k', got {o!r}")
@@ -314,7 +360,12 @@ def _dir_override(key: str, out_dir: str | os.PathLike[str], args: list[str]) ->
     path = str(Path(out_dir).resolve())
     if all(c.isalnum() or c in "/._-+" for c in path):
         return f"{key}={path}"
-    return f"{key}='{path.replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}'"
+    # Hydra's quoted string: a quote is written \' and the backslashes just before a quote (or the
+    # closing one) are doubled; any other backslash stands for itself, so doubling every one would
+    # put the run in a directory named with two.
+    quoted = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", path)
+    quoted = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, quoted)
+    return f"{key}='{quoted}'"
 
 
 def _failure(code: int, errors: list[str]) -> str:

@@ -339,6 +339,12 @@ def _one_line(ex: BaseException) -> str:
 
     text = str(ex).strip().splitlines()
     first = text[0] if text else type(ex).__name__
+    if isinstance(ex, OSError) and ex.filename is not None:
+        # Hydra making the run's or the sweep's directory (hydra.run.dir, hydra.sweep.dir, out_dir=):
+        # mkdir's "[Errno 17] File exists" means a file is where the directory should be.
+        if isinstance(ex, FileExistsError):
+            return f"{ex.filename}: is a file, not a directory (the output directory cannot be made there)"
+        return f"{ex.filename}: {ex.strerror}"
     if first.startswith("Ambiguous value for argument"):
         arg = first.split("'", 1)[1].rsplit("'", 1)[0] if "'" in first else ""
         key, _, value = arg.partition("=")

@@ -18,7 +18,9 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ from vmexp.status import FINISHED
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Comparison", "compare", "draw", "main", "render", "SETTINGS_FILES"]
+__all__ = ["Comparison", "compare", "draw", "figure_path", "main", "render", "SETTINGS_FILES"]
 
 # A file beside metrics.json with the run's settings as resolved (units parsed, defaults filled):
 # read when present, before Hydra's record of the composed config.
@@ -91,7 +93,7 @@ def _flat(doc: Any, prefix: str = "") -> dict[str, str]:
 
 def _settings(job: Path) -> dict[str, str]:
     """A job's settings, flattened: the resolved-settings file if there is one, else .hydra/config.yaml,
-    plus the config-group options it ran with (``policy``, ``workload``, ...)."""
+    plus the config-group options it ran with (``policy``, ``workload``, ...) under the group's name."""
     from vmexp.config import read_settings_json
     from vmexp.report.sweep import job_choices, job_config
     from vmexp.report.table import format_typed
@@ -109,8 +111,7 @@ def _settings(job: Path) -> dict[str, str]:
             else:
                 flat[key] = format_typed(value, str(entry.get("unit", "")))
         for group, option in (resolved.get("choices") or {}).items():
-            if flat.get(f"{group}.name") != option:
-                flat.setdefault(group, option)
+            flat.setdefault(group, option)
         return flat
     doc: Any = None
     for name in SETTINGS_FILES:
@@ -123,8 +124,7 @@ def _settings(job: Path) -> dict[str, str]:
     flat = _flat(doc)
     # A group's option is the name a user typed (workload=batch); the keys under it follow from it.
     for group, option in job_choices(job).items():
-        if flat.get(f"{group}.name") != option:  # policy=fifo is already policy.name: fifo
-            flat.setdefault(group, option)
+        flat.setdefault(group, option)
     return flat
 
 
@@ -162,8 +162,17 @@ def compare(a: str | Path, b: str | Path) -> Comparison:
 
 
 def _differences(sa: dict[str, str], sb: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(key, A's value, B's value) for each setting that differs.
+
+    Every side names its group options (``workload``: pageref); a group's row is left out when its
+    ``name`` row says the same (policy=fifo is policy.name: fifo). Whether it is left out is decided
+    on the pair, not on each side: one option with a ``name`` and the other without read as
+    "workload (none) mixed", as if A had no workload.
+    """
     keys = sorted(set(sa) | set(sb))
-    return [(k, sa.get(k, "(none)"), sb.get(k, "(none)")) for k in keys if sa.get(k) != sb.get(k)]
+    diffs = [(k, sa.get(k, "(none)"), sb.get(k, "(none)")) for k in keys if sa.get(k) != sb.get(k)]
+    named = {(k.removesuffix(".name"), x, y) for k, x, y in diffs if k.endswith(".name")}
+    return [d for d in diffs if d not in named]
 
 
 def _value(name: str, v: float) -> float:
@@ -191,8 +200,15 @@ def _compare_runs(ra: Run, rb: Run) -> Comparison:
 
 
 def _constants(sweep: Sweep) -> tuple[dict[str, str], set[str]]:
-    """(settings every job of the sweep shares, keys whose value varies between its jobs)."""
-    jobs = [_settings(r.dir) for r in sweep.runs]
+    """(settings every job of the sweep shares, keys whose value varies between its jobs).
+
+    Only the jobs that finished count, those whose metrics are compared: a job that failed before it
+    wrote settings.json has only Hydra's record of its config, whose values are written otherwise
+    (``0.1s`` for ``100 ms``), and every key would seem to vary, hiding every difference.
+    """
+    s = sweep.summary
+    done = set(s.loc[s["status"].isin(FINISHED), "job"].astype(str)) if "job" in s.columns else set()
+    jobs = [_settings(r.dir) for r in sweep.runs if r.dir.name in done]
     if not jobs:
         return {}, set()
     keys = set().union(*jobs)
@@ -297,7 +313,8 @@ def _fmt(unit: str, v: float, *, signed: bool = False) -> str:
         return f"{v * 100:+.2f} pp" if signed else f"{v * 100:.2f} %"
     if unit == "s":
         return sign + format_duration(v * 1e9).replace("us", "µs")
-    if unit == "count" and v == int(v):
+    if (unit == "count" and v == int(v)) or abs(v) >= 1e4:
+        # Whole numbers; also a mean over seeds past four digits, which .4g writes as -2.703e+04.
         return f"{v:+,.0f}" if signed else f"{v:,.0f}"
     return f"{v:+,.4g}" if signed else f"{v:,.4g}"
 
@@ -403,9 +420,31 @@ def _name(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
+def figure_path(path: str | Path) -> Path:
+    """The file ``draw`` writes for ``path``: DIR/compare.png for a directory, NAME.png for a name
+    without a suffix (matplotlib adds it when saving; the path said must be the file written).
+
+    Raises VmexpError for a suffix matplotlib cannot write, before anything is drawn.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    out = Path(path)
+    if out.is_dir():
+        out = out / "compare.png"
+    elif not out.suffix:
+        out = out.with_name(f"{out.name}.png")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix[1:].lower() not in formats:
+        raise VmexpError(
+            f"{out}: not a figure format matplotlib writes (use .png, or one of: {', '.join(formats)})"
+        )
+    return out
+
+
 def draw(c: Comparison, path: str | Path) -> Path:
-    """Draw the comparison to ``path`` (PNG): for runs, B/A per metric and both over time;
-    for sweeps, the main metrics over the first joined key, A and B side by side."""
+    """Draw the comparison to ``path`` (PNG unless its suffix says otherwise; a directory gets
+    compare.png) and return the file: for runs, B/A per metric and both over time; for sweeps, the
+    main metrics over the first joined key, A and B side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -413,7 +452,7 @@ def draw(c: Comparison, path: str | Path) -> Path:
 
     from vmexp.report.style import STYLE
 
-    out = Path(path)
+    out = figure_path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(STYLE):
         fig = _draw_runs(c) if c.kind == "runs" else _draw_sweeps(c)
@@ -427,13 +466,17 @@ def _draw_runs(c: Comparison) -> Any:
     import numpy as np
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter
+    from matplotlib.transforms import ScaledTranslation
 
+    from vmexp.report.run_figures import MIN_SAMPLES
     from vmexp.report.style import bytes_axis, seconds_axis
     from vmexp.report.sweep import metric
 
     m = c.metrics
     fig = plt.figure(figsize=(13, 7.2))
-    grid = fig.add_gridspec(2, 2, width_ratios=[1.1, 1], hspace=0.42, wspace=0.28, left=0.12, right=0.97)
+    grid = fig.add_gridspec(
+        2, 2, width_ratios=[1.1, 1], hspace=0.42, wspace=0.28, left=0.12, right=0.97, bottom=0.16
+    )
     ax = fig.add_subplot(grid[:, 0])
     finite = m[~_equal(m) & (m["A"] > 0) & (m["B"] > 0)]
     labels = [metric(str(n)).short or str(n) for n in finite.index]
@@ -466,32 +509,43 @@ def _draw_runs(c: Comparison) -> Any:
     ax.axvline(1, color="#444444", linewidth=1)
     ax.set_xlabel("B / A (log scale; 1 = equal)")
     ax.set_title("Summary metrics of B relative to A", loc="left")
+    # The colour key and the note go below the axis label, in a row each: inside the axes a legend
+    # hides the last bars whatever corner it takes (there is a bar in every row).
+    below = ax.transAxes + ScaledTranslation(0, -38 / 72, fig.dpi_scale_trans)
+    ax.legend(
+        handles=[Patch(color=col, label=lab) for col, lab in
+                 (("#009E73", "better in B"), ("#D55E00", "worse in B"), ("#999999", "neither better nor worse"))],
+        loc="upper left", bbox_to_anchor=(0, 0), bbox_transform=below, ncol=3, fontsize=8, frameon=False,
+        borderaxespad=0, borderpad=0,
+    )  # fmt: skip
     zero = [str(n) for n in m.index if (m.loc[n, "A"] == 0) != (m.loc[n, "B"] == 0)]
     if zero:
         ax.annotate(
             f"0 on one side only (not drawn): {', '.join(zero)}",
-            (0, 0), xycoords="axes fraction", xytext=(0, -40), textcoords="offset points", fontsize=8,
+            (0, 0), xycoords="axes fraction", xytext=(0, -64), textcoords="offset points", fontsize=8,
         )  # fmt: skip
-    ax.legend(
-        handles=[Patch(color=col, label=lab) for col, lab in
-                 (("#009E73", "better in B"), ("#D55E00", "worse in B"), ("#999999", "neither better nor worse"))],
-        loc="lower right", fontsize=8,
-    )  # fmt: skip
 
     runs = {"A": Run(c.a), "B": Run(c.b)}
+    sparse: list[str] = []  # sides with too few sample times for their steps to mean anything
     mem = fig.add_subplot(grid[0, 1])
     flt = fig.add_subplot(grid[1, 1], sharex=mem)
     for side, run in runs.items():
-        ts = run.timeseries
+        label = f"{side}: {_name(run.dir)}"
+        try:
+            ts = run.timeseries
+        except VmexpError:  # a run copied without timeseries.csv: its summary bars still stand
+            mem.plot([], [], color=_COLOR[side], label=f"{label} (no timeseries.csv)")
+            continue
         ram = float(run.metrics["system"].get("ram_bytes", 0))
         sysrows = ts[ts["pid"] == 0]
-        label = f"{side}: {_name(run.dir)}"
         if ram and "free_bytes" in ts.columns and len(sysrows):
             mem.step(
                 sysrows["time_s"], ram - sysrows["free_bytes"], where="post", color=_COLOR[side], label=label
             )
         procs = ts[ts["pid"] > 0]
         times = np.sort(ts["time_s"].unique())
+        if len(times) < MIN_SAMPLES:
+            sparse.append(f"{side} ({len(times)})")
         total = np.zeros(len(times))
         for _, g in procs.groupby("pid"):
             counts = (g["minflt"] + g["majflt"]).to_numpy(dtype=float)
@@ -510,6 +564,17 @@ def _draw_runs(c: Comparison) -> Any:
     flt.set_xlabel("simulated time")
     seconds_axis(flt, "x")
     flt.set_xlim(left=0)
+    if sparse:
+        # As the run's own figures say (run_figures.too_short): a run shorter than a few sampling periods
+        # is sampled at its start and its end only, and the steps show the sampling, not the run.
+        flt.annotate(
+            textwrap.fill(
+                f"Too few samples for a time series: {' and '.join(sparse)} sample times (the run is shorter "
+                "than a few sample_interval); the steps show when samples were taken, not when faults happened.",
+                80,
+            ),
+            (0, 0), xycoords="axes fraction", xytext=(0, -44), textcoords="offset points", va="top", fontsize=8,
+        )  # fmt: skip
     fig.suptitle(f"Run B against run A — A: {_name(c.a)}   B: {_name(c.b)}", x=0.02, ha="left", fontsize=11,
                  fontweight="bold")  # fmt: skip
     return fig
@@ -605,18 +670,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="also list the metrics that are equal on both sides")
     ap.add_argument("--csv", type=Path, help="also write the metrics table to this CSV file")
     args = ap.parse_args(argv)
+    option = ""
     try:
         c = compare(args.a, args.b)
+        option = "-o: "
+        figure = None if args.no_figure else figure_path(args.figure)
     except VmexpError as e:
-        print(f"vmexp.compare: error: {e}", file=sys.stderr)
+        print(f"vmexp.compare: error: {option}{e}", file=sys.stderr)
         return 2
-    print(render(c, every=args.all))
-    if args.csv:
-        c.metrics.to_csv(args.csv, index=c.kind == "runs", quoting=csv.QUOTE_MINIMAL)
-        print(f"\ntable: {args.csv}")
-    if not args.no_figure:
-        print(f"\nfigure: {draw(c, args.figure)}")
+    _say(render(c, every=args.all))
+    option = "--csv"
+    try:  # a path that cannot be written is the user's error: one line naming the option, as for A and B
+        if args.csv:
+            args.csv.parent.mkdir(parents=True, exist_ok=True)
+            c.metrics.to_csv(args.csv, index=c.kind == "runs", quoting=csv.QUOTE_MINIMAL)
+            _say(f"\ntable: {args.csv}")
+        option = "-o"
+        if figure is not None:
+            _say(f"\nfigure: {draw(c, figure)}")
+    except OSError as e:
+        print(f"vmexp.compare: error: {option}: {_os_error(e)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _say(text: str) -> None:
+    """Print to stdout; a reader that stopped reading (``| head``) is no error, and the files are still written.
+
+    Without this the first print into a closed pipe was a BrokenPipeError traceback, and the table
+    and the figure were never written. Later lines go to /dev/null.
+    """
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _os_error(e: OSError) -> str:
+    """``PATH: reason`` in one line; mkdir's "File exists" for a file in the way of a directory says so."""
+    if e.filename is None:
+        return str(e)
+    if isinstance(e, FileExistsError):
+        return f"{e.filename}: is a file, not a directory"
+    return f"{e.filename}: {e.strerror}"
 
 
 if __name__ == "__main__":

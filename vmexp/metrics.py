@@ -86,6 +86,8 @@ class Metric:
     over_processes: str = "sum"
     over_seeds: str = "mean"
     better: int = -1
+    # A name for a tick label or a legend, where the label would not fit (a bar per metric in
+    # compare.png): at most 20 characters (tests/test_compare.py checks); the label when not given.
     short: str = ""
     digits: int | None = None
     derive: Callable[[dict[str, Any], dict[str, Any]], float] | None = None
@@ -237,7 +239,7 @@ METRICS: tuple[Metric, ...] = (
     _sys("watermarks_bytes", "kswapd's watermarks (min, low, high)", "bytes", better=0),
     _sys("swap_service_time_s", "swap service time of one page (S)", "s", column="swap_service_time_s", short="S"),
     _sys("deactivations", "processes the load controller stopped (machine.load_control)", "count",
-         column="deactivations", better=0, derive=lambda _s, _d: 0),  # before load control: none
+         column="deactivations", better=0, short="deactivations", derive=lambda _s, _d: 0),  # before load control: none
     # ---- sampled for the machine (timeseries.csv rows with pid 0)
     Metric("free_bytes", "free memory", "bytes", "system", series="free_bytes", series_pos=8, better=+1),
     Metric("swap_used_bytes", "swap in use", "bytes", "system", series="swap_used_bytes", series_pos=9),
@@ -248,20 +250,20 @@ METRICS: tuple[Metric, ...] = (
     Metric("pswpin_per_s", "pages swapped in per second", "count", "system", series="pswpin_per_s", series_pos=12),
     Metric("pswpout_per_s", "pages swapped out per second", "count", "system", series="pswpout_per_s", series_pos=13),
     # ---- a job's summary, derived
-    _job("syscalls", "memory syscalls (brk+mmap+munmap+mremap)", "count",
+    _job("syscalls", "memory syscalls (brk+mmap+munmap+mremap)", "count", short="memory syscalls",
          derive=lambda s, _d: s["brk"] + s["mmap"] + s["munmap"] + s["mremap"]),
-    _job("faults", "page faults (minor + major)", "count", derive=lambda s, _d: s["minflt"] + s["majflt"]),
+    _job("faults", "page faults (minor + major)", "count", short="page faults", derive=lambda s, _d: s["minflt"] + s["majflt"]),
     _job("fragmentation", "heap fragmentation at exit (free / arena, the free top chunk included)", "ratio",
-         derive=_ratio("fordblks_bytes", "arena_bytes", 6)),
+         short="fragmentation", derive=_ratio("fordblks_bytes", "arena_bytes", 6)),
     _job("mean_time_between_faults_s", "mean CPU time between major faults (L)", "s", better=+1, short="L",
          derive=_cpu_per_fault),
-    _job("unfinished", "processes still running at `duration`", "count",
+    _job("unfinished", "processes still running at `duration`", "count", short="unfinished",
          derive=lambda _s, d: sum(1 for p in d["processes"] if p.get("exit") == "duration")),
-    _job("brk_grows", "brk calls that grow the heap", "count", from_files=True),
-    _job("brk_trims", "brk calls that trim the heap", "count", better=0, from_files=True),
+    _job("brk_grows", "brk calls that grow the heap", "count", short="brk grows", from_files=True),
+    _job("brk_trims", "brk calls that trim the heap", "count", better=0, short="brk trims", from_files=True),
     _job("brk_returned_bytes", "bytes returned by brk trims", "bytes", better=0, short="returned by trims",
          from_files=True),
-    _job("objective", "objective (the preset's cost)", "", from_files=True),
+    _job("objective", "objective (the preset's cost)", "", short="objective", from_files=True),
 )  # fmt: skip
 
 _BY_NAME = {m.name: m for m in METRICS}
@@ -300,18 +302,38 @@ _UMASK = _read_umask()
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write `path` so that readers see the old file, or the whole new one, never a part."""
+    """Write `path` so that readers see the old file, or the whole new one, never a part.
+
+    The file gets the permissions of any other file the process creates (0o666 less the umask):
+    mkstemp's temporary is 0o600, which would leave metrics.json, summary.csv and the report
+    unreadable to everyone but their owner (a colleague, a web server, the host user of a
+    container run as root), unlike the figures beside them.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp makes the file private (0600); a result file gets the mode open() would give it.
         os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
             fh.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read from /proc where it is there (setting it to read it is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_stale_temporaries(directory: Path, *, recursive: bool = False) -> None:
@@ -421,17 +443,25 @@ def summary_of(doc: dict[str, Any], job: Path | None = None) -> dict[str, Any]:
 
 
 def _from_files(job: Path) -> dict[str, int]:
-    """(grows, trims, bytes returned by trims) from syscalls.csv (glibc's brk(NULL) queries not counted)."""
+    """(grows, trims, bytes returned by trims) from syscalls.csv (glibc's brk(NULL) queries not counted).
+
+    Raises ValueError naming the file and line for a row that is not one (a file cut off midway).
+    """
     path = job / "syscalls.csv"
     grows = trims = returned = 0
     if path.is_file():
         with path.open() as fh:
             next(fh, None)
-            for line in fh:
+            for number, line in enumerate(fh, start=2):
                 # pid,op,time_s,syscall,addr,length,result: a plain split is several times faster than csv here.
                 parts = line.split(",")
                 if len(parts) > 5 and parts[3] == "brk":
-                    length = int(parts[5])
+                    try:
+                        length = int(parts[5])
+                    except ValueError:
+                        raise ValueError(
+                            f"{path}:{number}: not a syscalls.csv row: {line.strip()!r}"
+                        ) from None
                     if length > 0:
                         grows += 1
                     elif length < 0:

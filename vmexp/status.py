@@ -13,7 +13,8 @@ __all__ = ["FINISHED", "exit_status", "finished", "note_failure", "stop_note"]
 
 # A job's status in run.json and summary.csv: "ok" (its processes ran to their end), "stopped"
 # (``duration`` ended it with processes unfinished: its counts cover only that much simulated
-# time), "failed", or "incomplete" (no run.json: still running, or killed). Both finished
+# time), "failed", or "incomplete" (no run.json: still running, or killed; or, whatever run.json
+# says, its metrics.json missing or unreadable, or its syscalls.csv cut off). Both finished
 # statuses have every output file.
 FINISHED = ("ok", "stopped")
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vmexp.report.run_figures import RunFileError
 from vmexp.report.sweep import ReportError, aggregate
 
 
@@ -18,15 +19,23 @@ def main(argv: list[str] | None = None) -> int:
         "or one run's directory (its figures are redrawn)",
     )
     args = ap.parse_args(argv)
+    from vmexp.api import Run, directory_kind
+
     try:
-        if (args.dir / "metrics.json").is_file():
+        # A sweep written where a run was (the same out_dir) is a sweep: its report, not the run's figures.
+        is_run = args.dir.is_dir() and directory_kind(args.dir) == "run"
+        if is_run and (args.dir / "metrics.json").is_file():
             from vmexp.report.run_figures import draw_run_figures
 
             for p in draw_run_figures(args.dir):
                 print(p)
             return 0
+        if is_run:  # a run that did not finish has nothing to draw
+            run = Run(args.dir)
+            why = f"the run failed: {run.error}" if run.status == "failed" else f"status {run.status}"
+            raise ReportError(f"{args.dir}: a run without metrics.json ({why}): no figures to draw")
         failed = aggregate(args.dir)
-    except (FileNotFoundError, NotADirectoryError, ReportError) as e:
+    except (FileNotFoundError, NotADirectoryError, ReportError, RunFileError) as e:
         print(f"vmexp.report: error: {e}", file=sys.stderr)
         return 2
     return 1 if failed else 0

@@ -334,7 +334,9 @@ def _blocks(sweep_dir: Path, table: SweepTable, wanted: list[str], figures: list
     items = [f"`{k}`: {', '.join(table.label(k, v) for v in table.order[k])}" for k in table.swept]
     if table.seeds > 1:
         items.append(f"`seed`: {table.seeds} seeds per setting, pooled (mean ± standard deviation)")
-    b.append(("ul", items or ["nothing varies between the jobs"]))
+    # What was swept is read from the jobs that finished: when some failed, their values are not
+    # counted (threshold=foo,banana, both refused, swept nothing that ran), and the line says so.
+    b.append(("ul", items or [f"nothing varies between the {'finished ' if table.failed else ''}jobs"]))
     b.append(("h2", "What the numbers say"))
     b.append(
         ("ul", [line.removeprefix("- ") for line in findings(table, sweep_dir) + comparison(table, shown)])

@@ -227,19 +227,31 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+class RunFileError(ValueError):
+    """A run's file that cannot be read (cut off by a full disk or a partial copy, or edited); one line."""
+
+
+def _read(path: Path, reader: Callable[[Path], Any]) -> Any:
+    try:
+        return reader(path)
+    except ValueError as e:  # JSON cut off, a CSV row shorter than its header, bytes that are not UTF-8
+        raise RunFileError(f"{path}: cannot be read ({e})") from None
+
+
 def load_run(run_dir: Path) -> RunData:
+    """A run's files; a damaged one raises RunFileError naming it (python -m vmexp.report RUN_DIR)."""
     run_dir = Path(run_dir)
     maps: dict[int, list[tuple[int, int, str, str]]] = {}
     for f in sorted((run_dir / "maps").glob("*.txt")):
         if f.stem.isdigit():
-            maps[int(f.stem)] = parse_maps(f.read_text())
+            maps[int(f.stem)] = _read(f, lambda path: parse_maps(path.read_text()))
     return RunData(
         run_dir=run_dir,
-        metrics=json.loads((run_dir / "metrics.json").read_text()),
-        ts=Table.read_csv(run_dir / "timeseries.csv"),
-        syscalls=Table.read_csv(run_dir / "syscalls.csv"),
-        heap=Table.read_csv(run_dir / "heap.csv"),
-        snapshots=Table.read_csv(run_dir / "heap_snapshots.csv"),
+        metrics=_read(run_dir / "metrics.json", lambda path: json.loads(path.read_text())),
+        ts=_read(run_dir / "timeseries.csv", Table.read_csv),
+        syscalls=_read(run_dir / "syscalls.csv", Table.read_csv),
+        heap=_read(run_dir / "heap.csv", Table.read_csv),
+        snapshots=_read(run_dir / "heap_snapshots.csv", Table.read_csv),
         maps=maps,
         cfg=_saved_config(run_dir),
     )

@@ -156,27 +156,48 @@ def job_config(job: Path) -> dict[str, Any]:
 
 
 def job_choices(job: Path) -> dict[str, str]:
-    """The config-group options the job ran with (workload=mixed, policy=lru, ...), from Hydra's record."""
+    """The config-group options the job ran with (workload=mixed, policy=lru, ...), from Hydra's record.
+
+    A group left unchosen (``experiment`` without a preset) is null there and left out here, not
+    written "None".
+    """
     path = job / ".hydra" / "hydra.yaml"
     if not path.is_file():
         return {}
     doc = yaml.safe_load(path.read_text()) or {}
     choices = ((doc.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
-    return {str(k): str(v) for k, v in choices.items() if not str(k).startswith("hydra/")}
+    return {str(k): str(v) for k, v in choices.items() if v is not None and not str(k).startswith("hydra/")}
 
 
 def _job_metrics(job: Path, cfg: dict[str, Any], settings: dict[str, Any] | None) -> dict[str, Any]:
-    """The summary metrics of one job, or its failure."""
+    """The summary metrics of one job, or its failure.
+
+    A job whose run.json says it finished but whose metrics.json is missing or cannot be read
+    (deleted, or cut off by a full disk or a copy) is "incomplete", with the reason as its error:
+    a finished status promises every output file, and the sweep's other jobs are still reported.
+    """
     row: dict[str, Any] = {}
     status, error = "missing", ""
     run = job / "run.json"
-    if run.is_file():
-        info = json.loads(run.read_text())
+    info = _json_file(run) if run.is_file() else None
+    if isinstance(info, dict):
         status, error = str(info.get("status", "?")), str(info.get("error", ""))
     m = job / "metrics.json"
-    if m.is_file() and status != "failed":
-        doc = json.loads(m.read_text())
-        row.update(summary_of(doc, job))
+    doc = _json_file(m) if m.is_file() and status != "failed" else None
+    if status == "failed":
+        pass
+    elif not (isinstance(doc, dict) and "processes" in doc and "system" in doc):
+        if m.is_file():
+            status, error = "incomplete", f"{m.name} cannot be read"
+        elif status == "missing":
+            status = "incomplete"  # neither file yet: still running, or killed
+        else:
+            status, error = "incomplete", f"{m.name} is missing (run.json says {status})"
+    else:
+        try:
+            row.update(summary_of(doc, job))
+        except ValueError as e:  # its syscalls.csv cut off: the job's counts are not all there
+            return {"status": "incomplete", "error": str(e)}
         if settings is not None:
             weights = (settings["settings"].get("objective") or {}).get("value") or {}
         else:  # a job from before settings.json: Hydra's record of its config
@@ -184,11 +205,17 @@ def _job_metrics(job: Path, cfg: dict[str, Any], settings: dict[str, Any] | None
         if weights:
             row["objective"] = sum(float(w) * float(row.get(k, math.nan)) for k, w in weights.items())
         status = "ok" if status in ("ok", "missing") else status
-    elif status == "missing":
-        status = "incomplete"
     row["status"] = status
     row["error"] = error
     return row
+
+
+def _json_file(path: Path) -> Any:
+    """The document in ``path``, or None when it cannot be read or is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def summary_rows(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
@@ -257,7 +284,8 @@ def aggregate(sweep_dir: Path, *, quiet: bool = False) -> int:
     """summary.csv, figures and report of a sweep directory; returns the number of failed jobs."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"{sweep_dir}: no such sweep directory")
+        what = "not a directory (a sweep's)" if sweep_dir.exists() else "no such sweep directory"
+        raise FileNotFoundError(f"{sweep_dir}: {what}")
     keys, rows = summary_rows(sweep_dir)
     if not rows:
         raise FileNotFoundError(f"{sweep_dir}: no job directories (with .hydra/overrides.yaml) found")

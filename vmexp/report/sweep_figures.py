@@ -79,8 +79,8 @@ def _unit_text(unit: str) -> str:
 # which says what it is): (the words its label must contain for the note to hold, the note). Kept here,
 # in one place, until the metric declarations carry such notes.
 NOTES: dict[str, tuple[str, str]] = {
-    "rss_peak_bytes": (
-        "sum",
+    "rss_peak_sum_bytes": (
+        "own peaks",
         "Each process's own peak RSS, added up: the peaks need not coincide, so the sum can exceed "
         "the RAM that the processes share.",
     ),
@@ -274,7 +274,7 @@ def _plot_metric(
             # A job that duration stopped counted only part of its work: a hollow ring says so.
             marked = ax.scatter(cut["_x"], cut["_y"], s=110, facecolors="none", edgecolors="#222222",
                                 linewidths=1.6, zorder=6, label=STOPPED_LABEL)  # fmt: skip
-        if x.frames and not group:
+        if x.frames and not group and names[0] in BELADY_METRICS:
             _mark_rises(ax, d, has_hue)
         if cv is not None and col is not None:
             ax.set_title(f"{col} = {table.label(col, cv)}", fontsize=10)
@@ -331,23 +331,55 @@ def _plot_metric(
                  fontsize=8.5, color="#333333")  # fmt: skip
     # Room for the title's lines, the caption (and the column titles) above the axes.
     fig.subplots_adjust(top=1 - (0.3 + 0.24 * lines + extra + (0.25 if col else 0)) / h)
+    if not group:
+        first = metric(names[0])
+        axes[0].set_ylabel(fit_axis_label(axes[0].get_ylabel(), first.label, first.short, axes[0]))
     return True
+
+
+def fit_axis_label(text: str, label: str, short: str, ax: Axes) -> str:
+    """A y-axis label that fits the axes' height: as it is, else in two lines, else with the short name.
+
+    A metric's label (``heap fragmentation at exit (free / arena, the free top chunk included)``)
+    is written out in the title above; on the axis, in one line, it ran off the figure at both ends.
+    """
+    height_pt = ax.get_position().height * ax.get_figure().get_figheight() * 72  # type: ignore[union-attr]
+    width = max(
+        12, int(height_pt / (0.62 * float(ax.yaxis.label.get_fontsize())))
+    )  # characters, 0.62 em each
+    if len(text) <= width:
+        return text
+    wrapped = textwrap.wrap(text, width)
+    return "\n".join(wrapped) if len(wrapped) <= 2 else text.replace(label, short, 1)
 
 
 STOPPED_LABEL = "stopped at duration (counts cover only part of the run)"
 
 
+# Belady's anomaly is about page faults: the metrics whose rise with more frames is marked as one
+# (a peak RSS or a run time that grows with the RAM is no anomaly).
+BELADY_METRICS = ("faults", "majflt", "pswpin")
+
+
 def _mark_rises(ax: Axes, d: pd.DataFrame, has_hue: bool) -> None:
-    """Arrows at every step where more frames gave more faults: Belady's anomaly, where it happens."""
+    """Arrows at every step where more frames gave more faults: Belady's anomaly, where it happens.
+
+    The text stands above the point it marks, on the side with room: to the left of a point in the
+    right part of the axes (the last point sits at the right edge, where text to its right fell
+    off the figure), to the right otherwise.
+    """
     groups = d.groupby("_hue") if has_hue else [("", d)]
+    left, right = ax.get_xlim()
     for name, g in groups:
         m = g.groupby("_x")["_y"].mean().sort_index()
         pts = list(zip(m.index.to_numpy(dtype=float).tolist(), m.to_numpy(dtype=float).tolist(), strict=True))
         for (_, y0), (x1, y1) in itertools.pairwise(pts):
             if y1 > y0:
+                leftward = right > left and (x1 - left) / (right - left) > 0.6
                 ax.annotate(
                     f"{name}: {y0:g} → {y1:g} with more frames\n(Belady's anomaly)".strip(": "),
-                    xy=(x1, y1), xytext=(x1 + 0.35, y1 + (ax.get_ylim()[1] - ax.get_ylim()[0]) * 0.12),
+                    xy=(x1, y1), xytext=(-18 if leftward else 18, 22), textcoords="offset points",
+                    ha="right" if leftward else "left", va="bottom",
                     arrowprops={"arrowstyle": "->", "color": "#333333"}, fontsize=8.5,
                 )  # fmt: skip
 
@@ -550,7 +582,13 @@ def _overview(table: SweepTable, wanted: list[str], out: Path) -> Path:
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.96))
     ax.axis("off")
-    lines = [f"All {table.ok} finished jobs gave the same results:"] + [
+    # "All 1 finished jobs gave the same results" said nothing true of a sweep in which one job finished.
+    head = (
+        f"All {table.ok} finished jobs gave the same results:"
+        if table.ok > 1
+        else "The only job that finished:"
+    )
+    lines = [head] + [
         f"  {metric(n).label}: {_value_text(n, float(table.df[n].dropna().iloc[0]))}" for n in names
     ]
     ax.text(0.0, 1.0, "\n".join(lines), va="top", fontsize=11, family="DejaVu Sans")
