@@ -291,16 +291,6 @@ def metric(name: str) -> Metric:
     return got
 
 
-def _read_umask() -> int:
-    """The process's umask: reading it means setting it, so it is read once, at import, and set back."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write `path` so that readers see the old file, or the whole new one, never a part.
 
@@ -312,8 +302,6 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # mkstemp makes the file private (0600); a result file gets the mode open() would give it.
-        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), 0o666 & ~_umask())
             fh.write(data.encode() if isinstance(data, str) else data)
