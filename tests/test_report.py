@@ -857,6 +857,15 @@ def test_a_run_without_swap_says_so_in_its_empty_swap_panel(tmp_path: Path) -> N
     assert texts["1M"] == []
 
 
+def test_the_report_gives_the_processes_a_reference_string_ran_not_the_unused_nprocs(tmp_path: Path) -> None:
+    # nprocs is 4 by default; a reference string is one process (it said "nprocs | 4").
+    for i, ram in enumerate(("12k", "16k")):
+        _run_job(tmp_path, i, ["workload=pageref", "workload.refs=[1,2,3,4,1,2,5,1,2,3,4,5]", "policy=fifo",
+                               f"ram={ram}", "machine.min_free=0", "figures=false"])  # fmt: skip
+    aggregate(tmp_path, quiet=True)
+    assert "| nprocs | 1 (from the reference string) |" in (tmp_path / "report.md").read_text()
+
+
 def test_fault_rate_ticks_stay_short_enough_for_the_axis_label_to_fit() -> None:
     # A streaming run's first-touch rate reaches a million a second: "1,000,000" pushed the
     # y label out of the figure, "1M" does not.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import itertools
+import json
 import math
 import re
 from pathlib import Path
@@ -247,9 +248,27 @@ def _setup(table: SweepTable, sweep_dir: Path) -> list[tuple[str, str]]:
                 if key in choices:
                     shown = choices[key]
                     break
+        if key == "nprocs" and table.setting_raw("workload.kind") in ("pageref", "trace"):
+            shown = _processes_run(table, sweep_dir) or shown
         if shown is not None:
             out.append((key, shown))
     return out
+
+
+def _processes_run(table: SweepTable, sweep_dir: Path) -> str | None:
+    """How many processes the jobs ran: a trace says how many, a reference string is one (nprocs unused)."""
+    counts: list[int] = []
+    for r in table.rows:
+        try:
+            n = json.loads((sweep_dir / r["job"] / "run.json").read_text()).get("nprocs")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(n, int) and n > 0 and n not in counts:
+            counts.append(n)
+    if not counts:
+        return None
+    kind = table.setting_raw("workload.kind")
+    return f"{', '.join(map(str, sorted(counts)))} (from the {'reference string' if kind == 'pageref' else 'trace'})"
 
 
 def _command(sweep_dir: Path) -> str:
