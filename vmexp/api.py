@@ -360,12 +360,21 @@ def _dir_override(key: str, out_dir: str | os.PathLike[str], args: list[str]) ->
     path = str(Path(out_dir).resolve())
     if all(c.isalnum() or c in "/._-+" for c in path):
         return f"{key}={path}"
-    # Hydra's quoted string: a quote is written \' and the backslashes just before a quote (or the
-    # closing one) are doubled; any other backslash stands for itself, so doubling every one would
-    # put the run in a directory named with two.
-    quoted = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", path)
-    quoted = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, quoted)
-    return f"{key}='{quoted}'"
+    return f"{key}={hydra_quoted(path)}"
+
+
+def hydra_quoted(value: str) -> str:
+    """``value`` as a quoted Hydra override value that Hydra reads back exactly.
+
+    A path may hold a comma (Hydra: a sweep), ``=``, a quote, brackets or
+    ``${`` (an interpolation), each of which the override grammar takes for
+    syntax. Inside single quotes a quote is written ``\\'``, the backslashes
+    right before a quote or the end are doubled (any other backslash stands
+    for itself, so doubling every one would name another directory), and
+    ``${`` is written ``\\${``.
+    """
+    text = re.sub(r"(\\+)(?='|\Z)", lambda m: m.group(1) * 2, value)
+    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def _failure(code: int, errors: list[str]) -> str:

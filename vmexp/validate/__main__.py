@@ -30,7 +30,6 @@ import csv
 import difflib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vmexp.api import hydra_quoted
 from vmexp.config import read_settings_json
 from vmexp.validate.real import (
     MALLINFO_FIELDS,
@@ -203,19 +203,6 @@ def check_overrides(trace: str, overrides: Sequence[str]) -> list[str]:
     return rest
 
 
-def _hydra_quoted(value: str) -> str:
-    """``value`` as a quoted Hydra override value that Hydra reads back exactly.
-
-    A path may hold a comma (Hydra: a sweep), ``=``, a quote, brackets or
-    ``${`` (an interpolation), each of which the override grammar takes for
-    syntax. Inside single quotes, a quote is escaped with a backslash, the
-    backslashes right before a quote or the end are doubled, and ``${`` is
-    written ``\\${``.
-    """
-    text = re.sub(r"(\\+)(?='|\Z)", lambda m: m.group(1) * 2, value)
-    return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
-
-
 def run_simulator(trace: str, overrides: Sequence[str], run_dir: str, root: Path = REPO_ROOT) -> None:
     """Run the project's app on the trace, as a user would, into ``run_dir``.
 
@@ -230,9 +217,9 @@ def run_simulator(trace: str, overrides: Sequence[str], run_dir: str, root: Path
         "-m",
         "vmexp",
         "workload=trace",
-        f"workload.path={_hydra_quoted(os.path.abspath(trace))}",  # the file's name is not syntax
+        f"workload.path={hydra_quoted(os.path.abspath(trace))}",  # the file's name is not syntax
         "nprocs=1",
-        f"hydra.run.dir={_hydra_quoted(run_dir)}",
+        f"hydra.run.dir={hydra_quoted(run_dir)}",
         *overrides,
     ]
     r = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
