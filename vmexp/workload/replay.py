@@ -18,7 +18,9 @@ class TraceParams:
     """Replay an allocation trace (README, Trace format); ``pPID:`` prefixes make several processes."""
 
     path: str = path(None, "the trace file", missing="workload=trace needs a trace file (workload.path=FILE)")
-    name: str = text("trace", "process name in metrics and figures (.pN appended per trace process)")
+    name: str = text(
+        "trace", "process name in metrics and figures (.pN appended when the trace has several processes)"
+    )
 
 
 @WORKLOAD_KINDS.register("trace", params=TraceParams, traits=("finite",))
