@@ -157,6 +157,13 @@ def test_maps_listing_has_the_x86_64_layout_with_aslr_off(tmp_path) -> None:  # 
     ), lines
 
 
+def test_maps_addresses_have_linuxs_minimum_width_of_eight_hex_digits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # fs/proc/task_mmu.c show_map_vma: seq_put_hex_ll(m, NULL, start, 8), as /proc/PID/maps of an
+    # i386 program shows "08048000-0804a000 r-xp" (it read "000008048000-00000804a000 r-xp").
+    p = trace_run(tmp_path, "malloc 0 100\n", "address_space=i386").processes[0]
+    assert p.maps[0].startswith("08048000-0804a000 r-xp 00000000 08:01 1048577 "), p.maps[0]
+
+
 def test_aslr_moves_the_regions_with_the_seed(tmp_path) -> None:  # type: ignore[no-untyped-def]
     def heap_start(seed: int) -> str:
         p = trace_run(tmp_path, "malloc 0 100\n", "address_space.aslr=true", f"seed={seed}").processes[0]

@@ -269,7 +269,7 @@ class AddressSpace:
             inode, offset = "00:00 0", 0
             if kind in ("text", "data"):
                 inode, offset = "08:01 1048577", start - self.regions.text[0]
-            line = f"{start:012x}-{end:012x} {perms} {offset:08x} {inode}"
+            line = f"{start:08x}-{end:08x} {perms} {offset:08x} {inode}"
             lines.append(f"{line:<73}{name}" if name else line)
         return lines
 
