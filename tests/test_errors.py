@@ -266,6 +266,9 @@ HINTS = [
      "hydra.run.dir: a value with '=' in it must be quoted: hydra.run.dir='{dir}/a=b' (Hydra's override syntax)"),
     (("+threshhold=64k", "workload=trace", "workload.path={dir}/one.trace"),
      "threshhold: unknown key (did you mean threshold? see python run.py --help for the valid keys)"),
+    # Hydra checks its own flags before anything runs: that ValueError was a traceback.
+    (("--cfg", "hydra", "-m", "threshold=64k,128k"),
+     "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"),
     # majflt is a metric objective takes: the map starts empty, and Hydra adds keys only with '+'.
     (("objective={majflt: 1}",),
      "objective.majflt: objective's keys are yours to add, with '++': ++objective.majflt=1 or ++objective={majflt: 1}"),

@@ -90,6 +90,13 @@ def main() -> None:
         sys.exit(2)
     try:
         hydra.main(version_base="1.3", config_path=str(conf), config_name="config")(task)()
+    except (
+        ValueError
+    ) as e:  # Hydra's check of its own flags, before run_and_report ("Only one of --run, ...")
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"vmexp: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
     except KeyboardInterrupt:  # Ctrl-C: files are written whole or not at all, so a sweep can resume
         print(
             "vmexp: interrupted; a sweep goes on from where it stopped with the same command and resume=true",
