@@ -16,6 +16,7 @@ forever stops at ``duration`` or at the job limits.
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import os
 import re
@@ -739,6 +740,20 @@ def test_job_memory_stops_a_job_that_tracks_too_many_pages(batch: Batch) -> None
     )
     assert m is not None, line
     assert 16 << 20 < int(m.group(1).replace(",", "")) * 400 < 1 << 30
+
+
+RAY = case("-m", "threshold=64k", "hydra/launcher=ray_local")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is not None,
+    reason="the Ray extra is installed",
+)
+def test_the_ray_launcher_without_its_extra_says_how_to_install_it(batch: Batch) -> None:
+    assert one_error_line(batch.run(*RAY)) == (
+        "vmexp: error: In 'hydra/launcher/ray_local': Could not load 'hydra/launcher/ray'. "
+        "(the Ray launcher is an extra: pip install -e '.[ray]')"
+    )
 
 
 OPTUNA = case("-m", "hydra/sweeper=optuna", "threshold=choice(64k,128k)", "hydra.sweep.dir={dir}/optuna")

@@ -393,6 +393,8 @@ def _one_line(ex: BaseException) -> str:
         if option and option.lower() != option and option.lower() in options:
             hint = f"; names are lower case: {group}={option.lower()}"
         return f"{first} (valid: {', '.join(options)}{hint})" if options else first
+    if "Could not load 'hydra/launcher/ray'" in first:  # ray_local's base config comes with the extra
+        return f"{first} (the Ray launcher is an extra: pip install -e '.[ray]')"
     return first
 
 
