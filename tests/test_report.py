@@ -1019,3 +1019,30 @@ def test_a_sweep_figures_axis_label_stays_inside_the_figure(name: str) -> None:
     box = label.get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
     assert box.x0 >= 0 and box.y0 >= 0 and box.y1 <= fig.bbox.height, (label.get_text(), box)
     assert label.get_text().replace("\n", " ").startswith((metric(name).label, metric(name).short))
+
+
+def test_hues_that_coincide_stay_apart_by_marker_and_dashes() -> None:
+    # Belady's sweep: fifo, lru and opt all take 5 faults from 5 frames on. Drawn as three solid lines
+    # with round markers, opt's (drawn last) hid the other two, and the figure seemed to have one policy.
+    rows: list[dict[str, Any]] = []
+    for policy in ("fifo", "lru", "opt"):
+        for threshold in ("64k", "128k", "256k"):
+            s = job_settings("threshold=" + threshold, "policy=" + policy)
+            faults = 6 if (policy, threshold) == ("fifo", "64k") else 5  # (a constant metric is not drawn)
+            rows.append(
+                {"threshold": threshold, "policy": policy, "status": "ok", "faults": faults, "_settings": s}
+            )
+    table = SweepTable(["threshold", "policy"], rows, {"page_size": "4k"})
+    fig = Figure(figsize=(8, 4.3))
+    FigureCanvasAgg(fig)
+    with matplotlib.rc_context(STYLE):
+        assert _plot_metric(fig, table, ["faults"], _X(table, "threshold"), "policy", None)
+        fig.canvas.draw()
+    ax = fig.axes[0]
+    drawn = [line for line in ax.lines if len(line.get_xdata()) == 3]
+    assert len(drawn) == 3
+    assert len({line.get_marker() for line in drawn}) == 3
+    assert sum(line.get_linestyle() == "-" for line in drawn) <= 1  # the others dashed: the one below shows
+    legend = [leg for leg in fig.legends + [a.get_legend() for a in fig.axes] if leg is not None]
+    handles = [h for leg in legend for h in leg.legend_handles if getattr(h, "get_marker", None)]
+    assert len({h.get_marker() for h in handles}) == 3  # the legend shows which marker is which policy

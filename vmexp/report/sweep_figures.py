@@ -249,9 +249,17 @@ def _plot_metric(
         ax.set_xlabel(x.title())
         ax.set_ylabel(" ")
         if x.numeric:
-            sns.lineplot(
-                **common, marker="o", markersize=6, linewidth=1.8, err_style="band" if x.numeric else "bars"
-            )
+            if has_hue and len(hue_order) <= len(HUE_MARKERS):
+                # Each hue its own marker and dash pattern as well as its colour: where hues coincide
+                # (Belady's policies at 5 frames and more, i386 and x86_64 below 2.8 GiB) the line
+                # drawn last hid the others, and a reader saw one policy where there were three.
+                n = len(hue_order)
+                common.update(
+                    style="_hue", style_order=hue_order, markers=HUE_MARKERS[:n], dashes=HUE_DASHES[:n]
+                )
+            else:
+                common.update(marker="o")
+            sns.lineplot(**common, markersize=6, linewidth=1.8, err_style="band")
         else:
             log = unit != "ratio" and spans_orders(values)
             if log:
@@ -352,6 +360,19 @@ def fit_axis_label(text: str, label: str, short: str, ax: Axes) -> str:
     wrapped = textwrap.wrap(text, width)
     return "\n".join(wrapped) if len(wrapped) <= 2 else text.replace(label, short, 1)
 
+
+# Markers and dash patterns of the hues of a line plot, in hue order (see _plot_metric).
+HUE_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+HUE_DASHES: list[tuple[float, ...] | str] = [
+    "",
+    (4, 2),
+    (1, 1.5),
+    (6, 2, 1, 2),
+    (2, 2),
+    (8, 3),
+    (3, 1, 1, 1),
+    (1, 3),
+]
 
 STOPPED_LABEL = "stopped at duration (counts cover only part of the run)"
 
