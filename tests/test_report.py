@@ -1074,3 +1074,24 @@ def test_fault_rates_drawn_over_the_run_add_up_to_its_faults(tmp_path: Path) -> 
     for ax, key in zip(fig.axes[:2], ("minflt", "majflt"), strict=True):
         total = sum(int(p[key]) for p in data.metrics["processes"])
         assert total > 0 and _area(ax) == pytest.approx(total, rel=1e-6), key
+
+
+def test_the_memory_figure_marks_each_oom_kill_with_its_victim(tmp_path: Path) -> None:
+    # 8 MiB, no swap: the OOM killer kills all four processes, the last one at the end of the run.
+    # The figure showed their RSS stop as if they had finished.
+    d = _run_job(tmp_path, 0, ["swap=0", "ram=8M", "duration=0.5s", "figures=false"])
+    data = load_run(d)
+    kills = data.metrics["system"]["oom_kill_log"]
+    assert len(kills) >= 2
+    with matplotlib.rc_context(STYLE):
+        fig = _memory_fig(data, "t")
+        fig.canvas.draw()
+    top = fig.axes[0]
+    labels = [t.get_text() for t in top.get_legend().get_texts()]
+    assert f"OOM kill ({len(kills)}),\nvictim's pid beside it" in labels, labels
+    pids = [t for t in top.texts if t.get_text() in {str(k["pid"]) for k in kills}]
+    assert sorted(t.get_text() for t in pids) == sorted(str(k["pid"]) for k in kills)
+    legend = top.get_legend().get_window_extent()
+    for t in pids:  # each pid readable: inside the axes' width, clear of the legend
+        box = t.get_window_extent()
+        assert top.bbox.x0 <= box.x0 and box.x1 <= top.bbox.x1 and not box.overlaps(legend), t.get_text()

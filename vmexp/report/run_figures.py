@@ -478,6 +478,30 @@ def _memory_end_state(data: RunData, title: str, why: str) -> Figure:
                       ram=int(s["ram_bytes"]))  # fmt: skip
 
 
+# Up to this many OOM kills get their victim's pid written beside their mark.
+_MAX_KILL_LABELS = 12
+
+
+def _mark_oom_kills(ax: Axes, kills: list[dict[str, Any]], y: float, end_s: float) -> None:
+    """A mark at each OOM kill, above the RSS it ended, with the victim's pid.
+
+    Without them a killed process's RSS just stopped, as if it had finished: a run whose four
+    processes were all OOM-killed looked like four processes that ran to completion.
+    """
+    if not kills:
+        return
+    times = [float(k["time_s"]) for k in kills]
+    # Not clipped: the last process is often killed at the very end of the run, on the axes' edge.
+    ax.scatter(times, [y] * len(times), marker="v", s=42, color="#aa0000", zorder=5, clip_on=False,
+               label=f"OOM kill ({len(kills)}),\nvictim's pid beside it")  # fmt: skip
+    if len(kills) <= _MAX_KILL_LABELS:
+        end = max(max(times), end_s)
+        for t, k in zip(times, kills, strict=True):
+            left = t > 0.9 * end  # near the right edge the pid goes to the left, clear of the legend
+            ax.annotate(str(k["pid"]), (t, y), xytext=(-5 if left else 5, 0), textcoords="offset points",
+                        ha="right" if left else "left", va="center", fontsize=8, color="#aa0000")  # fmt: skip
+
+
 def _memory_fig(data: RunData, title: str) -> Figure:
     why = too_short(data)
     if why is not None:
@@ -506,6 +530,7 @@ def _memory_fig(data: RunData, title: str) -> Figure:
         top.axhline(limit, color="#aa0000", linestyle="-.", linewidth=1.3,
                     label=f"memory cgroup limit\n({format_size(limit)}: RSS, page\ntables, kernel memory)")  # fmt: skip
     top.set_ylim(0, scale * 1.12)
+    _mark_oom_kills(top, s.get("oom_kill_log") or [], scale * 1.06, data.end_s)
     top.set_ylabel("resident memory (RSS)")
     bytes_axis(top)
     top.set_title(f"Memory over time — {title}", loc="left")
