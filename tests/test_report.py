@@ -1095,3 +1095,18 @@ def test_the_memory_figure_marks_each_oom_kill_with_its_victim(tmp_path: Path) -
     for t in pids:  # each pid readable: inside the axes' width, clear of the legend
         box = t.get_window_extent()
         assert top.bbox.x0 <= box.x0 and box.x1 <= top.bbox.x1 and not box.overlaps(legend), t.get_text()
+
+
+def test_the_faults_figure_of_many_processes_says_what_its_shades_mean() -> None:
+    # 40 processes: too many to name in a legend, so the stacks are shades of one ramp. The memory
+    # figure said "dark = low pid"; the faults figure had no key at all.
+    procs = [_proc(pid, f"p{pid}") for pid in range(1, 41)]
+    data = _run_data(Path("/nonexistent"), procs)
+    with matplotlib.rc_context(STYLE):
+        faults = _faults_fig(data, "t")
+        memory = _memory_fig(data, "t")
+    for fig in (faults, memory):
+        assert "40 processes\nstacked by pid\n(dark = low pid)" in [t.get_text() for t in fig.axes[0].texts]
+    few = _run_data(Path("/nonexistent"), procs[:3])
+    with matplotlib.rc_context(STYLE):
+        assert not _faults_fig(few, "t").axes[0].texts  # a legend names them

@@ -461,6 +461,13 @@ def _stack(
     )
 
 
+def _many_processes_note(ax: Axes, pids: list[int], y: float) -> None:
+    """What the colours mean when there are too many processes to name in a legend (_stack)."""
+    if len(pids) > _MAX_LEGEND:
+        ax.text(1.01, y, f"{len(pids)} processes\nstacked by pid\n(dark = low pid)", transform=ax.transAxes,
+                va="top", fontsize=8.5)  # fmt: skip
+
+
 def _memory_end_state(data: RunData, title: str, why: str) -> Figure:
     s = data.metrics["system"]
     notes = [
@@ -535,9 +542,7 @@ def _memory_fig(data: RunData, title: str) -> Figure:
     bytes_axis(top)
     top.set_title(f"Memory over time — {title}", loc="left")
     _outside_legend(top, title="RSS, stacked\n(pid name)", ncol=1 if len(pids) <= 5 else 2)
-    if len(pids) > _MAX_LEGEND:
-        top.text(1.01, 0.6, f"{len(pids)} processes\nstacked by pid\n(dark = low pid)", transform=top.transAxes,
-                 va="top", fontsize=8.5)  # fmt: skip
+    _many_processes_note(top, pids, 0.6)
 
     _stack(mid, *_wide(procs, "swap_bytes", pids), data, colors)
     if not system.empty:
@@ -661,6 +666,8 @@ def _faults_fig(data: RunData, title: str) -> Figure:
     fig.suptitle(f"Page faults over time — {title}", x=1.05 / 10, y=1 - 0.1 / 6.6, ha="left", va="top",
                  fontsize=11, fontweight="bold")  # fmt: skip
     _outside_legend(axes[0], title="pid name")
+    # Without it, 40 processes' shades of viridis had no key at all (the memory figure had one).
+    _many_processes_note(axes[0], pids, 1.0)
     axes[1].set_xlabel(f"simulated time (rates averaged over {_duration(window)} windows)")
     seconds_axis(axes[1], "x")
     axes[1].set_xlim(0, end)
