@@ -1110,3 +1110,29 @@ def test_the_faults_figure_of_many_processes_says_what_its_shades_mean() -> None
     few = _run_data(Path("/nonexistent"), procs[:3])
     with matplotlib.rc_context(STYLE):
         assert not _faults_fig(few, "t").axes[0].texts  # a legend names them
+
+
+def test_a_hue_legend_with_stopped_jobs_stays_inside_the_figure() -> None:
+    # The thrashing sweep's cpu_utilization.png: hue machine.load_control, two jobs stopped at
+    # duration. The legend was wider than the figure's margin: its title read "machine." and the
+    # stopped label was cut at "(co".
+    rows: list[dict[str, Any]] = []
+    for lc in ("none", "ws"):
+        for n in ("1", "2", "4", "8"):
+            s = job_settings("nprocs=" + n, "machine.load_control=" + lc)
+            status = "stopped" if (lc, n) == ("none", "8") else "ok"
+            rows.append({"nprocs": n, "machine.load_control": lc, "status": status, "_settings": s,
+                         "cpu_utilization": 0.1 * int(n) + (0.05 if lc == "ws" else 0)})  # fmt: skip
+    table = SweepTable(["nprocs", "machine.load_control"], rows, {"page_size": "4k"})
+    fig = Figure(figsize=(9.1, 4.3))  # as _figure(1) makes it: 6.2 + 1.9 + 1.0 inches
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=1.0 / 9.1, right=1 - 1.9 / 9.1)
+    with matplotlib.rc_context(STYLE):
+        assert _plot_metric(
+            fig, table, ["cpu_utilization"], _X(table, "nprocs"), "machine.load_control", None
+        )
+        fig.canvas.draw()
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and legend.get_title().get_text() == "machine.load_control"
+    box = legend.get_window_extent()
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, (box, fig.bbox)

@@ -312,6 +312,10 @@ def _plot_metric(
         handles, labels = axes[0].get_legend_handles_labels()
         if marked is not None and STOPPED_LABEL not in labels:
             handles, labels = [*handles, marked], [*labels, STOPPED_LABEL]
+        # Labels wrapped to the 1.9 inches right of the axes: in one line, the stopped-at-duration label
+        # made the legend wider than the margin, and its right part and its (centred) title fell off
+        # the figure ("machine." of machine.load_control in the thrashing sweep).
+        labels = [textwrap.fill(label, _LEGEND_CHARS) for label in labels]
         axes[-1].legend(handles, labels, title=hue_title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                         borderaxespad=0)  # fmt: skip
     elif marked is not None:
@@ -373,6 +377,9 @@ HUE_DASHES: list[tuple[float, ...] | str] = [
     (3, 1, 1, 1),
     (1, 3),
 ]
+
+# The characters of a legend label's line that fit the figure's right margin (8.5 pt text).
+_LEGEND_CHARS = 22
 
 STOPPED_LABEL = "stopped at duration (counts cover only part of the run)"
 
