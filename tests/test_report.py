@@ -1136,3 +1136,22 @@ def test_a_hue_legend_with_stopped_jobs_stays_inside_the_figure() -> None:
     assert legend is not None and legend.get_title().get_text() == "machine.load_control"
     box = legend.get_window_extent()
     assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, (box, fig.bbox)
+
+
+def test_a_peak_rss_far_below_the_ram_is_drawn_to_its_own_scale() -> None:
+    # The address_space sweep: a few hundred KiB of RSS on 64 MiB of RAM. The axis went up to the
+    # RAM line and the values lay flat on zero; now the axis is theirs and the RAM a note above it.
+    small = _sweep_table("threshold", ["64k", "128k", "256k"], "rss_peak_bytes",
+                         [88 * KiB, 192 * KiB, 556 * KiB], ram="64M")  # fmt: skip
+    fig = _sweep_fig(small, ["rss_peak_bytes"])
+    ax = fig.axes[0]
+    assert ax.get_ylim()[1] < 1 * MiB
+    assert not any(line.get_ydata()[0] == 64 * MiB for line in ax.lines)
+    (note,) = [t for t in ax.texts if "RAM" in t.get_text()]
+    assert note.get_text() == "RAM (64 MiB) far above"
+    box = note.get_window_extent()
+    assert box.y0 >= ax.bbox.y1 and box.x1 <= fig.bbox.x1  # above the data, inside the figure
+    # Near the RAM the line stays: it is what the values are compared with.
+    near = _sweep_table("threshold", ["64k", "128k", "256k"], "rss_peak_bytes",
+                        [20 * MiB, 40 * MiB, 60 * MiB], ram="64M")  # fmt: skip
+    assert any(line.get_ydata()[0] == 64 * MiB for line in _sweep_fig(near, ["rss_peak_bytes"]).axes[0].lines)

@@ -298,6 +298,13 @@ def _plot_metric(
         if "ram" not in table.swept and any("rss" in n for n in names)
         else None
     )
+    if ram is not None and unit == "bytes" and values and max(values) < ram * _RAM_SHARE:
+        # Far below the RAM (the address_space sweep's few hundred KiB against 64 MiB), an axis up to
+        # the RAM line drew the values as a flat line at zero: the axis is the values', the RAM a note.
+        # Above the axes' top right corner, clear of the points (inside, it sat on the highest one).
+        axes[-1].text(1.0, 1.01, f"RAM ({format_size(ram)}) far above", transform=axes[-1].transAxes,
+                      ha="right", va="bottom", fontsize=8.5)  # fmt: skip
+        ram = None
     for ax in axes:
         if _axis_for(ax, unit, values) and ax is axes[0]:
             ax.set_ylabel(f"{ax.get_ylabel()} (log scale)")
@@ -377,6 +384,9 @@ HUE_DASHES: list[tuple[float, ...] | str] = [
     (3, 1, 1, 1),
     (1, 3),
 ]
+
+# An RSS axis reaches up to the RAM line only when the highest value is at least this share of it.
+_RAM_SHARE = 1 / 8
 
 # The characters of a legend label's line that fit the figure's right margin (8.5 pt text).
 _LEGEND_CHARS = 22
