@@ -1155,3 +1155,26 @@ def test_a_peak_rss_far_below_the_ram_is_drawn_to_its_own_scale() -> None:
     near = _sweep_table("threshold", ["64k", "128k", "256k"], "rss_peak_bytes",
                         [20 * MiB, 40 * MiB, 60 * MiB], ram="64M")  # fmt: skip
     assert any(line.get_ydata()[0] == 64 * MiB for line in _sweep_fig(near, ["rss_peak_bytes"]).axes[0].lines)
+
+
+def test_a_long_dotted_hue_name_breaks_at_its_dots_to_stay_inside_the_figure() -> None:
+    # A legend title has no spaces to wrap at: workload.lifetime.long_lived in one 10 pt line was
+    # wider than the figure's right margin.
+    key = "workload.lifetime.long_lived"
+    rows: list[dict[str, Any]] = []
+    for ll in ("0.01", "0.2"):
+        for t in ("64k", "128k", "256k"):
+            s = job_settings("threshold=" + t, f"{key}={ll}")
+            rows.append(
+                {"threshold": t, key: ll, "status": "ok", "_settings": s, "minflt": len(t) + float(ll)}
+            )
+    table = SweepTable(["threshold", key], rows, {"page_size": "4k"})
+    fig = Figure(figsize=(9.1, 4.3))
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=1.0 / 9.1, right=1 - 1.9 / 9.1)
+    with matplotlib.rc_context(STYLE):
+        assert _plot_metric(fig, table, ["minflt"], _X(table, "threshold"), key, None)
+        fig.canvas.draw()
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and legend.get_title().get_text() == "workload.lifetime.\nlong_lived"
+    assert legend.get_window_extent().x1 <= fig.bbox.x1

@@ -323,7 +323,7 @@ def _plot_metric(
         # made the legend wider than the margin, and its right part and its (centred) title fell off
         # the figure ("machine." of machine.load_control in the thrashing sweep).
         labels = [textwrap.fill(label, _LEGEND_CHARS) for label in labels]
-        axes[-1].legend(handles, labels, title=hue_title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+        axes[-1].legend(handles, labels, title=_wrap_key(hue_title), loc="upper left", bbox_to_anchor=(1.02, 1.0),
                         borderaxespad=0)  # fmt: skip
     elif marked is not None:
         axes[0].legend(handles=[marked], loc="best", fontsize=8.5)
@@ -390,6 +390,26 @@ _RAM_SHARE = 1 / 8
 
 # The characters of a legend label's line that fit the figure's right margin (8.5 pt text).
 _LEGEND_CHARS = 22
+
+
+def _wrap_key(key: str | None, width: int = 20) -> str | None:
+    """A dotted setting name broken after its dots into lines of at most ``width`` characters.
+
+    A legend title is 10 pt, wider than the labels: workload.lifetime.long_lived in one line is wider
+    than the figure's right margin, and a title has no spaces for textwrap to break at.
+    """
+    if key is None or len(key) <= width:
+        return key
+    lines = [""]
+    for part in key.split("."):
+        piece = part if not lines[-1] else "." + part
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines[-1] += "."
+            lines.append(part)
+        else:
+            lines[-1] += piece
+    return "\n".join(lines)
+
 
 STOPPED_LABEL = "stopped at duration (counts cover only part of the run)"
 
