@@ -1178,3 +1178,22 @@ def test_a_long_dotted_hue_name_breaks_at_its_dots_to_stay_inside_the_figure() -
     legend = fig.axes[0].get_legend()
     assert legend is not None and legend.get_title().get_text() == "workload.lifetime.\nlong_lived"
     assert legend.get_window_extent().x1 <= fig.bbox.x1
+
+
+def test_a_heap_snapshot_is_drawn_to_the_heap_it_had_then_not_the_heap_at_exit(tmp_path: Path) -> None:
+    # The heap grows from 100 KB at the snapshot to 2 MB at exit. maps/ is the exit's: the snapshot's
+    # map went on to the exit's size, and everything past its break read as heap in no chunk.
+    from vmexp.report.run_figures import _NOCHUNK
+
+    trace = tmp_path / "grow.trace"
+    trace.write_text(
+        "malloc 0 100000\ntouch 0\ncompute 50ms\n" + "".join(f"malloc {i} 100000\n" for i in range(1, 21))
+    )
+    d = _run_job(tmp_path, 0, ["workload=trace", f"workload.path={trace}", "heap_snapshots=[0.02s]",
+                               "figures=false"])  # fmt: skip
+    data = load_run(d)
+    with matplotlib.rc_context(STYLE):
+        fig = _heap_fig(data, "t", at=0.02)
+    assert fig is not None
+    codes = np.asarray(fig.axes[0].images[0].get_array())
+    assert not (codes == _NOCHUNK).any()  # every byte of the heap then was in a chunk

@@ -762,6 +762,21 @@ def _heap_bounds(maps: list[tuple[int, int, str, str]]) -> tuple[int, int] | Non
     return None
 
 
+def _heap_bounds_at(chunks: Table, at_exit: tuple[int, int]) -> tuple[int, int]:
+    """The brk heap of a snapshot: from its start to the end of its last chunk (the top chunk ends at the break).
+
+    maps/ is the address space at exit: the heap of a snapshot taken before it had grown to its
+    final size was drawn to the exit's size, and the addresses beyond its break read as heap in
+    no chunk (half of pid 1's map at t = 0.1 s of the default run).
+    """
+    lo, hi = at_exit
+    addr = chunks["addr"].astype(np.int64)
+    inside = (addr >= lo) & (addr < hi)
+    if not inside.any():
+        return at_exit
+    return lo, int((addr[inside] + chunks["size"].astype(np.int64)[inside]).max())
+
+
 def _mallinfo_of(chunks: Table) -> dict[str, int]:
     """The mallinfo2 figures a heap walk implies (for snapshots, which have no metrics.json entry)."""
     state, size = chunks["state"], chunks["size"]
@@ -845,7 +860,10 @@ def _heap_fig(data: RunData, title: str, at: float | None = None) -> Figure | No
     used: set[str] = set()
     for row, pid in enumerate(shown):
         chunks = by_pid[pid][np.argsort(by_pid[pid]["addr"], kind="stable")]
-        image, bpp, labels = heap_raster(chunks, _heap_bounds(data.maps.get(pid, [])))
+        bounds = _heap_bounds(data.maps.get(pid, []))
+        if at is not None and bounds is not None:
+            bounds = _heap_bounds_at(chunks, bounds)
+        image, bpp, labels = heap_raster(chunks, bounds)
         width = image.shape[1]
         ax = grid[row][0]
         ax.imshow(image, cmap=_CMAP, vmin=0, vmax=_SEPARATOR, aspect="auto", interpolation="nearest")
