@@ -345,3 +345,23 @@ def test_runs_too_short_for_their_sampling_say_so_under_the_time_series(results:
         assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.width
     finally:
         plt.close(fig)
+
+
+def test_a_one_letter_metric_name_is_spelled_out_below_the_bars(results: dict[str, Path]) -> None:
+    # Denning's L and S: the bars were labelled "L" and "S" and nothing said what they were.
+    import matplotlib.pyplot as plt
+
+    from vmexp.compare import _draw_runs
+
+    fig = _draw_runs(compare(results["fifo3"], results["fifo4"]))
+    try:
+        fig.canvas.draw()
+        bars_ax = fig.axes[0]
+        names = [t.get_text() for t in bars_ax.get_yticklabels() if t.get_text()]
+        assert "L" in names, names
+        (key,) = [t for t in bars_ax.texts if t.get_text().startswith("L: ") or "; L: " in t.get_text()]
+        assert "L: mean CPU time between major faults (L)" in key.get_text()
+        box = key.get_window_extent()
+        assert box.y0 >= 0 and box.x1 <= fig.bbox.x1  # inside the figure
+    finally:
+        plt.close(fig)

@@ -519,11 +519,16 @@ def _draw_runs(c: Comparison) -> Any:
         borderaxespad=0, borderpad=0,
     )  # fmt: skip
     zero = [str(n) for n in m.index if (m.loc[n, "A"] == 0) != (m.loc[n, "B"] == 0)]
-    if zero:
-        ax.annotate(
-            f"0 on one side only (not drawn): {', '.join(zero)}",
-            (0, 0), xycoords="axes fraction", xytext=(0, -64), textcoords="offset points", fontsize=8,
-        )  # fmt: skip
+    notes = [f"0 on one side only (not drawn): {', '.join(zero)}"] if zero else []
+    # A one-letter name (Denning's L and S) says nothing to a reader who does not know the rule:
+    # its metric's full label goes below, with the other notes.
+    letters = [
+        f"{lab}: {metric(str(n)).label}" for n, lab in zip(finite.index, labels, strict=True) if len(lab) <= 2
+    ]
+    notes += ["; ".join(letters)] if letters else []
+    for i, note in enumerate(notes):
+        ax.annotate(note, (0, 0), xycoords="axes fraction", xytext=(0, -64 - 12 * i), textcoords="offset points",
+                    fontsize=8)  # fmt: skip
 
     runs = {"A": Run(c.a), "B": Run(c.b)}
     sparse: list[str] = []  # sides with too few sample times for their steps to mean anything
