@@ -649,10 +649,13 @@ def _draw_sweeps(c: Comparison) -> Any:
     for ax in list(axes.flat)[len(chosen) :]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", fontsize=8.5, ncol=2)
+    # The key below the panels: at the top right it shared the title's line, and a figure of one
+    # or two panels is too narrow for both (the key covered "against sweep A").
+    height = fig.get_figheight()
+    fig.legend(handles, labels, loc="lower center", fontsize=8.5, ncol=2, bbox_to_anchor=(0.5, 0.05 / height))
     joined = f" over {', '.join(c.keys)}" if c.keys else ""
     fig.suptitle(f"Sweep B against sweep A{joined}", x=0.02, ha="left", fontsize=11, fontweight="bold")
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.tight_layout(rect=(0, 0.4 / height, 1, 0.94))
     return fig
 
 
