@@ -1197,3 +1197,19 @@ def test_a_heap_snapshot_is_drawn_to_the_heap_it_had_then_not_the_heap_at_exit(t
     assert fig is not None
     codes = np.asarray(fig.axes[0].images[0].get_array())
     assert not (codes == _NOCHUNK).any()  # every byte of the heap then was in a chunk
+
+
+def test_a_two_line_y_label_beside_wide_byte_ticks_stays_inside_the_figure() -> None:
+    # The threshold sweep's arena_bytes.png: "bytes of the brk heap at exit (arena)" in two lines
+    # beside "128 MiB" ticks needed more than the inch left of the axes; its first line was cut.
+    from vmexp.report.sweep_figures import _figure
+
+    table = _sweep_table("threshold", ["64k", "128k", "256k"], "arena_bytes", [17 * MiB, 34 * MiB, 125 * MiB])
+    fig = _figure(1, legend=False)
+    with matplotlib.rc_context(STYLE):
+        assert _plot_metric(fig, table, ["arena_bytes"], _X(table, "threshold"), None, None)
+        fig.canvas.draw()
+    label = fig.axes[0].yaxis.label
+    assert "\n" in label.get_text()  # the case: a label in two lines
+    assert "128 MiB" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert label.get_window_extent().x0 >= 0

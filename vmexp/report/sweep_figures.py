@@ -182,11 +182,16 @@ class _X:
             bytes_axis(ax, "x", log=self.log)
 
 
+# Inches left of the axes: a y label in two lines beside ticks as wide as "128 MiB" (the threshold
+# sweep's arena_bytes.png); with 1.0 inch its first line was cut at the figure's left edge.
+_LEFT = 1.15
+
+
 def _figure(ncols: int, height: float = 4.3, width: float = 6.2, legend: bool = True) -> Figure:
-    fig = Figure(figsize=(width * ncols + (1.9 if legend else 0.3) + 1.0, height))
+    fig = Figure(figsize=(width * ncols + (1.9 if legend else 0.3) + _LEFT, height))
     FigureCanvasAgg(fig)
     w = fig.get_figwidth()
-    fig.subplots_adjust(left=1.0 / w, right=1 - (1.9 if legend else 0.3) / w, top=1 - 0.6 / height,
+    fig.subplots_adjust(left=_LEFT / w, right=1 - (1.9 if legend else 0.3) / w, top=1 - 0.6 / height,
                         bottom=0.85 / height, wspace=0.18)  # fmt: skip
     return fig
 
@@ -330,10 +335,10 @@ def _plot_metric(
     what = ", ".join(metric(n).short for n in names) if group else metric(names[0]).label
     by = f" by {x.key}" + (f" and {hue}" if hue and not group else "") + (f", per {col}" if col else "")
     note = f"mean ± 1 sd over {table.seeds} seeds" if seeds else f"{table.ok} jobs"
-    width_chars = int((fig.get_figwidth() - 1.3) * 9.5)  # bold 11.5 pt: about 10 characters per inch
+    width_chars = int((fig.get_figwidth() - _LEFT - 0.3) * 9.5)  # bold 11.5 pt: about 10 characters per inch
     title = textwrap.fill(f"{what[0].upper() + what[1:]}{by} ({note})", width_chars)
     notes = [t for t in (_note(n) for n in names) if t]
-    caption = textwrap.fill(" ".join(notes), int((fig.get_figwidth() - 1.3) * 15)) if notes else ""
+    caption = textwrap.fill(" ".join(notes), int((fig.get_figwidth() - _LEFT - 0.3) * 15)) if notes else ""
     h = fig.get_figheight()
     lines = title.count("\n") + 1
     extra = 0.19 * (caption.count("\n") + 1) + 0.05 if caption else 0.0
@@ -343,10 +348,10 @@ def _plot_metric(
         top_in, bottom_in = (1 - fig.subplotpars.top) * h, fig.subplotpars.bottom * h
         h += extra
         fig.subplots_adjust(bottom=bottom_in / h, top=1 - top_in / h)
-    fig.suptitle(title, x=1.0 / fig.get_figwidth(), ha="left", y=1 - 0.12 / h, va="top", fontsize=11.5,
+    fig.suptitle(title, x=_LEFT / fig.get_figwidth(), ha="left", y=1 - 0.12 / h, va="top", fontsize=11.5,
                  fontweight="bold")  # fmt: skip
     if caption:
-        fig.text(1.0 / fig.get_figwidth(), 1 - (0.2 + 0.24 * lines) / h, caption, ha="left", va="top",
+        fig.text(_LEFT / fig.get_figwidth(), 1 - (0.2 + 0.24 * lines) / h, caption, ha="left", va="top",
                  fontsize=8.5, color="#333333")  # fmt: skip
     # Room for the title's lines, the caption (and the column titles) above the axes.
     fig.subplots_adjust(top=1 - (0.3 + 0.24 * lines + extra + (0.25 if col else 0)) / h)
