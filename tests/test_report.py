@@ -1213,3 +1213,14 @@ def test_a_two_line_y_label_beside_wide_byte_ticks_stays_inside_the_figure() -> 
     assert "\n" in label.get_text()  # the case: a label in two lines
     assert "128 MiB" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert label.get_window_extent().x0 >= 0
+
+
+def test_the_swap_panel_of_a_zram_run_says_zram() -> None:
+    # metrics.json has a "zram" section only when machine.swap_device=zram; the figure said "swap"
+    # whatever the device, and a zram run read as one swapping to a disk.
+    procs = [_proc(1, "p")]
+    data = _run_data(Path("/nonexistent"), procs)
+    with matplotlib.rc_context(STYLE):
+        assert _memory_fig(data, "t").axes[1].get_ylabel() == "swap\n(stacked by pid)"
+        data.metrics["system"]["zram"] = {"stored_bytes_peak": 0, "pool_bytes_peak": 0, "pool_bytes": 0}
+        assert _memory_fig(data, "t").axes[1].get_ylabel() == "swap on zram\n(stacked by pid)"

@@ -548,7 +548,9 @@ def _memory_fig(data: RunData, title: str) -> Figure:
     if not system.empty:
         mid.plot(system["time_s"], system["swap_used_bytes"], color="black", linewidth=1.2,
                  drawstyle="steps-post", label="swap slots in use\n(system, incl.\nswap cache)")  # fmt: skip
-    mid.set_ylabel("swap\n(stacked by pid)")
+    # zram swaps into compressed RAM, not a device: the panel says so (the title, the same for any
+    # device, did not, and a zram run's figure read as one on a disk).
+    mid.set_ylabel("swap on zram\n(stacked by pid)" if "zram" in s else "swap\n(stacked by pid)")
     mid.set_ylim(bottom=0)
     if int(s.get("swap_bytes", 1)) == 0:  # an empty panel would read as "nothing was swapped"
         mid.text(0.5, 0.5, "no swap space (swap=0): anonymous pages cannot leave RAM",
