@@ -345,3 +345,44 @@ def test_runs_too_short_for_their_sampling_say_so_under_the_time_series(results:
         assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.width
     finally:
         plt.close(fig)
+
+
+def test_a_one_letter_metric_name_is_spelled_out_below_the_bars(results: dict[str, Path]) -> None:
+    # Denning's L and S: the bars were labelled "L" and "S" and nothing said what they were.
+    import matplotlib.pyplot as plt
+
+    from vmexp.compare import _draw_runs
+
+    fig = _draw_runs(compare(results["fifo3"], results["fifo4"]))
+    try:
+        fig.canvas.draw()
+        bars_ax = fig.axes[0]
+        names = [t.get_text() for t in bars_ax.get_yticklabels() if t.get_text()]
+        assert "L" in names, names
+        (key,) = [t for t in bars_ax.texts if t.get_text().startswith("L: ") or "; L: " in t.get_text()]
+        assert "L: mean CPU time between major faults (L)" in key.get_text()
+        box = key.get_window_extent()
+        assert box.y0 >= 0 and box.x1 <= fig.bbox.x1  # inside the figure
+    finally:
+        plt.close(fig)
+
+
+def test_the_sweep_figures_key_does_not_cover_its_title(sweeps: dict[str, Path]) -> None:
+    # A figure of one or two panels is narrow: the key, at the top right, sat on the title's line
+    # and covered "against sweep A".
+    import matplotlib.pyplot as plt
+
+    from vmexp.compare import _draw_sweeps
+
+    fig = _draw_sweeps(compare(sweeps["fifo"], sweeps["fifo"]))  # nothing differs: one panel
+    try:
+        fig.canvas.draw()
+        assert len([ax for ax in fig.axes if ax.get_visible()]) == 1
+        key = fig.legends[0].get_window_extent()
+        title = fig.get_suptitle()
+        assert title.startswith("Sweep B against sweep A")
+        assert not key.overlaps(fig._suptitle.get_window_extent())  # type: ignore[union-attr]
+        assert all(not key.overlaps(ax.get_window_extent()) for ax in fig.axes if ax.get_visible())
+        assert fig.bbox.x0 <= key.x0 and key.x1 <= fig.bbox.x1 and key.y0 >= fig.bbox.y0
+    finally:
+        plt.close(fig)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -1019,3 +1020,207 @@ def test_a_sweep_figures_axis_label_stays_inside_the_figure(name: str) -> None:
     box = label.get_window_extent(fig.canvas.get_renderer())  # type: ignore[attr-defined]
     assert box.x0 >= 0 and box.y0 >= 0 and box.y1 <= fig.bbox.height, (label.get_text(), box)
     assert label.get_text().replace("\n", " ").startswith((metric(name).label, metric(name).short))
+
+
+def test_hues_that_coincide_stay_apart_by_marker_and_dashes() -> None:
+    # Belady's sweep: fifo, lru and opt all take 5 faults from 5 frames on. Drawn as three solid lines
+    # with round markers, opt's (drawn last) hid the other two, and the figure seemed to have one policy.
+    rows: list[dict[str, Any]] = []
+    for policy in ("fifo", "lru", "opt"):
+        for threshold in ("64k", "128k", "256k"):
+            s = job_settings("threshold=" + threshold, "policy=" + policy)
+            faults = 6 if (policy, threshold) == ("fifo", "64k") else 5  # (a constant metric is not drawn)
+            rows.append(
+                {"threshold": threshold, "policy": policy, "status": "ok", "faults": faults, "_settings": s}
+            )
+    table = SweepTable(["threshold", "policy"], rows, {"page_size": "4k"})
+    fig = Figure(figsize=(8, 4.3))
+    FigureCanvasAgg(fig)
+    with matplotlib.rc_context(STYLE):
+        assert _plot_metric(fig, table, ["faults"], _X(table, "threshold"), "policy", None)
+        fig.canvas.draw()
+    ax = fig.axes[0]
+    drawn = [line for line in ax.lines if len(line.get_xdata()) == 3]
+    assert len(drawn) == 3
+    assert len({line.get_marker() for line in drawn}) == 3
+    assert sum(line.get_linestyle() == "-" for line in drawn) <= 1  # the others dashed: the one below shows
+    legend = [leg for leg in fig.legends + [a.get_legend() for a in fig.axes] if leg is not None]
+    handles = [h for leg in legend for h in leg.legend_handles if getattr(h, "get_marker", None)]
+    assert len({h.get_marker() for h in handles}) == 3  # the legend shows which marker is which policy
+
+
+def _area(ax: Any) -> float:
+    """The area under an axes' stacked areas (shoelace over each polygon), in data units."""
+    total = 0.0
+    for coll in ax.collections:
+        for path in coll.get_paths():
+            x, y = path.vertices[:, 0], path.vertices[:, 1]
+            total += abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))) / 2
+    return total
+
+
+def test_fault_rates_drawn_over_the_run_add_up_to_its_faults(tmp_path: Path) -> None:
+    # 4 MiB written and read back through a 1 MiB group: 37 ms, sampled every 10 ms. The rate of the
+    # last window (30 ms to the exit) was drawn with no width: the figure showed 1,642 of the 1,916
+    # minor faults its title gave, and 94 of the 133 major ones.
+    trace = tmp_path / "seq.trace"
+    trace.write_text("malloc 1 4M\ntouch 1 0 4194288 w\ntouch 1 0 4194288 r\n")
+    d = _run_job(tmp_path, 0, ["workload=trace", f"workload.path={trace}", "cgroup.memory_max=1M",
+                               "cgroup.image=0", "cgroup.kernel=0", "figures=false"])  # fmt: skip
+    data = load_run(d)
+    assert too_short(data) is None
+    with matplotlib.rc_context(STYLE):
+        fig = _faults_fig(data, "t")
+    for ax, key in zip(fig.axes[:2], ("minflt", "majflt"), strict=True):
+        total = sum(int(p[key]) for p in data.metrics["processes"])
+        assert total > 0 and _area(ax) == pytest.approx(total, rel=1e-6), key
+
+
+def test_the_memory_figure_marks_each_oom_kill_with_its_victim(tmp_path: Path) -> None:
+    # 8 MiB, no swap: the OOM killer kills all four processes, the last one at the end of the run.
+    # The figure showed their RSS stop as if they had finished.
+    d = _run_job(tmp_path, 0, ["swap=0", "ram=8M", "duration=0.5s", "figures=false"])
+    data = load_run(d)
+    kills = data.metrics["system"]["oom_kill_log"]
+    assert len(kills) >= 2
+    with matplotlib.rc_context(STYLE):
+        fig = _memory_fig(data, "t")
+        fig.canvas.draw()
+    top = fig.axes[0]
+    labels = [t.get_text() for t in top.get_legend().get_texts()]
+    assert f"OOM kill ({len(kills)}),\nvictim's pid beside it" in labels, labels
+    pids = [t for t in top.texts if t.get_text() in {str(k["pid"]) for k in kills}]
+    assert sorted(t.get_text() for t in pids) == sorted(str(k["pid"]) for k in kills)
+    legend = top.get_legend().get_window_extent()
+    for t in pids:  # each pid readable: inside the axes' width, clear of the legend
+        box = t.get_window_extent()
+        assert top.bbox.x0 <= box.x0 and box.x1 <= top.bbox.x1 and not box.overlaps(legend), t.get_text()
+
+
+def test_the_faults_figure_of_many_processes_says_what_its_shades_mean() -> None:
+    # 40 processes: too many to name in a legend, so the stacks are shades of one ramp. The memory
+    # figure said "dark = low pid"; the faults figure had no key at all.
+    procs = [_proc(pid, f"p{pid}") for pid in range(1, 41)]
+    data = _run_data(Path("/nonexistent"), procs)
+    with matplotlib.rc_context(STYLE):
+        faults = _faults_fig(data, "t")
+        memory = _memory_fig(data, "t")
+    for fig in (faults, memory):
+        assert "40 processes\nstacked by pid\n(dark = low pid)" in [t.get_text() for t in fig.axes[0].texts]
+    few = _run_data(Path("/nonexistent"), procs[:3])
+    with matplotlib.rc_context(STYLE):
+        assert not _faults_fig(few, "t").axes[0].texts  # a legend names them
+
+
+def test_a_hue_legend_with_stopped_jobs_stays_inside_the_figure() -> None:
+    # The thrashing sweep's cpu_utilization.png: hue machine.load_control, two jobs stopped at
+    # duration. The legend was wider than the figure's margin: its title read "machine." and the
+    # stopped label was cut at "(co".
+    rows: list[dict[str, Any]] = []
+    for lc in ("none", "ws"):
+        for n in ("1", "2", "4", "8"):
+            s = job_settings("nprocs=" + n, "machine.load_control=" + lc)
+            status = "stopped" if (lc, n) == ("none", "8") else "ok"
+            rows.append({"nprocs": n, "machine.load_control": lc, "status": status, "_settings": s,
+                         "cpu_utilization": 0.1 * int(n) + (0.05 if lc == "ws" else 0)})  # fmt: skip
+    table = SweepTable(["nprocs", "machine.load_control"], rows, {"page_size": "4k"})
+    fig = Figure(figsize=(9.1, 4.3))  # as _figure(1) makes it: 6.2 + 1.9 + 1.0 inches
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=1.0 / 9.1, right=1 - 1.9 / 9.1)
+    with matplotlib.rc_context(STYLE):
+        assert _plot_metric(
+            fig, table, ["cpu_utilization"], _X(table, "nprocs"), "machine.load_control", None
+        )
+        fig.canvas.draw()
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and legend.get_title().get_text() == "machine.load_control"
+    box = legend.get_window_extent()
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, (box, fig.bbox)
+
+
+def test_a_peak_rss_far_below_the_ram_is_drawn_to_its_own_scale() -> None:
+    # The address_space sweep: a few hundred KiB of RSS on 64 MiB of RAM. The axis went up to the
+    # RAM line and the values lay flat on zero; now the axis is theirs and the RAM a note above it.
+    small = _sweep_table("threshold", ["64k", "128k", "256k"], "rss_peak_bytes",
+                         [88 * KiB, 192 * KiB, 556 * KiB], ram="64M")  # fmt: skip
+    fig = _sweep_fig(small, ["rss_peak_bytes"])
+    ax = fig.axes[0]
+    assert ax.get_ylim()[1] < 1 * MiB
+    assert not any(line.get_ydata()[0] == 64 * MiB for line in ax.lines)
+    (note,) = [t for t in ax.texts if "RAM" in t.get_text()]
+    assert note.get_text() == "RAM (64 MiB) far above"
+    box = note.get_window_extent()
+    assert box.y0 >= ax.bbox.y1 and box.x1 <= fig.bbox.x1  # above the data, inside the figure
+    # Near the RAM the line stays: it is what the values are compared with.
+    near = _sweep_table("threshold", ["64k", "128k", "256k"], "rss_peak_bytes",
+                        [20 * MiB, 40 * MiB, 60 * MiB], ram="64M")  # fmt: skip
+    assert any(line.get_ydata()[0] == 64 * MiB for line in _sweep_fig(near, ["rss_peak_bytes"]).axes[0].lines)
+
+
+def test_a_long_dotted_hue_name_breaks_at_its_dots_to_stay_inside_the_figure() -> None:
+    # A legend title has no spaces to wrap at: workload.lifetime.long_lived in one 10 pt line was
+    # wider than the figure's right margin.
+    key = "workload.lifetime.long_lived"
+    rows: list[dict[str, Any]] = []
+    for ll in ("0.01", "0.2"):
+        for t in ("64k", "128k", "256k"):
+            s = job_settings("threshold=" + t, f"{key}={ll}")
+            rows.append(
+                {"threshold": t, key: ll, "status": "ok", "_settings": s, "minflt": len(t) + float(ll)}
+            )
+    table = SweepTable(["threshold", key], rows, {"page_size": "4k"})
+    fig = Figure(figsize=(9.1, 4.3))
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=1.0 / 9.1, right=1 - 1.9 / 9.1)
+    with matplotlib.rc_context(STYLE):
+        assert _plot_metric(fig, table, ["minflt"], _X(table, "threshold"), key, None)
+        fig.canvas.draw()
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and legend.get_title().get_text() == "workload.lifetime.\nlong_lived"
+    assert legend.get_window_extent().x1 <= fig.bbox.x1
+
+
+def test_a_heap_snapshot_is_drawn_to_the_heap_it_had_then_not_the_heap_at_exit(tmp_path: Path) -> None:
+    # The heap grows from 100 KB at the snapshot to 2 MB at exit. maps/ is the exit's: the snapshot's
+    # map went on to the exit's size, and everything past its break read as heap in no chunk.
+    from vmexp.report.run_figures import _NOCHUNK
+
+    trace = tmp_path / "grow.trace"
+    trace.write_text(
+        "malloc 0 100000\ntouch 0\ncompute 50ms\n" + "".join(f"malloc {i} 100000\n" for i in range(1, 21))
+    )
+    d = _run_job(tmp_path, 0, ["workload=trace", f"workload.path={trace}", "heap_snapshots=[0.02s]",
+                               "figures=false"])  # fmt: skip
+    data = load_run(d)
+    with matplotlib.rc_context(STYLE):
+        fig = _heap_fig(data, "t", at=0.02)
+    assert fig is not None
+    codes = np.asarray(fig.axes[0].images[0].get_array())
+    assert not (codes == _NOCHUNK).any()  # every byte of the heap then was in a chunk
+
+
+def test_a_two_line_y_label_beside_wide_byte_ticks_stays_inside_the_figure() -> None:
+    # The threshold sweep's arena_bytes.png: "bytes of the brk heap at exit (arena)" in two lines
+    # beside "128 MiB" ticks needed more than the inch left of the axes; its first line was cut.
+    from vmexp.report.sweep_figures import _figure
+
+    table = _sweep_table("threshold", ["64k", "128k", "256k"], "arena_bytes", [17 * MiB, 34 * MiB, 125 * MiB])
+    fig = _figure(1, legend=False)
+    with matplotlib.rc_context(STYLE):
+        assert _plot_metric(fig, table, ["arena_bytes"], _X(table, "threshold"), None, None)
+        fig.canvas.draw()
+    label = fig.axes[0].yaxis.label
+    assert "\n" in label.get_text()  # the case: a label in two lines
+    assert "128 MiB" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert label.get_window_extent().x0 >= 0
+
+
+def test_the_swap_panel_of_a_zram_run_says_zram() -> None:
+    # metrics.json has a "zram" section only when machine.swap_device=zram; the figure said "swap"
+    # whatever the device, and a zram run read as one swapping to a disk.
+    procs = [_proc(1, "p")]
+    data = _run_data(Path("/nonexistent"), procs)
+    with matplotlib.rc_context(STYLE):
+        assert _memory_fig(data, "t").axes[1].get_ylabel() == "swap\n(stacked by pid)"
+        data.metrics["system"]["zram"] = {"stored_bytes_peak": 0, "pool_bytes_peak": 0, "pool_bytes": 0}
+        assert _memory_fig(data, "t").axes[1].get_ylabel() == "swap on zram\n(stacked by pid)"

@@ -519,11 +519,16 @@ def _draw_runs(c: Comparison) -> Any:
         borderaxespad=0, borderpad=0,
     )  # fmt: skip
     zero = [str(n) for n in m.index if (m.loc[n, "A"] == 0) != (m.loc[n, "B"] == 0)]
-    if zero:
-        ax.annotate(
-            f"0 on one side only (not drawn): {', '.join(zero)}",
-            (0, 0), xycoords="axes fraction", xytext=(0, -64), textcoords="offset points", fontsize=8,
-        )  # fmt: skip
+    notes = [f"0 on one side only (not drawn): {', '.join(zero)}"] if zero else []
+    # A one-letter name (Denning's L and S) says nothing to a reader who does not know the rule:
+    # its metric's full label goes below, with the other notes.
+    letters = [
+        f"{lab}: {metric(str(n)).label}" for n, lab in zip(finite.index, labels, strict=True) if len(lab) <= 2
+    ]
+    notes += ["; ".join(letters)] if letters else []
+    for i, note in enumerate(notes):
+        ax.annotate(note, (0, 0), xycoords="axes fraction", xytext=(0, -64 - 12 * i), textcoords="offset points",
+                    fontsize=8)  # fmt: skip
 
     runs = {"A": Run(c.a), "B": Run(c.b)}
     sparse: list[str] = []  # sides with too few sample times for their steps to mean anything
@@ -644,10 +649,13 @@ def _draw_sweeps(c: Comparison) -> Any:
     for ax in list(axes.flat)[len(chosen) :]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", fontsize=8.5, ncol=2)
+    # The key below the panels: at the top right it shared the title's line, and a figure of one
+    # or two panels is too narrow for both (the key covered "against sweep A").
+    height = fig.get_figheight()
+    fig.legend(handles, labels, loc="lower center", fontsize=8.5, ncol=2, bbox_to_anchor=(0.5, 0.05 / height))
     joined = f" over {', '.join(c.keys)}" if c.keys else ""
     fig.suptitle(f"Sweep B against sweep A{joined}", x=0.02, ha="left", fontsize=11, fontweight="bold")
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.tight_layout(rect=(0, 0.4 / height, 1, 0.94))
     return fig
 
 

@@ -461,6 +461,13 @@ def _stack(
     )
 
 
+def _many_processes_note(ax: Axes, pids: list[int], y: float) -> None:
+    """What the colours mean when there are too many processes to name in a legend (_stack)."""
+    if len(pids) > _MAX_LEGEND:
+        ax.text(1.01, y, f"{len(pids)} processes\nstacked by pid\n(dark = low pid)", transform=ax.transAxes,
+                va="top", fontsize=8.5)  # fmt: skip
+
+
 def _memory_end_state(data: RunData, title: str, why: str) -> Figure:
     s = data.metrics["system"]
     notes = [
@@ -476,6 +483,30 @@ def _memory_end_state(data: RunData, title: str, why: str) -> Figure:
     ]
     return _end_state(data, f"Memory at the end of the run — {title}", why, series, "bytes", notes,
                       ram=int(s["ram_bytes"]))  # fmt: skip
+
+
+# Up to this many OOM kills get their victim's pid written beside their mark.
+_MAX_KILL_LABELS = 12
+
+
+def _mark_oom_kills(ax: Axes, kills: list[dict[str, Any]], y: float, end_s: float) -> None:
+    """A mark at each OOM kill, above the RSS it ended, with the victim's pid.
+
+    Without them a killed process's RSS just stopped, as if it had finished: a run whose four
+    processes were all OOM-killed looked like four processes that ran to completion.
+    """
+    if not kills:
+        return
+    times = [float(k["time_s"]) for k in kills]
+    # Not clipped: the last process is often killed at the very end of the run, on the axes' edge.
+    ax.scatter(times, [y] * len(times), marker="v", s=42, color="#aa0000", zorder=5, clip_on=False,
+               label=f"OOM kill ({len(kills)}),\nvictim's pid beside it")  # fmt: skip
+    if len(kills) <= _MAX_KILL_LABELS:
+        end = max(max(times), end_s)
+        for t, k in zip(times, kills, strict=True):
+            left = t > 0.9 * end  # near the right edge the pid goes to the left, clear of the legend
+            ax.annotate(str(k["pid"]), (t, y), xytext=(-5 if left else 5, 0), textcoords="offset points",
+                        ha="right" if left else "left", va="center", fontsize=8, color="#aa0000")  # fmt: skip
 
 
 def _memory_fig(data: RunData, title: str) -> Figure:
@@ -506,19 +537,20 @@ def _memory_fig(data: RunData, title: str) -> Figure:
         top.axhline(limit, color="#aa0000", linestyle="-.", linewidth=1.3,
                     label=f"memory cgroup limit\n({format_size(limit)}: RSS, page\ntables, kernel memory)")  # fmt: skip
     top.set_ylim(0, scale * 1.12)
+    _mark_oom_kills(top, s.get("oom_kill_log") or [], scale * 1.06, data.end_s)
     top.set_ylabel("resident memory (RSS)")
     bytes_axis(top)
     top.set_title(f"Memory over time — {title}", loc="left")
     _outside_legend(top, title="RSS, stacked\n(pid name)", ncol=1 if len(pids) <= 5 else 2)
-    if len(pids) > _MAX_LEGEND:
-        top.text(1.01, 0.6, f"{len(pids)} processes\nstacked by pid\n(dark = low pid)", transform=top.transAxes,
-                 va="top", fontsize=8.5)  # fmt: skip
+    _many_processes_note(top, pids, 0.6)
 
     _stack(mid, *_wide(procs, "swap_bytes", pids), data, colors)
     if not system.empty:
         mid.plot(system["time_s"], system["swap_used_bytes"], color="black", linewidth=1.2,
                  drawstyle="steps-post", label="swap slots in use\n(system, incl.\nswap cache)")  # fmt: skip
-    mid.set_ylabel("swap\n(stacked by pid)")
+    # zram swaps into compressed RAM, not a device: the panel says so (the title, the same for any
+    # device, did not, and a zram run's figure read as one on a disk).
+    mid.set_ylabel("swap on zram\n(stacked by pid)" if "zram" in s else "swap\n(stacked by pid)")
     mid.set_ylim(bottom=0)
     if int(s.get("swap_bytes", 1)) == 0:  # an empty panel would read as "nothing was swapped"
         mid.text(0.5, 0.5, "no swap space (swap=0): anonymous pages cannot leave RAM",
@@ -618,11 +650,17 @@ def _faults_fig(data: RunData, title: str) -> Figure:
     times = data.sample_times
     interval = float(np.median(np.diff(times))) if len(times) > 1 else end
     window = max(interval, end / _RATE_WINDOWS)
-    grid = np.arange(0.0, end + window, window)
+    # Windows from 0 to the end of the run, the last one cut short by the end. Each rate is drawn
+    # from its window's start to the next start (step "post"), so the last rate is repeated at the
+    # end: drawn at the windows' starts only, the last window had no width, and a run of a few
+    # samples (the last one at its exit) lost the faults of its last window (39 of 133 major faults).
+    starts = np.arange(0.0, end, window)
+    grid = np.append(starts[starts < end - window / 1000], end)  # (no sliver of a window by rounding)
     total = {k: sum(int(p[k]) for p in data.metrics["processes"]) for k in ("minflt", "majflt")}
     by_pid = {pid: procs[procs["pid"] == pid] for pid in pids}
     for ax, col, what in zip(axes, ("minflt", "majflt"), ("minor", "major"), strict=True):
-        _stack(ax, grid[:-1], {pid: _rates(by_pid[pid], col, grid) for pid in pids}, data, colors)
+        rates = {pid: _rates(by_pid[pid], col, grid) for pid in pids}
+        _stack(ax, grid, {pid: np.append(r, r[-1:]) for pid, r in rates.items()}, data, colors)
         ax.set_ylabel(f"{what} faults / s\n(stacked by pid)")
         ax.set_ylim(bottom=0)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _rate_tick(v)))
@@ -630,6 +668,8 @@ def _faults_fig(data: RunData, title: str) -> Figure:
     fig.suptitle(f"Page faults over time — {title}", x=1.05 / 10, y=1 - 0.1 / 6.6, ha="left", va="top",
                  fontsize=11, fontweight="bold")  # fmt: skip
     _outside_legend(axes[0], title="pid name")
+    # Without it, 40 processes' shades of viridis had no key at all (the memory figure had one).
+    _many_processes_note(axes[0], pids, 1.0)
     axes[1].set_xlabel(f"simulated time (rates averaged over {_duration(window)} windows)")
     seconds_axis(axes[1], "x")
     axes[1].set_xlim(0, end)
@@ -724,6 +764,21 @@ def _heap_bounds(maps: list[tuple[int, int, str, str]]) -> tuple[int, int] | Non
     return None
 
 
+def _heap_bounds_at(chunks: Table, at_exit: tuple[int, int]) -> tuple[int, int]:
+    """The brk heap of a snapshot: from its start to the end of its last chunk (the top chunk ends at the break).
+
+    maps/ is the address space at exit: the heap of a snapshot taken before it had grown to its
+    final size was drawn to the exit's size, and the addresses beyond its break read as heap in
+    no chunk (half of pid 1's map at t = 0.1 s of the default run).
+    """
+    lo, hi = at_exit
+    addr = chunks["addr"].astype(np.int64)
+    inside = (addr >= lo) & (addr < hi)
+    if not inside.any():
+        return at_exit
+    return lo, int((addr[inside] + chunks["size"].astype(np.int64)[inside]).max())
+
+
 def _mallinfo_of(chunks: Table) -> dict[str, int]:
     """The mallinfo2 figures a heap walk implies (for snapshots, which have no metrics.json entry)."""
     state, size = chunks["state"], chunks["size"]
@@ -807,7 +862,10 @@ def _heap_fig(data: RunData, title: str, at: float | None = None) -> Figure | No
     used: set[str] = set()
     for row, pid in enumerate(shown):
         chunks = by_pid[pid][np.argsort(by_pid[pid]["addr"], kind="stable")]
-        image, bpp, labels = heap_raster(chunks, _heap_bounds(data.maps.get(pid, [])))
+        bounds = _heap_bounds(data.maps.get(pid, []))
+        if at is not None and bounds is not None:
+            bounds = _heap_bounds_at(chunks, bounds)
+        image, bpp, labels = heap_raster(chunks, bounds)
         width = image.shape[1]
         ax = grid[row][0]
         ax.imshow(image, cmap=_CMAP, vmin=0, vmax=_SEPARATOR, aspect="auto", interpolation="nearest")

@@ -182,11 +182,16 @@ class _X:
             bytes_axis(ax, "x", log=self.log)
 
 
+# Inches left of the axes: a y label in two lines beside ticks as wide as "128 MiB" (the threshold
+# sweep's arena_bytes.png); with 1.0 inch its first line was cut at the figure's left edge.
+_LEFT = 1.15
+
+
 def _figure(ncols: int, height: float = 4.3, width: float = 6.2, legend: bool = True) -> Figure:
-    fig = Figure(figsize=(width * ncols + (1.9 if legend else 0.3) + 1.0, height))
+    fig = Figure(figsize=(width * ncols + (1.9 if legend else 0.3) + _LEFT, height))
     FigureCanvasAgg(fig)
     w = fig.get_figwidth()
-    fig.subplots_adjust(left=1.0 / w, right=1 - (1.9 if legend else 0.3) / w, top=1 - 0.6 / height,
+    fig.subplots_adjust(left=_LEFT / w, right=1 - (1.9 if legend else 0.3) / w, top=1 - 0.6 / height,
                         bottom=0.85 / height, wspace=0.18)  # fmt: skip
     return fig
 
@@ -249,9 +254,17 @@ def _plot_metric(
         ax.set_xlabel(x.title())
         ax.set_ylabel(" ")
         if x.numeric:
-            sns.lineplot(
-                **common, marker="o", markersize=6, linewidth=1.8, err_style="band" if x.numeric else "bars"
-            )
+            if has_hue and len(hue_order) <= len(HUE_MARKERS):
+                # Each hue its own marker and dash pattern as well as its colour: where hues coincide
+                # (Belady's policies at 5 frames and more, i386 and x86_64 below 2.8 GiB) the line
+                # drawn last hid the others, and a reader saw one policy where there were three.
+                n = len(hue_order)
+                common.update(
+                    style="_hue", style_order=hue_order, markers=HUE_MARKERS[:n], dashes=HUE_DASHES[:n]
+                )
+            else:
+                common.update(marker="o")
+            sns.lineplot(**common, markersize=6, linewidth=1.8, err_style="band")
         else:
             log = unit != "ratio" and spans_orders(values)
             if log:
@@ -290,6 +303,13 @@ def _plot_metric(
         if "ram" not in table.swept and any("rss" in n for n in names)
         else None
     )
+    if ram is not None and unit == "bytes" and values and max(values) < ram * _RAM_SHARE:
+        # Far below the RAM (the address_space sweep's few hundred KiB against 64 MiB), an axis up to
+        # the RAM line drew the values as a flat line at zero: the axis is the values', the RAM a note.
+        # Above the axes' top right corner, clear of the points (inside, it sat on the highest one).
+        axes[-1].text(1.0, 1.01, f"RAM ({format_size(ram)}) far above", transform=axes[-1].transAxes,
+                      ha="right", va="bottom", fontsize=8.5)  # fmt: skip
+        ram = None
     for ax in axes:
         if _axis_for(ax, unit, values) and ax is axes[0]:
             ax.set_ylabel(f"{ax.get_ylabel()} (log scale)")
@@ -304,17 +324,21 @@ def _plot_metric(
         handles, labels = axes[0].get_legend_handles_labels()
         if marked is not None and STOPPED_LABEL not in labels:
             handles, labels = [*handles, marked], [*labels, STOPPED_LABEL]
-        axes[-1].legend(handles, labels, title=hue_title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+        # Labels wrapped to the 1.9 inches right of the axes: in one line, the stopped-at-duration label
+        # made the legend wider than the margin, and its right part and its (centred) title fell off
+        # the figure ("machine." of machine.load_control in the thrashing sweep).
+        labels = [textwrap.fill(label, _LEGEND_CHARS) for label in labels]
+        axes[-1].legend(handles, labels, title=_wrap_key(hue_title), loc="upper left", bbox_to_anchor=(1.02, 1.0),
                         borderaxespad=0)  # fmt: skip
     elif marked is not None:
         axes[0].legend(handles=[marked], loc="best", fontsize=8.5)
     what = ", ".join(metric(n).short for n in names) if group else metric(names[0]).label
     by = f" by {x.key}" + (f" and {hue}" if hue and not group else "") + (f", per {col}" if col else "")
     note = f"mean ± 1 sd over {table.seeds} seeds" if seeds else f"{table.ok} jobs"
-    width_chars = int((fig.get_figwidth() - 1.3) * 9.5)  # bold 11.5 pt: about 10 characters per inch
+    width_chars = int((fig.get_figwidth() - _LEFT - 0.3) * 9.5)  # bold 11.5 pt: about 10 characters per inch
     title = textwrap.fill(f"{what[0].upper() + what[1:]}{by} ({note})", width_chars)
     notes = [t for t in (_note(n) for n in names) if t]
-    caption = textwrap.fill(" ".join(notes), int((fig.get_figwidth() - 1.3) * 15)) if notes else ""
+    caption = textwrap.fill(" ".join(notes), int((fig.get_figwidth() - _LEFT - 0.3) * 15)) if notes else ""
     h = fig.get_figheight()
     lines = title.count("\n") + 1
     extra = 0.19 * (caption.count("\n") + 1) + 0.05 if caption else 0.0
@@ -324,10 +348,10 @@ def _plot_metric(
         top_in, bottom_in = (1 - fig.subplotpars.top) * h, fig.subplotpars.bottom * h
         h += extra
         fig.subplots_adjust(bottom=bottom_in / h, top=1 - top_in / h)
-    fig.suptitle(title, x=1.0 / fig.get_figwidth(), ha="left", y=1 - 0.12 / h, va="top", fontsize=11.5,
+    fig.suptitle(title, x=_LEFT / fig.get_figwidth(), ha="left", y=1 - 0.12 / h, va="top", fontsize=11.5,
                  fontweight="bold")  # fmt: skip
     if caption:
-        fig.text(1.0 / fig.get_figwidth(), 1 - (0.2 + 0.24 * lines) / h, caption, ha="left", va="top",
+        fig.text(_LEFT / fig.get_figwidth(), 1 - (0.2 + 0.24 * lines) / h, caption, ha="left", va="top",
                  fontsize=8.5, color="#333333")  # fmt: skip
     # Room for the title's lines, the caption (and the column titles) above the axes.
     fig.subplots_adjust(top=1 - (0.3 + 0.24 * lines + extra + (0.25 if col else 0)) / h)
@@ -351,6 +375,45 @@ def fit_axis_label(text: str, label: str, short: str, ax: Axes) -> str:
         return text
     wrapped = textwrap.wrap(text, width)
     return "\n".join(wrapped) if len(wrapped) <= 2 else text.replace(label, short, 1)
+
+
+# Markers and dash patterns of the hues of a line plot, in hue order (see _plot_metric).
+HUE_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+HUE_DASHES: list[tuple[float, ...] | str] = [
+    "",
+    (4, 2),
+    (1, 1.5),
+    (6, 2, 1, 2),
+    (2, 2),
+    (8, 3),
+    (3, 1, 1, 1),
+    (1, 3),
+]
+
+# An RSS axis reaches up to the RAM line only when the highest value is at least this share of it.
+_RAM_SHARE = 1 / 8
+
+# The characters of a legend label's line that fit the figure's right margin (8.5 pt text).
+_LEGEND_CHARS = 22
+
+
+def _wrap_key(key: str | None, width: int = 20) -> str | None:
+    """A dotted setting name broken after its dots into lines of at most ``width`` characters.
+
+    A legend title is 10 pt, wider than the labels: workload.lifetime.long_lived in one line is wider
+    than the figure's right margin, and a title has no spaces for textwrap to break at.
+    """
+    if key is None or len(key) <= width:
+        return key
+    lines = [""]
+    for part in key.split("."):
+        piece = part if not lines[-1] else "." + part
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines[-1] += "."
+            lines.append(part)
+        else:
+            lines[-1] += piece
+    return "\n".join(lines)
 
 
 STOPPED_LABEL = "stopped at duration (counts cover only part of the run)"
