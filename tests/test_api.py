@@ -132,6 +132,16 @@ def test_an_out_dir_with_a_backslash_and_a_quote_is_the_directory_written(tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 
+def test_an_out_dir_with_an_interpolation_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    # Hydra resolves the output directory a second time (hydra.runtime.output_dir), where no escape
+    # survives: the run used to fail with "Interpolation key 'x' not found" after composing.
+    with pytest.raises(vmexp.VmexpError, match=r"^out_dir: .*holds '\$\{'"):
+        vmexp.run(["figures=false"], out_dir=tmp_path / "a${x}b", quiet=True)
+    with pytest.raises(vmexp.VmexpError, match=r"^out_dir: "):
+        vmexp.sweep(["threshold=64k,128k"], out_dir=tmp_path / "s${now:%H}", quiet=True)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_flags_are_not_overrides(tmp_path: Path) -> None:
     with pytest.raises(vmexp.VmexpError, match=r"vmexp\.sweep\(\) is -m"):
         vmexp.run(["-m", "threshold=64k,128k"], out_dir=tmp_path)

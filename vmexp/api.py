@@ -358,6 +358,12 @@ def _dir_override(key: str, out_dir: str | os.PathLike[str], args: list[str]) ->
     if any(a.lstrip("+~").partition("=")[0] == key for a in args):
         raise VmexpError(f"{key}: given twice (out_dir= and an override); give one")
     path = str(Path(out_dir).resolve())
+    if "${" in path:
+        # Hydra resolves the output directory twice (hydra.run.dir, then hydra.runtime.output_dir,
+        # which it sets from the first result): no quoting survives both.
+        raise VmexpError(
+            f"out_dir: {path!r} holds '${{', which Hydra reads as an interpolation; choose another name"
+        )
     if all(c.isalnum() or c in "/._-+" for c in path):
         return f"{key}={path}"
     return f"{key}={hydra_quoted(path)}"
