@@ -209,6 +209,8 @@ def test_threshold_sweep_writes_summary_figures_and_report(tmp_path: Path) -> No
     assert mmaps[0] > mmaps[2], mmaps
     assert list((tmp_path / "figures").glob("*.png"))
     assert (tmp_path / "report.md").is_file() and (tmp_path / "report.html").is_file()
+    # No preset: the report asks what the swept key changes, not what the default workload does.
+    assert "\n**Question.** What changes with `threshold`?\n" in (tmp_path / "report.md").read_text()
     # The report can be rebuilt from the directory alone.
     (tmp_path / "summary.csv").unlink()
     rr = subprocess.run([PY, "-m", "vmexp.report", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)

@@ -319,6 +319,13 @@ def _blocks(sweep_dir: Path, table: SweepTable, wanted: list[str], figures: list
     b: list[Block] = [("h1", f"vmexp sweep: {name}")]
     if cfg.get("question"):
         b.append(("p", f"**Question.** {cfg['question']}"))
+    elif table.swept:
+        # No preset (or one without a question): the sweep itself is the question. The default
+        # experiment has none of its own, since whatever it said of its workload and machine is
+        # untrue as soon as a sweep or an override changes them.
+        keys = [f"`{k}`" for k in table.swept]
+        named = keys[0] if len(keys) == 1 else f"{', '.join(keys[:-1])} and {keys[-1]}"
+        b.append(("p", f"**Question.** What changes with {named}?"))
     if cfg.get("expected"):
         b.append(("p", f"**Known result.** {cfg['expected']}"))
     n_failed = len(table.failed)
