@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,17 @@ from vmexp.workload import build
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal gives it, to the commands the tests start and interrupt.
+
+    A shell without job control starts a background command with SIGINT ignored
+    (``(pytest &)``, CI runners, nohup), and a Python started with SIGINT
+    ignored never raises KeyboardInterrupt: the tests that send SIGINT then
+    waited for commands that could not hear it.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def compose_cfg(*overrides: str):  # type: ignore[no-untyped-def]
