@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -766,6 +767,28 @@ def test_heap_title_gives_free_space_with_and_without_the_top_chunk(tmp_path: Pa
     assert fig is not None
     title = fig.axes[0].get_title(loc="left")
     assert "free: 70% of the arena, 25% without its top chunk (60 KiB)" in title
+
+
+def test_the_break_line_ends_when_its_process_exits(tmp_path: Path) -> None:
+    # The README sweep's batch process exits at 1.7 s of a 2.2 s run: its break was drawn on,
+    # flat, to the end of the run, a heap that no longer existed.
+    base = 0x555555558000
+    chunks = _table([{"pid": 1, "addr": base, "size": 132 * KiB, "state": "top"}])
+    calls = _table(
+        [
+            {"time_s": 0.1, "pid": 1, "syscall": "brk", "length": 132 * KiB, "result": base + 132 * KiB},
+            {"time_s": 0.5, "pid": 1, "syscall": "brk", "length": 64 * KiB, "result": base + 196 * KiB},
+        ]
+    )
+    data = _run_data(tmp_path, [_proc(1, "batch", end_s=1.7)], end=2.2, heap=chunks,
+                     maps={1: [(base, base + 196 * KiB, "rw-p", "[heap]")]})  # fmt: skip
+    data = dataclasses.replace(data, syscalls=calls)
+    with matplotlib.rc_context(STYLE):
+        fig = _heap_fig(data, "t")
+    assert fig is not None
+    (line,) = [ln for ln in fig.axes[1].get_lines() if ln.get_label() == "break − heap start"]
+    assert list(line.get_xdata()) == [0.1, 0.5, 1.7]
+    assert fig.axes[1].get_xlim()[1] == pytest.approx(2.2)  # the axis still spans the run
 
 
 def test_layout_ticks_fall_on_page_boundaries() -> None:

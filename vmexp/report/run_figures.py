@@ -904,7 +904,10 @@ def _heap_fig(data: RunData, title: str, at: float | None = None) -> Figure | No
         if len(brk):
             result = brk["result"].astype(np.int64)
             base = int(result[0])
-            t = np.append(brk["time_s"].astype(float), data.end_s)
+            # The break holds until the process exits (its end_s), not to the end of the run: a line
+            # running on past the exit drew a heap that no longer existed.
+            end = procs[pid].get("end_s")
+            t = np.append(brk["time_s"].astype(float), data.end_s if end is None else float(end))
             y = np.append(result - base, int(result[-1]) - base)
             hx.step(t, y, where="post", **lines["break"])
             used.add("break")
