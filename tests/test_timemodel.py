@@ -61,6 +61,15 @@ def test_the_totals_are_what_the_samples_add_up_to() -> None:
         assert majflt == sorted(majflt) and majflt[-1] <= p.majflt
 
 
+def test_the_first_sample_is_the_machine_before_anything_ran() -> None:
+    # It was taken after the processes' first slices: five pages resident with no fault counted.
+    r = simulate_with("workload=pageref", "workload.refs=[1,2,3,4,5,1,2]", "ram=1M", check=False)
+    proc, system = (s for s in r.samples if s["time_s"] == 0)
+    assert (proc["pid"], proc["rss_bytes"], proc["minflt"], proc["majflt"]) == (1, 0, 0, 0)
+    assert system["free_bytes"] == 1024 * 1024
+    assert r.samples[-2]["minflt"] == 5  # and the last one after everything
+
+
 def test_a_busy_cpu_reads_100_percent_in_every_sample(tmp_path: Path) -> None:
     """One process computing 35 ms in 4 ms slices: every 10 ms sample shows the CPU fully busy.
 

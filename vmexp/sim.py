@@ -685,22 +685,27 @@ class Simulation:
             ev.succeed()
 
     def _sampler(self) -> Generator[simpy.Event, Any, None]:
+        """A sample every interval after the first, which ``run`` takes before anything runs."""
         interval = self.s.sample_interval
         while True:
-            self.sample()
-            # Checked as the rows come, not from duration before the run: duration only bounds a run,
-            # whose processes may end long before it (the held-out command's duration=1000000s).
-            rows = len(self.samples)
-            if rows > self.max_rows:
-                raise JobLimit(
-                    f"sample_interval: timeseries.csv reached {rows:,} rows (a sample every "
-                    f"{format_duration(interval)}) at {format_duration(int(self.env.now))} of simulated time, "
-                    f"about {format_size(rows * BYTES_PER_SAMPLE_ROW)} of host memory, over "
-                    f"job_memory={format_size(self.s.job_memory)}; raise sample_interval or job_memory"
-                )
-            if self.progress is not None:
-                self.progress(int(self.env.now))
             yield self.env.timeout(interval)
+            self._take_sample()
+
+    def _take_sample(self) -> None:
+        interval = self.s.sample_interval
+        self.sample()
+        # Checked as the rows come, not from duration before the run: duration only bounds a run,
+        # whose processes may end long before it (the held-out command's duration=1000000s).
+        rows = len(self.samples)
+        if rows > self.max_rows:
+            raise JobLimit(
+                f"sample_interval: timeseries.csv reached {rows:,} rows (a sample every "
+                f"{format_duration(interval)}) at {format_duration(int(self.env.now))} of simulated time, "
+                f"about {format_size(rows * BYTES_PER_SAMPLE_ROW)} of host memory, over "
+                f"job_memory={format_size(self.s.job_memory)}; raise sample_interval or job_memory"
+            )
+        if self.progress is not None:
+            self.progress(int(self.env.now))
 
     def sample(self) -> None:
         now = int(self.env.now)
@@ -756,6 +761,10 @@ class Simulation:
 
     def run(self) -> Result:
         env = self.env
+        # The t = 0 sample sees the machine before any process has run. Taken by the sampler after
+        # the processes' first slices, it showed their pages resident while its fault counts, which
+        # are dated back to the sample's time (sample), were still zero.
+        self._take_sample()
         if self.system.mem.wmark_min > 0:
             self.system.mem.wake_kswapd = self._wake_kswapd
             env.process(self._kswapd())
