@@ -266,3 +266,17 @@ def test_a_page_read_back_and_written_keeps_its_swap_slot(
     # The other pages were swapped in by a write fault, which frees the slot (should_try_to_free_swap):
     # written out again, they take a new one.
     assert all(len(set(s)) == len(s) for v, s in slots.items() if v >= first + 64)
+
+
+@pytest.mark.parametrize("policy", ["linux", "fifo"])
+def test_a_process_the_machine_oom_kills_while_it_faults_leaves_no_charge_in_its_group(
+    tmp_path: Path, policy: str
+) -> None:
+    # The group's limit is far above the RAM: the page is charged, then the machine's own
+    # reclaim finds nothing to free (no swap) and the OOM killer takes the faulting process.
+    # Linux charges a folio only once it is allocated, so the group holds nothing afterwards;
+    # the invariant checker recomputes the charge from the page tables after every step.
+    text = "malloc 1 900k\ntouch 1\n"  # with the process's own image, more than the 1 MiB of RAM
+    r = run(tmp_path, text, "ram=1M", "swap=0", "cgroup.memory_max=64M", f"policy={policy}")
+    assert r.processes[0].exit == "oom-killed"
+    assert r.system["oom_kill_log"][0]["for_pid"] == 1
