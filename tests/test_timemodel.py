@@ -158,3 +158,38 @@ def test_a_run_cut_short_says_so_everywhere(tmp_path: Path) -> None:
     assert run["status"] == "stopped" and run["stopped"] == "stopped at 2 s: 1 of 1 processes unfinished"
     report = (out / "report.md").read_text()
     assert "1 of 2 jobs were stopped at `duration`" in report
+
+
+def test_a_run_stopped_by_duration_does_nothing_at_or_after_its_end(tmp_path: Path) -> None:
+    # 20 ms of computing in 4 ms slices, then a malloc and a touch (faults): the slice that would
+    # make them begins at 20 ms, when the run stops. It ran all the same and counted its faults
+    # and CPU time in metrics.json (one CPU busy more than 20 ms in 20 ms) but not in the time
+    # series, whose last row came twice.
+    trace = tmp_path / "late.trace"
+    trace.write_text("compute 20ms\nmalloc 1 64k\ntouch 1\n")
+    r = simulate_with("workload=trace", f"workload.path={trace}", "machine.quantum=4ms", "sample_interval=10ms",
+                      "duration=20ms", check=False)  # fmt: skip
+    (p,) = r.processes
+    assert p.exit == "duration" and p.cpu_time_s == 0.02
+    assert p.minflt == 0 and p.syscalls["brk"] == 0
+    for pid in (0, 1):
+        assert [s["time_s"] for s in r.samples if s["pid"] == pid] == [0.0, 0.01, 0.02]
+    assert (r.samples[-2]["minflt"], r.samples[-2]["majflt"]) == (p.minflt, p.majflt)
+
+
+def test_a_run_that_ends_on_a_sample_boundary_has_one_last_row(tmp_path: Path) -> None:
+    trace = tmp_path / "cpu.trace"
+    trace.write_text("compute 30ms\n")
+    r = simulate_with("workload=trace", f"workload.path={trace}", "machine.quantum=4ms", "sample_interval=10ms",
+                      check=False)  # fmt: skip
+    rows = system_rows(r)
+    assert [s["time_s"] for s in rows] == [0.0, 0.01, 0.02, 0.03]
+    assert [s["cpu_util"] for s in rows[1:]] == pytest.approx([1.0, 1.0, 1.0], abs=1e-12)
+    assert [s["time_s"] for s in r.samples if s["pid"] == 1] == [0.0, 0.01, 0.02, 0.03]
+
+
+def test_a_process_whose_work_ends_exactly_at_duration_exits_ok(tmp_path: Path) -> None:
+    trace = tmp_path / "cpu.trace"
+    trace.write_text("compute 20ms\n")
+    r = simulate_with("workload=trace", f"workload.path={trace}", "duration=20ms", check=False)
+    assert r.processes[0].exit == "ok" and r.system["sim_time_s"] == 0.02

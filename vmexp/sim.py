@@ -16,6 +16,7 @@ arrival times, so the swap queue still sees the load it would.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -425,6 +426,7 @@ class Process:
         clock = self.clock
         machine = self.sim.machine
         quantum = self.sim.s.machine.quantum
+        stop_at = self.sim.s.stop_at
         if self.start_ns:
             yield env.timeout(self.start_ns)
         status = RUNNING
@@ -441,13 +443,24 @@ class Process:
             if self.suspended:  # deactivated while it waited for the CPU
                 machine.release()
                 continue
+            budget = quantum
+            if stop_at is not None:
+                # The run ends at stop_at: a slice is executed at its start (the performance
+                # design), so one that began at the end, or ran past it, would put work done
+                # after the end into metrics.json, and not into the time series' last row.
+                budget = min(quantum, stop_at - int(env.now))
+                if budget <= 0:
+                    machine.release()
+                    if self._at_end():
+                        break  # its last slice ended at stop_at: it exits then, within the run
+                    yield env.event()  # never: the run stops at this instant
             mm, stat = self.mm, self.sim.system.stat
             clock.start(mm)
             before = (mm.minflt, mm.majflt, stat.pswpin, stat.pswpout)
             self.sleep_ns = 0
             self.slept_ns = 0
             try:
-                status = self.execute(quantum)
+                status = self.execute(budget)
             except ProcessKilled as e:
                 self.error = e.reason
                 status = DONE
@@ -499,6 +512,21 @@ class Process:
         if self.sim.loadctl is not None:
             self.sim.loadctl.finished(self.pid)
         self.done.succeed()
+
+    def _at_end(self) -> bool:
+        """Whether the workload has nothing left to do: no references, compute or operation to come.
+
+        The next operation is looked at and put back, so a process whose
+        work ended exactly when the run stops exits ``ok``, as it would have
+        had its last slice asked for the next operation.
+        """
+        if self.pending is not None or self.compute_left:
+            return False
+        op = next(self.ops, None)
+        if op is None:
+            return True
+        self.ops = itertools.chain((op,), self.ops)
+        return False
 
     def suspend(self) -> None:
         """Load control deactivates the process: it runs no more slices until resumed."""
@@ -595,6 +623,8 @@ class Simulation:
         self.snapshots: list[tuple[int, int, int, int, str]] = []
         self.kswapd_event: simpy.Event | None = None
         self._last: dict[str, int] = {"t": 0, "cpu": 0, "busy": 0, "pswpin": 0, "pswpout": 0}
+        # Where the latest sample's rows start, and ``_last`` before it (run() may replace it).
+        self._sample_start: tuple[int, dict[str, int]] = (0, self._last)
         self.spans: list[Span] = []  # slices and kswapd batches whose time is still running
         self.loadctl: LoadControl | None = None
         self.ws_sampler: WorkingSetSampler | None = None
@@ -657,11 +687,14 @@ class Simulation:
     def _kswapd(self) -> Generator[simpy.Event, Any, None]:
         sysm = self.system
         cost = self.s.machine.cost.reclaim_page
+        stop_at = self.s.stop_at
         while True:
             self.kswapd_event = self.env.event()
             yield self.kswapd_event
             self.kswapd_event = None
             while sysm.mem.nfree < sysm.mem.wmark_high:
+                if stop_at is not None and int(self.env.now) >= stop_at:
+                    yield self.env.event()  # never: the run stops at this instant (as Process.run)
                 sysm.clock.start()
                 pout = sysm.stat.pswpout
                 freed = sysm.reclaim.kswapd(SWAP_CLUSTER_MAX)
@@ -704,6 +737,7 @@ class Simulation:
 
     def sample(self) -> None:
         now = int(self.env.now)
+        self._sample_start = (len(self.samples), self._last)
         ps = self.system.page_size
         t = now / 1e9
         # What the slices in progress did but has not yet happened at `now`.
@@ -770,6 +804,12 @@ class Simulation:
         stop_at = self.s.stop_at
         env.run(until=all_done if stop_at is None else env.any_of([all_done, env.timeout(stop_at)]))
         end = int(env.now)
+        if self._last["t"] == end and self.samples:
+            # The sampler's turn fell on the instant the run ended (a duration, or processes done on
+            # a multiple of sample_interval): the final sample replaces it, so that the time series
+            # has one row per pid and time, and the last interval's rates are not divided by zero.
+            rows, self._last = self._sample_start
+            del self.samples[rows:]
         self.sample()
         for p in self.procs:
             if p.final is None:
