@@ -54,11 +54,29 @@ def test_the_totals_are_what_the_samples_add_up_to() -> None:
     # Swap traffic: the per-second rates integrate to the counts.
     assert integral(rows, "pswpin_per_s") == pytest.approx(r.system["pswpin"], abs=1e-6)
     assert integral(rows, "pswpout_per_s") == pytest.approx(r.system["pswpout"], abs=1e-6)
-    # Each process's fault counters only grow, and end at its totals.
+    # Each process's fault counters only grow, and end at its totals (the run is stopped at 2 s:
+    # the slices it cut are in both), and the processes' CPU time is the machine's.
     for p in r.processes:
         mine = [s for s in r.samples if s["pid"] == p.pid]
         majflt = [s["majflt"] for s in mine]
-        assert majflt == sorted(majflt) and majflt[-1] <= p.majflt
+        assert majflt == sorted(majflt)
+        assert (mine[-1]["minflt"], majflt[-1]) == (p.minflt, p.majflt)
+    cpu = sum(p.cpu_time_s for p in r.processes)
+    assert cpu == pytest.approx(r.system["cpu_utilization"] * end, rel=1e-9)
+
+
+@pytest.mark.parametrize("policy", ["clock", "lru"])
+def test_a_run_stopped_in_the_middle_of_a_fault_still_adds_up(policy: str) -> None:
+    # zram's faults cost CPU inline (decompression, reclaim's compression), so the fault that a
+    # slice ends on takes it past its budget and past the end of a run stopped at duration.
+    r = simulate_with("ram=16M", f"policy={policy}", "machine.swap_device=zram", "duration=0.3s", check=False)
+    end = r.system["sim_time_s"]
+    assert r.system["pswpin"] > 1000
+    for p in r.processes:
+        last = [s for s in r.samples if s["pid"] == p.pid][-1]
+        assert (last["time_s"], last["minflt"], last["majflt"]) == (end, p.minflt, p.majflt)
+    cpu = sum(p.cpu_time_s for p in r.processes)
+    assert cpu <= end and cpu == pytest.approx(r.system["cpu_utilization"] * end, rel=1e-9)
 
 
 def test_a_busy_cpu_reads_100_percent_in_every_sample(tmp_path: Path) -> None:

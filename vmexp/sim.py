@@ -553,7 +553,8 @@ class Process:
             return dict.fromkeys(MALLINFO_FIELDS, 0) | {"ordblks": 1}
         return self.alloc.mallinfo2()
 
-    def snapshot(self) -> ProcResult:
+    def snapshot(self, cpu_cut: int = 0) -> ProcResult:
+        """The process's results now; ``cpu_cut``: CPU ns of its running slice that fall after the run's end."""
         mm = self.mm
         ps = self.sim.system.page_size
         return ProcResult(
@@ -573,7 +574,7 @@ class Process:
             swap_peak_bytes=mm.swap_peak * ps,
             rss_bytes=mm.rss * ps,
             vsz_bytes=mm.aspace.vsz,
-            cpu_time_s=mm.cpu_ns / 1e9,
+            cpu_time_s=(mm.cpu_ns - cpu_cut) / 1e9,
             blocked_time_s=self.blocked_ns / 1e9,
             start_s=self.start_ns / 1e9,
             end_s=(self.end_ns if self.end_ns >= 0 else int(self.sim.env.now)) / 1e9,
@@ -735,7 +736,16 @@ class Simulation:
                 self.progress(int(self.env.now))
             yield self.env.timeout(interval)
 
-    def sample(self) -> None:
+    def sample(self, final: bool = False) -> None:
+        """One row per process and one for the system at ``env.now``.
+
+        ``final``: the run's last row, when it stops. A slice is applied at
+        its start, so one still running (cut by the end of a run stopped at
+        ``duration``: a fault may take it past its budget) has done all its
+        faults and swap traffic: the last row counts them, so that it holds
+        the totals metrics.json reports. Its CPU time after the end is left
+        out of both, so that no CPU is busier than always.
+        """
         now = int(self.env.now)
         self._sample_start = (len(self.samples), self._last)
         ps = self.system.page_size
@@ -744,11 +754,12 @@ class Simulation:
         ahead: dict[int, tuple[int, int]] = {}
         cpu_ahead = pin_ahead = pout_ahead = 0
         for span in self.spans:
-            if span.pid:
+            if span.pid and not final:
                 ahead[span.pid] = (span.left(span.dmin, now), span.left(span.dmaj, now))
             cpu_ahead += span.left(span.cpu, now)
-            pin_ahead += span.left(span.dpin, now)
-            pout_ahead += span.left(span.dpout, now)
+            if not final:
+                pin_ahead += span.left(span.dpin, now)
+                pout_ahead += span.left(span.dpout, now)
         for p in self.procs:
             mm = p.mm
             if p.final is not None and p.end_ns >= 0 and p.end_ns < now - self.s.sample_interval:
@@ -810,11 +821,12 @@ class Simulation:
             # has one row per pid and time, and the last interval's rates are not divided by zero.
             rows, self._last = self._sample_start
             del self.samples[rows:]
-        self.sample()
+        self.sample(final=True)
+        cut = {span.pid: span.left(span.cpu, end) for span in self.spans if span.pid}
         for p in self.procs:
             if p.final is None:
                 p.mm.exit = "duration"
-                p.final = p.snapshot()
+                p.final = p.snapshot(cut.get(p.pid, 0))
         return self._result(end)
 
     def _load_controller(self) -> Generator[simpy.Event, Any, None]:
