@@ -211,3 +211,24 @@ def test_a_process_whose_work_ends_exactly_at_duration_exits_ok(tmp_path: Path) 
     trace.write_text("compute 20ms\n")
     r = simulate_with("workload=trace", f"workload.path={trace}", "duration=20ms", check=False)
     assert r.processes[0].exit == "ok" and r.system["sim_time_s"] == 0.02
+
+
+@pytest.mark.parametrize(
+    ("text", "exit"),
+    [
+        ("compute 10ms\nfree 99\n", "double-free"),
+        ("malloc 1 64k\ncompute 10ms\ntouch 1 0 100000 w\n", "segfault"),
+    ],
+)
+def test_a_process_that_dies_of_its_workload_is_charged_the_cpu_it_used(
+    tmp_path: Path, text: str, exit: str
+) -> None:
+    # 10 ms of computing in 4 ms slices, then the fatal operation in the third slice: its
+    # cpu_time_s left that slice out (8 ms, or 0 for a process dying in its first slice).
+    trace = tmp_path / "dies.trace"
+    trace.write_text(text)
+    r = simulate_with("workload=trace", f"workload.path={trace}", "machine.quantum=4ms", check=False)
+    (p,) = r.processes
+    assert p.exit == exit
+    assert p.cpu_time_s == pytest.approx(0.01, abs=2e-5)
+    assert p.cpu_time_s == pytest.approx(r.system["cpu_utilization"] * r.system["sim_time_s"], rel=1e-9)

@@ -554,7 +554,12 @@ class Process:
         return self.alloc.mallinfo2()
 
     def snapshot(self, cpu_cut: int = 0) -> ProcResult:
-        """The process's results now; ``cpu_cut``: CPU ns of its running slice that fall after the run's end."""
+        """The process's results now; ``cpu_cut``: CPU ns of its running slice that fall after the run's end.
+
+        Taken inside the process's own slice when it dies of its workload
+        (segfault, double free): its CPU time then counts that slice so far
+        (the slice's time reaches ``cpu_ns`` only when the slice ends).
+        """
         mm = self.mm
         ps = self.sim.system.page_size
         return ProcResult(
@@ -574,7 +579,7 @@ class Process:
             swap_peak_bytes=mm.swap_peak * ps,
             rss_bytes=mm.rss * ps,
             vsz_bytes=mm.aspace.vsz,
-            cpu_time_s=(mm.cpu_ns - cpu_cut) / 1e9,
+            cpu_time_s=(self.clock.vtime(mm) - cpu_cut) / 1e9,
             blocked_time_s=self.blocked_ns / 1e9,
             start_s=self.start_ns / 1e9,
             end_s=(self.end_ns if self.end_ns >= 0 else int(self.sim.env.now)) / 1e9,
