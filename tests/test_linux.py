@@ -280,3 +280,15 @@ def test_a_process_the_machine_oom_kills_while_it_faults_leaves_no_charge_in_its
     r = run(tmp_path, text, "ram=1M", "swap=0", "cgroup.memory_max=64M", f"policy={policy}")
     assert r.processes[0].exit == "oom-killed"
     assert r.system["oom_kill_log"][0]["for_pid"] == 1
+
+
+def test_a_page_whose_write_completes_during_reclaim_is_freed_not_the_process_killed() -> None:
+    # One frame: the page in it is young on reclaim's first trip and written on the second; the
+    # write completes while the pass throttles, after its last priority, leaving the page clean at
+    # the inactive tail. The allocator retries reclaim (should_reclaim_retry) before the OOM killer.
+    # The textbook answer for one frame: every reference faults.
+    r = simulate_with("workload=pageref", "workload.refs=[1,2,3,1]", "ram=4k", "machine.min_free=0",
+                      "machine.page_cluster=0")  # fmt: skip
+    (p,) = r.processes
+    assert (p.exit, r.system["oom_kills"]) == ("ok", 0)
+    assert (p.minflt, p.majflt) == (3, 1)

@@ -320,7 +320,16 @@ class Reclaim:
 
     # ------------------------------------------------- Linux's path: reclaim
     def _direct_batch(self, mm: MM) -> None:
-        """__alloc_pages_direct_reclaim -> try_to_free_pages, then wait for writeback or OOM."""
+        """__alloc_pages_direct_reclaim -> try_to_free_pages, then wait for writeback, retry or OOM.
+
+        A pass that freed nothing may still have left pages to free: the
+        writes it started can complete while it throttles, leaving their
+        pages clean at the inactive tail after it has scanned its last
+        priority. ``__alloc_pages_slowpath`` retries reclaim
+        (``should_reclaim_retry``, up to ``MAX_RECLAIM_RETRIES`` passes
+        without progress) before it calls the OOM killer, so such a page is
+        freed instead of a process being killed with a free-able page in memory.
+        """
         mem = self.mem
         policy = self.global_policy
         assert policy is not None
@@ -329,13 +338,17 @@ class Reclaim:
         freed = policy.shrink(SWAP_CLUSTER_MAX, cgroup=False)
         self.stat.pgsteal_direct += freed
         self.clock.used += freed * self.reclaim_cost
+        retries = MAX_RECLAIM_RETRIES
         while mem.nfree == 0:
-            if self.wait_for_writeback():
-                freed = policy.shrink(SWAP_CLUSTER_MAX, cgroup=False)
-                self.stat.pgsteal_direct += freed
-                self.clock.used += freed * self.reclaim_cost
-                continue
-            self.oom.kill(mm)
+            if not self.wait_for_writeback():
+                retries -= 1  # no write to wait for: a pass without progress
+                if not retries:
+                    self.oom.kill(mm)
+                    retries = MAX_RECLAIM_RETRIES
+                    continue
+            freed = policy.shrink(SWAP_CLUSTER_MAX, cgroup=False)
+            self.stat.pgsteal_direct += freed
+            self.clock.used += freed * self.reclaim_cost
 
     def charge(self, cg: MemCgroup, mm: MM, *, may_oom: bool = True) -> bool:
         """mm/memcontrol.c: try_charge_memcg for one page of ``mm``; False if it cannot (``may_oom`` off).
