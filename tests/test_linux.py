@@ -292,3 +292,15 @@ def test_a_page_whose_write_completes_during_reclaim_is_freed_not_the_process_ki
     (p,) = r.processes
     assert (p.exit, r.system["oom_kills"]) == ("ok", 0)
     assert (p.minflt, p.majflt) == (3, 1)
+
+
+@pytest.mark.parametrize("device", ["ssd", "hdd"])
+def test_swap_readahead_gives_up_a_neighbour_rather_than_oom_kill(device: str) -> None:
+    # One frame and page-cluster 3: the faulting page takes the frame, and its neighbours in swap
+    # find no frame to read into. Readahead is worth no process: it reads the page alone. FIFO's
+    # and LRU's answer for one frame on Belady's string is 12 faults, the same for Linux.
+    r = simulate_with("workload=pageref", "workload.refs=[1,2,3,4,1,2,5,1,2,3,4,5]", "ram=4k",
+                      "machine.min_free=0", f"machine.swap_device={device}", "machine.page_cluster=3")  # fmt: skip
+    (p,) = r.processes
+    assert (p.exit, r.system["oom_kills"]) == ("ok", 0)
+    assert (p.minflt, p.majflt) == (5, 7)

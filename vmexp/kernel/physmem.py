@@ -107,18 +107,22 @@ class PhysMem:
 
         Charged to ``charge_to``'s group (the faulting process's, as
         ``__read_swap_cache_async`` does); readahead gives up rather than
-        OOM-kill, so a group at its limit with nothing to reclaim gets -1
-        (unless ``may_oom``: the page the process faulted on).
+        OOM-kill, so a group at its limit, or a machine, with nothing to
+        reclaim gets -1 (unless ``may_oom``: the page the process faulted on).
         """
         cg = charge_to.memcg
         if cg is not None and not self.reclaim.charge(cg, charge_to, may_oom=may_oom):
             return -1
         if self.nfree <= self.wmark_min:
             try:
-                self.reclaim.direct(charge_to)
+                self.reclaim.direct(charge_to, may_oom=may_oom)
             except ProcessKilled:
                 self._uncharge_killed(cg)
                 raise
+            if self.nfree == 0:  # a neighbour read ahead: not worth a process
+                if cg is not None:
+                    cg.pages -= 1
+                return -1
         return self._take(mm, vpn)
 
     @staticmethod

@@ -216,10 +216,14 @@ class Reclaim:
         return max(over, key=lambda m: (m.rss - self.quota(m), -m.pid)).policy
 
     # ---------------------------------------------------------- reclaimers
-    def direct(self, mm: MM) -> None:
-        """Reclaim in the faulting process: a batch of up to 32 pages, and at least one free frame."""
+    def direct(self, mm: MM, *, may_oom: bool = True) -> None:
+        """Reclaim in the faulting process: a batch of up to 32 pages, and at least one free frame.
+
+        ``may_oom`` False (Linux's path: swap readahead's neighbour pages): give up with no frame
+        free rather than call the OOM killer.
+        """
         if self.batch:
-            self._direct_batch(mm)
+            self._direct_batch(mm, may_oom)
             return
         mem = self.mem
         want = 1 if mem.wmark_min == 0 else max(1, min(SWAP_CLUSTER_MAX, mem.wmark_high - mem.nfree))
@@ -319,7 +323,7 @@ class Reclaim:
         return True
 
     # ------------------------------------------------- Linux's path: reclaim
-    def _direct_batch(self, mm: MM) -> None:
+    def _direct_batch(self, mm: MM, may_oom: bool = True) -> None:
         """__alloc_pages_direct_reclaim -> try_to_free_pages, then wait for writeback, retry or OOM.
 
         A pass that freed nothing may still have left pages to free: the
@@ -343,6 +347,8 @@ class Reclaim:
             if not self.wait_for_writeback():
                 retries -= 1  # no write to wait for: a pass without progress
                 if not retries:
+                    if not may_oom:
+                        return
                     self.oom.kill(mm)
                     retries = MAX_RECLAIM_RETRIES
                     continue
