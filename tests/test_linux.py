@@ -266,3 +266,41 @@ def test_a_page_read_back_and_written_keeps_its_swap_slot(
     # The other pages were swapped in by a write fault, which frees the slot (should_try_to_free_swap):
     # written out again, they take a new one.
     assert all(len(set(s)) == len(s) for v, s in slots.items() if v >= first + 64)
+
+
+@pytest.mark.parametrize("policy", ["linux", "fifo"])
+def test_a_process_the_machine_oom_kills_while_it_faults_leaves_no_charge_in_its_group(
+    tmp_path: Path, policy: str
+) -> None:
+    # The group's limit is far above the RAM: the page is charged, then the machine's own
+    # reclaim finds nothing to free (no swap) and the OOM killer takes the faulting process.
+    # Linux charges a folio only once it is allocated, so the group holds nothing afterwards;
+    # the invariant checker recomputes the charge from the page tables after every step.
+    text = "malloc 1 900k\ntouch 1\n"  # with the process's own image, more than the 1 MiB of RAM
+    r = run(tmp_path, text, "ram=1M", "swap=0", "cgroup.memory_max=64M", f"policy={policy}")
+    assert r.processes[0].exit == "oom-killed"
+    assert r.system["oom_kill_log"][0]["for_pid"] == 1
+
+
+def test_a_page_whose_write_completes_during_reclaim_is_freed_not_the_process_killed() -> None:
+    # One frame: the page in it is young on reclaim's first trip and written on the second; the
+    # write completes while the pass throttles, after its last priority, leaving the page clean at
+    # the inactive tail. The allocator retries reclaim (should_reclaim_retry) before the OOM killer.
+    # The textbook answer for one frame: every reference faults.
+    r = simulate_with("workload=pageref", "workload.refs=[1,2,3,1]", "ram=4k", "machine.min_free=0",
+                      "machine.page_cluster=0")  # fmt: skip
+    (p,) = r.processes
+    assert (p.exit, r.system["oom_kills"]) == ("ok", 0)
+    assert (p.minflt, p.majflt) == (3, 1)
+
+
+@pytest.mark.parametrize("device", ["ssd", "hdd"])
+def test_swap_readahead_gives_up_a_neighbour_rather_than_oom_kill(device: str) -> None:
+    # One frame and page-cluster 3: the faulting page takes the frame, and its neighbours in swap
+    # find no frame to read into. Readahead is worth no process: it reads the page alone. FIFO's
+    # and LRU's answer for one frame on Belady's string is 12 faults, the same for Linux.
+    r = simulate_with("workload=pageref", "workload.refs=[1,2,3,4,1,2,5,1,2,3,4,5]", "ram=4k",
+                      "machine.min_free=0", f"machine.swap_device={device}", "machine.page_cluster=3")  # fmt: skip
+    (p,) = r.processes
+    assert (p.exit, r.system["oom_kills"]) == ("ok", 0)
+    assert (p.minflt, p.majflt) == (5, 7)

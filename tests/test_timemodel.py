@@ -54,11 +54,29 @@ def test_the_totals_are_what_the_samples_add_up_to() -> None:
     # Swap traffic: the per-second rates integrate to the counts.
     assert integral(rows, "pswpin_per_s") == pytest.approx(r.system["pswpin"], abs=1e-6)
     assert integral(rows, "pswpout_per_s") == pytest.approx(r.system["pswpout"], abs=1e-6)
-    # Each process's fault counters only grow, and end at its totals.
+    # Each process's fault counters only grow, and end at its totals (the run is stopped at 2 s:
+    # the slices it cut are in both), and the processes' CPU time is the machine's.
     for p in r.processes:
         mine = [s for s in r.samples if s["pid"] == p.pid]
         majflt = [s["majflt"] for s in mine]
-        assert majflt == sorted(majflt) and majflt[-1] <= p.majflt
+        assert majflt == sorted(majflt)
+        assert (mine[-1]["minflt"], majflt[-1]) == (p.minflt, p.majflt)
+    cpu = sum(p.cpu_time_s for p in r.processes)
+    assert cpu == pytest.approx(r.system["cpu_utilization"] * end, rel=1e-9)
+
+
+@pytest.mark.parametrize("policy", ["clock", "lru"])
+def test_a_run_stopped_in_the_middle_of_a_fault_still_adds_up(policy: str) -> None:
+    # zram's faults cost CPU inline (decompression, reclaim's compression), so the fault that a
+    # slice ends on takes it past its budget and past the end of a run stopped at duration.
+    r = simulate_with("ram=16M", f"policy={policy}", "machine.swap_device=zram", "duration=0.3s", check=False)
+    end = r.system["sim_time_s"]
+    assert r.system["pswpin"] > 1000
+    for p in r.processes:
+        last = [s for s in r.samples if s["pid"] == p.pid][-1]
+        assert (last["time_s"], last["minflt"], last["majflt"]) == (end, p.minflt, p.majflt)
+    cpu = sum(p.cpu_time_s for p in r.processes)
+    assert cpu <= end and cpu == pytest.approx(r.system["cpu_utilization"] * end, rel=1e-9)
 
 
 def test_the_first_sample_is_the_machine_before_anything_ran() -> None:
@@ -167,3 +185,59 @@ def test_a_run_cut_short_says_so_everywhere(tmp_path: Path) -> None:
     assert run["status"] == "stopped" and run["stopped"] == "stopped at 2 s: 1 of 1 processes unfinished"
     report = (out / "report.md").read_text()
     assert "1 of 2 jobs were stopped at `duration`" in report
+
+
+def test_a_run_stopped_by_duration_does_nothing_at_or_after_its_end(tmp_path: Path) -> None:
+    # 20 ms of computing in 4 ms slices, then a malloc and a touch (faults): the slice that would
+    # make them begins at 20 ms, when the run stops. It ran all the same and counted its faults
+    # and CPU time in metrics.json (one CPU busy more than 20 ms in 20 ms) but not in the time
+    # series, whose last row came twice.
+    trace = tmp_path / "late.trace"
+    trace.write_text("compute 20ms\nmalloc 1 64k\ntouch 1\n")
+    r = simulate_with("workload=trace", f"workload.path={trace}", "machine.quantum=4ms", "sample_interval=10ms",
+                      "duration=20ms", check=False)  # fmt: skip
+    (p,) = r.processes
+    assert p.exit == "duration" and p.cpu_time_s == 0.02
+    assert p.minflt == 0 and p.syscalls["brk"] == 0
+    for pid in (0, 1):
+        assert [s["time_s"] for s in r.samples if s["pid"] == pid] == [0.0, 0.01, 0.02]
+    assert (r.samples[-2]["minflt"], r.samples[-2]["majflt"]) == (p.minflt, p.majflt)
+
+
+def test_a_run_that_ends_on_a_sample_boundary_has_one_last_row(tmp_path: Path) -> None:
+    trace = tmp_path / "cpu.trace"
+    trace.write_text("compute 30ms\n")
+    r = simulate_with("workload=trace", f"workload.path={trace}", "machine.quantum=4ms", "sample_interval=10ms",
+                      check=False)  # fmt: skip
+    rows = system_rows(r)
+    assert [s["time_s"] for s in rows] == [0.0, 0.01, 0.02, 0.03]
+    assert [s["cpu_util"] for s in rows[1:]] == pytest.approx([1.0, 1.0, 1.0], abs=1e-12)
+    assert [s["time_s"] for s in r.samples if s["pid"] == 1] == [0.0, 0.01, 0.02, 0.03]
+
+
+def test_a_process_whose_work_ends_exactly_at_duration_exits_ok(tmp_path: Path) -> None:
+    trace = tmp_path / "cpu.trace"
+    trace.write_text("compute 20ms\n")
+    r = simulate_with("workload=trace", f"workload.path={trace}", "duration=20ms", check=False)
+    assert r.processes[0].exit == "ok" and r.system["sim_time_s"] == 0.02
+
+
+@pytest.mark.parametrize(
+    ("text", "exit"),
+    [
+        ("compute 10ms\nfree 99\n", "double-free"),
+        ("malloc 1 64k\ncompute 10ms\ntouch 1 0 100000 w\n", "segfault"),
+    ],
+)
+def test_a_process_that_dies_of_its_workload_is_charged_the_cpu_it_used(
+    tmp_path: Path, text: str, exit: str
+) -> None:
+    # 10 ms of computing in 4 ms slices, then the fatal operation in the third slice: its
+    # cpu_time_s left that slice out (8 ms, or 0 for a process dying in its first slice).
+    trace = tmp_path / "dies.trace"
+    trace.write_text(text)
+    r = simulate_with("workload=trace", f"workload.path={trace}", "machine.quantum=4ms", check=False)
+    (p,) = r.processes
+    assert p.exit == exit
+    assert p.cpu_time_s == pytest.approx(0.01, abs=2e-5)
+    assert p.cpu_time_s == pytest.approx(r.system["cpu_utilization"] * r.system["sim_time_s"], rel=1e-9)

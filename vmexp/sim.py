@@ -16,6 +16,7 @@ arrival times, so the swap queue still sees the load it would.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -425,6 +426,7 @@ class Process:
         clock = self.clock
         machine = self.sim.machine
         quantum = self.sim.s.machine.quantum
+        stop_at = self.sim.s.stop_at
         if self.start_ns:
             yield env.timeout(self.start_ns)
         status = RUNNING
@@ -441,13 +443,24 @@ class Process:
             if self.suspended:  # deactivated while it waited for the CPU
                 machine.release()
                 continue
+            budget = quantum
+            if stop_at is not None:
+                # The run ends at stop_at: a slice is executed at its start (the performance
+                # design), so one that began at the end, or ran past it, would put work done
+                # after the end into metrics.json, and not into the time series' last row.
+                budget = min(quantum, stop_at - int(env.now))
+                if budget <= 0:
+                    machine.release()
+                    if self._at_end():
+                        break  # its last slice ended at stop_at: it exits then, within the run
+                    yield env.event()  # never: the run stops at this instant
             mm, stat = self.mm, self.sim.system.stat
             clock.start(mm)
             before = (mm.minflt, mm.majflt, stat.pswpin, stat.pswpout)
             self.sleep_ns = 0
             self.slept_ns = 0
             try:
-                status = self.execute(quantum)
+                status = self.execute(budget)
             except ProcessKilled as e:
                 self.error = e.reason
                 status = DONE
@@ -500,6 +513,21 @@ class Process:
             self.sim.loadctl.finished(self.pid)
         self.done.succeed()
 
+    def _at_end(self) -> bool:
+        """Whether the workload has nothing left to do: no references, compute or operation to come.
+
+        The next operation is looked at and put back, so a process whose
+        work ended exactly when the run stops exits ``ok``, as it would have
+        had its last slice asked for the next operation.
+        """
+        if self.pending is not None or self.compute_left:
+            return False
+        op = next(self.ops, None)
+        if op is None:
+            return True
+        self.ops = itertools.chain((op,), self.ops)
+        return False
+
     def suspend(self) -> None:
         """Load control deactivates the process: it runs no more slices until resumed."""
         self.suspended = True
@@ -525,7 +553,13 @@ class Process:
             return dict.fromkeys(MALLINFO_FIELDS, 0) | {"ordblks": 1}
         return self.alloc.mallinfo2()
 
-    def snapshot(self) -> ProcResult:
+    def snapshot(self, cpu_cut: int = 0) -> ProcResult:
+        """The process's results now; ``cpu_cut``: CPU ns of its running slice that fall after the run's end.
+
+        Taken inside the process's own slice when it dies of its workload
+        (segfault, double free): its CPU time then counts that slice so far
+        (the slice's time reaches ``cpu_ns`` only when the slice ends).
+        """
         mm = self.mm
         ps = self.sim.system.page_size
         return ProcResult(
@@ -545,7 +579,7 @@ class Process:
             swap_peak_bytes=mm.swap_peak * ps,
             rss_bytes=mm.rss * ps,
             vsz_bytes=mm.aspace.vsz,
-            cpu_time_s=mm.cpu_ns / 1e9,
+            cpu_time_s=(self.clock.vtime(mm) - cpu_cut) / 1e9,
             blocked_time_s=self.blocked_ns / 1e9,
             start_s=self.start_ns / 1e9,
             end_s=(self.end_ns if self.end_ns >= 0 else int(self.sim.env.now)) / 1e9,
@@ -595,6 +629,8 @@ class Simulation:
         self.snapshots: list[tuple[int, int, int, int, str]] = []
         self.kswapd_event: simpy.Event | None = None
         self._last: dict[str, int] = {"t": 0, "cpu": 0, "busy": 0, "pswpin": 0, "pswpout": 0}
+        # Where the latest sample's rows start, and ``_last`` before it (run() may replace it).
+        self._sample_start: tuple[int, dict[str, int]] = (0, self._last)
         self.spans: list[Span] = []  # slices and kswapd batches whose time is still running
         self.loadctl: LoadControl | None = None
         self.ws_sampler: WorkingSetSampler | None = None
@@ -657,11 +693,14 @@ class Simulation:
     def _kswapd(self) -> Generator[simpy.Event, Any, None]:
         sysm = self.system
         cost = self.s.machine.cost.reclaim_page
+        stop_at = self.s.stop_at
         while True:
             self.kswapd_event = self.env.event()
             yield self.kswapd_event
             self.kswapd_event = None
             while sysm.mem.nfree < sysm.mem.wmark_high:
+                if stop_at is not None and int(self.env.now) >= stop_at:
+                    yield self.env.event()  # never: the run stops at this instant (as Process.run)
                 sysm.clock.start()
                 pout = sysm.stat.pswpout
                 freed = sysm.reclaim.kswapd(SWAP_CLUSTER_MAX)
@@ -707,19 +746,30 @@ class Simulation:
         if self.progress is not None:
             self.progress(int(self.env.now))
 
-    def sample(self) -> None:
+    def sample(self, final: bool = False) -> None:
+        """One row per process and one for the system at ``env.now``.
+
+        ``final``: the run's last row, when it stops. A slice is applied at
+        its start, so one still running (cut by the end of a run stopped at
+        ``duration``: a fault may take it past its budget) has done all its
+        faults and swap traffic: the last row counts them, so that it holds
+        the totals metrics.json reports. Its CPU time after the end is left
+        out of both, so that no CPU is busier than always.
+        """
         now = int(self.env.now)
+        self._sample_start = (len(self.samples), self._last)
         ps = self.system.page_size
         t = now / 1e9
         # What the slices in progress did but has not yet happened at `now`.
         ahead: dict[int, tuple[int, int]] = {}
         cpu_ahead = pin_ahead = pout_ahead = 0
         for span in self.spans:
-            if span.pid:
+            if span.pid and not final:
                 ahead[span.pid] = (span.left(span.dmin, now), span.left(span.dmaj, now))
             cpu_ahead += span.left(span.cpu, now)
-            pin_ahead += span.left(span.dpin, now)
-            pout_ahead += span.left(span.dpout, now)
+            if not final:
+                pin_ahead += span.left(span.dpin, now)
+                pout_ahead += span.left(span.dpout, now)
         for p in self.procs:
             mm = p.mm
             if p.final is not None and p.end_ns >= 0 and p.end_ns < now - self.s.sample_interval:
@@ -779,11 +829,18 @@ class Simulation:
         stop_at = self.s.stop_at
         env.run(until=all_done if stop_at is None else env.any_of([all_done, env.timeout(stop_at)]))
         end = int(env.now)
-        self.sample()
+        if self._last["t"] == end and self.samples:
+            # The sampler's turn fell on the instant the run ended (a duration, or processes done on
+            # a multiple of sample_interval): the final sample replaces it, so that the time series
+            # has one row per pid and time, and the last interval's rates are not divided by zero.
+            rows, self._last = self._sample_start
+            del self.samples[rows:]
+        self.sample(final=True)
+        cut = {span.pid: span.left(span.cpu, end) for span in self.spans if span.pid}
         for p in self.procs:
             if p.final is None:
                 p.mm.exit = "duration"
-                p.final = p.snapshot()
+                p.final = p.snapshot(cut.get(p.pid, 0))
         return self._result(end)
 
     def _load_controller(self) -> Generator[simpy.Event, Any, None]:

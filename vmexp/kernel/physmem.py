@@ -39,9 +39,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from vmexp.kernel.clock import SliceClock
+from vmexp.kernel.oom import ProcessKilled
 from vmexp.kernel.pagetable import ACCESSED, DIRTY, PTE_NONE
 
 if TYPE_CHECKING:
+    from vmexp.kernel.memcg import MemCgroup
     from vmexp.kernel.mm import MM
     from vmexp.kernel.reclaim import Reclaim
 
@@ -86,10 +88,14 @@ class PhysMem:
         cg = mm.memcg
         if cg is not None:
             self.reclaim.charge(cg, mm)
-        if self.local:
-            self.reclaim.local_make_room(mm)
-        if self.nfree <= self.wmark_min:
-            self.reclaim.direct(mm)
+        try:
+            if self.local:
+                self.reclaim.local_make_room(mm)
+            if self.nfree <= self.wmark_min:
+                self.reclaim.direct(mm)
+        except ProcessKilled:
+            self._uncharge_killed(cg)
+            raise
         f = self._take(mm, vpn)
         mm.rss += 1
         if mm.rss > mm.rss_peak:
@@ -101,15 +107,37 @@ class PhysMem:
 
         Charged to ``charge_to``'s group (the faulting process's, as
         ``__read_swap_cache_async`` does); readahead gives up rather than
-        OOM-kill, so a group at its limit with nothing to reclaim gets -1
-        (unless ``may_oom``: the page the process faulted on).
+        OOM-kill, so a group at its limit, or a machine, with nothing to
+        reclaim gets -1 (unless ``may_oom``: the page the process faulted on).
         """
         cg = charge_to.memcg
         if cg is not None and not self.reclaim.charge(cg, charge_to, may_oom=may_oom):
             return -1
         if self.nfree <= self.wmark_min:
-            self.reclaim.direct(charge_to)
+            try:
+                self.reclaim.direct(charge_to, may_oom=may_oom)
+            except ProcessKilled:
+                self._uncharge_killed(cg)
+                raise
+            if self.nfree == 0:  # a neighbour read ahead: not worth a process
+                if cg is not None:
+                    cg.pages -= 1
+                return -1
         return self._take(mm, vpn)
+
+    @staticmethod
+    def _uncharge_killed(cg: MemCgroup | None) -> None:
+        """The allocating process was OOM-killed by the machine's reclaim after its group charged the page.
+
+        Linux charges a folio only once it has been allocated
+        (``mem_cgroup_charge`` after ``alloc_anon_folio``), so a process
+        killed while the allocator reclaims holds no charge for it; here the
+        charge came first, and is given back, or the group would count a
+        page that no frame holds for the rest of the run (its usage never
+        returning to zero, its limit a page smaller each time).
+        """
+        if cg is not None:
+            cg.pages -= 1
 
     def _take(self, mm: MM, vpn: int) -> int:
         """The frame itself, once room is made: a freed one first (LIFO), else one never used.

@@ -216,10 +216,14 @@ class Reclaim:
         return max(over, key=lambda m: (m.rss - self.quota(m), -m.pid)).policy
 
     # ---------------------------------------------------------- reclaimers
-    def direct(self, mm: MM) -> None:
-        """Reclaim in the faulting process: a batch of up to 32 pages, and at least one free frame."""
+    def direct(self, mm: MM, *, may_oom: bool = True) -> None:
+        """Reclaim in the faulting process: a batch of up to 32 pages, and at least one free frame.
+
+        ``may_oom`` False (Linux's path: swap readahead's neighbour pages): give up with no frame
+        free rather than call the OOM killer.
+        """
         if self.batch:
-            self._direct_batch(mm)
+            self._direct_batch(mm, may_oom)
             return
         mem = self.mem
         want = 1 if mem.wmark_min == 0 else max(1, min(SWAP_CLUSTER_MAX, mem.wmark_high - mem.nfree))
@@ -319,8 +323,17 @@ class Reclaim:
         return True
 
     # ------------------------------------------------- Linux's path: reclaim
-    def _direct_batch(self, mm: MM) -> None:
-        """__alloc_pages_direct_reclaim -> try_to_free_pages, then wait for writeback or OOM."""
+    def _direct_batch(self, mm: MM, may_oom: bool = True) -> None:
+        """__alloc_pages_direct_reclaim -> try_to_free_pages, then wait for writeback, retry or OOM.
+
+        A pass that freed nothing may still have left pages to free: the
+        writes it started can complete while it throttles, leaving their
+        pages clean at the inactive tail after it has scanned its last
+        priority. ``__alloc_pages_slowpath`` retries reclaim
+        (``should_reclaim_retry``, up to ``MAX_RECLAIM_RETRIES`` passes
+        without progress) before it calls the OOM killer, so such a page is
+        freed instead of a process being killed with a free-able page in memory.
+        """
         mem = self.mem
         policy = self.global_policy
         assert policy is not None
@@ -329,13 +342,19 @@ class Reclaim:
         freed = policy.shrink(SWAP_CLUSTER_MAX, cgroup=False)
         self.stat.pgsteal_direct += freed
         self.clock.used += freed * self.reclaim_cost
+        retries = MAX_RECLAIM_RETRIES
         while mem.nfree == 0:
-            if self.wait_for_writeback():
-                freed = policy.shrink(SWAP_CLUSTER_MAX, cgroup=False)
-                self.stat.pgsteal_direct += freed
-                self.clock.used += freed * self.reclaim_cost
-                continue
-            self.oom.kill(mm)
+            if not self.wait_for_writeback():
+                retries -= 1  # no write to wait for: a pass without progress
+                if not retries:
+                    if not may_oom:
+                        return
+                    self.oom.kill(mm)
+                    retries = MAX_RECLAIM_RETRIES
+                    continue
+            freed = policy.shrink(SWAP_CLUSTER_MAX, cgroup=False)
+            self.stat.pgsteal_direct += freed
+            self.clock.used += freed * self.reclaim_cost
 
     def charge(self, cg: MemCgroup, mm: MM, *, may_oom: bool = True) -> bool:
         """mm/memcontrol.c: try_charge_memcg for one page of ``mm``; False if it cannot (``may_oom`` off).
