@@ -220,7 +220,7 @@ def test_threshold_sweep_writes_summary_figures_and_report(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_a_failing_job_does_not_stop_the_sweep_and_a_rerun_reports_only_its_own_jobs(tmp_path: Path) -> None:
-    r = run("-m", "threshold=64k,banana", *SHORT, f"hydra.sweep.dir={tmp_path}")
+    r = run("-m", "threshold=64k,banana", *SHORT, "figures=false", f"hydra.sweep.dir={tmp_path}")
     assert r.returncode != 0
     rows = {r["threshold"]: r for r in csv.DictReader((tmp_path / "summary.csv").read_text().splitlines())}
     assert rows["64k"]["status"] == "stopped"  # 0.3 s
