@@ -204,7 +204,12 @@ METRICS: tuple[Metric, ...] = (
         column="page_table_peak_bytes",
         short="page tables",
     ),
-    _p("pswpin_process", "pages the process swapped in", "count", json=("pswpin",)),
+    _p(
+        "pswpin_process",
+        "pages its major faults read from swap (the machine's pswpin adds their readahead)",
+        "count",
+        json=("pswpin",),
+    ),
     _p("pswpout_process", "pages swapped out of the process", "count", json=("pswpout",)),
     _p("cpu_time_s", "CPU time (sum over processes)", "s", column="cpu_time_s", better=0, short="CPU time", digits=9),
     _p("blocked_time_s", "time blocked on the swap device", "s"),
