@@ -224,6 +224,16 @@ def test_every_emitted_operation_is_valid(
     assert check_valid(ops) == {}  # free_at_exit leaves nothing behind
 
 
+def test_a_huge_realloc_growth_grows_blocks_to_the_largest_size() -> None:
+    """realloc_growth=1e308 passes validation (a number > 0); old * growth is then infinite,
+    and the generator crashed with OverflowError (a traceback) instead of capping at sizes' max."""
+    spec = gen(allocs=50, realloc=0.5, realloc_growth=1e308, sizes={"dist": "uniform", "min": 1, "max": "8k"})
+    ops = ops_of(spec)
+    check_valid(ops)
+    grown = [op[2] for op in ops if op[0] == REALLOC]
+    assert grown and set(grown) == {8192}
+
+
 # ---------------------------------------------------------------------------
 # Size distributions (samplers drawn directly: 200,000 draws, fixed seed)
 # ---------------------------------------------------------------------------

@@ -239,7 +239,9 @@ def _ops(g: GenParams, seqs: list[np.random.SeedSequence], ps: int) -> Iterator[
                 # Grow (or shrink) a random live block, as a vector or a string buffer does.
                 bid = live.dense[int(next(choice_) * len(live.dense))]
                 old = size[bid]
-                new = max(1, min(size_max, round(old * growth)))
+                # Capped before rounding: a huge growth (1e308) makes old * growth infinite,
+                # which round() cannot turn into an int; the cap gives the same size otherwise.
+                new = max(1, round(min(size_max, old * growth)))
                 size[bid] = new
                 vol += max(0, new - old)
                 yield (REALLOC, bid, new)
