@@ -234,6 +234,26 @@ def test_a_huge_realloc_growth_grows_blocks_to_the_largest_size() -> None:
     assert grown and set(grown) == {8192}
 
 
+def test_a_huge_access_rate_produces_its_references_piece_by_piece() -> None:
+    """access.rate=1e9 built one list of a billion touches before the first ran: tens of GiB of
+    host memory that neither duration nor job_memory could stop. The first operations of such a
+    step must come without the rest being held in memory."""
+    import tracemalloc
+
+    spec = gen(
+        allocs=10, access={"pattern": "uniform", "rate": 1_000_000}, sizes={"dist": "fixed", "size": PS}
+    )
+    it = iter(build_generated(spec, 1, 0, PS)[0].ops)
+    tracemalloc.start()
+    try:
+        first = list(islice(it, 1000))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [op[0] for op in first[:3]] == [MALLOC, TOUCH, TOUCH]
+    assert peak < 20 << 20, f"{peak / 2**20:.0f} MiB held for the first 1000 operations"
+
+
 # ---------------------------------------------------------------------------
 # Size distributions (samplers drawn directly: 200,000 draws, fixed seed)
 # ---------------------------------------------------------------------------
