@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import simulate_with
 from tests.fakekernel import FakeKernel
 from tests.traces.record_expected import runs_of
 from vmexp.libc.base import CHUNK_STATES, MALLINFO_FIELDS
@@ -744,3 +745,20 @@ def test_corpus_trace_gives_the_recorded_real_glibc_answer(name: str, setting: s
         assert [list(c) for c in real.calls()] == want["syscalls"]
         assert real.mallinfo == want["mallinfo"]
         assert (real.minflt, real.majflt) == (want["minflt"], want["majflt"])
+
+
+def test_syscalls_csv_names_the_mapping_an_mremap_moved(tmp_path: Path) -> None:
+    """syscalls.csv is "every brk/mmap/munmap/mremap ... like strace shows them": strace writes
+    ``mremap(OLD, old_len, new_len, MREMAP_MAYMOVE) = NEW``. The log wrote NEW as addr too, so a
+    script following the mappings (mmap, then mremap, then munmap) lost the one that moved."""
+    trace = tmp_path / "moves.trace"
+    # 2 is mapped just below 1, so it cannot grow in place: the kernel moves it.
+    trace.write_text("malloc 1 200k\nmalloc 2 200k\nrealloc 2 2M\nfree 2\nfree 1\n")
+    r = simulate_with("workload=trace", f"workload.path={trace}", "figures=false")
+    calls = [(name, addr, length, result) for _pid, _op, _t, name, addr, length, result in r.syscalls]
+    mmaps = [c for c in calls if c[0] == "mmap"]
+    (remap,) = [c for c in calls if c[0] == "mremap"]
+    unmaps = [c for c in calls if c[0] == "munmap"]
+    assert remap[1] == mmaps[1][3], "addr: the old mapping of block 2"
+    assert remap[3] != remap[1] and remap[2] == 2 * MiB + 4096, "moved, 2 MiB + a page"
+    assert [u[1] for u in unmaps] == [remap[3], mmaps[0][3]]
