@@ -484,6 +484,36 @@ def test_validate_refuses_a_run_dir_of_another_trace_or_workload(
     )
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["allocator=best_fit"],
+            "allocator=best_fit: the real side is glibc, so the comparison needs allocator=glibc "
+            "(python -m vmexp.compare puts two simulator runs side by side)",
+        ),
+        (
+            ["page_size=64k"],
+            "page_size=65536: the real glibc runs with this machine's pages of 4096 bytes, "
+            "so the comparison needs page_size=4096",
+        ),
+    ],
+)
+def test_validate_refuses_a_run_the_real_glibc_cannot_be_compared_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: list[str], message: str
+) -> None:
+    """validate allocator=best_fit compared best fit with glibc and printed DIFFER (exit 1) under
+    the header "real glibc 2.36 vs the simulator (glibc defaults)"; page_size=64k the same with
+    glibc's steps in 64 KiB pages against the real 4 KiB ones. Neither DIFFER says anything."""
+    want = EXPECTED["traces"]["realloc_mmap"]["runs"]["default"]
+    trace = TRACES / "realloc_mmap.trace"
+    write_run(tmp_path / "run", want)
+    run = ["workload=trace", f"workload.path={trace}", "nprocs=1", *overrides]
+    (tmp_path / "run" / "settings.json").write_text(settings_json(compose_settings(run)))
+    assert main([str(trace), "--run-dir", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == f"vmexp.validate: error: {message}\n"
+
+
 @pytest.mark.real_glibc
 @pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
 def test_validate_takes_a_trace_whose_name_hydra_would_read_as_syntax(
