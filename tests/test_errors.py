@@ -227,6 +227,7 @@ CONFIG_ERRORS = [
      "allocator.trim_threshold: 9223372036854775808 is more than mallopt takes (an int: at most 2147483647)"),
     ("allocator.top_pad=2G", "allocator.top_pad: 2G is more than mallopt takes (an int: at most 2147483647)"),
     ("allocator.mmap_max=2147483648", "allocator.mmap_max: 2147483648 is more than mallopt takes (an int: at most 2147483647)"),
+    ("allocator.mmap_max=1.5", "allocator.mmap_max: must be an integer between 0 and 2147483647, got 1.5"),
     ("threshold=32M+1", "threshold: expected a size such as 4096, 64k, 128K, 2M or 1G, got '32M+1'"),
     ("threshold=33554433", "threshold: 33554433 is above glibc's maximum of 32M (or null for glibc's dynamic default)"),
     ("allocator=first_fit threshold=64k",
