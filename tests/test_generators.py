@@ -324,6 +324,16 @@ def test_empirical_follows_the_trace_histogram(tmp_path: Path) -> None:
     assert abs((x == 100).mean() - 0.75) < 0.005  # 3 of the 4 requests are 100 bytes (sd 0.001)
 
 
+def test_empirical_leaves_out_a_calloc_no_size_can_hold(tmp_path: Path) -> None:
+    """calloc 1 2^62 4 is a legal trace line (glibc's calloc sees count x size overflow and returns
+    NULL; validate replays it): the histogram stored it in an int64 and the run crashed with
+    OverflowError. It is no size, as malloc(0) is none: left out, the others stay."""
+    trace = tmp_path / "t.trace"
+    trace.write_text(f"calloc 1 {1 << 62} 4\nmalloc 2 100\nmalloc 3 {(1 << 63) - 1}\n")
+    x = draw({"dist": "empirical", "path": str(trace)})
+    assert set(x.tolist()) == {100, (1 << 63) - 1}
+
+
 def test_generator_emits_the_sampled_sizes() -> None:
     spec = gen(allocs=20000, sizes={"dist": "uniform", "min": 1, "max": 999})
     sizes = [op[2] for op in ops_of(spec) if op[0] == MALLOC]
