@@ -359,6 +359,12 @@ def test_validate_command_exit_status(tmp_path: Path, capsys: pytest.CaptureFixt
             "threshold=64k,128k: the comparison replays one configuration; give one value",
         ),
         ("threshold=range(1,3)", "threshold=range(1,3): the comparison replays one configuration"),
+        # A preset: it said "add -m (python run.py -m ... hydra.run.dir='/tmp/vmexp-validate-...')".
+        (
+            "experiment=trim",
+            "experiment=trim: a preset is a sweep, and the comparison replays one configuration; "
+            "give its settings one value each (python run.py --cfg job experiment=trim shows them)",
+        ),
     ],
 )
 def test_validate_refuses_overrides_that_replace_its_trace_or_run(

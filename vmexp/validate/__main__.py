@@ -215,6 +215,13 @@ def check_overrides(trace: str, overrides: Sequence[str]) -> list[str]:
             )
         key, eq, value = ov.lstrip("+~").partition("=")
         value = value.strip().strip("'\"")
+        if key == "experiment":
+            # A preset is a sweep: run.py's advice (add -m, with validate's own temporary run
+            # directory in the command it printed) does not apply to validate, which has no -m.
+            raise SimulatorRunError(
+                f"{ov}: a preset is a sweep, and the comparison replays one configuration; "
+                f"give its settings one value each (python run.py --cfg job {ov} shows them)"
+            )
         if key == "workload" and not (eq and value == "trace"):
             raise SimulatorRunError(
                 f"{ov}: the comparison replays the trace on both sides (workload=trace); "
