@@ -762,3 +762,20 @@ def test_syscalls_csv_names_the_mapping_an_mremap_moved(tmp_path: Path) -> None:
     assert remap[1] == mmaps[1][3], "addr: the old mapping of block 2"
     assert remap[3] != remap[1] and remap[2] == 2 * MiB + 4096, "moved, 2 MiB + a page"
     assert [u[1] for u in unmaps] == [remap[3], mmaps[0][3]]
+
+
+@pytest.mark.parametrize(("trim", "calls"), [(101744, [("brk", -98304)]), (101745, [])])
+def test_a_free_top_of_exactly_the_trim_threshold_is_trimmed(trim: int, calls: list[tuple[str, int]]) -> None:
+    """R12d: systrim runs when top >= trim. Measured with validate (top_pad=0): malloc(100000) then
+    its free leaves a top of 101744 bytes; trim_threshold=101744 gives brk(-98304), 101745 nothing.
+    The knob's documentation said 'a free top above this', one byte off."""
+    from vmexp.fields import declared
+    from vmexp.libc.glibc import GlibcParams
+
+    k, m = new(top_pad=0, trim_threshold=trim)
+    p = m.malloc(100000)
+    before = len(k.calls)
+    m.free(p)
+    assert k.syscalls()[before:] == calls
+    doc = next(spec.doc for name, _f, spec in declared(GlibcParams) if name == "trim_threshold")
+    assert "at least" in doc and "above" not in doc
