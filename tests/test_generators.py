@@ -224,6 +224,36 @@ def test_every_emitted_operation_is_valid(
     assert check_valid(ops) == {}  # free_at_exit leaves nothing behind
 
 
+def test_a_huge_realloc_growth_grows_blocks_to_the_largest_size() -> None:
+    """realloc_growth=1e308 passes validation (a number > 0); old * growth is then infinite,
+    and the generator crashed with OverflowError (a traceback) instead of capping at sizes' max."""
+    spec = gen(allocs=50, realloc=0.5, realloc_growth=1e308, sizes={"dist": "uniform", "min": 1, "max": "8k"})
+    ops = ops_of(spec)
+    check_valid(ops)
+    grown = [op[2] for op in ops if op[0] == REALLOC]
+    assert grown and set(grown) == {8192}
+
+
+def test_a_huge_access_rate_produces_its_references_piece_by_piece() -> None:
+    """access.rate=1e9 built one list of a billion touches before the first ran: tens of GiB of
+    host memory that neither duration nor job_memory could stop. The first operations of such a
+    step must come without the rest being held in memory."""
+    import tracemalloc
+
+    spec = gen(
+        allocs=10, access={"pattern": "uniform", "rate": 1_000_000}, sizes={"dist": "fixed", "size": PS}
+    )
+    it = iter(build_generated(spec, 1, 0, PS)[0].ops)
+    tracemalloc.start()
+    try:
+        first = list(islice(it, 1000))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [op[0] for op in first[:3]] == [MALLOC, TOUCH, TOUCH]
+    assert peak < 20 << 20, f"{peak / 2**20:.0f} MiB held for the first 1000 operations"
+
+
 # ---------------------------------------------------------------------------
 # Size distributions (samplers drawn directly: 200,000 draws, fixed seed)
 # ---------------------------------------------------------------------------
@@ -292,6 +322,16 @@ def test_empirical_follows_the_trace_histogram(tmp_path: Path) -> None:
     x = draw({"dist": "empirical", "path": str(trace)})
     assert set(x.tolist()) == {100, 200}
     assert abs((x == 100).mean() - 0.75) < 0.005  # 3 of the 4 requests are 100 bytes (sd 0.001)
+
+
+def test_empirical_leaves_out_a_calloc_no_size_can_hold(tmp_path: Path) -> None:
+    """calloc 1 2^62 4 is a legal trace line (glibc's calloc sees count x size overflow and returns
+    NULL; validate replays it): the histogram stored it in an int64 and the run crashed with
+    OverflowError. It is no size, as malloc(0) is none: left out, the others stay."""
+    trace = tmp_path / "t.trace"
+    trace.write_text(f"calloc 1 {1 << 62} 4\nmalloc 2 100\nmalloc 3 {(1 << 63) - 1}\n")
+    x = draw({"dist": "empirical", "path": str(trace)})
+    assert set(x.tolist()) == {100, (1 << 63) - 1}
 
 
 def test_generator_emits_the_sampled_sizes() -> None:

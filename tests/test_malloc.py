@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import simulate_with
 from tests.fakekernel import FakeKernel
 from tests.traces.record_expected import runs_of
 from vmexp.libc.base import CHUNK_STATES, MALLINFO_FIELDS
@@ -744,3 +745,37 @@ def test_corpus_trace_gives_the_recorded_real_glibc_answer(name: str, setting: s
         assert [list(c) for c in real.calls()] == want["syscalls"]
         assert real.mallinfo == want["mallinfo"]
         assert (real.minflt, real.majflt) == (want["minflt"], want["majflt"])
+
+
+def test_syscalls_csv_names_the_mapping_an_mremap_moved(tmp_path: Path) -> None:
+    """syscalls.csv is "every brk/mmap/munmap/mremap ... like strace shows them": strace writes
+    ``mremap(OLD, old_len, new_len, MREMAP_MAYMOVE) = NEW``. The log wrote NEW as addr too, so a
+    script following the mappings (mmap, then mremap, then munmap) lost the one that moved."""
+    trace = tmp_path / "moves.trace"
+    # 2 is mapped just below 1, so it cannot grow in place: the kernel moves it.
+    trace.write_text("malloc 1 200k\nmalloc 2 200k\nrealloc 2 2M\nfree 2\nfree 1\n")
+    r = simulate_with("workload=trace", f"workload.path={trace}", "figures=false")
+    calls = [(name, addr, length, result) for _pid, _op, _t, name, addr, length, result in r.syscalls]
+    mmaps = [c for c in calls if c[0] == "mmap"]
+    (remap,) = [c for c in calls if c[0] == "mremap"]
+    unmaps = [c for c in calls if c[0] == "munmap"]
+    assert remap[1] == mmaps[1][3], "addr: the old mapping of block 2"
+    assert remap[3] != remap[1] and remap[2] == 2 * MiB + 4096, "moved, 2 MiB + a page"
+    assert [u[1] for u in unmaps] == [remap[3], mmaps[0][3]]
+
+
+@pytest.mark.parametrize(("trim", "calls"), [(101744, [("brk", -98304)]), (101745, [])])
+def test_a_free_top_of_exactly_the_trim_threshold_is_trimmed(trim: int, calls: list[tuple[str, int]]) -> None:
+    """R12d: systrim runs when top >= trim. Measured with validate (top_pad=0): malloc(100000) then
+    its free leaves a top of 101744 bytes; trim_threshold=101744 gives brk(-98304), 101745 nothing.
+    The knob's documentation said 'a free top above this', one byte off."""
+    from vmexp.fields import declared
+    from vmexp.libc.glibc import GlibcParams
+
+    k, m = new(top_pad=0, trim_threshold=trim)
+    p = m.malloc(100000)
+    before = len(k.calls)
+    m.free(p)
+    assert k.syscalls()[before:] == calls
+    doc = next(spec.doc for name, _f, spec in declared(GlibcParams) if name == "trim_threshold")
+    assert "at least" in doc and "above" not in doc

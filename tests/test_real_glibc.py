@@ -359,6 +359,12 @@ def test_validate_command_exit_status(tmp_path: Path, capsys: pytest.CaptureFixt
             "threshold=64k,128k: the comparison replays one configuration; give one value",
         ),
         ("threshold=range(1,3)", "threshold=range(1,3): the comparison replays one configuration"),
+        # A preset: it said "add -m (python run.py -m ... hydra.run.dir='/tmp/vmexp-validate-...')".
+        (
+            "experiment=trim",
+            "experiment=trim: a preset is a sweep, and the comparison replays one configuration; "
+            "give its settings one value each (python run.py --cfg job experiment=trim shows them)",
+        ),
     ],
 )
 def test_validate_refuses_overrides_that_replace_its_trace_or_run(
@@ -482,6 +488,36 @@ def test_validate_refuses_a_run_dir_of_another_trace_or_workload(
     assert capsys.readouterr().err == (
         f"vmexp.validate: error: --run-dir: {tmp_path / 'mixed'} is a run of workload=mixed, not of a trace\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["allocator=best_fit"],
+            "allocator=best_fit: the real side is glibc, so the comparison needs allocator=glibc "
+            "(python -m vmexp.compare puts two simulator runs side by side)",
+        ),
+        (
+            ["page_size=64k"],
+            "page_size=65536: the real glibc runs with this machine's pages of 4096 bytes, "
+            "so the comparison needs page_size=4096",
+        ),
+    ],
+)
+def test_validate_refuses_a_run_the_real_glibc_cannot_be_compared_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: list[str], message: str
+) -> None:
+    """validate allocator=best_fit compared best fit with glibc and printed DIFFER (exit 1) under
+    the header "real glibc 2.36 vs the simulator (glibc defaults)"; page_size=64k the same with
+    glibc's steps in 64 KiB pages against the real 4 KiB ones. Neither DIFFER says anything."""
+    want = EXPECTED["traces"]["realloc_mmap"]["runs"]["default"]
+    trace = TRACES / "realloc_mmap.trace"
+    write_run(tmp_path / "run", want)
+    run = ["workload=trace", f"workload.path={trace}", "nprocs=1", *overrides]
+    (tmp_path / "run" / "settings.json").write_text(settings_json(compose_settings(run)))
+    assert main([str(trace), "--run-dir", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == f"vmexp.validate: error: {message}\n"
 
 
 @pytest.mark.real_glibc

@@ -275,28 +275,63 @@ _SEE_HELP = "see python run.py --help for the valid keys"
 
 
 def _component_hint(key: str, parent: Any) -> str | None:
-    """An unknown key inside a component's section: list that component's parameters."""
+    """An unknown key inside a component's section: list that component's parameters.
+
+    A key that *is* one of the component's parameters reaches here too: the
+    group's YAML file leaves it out (``workload=batch`` sets no ``volume``),
+    and Hydra's struct mode refuses an override of a key the composed config
+    does not have. Saying "not a parameter" and then listing it as valid
+    would be a contradiction; what the user needs is Hydra's ``+``.
+    """
     from vmexp.registry import ALLOCATORS, POLICIES, REGISTRIES
 
-    section, _, _name = key.rpartition(".")
+    section, _, name = key.rpartition(".")
     try:
         if section == "policy.params":
             policy = parent._get_parent()
-            comp = POLICIES.get(str(policy.name))
-            return f"{key}: not a parameter of policy {comp.name} (valid: {_names(comp.params)})"
-        if section == "allocator":
-            comp = ALLOCATORS.get(str(parent.name))
-            return f"{key}: not a parameter of allocator {comp.name} (valid: {_names(comp.params)})"
-        last = section.rsplit(".", 1)[-1]
-        reg = REGISTRIES.get(last) if section.startswith("workload") else None
-        if section == "workload":
-            reg = REGISTRIES["workload"]
-        if reg is not None:
-            comp = reg.get(str(parent.get(reg.name_key, reg.default)))
-            return f"{key}: not a parameter of {reg.what} {comp.name} (valid: {_names(comp.params)})"
+            comp, what = POLICIES.get(str(policy.name)), "policy"
+        elif section == "allocator":
+            comp, what = ALLOCATORS.get(str(parent.name)), "allocator"
+        else:
+            last = section.rsplit(".", 1)[-1]
+            reg = REGISTRIES.get(last) if section.startswith("workload") else None
+            if section == "workload":
+                reg = REGISTRIES["workload"]
+            if reg is None:
+                return None
+            comp, what = reg.get(str(parent.get(reg.name_key, reg.default))), reg.what
+        if name in _names(comp.params).split(", "):
+            arg = _override_of(key)
+            k, _, value = arg.partition("=")
+            if key.startswith(f"{k}."):
+                # section={...}: Hydra merges the mapping into the preset's section, it does not
+                # replace it, and the preset's section has no such key.
+                return (
+                    f"{key}: a parameter of {what} {comp.name}, but {k}={{...}} is merged into this "
+                    f"config's {k}, which does not set it; to replace {k}: '~{k}' '+{k}={value}'"
+                )
+            return (
+                f"{key}: a parameter of {what} {comp.name} that this config does not set; "
+                f"add it with '+': +{arg}"
+            )
+        return f"{key}: not a parameter of {what} {comp.name} (valid: {_names(comp.params)})"
     except Exception:  # the hint is a courtesy: any doubt, and the plain message stands
         return None
-    return None
+
+
+def _override_of(key: str) -> str:
+    """The command-line override that set ``key``, a key below it or a section holding it.
+
+    ``key=VALUE`` if none did (the key came from a file).
+    """
+    found = ""
+    for arg in sys.argv[1:]:
+        k, _, value = arg.lstrip("+~").partition("=")
+        if k == key or k.startswith((f"{key}.", f"{key}[")):
+            return arg.lstrip("+~")
+        if key.startswith(f"{k}.") and value.lstrip().startswith("{") and len(arg) > len(found):
+            found = arg.lstrip("+~")  # a mapping for a section above the key (not a group choice)
+    return found or f"{key}=VALUE"
 
 
 def _is_weights(key: str) -> bool:

@@ -459,10 +459,12 @@ def parse_value(
 
 
 def _int_msg(spec: Spec, value: Any) -> str:
+    # Bounds in full: ':g' wrote mallopt's INT_MAX as 2.14748e+09, a number nobody can type back.
+    lo, hi = (f"{b:g}" if isinstance(b, float) else b for b in (spec.lo, spec.hi))
     if spec.lo is not None and spec.hi is not None:
-        return f"must be an integer between {spec.lo:g} and {spec.hi:g}, got {value!r}"
+        return f"must be an integer between {lo} and {hi}, got {value!r}"
     if spec.lo is not None:
-        return f"must be an integer >= {spec.lo:g}, got {value!r}"
+        return f"must be an integer >= {lo}, got {value!r}"
     return f"must be an integer, got {value!r}"
 
 

@@ -176,7 +176,9 @@ class MemoryCalls:
         if new >= 0 and new != addr:
             self._move_pages(mm, addr, new, old_len)
             mm.aspace.move(addr, new, old_len, new_len)
-        self._log(mm, "mremap", new if new >= 0 else addr, new_len, new)
+        # As strace shows it: mremap(old_address, ...) = new_address. Logging the new address as
+        # addr lost the old one, and syscalls.csv could not tell which mapping had moved.
+        self._log(mm, "mremap", addr, new_len, new)
         return new
 
     def _move_pages(self, mm: MM, old: int, new: int, length: int) -> None:

@@ -30,7 +30,7 @@ class GlibcParams:
 
     trim_threshold: int | None = size(
         None,
-        "M_TRIM_THRESHOLD: a free top above this is returned with brk",
+        "M_TRIM_THRESHOLD: a free top of at least this many bytes is returned with brk",
         null="glibc's default (128 KiB, dynamic)",
         hi=INT_MAX,
         hi_msg=_INT_MSG,

@@ -53,6 +53,7 @@ from vmexp.workload.traces import TraceError, parse_trace
 
 __all__ = [
     "Verdict",
+    "check_comparable",
     "check_finished",
     "check_run_of",
     "check_overrides",
@@ -156,6 +157,36 @@ def check_run_of(trace: str, run_dir: str, doc: dict[str, Any]) -> None:
         raise SimulatorRunError(f"--run-dir: {run_dir} replayed {path}, not {trace} (its workload.path)")
 
 
+def check_comparable(doc: dict[str, Any]) -> None:
+    """Refuse a simulator run that models something the real side cannot be.
+
+    The real side is this machine's glibc, with this machine's page size. A
+    run of another allocator (``allocator=best_fit``), or with another
+    ``page_size`` (glibc sizes its heap steps, trims and mmapped chunks in
+    pages), DIFFERs from it whatever the model's fidelity; the header said
+    "glibc defaults" above such a DIFFER, as if glibc had been compared.
+    """
+    values = doc.get("settings") or {}
+
+    def value(key: str) -> object:
+        entry = values.get(key)
+        return entry.get("value") if isinstance(entry, dict) else None
+
+    allocator = value("allocator.name") or (doc.get("choices") or {}).get("allocator")
+    if allocator not in (None, "glibc"):
+        raise SimulatorRunError(
+            f"allocator={allocator}: the real side is glibc, so the comparison needs allocator=glibc "
+            "(python -m vmexp.compare puts two simulator runs side by side)"
+        )
+    page_size = value("page_size")
+    host = os.sysconf("SC_PAGE_SIZE")
+    if isinstance(page_size, int) and page_size != host:
+        raise SimulatorRunError(
+            f"page_size={page_size}: the real glibc runs with this machine's pages of {host} bytes, "
+            f"so the comparison needs page_size={host}"
+        )
+
+
 def check_overrides(trace: str, overrides: Sequence[str]) -> list[str]:
     """The overrides to give the simulator; refuses those that would make it run something else.
 
@@ -184,6 +215,13 @@ def check_overrides(trace: str, overrides: Sequence[str]) -> list[str]:
             )
         key, eq, value = ov.lstrip("+~").partition("=")
         value = value.strip().strip("'\"")
+        if key == "experiment":
+            # A preset is a sweep: run.py's advice (add -m, with validate's own temporary run
+            # directory in the command it printed) does not apply to validate, which has no -m.
+            raise SimulatorRunError(
+                f"{ov}: a preset is a sweep, and the comparison replays one configuration; "
+                f"give its settings one value each (python run.py --cfg job {ov} shows them)"
+            )
         if key == "workload" and not (eq and value == "trace"):
             raise SimulatorRunError(
                 f"{ov}: the comparison replays the trace on both sides (workload=trace); "
@@ -356,6 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             if args.run_dir:
                 check_run_of(args.trace, args.run_dir, doc)
+            check_comparable(doc)
             check_finished(run_dir)
         settings = mallopt_from_settings(doc)
         use_strace = shutil.which("strace") is not None

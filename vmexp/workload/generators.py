@@ -78,6 +78,7 @@ __all__ = [
 _S_ARRIVAL, _S_SIZES, _S_LIFE, _S_ACCESS, _S_CHOICE, _S_THINK = range(6)
 _NSTREAMS = 6
 _ABS_MAX_SIZE = 1 << 46
+_ACCESS_PIECE = 1 << 16  # pages of references produced at once (see _ops)
 
 
 def _fail(key: str, msg: str) -> WorkloadError:
@@ -239,7 +240,9 @@ def _ops(g: GenParams, seqs: list[np.random.SeedSequence], ps: int) -> Iterator[
                 # Grow (or shrink) a random live block, as a vector or a string buffer does.
                 bid = live.dense[int(next(choice_) * len(live.dense))]
                 old = size[bid]
-                new = max(1, min(size_max, round(old * growth)))
+                # Capped before rounding: a huge growth (1e308) makes old * growth infinite,
+                # which round() cannot turn into an int; the cap gives the same size otherwise.
+                new = max(1, round(min(size_max, old * growth)))
                 size[bid] = new
                 vol += max(0, new - old)
                 yield (REALLOC, bid, new)
@@ -267,11 +270,20 @@ def _ops(g: GenParams, seqs: list[np.random.SeedSequence], ps: int) -> Iterator[
         if access is not None:
             budget += rate
             if budget >= 1.0:
-                done = access.run(int(budget), out)
+                # In pieces of at most _ACCESS_PIECE pages: a step's references are produced
+                # into a list, and access.rate=1e9 made one list of a billion touches (tens of
+                # GiB of host memory before the first of them ran; duration could not stop it).
+                want = int(budget)
+                done = 0
+                while True:
+                    got = access.run(min(want - done, _ACCESS_PIECE), out)
+                    done += got
+                    if out:
+                        yield from out
+                        out.clear()
+                    if not got or done >= want:
+                        break
                 budget = budget - done if done else 0.0
-                if out:
-                    yield from out
-                    out.clear()
                 pages += done
         refs += pages
         cpu = compute + pages * ref_ns

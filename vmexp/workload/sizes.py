@@ -198,7 +198,7 @@ class Empirical:
     _hist: tuple[Any, Any] = field(default=(None, None), repr=False, compare=False)
 
     def check(self, where: str) -> None:
-        from vmexp.workload.traces import TraceError, parse_trace
+        from vmexp.workload.traces import MAX_VALUE, TraceError, parse_trace
 
         key = f"{where}.path"
         try:
@@ -211,9 +211,11 @@ class Empirical:
             for op in ops
             if op[0] in (MALLOC, CALLOC, REALLOC)
         ]
-        sizes = [s for s in sizes if s > 0]  # realloc(p, 0) is a free, malloc(0) allocates nothing to touch
+        # realloc(p, 0) is a free, malloc(0) allocates nothing to touch; a calloc whose count x size
+        # passes 2^63-1 is no size at all (calloc returns NULL), and did not fit the int64 histogram.
+        sizes = [s for s in sizes if 0 < s <= MAX_VALUE]
         if not sizes:
-            raise WorkloadError(f"{key}: {self.path} holds no malloc, calloc or realloc with a size above 0")
+            raise WorkloadError(f"{key}: {self.path} holds no malloc, calloc or realloc of 1 to 2^63-1 bytes")
         values, counts = np.unique(np.asarray(sizes, dtype=np.int64), return_counts=True)
         object.__setattr__(self, "_hist", (values, counts / counts.sum()))
 
