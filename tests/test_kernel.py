@@ -218,6 +218,16 @@ def test_oom_kills_the_biggest_process_and_the_run_goes_on(tmp_path) -> None:  #
     assert exits == {1: "oom-killed", 2: "ok"}
 
 
+def test_a_process_killed_for_another_says_for_which(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # p1 holds 3 MiB and computes; p2's touches need more than the 1 MiB left, and nothing can be
+    # swapped: the OOM killer takes p1, the biggest, for p2. Its error was empty ("ended oom-killed").
+    text = "p1: malloc 0 3M\np1: touch 0\np1: compute 100ms\np2: compute 10ms\np2: malloc 0 2M\np2: touch 0\n"
+    r = trace_run(tmp_path, text, "ram=4M", "swap=0")
+    p1, p2 = r.processes
+    assert (p1.exit, p2.exit) == ("oom-killed", "ok")
+    assert p1.error == "killed by the OOM killer for pid 2, the process with the most memory"
+
+
 def test_local_scope_keeps_a_process_within_its_share(tmp_path) -> None:  # type: ignore[no-untyped-def]
     text = "p1: malloc 0 4M\np1: touch 0\np1: compute 20ms\np1: touch 0\np2: malloc 0 256k\np2: touch 0\np2: compute 300ms\n"
     r = trace_run(tmp_path, text, "ram=2M", "policy=lru", "policy.scope=local")

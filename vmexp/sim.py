@@ -553,6 +553,21 @@ class Process:
             return dict.fromkeys(MALLINFO_FIELDS, 0) | {"ordblks": 1}
         return self.alloc.mallinfo2()
 
+    def _killed_for(self) -> str:
+        """Why the OOM killer chose this process while another one asked for memory ("" if it did not).
+
+        The process that asked is told by the exception that ends its slice;
+        a victim chosen for another one learns nothing, and its warning read
+        "ended oom-killed" with no reason.
+        """
+        if self.mm.exit != "oom-killed":
+            return ""
+        kill = next((k for k in reversed(self.sim.system.oom.kills) if k["pid"] == self.pid), None)
+        if kill is None or kill["for_pid"] == self.pid:
+            return ""
+        group = f" of memory cgroup {kill['memcg']}" if "memcg" in kill else ""
+        return f"killed by the OOM killer{group} for pid {kill['for_pid']}, the process with the most memory"
+
     def snapshot(self, cpu_cut: int = 0) -> ProcResult:
         """The process's results now; ``cpu_cut``: CPU ns of its running slice that fall after the run's end.
 
@@ -566,7 +581,7 @@ class Process:
             pid=self.pid,
             name=mm.name,
             exit=mm.exit,
-            error=self.error,
+            error=self.error or self._killed_for(),
             minflt=mm.minflt,
             majflt=mm.majflt,
             refs=mm.refs,
