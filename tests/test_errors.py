@@ -210,6 +210,10 @@ CONFIG_ERRORS = [
     ("workload=trace", "workload.path: workload=trace needs a trace file (workload.path=FILE)"),
     ("workload=pageref", "workload.path: workload=pageref needs workload.path=FILE or workload.refs=[...]"),
     ("workload=pageref workload.refs=[1,-2]", "workload.refs:2: bad page number '-2' (expected a non-negative integer)"),
+    # i386's user space ends at 3 GiB: page 2^20 (4 GiB) ran, in a VMA past the top of user space.
+    ("workload=pageref workload.refs=[1,1048576] address_space=i386",
+     "workload.refs: page 1,048,576 of the reference string lies above the user address space "
+     "(i386: pages 0 to 786,431 of 4 KiB)"),
     ("policy=opt", "policy=opt: OPT needs the future, so it runs only with workload=pageref (one process)"),
     ("policy=opt workload=trace workload.path={dir}/one.trace",
      "policy=opt: OPT needs the future, so it runs only with workload=pageref (one process)"),

@@ -179,8 +179,10 @@ class Process:
             lo, hi = min(vpns), max(vpns)
             lay = sim.s.layout
             if (hi + 1) << sysm.shift > lay.task_size:
+                # The key the string came from (a trace of several processes: workload.path).
+                key = "workload.path" if getattr(sim.s.workload, "path", None) else "workload.refs"
                 raise SimError(
-                    f"workload: page {hi:,} of the reference string lies above the user address space "
+                    f"{key}: page {hi:,} of the reference string lies above the user address space "
                     f"({lay.name}: pages 0 to {(lay.task_size >> sysm.shift) - 1:,} of {format_size(1 << sysm.shift)})"
                 )
             self.mm.aspace.map(lo << sysm.shift, (hi + 1) << sysm.shift, "pageref")
