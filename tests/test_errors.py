@@ -291,7 +291,8 @@ HINTS = [
      "workload.sizes.size: a parameter of sizes dist fixed, but workload.sizes={...} is merged into this "
      "config's workload.sizes, which does not set it; to replace workload.sizes: "
      "'~workload.sizes' '+workload.sizes={dist: fixed, size: 100}'"),
-    (("workload=batch", "~workload.sizes", "+workload.sizes={dist: fixed, size: 100}", "workload.allocs=5"), ""),
+    (("workload=batch", "~workload.sizes", "+workload.sizes={dist: fixed, size: 100}", "workload.allocs=5",
+      "figures=false"), ""),
     # majflt is a metric objective takes: the map starts empty, and Hydra adds keys only with '+'.
     (("objective={majflt: 1}",),
      "objective.majflt: objective's keys are yours to add, with '++': ++objective.majflt=1 or ++objective={majflt: 1}"),
@@ -454,7 +455,7 @@ def test_a_malformed_trace_line_is_named(batch: Batch, i: int) -> None:
     assert line == batch.fill(f"vmexp: error: {{dir}}/malformed{i}.trace:{MALFORMED[i][1]}")
 
 
-DOUBLE_FREE = case("workload=trace", "workload.path={dir}/double-free.trace")
+DOUBLE_FREE = case("workload=trace", "workload.path={dir}/double-free.trace", "figures=false")
 
 
 def test_a_double_free_ends_its_process_in_metrics_json_not_the_run(batch: Batch) -> None:
@@ -879,7 +880,9 @@ def test_without_a_name_override_a_run_lands_in_outputs(batch: Batch) -> None:
     assert found.parent.parent.parent == batch.dir / "outputs" / "runs"
 
 
-DEFAULT_RUN = case("name=plain", "workload=trace", "workload.path={dir}/one.trace", default_dir=True)
+DEFAULT_RUN = case(
+    "name=plain", "workload=trace", "workload.path={dir}/one.trace", "figures=false", default_dir=True
+)
 
 
 def test_settings_of_a_huge_machine_cost_nothing_until_used() -> None:
