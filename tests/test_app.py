@@ -294,6 +294,24 @@ def test_heap_snapshots_record_the_heap_at_the_chosen_times(tmp_path: Path) -> N
     assert (tmp_path / "figures" / "heap_0.png").is_file() and (tmp_path / "figures" / "heap_1.png").is_file()
 
 
+def test_a_heap_snapshot_shows_the_heap_at_its_time_not_a_slice_later(tmp_path: Path) -> None:
+    # A slice runs its operations at once; a snapshot taken between slices showed the heap up to a
+    # quantum after its time: brk calls that syscalls.csv dates later, chunks at 0 s before any malloc.
+    s = settings("duration=0.06s", "nprocs=2", "figures=false", "heap_snapshots=[0,0.05s]")
+    run_settings(s, tmp_path, quiet=True)
+    snaps = list(csv.DictReader((tmp_path / "heap_snapshots.csv").read_text().splitlines()))
+    calls = list(csv.DictReader((tmp_path / "syscalls.csv").read_text().splitlines()))
+    assert {r["time_s"] for r in snaps} == {"0.050000000"}  # at 0 s no process has a heap yet
+    for pid in ("1", "2"):
+        brk = [
+            int(c["result"])
+            for c in calls
+            if c["pid"] == pid and c["syscall"] == "brk" and float(c["time_s"]) <= 0.05
+        ]
+        heap = [r for r in snaps if r["pid"] == pid and r["state"] != "mmapped"]
+        assert max(int(r["addr"]) + int(r["size"]) for r in heap) == brk[-1]
+
+
 def test_a_heap_snapshot_after_the_end_of_the_run_is_reported_not_taken(tmp_path: Path) -> None:
     r = run(*SHORT, "figures=false", "heap_snapshots=[0.1s,2s,5s]", f"hydra.run.dir={tmp_path}")
     assert r.returncode == 0, r.stderr

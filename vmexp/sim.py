@@ -42,6 +42,7 @@ from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, PAGEREF, REALLOC, 
 __all__ = ["simulate", "Result", "ProcResult", "SimError"]
 
 RUNNING, BLOCKED, SLEEPING, DONE = 0, 1, 2, 3
+NEVER = 1 << 63  # a time no run reaches (no heap snapshot due)
 _ONES = b"\x01" * 4096
 _ZEROS = bytes(4096)
 
@@ -194,6 +195,10 @@ class Process:
         self.start_ns = spec.start_ns
         self.end_ns = -1
         self.final: ProcResult | None = None
+        # heap_snapshots still to take, the next one last; a process records its own heap when its
+        # slice clock reaches each time, as a slice runs its operations at once (see execute).
+        self.snap_times = sorted(sim.s.heap_snapshots, reverse=True) if self.alloc is not None else []
+        self.snap_due = self.snap_times[-1] if self.snap_times else NEVER
         self.done = sim.env.event()
         self.suspended = False  # deactivated by load control
         self.resumed: simpy.Event | None = None
@@ -215,6 +220,9 @@ class Process:
         op_index = self.op_index
         handlers = self.handlers
         self.budget = budget
+        # The next heap snapshot in the slice clock's ns: a slice runs at once, so a snapshot taken
+        # between slices would show operations that come after its time (one quantum later).
+        snap_at = self.snap_due - int(self.sim.env.now)
         while clock.used < budget:
             if self.pending is not None:
                 if self._resume_refs(budget):
@@ -225,6 +233,8 @@ class Process:
                 clock.used += step
                 self.compute_left -= step
                 continue
+            if clock.used >= snap_at:
+                snap_at = self.heap_snapshots(clock.now()) - int(self.sim.env.now)
             op = next(ops, None)
             if op is None:
                 return DONE
@@ -240,6 +250,39 @@ class Process:
             if self.sleep_ns and not self._sleep_inline():
                 return SLEEPING
         return RUNNING
+
+    def heap_snapshots(self, now: int) -> int:
+        """Record the heap for every snapshot time up to ``now``; the time of the next one.
+
+        The heap changes only when the process runs an operation, so a
+        snapshot taken at the first operation at or after its time (or when
+        the run or the process ends) is the heap as it was at that time.
+        """
+        times = self.snap_times
+        while times and times[-1] <= now:
+            t = times.pop()
+            assert self.alloc is not None  # only a process with a heap has snapshot times
+            self.sim.snapshots.extend(
+                (t, self.pid, a, size, state) for a, size, state in self.alloc.heap_walk()
+            )
+        self.snap_due = times[-1] if times else NEVER
+        return self.snap_due
+
+    def last_heap_snapshots(self, end: int) -> None:
+        """The snapshots due before the process died (OOM) or the run ended at ``end``.
+
+        A process that ran no operation since a snapshot's time (waiting
+        for the CPU, the swap device or load control) had the heap it has
+        now; one the OOM killer took had it until the kill.
+        """
+        if not self.snap_times:
+            return
+        if self.mm.killed:
+            kills = [k for k in self.sim.system.oom.kills if k["pid"] == self.pid]
+            if not kills:
+                return  # ended by its own workload (segfault...): its operations took what was due
+            end = min(end, round(kills[-1]["time_s"] * 1e9))
+        self.heap_snapshots(end)
 
     def _resume_refs(self, budget: int) -> bool:
         """Go on with the page references of a touch; True if the process must block."""
@@ -509,6 +552,7 @@ class Process:
         if not self.mm.killed:
             self._finish("ok")
         elif self.final is None:
+            self.last_heap_snapshots(int(env.now))
             self.final = self.snapshot()
         self.end_ns = int(env.now)
         if self.sim.loadctl is not None:
@@ -838,8 +882,6 @@ class Simulation:
         for p in self.procs:
             env.process(self._checked(p) if self.check else p.run())
         env.process(self._sampler())
-        if self.s.heap_snapshots:
-            env.process(self._heap_snapshots())
         if self.loadctl is not None:
             env.process(self._load_controller())
         all_done = env.all_of([p.done for p in self.procs])
@@ -854,6 +896,11 @@ class Simulation:
             del self.samples[rows:]
         self.sample(final=True)
         cut = {span.pid: span.left(span.cpu, end) for span in self.spans if span.pid}
+        for p in self.procs:
+            if p.final is None:
+                p.last_heap_snapshots(end)
+        # Taken by each process as it reached the times: in order of time, then pid (heap_snapshots.csv).
+        self.snapshots.sort(key=lambda row: (row[0], row[1]))
         for p in self.procs:
             if p.final is None:
                 p.mm.exit = "duration"
@@ -871,17 +918,6 @@ class Simulation:
                 self.procs[pid - 1].suspend()
             for pid in start:
                 self.procs[pid - 1].resume()
-
-    def _heap_snapshots(self) -> Generator[simpy.Event, Any, None]:
-        """The heap walk of every live process at each chosen time (the heap map at those times)."""
-        for t in self.s.heap_snapshots:
-            if t > int(self.env.now):
-                yield self.env.timeout(t - int(self.env.now))
-            for p in self.procs:
-                if p.alloc is not None and p.final is None and not p.mm.killed:
-                    self.snapshots.extend(
-                        (t, p.pid, a, size, state) for a, size, state in p.alloc.heap_walk()
-                    )
 
     def _checked(self, p: Process) -> Generator[simpy.Event, Any, None]:
         """p.run() with the invariant checks also between slices (kswapd may have run)."""
