@@ -312,6 +312,15 @@ def test_a_heap_snapshot_shows_the_heap_at_its_time_not_a_slice_later(tmp_path: 
         assert max(int(r["addr"]) + int(r["size"]) for r in heap) == brk[-1]
 
 
+def test_a_heap_snapshot_time_given_twice_is_taken_once(tmp_path: Path) -> None:
+    # 50ms and 0.05s are the same time: heap_snapshots.csv listed every chunk of it twice.
+    s = settings("duration=0.06s", "nprocs=1", "figures=false", "heap_snapshots=[50ms,0.05s]")
+    assert s.heap_snapshots == (50_000_000,)
+    run_settings(s, tmp_path, quiet=True)
+    rows = (tmp_path / "heap_snapshots.csv").read_text().splitlines()[1:]
+    assert rows and len(rows) == len(set(rows))
+
+
 def test_a_heap_snapshot_after_the_end_of_the_run_is_reported_not_taken(tmp_path: Path) -> None:
     r = run(*SHORT, "figures=false", "heap_snapshots=[0.1s,2s,5s]", f"hydra.run.dir={tmp_path}")
     assert r.returncode == 0, r.stderr

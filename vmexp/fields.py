@@ -245,7 +245,7 @@ def choice(default: str, doc: str, choices: tuple[str, ...], **kw: Any) -> Any:
 
 
 def durations(default: list[Any], doc: str, **kw: Any) -> Any:
-    """A list of durations; the typed value is a sorted tuple of nanoseconds."""
+    """A list of durations; the typed value is a sorted tuple of distinct nanoseconds."""
     kw.setdefault("schema", list[Any])
     spec = Spec("durations", default, doc, **kw)
     return dataclasses.field(
@@ -426,7 +426,7 @@ def parse_value(
                 if typed and _is_int(x)
                 else parse_value(Spec("duration", None, ""), x, f"{key}[{i}]", error)
             )
-        v = tuple(sorted(out))
+        v = tuple(sorted(set(out)))  # a time given twice is one snapshot, not the same rows twice
     elif kind == "names":
         if not isinstance(value, list | tuple) or not all(isinstance(x, str) for x in value):
             raise _fail(error, key, f"expected a list of names, got {value!r}")
