@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from tests.conftest import settings as composed
 from tests.conftest import simulate_with
 from vmexp.config import Settings
+from vmexp.kernel.layout import compute_regions
+from vmexp.kernel.mm import AddressSpace
 from vmexp.sim import simulate
 from vmexp.workload import build
 
@@ -306,3 +308,13 @@ def test_clearing_a_page_table_frees_what_removing_each_entry_frees() -> None:
     at_once.clear()
     assert (at_once.pte, at_once.pages, cg2.pt_pages) == ({}, 1, 1)
     assert (one_by_one.pages, cg1.pt_pages, one_by_one.pages_peak) == (1, 1, at_once.pages_peak)
+
+
+@pytest.mark.parametrize(("layout", "column"), [("x86_64", 73), ("i386", 49)])
+def test_maps_names_start_where_the_kernel_of_that_word_size_puts_them(layout: str, column: int) -> None:
+    # Linux pads a maps line to 25 + 6 * sizeof(void *) - 1 columns and a space: a 32-bit kernel's
+    # (i386's 3G/1G split) names start at column 49, not at the 64-bit kernel's 73.
+    s = composed(f"address_space={layout}")
+    lines = AddressSpace(compute_regions(s.layout, 4096, None), 4096, prog="server").maps()
+    named = [line for line in lines if line.endswith(("server", "[stack]"))]
+    assert named and all(line.index(line.split()[5]) == column for line in named)

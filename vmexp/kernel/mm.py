@@ -262,6 +262,9 @@ class AddressSpace:
                 merged[-1] = (merged[-1][0], v.end, "anon")
             else:
                 merged.append((v.start, v.end, v.kind))
+        # show_vma_header_prefix pads to 25 + sizeof(void *) * 6 - 1 columns, then a space: the name
+        # starts at column 73 on a 64-bit kernel and at 49 on a 32-bit one (i386's 3G/1G split).
+        width = 48 if self.regions.task_size <= 1 << 32 else 72
         lines: list[str] = []
         for start, end, kind in merged:
             perms, name = _MAPS[kind]
@@ -270,7 +273,7 @@ class AddressSpace:
             if kind in ("text", "data"):
                 inode, offset = "08:01 1048577", start - self.regions.text[0]
             line = f"{start:08x}-{end:08x} {perms} {offset:08x} {inode}"
-            lines.append(f"{line:<73}{name}" if name else line)
+            lines.append(f"{line:<{width}} {name}" if name else line)
         return lines
 
 
