@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -275,6 +276,19 @@ def test_objective_is_a_weighted_sum_of_summary_metrics(tmp_path: Path) -> None:
     assert objective_value(s, doc) == pytest.approx(
         summary["rss_peak_bytes"] * 1e-6 + summary["syscalls"] * 0.5
     )
+
+
+def test_an_objective_that_asks_for_a_long_time_between_faults_ranks_a_run_without_faults_best(
+    tmp_path: Path,
+) -> None:
+    # Without major faults L is infinite (the report and compare say so), but the objective took
+    # summary.csv's placeholder 0: the run that never faulted was Optuna's worst trial.
+    from vmexp.app import objective_value
+
+    s = settings("duration=0.05s", "nprocs=1", "figures=false", "+objective={mean_time_between_faults_s: -1}")
+    doc = run_settings(s, tmp_path, quiet=True)
+    assert doc["processes"][0]["majflt"] == 0
+    assert objective_value(s, doc) == -math.inf
 
 
 def test_an_unknown_objective_metric_is_named(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vmexp import __version__
 from vmexp.config import ConfigError, Settings, register_configs, settings_json, validate
-from vmexp.metrics import atomic_write, forget_previous_run, summary_of, write_run
+from vmexp.metrics import atomic_write, forget_previous_run, objective_of, summary_of, write_run
 from vmexp.status import exit_status, finished, note_failure, stop_note
 from vmexp.units import format_duration, format_size
 from vmexp.workload import build
@@ -208,8 +208,7 @@ def _sweep_without_m(hc: Any) -> None:
 
 def objective_value(settings: Settings, doc: dict[str, Any]) -> float:
     """The weighted sum of summary metrics that ``objective`` defines (what Optuna minimises)."""
-    summary = summary_of(doc)
-    return float(sum(w * summary[k] for k, w in settings.objective.items()))
+    return objective_of(summary_of(doc), dict(settings.objective))
 
 
 def main(cfg: DictConfig) -> float | None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -49,6 +50,7 @@ __all__ = [
     "atomic_write",
     "metric",
     "metrics_dict",
+    "objective_of",
     "summary_of",
     "write_run",
 ]
@@ -433,6 +435,24 @@ def summary_of(doc: dict[str, Any], job: Path | None = None) -> dict[str, Any]:
             v = _total(procs, m.json)
             out[col] = round(float(v), m.digits) if m.digits is not None else int(v)
     return out
+
+
+def objective_of(summary: dict[str, Any], weights: dict[str, Any]) -> float:
+    """The weighted sum of summary metrics that ``objective`` defines (what Optuna minimises).
+
+    summary_of writes Denning's L as 0 for a job without major faults, where
+    it is undefined: infinitely long between faults, the best L there is. As
+    a 0 it made such a job the worst trial for a weight that asks for a long L
+    (``{mean_time_between_faults_s: -1}``) and the best for one that asks for
+    a short L; it counts as infinite instead, as the report and compare read it.
+    """
+    total = 0.0
+    for name, weight in weights.items():
+        w, v = float(weight), float(summary.get(name, math.nan))
+        if name == "mean_time_between_faults_s" and v == 0 and w:
+            v = math.inf
+        total += w * v
+    return total
 
 
 def _from_files(job: Path) -> dict[str, int]:

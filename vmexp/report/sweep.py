@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 import traceback
 from collections.abc import Iterator
@@ -32,7 +31,15 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vmexp.config import read_settings_json
-from vmexp.metrics import COLUMNS, Metric, atomic_write, metric, remove_stale_temporaries, summary_of
+from vmexp.metrics import (
+    COLUMNS,
+    Metric,
+    atomic_write,
+    metric,
+    objective_of,
+    remove_stale_temporaries,
+    summary_of,
+)
 from vmexp.metrics import METRICS as _DECLARED
 from vmexp.status import finished, note_failure
 
@@ -203,7 +210,7 @@ def _job_metrics(job: Path, cfg: dict[str, Any], settings: dict[str, Any] | None
         else:  # a job from before settings.json: Hydra's record of its config
             weights = cfg.get("objective") or {}
         if weights:
-            row["objective"] = sum(float(w) * float(row.get(k, math.nan)) for k, w in weights.items())
+            row["objective"] = objective_of(row, weights)
         status = "ok" if status in ("ok", "missing") else status
     row["status"] = status
     row["error"] = error
