@@ -792,7 +792,7 @@ class Simulation:
             self._take_sample()
 
     def _take_sample(self) -> None:
-        interval = self.s.sample_interval
+        """A sample, with the checks and progress that go with every one (the first included)."""
         self.sample()
         # Checked as the rows come, not from duration before the run: duration only bounds a run,
         # whose processes may end long before it (the held-out command's duration=1000000s).
@@ -800,7 +800,7 @@ class Simulation:
         if rows > self.max_rows:
             raise JobLimit(
                 f"sample_interval: timeseries.csv reached {rows:,} rows (a sample every "
-                f"{format_duration(interval)}) at {format_duration(int(self.env.now))} of simulated time, "
+                f"{format_duration(self.s.sample_interval)}) at {format_duration(int(self.env.now))} of simulated time, "
                 f"about {format_size(rows * BYTES_PER_SAMPLE_ROW)} of host memory, over "
                 f"job_memory={format_size(self.s.job_memory)}; raise sample_interval or job_memory"
             )
