@@ -194,6 +194,28 @@ def test_a_run_into_a_used_directory_leaves_nothing_of_the_earlier_run(tmp_path:
     assert not (tmp_path / "error.txt").exists()
 
 
+def test_a_run_that_fails_on_bad_input_leaves_no_earlier_results_beside_its_run_json(tmp_path: Path) -> None:
+    # An earlier successful run's results (their content does not matter here)...
+    earlier = ("metrics.json", "syscalls.csv", "timeseries.csv", "heap.csv", "settings.json", "maps/1.txt")
+    for name in earlier:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("from the earlier run\n")
+    (tmp_path / "run.json").write_text('{"status": "ok"}\n')
+    (tmp_path / "notes.txt").write_text("mine\n")
+    r = run("threshold=banana", f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 2 and "threshold:" in r.stderr
+    # ...are gone: the directory holds one run, the failed one, and says why it has no metrics.
+    assert [name for name in earlier if (tmp_path / name).exists()] == []
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "failed"
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+    import vmexp
+
+    failed = vmexp.load(tmp_path)
+    assert isinstance(failed, vmexp.Run) and failed.status == "failed"
+    with pytest.raises(vmexp.VmexpError, match=r"no metrics\.json: the run failed: threshold:"):
+        _ = failed.metrics
+
+
 @pytest.mark.slow
 def test_threshold_sweep_writes_summary_figures_and_report(tmp_path: Path) -> None:
     r = run("-m", "threshold=64k,128k,256k", *SHORT, f"hydra.sweep.dir={tmp_path}")

@@ -349,23 +349,40 @@ def remove_stale_temporaries(directory: Path, *, recursive: bool = False) -> Non
 # here, where the files a run writes are named, so that clearing a used directory needs no plotting.
 RUN_FIGURES = ("memory", "faults", "heap", "layout", "syscalls")
 
-# What a run writes that its successor in the same directory might not write again.
-_RUN_EXTRAS = ("error.txt", "explain.log", "heap_snapshots.csv")
+# Every file a run writes at the top of its directory, run.json first: a run that stops before it
+# rewrites them (bad input, a crash) must not leave an earlier run's results beside its own
+# run.json, and run.json goes first so that no "ok" vouches for files being removed.
+_RUN_FILES = (
+    "run.json",
+    "metrics.json",
+    "syscalls.csv",
+    "timeseries.csv",
+    "heap.csv",
+    "settings.json",
+    "error.txt",
+    "explain.log",
+    "heap_snapshots.csv",
+)
 _RUN_FIGURE = re.compile(rf"({'|'.join(RUN_FIGURES)}|heap_\d+)\.png")
 _MAPS_FILE = re.compile(r"\d+\.txt")
 
 
 def forget_previous_run(run_dir: Path) -> None:
-    """Delete the files of an earlier run in ``run_dir`` that this run may not write again.
+    """Delete the files of an earlier run in ``run_dir``, before this run can fail.
 
     A run into a directory used before (``hydra.run.dir``, a sweep rerun
     without ``resume``) would otherwise leave the other run's crash report,
     narration, heap snapshots, maps of processes it does not have and
     figures beside its own results; a sweep then also took those figures
-    for this job's and did not draw them. Only the names vmexp writes are
-    touched: ``hydra.run.dir=.`` must not cost the user a file.
+    for this job's and did not draw them. A run that fails (bad input, a
+    crash) writes only its own run.json: the earlier run's metrics.json,
+    CSV files and settings.json go too, so that a script reading the
+    directory finds one run (``Run.metrics`` of a failed run says it
+    failed) and never a failure's run.json beside another run's results.
+    Only the names vmexp writes are touched: ``hydra.run.dir=.`` must not
+    cost the user a file.
     """
-    for name in _RUN_EXTRAS:
+    for name in _RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
     for sub, pattern in (("maps", _MAPS_FILE), ("figures", _RUN_FIGURE)):
         d = run_dir / sub
