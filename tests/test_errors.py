@@ -473,8 +473,14 @@ def test_a_double_free_ends_its_process_in_metrics_json_not_the_run(batch: Batch
 # Errors of the simulated program, not of the input: glibc would abort or the program would crash;
 # the simulator stops that process cleanly, records why, and the run goes on.
 RUNTIME = [
-    ("malloc 1 100\n# a comment\nfree 7\n", "double-free",
-     "operation 1 (trace line 3): free of id 7, which is not allocated (glibc would abort: free(): double free detected)"),
+    # An id the trace never allocated is a pointer malloc never returned, not a double free.
+    ("malloc 1 100\n# a comment\nfree 7\n", "invalid-pointer",
+     "operation 1 (trace line 3): free of id 7, which the trace never allocated (glibc would abort: free(): invalid pointer)"),
+    # A double free is one also after the id was reused, or freed by realloc(p, 0).
+    ("malloc 1 100\nfree 1\nmalloc 1 50\nfree 1\nfree 1\n", "double-free",
+     "operation 4 (trace line 5): free of id 1, which is not allocated (glibc would abort: free(): double free detected)"),
+    ("malloc 1 100\nrealloc 1 0\nfree 1\n", "double-free",
+     "operation 2 (trace line 3): free of id 1, which is not allocated (glibc would abort: free(): double free detected)"),
     ("malloc 1 100\nfree 1\ntouch 1\n", "use-after-free",
      "operation 2 (trace line 3): touch of id 1, which is not allocated (never allocated, or freed)"),
     ("malloc 1 100\nfree 1\nrealloc 1 20\ntouch 1\n", "ok", ""),  # realloc of a freed id is realloc(NULL, n), as in C

@@ -172,7 +172,7 @@ METRICS: tuple[Metric, ...] = (
     # ---- each process's record in metrics.json, in the record's order
     _p("pid", "process id", "text", over_processes=""),
     _p("name", "process name", "text", over_processes=""),
-    _p("exit", "how the process ended (ok, duration, oom-killed, double-free, ...)", "text", over_processes=""),
+    _p("exit", "how the process ended (ok, duration, oom-killed, double-free, invalid-pointer, ...)", "text", over_processes=""),
     _p("error", "the program error that stopped it, if any", "text", over_processes=""),
     _p("minflt", "minor faults", "count", series="minflt", series_pos=6, column="minflt"),
     _p("majflt", "major faults", "count", series="majflt", series_pos=7, column="majflt"),

@@ -166,6 +166,10 @@ class Process:
         )
         self.ids: dict[int, tuple[int, int]] = {}
         self.null_ids: set[int] = set()  # ids whose allocation returned NULL
+        # Ids freed at least once: a free of an id that is not live is a double free if it is here,
+        # else a free of a pointer malloc never returned. Never pruned: a reallocated id is live,
+        # so its entry here is only read once the id is freed again.
+        self.freed: set[int] = set()
         self.short: set[int] = set()  # ids whose growing realloc failed
         self.skipped = 0  # operations on NULL blocks, skipped as a checking program would
         self.ops: Iterator[Op] = iter(spec.ops)
@@ -418,12 +422,21 @@ class Process:
         if got is None and op[1] in self.null_ids:
             self.null_ids.discard(op[1])  # free(NULL): nothing to do
             return
-        if got is None:
+        if got is None and op[1] in self.freed:
             raise WorkloadFault(
                 "double-free",
                 f"{self._where()}: free of id {op[1]}, which is not allocated "
                 "(glibc would abort: free(): double free detected)",
             )
+        if got is None:
+            # glibc 2.36 aborts so on free() of a stack, static or interior pointer
+            # (malloc/malloc.c: __libc_free -> _int_free's alignment and size checks).
+            raise WorkloadFault(
+                "invalid-pointer",
+                f"{self._where()}: free of id {op[1]}, which the trace never allocated "
+                "(glibc would abort: free(): invalid pointer)",
+            )
+        self.freed.add(op[1])
         self.alloc.free(got[0])
 
     def _realloc(self, op: Op) -> None:
@@ -436,6 +449,7 @@ class Process:
         elif op[2] == 0:
             self.alloc.realloc(old[0], 0)  # glibc frees and returns NULL
             del self.ids[op[1]]
+            self.freed.add(op[1])
         else:
             p = self.alloc.realloc(old[0], op[2])
             if p == 0:
