@@ -330,6 +330,20 @@ def test_heap_snapshots_record_the_heap_at_the_chosen_times(tmp_path: Path) -> N
     assert (tmp_path / "figures" / "heap_0.png").is_file() and (tmp_path / "figures" / "heap_1.png").is_file()
 
 
+def test_heap_n_png_is_the_nth_snapshot_time_also_when_an_earlier_one_has_no_heap(tmp_path: Path) -> None:
+    # At 0 s no process has a heap yet: its snapshot has no rows and no figure, and 50ms is still
+    # heap_1.png (numbering only the times with rows made it heap_0.png, the name of the 0 s map).
+    from vmexp.report.run_figures import draw_run_figures
+
+    s = settings("duration=0.06s", "nprocs=1", "figures=false", "heap_snapshots=[50ms,0]")
+    run_settings(s, tmp_path, quiet=True)
+    for redraw in (s, None):  # the run's own drawing, and python -m vmexp.report's from settings.json
+        drawn = draw_run_figures(tmp_path, redraw, only={"heap"})
+        assert sorted(p.name for p in drawn) == ["heap.png", "heap_1.png"]
+        for p in drawn:
+            p.unlink()
+
+
 def test_a_heap_snapshot_shows_the_heap_at_its_time_not_a_slice_later(tmp_path: Path) -> None:
     # A slice runs its operations at once; a snapshot taken between slices showed the heap up to a
     # quantum after its time: brk calls that syscalls.csv dates later, chunks at 0 s before any malloc.

@@ -409,7 +409,9 @@ class Settings:
     )
     sample_interval: int = decl.duration("10ms", "period of timeseries.csv (simulated time)", lo=1)
     heap_snapshots: tuple[int, ...] = decl.durations(
-        [], "times at which to record every heap (heap_snapshots.csv, figures/heap_N.png), e.g. [0.5s,1s]"
+        [],
+        "times at which to record every heap (heap_snapshots.csv, figures/heap_N.png: N is the time's "
+        "place in the list in time order, from 0; no file for a time without a heap yet), e.g. [0.5s,1s]",
     )
     explain: bool = decl.flag(
         False,

@@ -57,7 +57,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from vmexp.config import Settings
+from vmexp.config import Settings, read_settings_json
 from vmexp.libc.base import CHUNK_STATES
 from vmexp.metrics import RUN_FIGURES
 from vmexp.report.deferred import can_fork, usable_cores
@@ -1298,6 +1298,32 @@ def syscalls_figure(data: RunData, title: str) -> Path | None:
 FIGURES = RUN_FIGURES
 
 
+def snapshot_figures(data: RunData, settings: Settings | None = None) -> list[tuple[int, float]]:
+    """(N, time_s) of each heap_N.png: N is the time's place in ``heap_snapshots`` (from 0, in time order).
+
+    Numbering only the times that have rows would shift every name after a
+    time with no heap (0 s, before the first malloc; a time after the run
+    ended): heap_0.png would then be the second time asked for. The times
+    asked for come from ``settings``, or the run's settings.json when the
+    figures are redrawn from its directory; a run from before settings.json
+    numbers the times heap_snapshots.csv has, as it always did.
+    """
+    if data.snapshots.empty:
+        return []
+    taken = {round(t * 1e9): t for t in np.unique(data.snapshots["time_s"]).tolist()}
+    asked: list[int] | None = None
+    if settings is not None:
+        asked = list(settings.heap_snapshots)
+    else:
+        entry: Any = ((read_settings_json(data.run_dir) or {}).get("settings") or {}).get("heap_snapshots")
+        value = entry.get("value") if isinstance(entry, dict) else None
+        if isinstance(value, list) and all(type(t) is int for t in value):
+            asked = sorted(set(value))
+    if asked is None:
+        return list(enumerate(taken.values()))
+    return [(i, taken[t]) for i, t in enumerate(asked) if t in taken]
+
+
 def draw_run_figures(
     run_dir: Path, settings: Settings | None = None, *, only: Collection[str] | None = None
 ) -> list[Path]:
@@ -1320,9 +1346,7 @@ def draw_run_figures(
         ("heap", lambda: heap_figure(data, title)),
         *(
             (f"heap_{i}", lambda t=t, i=i: heap_figure(data, title, at=t, name=f"heap_{i}.png"))
-            for i, t in enumerate(
-                np.unique(data.snapshots["time_s"]).tolist() if not data.snapshots.empty else []
-            )
+            for i, t in snapshot_figures(data, settings)
         ),
         ("layout", lambda: layout_figure(data, title, settings)),
         ("syscalls", lambda: syscalls_figure(data, title)),
