@@ -9,7 +9,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import settings
+from vmexp.config import ConfigError
 from vmexp.kernel.loadctl import LoadControl
 from vmexp.sim import simulate
 from vmexp.workload import ProcSpec, build
@@ -95,3 +98,14 @@ def test_the_sampler_leaves_the_policy_what_it_would_have_seen() -> None:
         assert r.system["deactivations"] == 0
     assert sum(majflt for _, majflt, _ in runs[0]) > 100  # cold pages were evicted: the policy chose
     assert runs[0] == runs[1]
+
+
+def test_the_controller_samples_at_most_once_a_time_slice() -> None:
+    # A 1 ns interval was accepted and ran a walk over every frame each nanosecond: only job_timeout
+    # stopped it. The controller acts between slices, so the quantum is the finest useful interval.
+    with pytest.raises(
+        ConfigError, match=r"^machine\.load_control_interval: 1 ns is shorter than machine\.quantum \(4 ms\)"
+    ):
+        settings("policy=lru", "machine.load_control=ws", "machine.load_control_interval=1ns")
+    assert settings("policy=lru", "machine.load_control=ws", "machine.load_control_interval=4ms")
+    assert settings("machine.load_control_interval=1ns")  # without load control it is not used
