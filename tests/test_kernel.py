@@ -175,6 +175,23 @@ def test_aslr_moves_the_regions_with_the_seed(tmp_path) -> None:  # type: ignore
     assert heap_start(1) != heap_start(2)
 
 
+def test_aslr_leaves_a_non_pie_program_at_its_link_address_and_moves_a_pie(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Linux loads an ET_EXEC where it was linked (a -no-pie program's main stays at 0x401136 run
+    # after run on this machine, randomize_va_space 2); its heap, mmap area and stack still move.
+    def regions(*overrides: str) -> tuple[str, str, str]:
+        maps = trace_run(tmp_path, "malloc 0 100\n", "address_space.aslr=true", *overrides).processes[0].maps
+        text = maps[0].split("-")[0]
+        heap = next(line for line in maps if line.endswith("[heap]")).split("-")[0]
+        stack = maps[-1].split("-")[0]
+        return text, heap, stack
+
+    i386 = [regions("address_space=i386", f"seed={seed}") for seed in (1, 2)]
+    assert [text for text, _, _ in i386] == ["08048000", "08048000"]
+    assert i386[0][1] != i386[1][1] and i386[0][2] != i386[1][2]
+    x86_64 = [regions(f"seed={seed}") for seed in (1, 2)]  # a PIE: the program moves too
+    assert x86_64[0][0] != x86_64[1][0] and "555555554000" not in {text for text, _, _ in x86_64}
+
+
 def test_i386_runs_out_of_address_space_with_enomem_not_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # 3 GiB of user space: 64 blocks of 64 MiB (4 GiB) cannot all be mapped.
     text = "".join(f"malloc {i} 64M\n" for i in range(64))

@@ -178,6 +178,11 @@ class LayoutSettings:
     text_start: int = decl.size(
         "0x555555554000", "where the program is loaded (a PIE at ELF_ET_DYN_BASE with ASLR off)"
     )
+    pie: bool = decl.flag(
+        True,
+        "the program is a PIE, which ASLR moves; false: a non-PIE executable, loaded at text_start "
+        "with ASLR on too (as Linux loads an ET_EXEC at its link address; i386's 0x08048000)",
+    )
     text_size: int = decl.size("8k", "the program's code")
     data_size: int = decl.size("4k", "initialised data")
     bss_size: int = decl.size("4k", "zero-initialised data; the brk heap starts right after it")
@@ -190,7 +195,8 @@ class LayoutSettings:
         8, "page-table entry size (8: 512 entries a table; 4: i386's 1024)", check=_pte_bytes, valid="4 | 8"
     )
     aslr: bool = decl.flag(
-        False, "randomise the program, heap, mmap base and stack (seeded: runs stay reproducible)"
+        False,
+        "randomise the program (a PIE), heap, mmap base and stack (seeded: runs stay reproducible)",
     )
 
 

@@ -8,6 +8,9 @@ gap, clamped to at least 128 MiB (arch/x86/mm/mmap.c: mmap_base()). With ASLR
 on, each of these moves by a random number of pages (mmap_rnd_bits = 28 on
 x86_64, 8 on i386; brk by up to 32 MiB, arch_randomize_brk); here the
 offsets come from the run's seeded generator, so runs stay reproducible.
+Only a PIE (ET_DYN) moves with ASLR: a non-PIE executable (ET_EXEC, i386's
+0x08048000) is loaded at its link address (fs/binfmt_elf.c: load_elf_binary
+gives it no load_bias), while its heap, mmap base and stack move as a PIE's.
 """
 
 from __future__ import annotations
@@ -57,7 +60,11 @@ def compute_regions(layout: LayoutSettings, page_size: int, rng: np.random.Gener
         # up to 32 MiB (arch_randomize_brk), the stack top by up to 16 GiB on
         # 64-bit (STACK_RND_MASK 0x3fffff pages) or 8 MiB on 32-bit.
         span = min(1 << (rnd_pages_bits - 4), (layout.task_size // 3) // ps)
-        text_start = _down(text_start + int(rng.integers(0, span)) * ps, ps)
+        text_rnd = (
+            int(rng.integers(0, span)) * ps
+        )  # drawn also for a non-PIE: the other offsets stay the seed's
+        if layout.pie:
+            text_start = _down(text_start + text_rnd, ps)
         brk_rnd = int(rng.integers(0, (32 << 20) // ps)) * ps
         stack_rnd = int(rng.integers(0, ((16 << 30) if layout.va_bits > 32 else (8 << 20)) // ps)) * ps
         mmap_rnd = int(rng.integers(0, 1 << rnd_pages_bits)) * 4096
