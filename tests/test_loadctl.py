@@ -64,6 +64,18 @@ def test_the_controller_deactivates_the_newest_and_reactivates_first_in_first_ou
     assert lc.decide({3: 40}) == ([], [3])
 
 
+def test_deactivations_counts_every_stop_not_the_processes_stopped() -> None:
+    # system.deactivations and summary.csv's column say so: a process restarted and stopped again
+    # counts twice (the thrashing preset at 12 processes in 16 MiB stops pid 10 twice: 6 for 5).
+    lc = LoadControl(capacity=100)
+    lc.admit(1)
+    lc.admit(2)
+    assert lc.decide({1: 40, 2: 80}) == ([2], [])
+    assert lc.decide({1: 10, 2: 80}) == ([], [2])  # room again: 2 comes back...
+    assert lc.decide({1: 40, 2: 80}) == ([2], [])  # ...and is stopped again
+    assert lc.deactivations == 2
+
+
 def thrashing(nprocs: int, load_control: str) -> float:
     """The thrashing preset at a quarter of its size: 2 MiB working sets in 16 MiB of RAM, 1 ms slices."""
     s = settings("experiment=thrashing", f"nprocs={nprocs}", "ram=16M", "workload.access.set=2M",

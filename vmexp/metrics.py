@@ -245,7 +245,8 @@ METRICS: tuple[Metric, ...] = (
     _sys("page_size", "page size", "bytes", better=0),
     _sys("watermarks_bytes", "kswapd's watermarks (min, low, high)", "bytes", better=0),
     _sys("swap_service_time_s", "swap service time of one page (S)", "s", column="swap_service_time_s", short="S"),
-    _sys("deactivations", "processes the load controller stopped (machine.load_control)", "count",
+    _sys("deactivations", "times the load controller stopped a process, not distinct processes: one stopped "
+         "twice counts 2 (machine.load_control)", "count",
          column="deactivations", better=0, short="deactivations", derive=lambda _s, _d: 0),  # before load control: none
     # ---- sampled for the machine (timeseries.csv rows with pid 0)
     Metric("free_bytes", "free memory", "bytes", "system", series="free_bytes", series_pos=8, better=+1),

@@ -94,7 +94,7 @@ class LoadControl:
         self.capacity = capacity  # frames the working sets may fill
         self.active: list[int] = []  # pids, in order of (re)activation
         self.inactive: list[tuple[int, int]] = []  # (pid, working set at deactivation), first out first in
-        self.deactivations = 0
+        self.deactivations = 0  # every stop: a process stopped twice counts 2 (system.deactivations)
 
     def admit(self, pid: int) -> None:
         self.active.append(pid)
