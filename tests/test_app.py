@@ -413,3 +413,22 @@ def test_explain_shows_the_start_of_a_long_narration_and_keeps_all_of_it_in_expl
     assert out[:5] == log[:5]
     assert out[5] == f"... {len(log) - 5:,} more lines of the {len(log):,} in {tmp_path / 'explain.log'}"
     assert sum("fault" in line for line in log) == 9  # Belady's string, FIFO, 3 frames: all of it in the file
+
+
+@pytest.mark.slow
+def test_a_sweeps_jobs_keep_their_narration_in_their_own_files_and_the_console_says_where(
+    tmp_path: Path,
+) -> None:
+    # Jobs running side by side would interleave their narrations on one console: it printed none
+    # and did not say where they were.
+    belady = "workload.refs=[1,2,3,4,1,2,5,1,2,3,4,5]"
+    r = run("-m", "workload=pageref", belady, "policy=fifo,lru", "ram=12k", "machine.min_free=0",
+            "explain=true", "figures=false", f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    jobs = sorted(d for d in tmp_path.iterdir() if (d / ".hydra").is_dir())
+    assert len(jobs) == 2
+    for num, d in enumerate(jobs):
+        log = (d / "explain.log").read_text().splitlines()
+        assert sum("fault" in line for line in log) in (9, 10)  # FIFO's 9 or LRU's 10: the whole story
+        assert f"[job {num}] narration (explain=true): {d / 'explain.log'}\n" in r.stdout
+        assert log[0] not in r.stdout

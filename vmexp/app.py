@@ -236,6 +236,10 @@ def main(cfg: DictConfig) -> float | None:
         }
         doc = run_settings(settings, out, quiet=multirun, choices=choices)
         print(f"{label}{_summary_line(doc, out)}", flush=True)
+        if multirun and settings.explain:
+            # A sweep's jobs run side by side: their narrations, interleaved on one console, would
+            # read as one nonsense story. Each stays in its job's file, and the console says where.
+            print(f"{label}narration (explain=true): {out / 'explain.log'}", flush=True)
         _warn_ended(doc["processes"], label, out)
         _warn_late_snapshots(settings.heap_snapshots, doc, label)
         if settings.objective:

@@ -424,7 +424,8 @@ class Settings:
     explain: bool = decl.flag(
         False,
         "narrate every operation, reference, fault and syscall "
-        "(explain.log; the console shows its first 2000 lines); for small runs",
+        "(explain.log; the console shows its first 2000 lines, in a sweep the path of each job's file); "
+        "for small runs",
     )
     figures: bool = decl.flag(
         True, "draw each run's figures (~1 s a run); false for big sweeps (python -m vmexp.report redraws)"
