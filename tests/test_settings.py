@@ -165,6 +165,21 @@ def test_summary_columns_objective_names_and_labels_come_from_the_declarations()
     assert all(f"`{c}` (" in readme for c in COLUMNS)
 
 
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("brk_trims", "counted from syscalls.csv after the run, so objective cannot weigh it (valid: "),
+        ("objective", "objective cannot weigh itself (valid: "),
+        ("happiness", "not a summary metric (valid: "),
+    ],
+)
+def test_an_objective_weight_that_cannot_be_summed_says_why(name: str, why: str) -> None:
+    # brk_trims is a summary.csv column; "not a summary metric" told its user otherwise.
+    with pytest.raises(ConfigError) as e:
+        settings(f"+objective={{{name}: 1}}")
+    assert str(e.value).startswith(f"objective.{name}: {why}")
+
+
 def test_machine_peak_rss_is_the_peak_of_the_sum_not_the_sum_of_peaks(tmp_path: Path) -> None:
     """Two processes hold 1 MiB each, one after the other: the machine never holds both.
 

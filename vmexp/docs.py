@@ -22,7 +22,7 @@ from pathlib import Path
 
 from vmexp.config import CostSettings, Settings
 from vmexp.fields import Spec, declared
-from vmexp.metrics import METRICS
+from vmexp.metrics import FILE_METRICS, METRICS
 from vmexp.registry import REGISTRIES, Registry
 
 __all__ = ["BLOCKS", "help_text", "knob_table", "metric_table", "update_readme"]
@@ -272,8 +272,11 @@ def help_text() -> str:
         "== Option files (conf/) ==",
         "$APP_CONFIG_GROUPS",
         "",
-        "Metrics: the columns of summary.csv, the names objective and report.metrics take:",
+        "Metrics: the columns of summary.csv, the names report.metrics takes:",
         "  " + ", ".join(m.column for m in METRICS if m.column),
+        "objective weighs all but "
+        + ", ".join(c for c in FILE_METRICS if c != "objective")
+        + " (counted from syscalls.csv after the run) and objective itself.",
         "README.md explains each setting and metric; python run.py --hydra-help shows Hydra's own flags.",
     ]
     text = "\n".join(lines) + "\n"

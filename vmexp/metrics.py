@@ -271,7 +271,7 @@ METRICS: tuple[Metric, ...] = (
     _job("brk_trims", "brk calls that trim the heap", "count", better=0, short="brk trims", from_files=True),
     _job("brk_returned_bytes", "bytes returned by brk trims", "bytes", better=0, short="returned by trims",
          from_files=True),
-    _job("objective", "objective (the preset's cost)", "", short="objective", from_files=True),
+    _job("objective", "objective (a weighted sum of summary metrics)", "", short="objective", from_files=True),
 )  # fmt: skip
 
 _BY_NAME = {m.name: m for m in METRICS}
