@@ -304,3 +304,16 @@ def test_swap_readahead_gives_up_a_neighbour_rather_than_oom_kill(device: str) -
     (p,) = r.processes
     assert (p.exit, r.system["oom_kills"]) == ("ok", 0)
     assert (p.minflt, p.majflt) == (5, 7)
+
+
+def test_only_pages_read_back_unchanged_leave_memory_as_clean_drops(tmp_path: Path) -> None:
+    # A page written to a disk stays in the swap cache until its write completes, and is freed
+    # after: that eviction was a write (pswpout), not a drop without one. Written once and never
+    # read back, no page has a clean copy to drop; read back (and not written), each page that
+    # leaves memory again has one.
+    disk = (*GROUP, "machine.swap_device=hdd", "machine.page_cluster=0")
+    written = run(tmp_path, "malloc 1 4M\ntouch 1 0 4194288 w\n", *disk).system
+    assert written["pswpout"] > 0 and written["clean_drops"] == 0
+    read_back = run(tmp_path, SEQ, *disk).system
+    assert read_back["pswpin"] == 1024
+    assert 1024 - 256 <= read_back["clean_drops"] <= read_back["pswpin"]  # all but what the 1 MiB group keeps

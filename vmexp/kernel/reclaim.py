@@ -626,7 +626,10 @@ class Reclaim:
                 self._plug.append(frame)
                 self.writeback[frame] = -1
                 return PAGE_WRITEBACK
-        else:
+        elif mapped or frame in cache.readahead:
+            # Read back (or ahead) and unchanged since: freed with no I/O. An unmapped page that is
+            # neither is the page this reclaim wrote earlier, freed now that its write completed; it
+            # counted in pswpout and is not dropped without a write.
             self.stat.clean_drops += 1
         # __remove_mapping: the slot keeps the page's shadow entry.
         space.shadow[slot] = mm.policy.evicted(frame)
