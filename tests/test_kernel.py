@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -335,3 +336,24 @@ def test_maps_names_start_where_the_kernel_of_that_word_size_puts_them(layout: s
     lines = AddressSpace(compute_regions(s.layout, 4096, None), 4096, prog="server").maps()
     named = [line for line in lines if line.endswith(("server", "[stack]"))]
     assert named and all(line.index(line.split()[5]) == column for line in named)
+
+
+@pytest.mark.parametrize(
+    ("layout", "brk_range", "pie_range"),
+    [("x86_64", 1 << 30, (1 << 28) * 4096), ("i386", 32 << 20, 0)],  # i386: a non-PIE, left in place
+)
+def test_aslr_moves_the_heap_and_a_pie_as_far_as_linux_does(
+    layout: str, brk_range: int, pie_range: int
+) -> None:
+    # arch_randomize_brk: randomize_page(mm->brk, SZ_1G) for a 64-bit task since Linux 6.9 (SZ_32M for
+    # ia32; measured on this machine's 6.18: a PIE's break 870 MiB past its bss); a PIE's load bias is
+    # arch_mmap_rnd(), mmap_rnd_bits = 28 pages on x86_64.
+    s = composed(f"address_space={layout}", "address_space.aslr=true")
+    still = compute_regions(s.layout, 4096, None)
+    moved = [compute_regions(s.layout, 4096, np.random.default_rng(seed)) for seed in range(40)]
+    brk = [r.start_brk - r.bss[1] for r in moved]
+    pie = [r.text[0] - still.text[0] for r in moved]
+    assert all(0 <= b < brk_range for b in brk) and max(brk) > brk_range // 2
+    assert all(0 <= d <= pie_range for d in pie) and (
+        max(pie) > pie_range // 2 if pie_range else max(pie) == 0
+    )

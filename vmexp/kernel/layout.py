@@ -6,7 +6,9 @@ after the bss (mm->start_brk = end of bss, page aligned), puts the stack top
 at TASK_SIZE and the mmap base below it by the stack rlimit plus the guard
 gap, clamped to at least 128 MiB (arch/x86/mm/mmap.c: mmap_base()). With ASLR
 on, each of these moves by a random number of pages (mmap_rnd_bits = 28 on
-x86_64, 8 on i386; brk by up to 32 MiB, arch_randomize_brk); here the
+x86_64, 8 on i386: a PIE by arch_mmap_rnd() above ELF_ET_DYN_BASE, the mmap
+base by as much; brk by up to 1 GiB on x86_64 and 32 MiB on i386,
+arch/x86/kernel/process.c: arch_randomize_brk, 1 GiB since Linux 6.9); here the
 offsets come from the run's seeded generator, so runs stay reproducible.
 Only a PIE (ET_DYN) moves with ASLR: a non-PIE executable (ET_EXEC, i386's
 0x08048000) is loaded at its link address (fs/binfmt_elf.c: load_elf_binary
@@ -57,15 +59,15 @@ def compute_regions(layout: LayoutSettings, page_size: int, rng: np.random.Gener
     brk_rnd = mmap_rnd = stack_rnd = 0
     if rng is not None:
         # PIE base moves by up to 2^rnd_bits pages, like mmap_base; the brk by
-        # up to 32 MiB (arch_randomize_brk), the stack top by up to 16 GiB on
-        # 64-bit (STACK_RND_MASK 0x3fffff pages) or 8 MiB on 32-bit.
-        span = min(1 << (rnd_pages_bits - 4), (layout.task_size // 3) // ps)
+        # up to 1 GiB (32 MiB for a 32-bit task: arch_randomize_brk), the stack top
+        # by up to 16 GiB on 64-bit (STACK_RND_MASK 0x3fffff pages) or 8 MiB on 32-bit.
+        span = min(1 << rnd_pages_bits, (layout.task_size // 3) // ps)
         text_rnd = (
             int(rng.integers(0, span)) * ps
         )  # drawn also for a non-PIE: the other offsets stay the seed's
         if layout.pie:
             text_start = _down(text_start + text_rnd, ps)
-        brk_rnd = int(rng.integers(0, (32 << 20) // ps)) * ps
+        brk_rnd = int(rng.integers(0, ((1 << 30) if layout.va_bits > 32 else (32 << 20)) // ps)) * ps
         stack_rnd = int(rng.integers(0, ((16 << 30) if layout.va_bits > 32 else (8 << 20)) // ps)) * ps
         mmap_rnd = int(rng.integers(0, 1 << rnd_pages_bits)) * 4096
         mmap_rnd = min(mmap_rnd, layout.task_size // 8)
