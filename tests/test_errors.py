@@ -490,7 +490,12 @@ RUNTIME = [
     ("malloc 1 100\nrealloc 1 0\nfree 1\n", "double-free",
      "operation 2 (trace line 3): free of id 1, which is not allocated (glibc would abort: free(): double free detected)"),
     ("malloc 1 100\nfree 1\ntouch 1\n", "use-after-free",
-     "operation 2 (trace line 3): touch of id 1, which is not allocated (never allocated, or freed)"),
+     "operation 2 (trace line 3): touch of id 1, which is not allocated (it was freed: a use after free)"),
+    ("malloc 1 100\nrealloc 1 0\ntouch 1 0 8 r\n", "use-after-free",
+     "operation 2 (trace line 3): touch of id 1, which is not allocated (it was freed: a use after free)"),
+    # A pointer malloc never returned maps nothing: the program takes SIGSEGV, it frees nothing.
+    ("malloc 1 100\ntouch 7 0 8 r\n", "segfault",
+     "operation 1 (trace line 2): touch of id 7, which the trace never allocated (a wild pointer: SIGSEGV)"),
     ("malloc 1 100\nfree 1\nrealloc 1 20\ntouch 1\n", "ok", ""),  # realloc of a freed id is realloc(NULL, n), as in C
     ("malloc 1 100\nmalloc 1 200\n", "bad-id",
      "operation 1 (trace line 2): malloc of id 1, which is still allocated (free it first)"),
