@@ -319,6 +319,36 @@ def test_an_error_keeps_its_hint(batch: Batch, args: tuple[str, ...], message: s
     assert not (r.run_dir / "metrics.json").exists()
 
 
+PRESET_WITHOUT_M = case("experiment=thrashing", "figures=false")
+
+
+def test_a_preset_without_m_suggests_the_sweep_into_the_directory_asked_for(batch: Batch) -> None:
+    """A sweep ignores hydra.run.dir: the suggested command asks for the same place as hydra.sweep.dir."""
+    r = batch.run(*PRESET_WITHOUT_M)  # the batch gives it hydra.run.dir=<its run dir>
+    line = one_error_line(r)
+    assert line.endswith(
+        f"add -m (python run.py -m experiment=thrashing figures=false hydra.sweep.dir={r.run_dir})"
+    ), line
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["experiment=thrashing", "hydra.run.dir=out/x"], "experiment=thrashing hydra.sweep.dir=out/x"),
+        (["++hydra.run.dir=out/x", "experiment=thrashing"], "++hydra.sweep.dir=out/x experiment=thrashing"),
+        # A sweep directory the user gave wins; the run directory, which -m ignores, goes.
+        (["hydra.run.dir=a", "hydra.sweep.dir=b", "experiment=t"], "hydra.sweep.dir=b experiment=t"),
+        # Flags keep their values (-cn NAME), --run would contradict -m, and the shell gets quotes.
+        (["-cn", "mine", "--run", "experiment=t", "hydra.run.dir=my runs/x", "nprocs=range(1,3)"],
+         "-cn mine experiment=t 'hydra.sweep.dir=my runs/x' 'nprocs=range(1,3)'"),
+    ],
+)  # fmt: skip
+def test_the_suggested_sweep_command_is_one_a_shell_runs(argv: list[str], command: str) -> None:
+    from vmexp.app import _multirun_command
+
+    assert _multirun_command(argv) == command
+
+
 def test_a_value_mallopt_refuses_is_a_user_error_not_a_crash(batch: Batch) -> None:
     """The confirmed bug: this escaped as an internal error (exit 1, a traceback file)."""
     r = batch.run("allocator.trim_threshold=9223372036854775808")
