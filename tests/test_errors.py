@@ -192,6 +192,11 @@ def trace_file(tmp_path: Path, text: str | bytes, name: str = "t.trace") -> Path
 
 # ---------------------------------------------------------------------------------------------- config values
 
+_SHORT_SLICE = (
+    "is shorter than 10us, the shortest time slice: a slice runs to the end of the operation that uses it up "
+    "(a fault takes 1 to 6 us of CPU), so a shorter one stops meaning its length, and each slice costs the "
+    "simulator an event (at 1ns the default run takes hours)"
+)
 CONFIG_ERRORS = [
     ("threshold=banana", "threshold: expected a size such as 4096, 64k, 128K, 2M or 1G, got 'banana'"),
     ("threshold=64M", "threshold: 64M is above glibc's maximum of 32M (or null for glibc's dynamic default)"),
@@ -207,7 +212,8 @@ CONFIG_ERRORS = [
     ("duration=-1s", "duration: a duration cannot be negative, got '-1s'"),
     ("duration=0", "duration: must be greater than 0"),
     ("duration=1e400s", "duration: '1e400s' is too long a duration (at most 2^63-1 ns, about 292 years)"),
-    ("machine.quantum=0", "machine.quantum: must be greater than 0"),
+    ("machine.quantum=0", f"machine.quantum: 0 {_SHORT_SLICE}"),
+    ("machine.quantum=1ns", f"machine.quantum: 1ns {_SHORT_SLICE}"),  # accepted, it ran for hours
     (
         "machine.swap_device=floppy",
         "machine.swap_device: 'floppy' is not one of hdd, ssd, nvme, zram (or give latency and bandwidth)",
