@@ -62,6 +62,16 @@ def test_the_readme_says_what_each_timeseries_column_holds_at_its_sample(tmp_pat
     assert round(pages) == doc["system"]["pswpout"] > 0
 
 
+def test_the_readme_outputs_table_names_every_file_a_run_writes() -> None:
+    """explain.log, error.txt and Hydra's .hydra/ were written into run directories but not listed."""
+    from vmexp.metrics import _RUN_FILES
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("A run directory (")[1].split("\n\n")[1]
+    names = {line.split("`")[1] for line in table.splitlines()[2:]}
+    assert {*_RUN_FILES, ".hydra/", "maps/<pid>.txt", "figures/*.png"} == names
+
+
 def test_every_declared_key_is_in_the_readme_and_means_something() -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     for key, spec in iter_specs(Settings):
