@@ -192,6 +192,11 @@ def trace_file(tmp_path: Path, text: str | bytes, name: str = "t.trace") -> Path
 
 # ---------------------------------------------------------------------------------------------- config values
 
+_SHORT_SLICE = (
+    "is shorter than 10us, the shortest time slice: a slice runs to the end of the operation that uses it up "
+    "(a fault takes 1 to 6 us of CPU), so a shorter one stops meaning its length, and each slice costs the "
+    "simulator an event (at 1ns the default run takes hours)"
+)
 CONFIG_ERRORS = [
     ("threshold=banana", "threshold: expected a size such as 4096, 64k, 128K, 2M or 1G, got 'banana'"),
     ("threshold=64M", "threshold: 64M is above glibc's maximum of 32M (or null for glibc's dynamic default)"),
@@ -207,7 +212,8 @@ CONFIG_ERRORS = [
     ("duration=-1s", "duration: a duration cannot be negative, got '-1s'"),
     ("duration=0", "duration: must be greater than 0"),
     ("duration=1e400s", "duration: '1e400s' is too long a duration (at most 2^63-1 ns, about 292 years)"),
-    ("machine.quantum=0", "machine.quantum: must be greater than 0"),
+    ("machine.quantum=0", f"machine.quantum: 0 {_SHORT_SLICE}"),
+    ("machine.quantum=1ns", f"machine.quantum: 1ns {_SHORT_SLICE}"),  # accepted, it ran for hours
     (
         "machine.swap_device=floppy",
         "machine.swap_device: 'floppy' is not one of hdd, ssd, nvme, zram (or give latency and bandwidth)",
@@ -317,6 +323,36 @@ def test_an_error_keeps_its_hint(batch: Batch, args: tuple[str, ...], message: s
     line = one_error_line(r)
     assert line.startswith(batch.fill(f"vmexp: error: {message}")), line
     assert not (r.run_dir / "metrics.json").exists()
+
+
+PRESET_WITHOUT_M = case("experiment=thrashing", "figures=false")
+
+
+def test_a_preset_without_m_suggests_the_sweep_into_the_directory_asked_for(batch: Batch) -> None:
+    """A sweep ignores hydra.run.dir: the suggested command asks for the same place as hydra.sweep.dir."""
+    r = batch.run(*PRESET_WITHOUT_M)  # the batch gives it hydra.run.dir=<its run dir>
+    line = one_error_line(r)
+    assert line.endswith(
+        f"add -m (python run.py -m experiment=thrashing figures=false hydra.sweep.dir={r.run_dir})"
+    ), line
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["experiment=thrashing", "hydra.run.dir=out/x"], "experiment=thrashing hydra.sweep.dir=out/x"),
+        (["++hydra.run.dir=out/x", "experiment=thrashing"], "++hydra.sweep.dir=out/x experiment=thrashing"),
+        # A sweep directory the user gave wins; the run directory, which -m ignores, goes.
+        (["hydra.run.dir=a", "hydra.sweep.dir=b", "experiment=t"], "hydra.sweep.dir=b experiment=t"),
+        # Flags keep their values (-cn NAME), --run would contradict -m, and the shell gets quotes.
+        (["-cn", "mine", "--run", "experiment=t", "hydra.run.dir=my runs/x", "nprocs=range(1,3)"],
+         "-cn mine experiment=t 'hydra.sweep.dir=my runs/x' 'nprocs=range(1,3)'"),
+    ],
+)  # fmt: skip
+def test_the_suggested_sweep_command_is_one_a_shell_runs(argv: list[str], command: str) -> None:
+    from vmexp.app import _multirun_command
+
+    assert _multirun_command(argv) == command
 
 
 def test_a_value_mallopt_refuses_is_a_user_error_not_a_crash(batch: Batch) -> None:
@@ -490,7 +526,12 @@ RUNTIME = [
     ("malloc 1 100\nrealloc 1 0\nfree 1\n", "double-free",
      "operation 2 (trace line 3): free of id 1, which is not allocated (glibc would abort: free(): double free detected)"),
     ("malloc 1 100\nfree 1\ntouch 1\n", "use-after-free",
-     "operation 2 (trace line 3): touch of id 1, which is not allocated (never allocated, or freed)"),
+     "operation 2 (trace line 3): touch of id 1, which is not allocated (it was freed: a use after free)"),
+    ("malloc 1 100\nrealloc 1 0\ntouch 1 0 8 r\n", "use-after-free",
+     "operation 2 (trace line 3): touch of id 1, which is not allocated (it was freed: a use after free)"),
+    # A pointer malloc never returned maps nothing: the program takes SIGSEGV, it frees nothing.
+    ("malloc 1 100\ntouch 7 0 8 r\n", "segfault",
+     "operation 1 (trace line 2): touch of id 7, which the trace never allocated (a wild pointer: SIGSEGV)"),
     ("malloc 1 100\nfree 1\nrealloc 1 20\ntouch 1\n", "ok", ""),  # realloc of a freed id is realloc(NULL, n), as in C
     ("malloc 1 100\nmalloc 1 200\n", "bad-id",
      "operation 1 (trace line 2): malloc of id 1, which is still allocated (free it first)"),

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from vmexp.config import ConfigError, compose_settings, settings_json
+from vmexp.sim import simulate
 from vmexp.validate.__main__ import compare, format_side_by_side, main, read_run
 from vmexp.validate.real import (
     MALLINFO_FIELDS,
@@ -34,6 +35,7 @@ from vmexp.validate.real import (
     parse_strace,
     replay_real,
 )
+from vmexp.workload import build
 
 TRACES = Path(__file__).parent / "traces"
 EXPECTED: dict[str, Any] = json.loads((TRACES / "expected.json").read_text())
@@ -135,15 +137,36 @@ def test_each_process_of_a_multi_process_trace_replays_alone(tmp_path: Path) -> 
         replay_real(trace, pid=3)
 
 
+# A trace's program error, as the replayer and the simulator name it: an id freed before is
+# told from one the trace never allocated, on both sides (the simulator's exit beside it).
+RUN_TIME_ERRORS = [
+    ("malloc 0 100\nfree 0\n# again:\nfree 0\n", "double-free",
+     "t.trace:4: free of a block that is not allocated (it was freed: a double free)"),
+    ("malloc 0 100\nfree 0\nmalloc 0 50\nfree 0\nfree 0\n", "double-free",
+     "t.trace:5: free of a block that is not allocated (it was freed: a double free)"),
+    ("malloc 0 100\nrealloc 0 0\nfree 0\n", "double-free",
+     "t.trace:3: free of a block that is not allocated (it was freed: a double free)"),
+    ("malloc 0 100\nfree 7\n", "invalid-pointer",
+     "t.trace:2: free of a block the trace never allocated (an invalid pointer)"),
+    ("malloc 0 100\nfree 0\ntouch 0 0 8 r\n", "use-after-free",
+     "t.trace:3: touch of a block that is not allocated (it was freed: a use after free)"),
+    ("malloc 0 100\ntouch 7 0 8 r\n", "segfault",
+     "t.trace:2: touch of a block the trace never allocated (a wild pointer)"),
+    ("malloc 0 100\ntouch 0 50 51\n", "segfault", "t.trace:2: touch outside the block"),
+]  # fmt: skip
+
+
 @pytest.mark.real_glibc
 @pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
-def test_run_time_errors_name_the_trace_line(tmp_path: Path) -> None:
-    trace = write_trace(tmp_path, "malloc 0 100\nfree 0\n# again:\nfree 0\n")
-    with pytest.raises(ReplayError, match=r"t\.trace:4: free of a block that is not allocated"):
-        replay_real(trace)
-    trace = write_trace(tmp_path, "malloc 0 100\ntouch 0 50 51\n")
-    with pytest.raises(ReplayError, match=r"t\.trace:2: touch outside the block"):
-        replay_real(trace)
+@pytest.mark.parametrize(("text", "exit", "message"), RUN_TIME_ERRORS, ids=[e for _, e, _ in RUN_TIME_ERRORS])
+def test_run_time_errors_name_the_trace_line(tmp_path: Path, text: str, exit: str, message: str) -> None:
+    trace = write_trace(tmp_path, text)
+    with pytest.raises(ReplayError) as e:
+        replay_real(trace, strace=False)
+    assert str(e.value).startswith(f"{tmp_path}/{message} (real glibc replay, op ")
+    s = compose_settings(["workload=trace", f"workload.path={trace}", "figures=false"])
+    (p,) = simulate(s, build(s.workload, s.nprocs, s.seed, s.page_size)).processes
+    assert p.exit == exit
 
 
 @pytest.mark.real_glibc

@@ -9,6 +9,7 @@ declarations rather than with copies of them. The same for metrics
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pytest
 from tests.conftest import ROOT, compose_cfg, settings
 from vmexp.app import run_settings
 from vmexp.config import ConfigError, Settings, validate
-from vmexp.docs import update_readme
+from vmexp.docs import BLOCKS, update_readme
 from vmexp.fields import iter_specs
 from vmexp.metrics import COLUMNS, METRICS, SUMMARY_METRICS, TIMESERIES_COLUMNS, metric, summary_of
 
@@ -36,8 +37,39 @@ def test_the_readme_tables_are_the_declarations() -> None:
     Fix: python -m vmexp.docs --write README.md
     """
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert text.count("<!-- generated: ") == 4
+    assert text.count("<!-- generated: ") == len(BLOCKS)
     assert update_readme(text) == text, "README.md is stale: python -m vmexp.docs --write README.md"
+
+
+def test_the_readme_says_what_each_timeseries_column_holds_at_its_sample(tmp_path: Path) -> None:
+    """timeseries.csv's columns in the file's order, each with what a row holds: rss_bytes and
+    arena_bytes read "at exit" (the metric's metrics.json meaning), pswpin_per_s had unit count."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- generated: timeseries -->\n")[1].split("<!-- end: timeseries -->")[0]
+    rows = {line.split(" | ")[0].strip("| `"): line.split(" | ")[2:] for line in block.splitlines()[2:]}
+    assert list(rows) == TIMESERIES_COLUMNS
+    assert not [c for c, (meaning, _unit) in rows.items() if "at exit" in meaning]
+    assert rows["rss_bytes"] == ["the process's RSS at the sample's time", "bytes |"]
+    assert rows["arena_bytes"][0] == "the process's brk heap (mallinfo2 arena) at the sample's time"
+    assert rows["pswpin_per_s"] == ["pages swapped in per second since the last sample", "pages/s |"]
+    # The rate is what the rows hold: a swap-in count per second of the interval before the row.
+    doc = _run(tmp_path, "malloc 1 4M\ntouch 1\ntouch 1 0 4096 r\n", "ram=2M", "swap=8M", "machine.min_free=0",
+               "sample_interval=1ms", "policy=lru")  # fmt: skip
+    with open(tmp_path / "run" / "timeseries.csv") as fh:
+        machine = [r for r in csv.DictReader(fh) if r["pid"] == "0"]
+    t = [float(r["time_s"]) for r in machine]
+    pages = sum(float(r["pswpout_per_s"]) * (b - a) for r, a, b in zip(machine[1:], t, t[1:], strict=False))
+    assert round(pages) == doc["system"]["pswpout"] > 0
+
+
+def test_the_readme_outputs_table_names_every_file_a_run_writes() -> None:
+    """explain.log, error.txt and Hydra's .hydra/ were written into run directories but not listed."""
+    from vmexp.metrics import _RUN_FILES
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("A run directory (")[1].split("\n\n")[1]
+    names = {line.split("`")[1] for line in table.splitlines()[2:]}
+    assert {*_RUN_FILES, ".hydra/", "maps/<pid>.txt", "figures/*.png"} == names
 
 
 def test_every_declared_key_is_in_the_readme_and_means_something() -> None:

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import sys
 import time
 import traceback
@@ -202,8 +203,34 @@ def _sweep_without_m(hc: Any) -> None:
     swept = ", ".join(f"{k}={v}" for k, v in params.items())
     preset = str(hc.runtime.choices.get("experiment") or "")
     what = f"experiment={preset}" if preset and preset != "None" else "hydra.sweeper.params"
-    args = " ".join(a for a in sys.argv[1:] if not a.startswith("-")) or what
+    args = _multirun_command(sys.argv[1:]) or what
     raise ConfigError(f"{what}: this preset is a sweep ({swept}): add -m (python run.py -m {args})")
+
+
+def _multirun_command(argv: list[str]) -> str:
+    """``argv`` (run.py's arguments, without -m) as the arguments of the sweep it asks for, for a shell.
+
+    A sweep ignores ``hydra.run.dir``, a single run's directory, and writes into
+    ``hydra.sweep.dir``: the directory the user chose is asked for by that key
+    (unless the command gives one), or the advice would run the sweep somewhere else.
+    ``--run`` would contradict ``-m``; the other flags (``-cn NAME``...) stay with their values.
+    """
+
+    def key(arg: str) -> str:
+        return arg.lstrip("+~").split("=", 1)[0]
+
+    sweep_dir = any(key(a) == "hydra.sweep.dir" for a in argv)
+    out: list[str] = []
+    for a in argv:
+        if a in ("--run", "-r"):
+            continue
+        if key(a) == "hydra.run.dir":
+            if sweep_dir:
+                continue
+            prefix = a[: len(a) - len(a.lstrip("+~"))]
+            a = f"{prefix}hydra.sweep.dir={a.split('=', 1)[1]}" if "=" in a else a
+        out.append(shlex.quote(a))
+    return " ".join(out)
 
 
 def objective_value(settings: Settings, doc: dict[str, Any]) -> float:

@@ -276,7 +276,19 @@ class MachineSettings:
 
     name: str = decl.text("server", "the machine's name")
     ncpus: int = decl.integer(1, "CPUs shared by the processes (round-robin time slices)", lo=1)
-    quantum: int = decl.duration("4ms", "the round-robin time slice", lo=1)
+    # A slice is one SimPy event, and an operation is never split: a slice shorter than a fault's
+    # CPU time (minor 1 us, a swap-in's 6 us) ends after its first fault whatever it says, and the
+    # run crawls (the default run, 2 s simulated: 6.8 s at 4ms, 8.4 s at 10us, 22 s at 1us, about
+    # 4 min at 100ns; 1ns simulated 20 ms in 2 min). 10us still holds a few faults.
+    quantum: int = decl.duration(
+        "4ms",
+        "the round-robin time slice; it runs to the end of the operation that uses it up, so the shortest "
+        "is a few faults' CPU time",
+        lo=10_000,
+        lo_msg="{text} is shorter than 10us, the shortest time slice: a slice runs to the end of the operation "
+        "that uses it up (a fault takes 1 to 6 us of CPU), so a shorter one stops meaning its length, and "
+        "each slice costs the simulator an event (at 1ns the default run takes hours)",
+    )
     min_free: int = decl.size(
         "256k",
         "vm.min_free_kbytes: the min watermark (low and high derive from it); 0 = no kswapd, evict only when RAM is full",
@@ -306,12 +318,20 @@ class MachineSettings:
         "Denning's load control: none (as Linux) or ws (a process runs only while the running working sets fit in RAM)",
         ("none", "ws"),
     )
+    # tau below the interval is allowed: with several processes sharing the CPU each gets only part
+    # of an interval's CPU time, and the window still tells them apart (12 processes of the thrashing
+    # preset at 16M: tau 5ms with a 10ms interval stops 6 and keeps 88 % CPU, as 5ms/5ms: 8, 90 %).
     load_control_tau: int = decl.duration(
-        "50ms", "the working-set window the controller measures, in each process's CPU time", lo=1
+        "50ms",
+        "the working-set window the controller measures, in each process's CPU time; the accessed bits "
+        "are read every machine.load_control_interval, so it is measured in steps of the CPU time a "
+        "process has in one interval (coarsely when tau is shorter)",
+        lo=1,
     )
     load_control_interval: int = decl.duration(
         "10ms",
-        "how often the controller samples the working sets; at least machine.quantum (it acts between slices)",
+        "how often the controller samples the working sets and acts; at least machine.quantum (it acts "
+        "between slices)",
         lo=1,
     )
 

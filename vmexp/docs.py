@@ -25,7 +25,7 @@ from vmexp.fields import Spec, declared
 from vmexp.metrics import FILE_METRICS, METRICS
 from vmexp.registry import REGISTRIES, Registry
 
-__all__ = ["BLOCKS", "help_text", "knob_table", "metric_table", "update_readme"]
+__all__ = ["BLOCKS", "help_text", "knob_table", "metric_table", "timeseries_table", "update_readme"]
 
 # How a kind of value is written (the unit column: what a user types).
 _UNIT = {"size": "bytes", "duration": "time", "durations": "times", "fraction": "0..1"}
@@ -170,7 +170,8 @@ def component_table() -> str:
 def metric_table() -> str:
     """Every metric: where it appears, its unit, how it aggregates, which way is better."""
     out = [
-        "| metric | meaning | unit | metrics.json | timeseries.csv | summary.csv (over processes; over seeds) | better |",
+        "| metric | meaning | unit | metrics.json | timeseries.csv (its own table) | summary.csv (over processes; "
+        "over seeds) | better |",
         "|---|---|---|---|---|---|---|",
     ]
     better = {-1: "lower", 1: "higher", 0: ""}
@@ -190,11 +191,31 @@ def metric_table() -> str:
     return "\n".join(out)
 
 
+def timeseries_table() -> str:
+    """Every column of timeseries.csv with what it holds there.
+
+    A sampled metric's label can say what metrics.json holds (a process's RSS
+    at exit); its column holds the value at each sample, or a rate since the
+    previous one (``Metric.series_label``, ``Metric.series_unit``).
+    """
+    out = [
+        "| column | rows | meaning | unit |",
+        "|---|---|---|---|",
+        "| `time_s` | all | the sample's simulated time | s |",
+        "| `pid` | all | the process (1, 2, ...), or 0 for the machine's row | |",
+    ]
+    rows = {"process": "pid ≥ 1", "system": "pid 0"}
+    for m in sorted((m for m in METRICS if m.series), key=lambda m: m.series_pos):
+        out.append(f"| `{m.series}` | {rows[m.scope]} | {_md(m.series_label)} | {m.series_unit} |")
+    return "\n".join(out)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "knobs": lambda: _SIZES_NOTE + "\n\n" + knob_table(),
     "costs": cost_table,
     "components": component_table,
     "metrics": metric_table,
+    "timeseries": timeseries_table,
 }
 
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)

@@ -67,7 +67,10 @@ class Metric:
     key of metrics.json's ``system``), ``job`` (computed from a job's other
     metrics or files). ``json``: its path in the process record or the
     system dict (None: not in metrics.json). ``series``: its column in
-    timeseries.csv (None: not sampled), at ``series_pos``. ``column``: its summary.csv column
+    timeseries.csv (None: not sampled), at ``series_pos``; ``series_label`` and ``series_unit``
+    say what that column holds where it is not what ``label`` and ``unit`` say of the metric
+    (a process's RSS at the sample's time, not at exit; a rate per second, not a count), for the
+    README's timeseries table. ``column``: its summary.csv column
     (None: not summarised). ``over_processes``: how a job's summary combines
     the processes' values (``sum``; the summary of a machine-wide quantity
     comes from ``system``). ``over_seeds``: how the report pools the jobs of
@@ -79,11 +82,13 @@ class Metric:
 
     name: str
     label: str
-    unit: str  # "count", "bytes", "ratio", "s", "" (a plain number) or "text"
+    unit: str  # "count", "bytes", "ratio", "s", "pages/s" (a rate), "" (a plain number) or "text"
     scope: str
     json: tuple[str, ...] | None = None
     series: str | None = None
     series_pos: int = 0  # the column's place in timeseries.csv (after time_s and pid)
+    series_label: str = ""  # what the timeseries.csv column holds; the label when not given
+    series_unit: str = ""  # its unit; the unit when not given
     column: str | None = None
     over_processes: str = "sum"
     over_seeds: str = "mean"
@@ -98,6 +103,10 @@ class Metric:
     def __post_init__(self) -> None:
         if not self.short:
             object.__setattr__(self, "short", self.label)
+        if not self.series_label:
+            object.__setattr__(self, "series_label", self.label)
+        if not self.series_unit:
+            object.__setattr__(self, "series_unit", self.unit)
 
 
 def _p(name: str, label: str, unit: str, **kw: Any) -> Metric:
@@ -145,12 +154,14 @@ def _machine_rss_peak(_summary: dict[str, Any], doc: dict[str, Any]) -> int:
 # mallinfo2's fields (in metrics.json's order): meaning, unit, and where the field appears besides.
 _MALLINFO: dict[str, tuple[str, str, dict[str, Any]]] = {
     "arena": ("bytes of the brk heap", "bytes",
-              {"series": "arena_bytes", "series_pos": 4, "column": "arena_bytes", "short": "heap (arena)"}),
+              {"series": "arena_bytes", "series_pos": 4, "column": "arena_bytes", "short": "heap (arena)",
+               "series_label": "the process's brk heap (mallinfo2 arena) at the sample's time"}),
     "ordblks": ("free chunks in the heap", "count", {}),
     "smblks": ("free fastbin chunks", "count", {}),
     "hblks": ("mmapped chunks", "count", {}),
     "hblkhd": ("bytes in mmapped chunks", "bytes",
-               {"series": "hblkhd_bytes", "series_pos": 5, "column": "hblkhd_bytes", "short": "mmapped (hblkhd)"}),
+               {"series": "hblkhd_bytes", "series_pos": 5, "column": "hblkhd_bytes", "short": "mmapped (hblkhd)",
+                "series_label": "bytes in the process's mmapped chunks (mallinfo2 hblkhd) at the sample's time"}),
     "usmblks": ("always 0 (kept for compatibility)", "bytes", {}),
     "fsmblks": ("bytes in free fastbin chunks", "bytes", {}),
     "uordblks": ("heap bytes in use", "bytes", {"column": "uordblks_bytes", "short": "in use (uordblks)"}),
@@ -174,8 +185,10 @@ METRICS: tuple[Metric, ...] = (
     _p("name", "process name", "text", over_processes=""),
     _p("exit", "how the process ended (ok, duration, oom-killed, double-free, invalid-pointer, ...)", "text", over_processes=""),
     _p("error", "the program error that stopped it, if any", "text", over_processes=""),
-    _p("minflt", "minor faults", "count", series="minflt", series_pos=6, column="minflt"),
-    _p("majflt", "major faults", "count", series="majflt", series_pos=7, column="majflt"),
+    _p("minflt", "minor faults", "count", series="minflt", series_pos=6, column="minflt",
+       series_label="the process's minor faults so far"),
+    _p("majflt", "major faults", "count", series="majflt", series_pos=7, column="majflt",
+       series_label="the process's major faults so far"),
     _p("refs", "page references", "count", better=0),
     _p("ops", "workload operations executed", "count", better=0),
     _p("enomem", "allocations that failed (ENOMEM)", "count", column="enomem", short="ENOMEM"),
@@ -195,9 +208,10 @@ METRICS: tuple[Metric, ...] = (
         short="sum of RSS peaks",
     ),
     _p("swap_peak_bytes", "peak bytes in swap", "bytes"),
-    _p("vsz_bytes", "virtual size (VSZ)", "bytes", series="vsz_bytes", series_pos=2, better=0),
+    _p("vsz_bytes", "virtual size (VSZ)", "bytes", series="vsz_bytes", series_pos=2, better=0,
+       series_label="the process's virtual size (VSZ) at the sample's time (0 once it has ended)"),
     _p("rss_bytes", "RSS at exit (sum over processes)", "bytes", series="rss_bytes", series_pos=1,
-       column="rss_exit_bytes", short="RSS at exit"),
+       column="rss_exit_bytes", short="RSS at exit", series_label="the process's RSS at the sample's time"),
     _p("page_table_bytes", "page-table memory at exit", "bytes"),
     _p(
         "page_table_peak_bytes",
@@ -218,7 +232,8 @@ METRICS: tuple[Metric, ...] = (
     _p("start_s", "start time", "s", better=0),
     _p("end_s", "end time", "s", better=0),
     # ---- sampled per process only (timeseries.csv)
-    Metric("swap_bytes", "bytes in swap", "bytes", "process", series="swap_bytes", series_pos=3),
+    Metric("swap_bytes", "bytes in swap", "bytes", "process", series="swap_bytes", series_pos=3,
+           series_label="the process's bytes in swap at the sample's time"),
     # ---- the machine (metrics.json "system", filled by the engine in this order)
     _sys("sim_time_s", "simulated run time", "s", column="sim_time_s", short="run time"),
     _sys("cpu_utilization", "CPU utilisation", "ratio", column="cpu_utilization", better=+1, short="CPU", digits=6),
@@ -249,14 +264,18 @@ METRICS: tuple[Metric, ...] = (
          "twice counts 2 (machine.load_control)", "count",
          column="deactivations", better=0, short="deactivations", derive=lambda _s, _d: 0),  # before load control: none
     # ---- sampled for the machine (timeseries.csv rows with pid 0)
-    Metric("free_bytes", "free memory", "bytes", "system", series="free_bytes", series_pos=8, better=+1),
-    Metric("swap_used_bytes", "swap in use", "bytes", "system", series="swap_used_bytes", series_pos=9),
+    Metric("free_bytes", "free memory", "bytes", "system", series="free_bytes", series_pos=8, better=+1,
+           series_label="free memory at the sample's time"),
+    Metric("swap_used_bytes", "swap in use", "bytes", "system", series="swap_used_bytes", series_pos=9,
+           series_label="swap in use at the sample's time"),
     Metric("cpu_util", "CPU utilisation since the last sample", "ratio", "system", series="cpu_util", series_pos=10,
            better=+1),
     Metric("swap_util", "swap device utilisation since the last sample", "ratio", "system", series="swap_util",
            series_pos=11, better=0),
-    Metric("pswpin_per_s", "pages swapped in per second", "count", "system", series="pswpin_per_s", series_pos=12),
-    Metric("pswpout_per_s", "pages swapped out per second", "count", "system", series="pswpout_per_s", series_pos=13),
+    Metric("pswpin_per_s", "pages swapped in per second since the last sample", "pages/s", "system",
+           series="pswpin_per_s", series_pos=12),
+    Metric("pswpout_per_s", "pages swapped out per second since the last sample", "pages/s", "system",
+           series="pswpout_per_s", series_pos=13),
     # ---- a job's summary, derived
     _job("syscalls", "memory syscalls (brk+mmap+munmap+mremap)", "count", short="memory syscalls",
          derive=lambda s, _d: s["brk"] + s["mmap"] + s["munmap"] + s["mremap"]),

@@ -317,16 +317,23 @@ class Process:
     def _block(self, op: Op) -> tuple[int, int] | None:
         """The (pointer, size) of the op's id; None for an allocation that failed (skip the op)."""
         got = self.ids.get(op[1])
-        if got is None and op[1] in self.null_ids:
+        if got is not None:
+            return got
+        if op[1] in self.null_ids:
             self.skipped += 1
             return None
-        if got is None:
-            what = describe(op).split()[0]
+        what = describe(op).split()[0]
+        if op[1] in self.freed:
             raise WorkloadFault(
                 "use-after-free",
-                f"{self._where()}: {what} of id {op[1]}, which is not allocated (never allocated, or freed)",
+                f"{self._where()}: {what} of id {op[1]}, which is not allocated (it was freed: a use after free)",
             )
-        return got
+        # A pointer malloc never returned points at no mapping (an uninitialised or made-up
+        # pointer): the MMU finds no VMA and Linux sends SIGSEGV, as for a touch past a block.
+        raise WorkloadFault(
+            "segfault",
+            f"{self._where()}: {what} of id {op[1]}, which the trace never allocated (a wild pointer: SIGSEGV)",
+        )
 
     def _where(self) -> str:
         lines = self.spec.lines

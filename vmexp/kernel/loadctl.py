@@ -18,7 +18,13 @@ the pages it brings in, so a page that was faulted in and evicted again
 between two walks still counts (under thrashing that is most of them: the
 resident part of a working set is what it cannot keep). A page is in its
 owner's working set while its owner's virtual time is less than tau past
-that record, resident or not. Clearing the accessed bit must not blind the
+that record, resident or not. A walk cannot tell when since the last one
+a page was used, so the window is measured in steps of the virtual time a
+process gets in one interval: a page stays in for tau to tau plus two such
+steps after its last use. An interval longer than tau is allowed
+(processes that share the CPU get a fraction of it each) but coarse: a
+process alone on the CPU keeps every page it used since the previous
+walk, whatever tau says. Clearing the accessed bit must not blind the
 replacement policy, so the bit is kept as a soft "young" mark that
 ``test_and_clear_young`` still reports (Linux keeps ``PG_young`` for the
 same reason): the policy sees exactly what it would have seen without the

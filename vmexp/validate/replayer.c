@@ -31,14 +31,16 @@
  * Output on stdout: "key value" lines, the ten mallinfo2 fields, then minflt,
  * majflt and ops. Errors in the trace at run time (free of a block that is
  * not live, a touch outside its block) print "op INDEX: message" on stderr
- * and exit with status 3; usage errors exit with status 2.
+ * and exit with status 3; usage errors exit with status 2. As in the
+ * simulator, a block freed before (a double free, a use after free) is told
+ * from one the trace never allocated (an invalid or wild pointer).
  *
  * An allocation that fails is what the simulator (vmexp/sim.py) makes of it:
  * the program is taken to check for NULL, so the touches of an id whose
  * malloc, calloc or realloc(NULL, n) failed are skipped, its free is
  * free(NULL) and its id may be allocated again; a realloc(p, n) that fails
  * leaves p at its old size, and touches past that size are cut to it
- * (live[id] == 2 marks such a block).
+ * ((live[id] & STATE) == SHORT marks such a block).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -56,6 +58,11 @@
 #include <unistd.h>
 
 enum { OP_MALLOC = 0, OP_CALLOC = 1, OP_REALLOC = 2, OP_FREE = 3, OP_TOUCH = 4 };
+/* live[id] & STATE: not allocated (0, as bss starts), allocated (its pointer may be NULL: a
+ * failed allocation), or allocated but left at its old size by a failed realloc. WAS_FREED:
+ * the id was freed at least once (vmexp/sim.py's Process.freed), so that an id not allocated
+ * now is told apart: freed before (a double free, a use after free) or never (a bad pointer). */
+enum { DEAD = 0, LIVE = 1, SHORT = 2, STATE = 3, WAS_FREED = 4 };
 
 #define REC 6
 #define MAX_IDS (1L << 22)
@@ -287,46 +294,53 @@ int main(int argc, char **argv) {
         lseek(-1, op, SEEK_SET);
         switch (r[1]) {
         case OP_MALLOC:
-            if (live[id] && ptrs[id]) die(3, op, "malloc of a block id that is still allocated");
+            if ((live[id] & STATE) && ptrs[id]) die(3, op, "malloc of a block id that is still allocated");
             ptrs[id] = malloc((size_t)r[3]);
             sizes[id] = ptrs[id] ? (uint64_t)r[3] : 0;
-            live[id] = 1;
+            live[id] = (live[id] & WAS_FREED) | LIVE;
             break;
         case OP_CALLOC:
-            if (live[id] && ptrs[id]) die(3, op, "calloc of a block id that is still allocated");
+            if ((live[id] & STATE) && ptrs[id]) die(3, op, "calloc of a block id that is still allocated");
             ptrs[id] = calloc((size_t)r[3], (size_t)r[4]);
             sizes[id] = ptrs[id] ? (uint64_t)r[3] * (uint64_t)r[4] : 0;
-            live[id] = 1;
+            live[id] = (live[id] & WAS_FREED) | LIVE;
             break;
         case OP_REALLOC: {
             /* realloc of an id that is not live is realloc(NULL, n): a malloc. */
-            char *old = live[id] ? ptrs[id] : NULL;
+            char *old = (live[id] & STATE) ? ptrs[id] : NULL;
             char *q = realloc(old, (size_t)r[3]);
             if (q || !old) { /* done, or a failed realloc(NULL, n): a failed malloc */
                 ptrs[id] = q;
                 sizes[id] = q ? (uint64_t)r[3] : 0;
-                live[id] = 1;
+                live[id] = (live[id] & WAS_FREED) | LIVE;
             } else if (r[3] == 0) { /* realloc(p, 0) frees p and returns NULL */
                 ptrs[id] = NULL;
                 sizes[id] = 0;
-                live[id] = 0;
+                live[id] = WAS_FREED;
             } else {
-                live[id] = 2; /* failed: p stays valid at its old size */
+                live[id] = (live[id] & WAS_FREED) | SHORT; /* failed: p stays valid at its old size */
             }
             break;
         }
         case OP_FREE:
-            if (!live[id]) die(3, op, "free of a block that is not allocated (double free or unknown id)");
+            if (!(live[id] & STATE)) {
+                if (live[id] & WAS_FREED) die(3, op, "free of a block that is not allocated (it was freed: a double free)");
+                die(3, op, "free of a block the trace never allocated (an invalid pointer)");
+            }
+            /* free(NULL) of a failed allocation frees nothing: the id's history stays. */
+            live[id] = ptrs[id] ? WAS_FREED : live[id] & WAS_FREED;
             free(ptrs[id]);
             ptrs[id] = NULL;
-            live[id] = 0;
             break;
         case OP_TOUCH: {
-            if (!live[id]) die(3, op, "touch of a block that is not allocated");
+            if (!(live[id] & STATE)) {
+                if (live[id] & WAS_FREED) die(3, op, "touch of a block that is not allocated (it was freed: a use after free)");
+                die(3, op, "touch of a block the trace never allocated (a wild pointer)");
+            }
             if (!ptrs[id]) break; /* its allocation failed: the program checked for NULL */
             uint64_t off = (uint64_t)r[3], size = sizes[id];
             uint64_t len = r[4] < 0 ? (off <= size ? size - off : 0) : (uint64_t)r[4];
-            if (live[id] == 2 && (off > size || len > size - off)) { /* cut to the old size */
+            if ((live[id] & STATE) == SHORT && (off > size || len > size - off)) { /* cut to the old size */
                 off = off < size ? off : size;
                 len = len < size - off ? len : size - off;
             }
