@@ -207,8 +207,10 @@ CONFIG_ERRORS = [
     ("ram=1e400", "ram: expected a whole, non-negative number of bytes, got inf"),
     ("swap=1e20", "swap: 1e+20 is too large for a size (at most 2^64-1 bytes)"),  # Hydra: a float
     ("nprocs=0", "nprocs: must be an integer >= 1, got 0"),
-    ("nprocs=abc", "nprocs: Value 'abc' of type 'str' could not be converted to Integer"),
-    ("seed=1.5", "seed: Value '1.5' of type 'float' could not be converted to Integer"),
+    # The schema's type checks are OmegaConf's; their wording is put in vmexp's.
+    ("nprocs=abc", "nprocs: expected an integer, got 'abc'"),
+    ("seed=1.5", "seed: expected an integer, got '1.5'"),
+    ("address_space.aslr=maybe", "address_space.aslr: expected true or false, got 'maybe'"),
     ("duration=-1s", "duration: a duration cannot be negative, got '-1s'"),
     ("duration=0", "duration: must be greater than 0"),
     ("duration=1e400s", "duration: '1e400s' is too long a duration (at most 2^63-1 ns, about 292 years)"),

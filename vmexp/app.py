@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -432,8 +433,10 @@ def _one_line(ex: BaseException) -> str:
             msg = str(getattr(cause, "msg", "") or cause).splitlines()[0].strip()
             if "not in struct" in msg or (msg.startswith("Key '") and "' not in '" in msg):
                 return _unknown_key(key, getattr(cause, "parent_node", None))
-            if "could not be converted" in msg:
-                return f"{key}: {msg}"
+            typed = _OMEGACONF_TYPE.fullmatch(msg)
+            if typed is not None:  # OmegaConf's wording ("Value 'abc' of type 'str' ...") in ours
+                expected = typed.group("type") or "bool"
+                return f"{key}: expected {_EXPECTED.get(expected, expected)}, got {typed.group('value')!r}"
             return f"{key}: {msg}" if key else msg
         cause = cause.__cause__ or cause.__context__
     if "Could not override" in first:
@@ -461,6 +464,14 @@ def _one_line(ex: BaseException) -> str:
     if "Could not load 'hydra/launcher/ray'" in first:  # ray_local's base config comes with the extra
         return f"{first} (the Ray launcher is an extra: pip install -e '.[ray]')"
     return first
+
+
+# OmegaConf's type checks of the schema: "Value 'abc' of type 'str' could not be converted to Integer",
+# "Value 'maybe' is not a valid bool (type str)".
+_OMEGACONF_TYPE = re.compile(
+    r"Value '(?P<value>.*)' (?:of type '\w+' could not be converted to (?P<type>\w+)|is not a valid (?P<bool>bool) \(type \w+\))"
+)
+_EXPECTED = {"Integer": "an integer", "Float": "a number", "bool": "true or false"}
 
 
 def install_error_handler() -> None:
