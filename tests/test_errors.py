@@ -211,6 +211,8 @@ CONFIG_ERRORS = [
     ("nprocs=abc", "nprocs: expected an integer, got 'abc'"),
     ("seed=1.5", "seed: expected an integer, got '1.5'"),
     ("address_space.aslr=maybe", "address_space.aslr: expected true or false, got 'maybe'"),
+    ("heap_snapshots=50ms", "heap_snapshots: expected a list, written in brackets: heap_snapshots=[...]"),
+    ("++objective=minflt", "objective: expected a mapping, written in braces: ++objective='{KEY: VALUE}'"),
     ("duration=-1s", "duration: a duration cannot be negative, got '-1s'"),
     ("duration=0", "duration: must be greater than 0"),
     ("duration=1e400s", "duration: '1e400s' is too long a duration (at most 2^63-1 ns, about 292 years)"),

@@ -433,6 +433,10 @@ def _one_line(ex: BaseException) -> str:
             msg = str(getattr(cause, "msg", "") or cause).splitlines()[0].strip()
             if "not in struct" in msg or (msg.startswith("Key '") and "' not in '" in msg):
                 return _unknown_key(key, getattr(cause, "parent_node", None))
+            if _OMEGACONF_LIST.fullmatch(msg):
+                return f"{key}: expected a list, written in brackets: {key}=[...]"
+            if msg.startswith("Cannot assign ") and " to Dict[" in msg:
+                return f"{key}: expected a mapping, written in braces: ++{key}='{{KEY: VALUE}}'"
             typed = _OMEGACONF_TYPE.fullmatch(msg)
             if typed is not None:  # OmegaConf's wording ("Value 'abc' of type 'str' ...") in ours
                 expected = typed.group("type") or "bool"
@@ -471,6 +475,7 @@ def _one_line(ex: BaseException) -> str:
 _OMEGACONF_TYPE = re.compile(
     r"Value '(?P<value>.*)' (?:of type '\w+' could not be converted to (?P<type>\w+)|is not a valid (?P<bool>bool) \(type \w+\))"
 )
+_OMEGACONF_LIST = re.compile(r"Invalid value assigned: \w+ is not a ListConfig, list or tuple\.")
 _EXPECTED = {"Integer": "an integer", "Float": "a number", "bool": "true or false"}
 
 
