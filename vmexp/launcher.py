@@ -59,6 +59,7 @@ from vmexp.report.deferred import (
     usable_cores,
     wants_figures,
 )
+from vmexp.report.lean import without_scipy_statistics
 from vmexp.status import note_failure
 
 __all__ = ["launch", "n_jobs_of", "share_compositions", "LaunchError"]
@@ -67,8 +68,6 @@ log = logging.getLogger(__name__)
 
 # What the launching process imports while its first children work (see the module docstring).
 _PLOTTING = ("vmexp.report.run_figures", "vmexp.report.report")
-# What seaborn imports only for what vmexp never draws (see _import_plotting).
-_UNUSED_BY_FIGURES = ("scipy.stats", "scipy.cluster")
 # A job's figures are drawn in two processes of about equal work (the heap maps and the layout, the
 # rest: 0.7-0.8 s of CPU each for the README sweep's jobs), so that the last job's figures take half
 # the time after it ends.
@@ -252,30 +251,21 @@ def _import_plotting() -> None:
     """Import the plotting code the figure processes and the report use, without scipy's statistics.
 
     This runs while the first jobs have both cores, so its CPU is taken from
-    them. seaborn imports ``scipy.stats`` and ``scipy.cluster`` at its own
-    import (half of the import's 1.5 s of CPU) for kernel density estimates
-    and clustered heat maps, which no vmexp figure draws; ``None`` in
-    ``sys.modules`` makes those imports fail, and seaborn then falls back to
-    its bundled KDE and leaves clustering off. Only this process (the
-    command line's launcher, where no user code draws) and its children see
-    that; scipy imports as usual afterwards.
+    them; seaborn's scipy statistics, half of it, are never used by a figure
+    (``vmexp.report.lean``). Only this process (the command line's launcher,
+    where no user code draws) and its children see that.
     """
-    blocked = [name for name in _UNUSED_BY_FIGURES if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]
     # Ctrl-C waits for the end of the import (at most a second; the jobs stop at once, they have
     # SIGINT too): a KeyboardInterrupt in the middle of an extension module's initialisation can
     # leave it half made, and the interpreter once aborted at exit after that (CI, the Ctrl-C test).
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        for module in _PLOTTING:
-            importlib.import_module(module)
+        with without_scipy_statistics():
+            for module in _PLOTTING:
+                importlib.import_module(module)
     except Exception:  # only a head start: the report imports them again and says what failed
         pass
     finally:
-        for name in blocked:
-            if sys.modules.get(name, ...) is None:
-                del sys.modules[name]
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
