@@ -4,11 +4,12 @@
     python bench/check_identical.py compare FILE.json    # after: lists every file that differs
 
 A refactoring must not move a single byte of ``metrics.json``,
-``syscalls.csv`` or ``timeseries.csv``; this runs ``run.py`` as a user
+``syscalls.csv`` or ``timeseries.csv``, nor of a sweep's ``summary.csv``; this runs ``run.py`` as a user
 would (every preset of ``experiments/`` as its sweep, plus the README's
 threshold sweep and one default run), with figures off and the presets'
 sizes trimmed where a sweep is long (``SMALL``), and records the SHA-256 of
-each job's files, keyed by the preset and the job's overrides. ``compare``
+each job's files, keyed by the preset and the job's overrides, and of each
+sweep's ``summary.csv``. ``compare``
 runs the same jobs again and names what changed. Wall time is printed, so
 the same run doubles as a coarse end-to-end timing.
 """
@@ -72,6 +73,9 @@ def run_case(name: str, args: list[str], tmp: Path) -> dict[str, str]:
             path = job / f
             if path.is_file():
                 hashes[f"{name}/{key}/{f}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    summary = out / "summary.csv"
+    if summary.is_file():
+        hashes[f"{name}/summary.csv"] = hashlib.sha256(summary.read_bytes()).hexdigest()
     return hashes
 
 

@@ -44,8 +44,12 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from hydra.core.config_loader import ConfigLoader
+from hydra.core.config_search_path import ConfigSearchPath
+from hydra.core.object_type import ObjectType
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
-from hydra.types import HydraContext, TaskFunction
+from hydra.plugins.config_source import ConfigSource
+from hydra.types import HydraContext, RunMode, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vmexp.report.deferred import (
@@ -55,16 +59,15 @@ from vmexp.report.deferred import (
     usable_cores,
     wants_figures,
 )
+from vmexp.report.lean import without_scipy_statistics
 from vmexp.status import note_failure
 
-__all__ = ["launch", "n_jobs_of", "LaunchError"]
+__all__ = ["launch", "n_jobs_of", "share_compositions", "LaunchError"]
 
 log = logging.getLogger(__name__)
 
 # What the launching process imports while its first children work (see the module docstring).
 _PLOTTING = ("vmexp.report.run_figures", "vmexp.report.report")
-# What seaborn imports only for what vmexp never draws (see _import_plotting).
-_UNUSED_BY_FIGURES = ("scipy.stats", "scipy.cluster")
 # A job's figures are drawn in two processes of about equal work (the heap maps and the layout, the
 # rest: 0.7-0.8 s of CPU each for the README sweep's jobs), so that the last job's figures take half
 # the time after it ends.
@@ -86,6 +89,85 @@ def n_jobs_of(value: Any) -> int:
     )
 
 
+class _ComposedOnce(ConfigLoader):
+    """Hydra's config loader, keeping the job configs a sweeper composed for the launcher to take.
+
+    Hydra's basic sweeper composes every job's config before it launches a
+    batch (``Sweeper.validate_batch_is_legal``, to fail early) and throws it
+    away; the launcher then composed it again. A composition costs about
+    0.15 s of CPU (the defaults tree, the YAML files, a deep copy of the
+    ConfigStore), as much as the whole simulation of a small job: a fifth of
+    the CPU of the belady preset's sweep went to composing each of its 21
+    configs twice. The configs are the same either way: a job's config
+    depends only on the master config and the job's overrides (its
+    ``${now:}`` values come from the master's resolver cache, which the
+    sweeper filled before it validated), and the launcher takes each config
+    once (``take_sweep_config``), so no job sees another's changes. A
+    sweeper that does not validate (Optuna's) leaves nothing to take, and
+    the launcher composes as before.
+    """
+
+    def __init__(self, loader: ConfigLoader) -> None:
+        self.loader = loader
+        self.composed: dict[tuple[int, tuple[str, ...]], DictConfig] = {}
+
+    def take_sweep_config(self, master_config: DictConfig, sweep_overrides: Sequence[str]) -> DictConfig:
+        """The job's config: the one the sweeper composed, else a new composition."""
+        cfg = self.composed.pop((id(master_config), tuple(sweep_overrides)), None)
+        return cfg if cfg is not None else self.loader.load_sweep_config(master_config, list(sweep_overrides))
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        cfg = self.loader.load_sweep_config(master_config, sweep_overrides)
+        self.composed[(id(master_config), tuple(sweep_overrides))] = cfg
+        return cfg
+
+    def load_configuration(
+        self,
+        config_name: str | None,
+        overrides: list[str],
+        run_mode: RunMode,
+        from_shell: bool = True,
+        validate_sweep_overrides: bool = True,
+    ) -> DictConfig:
+        return self.loader.load_configuration(
+            config_name, overrides, run_mode, from_shell, validate_sweep_overrides
+        )
+
+    def get_search_path(self) -> ConfigSearchPath:
+        return self.loader.get_search_path()
+
+    def get_sources(self) -> list[ConfigSource]:
+        return self.loader.get_sources()
+
+    def list_groups(self, parent_name: str) -> list[str]:
+        return self.loader.list_groups(parent_name)
+
+    def get_group_options(
+        self,
+        group_name: str,
+        results_filter: ObjectType | None = ObjectType.CONFIG,
+        config_name: str | None = None,
+        overrides: list[str] | None = None,
+    ) -> list[str]:
+        return self.loader.get_group_options(group_name, results_filter, config_name, overrides)
+
+    def compute_defaults_list(self, config_name: str | None, overrides: list[str], run_mode: RunMode) -> Any:
+        return self.loader.compute_defaults_list(config_name, overrides, run_mode)
+
+    def __getattr__(self, name: str) -> Any:  # anything else Hydra's own loader has
+        return getattr(self.loader, name)
+
+
+def share_compositions(hydra_context: HydraContext) -> None:
+    """Let the launcher reuse the job configs the sweeper composes (``_ComposedOnce``).
+
+    The launcher's ``setup`` calls this with the context it shares with the
+    sweeper that made it (Hydra gives both the same ``HydraContext``).
+    """
+    if not isinstance(hydra_context.config_loader, _ComposedOnce):
+        hydra_context.config_loader = _ComposedOnce(hydra_context.config_loader)
+
+
 def _run_one(
     hydra_context: HydraContext,
     task_function: TaskFunction,
@@ -93,8 +175,12 @@ def _run_one(
     overrides: Sequence[str],
     idx: int,
 ) -> JobReturn:
-    """One job, as Hydra's basic launcher runs it."""
-    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    """One job, as Hydra's basic launcher runs it (its config composed once, see ``_ComposedOnce``)."""
+    loader = hydra_context.config_loader
+    if isinstance(loader, _ComposedOnce):
+        sweep_config = loader.take_sweep_config(config, overrides)
+    else:
+        sweep_config = loader.load_sweep_config(config, list(overrides))
     with open_dict(sweep_config):
         sweep_config.hydra.job.id = idx
         sweep_config.hydra.job.num = idx
@@ -134,9 +220,14 @@ def launch(
         return runs
     _preload()
     pool = _Pool(n, config)
-    runs = pool.run(
-        jobs, lambda idx, overrides: _portable(_run_one(hydra_context, task_function, config, overrides, idx))
-    )
+    try:
+        runs = pool.run(
+            jobs,
+            lambda idx, overrides: _portable(_run_one(hydra_context, task_function, config, overrides, idx)),
+        )
+    finally:  # each child took its job's config from its own copy; this process's copies are not needed
+        if isinstance(hydra_context.config_loader, _ComposedOnce):
+            hydra_context.config_loader.composed.clear()
     if pool.running:  # the last jobs' figures: the sweep's end draws its own beside them, then waits
         finish_in_background(pool.drain)
     return runs
@@ -160,30 +251,21 @@ def _import_plotting() -> None:
     """Import the plotting code the figure processes and the report use, without scipy's statistics.
 
     This runs while the first jobs have both cores, so its CPU is taken from
-    them. seaborn imports ``scipy.stats`` and ``scipy.cluster`` at its own
-    import (half of the import's 1.5 s of CPU) for kernel density estimates
-    and clustered heat maps, which no vmexp figure draws; ``None`` in
-    ``sys.modules`` makes those imports fail, and seaborn then falls back to
-    its bundled KDE and leaves clustering off. Only this process (the
-    command line's launcher, where no user code draws) and its children see
-    that; scipy imports as usual afterwards.
+    them; seaborn's scipy statistics, half of it, are never used by a figure
+    (``vmexp.report.lean``). Only this process (the command line's launcher,
+    where no user code draws) and its children see that.
     """
-    blocked = [name for name in _UNUSED_BY_FIGURES if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]
     # Ctrl-C waits for the end of the import (at most a second; the jobs stop at once, they have
     # SIGINT too): a KeyboardInterrupt in the middle of an extension module's initialisation can
     # leave it half made, and the interpreter once aborted at exit after that (CI, the Ctrl-C test).
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        for module in _PLOTTING:
-            importlib.import_module(module)
+        with without_scipy_statistics():
+            for module in _PLOTTING:
+                importlib.import_module(module)
     except Exception:  # only a head start: the report imports them again and says what failed
         pass
     finally:
-        for name in blocked:
-            if sys.modules.get(name, ...) is None:
-                del sys.modules[name]
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 

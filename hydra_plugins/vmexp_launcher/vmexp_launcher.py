@@ -36,6 +36,9 @@ class VmexpLauncher(Launcher):
         self.hydra_context: HydraContext | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from vmexp.launcher import share_compositions  # a sweep is starting: vmexp is imported now
+
+        share_compositions(hydra_context)  # the jobs' configs the sweeper composes, composed once
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vmexp.report.lean import without_scipy_statistics
 from vmexp.report.run_figures import RunFileError
 from vmexp.report.sweep import ReportError, aggregate
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             run = Run(args.dir)
             why = f"the run failed: {run.error}" if run.status == "failed" else f"status {run.status}"
             raise ReportError(f"{args.dir}: a run without metrics.json ({why}): no figures to draw")
+        with without_scipy_statistics():  # a command line: no user code here draws with seaborn
+            import vmexp.report.report  # noqa: F401  (the sweep's figures and report; seaborn)
         failed = aggregate(args.dir)
     except (FileNotFoundError, NotADirectoryError, ReportError, RunFileError) as e:
         print(f"vmexp.report: error: {e}", file=sys.stderr)

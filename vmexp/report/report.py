@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from vmexp.config import GENERATED_HORIZON
 from vmexp.metrics import atomic_write
-from vmexp.report.sweep import job_choices, metric
+from vmexp.report.sweep import job_choices, load_yaml, metric
 from vmexp.report.sweep_figures import thrashing_marks
 from vmexp.report.table import SweepTable
 from vmexp.units import format_duration, format_size
@@ -226,7 +225,7 @@ def findings(table: SweepTable, sweep_dir: Path) -> list[str]:
         best = df.iloc[int(df["objective"].to_numpy().argmin())]
         line = f"- **Best point**: objective {best['objective']:,.4g} with {table.setting(best)}"
         if res.is_file():
-            doc = yaml.safe_load(res.read_text()) or {}
+            doc = load_yaml(res.read_text()) or {}
             params = ", ".join(f"{k}={v}" for k, v in (doc.get("best_params") or {}).items())
             line += f" (the sweeper reports best_params {params}, best_value {float(doc.get('best_value', math.nan)):,.4g})"
         out.append(line + ".")
@@ -275,7 +274,7 @@ def _command(sweep_dir: Path) -> str:
     mr = sweep_dir / "multirun.yaml"
     if not mr.is_file():
         return ""
-    doc = yaml.safe_load(mr.read_text()) or {}
+    doc = load_yaml(mr.read_text()) or {}
     task = ((doc.get("hydra") or {}).get("overrides") or {}).get("task") or []
     params = (((doc.get("hydra") or {}).get("sweeper") or {}).get("params")) or {}
     parts = ["python run.py -m", *(str(t) for t in task)]

@@ -43,6 +43,17 @@ from vmexp.metrics import (
 from vmexp.metrics import METRICS as _DECLARED
 from vmexp.status import finished, note_failure
 
+# libyaml's parser where PyYAML has one: the same safe constructors and the same values, about ten
+# times faster. A sweep's end reads every job's .hydra/ files (its config.yaml alone: 0.34 s of
+# CPU for the trim preset's 12 jobs with the pure-Python parser).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with libyaml's parser (``CSafeLoader``) where it is available."""
+    return yaml.load(text, Loader=_YAML_LOADER)
+
+
 __all__ = [
     "SweepReport",
     "ReportError",
@@ -89,7 +100,7 @@ def sweep_size(sweep_dir: Path) -> int | None:
     (Optuna) decide as they go: None.
     """
     try:
-        doc = yaml.safe_load((sweep_dir / "multirun.yaml").read_text())
+        doc = load_yaml((sweep_dir / "multirun.yaml").read_text())
         hy = doc["hydra"]
         sweeper = hy.get("sweeper") or {}
         if not str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
@@ -150,7 +161,7 @@ def find_jobs(sweep_dir: Path) -> Iterator[tuple[Path, list[str]]]:
     order = sorted(found, key=lambda k: (0, k, "") if isinstance(k, int) else (1, 0, k))
     for k in order:
         job = found[k][1]
-        yield job, [str(o) for o in (yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or [])]
+        yield job, [str(o) for o in (load_yaml((job / ".hydra" / "overrides.yaml").read_text()) or [])]
 
 
 def job_config(job: Path) -> dict[str, Any]:
@@ -158,7 +169,7 @@ def job_config(job: Path) -> dict[str, Any]:
     cfg = job / ".hydra" / "config.yaml"
     if not cfg.is_file():
         return {}
-    doc = yaml.safe_load(cfg.read_text())
+    doc = load_yaml(cfg.read_text())
     return doc if isinstance(doc, dict) else {}
 
 
@@ -171,7 +182,7 @@ def job_choices(job: Path) -> dict[str, str]:
     path = job / ".hydra" / "hydra.yaml"
     if not path.is_file():
         return {}
-    doc = yaml.safe_load(path.read_text()) or {}
+    doc = load_yaml(path.read_text()) or {}
     choices = ((doc.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
     return {str(k): str(v) for k, v in choices.items() if v is not None and not str(k).startswith("hydra/")}
 
