@@ -171,6 +171,20 @@ def test_run_time_errors_name_the_trace_line(tmp_path: Path, text: str, exit: st
 
 @pytest.mark.real_glibc
 @pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_a_failed_allocation_stays_null_through_every_free_and_touch(tmp_path: Path) -> None:
+    # p = malloc(2^62) is NULL; free(p) twice is free(NULL) twice, harmless in C, and a program that
+    # checks for NULL skips the touch. The id is then allocated again and freed as usual.
+    trace = write_trace(
+        tmp_path, "malloc 0 4611686018427387904\nfree 0\nfree 0\ntouch 0\nmalloc 0 100\nfree 0\n"
+    )
+    replay_real(trace, strace=False)  # no program error on the real glibc
+    s = compose_settings(["workload=trace", f"workload.path={trace}", "figures=false"])
+    (p,) = simulate(s, build(s.workload, s.nprocs, s.seed, s.page_size)).processes
+    assert (p.exit, p.enomem, p.skipped_ops) == ("ok", 1, 1)  # the touch; a free(NULL) is no skip
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
 def test_without_strace_mallinfo_and_faults_still_come(tmp_path: Path) -> None:
     trace = TRACES / "threshold_boundary.trace"
     want = EXPECTED["traces"]["threshold_boundary"]["runs"]["default"]

@@ -39,6 +39,8 @@ from vmexp.units import format_duration, format_size
 from vmexp.workload import ProcSpec, WorkloadError
 from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, PAGEREF, REALLOC, SLEEP, TOUCH, Op, describe
 
+_ALLOCATIONS = (MALLOC, CALLOC, REALLOC)
+
 __all__ = ["simulate", "Result", "ProcResult", "SimError"]
 
 RUNNING, BLOCKED, SLEEPING, DONE = 0, 1, 2, 3
@@ -166,10 +168,6 @@ class Process:
         )
         self.ids: dict[int, tuple[int, int]] = {}
         self.null_ids: set[int] = set()  # ids whose allocation returned NULL
-        # Ids freed at least once: a free of an id that is not live is a double free if it is here,
-        # else a free of a pointer malloc never returned. Never pruned: a reallocated id is live,
-        # so its entry here is only read once the id is freed again.
-        self.freed: set[int] = set()
         self.short: set[int] = set()  # ids whose growing realloc failed
         self.skipped = 0  # operations on NULL blocks, skipped as a checking program would
         self.ops: Iterator[Op] = iter(spec.ops)
@@ -323,7 +321,7 @@ class Process:
             self.skipped += 1
             return None
         what = describe(op).split()[0]
-        if op[1] in self.freed:
+        if self._allocated_before(op[1]):
             raise WorkloadFault(
                 "use-after-free",
                 f"{self._where()}: {what} of id {op[1]}, which is not allocated (it was freed: a use after free)",
@@ -334,6 +332,21 @@ class Process:
             "segfault",
             f"{self._where()}: {what} of id {op[1]}, which the trace never allocated (a wild pointer: SIGSEGV)",
         )
+
+    def _allocated_before(self, ident: int) -> bool:
+        """Whether an operation before this one allocated ``ident`` (it is not live now: it was freed).
+
+        Asked only when an operation names an id that is not live, which
+        ends the process; the trace's earlier operations are looked through
+        then, rather than every freed id kept for the whole run (the
+        generators never reuse an id: a long run frees millions). A
+        generator's operations are not kept; it never names an id it did
+        not allocate.
+        """
+        ops = self.spec.ops
+        if not isinstance(ops, Sequence):
+            return True
+        return any(o[1] == ident and o[0] in _ALLOCATIONS for o in itertools.islice(ops, self.nops - 1))
 
     def _where(self) -> str:
         lines = self.spec.lines
@@ -427,9 +440,8 @@ class Process:
         got = self.ids.pop(op[1], None)
         self.short.discard(op[1])
         if got is None and op[1] in self.null_ids:
-            self.null_ids.discard(op[1])  # free(NULL): nothing to do
-            return
-        if got is None and op[1] in self.freed:
+            return  # free(NULL): nothing to do, and the pointer is still NULL (a second free is one too)
+        if got is None and self._allocated_before(op[1]):
             raise WorkloadFault(
                 "double-free",
                 f"{self._where()}: free of id {op[1]}, which is not allocated "
@@ -443,7 +455,6 @@ class Process:
                 f"{self._where()}: free of id {op[1]}, which the trace never allocated "
                 "(glibc would abort: free(): invalid pointer)",
             )
-        self.freed.add(op[1])
         self.alloc.free(got[0])
 
     def _realloc(self, op: Op) -> None:
@@ -456,7 +467,6 @@ class Process:
         elif op[2] == 0:
             self.alloc.realloc(old[0], 0)  # glibc frees and returns NULL
             del self.ids[op[1]]
-            self.freed.add(op[1])
         else:
             p = self.alloc.realloc(old[0], op[2])
             if p == 0:

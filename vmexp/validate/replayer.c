@@ -327,8 +327,9 @@ int main(int argc, char **argv) {
                 if (live[id] & WAS_FREED) die(3, op, "free of a block that is not allocated (it was freed: a double free)");
                 die(3, op, "free of a block the trace never allocated (an invalid pointer)");
             }
-            /* free(NULL) of a failed allocation frees nothing: the id's history stays. */
-            live[id] = ptrs[id] ? WAS_FREED : live[id] & WAS_FREED;
+            /* free(NULL) of a failed allocation frees nothing: the pointer stays NULL, so a second
+             * free is free(NULL) again and a touch is skipped, as the simulator has it. */
+            live[id] = ptrs[id] ? WAS_FREED : live[id];
             free(ptrs[id]);
             ptrs[id] = NULL;
             break;
