@@ -395,6 +395,9 @@ def test_help_explains_every_key_with_its_unit_and_default(batch: Batch) -> None
     assert "tau (10ms, time): the working-set window" in r.stdout  # a policy's parameters
     assert "kB, KB and KiB all mean 1024 bytes" in r.stdout
     assert "policy: clock, fifo, lfu, linux, lru, lru2q, opt, random, ws" in r.stdout  # the group options
+    for group in ("address_space", "machine", "policy", "allocator", "workload"):
+        assert f"\n== {group} ==  {group}=OPTION" in r.stdout, group
+    assert "\nexperiment: address_space, belady," in r.stdout  # the presets, listed with the option files
 
 
 def test_the_validate_command_help_points_to_files_that_exist(capsys: pytest.CaptureFixture[str]) -> None:
@@ -431,7 +434,7 @@ def test_an_added_unknown_key_is_refused(batch: Batch) -> None:
 
 
 OPT = case("policy=opt", "workload=pageref", "workload.refs=[7,0,1,2,0,3,0,4,2,3,0,3,2,1,2,0,1,7,0,1]",
-           "ram=12k", "machine.min_free=0")  # fmt: skip
+           "ram=12k", "machine.min_free=0", "figures=false")  # fmt: skip
 
 
 def test_policy_opt_runs_with_a_page_reference_string(batch: Batch) -> None:
@@ -919,6 +922,7 @@ ESCAPE = case(
     "name=" + "../" * 40 + "{dir}/escaped",
     "workload=trace",
     "workload.path={dir}/one.trace",
+    "figures=false",
     default_dir=True,
 )
 
