@@ -614,6 +614,53 @@ def test_the_validate_command_says_what_is_wrong_before_running_anything(
     assert capsys.readouterr().err == f"vmexp.validate: error: {message.format(p=path)}\n"
 
 
+@pytest.mark.parametrize(
+    ("module", "argv", "message"),
+    [
+        ("vmexp.compare", ["only-a"], "vmexp.compare: error: the following arguments are required: b "
+         "(see python -m vmexp.compare --help)"),
+        ("vmexp.report.__main__", [], "vmexp.report: error: the following arguments are required: dir "
+         "(see python -m vmexp.report --help)"),
+        ("vmexp.validate.__main__", ["kernel", "x.trace", "--runs", "abc"],
+         "vmexp.validate kernel: error: argument --runs: invalid int value: 'abc' "
+         "(see python -m vmexp.validate kernel --help)"),
+        ("vmexp.validate.__main__", ["kernel", "x.trace", "--runs", "0"],
+         "vmexp.validate kernel: error: --runs must be at least 1 (see python -m vmexp.validate kernel --help)"),
+        ("vmexp.validate.__main__", ["x.trace", "--bogus"],
+         "vmexp.validate: error: unrecognized arguments: --bogus (see python -m vmexp.validate --help)"),
+        ("vmexp.workload.importers", ["strace", "x.log"],
+         "importers: error: argument kind: invalid choice: 'strace' (choose from 'ltrace', 'valgrind') "
+         "(see python -m vmexp.workload.importers --help)"),
+    ],
+    ids=["compare", "report", "kernel-type", "kernel-range", "validate-flag", "importers"],
+)  # fmt: skip
+def test_a_misused_command_line_is_one_line_pointing_to_help(
+    capsys: pytest.CaptureFixture[str], module: str, argv: list[str], message: str
+) -> None:
+    """argparse printed its usage block above the error: every other bad input is one line (exit 2)."""
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert capsys.readouterr().err == message + "\n"
+
+
+BAD_FLAGS = [case("--bogus"), case("--cfg", "bogus")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (BAD_FLAGS[0], "vmexp: error: unrecognized arguments: --bogus (see --help)"),
+        (BAD_FLAGS[1], "vmexp: error: argument --cfg/-c: invalid choice: 'bogus' (choose from 'job', 'hydra', "
+         "'all') (see --help)"),
+    ],
+)  # fmt: skip
+def test_a_misused_flag_of_run_py_is_one_line(batch: Batch, args: tuple[str, ...], message: str) -> None:
+    """Hydra's flags are parsed by argparse, whose usage block (a dozen lines) came before the error."""
+    assert one_error_line(batch.run(*args)) == message
+
+
 @pytest.mark.skipif(
     bool(_NO_TOOLS), reason=f"needs {' and '.join(_NO_TOOLS)} to replay against the real glibc"
 )

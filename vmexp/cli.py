@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -75,6 +76,25 @@ def _print_version() -> None:
     print(f"vmexp {__version__} (Python {platform.python_version()}; {deps})")
 
 
+def _check_flags(argv: list[str]) -> None:
+    """A misused flag (``--bogus``, ``--cfg bogus``) is one line, as every other bad input is.
+
+    Hydra parses its flags with argparse, whose usage block of a dozen lines came before the error.
+    The same parser (Hydra's own, so the flags stay Hydra's) is run first with argparse's error
+    report replaced; it has no side effects (``--help`` is a plain flag in it).
+    """
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+
+    def error(message: str) -> NoReturn:
+        print(f"vmexp: error: {message} (see --help)", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+    parser.error = error  # type: ignore[method-assign]
+    parser.parse_args(argv)
+
+
 def main() -> None:
     """Parse the command line as Hydra does (overrides, ``-m``, ``--cfg``, ``--help``) and run."""
     global _handler_installed
@@ -84,6 +104,7 @@ def main() -> None:
     if "--version" in sys.argv[1:]:  # Hydra's own flag would print only Hydra's version
         _print_version()
         sys.exit(0)
+    _check_flags(sys.argv[1:])
     conf = conf_dir()
     if not (conf / "config.yaml").is_file():
         print(f"vmexp: error: {conf / 'config.yaml'} is missing (reinstall vmexp)", file=sys.stderr)

@@ -14,7 +14,6 @@ From Python: ``vmexp.compare.compare(a, b)`` returns the same as DataFrames.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from vmexp.api import Run, Sweep, VmexpError, load
+from vmexp.cliargs import Parser
 from vmexp.status import FINISHED
 
 if TYPE_CHECKING:
@@ -665,7 +665,7 @@ def _draw_sweeps(c: Comparison) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="python -m vmexp.compare",
         description="Compare two runs or two sweeps: the settings that differ, each summary metric "
         "side by side (B − A and B / A), and a figure.",

@@ -13,13 +13,13 @@ and ``<!-- end: NAME -->``; ``tests/test_settings.py`` runs the check.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from vmexp.cliargs import Parser
 from vmexp.config import CostSettings, Settings
 from vmexp.fields import Spec, declared
 from vmexp.metrics import FILE_METRICS, METRICS
@@ -306,7 +306,7 @@ def help_text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vmexp.docs", description=__doc__.splitlines()[0])
+    ap = Parser(prog="python -m vmexp.docs", description=__doc__.splitlines()[0])
     ap.add_argument("readme", type=Path, nargs="?", default=Path("README.md"))
     group = ap.add_mutually_exclusive_group(required=True)
     group.add_argument("--check", action="store_true", help="exit 1 when a generated block is stale")

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from vmexp.cliargs import Parser
 from vmexp.report.lean import without_scipy_statistics
 from vmexp.report.run_figures import RunFileError
 from vmexp.report.sweep import ReportError, aggregate
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vmexp.report", description=__doc__)
+    ap = Parser(prog="python -m vmexp.report", description=__doc__)
     ap.add_argument(
         "dir",
         type=Path,

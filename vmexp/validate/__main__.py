@@ -25,7 +25,6 @@ the whole trace (a ``duration``, the OOM killer: :func:`check_finished`).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import difflib
 import json
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from vmexp.api import hydra_quoted
+from vmexp.cliargs import Parser
 from vmexp.config import read_settings_json
 from vmexp.validate.real import (
     MALLINFO_FIELDS,
@@ -356,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from vmexp.validate.kernel_cli import main as kernel_main
 
         return kernel_main(args_in[1:])
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m vmexp.validate",
         description="Replay a trace against the real glibc and through the simulator, side by side.",
     )

@@ -27,7 +27,6 @@ missing and how to provide it.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from vmexp.cliargs import Parser
 from vmexp.units import UnitError, format_size, parse_size
 from vmexp.validate import kernel as K
 from vmexp.workload.ops import describe
@@ -236,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_simulator,
     )
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m vmexp.validate kernel",
         description="Replay a trace on this machine's kernel (in a memory cgroup, with swap) and in the simulator.",
     )

@@ -34,7 +34,6 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import stat
@@ -43,6 +42,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from vmexp.cliargs import Parser
 from vmexp.workload.traces import MAX_VALUE, TraceError, read_text
 
 __all__ = ["ImportResult", "LogImportError", "import_ltrace", "import_valgrind", "main"]
@@ -398,7 +398,8 @@ def _write_whole(path: str, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: import a log, write the trace, print what was skipped to stderr."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
+        name="importers",
         prog="python -m vmexp.workload.importers",
         description="Convert a valgrind --trace-malloc=yes or ltrace log into a vmexp trace.",
     )
