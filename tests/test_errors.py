@@ -368,6 +368,14 @@ def test_a_value_mallopt_refuses_is_a_user_error_not_a_crash(batch: Batch) -> No
 
 
 HELP = case("--help")
+HELP_VIA_HYDRA = case("--help", "seed=0")  # an override: Hydra composes the config and renders the help
+
+
+def test_help_alone_is_the_text_hydra_renders(batch: Batch) -> None:
+    """``--help`` alone skips Hydra (2 s of CPU listing config groups); it must print Hydra's text."""
+    alone, hydra = batch.run(*HELP), batch.run(*HELP_VIA_HYDRA)
+    assert alone.code == hydra.code == 0, hydra.stderr
+    assert alone.stdout == hydra.stdout and alone.stderr == hydra.stderr == ""
 
 
 def test_help_explains_every_key_with_its_unit_and_default(batch: Batch) -> None:

@@ -95,6 +95,39 @@ def _check_flags(argv: list[str]) -> None:
     parser.parse_args(argv)
 
 
+def _groups(conf: Path, parent: str = "") -> dict[str, list[str]]:
+    """The config groups under ``conf`` (not Hydra's own) with their options, as Hydra lists them."""
+    found: dict[str, list[str]] = {}
+    for d in sorted(p for p in (conf / parent).iterdir() if p.is_dir()):
+        group = f"{parent}/{d.name}" if parent else d.name
+        if group == "hydra":
+            continue
+        options = sorted(f.stem for f in d.iterdir() if f.suffix == ".yaml" and f.is_file())
+        if options:
+            found[group] = options
+        found.update(_groups(conf, group))
+    return found
+
+
+def _plain_help(conf: Path) -> str:
+    """``--help`` alone, without Hydra: the same text, in a quarter of the time.
+
+    Hydra composes the whole config for ``--help`` and lists every config group twice (once for a
+    placeholder vmexp's template does not use), copying its config repository for each of some 90
+    lookups: 2.1 s of CPU where composing takes 0.5 s. With no overrides on the command line, nothing
+    can add a group (a plugin's groups come with ``hydra.searchpath=...``), so the groups are the
+    shipped tree's. tests/test_app.py holds this text to Hydra's, which ``--help`` with any override
+    still prints.
+    """
+    from string import Template
+
+    from vmexp.docs import help_text
+
+    groups = _groups(conf)
+    listing = "".join(f"{g}: {', '.join(groups[g])}\n" for g in sorted(groups))
+    return Template(help_text()).substitute(APP_CONFIG_GROUPS=listing)
+
+
 def main() -> None:
     """Parse the command line as Hydra does (overrides, ``-m``, ``--cfg``, ``--help``) and run."""
     global _handler_installed
@@ -109,6 +142,9 @@ def main() -> None:
     if not (conf / "config.yaml").is_file():
         print(f"vmexp: error: {conf / 'config.yaml'} is missing (reinstall vmexp)", file=sys.stderr)
         sys.exit(2)
+    if sys.argv[1:] in (["--help"], ["-h"]):
+        print(_plain_help(conf))
+        sys.exit(0)
     try:
         hydra.main(version_base="1.3", config_path=str(conf), config_name="config")(task)()
     except (
