@@ -211,6 +211,7 @@ CONFIG_ERRORS = [
     ("nprocs=abc", "nprocs: expected an integer, got 'abc'"),
     ("seed=1.5", "seed: expected an integer, got '1.5'"),
     ("address_space.aslr=maybe", "address_space.aslr: expected true or false, got 'maybe'"),
+    ("figures=2", "figures: expected true or false, got 2"),  # OmegaConf's bool took any integer as true
     ("heap_snapshots=50ms", "heap_snapshots: expected a list, written in brackets: heap_snapshots=[...]"),
     ("++objective=minflt", "objective: expected a mapping, written in braces: ++objective='{KEY: VALUE}'"),
     ("duration=-1s", "duration: a duration cannot be negative, got '-1s'"),

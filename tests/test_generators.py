@@ -711,7 +711,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"think": {"every": 10}}, r"^workload\.think\.time: thinking every 10 steps needs a time above 0"),
     ({"arrival": {"mode": "every"}}, r"^workload\.arrival\.gap: arrival mode every needs a gap"),
     ({"calloc": 0.7, "realloc": 0.5}, r"^workload\.realloc: calloc \+ realloc fractions exceed 1"),
-    ({"free_at_exit": "yes"}, r"^workload\.free_at_exit: must be true or false"),
+    ({"free_at_exit": "yes"}, r"^workload\.free_at_exit: expected true or false"),
 ]
 
 

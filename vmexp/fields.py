@@ -225,7 +225,9 @@ def fraction(default: float | None, doc: str, **kw: Any) -> Any:
 
 
 def flag(default: bool, doc: str, **kw: Any) -> Any:
-    kw.setdefault("schema", bool)
+    """true or false. ``Any`` for Hydra: OmegaConf's bool takes any integer (``figures=2`` was true) and
+    yes/on/y as true; the value is checked here instead, where only true and false pass."""
+    kw.setdefault("schema", Any)
     return _field(Spec("bool", default, doc, **kw))
 
 
@@ -402,7 +404,7 @@ def parse_value(
         v = float(value)
     elif kind == "bool":
         if not isinstance(value, bool):
-            raise _fail(error, key, f"must be true or false, got {value!r}")
+            raise _fail(error, key, f"expected true or false, got {value!r}")
         v = value
     elif kind == "str":
         if not isinstance(value, str | int | float) or isinstance(value, bool):
