@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from tests.conftest import settings as composed
 from vmexp.kernel.system import System
@@ -655,6 +656,33 @@ def test_a_misused_command_line_is_one_line_pointing_to_help(
 
 
 BAD_FLAGS = [case("--bogus"), case("--cfg", "bogus")]
+FLAG_BETWEEN = case("threshold=64k", "--cfg", "job", "nprocs=3")
+
+
+def test_a_flag_between_overrides_is_taken_as_hydra_takes_it_first(batch: Batch) -> None:
+    """argparse refused overrides on both sides of a flag ("unrecognized arguments: nprocs=3")."""
+    r = batch.run(*FLAG_BETWEEN)
+    assert r.code == 0, r.stderr
+    cfg = yaml.safe_load(r.stdout)
+    assert (cfg["threshold"], cfg["nprocs"]) == ("64k", 3)
+
+
+@pytest.mark.parametrize(
+    ("argv", "ordered"),
+    [
+        (["a=1", "-m", "b=2"], ["-m", "a=1", "b=2"]),
+        (["a=1", "--cfg", "job", "b=2"], ["--cfg", "job", "a=1", "b=2"]),
+        (["a=1", "--package=x", "-c", "job"], ["--package=x", "-c", "job", "a=1"]),
+        (["-m", "a=1"], ["-m", "a=1"]),
+        (["a=1", "--bogus"], None),  # argparse names it
+    ],
+)
+def test_flags_move_before_the_overrides_in_their_order(argv: list[str], ordered: list[str] | None) -> None:
+    from hydra._internal.utils import get_args_parser
+
+    from vmexp.cli import _flags_first
+
+    assert _flags_first(get_args_parser(), argv) == ordered
 
 
 @pytest.mark.parametrize(

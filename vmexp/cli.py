@@ -12,9 +12,11 @@ command works from any directory.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
+from itertools import islice
 from pathlib import Path
 from typing import NoReturn
 
@@ -76,12 +78,37 @@ def _print_version() -> None:
     print(f"vmexp {__version__} (Python {platform.python_version()}; {deps})")
 
 
-def _check_flags(argv: list[str]) -> None:
+def _flags_first(parser: argparse.ArgumentParser, argv: list[str]) -> list[str] | None:
+    """``argv`` with Hydra's flags (and their values) before the overrides; None if a token is unknown.
+
+    Hydra's parser takes its overrides as one positional list, so argparse refuses overrides on both
+    sides of a flag: ``python run.py hydra.sweep.dir=X -m threshold=64k,128k`` ended in
+    "unrecognized arguments: threshold=64k,128k". The overrides keep their order among themselves.
+    """
+    actions = {name: a for a in parser._actions for name in a.option_strings}
+    flags: list[str] = []
+    overrides: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if not token.startswith("-"):
+            overrides.append(token)
+            continue
+        action = actions.get(token.split("=", 1)[0])
+        if action is None or action.nargs not in (None, 0):  # unknown, or an optional value (--info)
+            return None
+        flags.append(token)
+        if action.nargs is None and "=" not in token:  # its value is the next token
+            flags.extend(islice(tokens, 1))
+    return flags + overrides
+
+
+def _check_flags() -> None:
     """A misused flag (``--bogus``, ``--cfg bogus``) is one line, as every other bad input is.
 
     Hydra parses its flags with argparse, whose usage block of a dozen lines came before the error.
     The same parser (Hydra's own, so the flags stay Hydra's) is run first with argparse's error
-    report replaced; it has no side effects (``--help`` is a plain flag in it).
+    report replaced; it has no side effects (``--help`` is a plain flag in it). Flags given after
+    overrides are moved before them in ``sys.argv``, where Hydra's parser reads them.
     """
     from hydra._internal.utils import get_args_parser
 
@@ -92,7 +119,10 @@ def _check_flags(argv: list[str]) -> None:
         sys.exit(2)
 
     parser.error = error  # type: ignore[method-assign]
-    parser.parse_args(argv)
+    ordered = _flags_first(parser, sys.argv[1:])
+    if ordered is not None:
+        sys.argv[1:] = ordered
+    parser.parse_args(sys.argv[1:])
 
 
 def _groups(conf: Path, parent: str = "") -> dict[str, list[str]]:
@@ -137,7 +167,7 @@ def main() -> None:
     if "--version" in sys.argv[1:]:  # Hydra's own flag would print only Hydra's version
         _print_version()
         sys.exit(0)
-    _check_flags(sys.argv[1:])
+    _check_flags()
     conf = conf_dir()
     if not (conf / "config.yaml").is_file():
         print(f"vmexp: error: {conf / 'config.yaml'} is missing (reinstall vmexp)", file=sys.stderr)
