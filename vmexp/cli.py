@@ -110,8 +110,10 @@ def _check_flags() -> None:
     report replaced; it has no side effects (``--help`` is a plain flag in it). Flags given after
     overrides are moved before them in ``sys.argv``, where Hydra's parser reads them.
     """
-    from hydra._internal.utils import get_args_parser
-
+    try:  # where hydra.main takes it from in Hydra 1.3; another release parses as it parses
+        from hydra._internal.utils import get_args_parser
+    except ImportError:
+        return
     parser = get_args_parser()
 
     def error(message: str) -> NoReturn:
