@@ -148,7 +148,7 @@ def _plain_help(conf: Path) -> str:
     placeholder vmexp's template does not use), copying its config repository for each of some 90
     lookups: 2.1 s of CPU where composing takes 0.5 s. With no overrides on the command line, nothing
     can add a group (a plugin's groups come with ``hydra.searchpath=...``), so the groups are the
-    shipped tree's. tests/test_app.py holds this text to Hydra's, which ``--help`` with any override
+    shipped tree's. tests/test_errors.py holds this text to Hydra's, which ``--help`` with any override
     still prints.
     """
     from string import Template
