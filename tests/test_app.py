@@ -93,35 +93,7 @@ def test_bad_values_name_the_key(override: str, message: str) -> None:
         settings(override)
 
 
-@pytest.mark.parametrize(
-    ("args", "token"),
-    [
-        (["threshold=banana"], "threshold"),
-        (["page_size=3000"], "page_size"),
-        (["nprocs=0"], "nprocs"),
-        (["seed=1.5"], "seed"),
-        (["foo=1"], "foo"),
-        (["policy.params.nope=3"], "policy.params.nope"),
-        (["workload=trace"], "workload.path"),
-        (["workload=trace", "workload.path=/nonexistent/x.trace"], "/nonexistent/x.trace"),
-    ],
-)
-def test_cli_errors_are_one_line_without_traceback(tmp_path: Path, args: list[str], token: str) -> None:
-    r = run(*args, f"hydra.run.dir={tmp_path / 'out'}")
-    text = (r.stdout + r.stderr).strip()
-    assert r.returncode != 0
-    assert "Traceback" not in text
-    assert token in text
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert not (tmp_path / "out" / "metrics.json").exists()
-
-
-def test_a_bad_trace_line_is_named_with_its_number(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.trace"
-    bad.write_text("malloc 1 100\n# fine\nmallok 2 100\n")
-    r = run("workload=trace", f"workload.path={bad}", f"hydra.run.dir={tmp_path / 'out'}")
-    assert r.returncode != 0 and "Traceback" not in r.stderr
-    assert f"{bad}:3:" in r.stderr
+# Bad values on run.py's command line (one line on stderr, exit status 2, nothing written): tests/test_errors.py.
 
 
 # --- runs and sweeps -------------------------------------------------------------

@@ -270,7 +270,9 @@ CONFIG_KEYS = [case(*o.split()) for o, _ in CONFIG_ERRORS]
 
 @pytest.mark.parametrize(("overrides", "message"), CONFIG_ERRORS, ids=[o for o, _ in CONFIG_ERRORS])
 def test_a_bad_value_key_or_file_is_one_line_naming_it(batch: Batch, overrides: str, message: str) -> None:
-    assert one_error_line(batch.run(*overrides.split())) == batch.fill(f"vmexp: error: {message}")
+    r = batch.run(*overrides.split())
+    assert one_error_line(r) == batch.fill(f"vmexp: error: {message}")
+    assert not (r.run_dir / "metrics.json").exists()
 
 
 GROUPS = [case(f"{g}=nope") for g in ("policy", "allocator", "address_space")]
