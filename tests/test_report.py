@@ -388,7 +388,11 @@ def test_report_html_is_self_contained_and_embeds_every_figure(demo: Path) -> No
     assert "<b>Question.</b> Does the threshold matter?" in page
 
 
-def test_an_unknown_report_metric_is_a_one_line_error_after_the_summary(tmp_path: Path) -> None:
+def test_an_unknown_report_metric_is_a_one_line_error_after_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vmexp.report.__main__ import main
+
     bad = {**PRESET, "report": {"metrics": ["minflt", "happiness"]}}
     _job(tmp_path, 0, ["threshold=64k"], _doc(minflt=1), bad)
     with pytest.raises(
@@ -396,8 +400,9 @@ def test_an_unknown_report_metric_is_a_one_line_error_after_the_summary(tmp_path
     ):
         aggregate(tmp_path, quiet=True)
     assert (tmp_path / "summary.csv").is_file()  # the numbers are on disk before the report fails
-    r = subprocess.run([PY, "-m", "vmexp.report", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "happiness" in r.stderr
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "happiness" in err
     assert figure_metrics({}) and all(m in COLUMNS for m in figure_metrics({}))
 
 
@@ -482,12 +487,13 @@ def test_a_job_whose_syscalls_csv_is_cut_off_is_incomplete_and_named(tmp_path: P
         vmexp.Run(jobs[0]).summary  # noqa: B018
 
 
-def test_a_missing_sweep_directory_is_a_one_line_error(tmp_path: Path) -> None:
-    r = subprocess.run(
-        [PY, "-m", "vmexp.report", str(tmp_path / "nope")], cwd=ROOT, capture_output=True, text=True
-    )
-    assert r.returncode == 2
-    assert r.stderr.strip() == f"vmexp.report: error: {tmp_path / 'nope'}: no such sweep directory"
+def test_a_missing_sweep_directory_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vmexp.report.__main__ import main
+
+    assert main([str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err == f"vmexp.report: error: {tmp_path / 'nope'}: no such sweep directory\n"
     (tmp_path / "summary.csv").write_text("")  # a file of the sweep rather than the sweep
     with pytest.raises(FileNotFoundError, match=r"summary\.csv: not a directory \(a sweep's\)$"):
         aggregate(tmp_path / "summary.csv", quiet=True)
