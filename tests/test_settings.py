@@ -93,6 +93,14 @@ def test_the_schema_defaults_are_the_declared_defaults() -> None:
     assert (s.machine.swap_latency, s.machine.swap_bandwidth) == (100_000, 500_000_000)
 
 
+@pytest.mark.parametrize(("bandwidth", "bytes_per_s"), [("500M", 500 << 20), (500_000_000, 500_000_000)])
+def test_a_described_devices_bandwidth_is_a_binary_size_a_second(bandwidth: object, bytes_per_s: int) -> None:
+    """README (Swap devices): the presets are decimal, as makers quote them; 500M is 500 MiB/s, and
+    500000000 is the ssd preset's bandwidth."""
+    s = settings(f"machine.swap_device={{latency: 100us, bandwidth: {bandwidth}, rotational: false}}")
+    assert (s.machine.swap_latency, s.machine.swap_bandwidth) == (100_000, bytes_per_s)
+
+
 @pytest.mark.parametrize("written", ["64k", "64K", "64kb", "64kB", "64KB", "64KiB", "65536", "0x10000"])
 def test_kb_and_kib_are_both_1024_bytes_as_in_proc_meminfo(written: str) -> None:
     """The decision README.md states (The knobs, Units): there are no decimal sizes."""

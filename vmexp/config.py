@@ -295,7 +295,8 @@ class MachineSettings:
     )
     swap_device: str = decl.custom(
         "ssd",
-        "the swap device: a preset, zram (compressed RAM), or {latency: 100us, bandwidth: 500M, rotational: false}",
+        "the swap device: a preset, zram (compressed RAM), or {latency: 100us, bandwidth: 500M, rotational: false} "
+        "(bandwidth in bytes a second, binary as every size: 500M is 500 MiB/s; the presets' are decimal)",
         _swap_device,
         typed_default=("ssd", *SWAP_DEVICES["ssd"], False),
         valid="hdd | ssd | nvme | zram | {latency, bandwidth, rotational}",
