@@ -37,10 +37,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
+from tests.conftest import mallopt_of
 from tests.conftest import settings as composed
 from vmexp.config import Settings
 from vmexp.sim import simulate
-from vmexp.validate.real import ReplayResult, mallopt_from_overrides, replay_real
+from vmexp.validate.real import ReplayResult, replay_real
 from vmexp.workload import build
 
 PROFILES = {"ci": 25, "long": 3000}
@@ -206,7 +207,7 @@ def within_2_percent(model: int, real: int) -> bool:
 
 
 def assert_same(path: Path, setting: str) -> None:
-    real = replay_real(path, **mallopt_from_overrides(ALL_SETTINGS[setting]))
+    real = replay_real(path, **mallopt_of(ALL_SETTINGS[setting]))
     sim = simulated(path, setting)
     assert sim.calls() == real.calls(), f"{setting}: syscalls differ\nreal {real.calls()}\nsim  {sim.calls()}"
     assert sim.mallinfo == real.mallinfo, (

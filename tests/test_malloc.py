@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import simulate_with
+from tests.conftest import mallopt_of, simulate_with
 from tests.fakekernel import FakeKernel
 from tests.traces.record_expected import runs_of
 from vmexp.libc.base import CHUNK_STATES, MALLINFO_FIELDS
@@ -35,7 +35,7 @@ from vmexp.libc.malloc import (
     largebin_index,
     request2size,
 )
-from vmexp.validate.real import MalloptSettings, mallopt_from_overrides, replay_real
+from vmexp.validate.real import MalloptSettings, replay_real
 from vmexp.workload.ops import CALLOC, FREE, MALLOC, REALLOC, TOUCH
 from vmexp.workload.traces import parse_trace
 
@@ -734,7 +734,7 @@ def test_corpus_trace_gives_the_recorded_real_glibc_answer(name: str, setting: s
     """
     want = RECORDED[name]["runs"][setting]
     path = CORPUS / f"{name}.trace"
-    mallopt = mallopt_from_overrides(want["overrides"])
+    mallopt = mallopt_of(want["overrides"])
     if source == "model":
         calls, mallinfo, minflt = replay_model(path, mallopt)
         assert calls == want["syscalls"]
