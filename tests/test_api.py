@@ -172,6 +172,31 @@ def test_a_sweep_returns_after_aggregation_and_a_failed_job_is_reported_not_rais
     assert isinstance(loaded, vmexp.Sweep) and loaded == sw
     assert isinstance(vmexp.load(sw.runs[0].dir), vmexp.Run)
 
+    # In a notebook: the jobs with their main metrics (counts as whole numbers although the failed
+    # job's cells are empty), why a job failed, and the sweep's figures.
+    page = sw._repr_html_()
+    assert f"<code>{sw.dir}</code>: 3 jobs, 1 failed" in page
+    assert f"<td>{int(s.loc[0, 'minflt'])}</td>" in page and ".0</td>" not in page
+    assert "got &#x27;banana&#x27;</td>" in page or "got 'banana'</td>" in page
+    assert page.count("<img ") == len(sw.figures) > 0
+    # A failed job shows why, where reading its metrics raises.
+    assert "the run failed: threshold:" in sw.runs[2]._repr_html_()
+
+
+def test_a_run_in_a_notebook_shows_its_line_its_processes_and_its_figures(tmp_path: Path) -> None:
+    from tests.conftest import settings
+    from vmexp.app import run_settings
+
+    overrides = [o for o in BELADY if o != "figures=false"]
+    run_settings(settings(*overrides, "ram=12k"), tmp_path, quiet=True)
+    run = vmexp.load(tmp_path)
+    assert isinstance(run, vmexp.Run)
+    page = run._repr_html_()
+    # The console's line: FIFO's 9 faults on Belady's string with 3 frames (5 of them first touches).
+    assert "1 process, " in page and "minflt 5, majflt 4," in page
+    assert "<td>pageref</td>" in page and "<td>12 KiB</td>" in page  # peak RSS: 3 frames
+    assert page.count("<img ") == len(run.figures) == 3
+
 
 def test_a_sweep_that_cannot_start_raises(tmp_path: Path) -> None:
     with pytest.raises(vmexp.VmexpError, match=r"^foo: unknown key"):

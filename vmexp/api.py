@@ -59,6 +59,29 @@ _ERROR = "vmexp: error: "
 _not_before = 0.0
 
 
+# What a notebook's view of a run or a sweep puts in its table (every column: run.processes, sw.summary).
+_PROCESS_COLUMNS = (
+    "pid", "name", "exit", "minflt", "majflt", "brk", "mmap", "munmap", "mremap", "rss_peak_bytes",
+    "vsz_peak_bytes",
+)  # fmt: skip
+_SWEEP_COLUMNS = ("minflt", "majflt", "syscalls", "rss_peak_bytes", "pswpout", "fragmentation", "sim_time_s")
+
+
+def _cell(size: bool) -> Any:
+    """A cell formatter for a summary column: a failed job's NaN is blank, and a count stays a whole
+    number (pandas makes a column with a NaN float: 6531.0); ``size`` writes bytes as KiB, MiB, ..."""
+    from vmexp.units import format_size
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float) and math.isnan(v):
+            return ""
+        if size:
+            return format_size(int(v))
+        return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+    return cell
+
+
 class VmexpError(Exception):
     """A user error, or a run that failed; the message is one line, as the command prints it."""
 
@@ -177,6 +200,31 @@ class Run:
         """The run's figures (PNG files), in name order."""
         return sorted((self.dir / "figures").glob("*.png"))
 
+    def _repr_html_(self) -> str:
+        """What a notebook shows for a run: the console's line, the processes, the figures.
+
+        A run that failed, or whose files cannot be read, shows why instead of raising: a notebook
+        would print a traceback where the user asked only to look.
+        """
+        import html
+
+        from vmexp.metrics import summary_line
+        from vmexp.report.embed import png_figure
+        from vmexp.units import format_size
+
+        try:
+            line = summary_line(self.metrics, self.dir)
+            procs = self.processes
+        except VmexpError as e:
+            return f"<p><b>vmexp run</b>: {html.escape(str(e))}</p>"
+        shown = [c for c in _PROCESS_COLUMNS if c in procs.columns]
+        sizes = {c: format_size for c in shown if c.endswith("_bytes")}
+        table = procs[shown].to_html(index=False, formatters=sizes, border=0)  # type: ignore[arg-type]
+        return "\n".join(
+            [f"<p><b>vmexp run</b> ({html.escape(self.status)}): {html.escape(line)}</p>", table]
+            + [png_figure(f) for f in self.figures]
+        )
+
     def _csv(self, name: str) -> pd.DataFrame:
         import pandas as pd
 
@@ -251,6 +299,33 @@ class Sweep:
         """The summary rows of the jobs that did not finish (status neither ok nor stopped)."""
         s = self.summary
         return s[~s["status"].isin(FINISHED)]
+
+    @property
+    def figures(self) -> list[Path]:
+        """The sweep's comparison figures (PNG files), in name order."""
+        return sorted((self.dir / "figures").glob("*.png"))
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows for a sweep: its jobs with their main metrics, and its figures."""
+        import html
+
+        from vmexp.report.embed import png_figure
+
+        try:
+            s = self.summary
+        except VmexpError as e:
+            return f"<p><b>vmexp sweep</b>: {html.escape(str(e))}</p>"
+        failed = len(self.failed)
+        shown = [*self.keys, "status", *(c for c in _SWEEP_COLUMNS if c in s.columns)]
+        if failed and "error" in s.columns:
+            shown.append("error")
+        cells = {c: _cell(c.endswith("_bytes")) for c in shown if c in _SWEEP_COLUMNS}
+        head = (
+            f"<p><b>vmexp sweep</b> <code>{html.escape(str(self.dir))}</code>: {len(s)} job"
+            f"{'s' if len(s) != 1 else ''}, {failed} failed; the whole report: report.html there</p>"
+        )
+        table = s[shown].to_html(index=False, formatters=cells, border=0, na_rep="")
+        return "\n".join([head, table] + [png_figure(f) for f in self.figures])
 
 
 def load(path: str | os.PathLike[str]) -> Run | Sweep:

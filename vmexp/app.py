@@ -27,9 +27,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from vmexp import __version__
 from vmexp.config import ConfigError, Settings, register_configs, settings_json, validate
-from vmexp.metrics import atomic_write, forget_previous_run, objective_of, summary_of, write_run
+from vmexp.metrics import atomic_write, forget_previous_run, objective_of, summary_line, summary_of, write_run
 from vmexp.status import exit_status, finished, note_failure, stop_note
-from vmexp.units import format_duration, format_size
+from vmexp.units import format_duration
 from vmexp.workload import build
 
 __all__ = ["main", "run_settings", "exit_status", "USER_ERRORS", "install_error_handler"]
@@ -144,19 +144,6 @@ def _complete(out: Path) -> bool:
     return finished(info.get("status")) and (out / "metrics.json").is_file()
 
 
-def _summary_line(doc: dict[str, Any], out: Path) -> str:
-    s = summary_of(doc)
-    procs = doc["processes"]
-    stopped = stop_note(doc)
-    n = f"{len(procs)} process" + ("es" if len(procs) != 1 else "")
-    head = f"{stopped};" if stopped else f"{n}, {s['sim_time_s']:.3f} s simulated:"
-    return (
-        f"{head} minflt {s['minflt']}, majflt {s['majflt']}, "
-        f"brk {s['brk']}, mmap {s['mmap']}, munmap {s['munmap']}, "
-        f"peak RSS {format_size(s['rss_peak_bytes'])}, swap-outs {s['pswpout']}, OOM kills {s['oom_kills']} -> {out}"
-    )
-
-
 WARN_ENDED = 5  # processes named one per line when a run ends some early; the rest are counted
 
 
@@ -263,7 +250,7 @@ def main(cfg: DictConfig) -> float | None:
             if v is not None and not str(k).startswith("hydra/")
         }
         doc = run_settings(settings, out, quiet=multirun, choices=choices)
-        print(f"{label}{_summary_line(doc, out)}", flush=True)
+        print(f"{label}{summary_line(doc, out)}", flush=True)
         if multirun and settings.explain:
             # A sweep's jobs run side by side: their narrations, interleaved on one console, would
             # read as one nonsense story. Each stays in its job's file, and the console says where.

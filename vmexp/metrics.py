@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from vmexp.results import ProcResult, Result
+from vmexp.status import stop_note
+from vmexp.units import format_size
 
 __all__ = [
     "COLUMNS",
@@ -51,6 +53,7 @@ __all__ = [
     "metric",
     "metrics_dict",
     "objective_of",
+    "summary_line",
     "summary_of",
     "write_run",
 ]
@@ -556,3 +559,17 @@ def write_run(run_dir: Path, result: Result) -> None:
     if result.explain is not None:
         atomic_write(run_dir / "explain.log", "\n".join(result.explain) + "\n")
     atomic_write(run_dir / "metrics.json", json.dumps(metrics_dict(result), indent=1) + "\n")
+
+
+def summary_line(doc: dict[str, Any], out: Path | str) -> str:
+    """The console's line for a finished run (also a notebook's heading of it, vmexp.api.Run)."""
+    s = summary_of(doc)
+    procs = doc["processes"]
+    stopped = stop_note(doc)
+    n = f"{len(procs)} process" + ("es" if len(procs) != 1 else "")
+    head = f"{stopped};" if stopped else f"{n}, {s['sim_time_s']:.3f} s simulated:"
+    return (
+        f"{head} minflt {s['minflt']}, majflt {s['majflt']}, "
+        f"brk {s['brk']}, mmap {s['mmap']}, munmap {s['munmap']}, "
+        f"peak RSS {format_size(s['rss_peak_bytes'])}, swap-outs {s['pswpout']}, OOM kills {s['oom_kills']} -> {out}"
+    )

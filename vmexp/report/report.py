@@ -11,7 +11,6 @@ best point of a tuning run).
 
 from __future__ import annotations
 
-import base64
 import html
 import itertools
 import json
@@ -24,6 +23,7 @@ import pandas as pd
 
 from vmexp.config import GENERATED_HORIZON
 from vmexp.metrics import atomic_write
+from vmexp.report.embed import png_figure
 from vmexp.report.sweep import job_choices, load_yaml, metric
 from vmexp.report.sweep_figures import thrashing_marks
 from vmexp.report.table import SweepTable
@@ -484,10 +484,7 @@ def render_html(blocks: list[Block], title: str) -> str:
             ]
             out.append("</table>")
         elif kind == "img":
-            data = base64.b64encode(v.read_bytes()).decode()
-            out.append(
-                f"<figure><img alt='{html.escape(v.stem)}' src='data:image/png;base64,{data}'></figure>"
-            )
+            out.append(png_figure(v))
     out.append("</body></html>\n")
     return "\n".join(out)
 
