@@ -8,6 +8,7 @@ numbers the comparison must put side by side.
 from __future__ import annotations
 
 import csv
+import html
 import math
 import re
 import shutil
@@ -55,6 +56,13 @@ def compare_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str
     return subprocess.run(
         [PY, "-m", "vmexp.compare", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300
     )
+
+
+def test_a_comparison_in_a_notebook_is_the_commands_text_and_its_figure(results: dict[str, Path]) -> None:
+    c = compare(results["fifo3"], results["fifo4"])
+    page = c._repr_html_()
+    assert page.startswith("<pre>A: ") and html.escape(render(c)) in page
+    assert page.count("<img ") == 1 and "src='data:image/png;base64,iVBORw0KGgo" in page  # a PNG
 
 
 def test_two_runs_differ_in_ram_and_by_one_fault(results: dict[str, Path]) -> None:

@@ -68,6 +68,16 @@ class Comparison:
     only_b: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def _repr_html_(self) -> str:
+        """What a notebook shows: the text ``python -m vmexp.compare`` prints, and its figure."""
+        import html
+        import tempfile
+
+        from vmexp.report.embed import png_figure
+
+        with tempfile.TemporaryDirectory() as d:
+            return f"<pre>{html.escape(render(self))}</pre>\n{png_figure(draw(self, Path(d)))}"
+
 
 # ---------------------------------------------------------------------------
 # Reading the two sides
