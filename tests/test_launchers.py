@@ -123,6 +123,7 @@ def test_the_memory_guard_stops_a_runaway_job(tmp_path: Path) -> None:
             "job_memory=16M",
             "workload=pageref",
             "workload.refs=[1]",
+            "figures=false",
             f"hydra.run.dir={tmp_path}",
         ],
         cwd=ROOT,
