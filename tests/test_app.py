@@ -243,6 +243,36 @@ def test_same_config_and_seed_give_byte_identical_results(tmp_path: Path) -> Non
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
+def _read_one_line_then_leave(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python run.py ARGS | head -1``: the reader takes one line and closes the pipe."""
+    proc = subprocess.Popen(
+        [PY, "run.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    return subprocess.CompletedProcess(proc.args, proc.wait(timeout=300), first, err)
+
+
+@pytest.mark.slow
+def test_a_reader_that_leaves_early_does_not_fail_the_run_or_the_sweep(tmp_path: Path) -> None:
+    # Each later print raised BrokenPipeError: the run failed, and so did every job of a sweep.
+    # explain=true narrates 2,000 lines (more than a pipe holds) in 10 ms of the default workload.
+    run_dir = tmp_path / "run"
+    r = _read_one_line_then_leave(
+        "duration=0.01s", "explain=true", "figures=false", f"hydra.run.dir={run_dir}"
+    )
+    assert r.returncode == 0 and "Error" not in r.stderr, r.stderr
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "stopped"
+    r = _read_one_line_then_leave(
+        "-m", "threshold=64k,128k", *SHORT, "figures=false", f"hydra.sweep.dir={tmp_path / 'sweep'}"
+    )
+    assert r.returncode == 0 and "Error" not in r.stderr, r.stderr
+    rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").read_text().splitlines()))
+    assert [row["status"] for row in rows] == ["stopped", "stopped"]
+
+
 def test_cfg_shows_the_config() -> None:
     # --help is checked in tests/test_errors.py (test_help_explains_every_key_with_its_unit_and_default).
     c = run("--cfg", "job")

@@ -26,6 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vmexp import app
+from vmexp.console import keep_going_without_a_reader
 
 __all__ = ["conf_dir", "main", "task"]
 
@@ -163,6 +164,7 @@ def _plain_help(conf: Path) -> str:
 def main() -> None:
     """Parse the command line as Hydra does (overrides, ``-m``, ``--cfg``, ``--help``) and run."""
     global _handler_installed
+    keep_going_without_a_reader()
     if not _handler_installed:
         app.install_error_handler()
         _handler_installed = True

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ import yaml
 
 from vmexp.api import Run, Sweep, VmexpError, load
 from vmexp.cliargs import Parser
+from vmexp.console import drop_the_rest
 from vmexp.status import FINISHED
 
 if TYPE_CHECKING:
@@ -721,9 +721,7 @@ def _say(text: str) -> None:
     try:
         print(text, flush=True)
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        drop_the_rest()
 
 
 def _os_error(e: OSError) -> str:
