@@ -585,3 +585,17 @@ def test_validate_runs_where_vmexp_is_installed_without_run_py(tmp_path: Path) -
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.rstrip().endswith("RESULT: agree")
+
+
+@pytest.mark.real_glibc
+@pytest.mark.skipif(bool(_missing), reason="needs gcc and strace")
+def test_validate_into_a_reader_that_leaves_early_ends_quietly(tmp_path: Path) -> None:
+    """``python -m vmexp.validate T | head -1``: its second line was a BrokenPipeError traceback."""
+    trace = write_trace(tmp_path, "malloc 1 100\nmalloc 2 200k\nfree 2\n")
+    cmd = [sys.executable, "-m", "vmexp.validate", str(trace), "figures=false"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(f"{trace}: real glibc")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0 and "Error" not in err, err

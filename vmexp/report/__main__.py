@@ -6,12 +6,14 @@ import sys
 from pathlib import Path
 
 from vmexp.cliargs import Parser
+from vmexp.console import keep_going_without_a_reader
 from vmexp.report.lean import without_scipy_statistics
 from vmexp.report.run_figures import RunFileError
 from vmexp.report.sweep import ReportError, aggregate
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_going_without_a_reader()
     ap = Parser(prog="python -m vmexp.report", description=__doc__)
     ap.add_argument(
         "dir",

@@ -41,6 +41,7 @@ from typing import Any
 from vmexp.api import hydra_quoted
 from vmexp.cliargs import Parser
 from vmexp.config import read_settings_json
+from vmexp.console import keep_going_without_a_reader
 from vmexp.validate.real import (
     MALLINFO_FIELDS,
     RealGlibcError,
@@ -350,6 +351,7 @@ def format_side_by_side(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; see the module docstring."""
+    keep_going_without_a_reader()
     args_in = list(sys.argv[1:] if argv is None else argv)
     # A trace that is literally called "kernel" can still be given as ./kernel.
     if args_in and args_in[0] == "kernel":

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from vmexp.cliargs import Parser
+from vmexp.console import keep_going_without_a_reader
 from vmexp.units import UnitError, format_size, parse_size
 from vmexp.validate import kernel as K
 from vmexp.workload.ops import describe
@@ -228,6 +229,7 @@ def _process_1(path: str, trace: Trace, tmp: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; see the module docstring."""
+    keep_going_without_a_reader()
     from vmexp.validate.__main__ import (
         SimulatorRunError,
         check_finished,

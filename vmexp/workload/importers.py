@@ -43,6 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from vmexp.cliargs import Parser
+from vmexp.console import keep_going_without_a_reader
 from vmexp.workload.traces import MAX_VALUE, TraceError, read_text
 
 __all__ = ["ImportResult", "LogImportError", "import_ltrace", "import_valgrind", "main"]
@@ -398,6 +399,7 @@ def _write_whole(path: str, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: import a log, write the trace, print what was skipped to stderr."""
+    keep_going_without_a_reader()
     parser = Parser(
         name="importers",
         prog="python -m vmexp.workload.importers",
