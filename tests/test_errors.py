@@ -259,6 +259,7 @@ CONFIG_ERRORS = [
     # Files.
     ("workload=trace workload.path={dir}/nope.trace", "{dir}/nope.trace: no such file"),
     ("workload=trace workload.path={dir}", "{dir}: is a directory, not a trace file"),
+    ("workload=pageref workload.path=/dev/zero", "/dev/zero: is a device, not a trace file"),  # read forever
     ("workload=trace workload.path={dir}/not-utf8.trace", "{dir}/not-utf8.trace:2: not UTF-8 text (byte 0xff at offset 19)"),
     ("workload=trace workload.path={dir}/nul.trace", "{dir}/nul.trace:3: not a text file (NUL byte at offset 18)"),
     ("workload=trace workload.path={dir}/empty.trace", "workload.path: {dir}/empty.trace holds no operations"),

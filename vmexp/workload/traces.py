@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from typing import NamedTuple
 
 import numpy as np
@@ -116,6 +117,10 @@ def read_text(
     name = os.fspath(source)
     try:
         with open(name, "rb") as fh:
+            # A device has no end (/dev/zero, /dev/urandom): reading it took the host's memory until its
+            # OOM killer stopped the run without a word. A pipe (<(generate)) ends when its writer does.
+            if stat.S_ISCHR(mode := os.fstat(fh.fileno()).st_mode) or stat.S_ISBLK(mode):
+                raise TraceError(f"{name}: is a device, not a {what}")
             data = fh.read()
     except FileNotFoundError:
         raise TraceError(f"{name}: no such file") from None
