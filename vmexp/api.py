@@ -68,7 +68,7 @@ _SWEEP_COLUMNS = ("minflt", "majflt", "syscalls", "rss_peak_bytes", "pswpout", "
 
 
 def _cell(size: bool) -> Any:
-    """A cell formatter for a summary column: a failed job's NaN is blank, and a count stays a whole
+    """A cell formatter for a notebook's table: a failed job's NaN is blank, and a count stays a whole
     number (pandas makes a column with a NaN float: 6531.0); ``size`` writes bytes as KiB, MiB, ..."""
     from vmexp.units import format_size
 
@@ -210,7 +210,6 @@ class Run:
 
         from vmexp.metrics import summary_line
         from vmexp.report.embed import png_figure
-        from vmexp.units import format_size
 
         try:
             line = summary_line(self.metrics, self.dir)
@@ -218,8 +217,8 @@ class Run:
         except VmexpError as e:
             return f"<p><b>vmexp run</b>: {html.escape(str(e))}</p>"
         shown = [c for c in _PROCESS_COLUMNS if c in procs.columns]
-        sizes = {c: format_size for c in shown if c.endswith("_bytes")}
-        table = procs[shown].to_html(index=False, formatters=sizes, border=0)  # type: ignore[arg-type]
+        cells = {c: _cell(c.endswith("_bytes")) for c in shown}
+        table = procs[shown].to_html(index=False, formatters=cells, border=0)
         return "\n".join(
             [f"<p><b>vmexp run</b> ({html.escape(self.status)}): {html.escape(line)}</p>", table]
             + [png_figure(f) for f in self.figures]
