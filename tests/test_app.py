@@ -287,6 +287,83 @@ def test_cfg_shows_the_config() -> None:
     assert "hydra-core" in v.stdout and "simpy" in v.stdout
 
 
+# Runs vmexp.cli.main as run.py does, each command in its own directory, first with Hydra's own
+# get_mode (two compositions per command), then with vmexp's (vmexp.compose_once); prints, per
+# command, how many times the config was composed and the exit status.
+_COMPOSITIONS = r"""
+import contextlib, io, json, os, sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.global_hydra import GlobalHydra
+import vmexp.cli
+count = 0
+impl = ConfigLoaderImpl._load_configuration_impl
+def counting(self, *a, **k):
+    global count
+    count += 1
+    return impl(self, *a, **k)
+ConfigLoaderImpl._load_configuration_impl = counting
+run_py, commands = json.loads(sys.stdin.read())
+vmexps = vmexp.cli.compose_once
+results = []
+for how, cwd, argv in commands:
+    vmexp.cli.compose_once = vmexps if how == "vmexp" else (lambda multirun: None)
+    GlobalHydra.instance().clear()
+    os.chdir(cwd)
+    sys.argv = [run_py, *argv]
+    count = 0
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            vmexp.cli.main()
+        except SystemExit as e:
+            results.append([count, e.code])
+sys.__stdout__.write(json.dumps(results))
+"""
+
+
+def test_a_command_composes_its_config_once_with_what_hydra_composes_twice(tmp_path: Path) -> None:
+    """Hydra composed every command's config twice (get_mode, then run); the files must not change."""
+    run_argv = ["figures=false", "duration=1ms", "hydra.run.dir=out"]
+    sweep_argv = ["-m", "threshold=64k", "figures=false", "duration=1ms", "hydra.sweep.dir=out"]
+    mode_argv = ["hydra.mode=MULTIRUN", "threshold=64k,128k", "figures=false", "duration=1ms"]
+    commands = [
+        (how, str(tmp_path / f"{how}-{name}"), argv)
+        for how in ("hydra", "vmexp")
+        for name, argv in (
+            ("run", run_argv),
+            ("sweep", sweep_argv),
+            ("mode", [*mode_argv, "hydra.sweep.dir=out"]),
+        )
+    ]
+    for _, cwd, _ in commands:
+        Path(cwd).mkdir()
+    r = subprocess.run(
+        [PY, "-c", _COMPOSITIONS],
+        input=json.dumps([str(ROOT / "run.py"), commands]),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    (h_run, h_sweep, h_mode), (v_run, v_sweep, v_mode) = (json.loads(r.stdout)[:3], json.loads(r.stdout)[3:])
+    assert [h_run, h_sweep, h_mode] == [[2, 0], [3, 0], [4, 0]]  # a sweep's jobs compose their own
+    # hydra.mode=MULTIRUN with a sweep's values: vmexp's first composition stops at Hydra's check of
+    # sweep overrides, before it reads a file, and Hydra's get_mode finds the mode
+    assert [v_run, v_sweep, v_mode] == [[1, 0], [2, 0], [5, 0]]
+
+    def files(d: Path) -> dict[str, str]:
+        return {
+            str(p.relative_to(d)): p.read_text().replace(str(d), "DIR")
+            for p in sorted(d.rglob("*.yaml"))  # Hydra's record of the composition, every job's
+        }
+
+    for name in ("run", "sweep", "mode"):
+        hydras, vmexps = files(tmp_path / f"hydra-{name}"), files(tmp_path / f"vmexp-{name}")
+        assert hydras and hydras == vmexps, name
+    assert "- hydra.mode=RUN" in (tmp_path / "vmexp-run" / "out" / ".hydra" / "hydra.yaml").read_text()
+    assert len(list((tmp_path / "vmexp-mode" / "out").glob("*/metrics.json"))) == 2  # a sweep, without -m
+
+
 def test_objective_is_a_weighted_sum_of_summary_metrics(tmp_path: Path) -> None:
     s = settings(*SHORT, "figures=false", "+objective={rss_peak_bytes: 1e-6, syscalls: 0.5}")
     doc = run_settings(s, tmp_path, quiet=True)

@@ -372,7 +372,7 @@ def test_a_value_mallopt_refuses_is_a_user_error_not_a_crash(batch: Batch) -> No
     assert json.loads((r.run_dir / "run.json").read_text())["status"] == "failed"
 
 
-HELP = case("--help")
+HELP = case("--help", default_dir=True)  # alone, as typed: vmexp renders it without Hydra
 HELP_VIA_HYDRA = case("--help", "seed=0")  # an override: Hydra composes the config and renders the help
 
 

@@ -26,6 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vmexp import app
+from vmexp.compose_once import compose_once
 from vmexp.console import keep_going_without_a_reader
 
 __all__ = ["conf_dir", "main", "task"]
@@ -103,18 +104,19 @@ def _flags_first(parser: argparse.ArgumentParser, argv: list[str]) -> list[str] 
     return flags + overrides
 
 
-def _check_flags() -> None:
-    """A misused flag (``--bogus``, ``--cfg bogus``) is one line, as every other bad input is.
+def _check_flags() -> bool:
+    """Check Hydra's flags as Hydra will, in one line on error; True if ``-m`` was given.
 
-    Hydra parses its flags with argparse, whose usage block of a dozen lines came before the error.
-    The same parser (Hydra's own, so the flags stay Hydra's) is run first with argparse's error
+    A misused flag (``--bogus``, ``--cfg bogus``) is one line, as every other bad input is. Hydra
+    parses its flags with argparse, whose usage block of a dozen lines came before the error. The
+    same parser (Hydra's own, so the flags stay Hydra's) is run first with argparse's error
     report replaced; it has no side effects (``--help`` is a plain flag in it). Flags given after
     overrides are moved before them in ``sys.argv``, where Hydra's parser reads them.
     """
     try:  # where hydra.main takes it from in Hydra 1.3; another release parses as it parses
         from hydra._internal.utils import get_args_parser
     except ImportError:
-        return
+        return "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]
     parser = get_args_parser()
 
     def error(message: str) -> NoReturn:
@@ -125,7 +127,7 @@ def _check_flags() -> None:
     ordered = _flags_first(parser, sys.argv[1:])
     if ordered is not None:
         sys.argv[1:] = ordered
-    parser.parse_args(sys.argv[1:])
+    return bool(parser.parse_args(sys.argv[1:]).multirun)
 
 
 def _groups(conf: Path, parent: str = "") -> dict[str, list[str]]:
@@ -171,7 +173,7 @@ def main() -> None:
     if "--version" in sys.argv[1:]:  # Hydra's own flag would print only Hydra's version
         _print_version()
         sys.exit(0)
-    _check_flags()
+    compose_once(multirun=_check_flags())
     conf = conf_dir()
     if not (conf / "config.yaml").is_file():
         print(f"vmexp: error: {conf / 'config.yaml'} is missing (reinstall vmexp)", file=sys.stderr)

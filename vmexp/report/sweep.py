@@ -41,6 +41,7 @@ from vmexp.metrics import (
     summary_of,
 )
 from vmexp.metrics import METRICS as _DECLARED
+from vmexp.report.lean import without_scipy_statistics
 from vmexp.status import finished, note_failure
 
 # libyaml's parser where PyYAML has one: the same safe constructors and the same values, about ten
@@ -360,7 +361,11 @@ class SweepReport(Callback):
         # not be written must say so in one line and make the command fail.
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
-            failed = aggregate(sweep_dir)
+            # A command line's sweep (run.py's process, where no user code draws with seaborn): the
+            # launcher's processes import the plotting code this way too; a launcher that ran the
+            # jobs in this process (one job, n_jobs=1, joblib, submitit) left it to this import.
+            with without_scipy_statistics():
+                failed = aggregate(sweep_dir)
         except (ReportError, FileNotFoundError) as e:
             print(f"vmexp: error: {e}", file=sys.stderr, flush=True)
             note_failure()
