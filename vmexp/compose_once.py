@@ -34,12 +34,11 @@ __all__ = ["compose_once"]
 
 _installed = False
 _multirun = False
-hydras_get_mode: Any = None  # Hydra's own, kept for the fallback (and for the tests to compare with)
 
 
 def compose_once(*, multirun: bool) -> None:
     """Make Hydra compose the config once in this process's command (``multirun``: ``-m`` was given)."""
-    global _installed, _multirun, hydras_get_mode
+    global _installed, _multirun
     _multirun = multirun
     if _installed:
         return
@@ -47,7 +46,7 @@ def compose_once(*, multirun: bool) -> None:
         from hydra._internal.hydra import Hydra
     except ImportError:
         return
-    hydras_get_mode = Hydra.get_mode
+    hydras_get_mode = Hydra.get_mode  # for a config that does not compose in the mode asked for
 
     def get_mode(self: Any, config_name: str | None, overrides: list[str]) -> Any:
         mode = RunMode.MULTIRUN if _multirun else RunMode.RUN
