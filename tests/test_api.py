@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import vmexp
+from tests import warm
 from vmexp.metrics import SYSCALL_COLUMNS, TIMESERIES_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +38,7 @@ def test_a_run_is_byte_identical_through_run_py_the_vmexp_command_and_the_api(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     overrides = ["threshold=64k", *SMALL]
-    subprocess.run(
-        [PY, "run.py", *overrides, f"hydra.run.dir={tmp_path / 'run_py'}"],
-        cwd=ROOT, check=True, capture_output=True,
-    )  # fmt: skip
+    warm.run([*overrides, f"hydra.run.dir={tmp_path / 'run_py'}"]).check_returncode()
     command = shutil.which("vmexp", path=str(Path(PY).parent))
     assert command, "the vmexp console command is not installed beside this Python (pip install -e .)"
     subprocess.run(

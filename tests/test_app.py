@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import warm
 from tests.conftest import CONF, ROOT, compose_cfg, settings
 from vmexp.app import run_settings
 from vmexp.config import ConfigError, validate
@@ -25,9 +26,7 @@ TRACE = ROOT / "tests" / "traces" / "threshold_boundary.trace"
 
 def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
-        [PY, "run.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
-    )
+    return warm.run(args, timeout=timeout, env=env)
 
 
 def options(group: str) -> list[str]:

@@ -10,7 +10,6 @@ the textbook or the real system, not against numbers the code printed.
 from __future__ import annotations
 
 import csv
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from tests import warm
 from tests.conftest import CONF, ROOT
 from vmexp.config import validate
 from vmexp.report.sweep import figure_metrics
@@ -200,12 +200,9 @@ def test_every_preset_has_a_small_run() -> None:
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_runs_and_reports_its_known_result(preset: str, tmp_path: Path) -> None:
     overrides, check = SMALL[preset]
-    r = subprocess.run(
-        [PY, "run.py", "-m", f"experiment={preset}", *overrides, f"hydra.sweep.dir={tmp_path}"]
+    r = warm.run(
+        ["-m", f"experiment={preset}", *overrides, f"hydra.sweep.dir={tmp_path}"]
         + ([] if preset in JOB_FIGURES else ["figures=false"]),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert r.returncode == 0, r.stderr[-2000:]

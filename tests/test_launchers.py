@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import warm
 from tests.conftest import ROOT
 
 PY = sys.executable
@@ -33,13 +34,8 @@ pytestmark = pytest.mark.slow
 def sweep(
     out: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PY, "run.py", "-m", *args, f"hydra.sweep.dir={out}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
+    return warm.run(
+        ["-m", *args, f"hydra.sweep.dir={out}"], timeout=timeout, env={**os.environ, **(env or {})}
     )
 
 
@@ -117,36 +113,26 @@ def test_a_job_that_fails_in_the_simulation_is_recorded_and_the_sweep_goes_on(tm
 
 
 def test_the_memory_guard_stops_a_runaway_job(tmp_path: Path) -> None:
-    r = subprocess.run(
+    r = warm.run(
         [
-            PY,
-            "run.py",
             "job_memory=16M",
             "workload=pageref",
             "workload.refs=[1]",
             "figures=false",
             f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+        ]
     )
     assert r.returncode == 0  # one page is far below the limit
     big = tmp_path / "big.txt"
     big.write_text("\n".join(str(i) for i in range(60_000)) + "\n")
-    r = subprocess.run(
+    r = warm.run(
         [
-            PY,
-            "run.py",
             "job_memory=16M",
             "workload=pageref",
             f"workload.path={big}",
             "ram=1G",
             f"hydra.run.dir={tmp_path / 'b'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+        ]
     )
     assert r.returncode != 0 and "job_memory:" in r.stderr and "Traceback" not in r.stderr
 

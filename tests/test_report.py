@@ -27,6 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
+from tests import warm
 from tests.conftest import ROOT, compose_cfg, settings
 from vmexp.app import run_settings
 from vmexp.config import settings_json, validate
@@ -997,7 +998,7 @@ def test_a_sweep_leaves_its_jobs_figures_to_its_end_and_the_report_command_draws
     trace = f"workload.path={TRACES / 'trim.trace'}"
     args = ["-m", "threshold=64k,256k", "workload=trace", trace, "nprocs=1", "~hydra.callbacks.sweep_report",
             "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path}"]  # fmt: skip
-    r = subprocess.run([PY, "run.py", *args], cwd=ROOT, capture_output=True, text=True)
+    r = warm.run(args)
     assert r.returncode == 0, r.stderr
     jobs = sorted(p.parent for p in tmp_path.glob("*/metrics.json"))
     assert len(jobs) == 2 and not any(list((j / "figures").glob("*.png")) for j in jobs)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests import warm
 from tests.conftest import simulate_with
 from vmexp.results import Result
 
@@ -162,18 +163,13 @@ def test_a_run_cut_short_says_so_everywhere(tmp_path: Path) -> None:
     """Console, run.json, summary.csv, the report and the figures' legend: "stopped at duration"."""
     import csv
     import json
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
 
     path, _ = hdd_trace(tmp_path)
     out = tmp_path / "sweep"
-    r = subprocess.run(
-        [sys.executable, "run.py", "-m", "workload=pageref", f"workload.path={path}", "ram=400k", "policy=lru",
-         "machine.min_free=0", "machine.swap_device=hdd", "duration=2s,null", "figures=false",
-         f"hydra.sweep.dir={out}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    r = warm.run(
+        ["-m", "workload=pageref", f"workload.path={path}", "ram=400k", "policy=lru", "machine.min_free=0",
+         "machine.swap_device=hdd", "duration=2s,null", "figures=false", f"hydra.sweep.dir={out}"],
+        timeout=300,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert "stopped at 2 s: 1 of 1 processes unfinished;" in r.stdout
