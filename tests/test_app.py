@@ -209,7 +209,7 @@ def test_threshold_sweep_writes_summary_figures_and_report(tmp_path: Path) -> No
     assert "\n**Question.** What changes with `threshold`?\n" in (tmp_path / "report.md").read_text()
     # The report can be rebuilt from the directory alone.
     (tmp_path / "summary.csv").unlink()
-    rr = subprocess.run([PY, "-m", "vmexp.report", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    rr = warm.run_module("vmexp.report", [tmp_path])
     assert rr.returncode == 0, rr.stderr
     assert len(list(csv.DictReader((tmp_path / "summary.csv").read_text().splitlines()))) == 3
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import vmexp
+from tests import warm
 from vmexp.compare import compare, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,9 +54,7 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def compare_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PY, "-m", "vmexp.compare", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
+    return warm.run_module("vmexp.compare", args, cwd=cwd, timeout=300)
 
 
 def test_a_comparison_in_a_notebook_is_the_commands_text_and_its_figure(results: dict[str, Path]) -> None:

@@ -196,7 +196,7 @@ def test_two_hundred_jobs_aggregate_in_seconds(tmp_path: Path) -> None:
         shutil.copytree(src, d)
         (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={seed}", "duration=0.05s"]))
     t = time.monotonic()
-    r = subprocess.run([PY, "-m", "vmexp.report", str(big)], cwd=ROOT, capture_output=True, text=True)
+    r = warm.run_module("vmexp.report", [big])
     elapsed = time.monotonic() - t
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader((big / "summary.csv").read_text().splitlines()))

@@ -1002,7 +1002,7 @@ def test_a_sweep_leaves_its_jobs_figures_to_its_end_and_the_report_command_draws
     assert r.returncode == 0, r.stderr
     jobs = sorted(p.parent for p in tmp_path.glob("*/metrics.json"))
     assert len(jobs) == 2 and not any(list((j / "figures").glob("*.png")) for j in jobs)
-    rr = subprocess.run([PY, "-m", "vmexp.report", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    rr = warm.run_module("vmexp.report", [tmp_path])
     assert rr.returncode == 0, rr.stderr
     assert "drawing the figures of 2 jobs" in rr.stderr
     for j in jobs:

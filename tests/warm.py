@@ -12,8 +12,10 @@ command's own argv, working directory, environment, stdin, stdout and
 stderr (at the file-descriptor level, as a shell gives them), and ends as
 Python ends a script (``SystemExit``, the traceback of an uncaught
 exception, atexit). What a test sees is what ``subprocess.run`` would have
-given, only sooner: ``run(...)`` takes the arguments of
-``subprocess.run`` that the tests use and returns a ``CompletedProcess``.
+given, only sooner: ``run(args, ...)`` (``python run.py ARGS``) and
+``run_module(module, args, ...)`` (``python -m MODULE ARGS``) take the
+arguments of ``subprocess.run`` that the tests use and return a
+``CompletedProcess``.
 
 What a fresh interpreter alone shows stays with ``subprocess``: the import
 of the package itself (``tests/test_packaging.py``, the docs example from
@@ -63,9 +65,12 @@ for line in sys.stdin:
         ):
             os.dup2(os.open(path, flags), fd)
         sys.argv = req["argv"]
-        sys.path[0] = os.path.dirname(os.path.abspath(req["argv"][0]))
+        sys.path[0] = os.getcwd() if req["module"] else os.path.dirname(os.path.abspath(req["argv"][0]))
         try:
-            runpy.run_path(req["argv"][0], run_name="__main__")
+            if req["module"]:  # python -m MODULE: argv[0] becomes the module's file
+                runpy.run_module(req["module"], run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(req["argv"][0], run_name="__main__")
         except SystemExit:
             raise
         except KeyboardInterrupt:  # as Python ends on one: the traceback, then killed by SIGINT
@@ -112,13 +117,20 @@ class _Server:
         return line
 
     def run(
-        self, argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float | None
+        self, module: str | None, argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float | None
     ) -> tuple[int, bytes, bytes]:
         with tempfile.TemporaryDirectory(prefix="warm") as d:
             out, err = Path(d, "stdout"), Path(d, "stderr")
             out.touch()
             err.touch()
-            req = {"argv": argv, "cwd": str(cwd), "env": dict(env), "stdout": str(out), "stderr": str(err)}
+            req = {
+                "module": module,
+                "argv": argv,
+                "cwd": str(cwd),
+                "env": dict(env),
+                "stdout": str(out),
+                "stderr": str(err),
+            }
             data = memoryview(json.dumps(req).encode() + b"\n")
             while data:
                 data = data[self.stdin.write(data) or 0 :]
@@ -149,17 +161,36 @@ def run(
     timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``subprocess.run([sys.executable, "run.py", *args], cwd=..., env=..., capture_output=True, text=True)``."""
-    global _server
     # run.py as the tests typed it: relative to the repository, absolute from anywhere else.
-    argv = ["run.py" if Path(cwd).resolve() == ROOT else str(RUN_PY), *map(str, args)]
+    script = "run.py" if Path(cwd).resolve() == ROOT else str(RUN_PY)
+    return _run(None, [script, *map(str, args)], cwd, env, timeout)
+
+
+def run_module(
+    module: str,
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: str | os.PathLike[str] = ROOT,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run([sys.executable, "-m", module, *args], ...)``, as ``run`` does for run.py."""
+    return _run(module, ["-m", *map(str, args)], cwd, env, timeout)
+
+
+def _run(
+    module: str | None,
+    argv: list[str],
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str] | None,
+    timeout: float | None,
+) -> subprocess.CompletedProcess[str]:
+    global _server
+    cmd = [sys.executable, *argv[:1], *([module] if module else []), *argv[1:]]
     if not hasattr(os, "fork"):
-        return subprocess.run(
-            [sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-        )
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if _server is None:
         _server = _Server()
         atexit.register(_server.close)
-    code, out, err = _server.run(argv, Path(cwd), os.environ if env is None else env, timeout)
-    return subprocess.CompletedProcess(
-        [sys.executable, *argv], code, out.decode(errors="replace"), err.decode(errors="replace")
-    )
+    code, out, err = _server.run(module, argv, Path(cwd), os.environ if env is None else env, timeout)
+    return subprocess.CompletedProcess(cmd, code, out.decode(errors="replace"), err.decode(errors="replace"))
