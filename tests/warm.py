@@ -46,7 +46,9 @@ RUN_PY = ROOT / "run.py"
 _SERVER = r"""
 import json, os, runpy, signal, sys
 out = os.dup(1)
-os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+null = os.open(os.devnull, os.O_WRONLY)
+os.dup2(null, 1)
+os.close(null)
 import vmexp.cli
 from vmexp.launcher import _import_plotting, _preload
 _preload()
@@ -63,7 +65,9 @@ for line in sys.stdin:
         for fd, (path, flags) in enumerate(
             [(os.devnull, os.O_RDONLY), (req["stdout"], os.O_WRONLY), (req["stderr"], os.O_WRONLY)]
         ):
-            os.dup2(os.open(path, flags), fd)
+            opened = os.open(path, flags)
+            os.dup2(opened, fd)
+            os.close(opened)
         sys.argv = req["argv"]
         sys.path[0] = os.getcwd() if req["module"] else os.path.dirname(os.path.abspath(req["argv"][0]))
         try:
