@@ -10,7 +10,6 @@ the textbook or the real system, not against numbers the code printed.
 from __future__ import annotations
 
 import csv
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from tests.conftest import CONF, ROOT
 from vmexp.config import validate
 from vmexp.report.sweep import figure_metrics
 
-PY = sys.executable
 PRESETS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
 Rows = list[dict[str, str]]
 
