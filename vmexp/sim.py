@@ -46,6 +46,9 @@ __all__ = ["simulate", "Result", "ProcResult", "SimError"]
 RUNNING, BLOCKED, SLEEPING, DONE = 0, 1, 2, 3
 NEVER = 1 << 63  # a time no run reaches (no heap snapshot due)
 _ONES = b"\x01" * 4096
+# Of a process's hot image pages (``mm.hot``), how many it touches after its last operation: the
+# replayer's getrusage (perf record of the real kernel: vmexp.kernel.memcg).
+EXIT_HOT = 4
 _ZEROS = bytes(4096)
 
 
@@ -201,6 +204,10 @@ class Process:
         # slice clock reaches each time, as a slice runs its operations at once (see execute).
         self.snap_times = sorted(sim.s.heap_snapshots, reverse=True) if self.alloc is not None else []
         self.snap_due = self.snap_times[-1] if self.snap_times else NEVER
+        # An operation fetched whose touches of the hot image pages run first; whether the touches
+        # after the last operation are still to come (none without hot pages).
+        self.held: Op | None = None
+        self.exit_touches = bool(self.mm.hot)
         self.done = sim.env.event()
         self.suspended = False  # deactivated by load control
         self.resumed: simpy.Event | None = None
@@ -214,6 +221,11 @@ class Process:
         references in ``pending``, ``compute_left``), which the loop resumes
         first. With an observer attached (explain, check) it is told of
         each operation and checks run after it; nothing else differs.
+
+        A process with a program image in a memory cgroup touches the image
+        pages every operation uses (``mm.hot``) before each operation, and
+        some after the last: as the real program does, it faults them back
+        in after an operation that swept them out, and counts those faults.
         """
         clock = self.clock
         obs = self.obs
@@ -237,13 +249,29 @@ class Process:
                 continue
             if clock.used >= snap_at:
                 snap_at = self.heap_snapshots(clock.now()) - int(self.sim.env.now)
-            op = next(ops, None)
+            op = self.held
             if op is None:
-                return DONE
-            mm.op = op_index[self.nops] if op_index is not None else self.nops
-            self.nops += 1
-            if obs is not None:
-                obs.operation(mm, clock.now(), describe(op))
+                op = next(ops, None)
+                if op is None:
+                    if not self.exit_touches:
+                        return DONE
+                    self.exit_touches = False
+                    self._start_refs(mm.hot[-EXIT_HOT:], _ONES, min(EXIT_HOT, len(mm.hot)))
+                    if clock.block_until and not self.sim.wait_inline():
+                        return BLOCKED
+                    continue
+                mm.op = op_index[self.nops] if op_index is not None else self.nops
+                self.nops += 1
+                if obs is not None:
+                    obs.operation(mm, clock.now(), describe(op))
+                if mm.hot:
+                    self.held = op
+                    self._start_refs(mm.hot, _ONES, len(mm.hot))
+                    if clock.block_until and not self.sim.wait_inline():
+                        return BLOCKED
+                    continue
+            else:
+                self.held = None
             handlers[op[0]](op)
             if obs is not None:
                 self._after_op(obs)
@@ -597,7 +625,7 @@ class Process:
         work ended exactly when the run stops exits ``ok``, as it would have
         had its last slice asked for the next operation.
         """
-        if self.pending is not None or self.compute_left:
+        if self.pending is not None or self.compute_left or self.held is not None:
             return False
         op = next(self.ops, None)
         if op is None:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 from vmexp.kernel.layout import STACK_GUARD_GAP, Regions
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from vmexp.kernel.memcg import MemCgroup
     from vmexp.kernel.pagetable import PageTable
     from vmexp.kernel.policies.base import Policy
@@ -284,6 +286,7 @@ class MM:
         "aspace",
         "cpu_ns",
         "exit",
+        "hot",
         "killed",
         "majflt",
         "memcg",
@@ -322,5 +325,6 @@ class MM:
         self.syscalls = dict.fromkeys(SYSCALL_NAMES, 0)
         self.killed = False
         self.memcg: MemCgroup | None = None
+        self.hot: Sequence[int] = ()  # pages of its image that every operation uses (vmexp.kernel.memcg)
         self.exit = "running"
         self.op = 0  # index of the operation being executed (syscalls.csv's op column)
