@@ -9,6 +9,7 @@
     python bench/kernel_truth.py table          # the comparison as a Markdown table
     python bench/kernel_truth.py agree [-j 2]   # policy=linux beside the recorded kernel (README table)
     python bench/kernel_truth.py vmstat         # the last agree's /proc/vmstat counters beside the kernel's
+    python bench/kernel_truth.py measure --set later   # measure, agree, vmstat: the later set (below)
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -32,6 +33,12 @@ Markdown table of its faults beside the real runs' median [min..max]:
 ``outputs/kernel_truth/agree.json``, which also keeps each run's simulated
 time and its counters named as /proc/vmstat names them (``vmstat`` prints
 them beside the real runs').
+
+``--set later`` (``measure``, ``agree``, ``vmstat``): the nine workloads of
+``workloads.LATER``, written after ``policy=linux`` was fitted to the main
+thirteen, as a check of how it does on shapes it was not fitted to; their
+runs are in ``later_<config>.json`` and the simulator's in
+``agree_later.json``.
 
 ``simulate`` runs ``run.py`` on the same traces with the keys of today's
 simulator that come closest (``ram`` = the limit, ``swap=1G``,
@@ -61,10 +68,21 @@ sys.path.insert(0, str(ROOT))
 from vmexp.validate import kernel as K  # noqa: E402
 from vmexp.validate.__main__ import SimulatorRunError, read_run, run_simulator  # noqa: E402
 from vmexp.validate.real import build_replayer  # noqa: E402
-from vmexp.validate.workloads import LIMIT, WORKLOADS, generate, sha256, write_all  # noqa: E402
+from vmexp.validate.workloads import LIMIT, SETS, WORKLOADS, generate, sha256, write_all  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "real_kernel"
 SIM_OUT = ROOT / "outputs" / "kernel_truth"
+
+
+def _real(config: str, wset: str = "main") -> Path:
+    """The recorded runs of a configuration: ``zram.json`` for the main set, ``later_zram.json`` for the later one."""
+    return DATA / (f"{config}.json" if wset == "main" else f"{wset}_{config}.json")
+
+
+def _agree_file(wset: str) -> Path:
+    return SIM_OUT / ("agree.json" if wset == "main" else f"agree_{wset}.json")
+
+
 CONFIGS: dict[str, dict[str, Any]] = {
     "zram": {"swap": "zram", "cluster": None},
     "zram_pc0": {"swap": "zram", "cluster": 0},
@@ -86,10 +104,11 @@ def _summarise(wl: dict[str, Any]) -> None:
     wl["oom_reruns"] = sum(r["oom_reruns"] for r in wl["runs"])
 
 
-def measure(config: str, runs: int, names: list[str]) -> Path:
+def measure(config: str, runs: int, names: list[str], wset: str = "main") -> Path:
     spec = CONFIGS[config]
     traces = _workload_dir()
-    out = DATA / f"{config}.json"
+    write_all(traces, names)
+    out = _real(config, wset)
     DATA.mkdir(parents=True, exist_ok=True)
     with K.session(spec["swap"], cluster=spec["cluster"]) as facts:
         doc: dict[str, Any] = {
@@ -409,7 +428,7 @@ def _cell(sim: int, s: dict[str, float]) -> str:
     return f"{sim} ({(sim - med) / med * 100:+.2f} %)"
 
 
-def agree(jobs: int, device: str = "hdd") -> str:
+def agree(jobs: int, device: str = "hdd", wset: str = "main") -> str:
     """policy=linux on every recorded workload and configuration, as a Markdown table.
 
     ``device``: the simulator's ``machine.swap_device`` for the swap-file
@@ -417,32 +436,34 @@ def agree(jobs: int, device: str = "hdd") -> str:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    work = [(c, n, device) for c in AGREE_CONFIGS for n in WORKLOADS]
+    work = [(c, n, device) for c in AGREE_CONFIGS for n in SETS[wset]]
     with ThreadPoolExecutor(jobs) as ex:
         got = list(ex.map(_agree_one, work))
     SIM_OUT.mkdir(parents=True, exist_ok=True)
-    doc: dict[str, Any] = {"device": device}
+    doc: dict[str, Any] = {"device": device, "set": wset}
     for c, n, res in got:
         doc.setdefault(c, {})[n] = res
-    (SIM_OUT / "agree.json").write_text(json.dumps(doc, indent=1) + "\n")
+    _agree_file(wset).write_text(json.dumps(doc, indent=1) + "\n")
     return agree_table(doc)
 
 
 def agree_table(doc: dict[str, Any]) -> str:
     """Two Markdown tables (majflt, minflt): the real runs' median [min..max] and the simulator's count."""
-    real = {c: json.loads((DATA / f"{c}.json").read_text())["workloads"] for c in AGREE_CONFIGS}
+    wset = doc.get("set", "main")
+    names = list(SETS[wset])
+    real = {c: json.loads(_real(c, wset).read_text())["workloads"] for c in AGREE_CONFIGS}
     lines = []
     for key in ("majflt", "minflt"):
         head = f"| {key} |" + "".join(f" {c} real | {c} sim |" for c in AGREE_CONFIGS)
         lines += ["", head, "|" + "---|" * (head.count("|") - 1)]
-        for n in WORKLOADS:
+        for n in names:
             row = f"| {n} |"
             for c in AGREE_CONFIGS:
                 row += f" {_fmt(real[c][n][key])} | {_cell(doc[c][n][key], real[c][n][key])} |"
             lines.append(row)
     lines += ["", f"Swap-file device in the simulator: {doc.get('device', 'hdd')}.", ""]
     for c in AGREE_CONFIGS:
-        cells = [(doc[c][n][k], real[c][n][k]) for n in WORKLOADS for k in ("majflt", "minflt")]
+        cells = [(doc[c][n][k], real[c][n][k]) for n in names for k in ("majflt", "minflt")]
         out = sum(not s["min"] <= sim <= s["max"] for sim, s in cells)
         loo, runs = _leave_one_out(real[c])
         lines.append(
@@ -482,11 +503,11 @@ def vmstat_table(doc: dict[str, Any]) -> str:
     for c in AGREE_CONFIGS:
         if c not in doc:
             continue
-        real = json.loads((DATA / f"{c}.json").read_text())["workloads"]
+        real = json.loads(_real(c, doc.get("set", "main")).read_text())["workloads"]
         lines += ["", f"### {c}: sim / real median (* outside the real runs' range)", ""]
         head = "| workload |" + "".join(f" {k} |" for k in keys)
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
-        for n in WORKLOADS:
+        for n in SETS[doc.get("set", "main")]:
             sim = doc[c].get(n)
             if sim is None or "vmstat" not in sim:
                 continue
@@ -543,13 +564,20 @@ def table() -> str:
     return "\n".join(lines)
 
 
+WSET_HELP = (
+    "which workloads: main (the 13 the model was fitted to, tests/data/real_kernel/CONFIG.json) or later "
+    "(9 written after it, later_CONFIG.json)"
+)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("measure")
     m.add_argument("--config", action="append", choices=list(CONFIGS))
     m.add_argument("--runs", type=int, default=5)
-    m.add_argument("--workload", action="append", choices=list(WORKLOADS))
+    m.add_argument("--workload", action="append", choices=[n for ws in SETS.values() for n in ws])
+    m.add_argument("--set", dest="wset", choices=list(SETS), default="main", help=WSET_HELP)
     sub.add_parser("overhead")
     sub.add_parser("stats")
     sub.add_parser("zram")
@@ -562,18 +590,22 @@ def main() -> int:
     g = sub.add_parser("agree")
     g.add_argument("-j", "--jobs", type=int, default=2)
     g.add_argument("--table-only", action="store_true", help="print the table of the last agree.json")
+    g.add_argument("--set", dest="wset", choices=list(SETS), default="main", help=WSET_HELP)
     g.add_argument(
         "--device",
         default="hdd",
         help="the simulator's machine.swap_device for the swap-file configurations (default hdd, as the "
         "held-out command); e.g. '{latency: 24us, bandwidth: 1G, rotational: true}'",
     )
-    sub.add_parser("vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'")
+    v = sub.add_parser(
+        "vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'"
+    )
+    v.add_argument("--set", dest="wset", choices=list(SETS), default="main", help=WSET_HELP)
     a = ap.parse_args()
     try:
         if a.cmd == "measure":
             for c in a.config or list(CONFIGS):
-                print(measure(c, a.runs, a.workload or list(WORKLOADS)))
+                print(measure(c, a.runs, a.workload or list(SETS[a.wset]), a.wset))
         elif a.cmd == "overhead":
             print(overhead())
         elif a.cmd == "stats":
@@ -586,11 +618,11 @@ def main() -> int:
             print(simulate(a.workload or list(WORKLOADS), a.policy or list(SIM_POLICIES)))
         elif a.cmd == "agree":
             if a.table_only:
-                print(agree_table(json.loads((SIM_OUT / "agree.json").read_text())))
+                print(agree_table(json.loads(_agree_file(a.wset).read_text())))
             else:
-                print(agree(a.jobs, a.device))
+                print(agree(a.jobs, a.device, a.wset))
         elif a.cmd == "vmstat":
-            print(vmstat_table(json.loads((SIM_OUT / "agree.json").read_text())))
+            print(vmstat_table(json.loads(_agree_file(a.wset).read_text())))
         else:
             print(table())
     except (K.KernelUnavailable, K.KernelRunError, SimulatorRunError) as e:
