@@ -292,6 +292,27 @@ def test_explain_narrates_each_reference_fault_and_eviction() -> None:
     assert "evict frame 0" in log and "written to swap slot" in log
 
 
+@pytest.mark.slow
+def test_the_programs_own_pages_are_touched_by_every_operation_and_narrated_only_when_they_fault(
+    tmp_path,
+) -> None:  # type: ignore[no-untyped-def]
+    # Writing a 1 MiB block in a 1 MiB group unmaps the whole image, its 7 hot pages included. The
+    # next operation touches those 7 first and faults them back in (from the swap cache here, as
+    # their writes are still in flight: minor faults): 7 faults more than without them. The 4
+    # touched after the last operation are resident again by then.
+    text = "malloc 0 4096\ntouch 0\nmalloc 1 1M\ntouch 1\ntouch 0 0 1 r\n"
+    common = ("ram=64M", "swap=64M", "cgroup.memory_max=1M", "explain=true")
+    hot = trace_run(tmp_path, text, *common).processes[0]
+    cold = trace_run(tmp_path, text, *common, "cgroup.image_hot=0").processes[0]
+    assert hot.majflt + hot.minflt == cold.majflt + cold.minflt + 7
+    r = simulate_with("workload=trace", f"workload.path={tmp_path / 't.trace'}", *common)
+    log = "\n".join(r.explain or [])
+    assert (
+        log.count("(the program's own page): MAJOR fault") + log.count("(the program's own page): minor") == 7
+    )
+    assert "(the program's own page): hit" not in log
+
+
 def test_a_failed_allocation_is_counted_and_its_later_uses_are_skipped(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # i386: a 3.5 GiB block cannot be mapped; the program checks for NULL.
     p = trace_run(

@@ -72,10 +72,17 @@ class Narrator(Observer):
         self.lines.append(f"t={t_ns / 1e9:.9f}s p{mm.pid} op {mm.op}: {text}")
 
     def reference(self, mm: MM, vpn: int, write: int, kind: str) -> None:
+        own = ""
+        if vpn in mm.hot:
+            # The image pages every operation uses (vmexp.kernel.memcg): seven hits per operation
+            # would bury the story; only their faults are news.
+            if kind == HIT:
+                return
+            own = " (the program's own page)"
         e = mm.pt.pte.get(vpn, PTE_NONE)
         where = "zero page" if e == ZERO_PAGE else f"frame {e}"
         self.lines.append(
-            f"  p{mm.pid} {'w' if write else 'r'} page {vpn:#x}: {kind} -> {where}; resident {resident(mm)}"
+            f"  p{mm.pid} {'w' if write else 'r'} page {vpn:#x}{own}: {kind} -> {where}; resident {resident(mm)}"
         )
 
     def evicted(self, frame: int, mm: MM, vpn: int, slot: int, wrote: bool) -> None:
