@@ -313,6 +313,19 @@ def test_the_programs_own_pages_are_touched_by_every_operation_and_narrated_only
     assert "(the program's own page): hit" not in log
 
 
+@pytest.mark.slow
+def test_the_own_pages_shortcut_measures_what_the_reference_loop_measures() -> None:
+    # Without an observer the hot pages' hits are answered by Process._touch_own; with explain's
+    # narrator attached every reference goes through the reference loop. A group tight enough that
+    # the pages fault back in now and then: both ways must count and time the same run.
+    args = ("cgroup.memory_max=8M", "duration=0.05s")
+    fast, loop = simulate_with(*args, check=False), simulate_with(*args, "explain=true", check=False)
+    assert loop.explain and not fast.explain
+    assert [p.__dict__ for p in fast.processes] == [p.__dict__ for p in loop.processes]
+    assert (fast.system, fast.samples) == (loop.system, loop.samples)
+    assert sum(p.majflt for p in fast.processes) > 0
+
+
 def test_a_failed_allocation_is_counted_and_its_later_uses_are_skipped(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # i386: a 3.5 GiB block cannot be mapped; the program checks for NULL.
     p = trace_run(

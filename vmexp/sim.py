@@ -256,7 +256,7 @@ class Process:
                     if not self.exit_touches:
                         return DONE
                     self.exit_touches = False
-                    self._start_refs(mm.hot[-EXIT_HOT:], _ONES, min(EXIT_HOT, len(mm.hot)))
+                    self._touch_own(mm.hot[-EXIT_HOT:])
                     if clock.block_until and not self.sim.wait_inline():
                         return BLOCKED
                     continue
@@ -265,11 +265,18 @@ class Process:
                 if obs is not None:
                     obs.operation(mm, clock.now(), describe(op))
                 if mm.hot:
-                    self.held = op
-                    self._start_refs(mm.hot, _ONES, len(mm.hot))
-                    if clock.block_until and not self.sim.wait_inline():
-                        return BLOCKED
-                    continue
+                    self._touch_own(mm.hot)
+                    # Straight on to the operation, unless the loop's head has something to do first.
+                    if (
+                        self.pending is not None
+                        or clock.block_until
+                        or clock.used >= budget
+                        or clock.used >= snap_at
+                    ):
+                        self.held = op
+                        if clock.block_until and not self.sim.wait_inline():
+                            return BLOCKED
+                        continue
             else:
                 self.held = None
             handlers[op[0]](op)
@@ -438,6 +445,35 @@ class Process:
             self.pending = (vpns, writes, i, n) if i < n else None
         else:
             self.pending = (vpns, writes, 0, n)
+
+    def _touch_own(self, vpns: Sequence[int]) -> None:
+        """Write the program's own hot pages (``mm.hot``): all resident, answered here, else the loop's.
+
+        Seven references before every operation went through the whole
+        reference loop: 40 % more CPU for a run of small operations in a
+        group. When every page is a plain hit and the slice has room for
+        all of them, this does what the loop would (the policy's hit, the
+        references' cost, the count) without setting it up.
+        """
+        n = len(vpns)
+        clock = self.clock
+        cost = self.cost_ref
+        if self.obs is None and clock.used < self.budget and clock.used + (n - 1) * cost <= self.budget:
+            pte, bits = self.pte, self.pte_bits
+            mask, want = PLAIN_MASK[1], PLAIN_WANT[1]
+            for v in vpns:
+                e = pte.get(v, PTE_NONE)
+                if e < 0 or bits[e] & mask != want:
+                    break
+            else:
+                on_hit = self.mm.policy.on_hit
+                if on_hit is not None:
+                    for v in vpns:
+                        on_hit(pte[v])
+                clock.used += n * cost
+                self.mm.refs += n
+                return
+        self._start_refs(vpns, _ONES, n)
 
     def _compute(self, op: Op) -> None:
         self.compute_left += op[1]
