@@ -10,6 +10,7 @@
     python bench/kernel_truth.py agree [-j 2]   # policy=linux beside the recorded kernel (README table)
     python bench/kernel_truth.py vmstat         # the last agree's /proc/vmstat counters beside the kernel's
     python bench/kernel_truth.py measure --set later   # measure, agree, vmstat: the later set (below)
+    python bench/kernel_truth.py phases NAME    # one workload's faults per phase, simulator beside kernel
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -40,6 +41,15 @@ thirteen, as a check of how it does on shapes it was not fitted to; their
 runs are in ``later_<config>.json`` and the simulator's in
 ``agree_later.json``.
 
+``phases NAME`` (root, ``perf``) finds where the simulator's faults part
+from the kernel's on one workload: it counts both per phase of the trace
+(from each ``malloc`` to the next, or every ``--every`` operations) -- the
+simulator's from its ``explain.log``, each real run's from ``perf record -c
+1`` of the replayer's major and minor faults between the marks the replayer
+makes before each operation (``lseek(-1, op, SEEK_SET)``) -- and prints them
+side by side, marking a phase whose simulated count is outside the real
+runs' range (``--config``, ``--runs``).
+
 ``simulate`` runs ``run.py`` on the same traces with the keys of today's
 simulator that come closest (``ram`` = the limit, ``swap=1G``,
 ``machine.min_free=0`` since a cgroup limit has no watermarks, the policy)
@@ -54,6 +64,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -421,6 +432,138 @@ def _agree_one(job: tuple[str, str, str]) -> tuple[str, str, dict[str, Any]]:
     )
 
 
+def _phase_bounds(ops: list[str], every: int | None) -> list[int]:
+    """The index of each phase's first operation: at each ``malloc``, or every ``every`` operations."""
+    if every:
+        return list(range(0, len(ops), every))
+    starts = [i for i, op in enumerate(ops) if op.startswith("malloc")]
+    return starts if starts and starts[0] == 0 else [0, *starts]
+
+
+def _per_phase(per_op: dict[int, int], bounds: list[int]) -> list[int]:
+    import bisect
+
+    out = [0] * len(bounds)
+    for op, n in per_op.items():
+        out[max(bisect.bisect_right(bounds, op) - 1, 0)] += n
+    return out
+
+
+def _sim_faults_by_op(trace: Path, config: str, run_dir: str) -> tuple[dict[int, int], dict[int, int]]:
+    """The simulator's major and minor faults per operation, read from its ``explain.log``."""
+    ov = ["ram=1G", "swap=1G", f"cgroup.memory_max={LIMIT >> 20}M", "policy=linux", *AGREE_CONFIGS[config]]
+    run_simulator(str(trace), [*ov, "duration=1000000s", "figures=false", "explain=true"], run_dir)
+    major: dict[int, int] = {}
+    minor: dict[int, int] = {}
+    op = 0
+    with open(os.path.join(run_dir, "explain.log")) as fh:
+        for line in fh:
+            if line.startswith("t="):
+                op = int(line.split(" op ", 1)[1].split(":", 1)[0])
+            elif "MAJOR fault" in line:
+                major[op] = major.get(op, 0) + 1
+            elif "minor fault" in line:
+                minor[op] = minor.get(op, 0) + 1
+    return major, minor
+
+
+def _real_faults_by_op(rec: str, out: Path) -> tuple[dict[int, int], dict[int, int], K.KernelRun]:
+    """One real run's major and minor faults per operation, from ``perf record`` of the whole machine.
+
+    The replayer marks each operation with ``lseek(-1, op, SEEK_SET)``;
+    every fault of the replayer between two marks is the first one's. Its
+    faults after the loop's end mark (``lseek(-3, n)``: getrusage, the
+    output, exit) are left out; the simulator's touches after its last
+    operation count in its last phase.
+    """
+    events = ("major-faults", "minor-faults", "syscalls:sys_enter_lseek")
+    perf = subprocess.Popen(
+        ["perf", "record", "-q", "-a", "-c", "1", "-o", str(out), *(a for e in events for a in ("-e", e))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.5)  # perf opens its events on every CPU before the run starts
+        run = K.replay_kernel(rec, LIMIT)
+        time.sleep(0.3)
+    finally:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+    text = subprocess.run(
+        ["perf", "script", "-i", str(out)], capture_output=True, text=True, check=True
+    ).stdout
+    out.unlink()
+    major: dict[int, int] = {}
+    minor: dict[int, int] = {}
+    op = -1
+    for line in text.splitlines():
+        if "replayer" not in line:
+            continue
+        if "sys_enter_lseek" in line:
+            fd, _, rest = line.partition("fd: 0x")[2].partition(", offset: 0x")
+            if fd == "ffffffff":  # lseek(-1, op): the operation's mark (fd is an unsigned int)
+                op = int(rest.split(",", 1)[0], 16)
+            elif fd == "fffffffd":  # lseek(-3, n): the loop's end; getrusage and exit follow
+                op = -1
+        elif op >= 0 and "major-faults" in line:
+            major[op] = major.get(op, 0) + 1
+        elif op >= 0 and "minor-faults" in line:
+            minor[op] = minor.get(op, 0) + 1
+    return major, minor, run
+
+
+def phases(name: str, config: str, runs: int, every: int | None) -> str:
+    """Where the simulator's faults part from the kernel's: both counted per phase of one workload.
+
+    A phase starts at each ``malloc`` of the trace (``every``: every that
+    many operations instead). The simulator's faults come from its
+    ``explain.log``; each real run's from ``perf record`` of the
+    replayer's faults between its per-operation marks, in a fresh 64 MiB
+    cgroup as ``measure`` runs them. A phase whose simulated count is
+    outside the real runs' range is marked.
+    """
+    if shutil.which("perf") is None:
+        raise K.KernelUnavailable(
+            "phases needs perf (apt-get install linux-perf, or the distribution's perf)"
+        )
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+        trace = Path(tmp) / f"{name}.trace"
+        trace.write_text(generate(name))
+        ops = [ln for ln in trace.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        bounds = _phase_bounds(ops, every)
+        smaj, smin = _sim_faults_by_op(trace, config, os.path.join(tmp, "sim"))
+        real: list[tuple[list[int], list[int]]] = []
+        spec = CONFIGS[config]
+        with K.session(spec["swap"], cluster=spec["cluster"]), K.records_file(trace) as rec:
+            for i in range(runs):
+                rmaj, rmin, run = _real_faults_by_op(rec, Path(tmp) / f"perf{i}.data")
+                real.append((_per_phase(rmaj, bounds), _per_phase(rmin, bounds)))
+                print(
+                    f"[{config} {i + 1}/{runs}] {name}: majflt {run.majflt} minflt {run.minflt}",
+                    file=sys.stderr,
+                )
+    sim = (_per_phase(smaj, bounds), _per_phase(smin, bounds))
+    lines = [
+        f"{name} on {config}: faults per phase, simulator beside {runs} real run(s) "
+        "(median [min..max]; * the simulator outside the real range)",
+        "",
+        "| phase | operations | first operation | sim majflt | real majflt | sim minflt | real minflt |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ends = [*bounds[1:], len(ops)]
+    for k, (lo, hi) in enumerate(zip(bounds, ends, strict=True)):
+        cells = []
+        for kind in (0, 1):
+            vals = sorted(r[kind][k] for r in real)
+            mark = "" if not vals or vals[0] <= sim[kind][k] <= vals[-1] else "*"
+            cells += [
+                f"{sim[kind][k]}{mark}",
+                f"{vals[len(vals) // 2]} [{vals[0]}..{vals[-1]}]" if vals else "",
+            ]
+        lines.append(f"| {k + 1} | {lo}..{hi - 1} | {ops[lo][:40]} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def _cell(sim: int, s: dict[str, float]) -> str:
     if s["min"] <= sim <= s["max"]:
         return f"{sim} (in)"
@@ -597,6 +740,13 @@ def main() -> int:
         help="the simulator's machine.swap_device for the swap-file configurations (default hdd, as the "
         "held-out command); e.g. '{latency: 24us, bandwidth: 1G, rotational: true}'",
     )
+    ph = sub.add_parser(
+        "phases", help="one workload's faults per phase, the simulator beside real runs (perf)"
+    )
+    ph.add_argument("name", choices=[n for ws in SETS.values() for n in ws])
+    ph.add_argument("--config", choices=list(AGREE_CONFIGS), default="zram")
+    ph.add_argument("--runs", type=int, default=3)
+    ph.add_argument("--every", type=int, help="a phase every N operations (default: one per malloc)")
     v = sub.add_parser(
         "vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'"
     )
@@ -621,6 +771,8 @@ def main() -> int:
                 print(agree_table(json.loads(_agree_file(a.wset).read_text())))
             else:
                 print(agree(a.jobs, a.device, a.wset))
+        elif a.cmd == "phases":
+            print(phases(a.name, a.config, a.runs, a.every))
         elif a.cmd == "vmstat":
             print(vmstat_table(json.loads(_agree_file(a.wset).read_text())))
         else:
