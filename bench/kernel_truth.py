@@ -10,7 +10,7 @@
     python bench/kernel_truth.py agree [-j 2]   # policy=linux beside the recorded kernel (README table)
     python bench/kernel_truth.py vmstat         # the last agree's /proc/vmstat counters beside the kernel's
     python bench/kernel_truth.py measure --set later   # measure, agree, vmstat: the later set (below)
-    python bench/kernel_truth.py phases NAME    # one workload's faults per phase, simulator beside kernel
+    python bench/kernel_truth.py phases NAME    # one workload's (or trace's) faults per phase beside the kernel
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -515,7 +515,8 @@ def _real_faults_by_op(rec: str, out: Path) -> tuple[dict[int, int], dict[int, i
 def phases(name: str, config: str, runs: int, every: int | None) -> str:
     """Where the simulator's faults part from the kernel's: both counted per phase of one workload.
 
-    A phase starts at each ``malloc`` of the trace (``every``: every that
+    ``name``: a workload of ``workloads.py``, or the path of a trace of one
+    process (process 1 is replayed). A phase starts at each ``malloc`` of the trace (``every``: every that
     many operations instead). The simulator's faults come from its
     ``explain.log``; each real run's from ``perf record`` of the
     replayer's faults between its per-operation marks, in a fresh 64 MiB
@@ -526,9 +527,14 @@ def phases(name: str, config: str, runs: int, every: int | None) -> str:
         raise K.KernelUnavailable(
             "phases needs perf (apt-get install linux-perf, or the distribution's perf)"
         )
+    known = {n for ws in SETS.values() for n in ws}
+    if name not in known and not Path(name).is_file():
+        raise K.KernelUnavailable(f"{name}: neither a workload ({', '.join(sorted(known))}) nor a trace file")
+    if runs < 1 or (every is not None and every < 1):
+        raise K.KernelUnavailable("--runs and --every must be at least 1")
     with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
-        trace = Path(tmp) / f"{name}.trace"
-        trace.write_text(generate(name))
+        trace = Path(tmp) / "trace"
+        trace.write_text(generate(name) if name in known else Path(name).read_text())
         ops = [ln for ln in trace.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         bounds = _phase_bounds(ops, every)
         smaj, smin = _sim_faults_by_op(trace, config, os.path.join(tmp, "sim"))
@@ -743,7 +749,7 @@ def main() -> int:
     ph = sub.add_parser(
         "phases", help="one workload's faults per phase, the simulator beside real runs (perf)"
     )
-    ph.add_argument("name", choices=[n for ws in SETS.values() for n in ws])
+    ph.add_argument("name", help="a workload of vmexp/validate/workloads.py, or a trace file of one process")
     ph.add_argument("--config", choices=list(AGREE_CONFIGS), default="zram")
     ph.add_argument("--runs", type=int, default=3)
     ph.add_argument("--every", type=int, help="a phase every N operations (default: one per malloc)")
