@@ -314,6 +314,23 @@ def test_the_programs_own_pages_are_touched_by_every_operation_and_narrated_only
 
 
 @pytest.mark.slow
+def test_an_allocator_call_also_faults_back_the_allocators_own_state(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # After the 1 MiB sweep has unmapped the whole image, a malloc faults back the 7 pages every
+    # operation uses and the 6 of the C library's allocator state (main_arena, mp_, the brk pointer,
+    # ld.so's page size): 6 faults more than without those (cgroup.image_alloc=0). A touch in the
+    # malloc's place faults back only the 7: the allocator's pages are not every operation's.
+    common = ("ram=64M", "swap=64M", "cgroup.memory_max=1M")
+    sweep = "malloc 0 4096\ntouch 0\nmalloc 1 1M\ntouch 1\n"
+
+    def faults(last: str, *extra: str) -> int:
+        p = trace_run(tmp_path, sweep + last, *common, *extra).processes[0]
+        return p.majflt + p.minflt
+
+    assert faults("malloc 2 100\n") == faults("malloc 2 100\n", "cgroup.image_alloc=0") + 6
+    assert faults("touch 0 0 1 r\n") == faults("touch 0 0 1 r\n", "cgroup.image_alloc=0")
+
+
+@pytest.mark.slow
 def test_the_own_pages_shortcut_measures_what_the_reference_loop_measures() -> None:
     # Without an observer the hot pages' hits are answered by Process._touch_own; with explain's
     # narrator attached every reference goes through the reference loop. A group tight enough that

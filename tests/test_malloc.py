@@ -779,3 +779,35 @@ def test_a_free_top_of_exactly_the_trim_threshold_is_trimmed(trim: int, calls: l
     assert k.syscalls()[before:] == calls
     doc = next(spec.doc for name, _f, spec in declared(GlibcParams) if name == "trim_threshold")
     assert "at least" in doc and "above" not in doc
+
+
+def test_freeing_or_moving_an_mmapped_chunk_reads_its_header_first() -> None:
+    # munmap_chunk and mremap_chunk (malloc/malloc.c) read prev_size and size from the chunk's first
+    # page before the syscall: for a block the program has not used for long that page is in swap,
+    # and Linux counts a major fault right before the munmap (perf record -e major-faults -d).
+    class Recording(FakeKernel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.log: list[tuple[str, int, int]] = []
+
+        def read(self, addr: int, length: int) -> None:
+            self.log.append(("read", addr, length))
+            super().read(addr, length)
+
+        def munmap(self, addr: int, length: int) -> int:
+            self.log.append(("munmap", addr, length))
+            return super().munmap(addr, length)
+
+        def mremap(self, addr: int, old_length: int, new_length: int) -> int:
+            self.log.append(("mremap", addr, new_length))
+            return super().mremap(addr, old_length, new_length)
+
+    k = Recording()
+    m = GlibcMalloc(k)
+    p = m.malloc(1 << 20)
+    k.log.clear()
+    q = m.realloc(p, 2 << 20)
+    assert k.log[:2] == [("read", p - 16, 16), ("mremap", p - 16, (2 << 20) + 4096)]
+    k.log.clear()
+    m.free(q)
+    assert k.log == [("read", q - 16, 16), ("munmap", q - 16, (2 << 20) + 4096)]

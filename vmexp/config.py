@@ -265,6 +265,12 @@ class CgroupSettings:
         "operation and 4 of them after the last (at most cgroup.image): they fault back in after an operation "
         "that swept them out",
     )
+    image_alloc: int = decl.size(
+        "24k",
+        "of cgroup.image besides cgroup.image_hot, the C library's allocator state (main_arena, mp_, the brk "
+        "pointer, ld.so's page size: 6 pages measured), touched by each malloc, calloc, realloc and free: they "
+        "fault back in at the first allocation after a sweep",
+    )
     kernel: int = decl.size(
         "64k",
         "each process's kernel memory beyond its page tables (slab, the libraries' page tables), not evictable; "

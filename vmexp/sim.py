@@ -40,6 +40,8 @@ from vmexp.workload import ProcSpec, WorkloadError
 from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, PAGEREF, REALLOC, SLEEP, TOUCH, Op, describe
 
 _ALLOCATIONS = (MALLOC, CALLOC, REALLOC)
+# The operations that call the allocator: they also touch its state in the program's image (mm.hot_alloc).
+_ALLOCATOR_CALLS = frozenset((MALLOC, CALLOC, REALLOC, FREE))
 
 __all__ = ["simulate", "Result", "ProcResult", "SimError"]
 
@@ -223,9 +225,11 @@ class Process:
         each operation and checks run after it; nothing else differs.
 
         A process with a program image in a memory cgroup touches the image
-        pages every operation uses (``mm.hot``) before each operation, and
-        some after the last: as the real program does, it faults them back
-        in after an operation that swept them out, and counts those faults.
+        pages every operation uses (``mm.hot``) before each operation (and
+        the allocator's state, ``mm.hot_alloc``, before each malloc, calloc,
+        realloc and free), and some after the last: as the real program
+        does, it faults them back in after an operation that swept them out,
+        and counts those faults.
         """
         clock = self.clock
         obs = self.obs
@@ -264,8 +268,9 @@ class Process:
                 self.nops += 1
                 if obs is not None:
                     obs.operation(mm, clock.now(), describe(op))
-                if mm.hot:
-                    self._touch_own(mm.hot)
+                own = mm.hot_alloc if op[0] in _ALLOCATOR_CALLS else mm.hot
+                if own:
+                    self._touch_own(own)
                     # Straight on to the operation, unless the loop's head has something to do first.
                     if (
                         self.pending is not None
@@ -447,7 +452,7 @@ class Process:
             self.pending = (vpns, writes, 0, n)
 
     def _touch_own(self, vpns: Sequence[int]) -> None:
-        """Write the program's own hot pages (``mm.hot``): all resident, answered here, else the loop's.
+        """Write the program's own hot pages (``mm.hot``, ``mm.hot_alloc``): all resident, answered here, else the loop's.
 
         Seven references before every operation went through the whole
         reference loop: 40 % more CPU for a run of small operations in a

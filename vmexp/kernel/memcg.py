@@ -25,7 +25,13 @@ it, measured on Linux 6.18 with the replayer (tests/data/real_kernel/overhead.js
   are used by every operation: the process touches them before each one,
   and 4 of them after its last (the replayer's ``getrusage``), so they
   stay hot but fault back in after an operation that swept more than the
-  limit (``vmexp.sim.Process.execute``).
+  limit (``vmexp.sim.Process.execute``). Others (``image_alloc``, 6
+  measured the same way on the ``blocks``, ``grow_160`` and ``churn_120``
+  workloads: ``main_arena`` and ``mp_`` in the C library's data, the brk
+  pointer ``__curbrk``, ld.so's ``_rtld_global_ro`` read by ``sysmalloc``
+  and ``munmap_chunk``) are the allocator's own state: each malloc,
+  calloc, realloc and free touches them too, so they fault back in at the
+  first allocation after a sweep.
 
 A pure page-reference string (``workload=pageref``) has no program, so
 neither ``kernel`` nor ``image`` pages: its charge is its pages and page
@@ -57,6 +63,7 @@ class MemCgroup:
     __slots__ = (
         "_bare",
         "image",
+        "image_alloc",
         "image_hot",
         "kernel",
         "kernel_per_proc",
@@ -77,6 +84,7 @@ class MemCgroup:
         kernel_per_proc: int,
         image: int,
         image_hot: int = 0,
+        image_alloc: int = 0,
     ) -> None:
         self.name = name
         # No memory limit: only the machine's RAM bounds the group.
@@ -85,6 +93,7 @@ class MemCgroup:
         self.kernel_per_proc = kernel_per_proc
         self.image = image  # pages of each process's own image
         self.image_hot = min(image_hot, image)  # of those, the pages every operation uses
+        self.image_alloc = min(image_alloc, image - self.image_hot)  # and those every allocator call uses
         self.members: list[MM] = []
         self._bare: set[int] = set()  # pids of members without a program (page-reference strings)
         self.pages = 0  # frames charged

@@ -287,6 +287,7 @@ class MM:
         "cpu_ns",
         "exit",
         "hot",
+        "hot_alloc",
         "killed",
         "majflt",
         "memcg",
@@ -326,5 +327,6 @@ class MM:
         self.killed = False
         self.memcg: MemCgroup | None = None
         self.hot: Sequence[int] = ()  # pages of its image that every operation uses (vmexp.kernel.memcg)
+        self.hot_alloc: Sequence[int] = ()  # those and the ones every allocator call uses as well
         self.exit = "running"
         self.op = 0  # index of the operation being executed (syscalls.csv's op column)

@@ -73,9 +73,9 @@ class Narrator(Observer):
 
     def reference(self, mm: MM, vpn: int, write: int, kind: str) -> None:
         own = ""
-        if vpn in mm.hot:
-            # The image pages every operation uses (vmexp.kernel.memcg): seven hits per operation
-            # would bury the story; only their faults are news.
+        if vpn in mm.hot_alloc:
+            # The image pages every operation (or allocator call) uses (vmexp.kernel.memcg): their
+            # hits at every operation would bury the story; only their faults are news.
             if kind == HIT:
                 return
             own = " (the program's own page)"

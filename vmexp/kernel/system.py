@@ -124,6 +124,7 @@ class System:
                 -(-cg.kernel // ps),
                 -(-cg.image // ps),
                 -(-cg.image_hot // ps),
+                -(-cg.image_alloc // ps),
             )
             self.reclaim.memcg = self.memcg
         self.observe(observer)
@@ -146,27 +147,31 @@ class System:
         if self.memcg is not None:
             self.memcg.attach(mm, program=not bare)
             if not bare:
-                self.load_image(mm, self.memcg.image, self.memcg.image_hot)
+                self.load_image(mm, self.memcg.image, self.memcg.image_hot, self.memcg.image_alloc)
         return mm
 
-    def load_image(self, mm: MM, pages: int, hot: int = 0) -> None:
+    def load_image(self, mm: MM, pages: int, hot: int = 0, alloc: int = 0) -> None:
         """The process's own pages (its stack, the data of the program and its libraries), written at start.
 
         They are in place before the workload's first operation (exec and
         the C library's start-up touched them), so their faults are not the
         workload's and are not counted; afterwards they are ordinary
         anonymous pages, cold, that reclaim may swap out; all but the top
-        ``hot`` ones, which every operation uses (``mm.hot``).
+        ``hot`` ones, which every operation uses (``mm.hot``), and the
+        ``alloc`` below them, which every allocator call uses as well
+        (``mm.hot_alloc``: vmexp.kernel.memcg).
         """
         if pages <= 0:
             return
         start, end = mm.aspace.grow_stack(pages * self.page_size)
         top = range((end >> self.shift) - hot, end >> self.shift)
+        below = range(top.start - alloc, top.start)
         # In the order each operation uses them, which is not the order they were first written
         # in: every second page, then the others, so that no two come one after the other in the
         # swap slots that reclaim gives them in LRU order (swap readahead takes a fault one slot
         # away from the last for a sequential run: __swapin_nr_pages).
         mm.hot = tuple(top[0::2]) + tuple(top[1::2])
+        mm.hot_alloc = mm.hot + tuple(below[0::2]) + tuple(below[1::2])
         for vpn in range(start >> self.shift, end >> self.shift):
             f = self.mem.alloc(mm, vpn)
             mm.pt.add(vpn, f)
