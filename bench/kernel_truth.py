@@ -403,10 +403,9 @@ AGREE_CONFIGS: dict[str, list[str]] = {
 }
 
 
-def _agree_one(job: tuple[str, str, str]) -> tuple[str, str, dict[str, Any]]:
-    """One simulator run: its faults, its /proc/vmstat-named counters and how long it took in simulated time."""
-    config, name, device = job
-    ov = [
+def _held_out_keys(config: str, device: str = "hdd") -> list[str]:
+    """The held-out command's keys for a configuration (``device`` in place of hdd for a swap file)."""
+    return [
         "ram=1G",
         "swap=1G",
         f"cgroup.memory_max={LIMIT >> 20}M",
@@ -418,6 +417,12 @@ def _agree_one(job: tuple[str, str, str]) -> tuple[str, str, dict[str, Any]]:
         "duration=1000000s",
         "figures=false",
     ]
+
+
+def _agree_one(job: tuple[str, str, str]) -> tuple[str, str, dict[str, Any]]:
+    """One simulator run: its faults, its /proc/vmstat-named counters and how long it took in simulated time."""
+    config, name, device = job
+    ov = _held_out_keys(config, device)
     with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
         trace = Path(tmp) / f"{name}.trace"
         trace.write_text(generate(name))
@@ -451,8 +456,7 @@ def _per_phase(per_op: dict[int, int], bounds: list[int]) -> list[int]:
 
 def _sim_faults_by_op(trace: Path, config: str, run_dir: str) -> tuple[dict[int, int], dict[int, int]]:
     """The simulator's major and minor faults per operation, read from its ``explain.log``."""
-    ov = ["ram=1G", "swap=1G", f"cgroup.memory_max={LIMIT >> 20}M", "policy=linux", *AGREE_CONFIGS[config]]
-    run_simulator(str(trace), [*ov, "duration=1000000s", "figures=false", "explain=true"], run_dir)
+    run_simulator(str(trace), [*_held_out_keys(config), "explain=true"], run_dir)
     major: dict[int, int] = {}
     minor: dict[int, int] = {}
     op = 0
