@@ -144,7 +144,13 @@ def measure(config: str, runs: int, names: list[str], wset: str = "main") -> Pat
             t0 = time.monotonic()
             for rep in range(runs):
                 for n in names:
-                    r = K.replay_kernel(recs[n], LIMIT)
+                    try:
+                        r = K.replay_kernel(recs[n], LIMIT)
+                    except K.KernelRunError as e:
+                        kept = (
+                            f"{out} keeps the {rep} complete repetition(s)" if rep else f"{out} is unchanged"
+                        )
+                        raise K.KernelRunError(f"{n}, repetition {rep + 1}: {e}; {kept}") from None
                     doc["workloads"][n]["runs"].append(r.as_dict())
                     note = f" ({r.oom_reruns} OOM-killed run(s) discarded)" if r.oom_reruns else ""
                     print(
@@ -154,6 +160,7 @@ def measure(config: str, runs: int, names: list[str], wset: str = "main") -> Pat
                     )
                 for wl in doc["workloads"].values():
                     _summarise(wl)
+                doc["repetitions"] = rep + 1  # what the file holds, should a later repetition fail
                 out.write_text(json.dumps(doc, indent=1) + "\n")
     return out
 
