@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import datetime
 import json
 import os
@@ -115,12 +116,64 @@ def _summarise(wl: dict[str, Any]) -> None:
     wl["oom_reruns"] = sum(r["oom_reruns"] for r in wl["runs"])
 
 
-def measure(config: str, runs: int, names: list[str], wset: str = "main") -> Path:
+def merge_sessions(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The runs of another session added to a recorded file (``measure --append``).
+
+    One session's runs spread less than the kernel does from one day (or
+    build) to the next: the median of 15 runs on 2026-12-04 lay outside the
+    range of the 5 recorded on 2026-12-01 in 6 of 26 zram cells and in 8 of
+    26 of each swap-file configuration. So a file may hold
+    several sessions on the same settings and traces; ``sessions`` says
+    which runs came from which (in order), ``date`` and ``kernel`` are the
+    latest's. Raises ``ValueError`` naming what does not match.
+    """
+    for key in (
+        "config",
+        "limit_bytes",
+        "swap_device",
+        "swap_kind",
+        "page_cluster",
+        "swappiness",
+        "cgroup",
+        "mglru",
+    ):
+        if old["settings"].get(key) != new["settings"].get(key):
+            raise ValueError(
+                f"settings.{key}: the recorded file has {old['settings'].get(key)!r}, "
+                f"this session {new['settings'].get(key)!r}"
+            )
+    if sorted(old["workloads"]) != sorted(new["workloads"]):
+        raise ValueError("the recorded file has other workloads: append every workload of its set")
+    for n, wl in new["workloads"].items():
+        if old["workloads"][n]["sha256"] != wl["sha256"]:
+            raise ValueError(f"{n}: the generator no longer makes the recorded trace")
+    merged = copy.deepcopy(old)
+    first = {"date": old["date"], "kernel": old["kernel"], "repetitions": old["repetitions"]}
+    merged["sessions"] = [
+        *old.get("sessions", [first]),
+        {"date": new["date"], "kernel": new["kernel"], "repetitions": new["repetitions"]},
+    ]
+    merged["date"], merged["kernel"] = new["date"], new["kernel"]
+    merged["settings"]["kernel"] = new["kernel"]
+    merged["repetitions"] = old["repetitions"] + new["repetitions"]
+    for n, wl in merged["workloads"].items():
+        wl["runs"] += copy.deepcopy(new["workloads"][n]["runs"])
+        _summarise(wl)
+    return merged
+
+
+def measure(config: str, runs: int, names: list[str], wset: str = "main", append: bool = False) -> Path:
     spec = CONFIGS[config]
     traces = _workload_dir()
     write_all(traces, names)
     out = _real(config, wset)
     DATA.mkdir(parents=True, exist_ok=True)
+    try:
+        recorded = json.loads(out.read_text()) if append else None
+    except FileNotFoundError:
+        raise K.KernelRunError(
+            f"--append: {out} does not exist yet (measure without --append first)"
+        ) from None
     with K.session(spec["swap"], cluster=spec["cluster"]) as facts:
         doc: dict[str, Any] = {
             "schema": 1,
@@ -161,7 +214,14 @@ def measure(config: str, runs: int, names: list[str], wset: str = "main") -> Pat
                 for wl in doc["workloads"].values():
                     _summarise(wl)
                 doc["repetitions"] = rep + 1  # what the file holds, should a later repetition fail
-                out.write_text(json.dumps(doc, indent=1) + "\n")
+                if recorded is not None:
+                    try:
+                        whole = merge_sessions(recorded, doc)
+                    except ValueError as e:
+                        raise K.KernelRunError(f"--append to {out}: {e}") from None
+                else:
+                    whole = doc
+                out.write_text(json.dumps(whole, indent=1) + "\n")
     return out
 
 
@@ -738,6 +798,11 @@ def main() -> int:
     m.add_argument("--runs", type=int, default=5)
     m.add_argument("--workload", action="append", choices=[n for ws in SETS.values() for n in ws])
     m.add_argument("--set", dest="wset", choices=list(SETS), default="main", help=WSET_HELP)
+    m.add_argument(
+        "--append",
+        action="store_true",
+        help="add the runs to the recorded file as another session (same settings and traces) instead of replacing it",
+    )
     sub.add_parser("overhead")
     sub.add_parser("stats")
     sub.add_parser("zram")
@@ -772,7 +837,7 @@ def main() -> int:
     try:
         if a.cmd == "measure":
             for c in a.config or list(CONFIGS):
-                print(measure(c, a.runs, a.workload or list(SETS[a.wset]), a.wset))
+                print(measure(c, a.runs, a.workload or list(SETS[a.wset]), a.wset, a.append))
         elif a.cmd == "overhead":
             print(overhead())
         elif a.cmd == "stats":

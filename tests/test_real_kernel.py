@@ -401,6 +401,11 @@ def test_recorded_measurements_are_complete_and_consistent(config: str, wset: st
     assert st["page_cluster"] == {"zram_pc0": 0, "file_pc0": 0, "file_pc3": 3}.get(config, st["page_cluster"])
     assert sorted(doc["workloads"]) == sorted(SETS[wset])
     assert doc["repetitions"] >= 5
+    sessions = doc.get(
+        "sessions", [{"date": doc["date"], "kernel": doc["kernel"], "repetitions": doc["repetitions"]}]
+    )
+    assert sum(s["repetitions"] for s in sessions) == doc["repetitions"]
+    assert (sessions[-1]["date"], sessions[-1]["kernel"]) == (doc["date"], doc["kernel"])
     for name, wl in doc["workloads"].items():
         assert wl["sha256"] == _trace_sha(name), f"{name}: the generator no longer makes the measured trace"
         assert len(wl["runs"]) == doc["repetitions"]
@@ -563,3 +568,52 @@ def test_records_stay_out_of_the_cgroup_charge_when_tmpfs_is_there(tmp_path: Pat
 def test_spread_summarises_repeated_counts() -> None:
     assert K.spread([3, 1, 2, 2]) == {"min": 1, "max": 3, "median": 2.0, "mean": 2.0, "sd": 0.82}
     assert K.spread([5]) == {"min": 5, "max": 5, "median": 5, "mean": 5.0, "sd": 0.0}
+
+
+def _kernel_truth() -> Any:
+    """bench/kernel_truth.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("kernel_truth", ROOT / "bench" / "kernel_truth.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _session(date: str, kernel: str, majflts: list[int], sha: str = "s1", cluster: int = 0) -> dict[str, Any]:
+    runs = [{"minflt": 100, "majflt": m, "oom_reruns": 0} for m in majflts]
+    settings = {"config": "file_pc0", "limit_bytes": LIMIT, "swap_device": "hdd", "page_cluster": cluster}
+    return {
+        "date": date,
+        "kernel": kernel,
+        "settings": {**settings, "kernel": kernel},
+        "repetitions": len(runs),
+        "workloads": {"w": {"sha256": sha, "runs": runs}},
+    }
+
+
+def test_another_session_adds_its_runs_to_the_recorded_file_and_says_which_are_whose() -> None:
+    kt = _kernel_truth()
+    day1 = _session("2026-12-01", "6.18.44-a", [10, 12])
+    day2 = _session("2026-12-04", "6.18.44-b", [30, 31, 32])
+    both = kt.merge_sessions(day1, day2)
+    assert [r["majflt"] for r in both["workloads"]["w"]["runs"]] == [10, 12, 30, 31, 32]
+    assert both["repetitions"] == 5 and both["workloads"]["w"]["majflt"]["median"] == 30
+    assert (both["workloads"]["w"]["majflt"]["min"], both["workloads"]["w"]["majflt"]["max"]) == (10, 32)
+    assert both["sessions"] == [
+        {"date": "2026-12-01", "kernel": "6.18.44-a", "repetitions": 2},
+        {"date": "2026-12-04", "kernel": "6.18.44-b", "repetitions": 3},
+    ]
+    assert (both["date"], both["kernel"], both["settings"]["kernel"]) == (
+        "2026-12-04",
+        "6.18.44-b",
+        "6.18.44-b",
+    )
+    assert len(day1["workloads"]["w"]["runs"]) == 2  # the recorded document is left as it was
+    third = kt.merge_sessions(both, _session("2026-12-05", "6.18.44-b", [20]))
+    assert [s["repetitions"] for s in third["sessions"]] == [2, 3, 1] and third["repetitions"] == 6
+    with pytest.raises(ValueError, match="w: the generator no longer makes the recorded trace"):
+        kt.merge_sessions(day1, _session("2026-12-04", "x", [1], sha="s2"))
+    with pytest.raises(ValueError, match=r"settings.page_cluster: the recorded file has 0, this session 3"):
+        kt.merge_sessions(day1, _session("2026-12-04", "x", [1], cluster=3))
