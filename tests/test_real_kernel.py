@@ -527,7 +527,7 @@ def test_the_simulator_agrees_with_the_recorded_kernel(config: str, name: str, t
 @pytest.mark.skipif(not SIM_AGREEMENT_ENABLED, reason="policy=linux not yet built (SIM_AGREEMENT_ENABLED)")
 def test_the_programs_own_pages_fault_back_in_after_a_sweep_as_on_the_kernel(tmp_path: Path) -> None:
     # seq_write_80 on zram: three write sweeps of 80 MiB, each of which reads back every page the
-    # last one swapped out, make the trace's own 40 960 major faults; the kernel counts 40 981 to
+    # last one swapped out, make the trace's own 40 960 major faults; the kernel counts 40 980 to
     # 40 983: the replayer's stack frame, GOT and TLS pages, swapped out by each sweep and faulted
     # back in after it (perf record -e major-faults -d). The hot image pages (cgroup.image_hot) are
     # most of that excess; without them the simulator counts the trace's faults alone.
