@@ -1,6 +1,6 @@
 """The real kernel's page faults on the workloads of ``vmexp/validate/workloads.py``, recorded as data.
 
-    python bench/kernel_truth.py measure [--config zram|file_pc0|file_pc3 ...] [--runs 5]
+    python bench/kernel_truth.py measure [--config zram|file_pc0|file_pc3 ...] [--runs 5] [--append]
     python bench/kernel_truth.py overhead       # what a replay costs its cgroup besides the trace
     python bench/kernel_truth.py stats          # the same runs with the memcg statistics kept fresh
     python bench/kernel_truth.py zram           # zram's compression ratio and per-page latency here
@@ -18,7 +18,10 @@ every workload ``--runs`` times per configuration, each run in a fresh
 the kernel release and settings, the date, every run's minflt, majflt and
 swap counters, and their spread. The order is run-major (every workload
 once, then every workload again), so slow drifts of the machine spread
-over all workloads instead of biasing one. Configurations:
+over all workloads instead of biasing one. ``--append`` adds the runs to
+the recorded file as another session instead of replacing it
+(``merge_sessions``: the kernel moves from one day to the next by more than
+within a session). Configurations:
 
 - ``zram``: a new 1 GiB zram device as swap, ``vm.page-cluster`` as the
   machine has it (zram ignores it: no readahead).
