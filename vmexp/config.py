@@ -271,6 +271,12 @@ class CgroupSettings:
         "pointer, ld.so's page size: 6 pages measured), touched by each malloc, calloc, realloc and free: they "
         "fault back in at the first allocation after a sweep",
     )
+    image_zero: int = decl.size(
+        "428k",
+        "of cgroup.image's cold pages (not cgroup.image_hot or cgroup.image_alloc), those that hold only zeros (the stack "
+        "the program grows at start, its bss tables: 107 pages measured): with policy=linux reclaim frees them without "
+        "a write, as Linux 6.12 and later do (swap_zeromap)",
+    )
     kernel: int = decl.size(
         "64k",
         "each process's kernel memory beyond its page tables (slab, the libraries' page tables), not evictable; "

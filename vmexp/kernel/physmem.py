@@ -82,6 +82,9 @@ class PhysMem:
         # Frames whose accessed bit a working-set sampler cleared after reading it set
         # (vmexp.kernel.loadctl): still young for the replacement policy, like Linux's PG_young.
         self.soft_young: set[int] = set()
+        # Frames whose page holds only zeros (a program's untouched stack and bss: System.load_image),
+        # which Linux's reclaim frees without a write (Reclaim.pageout).
+        self.zero_filled: set[int] = set()
 
     def alloc(self, mm: MM, vpn: int) -> int:
         """A frame for ``mm``'s page ``vpn``, reclaiming (or OOM-killing) first as needed."""
@@ -171,6 +174,8 @@ class PhysMem:
         mm.policy.removed(f)
         if self.soft_young:
             self.soft_young.discard(f)
+        if self.zero_filled:
+            self.zero_filled.discard(f)
         self.frame_mm[f] = None
         self.free_frames.append(f)
         self.nfree += 1

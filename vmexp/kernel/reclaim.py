@@ -44,7 +44,15 @@ while it scans; a reclaim there that finds nothing to free at the tail goes
 down to priority 0 and unmaps and writes every old page of the inactive list
 (measured with tracepoints: 7 316 pages in one reclaim), which the process
 then finds in the swap cache (minor faults). At page-cluster 0 there is no
-such plug.
+such plug. A memory cgroup's reclaim does not throttle either (the kernel
+throttles only global direct reclaim that makes no progress): its ladder
+writes into ``shrink_lruvec``'s own plug and waits only for writes already
+on the device, which complete while the kernel scans on (the simulator's
+scan takes no time); a pass that finds nothing to free can so write a large
+part of the inactive list, as the kernel's does (measured: about 2 900
+pages in the pass at the end of ``uniform_128_read``'s sweep). A page that
+holds only zeros is freed without a write (Linux 6.12's zeromap; a
+program's untouched stack and bss, ``cgroup.image_zero``).
 
 Memory cgroups (``vmexp.kernel.memcg``): at the group's limit the charging
 process reclaims from the group's pages itself, a batch of at least
@@ -543,13 +551,18 @@ class Reclaim:
         plug.clear()
         self._plug_requests = 0
 
-    def throttle(self) -> bool:
+    def throttle(self, cgroup: bool = False) -> bool:
         if self._kswapd:
             return not self.writeback_until()
-        if self.outer_plug:
+        if self.outer_plug or cgroup:
             # The writes of this pass are still in the plug: none can complete while the
             # reclaimer scans on (anonymous reclaim does not sleep on writeback), so it goes on.
-            # Writes the plug let through earlier complete meanwhile on a fast disk.
+            # Writes the plug let through earlier complete meanwhile on a fast disk. A memory
+            # cgroup's reclaim never throttles in its ladder (consider_reclaim_throttle: "Do not
+            # throttle kswapd or cgroup reclaim on NOPROGRESS"; shrink_inactive_list's writeback
+            # throttle counts dirty pages not queued for I/O, which anonymous pages never are), so
+            # it does the same; a global direct reclaimer throttles (reclaim_throttle
+            # VMSCAN_THROTTLE_NOPROGRESS at priority 1), here at the first chunk that frees nothing.
             q = self._wb_queue
             wb = self.writeback
             while q and wb.get(q[0][1]) != q[0][0]:
@@ -578,7 +591,8 @@ class Reclaim:
         (its only copy is in memory); a page that still has its slot and is
         clean (read back and not written since) is unmapped and freed
         without I/O. A dirty page is written: by zram now, on a disk
-        asynchronously, the frame kept until the write completes.
+        asynchronously, the frame kept until the write completes; unless
+        it holds only zeros, which is freed at once (Linux 6.12's zeromap).
         """
         mem = self.mem
         mm = mem.frame_mm[frame]
@@ -591,8 +605,13 @@ class Reclaim:
         dev = self.dev
         slot = cache.slot_of.get(frame, -1)
         dirty = slot < 0 or (mapped and bool(mem.pte_bits[frame] & DIRTY))
+        zero = dirty and frame in mem.zero_filled
+        if zero:
+            # swap_writeout (Linux 6.12+): a page of zeros is not written (is_folio_zero_filled);
+            # its slot's zeromap bit records it, and the page is freed now, with no I/O.
+            dirty = False
         if slot < 0:
-            if isinstance(dev, Zram) and not dev.can_store():
+            if isinstance(dev, Zram) and not zero and not dev.can_store():
                 return PAGE_ACTIVATE  # zs_malloc would fail: no RAM for the pool
             slot = space.alloc() if self._swap_allowed() else -1
             if slot < 0:
@@ -626,6 +645,8 @@ class Reclaim:
                 self._plug.append(frame)
                 self.writeback[frame] = -1
                 return PAGE_WRITEBACK
+        elif zero:
+            self.stat.swpout_zero += 1
         elif mapped or frame in cache.readahead:
             # Read back (or ahead) and unchanged since: freed with no I/O. An unmapped page that is
             # neither is the page this reclaim wrote earlier, freed now that its write completed; it

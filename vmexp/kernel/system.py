@@ -125,6 +125,7 @@ class System:
                 -(-cg.image // ps),
                 -(-cg.image_hot // ps),
                 -(-cg.image_alloc // ps),
+                -(-cg.image_zero // ps),
             )
             self.reclaim.memcg = self.memcg
         self.observe(observer)
@@ -147,10 +148,11 @@ class System:
         if self.memcg is not None:
             self.memcg.attach(mm, program=not bare)
             if not bare:
-                self.load_image(mm, self.memcg.image, self.memcg.image_hot, self.memcg.image_alloc)
+                cg = self.memcg
+                self.load_image(mm, cg.image, cg.image_hot, cg.image_alloc, cg.image_zero)
         return mm
 
-    def load_image(self, mm: MM, pages: int, hot: int = 0, alloc: int = 0) -> None:
+    def load_image(self, mm: MM, pages: int, hot: int = 0, alloc: int = 0, zero: int = 0) -> None:
         """The process's own pages (its stack, the data of the program and its libraries), written at start.
 
         They are in place before the workload's first operation (exec and
@@ -159,7 +161,10 @@ class System:
         anonymous pages, cold, that reclaim may swap out; all but the top
         ``hot`` ones, which every operation uses (``mm.hot``), and the
         ``alloc`` below them, which every allocator call uses as well
-        (``mm.hot_alloc``: vmexp.kernel.memcg).
+        (``mm.hot_alloc``: vmexp.kernel.memcg). The lowest ``zero`` of the
+        cold ones hold only zeros (``PhysMem.zero_filled``); nothing
+        addresses a cold page after the start, so they stay zero while
+        resident.
         """
         if pages <= 0:
             return
@@ -172,11 +177,14 @@ class System:
         # away from the last for a sequential run: __swapin_nr_pages).
         mm.hot = tuple(top[0::2]) + tuple(top[1::2])
         mm.hot_alloc = mm.hot + tuple(below[0::2]) + tuple(below[1::2])
+        zeros = range(start >> self.shift, min(below.start, (start >> self.shift) + zero))
         for vpn in range(start >> self.shift, end >> self.shift):
             f = self.mem.alloc(mm, vpn)
             mm.pt.add(vpn, f)
             self.mem.pte_bits[f] = ACCESSED | DIRTY
             mm.policy.inserted(f)
+            if vpn in zeros:
+                self.mem.zero_filled.add(f)
 
     def syscalls(self, mm: MM) -> Syscalls:
         """``mm``'s view of the kernel, for its C library."""
@@ -209,7 +217,12 @@ class System:
         if self.linux:
             policy = self.reclaim.global_policy
             events = policy.events() if policy is not None else {}
-            out["vmstat"] = {**events, "swap_ra": self.stat.swap_ra, "swap_ra_hit": self.stat.swap_ra_hit}
+            out["vmstat"] = {
+                **events,
+                "swap_ra": self.stat.swap_ra,
+                "swap_ra_hit": self.stat.swap_ra_hit,
+                "swpout_zero": self.stat.swpout_zero,
+            }
         if isinstance(self.dev, Zram):
             out["zram"] = {
                 "stored_bytes_peak": self.space.used_peak * ps,

@@ -16,6 +16,7 @@ class VMStat:
         "pswpout",
         "swap_ra",
         "swap_ra_hit",
+        "swpout_zero",
     )
 
     def __init__(self) -> None:
@@ -26,3 +27,4 @@ class VMStat:
         self.pgsteal_direct = 0  # pages reclaimed by faulting processes
         self.swap_ra = 0  # pages read ahead of a swap-in (Linux's path)
         self.swap_ra_hit = 0  # read-ahead pages used before they were reclaimed
+        self.swpout_zero = 0  # pages of zeros reclaimed without a write (Linux's path)

@@ -123,12 +123,14 @@ class Reclaimer(FrameView, Protocol):
         """blk_finish_plug: the writes started since the last call go to the device as one request."""
         ...
 
-    def throttle(self) -> bool:
+    def throttle(self, cgroup: bool = False) -> bool:
         """Writes are in flight and nothing was freed: wait for the first one; False: stop here instead.
 
         The faulting process waits (and the call returns True); kswapd
         cannot wait inside a pass, so the pass ends (False) and the machine
-        puts kswapd to sleep until the write completes.
+        puts kswapd to sleep until the write completes. A memory cgroup's
+        reclaim (``cgroup``) waits only for a write already on the device,
+        not for the ones it holds in its plug.
         """
         ...
 

@@ -371,8 +371,9 @@ class LinuxLRU(Policy):
                 else:
                     sc.skipped_deactivate = True
             if reclaimed < sc.nr_to_reclaim or proportional:
-                # Nothing freed: let the writes in flight complete first (kswapd: stop and sleep).
-                if not freed and not self.view.throttle():
+                # Nothing freed: let the writes in flight complete first (kswapd: stop and sleep;
+                # a cgroup's reclaim: only the writes already on the device).
+                if not freed and not self.view.throttle(sc.cgroup):
                     sc.stop = True
                     break
                 continue
