@@ -343,9 +343,10 @@ def test_the_programs_pages_of_zeros_are_reclaimed_without_a_write(tmp_path, dev
     # page or two, so the writes saved are 107 give or take that).
     text = "malloc 0 4096\ntouch 0\nmalloc 1 1M\ntouch 1\n"
     common = ("ram=64M", "swap=64M", "cgroup.memory_max=1M", f"machine.swap_device={device}")
-    with_zeros = trace_run(tmp_path, text, *common)
+    with_zeros = trace_run(tmp_path, text, *common, "explain=true")
     none = trace_run(tmp_path, text, *common, "cgroup.image_zero=0")
     assert with_zeros.system["vmstat"]["swpout_zero"] == 107 and none.system["vmstat"]["swpout_zero"] == 0
+    assert "\n".join(with_zeros.explain or []).count("only zeros: not written") == 107
     assert 100 <= none.processes[0].pswpout - with_zeros.processes[0].pswpout <= 110
 
 

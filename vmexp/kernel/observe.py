@@ -37,8 +37,11 @@ class Observer:
     def reference(self, mm: MM, vpn: int, write: int, kind: str) -> None:
         """A reference to ``vpn`` completed; ``kind`` is HIT, MINOR or MAJOR."""
 
-    def evicted(self, frame: int, mm: MM, vpn: int, slot: int, wrote: bool) -> None:
-        """Reclaim freed ``frame``; the page now lives in swap ``slot`` (``wrote``: I/O was needed)."""
+    def evicted(self, frame: int, mm: MM, vpn: int, slot: int, wrote: bool, zero: bool = False) -> None:
+        """Reclaim freed ``frame``; the page now lives in swap ``slot`` (``wrote``: I/O was needed).
+
+        ``zero``: the page held only zeros, so nothing was written (Linux's zeromap).
+        """
 
     def oom_killed(self, victim: MM) -> None:
         """The OOM killer chose ``victim``."""
@@ -85,8 +88,13 @@ class Narrator(Observer):
             f"  p{mm.pid} {'w' if write else 'r'} page {vpn:#x}{own}: {kind} -> {where}; resident {resident(mm)}"
         )
 
-    def evicted(self, frame: int, mm: MM, vpn: int, slot: int, wrote: bool) -> None:
-        how = f"written to swap slot {slot}" if wrote else f"clean, swap slot {slot} still valid: dropped"
+    def evicted(self, frame: int, mm: MM, vpn: int, slot: int, wrote: bool, zero: bool = False) -> None:
+        if zero:
+            how = f"only zeros: not written, swap slot {slot} marked zero-filled"
+        elif wrote:
+            how = f"written to swap slot {slot}"
+        else:
+            how = f"clean, swap slot {slot} still valid: dropped"
         self.lines.append(f"    evict frame {frame} (p{mm.pid} page {vpn:#x}): {how}")
 
     def oom_killed(self, victim: MM) -> None:
@@ -131,9 +139,9 @@ class Observers(Observer):
         for o in self.all:
             o.reference(mm, vpn, write, kind)
 
-    def evicted(self, frame: int, mm: MM, vpn: int, slot: int, wrote: bool) -> None:
+    def evicted(self, frame: int, mm: MM, vpn: int, slot: int, wrote: bool, zero: bool = False) -> None:
         for o in self.all:
-            o.evicted(frame, mm, vpn, slot, wrote)
+            o.evicted(frame, mm, vpn, slot, wrote, zero)
 
     def oom_killed(self, victim: MM) -> None:
         for o in self.all:

@@ -625,7 +625,7 @@ class Reclaim:
             if mm.swapents > mm.swap_peak:
                 mm.swap_peak = mm.swapents
             if self.obs is not None:
-                self.obs.evicted(frame, mm, vpn, slot, dirty)
+                self.obs.evicted(frame, mm, vpn, slot, dirty, zero)
         if dirty:
             self.stat.pswpout += 1
             mm.pswpout += 1
