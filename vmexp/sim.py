@@ -242,6 +242,11 @@ class Process:
         # between slices would show operations that come after its time (one quantum later).
         snap_at = self.snap_due - int(self.sim.env.now)
         while clock.used < budget:
+            if mm.resched:
+                mm.resched = False
+                if self.sim.system.fault.user_return(mm) and not self.sim.wait_inline():
+                    return BLOCKED
+                continue
             if self.pending is not None:
                 if self._resume_refs(budget):
                     return BLOCKED
@@ -350,6 +355,7 @@ class Process:
         clock.wait(self.sleep_ns)
         self.slept_ns += self.sleep_ns
         self.sleep_ns = 0
+        self.mm.resched = True
         return True
 
     def _block(self, op: Op) -> tuple[int, int] | None:
@@ -582,6 +588,7 @@ class Process:
             ev = machine.acquire()
             if ev is not None:
                 yield ev
+                self.mm.resched = True  # another process ran meanwhile: a context switch
             if self.mm.killed:
                 machine.release()
                 break
@@ -647,8 +654,10 @@ class Process:
                 if wait > 0:
                     self.blocked_ns += wait
                     yield env.timeout(wait)
+                mm.resched = True
             elif status == SLEEPING:
                 yield env.timeout(sleep_ns)
+                mm.resched = True
         if not self.mm.killed:
             self._finish("ok")
         elif self.final is None:
@@ -824,6 +833,8 @@ class Simulation:
         if wait > 0:
             clock.wait(wait)
         clock.block_until = 0
+        if clock.running is not None:
+            clock.running.resched = True  # it slept: rseq on the way back (FaultHandler.user_return)
         return True
 
     def guard(self) -> None:

@@ -214,12 +214,51 @@ class FaultHandler:
                 start = i
                 if wait_inline is None or not wait_inline():
                     break
+                # Back to user space after the wait: the kernel writes the rseq area first.
+                while mm.resched:
+                    mm.resched = False
+                    if self.user_return(mm) and not wait_inline():
+                        clock.used += (i - start) * cost
+                        mm.refs += i - i0
+                        return i
             if clock.used >= budget:
                 break
             limit = min(n, i + (budget - clock.used) // cost + 1)
         clock.used += (i - start) * cost
         mm.refs += i - i0
         return i
+
+    def user_return(self, mm: MM) -> bool:
+        """The kernel writes the process's rseq area on its way back to user space; True if it must wait.
+
+        After a context switch (``__schedule`` -> ``rseq_preempt``) the
+        return to user space updates the ``struct rseq`` registered in the
+        thread's TLS (``rseq_handle_notify_resume``): a write to that page
+        by the kernel, which faults like the process's own when the page is
+        out. A process that sleeps at every major fault so keeps it hot; one
+        that seldom sleeps (zram's synchronous swap-ins) lets a long sweep
+        swap it out (measured with ``perf record -e major-faults -d``: the
+        faults at ``__get_user_8``). The page is the first of the program's
+        hot pages (``mm.hot``); a process without an image has none.
+        """
+        if not mm.hot:
+            return False
+        vpn = mm.hot[0]
+        e = mm.pt.pte.get(vpn, PTE_NONE)
+        self.clock.used += self.cost_ref
+        if e >= 0 and self.mem.pte_bits[e] & _MASKS[1] == _WANTS[1]:
+            if mm.policy.on_hit is not None:
+                mm.policy.on_hit(e)
+            if self.obs is not None:
+                self.obs.reference(mm, vpn, 1, HIT)
+            return False
+        minflt, majflt = mm.minflt, mm.majflt
+        major = self.fault(mm, vpn, e, 1)
+        if self.obs is not None:
+            self.obs.reference(
+                mm, vpn, 1, MAJOR if mm.majflt > majflt else MINOR if mm.minflt > minflt else HIT
+            )
+        return bool(major or self.clock.block_until)
 
     def fault(self, mm: MM, vpn: int, e: int, w: int) -> bool:
         """Everything a reference does beyond a plain hit; True if the process must now wait (for I/O)."""

@@ -25,7 +25,9 @@ it, measured on Linux 6.18 with the replayer (tests/data/real_kernel/overhead.js
   are used by every operation: the process touches them before each one,
   and 4 of them after its last (the replayer's ``getrusage``), so they
   stay hot but fault back in after an operation that swept more than the
-  limit (``vmexp.sim.Process.execute``). Others (``image_alloc``, 6
+  limit (``vmexp.sim.Process.execute``). The first of them holds the
+  thread's ``struct rseq``, which the kernel writes on every return to
+  user space after a context switch (``FaultHandler.user_return``). Others (``image_alloc``, 6
   measured the same way on the ``blocks``, ``grow_160`` and ``churn_120``
   workloads: ``main_arena`` and ``mp_`` in the C library's data, the brk
   pointer ``__curbrk``, ld.so's ``_rtld_global_ro`` read by ``sysmalloc``

@@ -300,6 +300,7 @@ class MM:
         "pswpout",
         "pt",
         "refs",
+        "resched",
         "rss",
         "rss_peak",
         "swap_peak",
@@ -328,5 +329,8 @@ class MM:
         self.memcg: MemCgroup | None = None
         self.hot: Sequence[int] = ()  # pages of its image that every operation uses (vmexp.kernel.memcg)
         self.hot_alloc: Sequence[int] = ()  # those and the ones every allocator call uses as well
+        # Scheduled out (it slept, or waited for a CPU) since it last returned to user space: on the
+        # way back the kernel writes its rseq area, in the first of ``hot`` (FaultHandler.user_return).
+        self.resched = False
         self.exit = "running"
         self.op = 0  # index of the operation being executed (syscalls.csv's op column)
