@@ -355,7 +355,7 @@ class Process:
         clock.wait(self.sleep_ns)
         self.slept_ns += self.sleep_ns
         self.sleep_ns = 0
-        self.mm.resched = True
+        self.mm.resched = bool(self.mm.hot)
         return True
 
     def _block(self, op: Op) -> tuple[int, int] | None:
@@ -588,7 +588,7 @@ class Process:
             ev = machine.acquire()
             if ev is not None:
                 yield ev
-                self.mm.resched = True  # another process ran meanwhile: a context switch
+                self.mm.resched = bool(self.mm.hot)  # another process ran meanwhile: a context switch
             if self.mm.killed:
                 machine.release()
                 break
@@ -654,10 +654,10 @@ class Process:
                 if wait > 0:
                     self.blocked_ns += wait
                     yield env.timeout(wait)
-                mm.resched = True
+                mm.resched = bool(mm.hot)
             elif status == SLEEPING:
                 yield env.timeout(sleep_ns)
-                mm.resched = True
+                mm.resched = bool(mm.hot)
         if not self.mm.killed:
             self._finish("ok")
         elif self.final is None:
@@ -833,8 +833,9 @@ class Simulation:
         if wait > 0:
             clock.wait(wait)
         clock.block_until = 0
-        if clock.running is not None:
-            clock.running.resched = True  # it slept: rseq on the way back (FaultHandler.user_return)
+        running = clock.running
+        if running is not None and running.hot:
+            running.resched = True  # it slept: rseq on the way back (FaultHandler.user_return)
         return True
 
     def guard(self) -> None:
