@@ -198,11 +198,7 @@ class FaultHandler:
                     i += 1
                     obs.reference(mm, vpn, w, HIT)
                     continue
-                minflt, majflt = mm.minflt, mm.majflt
-                major = self.fault(mm, vpn, e, w)
-                obs.reference(
-                    mm, vpn, w, MAJOR if mm.majflt > majflt else MINOR if mm.minflt > minflt else HIT
-                )
+                major = self._fault_observed(mm, vpn, e, w, obs)
             else:
                 major = self.fault(mm, vpn, e, w)
             if ws_note is not None:
@@ -252,13 +248,16 @@ class FaultHandler:
             if self.obs is not None:
                 self.obs.reference(mm, vpn, 1, HIT)
             return False
-        minflt, majflt = mm.minflt, mm.majflt
-        major = self.fault(mm, vpn, e, 1)
-        if self.obs is not None:
-            self.obs.reference(
-                mm, vpn, 1, MAJOR if mm.majflt > majflt else MINOR if mm.minflt > minflt else HIT
-            )
+        obs = self.obs
+        major = self.fault(mm, vpn, e, 1) if obs is None else self._fault_observed(mm, vpn, e, 1, obs)
         return bool(major or self.clock.block_until)
+
+    def _fault_observed(self, mm: MM, vpn: int, e: int, w: int, obs: Observer) -> bool:
+        """``fault``, and the observer told what kind of reference it was (by the counts it moved)."""
+        minflt, majflt = mm.minflt, mm.majflt
+        major = self.fault(mm, vpn, e, w)
+        obs.reference(mm, vpn, w, MAJOR if mm.majflt > majflt else MINOR if mm.minflt > minflt else HIT)
+        return major
 
     def fault(self, mm: MM, vpn: int, e: int, w: int) -> bool:
         """Everything a reference does beyond a plain hit; True if the process must now wait (for I/O)."""
