@@ -37,7 +37,7 @@ from vmexp.libc.factory import make_allocator
 from vmexp.results import ProcResult, Result
 from vmexp.units import format_duration, format_size
 from vmexp.workload import ProcSpec, WorkloadError
-from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, PAGEREF, REALLOC, SLEEP, TOUCH, Op, describe
+from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, REALLOC, SLEEP, TOUCH, Op, describe
 
 _ALLOCATIONS = (MALLOC, CALLOC, REALLOC)
 # The operations that call the allocator: they also touch its state in the program's image (mm.hot_alloc).
@@ -165,7 +165,6 @@ class Process:
                 TOUCH: self._touch,
                 COMPUTE: self._compute,
                 SLEEP: self._sleep,
-                PAGEREF: self._pageref,
             },
         )
         self.alloc: Allocator | None = (
@@ -491,9 +490,6 @@ class Process:
 
     def _sleep(self, op: Op) -> None:
         self.sleep_ns = op[1]
-
-    def _pageref(self, op: Op) -> None:
-        self._start_refs((op[1],), _ONES if op[2] else _ZEROS, 1)
 
     def _malloc(self, op: Op) -> None:
         assert self.alloc is not None

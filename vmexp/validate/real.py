@@ -38,7 +38,7 @@ from typing import Any, TypedDict
 
 from vmexp.config import ConfigError, Settings
 from vmexp.libc.base import MALLINFO_FIELDS
-from vmexp.workload.ops import CALLOC, FREE, MALLOC, PAGEREF, REALLOC, TOUCH, Op
+from vmexp.workload.ops import CALLOC, FREE, MALLOC, REALLOC, TOUCH, Op
 from vmexp.workload.traces import parse_trace
 
 __all__ = [
@@ -240,8 +240,6 @@ def _records(ops: list[Op], op_index: list[int]) -> bytes:
     for op, g in zip(ops, op_index, strict=True):
         code = op[0]
         if code not in _REPLAYED:
-            if code == PAGEREF:
-                raise ReplayError(f"op {g}: page references cannot be replayed against glibc")
             continue  # compute / sleep: time passes, memory does not change
         bid = ids.setdefault(op[1], len(ids))
         if code in (MALLOC, REALLOC):

@@ -11,7 +11,6 @@ process loop; a dataclass per operation would dominate the run time.
     (TOUCH, id, offset, length, write)   length -1 = the whole block; write 0/1
     (COMPUTE, duration_ns)                CPU work: the process keeps (or waits for) a CPU
     (SLEEP, duration_ns)                  think time: the process gives up the CPU
-    (PAGEREF, vpn, write)                one reference to a virtual page
 
 Ids are the workload's names for blocks (the trace's ``ID``), not addresses;
 the process maps them to the pointers its allocator returned.
@@ -25,7 +24,6 @@ REALLOC = 2
 FREE = 3
 TOUCH = 4
 COMPUTE = 5
-PAGEREF = 6
 SLEEP = 7
 
 Op = tuple[int, ...]
@@ -51,6 +49,4 @@ def describe(op: Op) -> str:
         return f"compute {op[1]}ns"
     if code == SLEEP:
         return f"sleep {op[1]}ns"
-    if code == PAGEREF:
-        return f"ref {op[1]} {'w' if op[2] else 'r'}"
     return f"op{code}"
