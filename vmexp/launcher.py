@@ -328,7 +328,7 @@ class _Pool:
         results: dict[int, JobReturn] = {}
         warmed = False
         try:
-            while queue or any(task.figures_of is None for _proc, task in self.running.values()):
+            while True:
                 while queue and len(self.running) < self.n:
                     task = queue.popleft()
                     self._start(
@@ -340,6 +340,11 @@ class _Pool:
                 if not warmed:  # the children have the cores; this process imports what comes next
                     warmed = True
                     _import_plotting()
+                # Checked after starting, not before waiting: once the last figures have started,
+                # the sweep's own figures and report can be drawn beside them (it waited for one
+                # figure process to end first, leaving a core idle at the very end).
+                if not queue and all(task.figures_of is not None for _proc, task in self.running.values()):
+                    break
                 for conn in wait(list(self.running)):
                     task, status, value = self._finish(conn)  # type: ignore[arg-type]
                     if task.figures_of is not None:
