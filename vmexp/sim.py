@@ -426,7 +426,7 @@ class Process:
             # One reference that the MMU lets through (most touches of a small object) is
             # answered here with the loop's own test and cost, as ``MemoryCalls._access``
             # answers the allocator's: setting up the loop, even calling the method that
-            # starts it, cost more than the reference (6 % of a default run's CPU).
+            # starts it, cost more than the reference (5 % of a default run's CPU).
             e = self.pte.get(v0, PTE_NONE)
             if e >= 0 and self.pte_bits[e] & PLAIN_MASK[w] == PLAIN_WANT[w]:
                 on_hit = self.mm.policy.on_hit
