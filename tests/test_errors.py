@@ -475,6 +475,21 @@ def test_a_trace_file_without_read_permission(tmp_path: Path) -> None:
     assert line == f"vmexp: error: {path}: cannot read the file (permission denied)"
 
 
+def test_a_python_without_vmexps_packages_is_told_so_in_one_line(tmp_path: Path) -> None:
+    # The commonest slip: run.py started by another Python than the one vmexp was installed
+    # into. `-S` leaves out site-packages, so vmexp's own modules import and the first third-party
+    # one (hydra, numpy, yaml...) does not.
+    r = subprocess.run(
+        [sys.executable, "-S", "run.py", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    line = one_error_line(Outcome(r.returncode, r.stdout, r.stderr, tmp_path))
+    assert re.fullmatch(
+        rf"vmexp: error: {re.escape(sys.executable)} cannot import \w+: install vmexp .*", line
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_trace_file_without_read_permission_is_a_trace_error_in_process(tmp_path: Path) -> None:
     """The same path whoever runs the tests: the OS's refusal becomes the one-line message."""
     from vmexp.workload.traces import TraceError, parse_trace
