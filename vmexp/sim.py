@@ -354,7 +354,7 @@ class Process:
         clock.wait(self.sleep_ns)
         self.slept_ns += self.sleep_ns
         self.sleep_ns = 0
-        self.mm.resched = bool(self.mm.hot)
+        self.mm.switched_out()
         return True
 
     def _block(self, op: Op) -> tuple[int, int] | None:
@@ -582,7 +582,7 @@ class Process:
             ev = machine.acquire()
             if ev is not None:
                 yield ev
-                self.mm.resched = bool(self.mm.hot)  # another process ran meanwhile: a context switch
+                self.mm.switched_out()  # another process ran meanwhile: a context switch
             if self.mm.killed:
                 machine.release()
                 break
@@ -648,10 +648,10 @@ class Process:
                 if wait > 0:
                     self.blocked_ns += wait
                     yield env.timeout(wait)
-                mm.resched = bool(mm.hot)
+                mm.switched_out()
             elif status == SLEEPING:
                 yield env.timeout(sleep_ns)
-                mm.resched = bool(mm.hot)
+                mm.switched_out()
         if not self.mm.killed:
             self._finish("ok")
         elif self.final is None:
@@ -828,8 +828,8 @@ class Simulation:
             clock.wait(wait)
         clock.block_until = 0
         running = clock.running
-        if running is not None and running.hot:
-            running.resched = True  # it slept: rseq on the way back (FaultHandler.user_return)
+        if running is not None and running.hot:  # a process without an image (a trace's string) makes no call
+            running.switched_out()  # it slept: rseq on the way back (FaultHandler.user_return)
         return True
 
     def guard(self) -> None:

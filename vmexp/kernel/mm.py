@@ -334,3 +334,7 @@ class MM:
         self.resched = False
         self.exit = "running"
         self.op = 0  # index of the operation being executed (syscalls.csv's op column)
+
+    def switched_out(self) -> None:
+        """It gave up the CPU (slept, waited for I/O or for a CPU): rseq is due on its way back, if it has an image."""
+        self.resched = bool(self.hot)
