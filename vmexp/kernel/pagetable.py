@@ -26,6 +26,8 @@ ever materialising them.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -109,6 +111,35 @@ class PageTable:
             self.memcg.pt_pages -= self.pages - 1
         for counts in self._counts:
             counts.clear()
+
+    def remove_many(self, vpns: list[int]) -> list[int]:
+        """Drop the entries of ``vpns`` (which must exist); their entries in that order, empty tables freed.
+
+        ``zap_pte_range`` works a leaf table at a time, and so does this: the
+        entries gone from each table are counted once per table, not once
+        per page, which is what a munmap of many pages costs here. The
+        tables left, and the memcg's charge for them, are those ``remove``
+        of each page would leave.
+        """
+        pop = self.pte.pop
+        entries = [pop(v) for v in vpns]
+        gone: Iterable[int] = vpns
+        shift = self.bits
+        for counts in self._counts:
+            emptied = []
+            for idx, k in Counter(map(shift.__rrshift__, gone)).items():
+                n = counts[idx] - k
+                if n:
+                    counts[idx] = n
+                else:
+                    del counts[idx]
+                    emptied.append(idx)
+            if not emptied:
+                break
+            if self.memcg is not None:
+                self.memcg.pt_pages -= len(emptied)
+            gone = emptied
+        return entries
 
     def remove(self, vpn: int) -> int:
         """Drop the entry of ``vpn`` (which must exist); frees tables left empty."""

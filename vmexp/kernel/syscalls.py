@@ -62,9 +62,6 @@ class MemoryCalls:
         self.forget: Callable[[int], None] | None = None
 
     # ------------------------------------------------------------ unmapping
-    def zap_one(self, mm: MM, vpn: int) -> None:
-        self.free_entry(mm, mm.pt.remove(vpn))
-
     def free_entry(self, mm: MM, e: int) -> None:
         """Free the frame or slot that entry ``e`` of ``mm`` held (zap_pte_range's per-entry part)."""
         if e <= SWAPPED:
@@ -91,13 +88,12 @@ class MemoryCalls:
         v0 = start >> self.shift
         v1 = (end + self.page_size - 1) >> self.shift
         pte = mm.pt.pte
-        if v1 - v0 <= 4 * len(pte):
-            for vpn in range(v0, v1):
-                if vpn in pte:
-                    self.zap_one(mm, vpn)
-        else:
-            for vpn in [v for v in pte if v0 <= v < v1]:
-                self.zap_one(mm, vpn)
+        dense = v1 - v0 <= 4 * len(pte)  # walk the range, or the table when the range is far larger
+        vpns = list(filter(pte.__contains__, range(v0, v1))) if dense else [v for v in pte if v0 <= v < v1]
+        # The entries first, then what they held: nothing that frees a frame or slot reads the table.
+        free_entry = self.free_entry
+        for e in mm.pt.remove_many(vpns):
+            free_entry(mm, e)
 
     def zap_all(self, mm: MM) -> None:
         """Everything ``mm`` maps (exit_mmap): each entry's frame or slot, in table order, then the tables.
