@@ -69,6 +69,8 @@ def check(k: System) -> None:
                 rss += 1
         assert rss == mm.rss, f"p{mm.pid}: rss counter {mm.rss} but {rss} present pages"
         assert swapents == mm.swapents, f"p{mm.pid}: swap counter {mm.swapents} but {swapents} swapped pages"
+        vsz = sum(v.end - v.start for v in mm.aspace.vmas)
+        assert vsz == mm.aspace.vsz, f"p{mm.pid}: vsz counter {mm.aspace.vsz} but its VMAs map {vsz} bytes"
         resident += rss
         assert mm.minflt >= 0 and mm.majflt >= 0 and mm.refs >= 0
     assert resident + unmapped + mem.nfree + mem.pool == mem.nframes, (

@@ -74,6 +74,7 @@ class AddressSpace:
         self.start_brk = regions.start_brk
         self.brk = regions.start_brk
         self.heap: VMA | None = None
+        self._vsz = 0  # the VMAs' total, kept as they change: an mmap used to sum every VMA
         self.vsz_peak = 0
         fixed = (
             ()
@@ -113,16 +114,17 @@ class AddressSpace:
 
     @property
     def vsz(self) -> int:
-        return sum(v.end - v.start for v in self.vmas)
+        """Bytes mapped (``ps -o vsz``), the VMAs' lengths added up."""
+        return self._vsz
 
     # -- changes ------------------------------------------------------------
     def _insert(self, vma: VMA) -> None:
         i = bisect_right(self._starts, vma.start)
         self._starts.insert(i, vma.start)
         self.vmas.insert(i, vma)
-        vsz = self.vsz
-        if vsz > self.vsz_peak:
-            self.vsz_peak = vsz
+        self._vsz += vma.end - vma.start
+        if self._vsz > self.vsz_peak:
+            self.vsz_peak = self._vsz
 
     def _remove_at(self, i: int) -> None:
         del self._starts[i]
@@ -147,6 +149,7 @@ class AddressSpace:
                 continue
             lo, hi = max(v.start, start), min(v.end, end)
             removed.append((lo, hi))
+            self._vsz -= hi - lo
             if v.start < lo and hi < v.end:
                 tail = VMA(hi, v.end, v.kind)
                 v.end = lo
@@ -190,9 +193,10 @@ class AddressSpace:
             if v.kind == "stack":
                 start = min(v.start, v.end - length)
                 if start < v.start:
+                    self._vsz += v.start - start
                     v.start = start
                     self._starts[i] = start
-                    self.vsz_peak = max(self.vsz_peak, self.vsz)
+                    self.vsz_peak = max(self.vsz_peak, self._vsz)
                 return v.end - length, v.end
         raise ValueError("the process has no stack")
 
@@ -220,11 +224,11 @@ class AddressSpace:
         if self.heap is None:
             self.heap = self.map(oldpg, newpg, "heap")
         else:
+            self._vsz += newpg - self.heap.end
             self.heap.end = newpg
         self.brk = new
-        vsz = self.vsz
-        if vsz > self.vsz_peak:
-            self.vsz_peak = vsz
+        if self._vsz > self.vsz_peak:
+            self.vsz_peak = self._vsz
         return True, []
 
     def resize(self, addr: int, old_len: int, new_len: int) -> tuple[int, list[tuple[int, int]]]:
@@ -239,10 +243,10 @@ class AddressSpace:
         if new_len <= old_len:
             return addr, self.unmap(addr + new_len, addr + old_len)
         if self.is_free(addr + old_len, addr + new_len) and addr + new_len <= self.regions.mmap_base:
+            self._vsz += new_len - old_len
             v.end = addr + new_len
-            vsz = self.vsz
-            if vsz > self.vsz_peak:
-                self.vsz_peak = vsz
+            if self._vsz > self.vsz_peak:
+                self.vsz_peak = self._vsz
             return addr, []
         new = self.get_unmapped_area(new_len)
         return new, []
