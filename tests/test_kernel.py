@@ -422,6 +422,32 @@ def test_clearing_a_page_table_frees_what_removing_each_entry_frees() -> None:
     assert (one_by_one.pages, cg1.pt_pages, one_by_one.pages_peak) == (1, 1, at_once.pages_peak)
 
 
+def test_removing_a_range_at_once_frees_the_tables_removing_each_entry_frees() -> None:
+    from vmexp.kernel.memcg import MemCgroup
+    from vmexp.kernel.pagetable import PageTable
+
+    # Two whole leaf tables and part of a third, plus entries far away that keep higher tables alive.
+    vpns = [*range(512, 1536), *range(1536, 1600), 1 << 27, (1 << 35) - 1]
+
+    def filled() -> tuple[PageTable, MemCgroup]:
+        pt = PageTable(48, 4096, 8)
+        cg = MemCgroup("g", None, None, 0, 0)
+        pt.memcg = cg
+        cg.pt_pages = pt.pages
+        for vpn in vpns:
+            pt.add(vpn, vpn % 7)
+        return pt, cg
+
+    gone = [*range(512, 1600), 1 << 27]
+    one_by_one, cg1 = filled()
+    entries = [one_by_one.remove(vpn) for vpn in gone]
+    at_once, cg2 = filled()
+    assert at_once.remove_many(gone) == entries
+    # Left: the PGD, and the PUD, PMD and leaf table of the last entry; the emptied ones are freed.
+    assert (at_once.pte, at_once.pages, cg2.pt_pages) == ({(1 << 35) - 1: ((1 << 35) - 1) % 7}, 4, 4)
+    assert (one_by_one.pte, one_by_one.pages, cg1.pt_pages) == (at_once.pte, 4, 4)
+
+
 @pytest.mark.parametrize(("layout", "column"), [("x86_64", 73), ("i386", 49)])
 def test_maps_names_start_where_the_kernel_of_that_word_size_puts_them(layout: str, column: int) -> None:
     # Linux pads a maps line to 25 + 6 * sizeof(void *) - 1 columns and a space: a 32-bit kernel's
