@@ -424,8 +424,8 @@ class Process:
         n = ((p + off + length - 1) >> shift) - v0 + 1
         if n == 1 and self.obs is None and self.clock.used < self.budget:
             # One reference that the MMU lets through (most touches of a small object) is
-            # answered here with the loop's own test and cost, as ``MemoryCalls._access``
-            # answers the allocator's: setting up the loop, even calling the method that
+            # answered here with the loop's own test and cost, as ``Syscalls.read`` and
+            # ``write`` answer the allocator's: setting up the loop, even calling the method that
             # starts it, cost more than the reference (5 % of a default run's CPU).
             e = self.pte.get(v0, PTE_NONE)
             if e >= 0 and self.pte_bits[e] & PLAIN_MASK[w] == PLAIN_WANT[w]:

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MemoryCalls", "Syscalls"]
 
+# The MMU's test for a load and a store that need no fault (``PLAIN_MASK``/``PLAIN_WANT`` of each).
+_READ_MASK, _READ_WANT = PLAIN_MASK[0], PLAIN_WANT[0]
+_WRITE_MASK, _WRITE_WANT = PLAIN_MASK[1], PLAIN_WANT[1]
+
 # (pid, op, time_ns, name, addr, length, result): one syscalls.csv row.
 SyscallRecord = tuple[int, int, int, str, int, int, int]
 
@@ -206,7 +210,7 @@ class MemoryCalls:
 class Syscalls:
     """One process's view of the kernel: the allocator's ``Kernel`` protocol."""
 
-    __slots__ = ("_bits", "_pte", "calls", "fault", "mm", "page_size", "shift")
+    __slots__ = ("_bits", "_on_hit", "_pte", "calls", "fault", "mm", "page_size", "shift")
 
     def __init__(self, calls: MemoryCalls, fault: FaultHandler, mm: MM) -> None:
         self.calls = calls
@@ -216,6 +220,7 @@ class Syscalls:
         self.shift = calls.shift
         self._pte = mm.pt.pte
         self._bits = fault.mem.pte_bits
+        self._on_hit = mm.policy.on_hit  # a process keeps its policy, and a policy its on_hit
 
     def brk(self, addr: int) -> int:
         return self.calls.brk(self.mm, addr)
@@ -232,32 +237,38 @@ class Syscalls:
     def madvise_dontneed(self, addr: int, length: int) -> None:
         self.calls.madvise_dontneed(self.mm, addr, length)
 
+    # The allocator's own loads and stores (chunk headers, links, memsets). One is almost always a
+    # plain hit on one page, and a malloc or free makes several, so ``read`` and ``write`` answer
+    # that case themselves with the MMU's test (like the CPU's cache it costs no simulated time and
+    # is not narrated) rather than calling a shared method or setting up the reference loop.
+
     def write(self, addr: int, length: int) -> None:
-        self._access(addr, length, 1)
+        v0 = addr >> self.shift
+        if length > 0 and (addr + length - 1) >> self.shift == v0:
+            e = self._pte.get(v0, PTE_NONE)
+            if e >= 0 and self._bits[e] & _WRITE_MASK == _WRITE_WANT:
+                self.mm.refs += 1
+                if self._on_hit is not None:
+                    self._on_hit(e)
+                return
+        self._refs(addr, length, 1)
 
     def read(self, addr: int, length: int) -> None:
-        self._access(addr, length, 0)
+        v0 = addr >> self.shift
+        if length > 0 and (addr + length - 1) >> self.shift == v0:
+            e = self._pte.get(v0, PTE_NONE)
+            if e >= 0 and self._bits[e] & _READ_MASK == _READ_WANT:
+                self.mm.refs += 1
+                if self._on_hit is not None:
+                    self._on_hit(e)
+                return
+        self._refs(addr, length, 0)
 
-    def _access(self, addr: int, length: int, w: int) -> None:
-        """The allocator's own loads/stores (chunk headers), through the reference loop.
-
-        A header access is almost always a plain hit on one page, and the
-        allocator makes several per malloc and free, so that case is
-        answered here with the MMU's test (and, like the CPU's cache, costs
-        no simulated time and is not narrated) rather than by setting up the
-        loop.
-        """
+    def _refs(self, addr: int, length: int, w: int) -> None:
+        """An access that is not one plain hit: every page it spans, through the reference loop."""
         if length <= 0:
             return
         v0 = addr >> self.shift
         v1 = (addr + length - 1) >> self.shift
-        if v0 == v1:
-            e = self._pte.get(v0, PTE_NONE)
-            if e >= 0 and self._bits[e] & PLAIN_MASK[w] == PLAIN_WANT[w]:
-                self.mm.refs += 1
-                on_hit = self.mm.policy.on_hit
-                if on_hit is not None:
-                    on_hit(e)
-                return
         n = v1 - v0 + 1
         self.fault.refs(self.mm, range(v0, v1 + 1), bytes([w]) * n, 0, n, 1 << 62, False)
