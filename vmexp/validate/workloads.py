@@ -14,8 +14,8 @@ writes. Design points:
   anonymous page maps the shared zero page (``mm/memory.c:
   do_anonymous_page``), which is not charged to the cgroup and never swaps:
   it would measure the zero page, not reclaim.
-- A block is one ``malloc`` above glibc's mmap threshold, so it is its own
-  mapping and page ``k`` of the block is page ``k`` of the mapping; single
+- A block is one ``malloc`` above glibc's mmap threshold (except in the
+  ``heap`` set, which is about the brk heap), so it is its own mapping and page ``k`` of the block is page ``k`` of the mapping; single
   pages are touched as ``touch B OFF 1`` with ``OFF`` a multiple of 4096
   (the 16-byte chunk header puts the byte at offset 16 of page ``k``, so one
   touch is one page, never two).
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LATER", "LIMIT", "PAGE", "SETS", "WORKLOADS", "generate", "sha256", "write_all"]
+__all__ = ["HEAP", "LATER", "LIMIT", "PAGE", "SETS", "WORKLOADS", "generate", "sha256", "write_all"]
 
 PAGE = 4096
 MIB = 1 << 20
@@ -366,14 +366,71 @@ LATER: dict[str, Builder] = {
         hotread_116,
     )
 }
-SETS: dict[str, dict[str, Builder]] = {"main": WORKLOADS, "later": LATER}
+
+
+# A third set, where the allocator's own memory traffic decides: many blocks on the brk heap,
+# whose headers, boundary tags and bin links glibc loads and stores in other blocks' pages
+# (vmexp/libc/malloc.py, "Memory traffic"). Block ids run to the tens of thousands here, so
+# the replayer's own tables of them (ptrs, sizes, live: 17 bytes an id, in its bss) are
+# 0.2-1 % of the group's limit, which the simulator's program image does not grow with.
+
+
+def small_blocks_105(name: str) -> tuple[str, int, list[str]]:
+    """24 000 heap blocks of 1-8 KiB: Zipf touches of their heads, half freed at random, 12 000 more."""
+    rng = _rng(name)
+    n = 24_000
+    sizes = rng.integers(1024, 8192, n)
+    lines: list[str] = []
+    for i in range(n):
+        lines += [f"malloc {i + 1} {sizes[i]}", f"touch {i + 1} 0 {sizes[i]} w"]
+    order = rng.permutation(n)  # the Zipf ranks land on blocks all over the heap
+    ranks = _zipf_ranks(rng, n, 60_000, 1.0)
+    for b, m in zip(order[ranks], _modes(rng, len(ranks), 0.3), strict=True):
+        lines.append(f"touch {b + 1} 0 64 {m}")
+    lines += [f"free {i + 1}" for i in rng.permutation(n)[: n // 2]]
+    for j, sz in enumerate(rng.integers(1024, 8192, n // 2)):
+        lines += [f"malloc {n + j + 1} {sz}", f"touch {n + j + 1} 0 {sz} w"]
+    fp = int(sizes.sum())
+    return "24 000 heap blocks of 1-8 KiB, Zipf reads and writes, half freed, 12 000 more", fp, lines
+
+
+def mixed_blocks_93(name: str) -> tuple[str, int, list[str]]:
+    """Blocks of 32 B to 32 KiB (tcache, fastbins, small and large bins) freed and replaced one by one."""
+    rng = _rng(name)
+    n = 21_000
+
+    def size() -> int:
+        return int(np.exp(rng.uniform(np.log(32), np.log(32 * 1024))))
+
+    live: dict[int, int] = {}
+    lines: list[str] = []
+    for i in range(1, n + 1):
+        live[i] = size()
+        lines += [f"malloc {i} {live[i]}", f"touch {i} 0 {live[i]} w"]
+    fp = sum(live.values())
+    nxt = n + 1
+    for _ in range(20_000):  # free one block, allocate and write another, read a third
+        ids = list(live)
+        victim = ids[int(rng.integers(len(ids)))]
+        del live[victim]
+        live[nxt] = size()
+        reader = ids[int(rng.integers(len(ids)))]
+        lines += [f"free {victim}", f"malloc {nxt} {live[nxt]}", f"touch {nxt} 0 {live[nxt]} w"]
+        if reader in live:
+            lines.append(f"touch {reader} 0 1 r")
+        nxt += 1
+    return "21 000 blocks of 32 B to 32 KiB, 20 000 times one freed, one allocated, one read", fp, lines
+
+
+HEAP: dict[str, Builder] = {f.__name__: f for f in (small_blocks_105, mixed_blocks_93)}
+SETS: dict[str, dict[str, Builder]] = {"main": WORKLOADS, "later": LATER, "heap": HEAP}
 
 
 def generate(name: str) -> str:
-    """The text of workload ``name`` (of either set)."""
-    builder = WORKLOADS.get(name) or LATER.get(name)
+    """The text of workload ``name`` (of any set)."""
+    builder = WORKLOADS.get(name) or LATER.get(name) or HEAP.get(name)
     if builder is None:
-        raise KeyError(f"no workload {name!r}; there are: {', '.join([*WORKLOADS, *LATER])}")
+        raise KeyError(f"no workload {name!r}; there are: {', '.join(n for ws in SETS.values() for n in ws)}")
     what, footprint, ops = builder(name)
     return "\n".join([*_header(name, what, footprint), *ops]) + "\n"
 
