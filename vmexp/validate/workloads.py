@@ -15,7 +15,8 @@ writes. Design points:
   do_anonymous_page``), which is not charged to the cgroup and never swaps:
   it would measure the zero page, not reclaim.
 - A block is one ``malloc`` above glibc's mmap threshold (except in the
-  ``heap`` set, which is about the brk heap), so it is its own mapping and page ``k`` of the block is page ``k`` of the mapping; single
+  ``heap`` set, which is about the brk heap), so it is its own mapping and
+  page ``k`` of the block is page ``k`` of the mapping; single
   pages are touched as ``touch B OFF 1`` with ``OFF`` a multiple of 4096
   (the 16-byte chunk header puts the byte at offset 16 of page ``k``, so one
   touch is one page, never two).
