@@ -173,15 +173,17 @@ class AddressSpace:
         """Top-down placement below the mmap base, as Linux's unmapped_area_topdown: the highest gap that fits."""
         high = self.regions.mmap_base
         low = self.regions.mmap_min
+        vmas = self.vmas
         i = bisect_left(self._starts, high) - 1  # the highest VMA starting below `high`
-        while True:
-            gap_lo = max(self.vmas[i].end if i >= 0 else low, low)
+        while i >= 0:  # down the gaps between VMAs, highest first
+            v = vmas[i]
+            gap_lo = v.end if v.end > low else low
             if gap_lo < high and high - gap_lo >= length:
                 return high - length
-            if i < 0:
-                return -1
-            high = min(high, self.vmas[i].start)
+            if v.start < high:
+                high = v.start
             i -= 1
+        return high - length if low < high and high - low >= length else -1
 
     def grow_stack(self, length: int) -> tuple[int, int]:
         """The top ``length`` bytes of the stack, the stack VMA grown down to hold them if needed.
