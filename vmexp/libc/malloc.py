@@ -784,6 +784,24 @@ class GlibcMalloc:
         w(fdn + 5 * SIZE_SZ, SIZE_SZ)  # fd_nextsize->bk_nextsize
         w(bkn + 4 * SIZE_SZ, SIZE_SZ)  # bk_nextsize->fd_nextsize
 
+    def _take_small(self, b: dict[int, None], nb: int) -> int:
+        """``last (bin)`` of the small bin ``b`` (its oldest chunk, of size ``nb``), taken as ``_int_malloc`` takes it.
+
+        Its ``bk`` is loaded, the chunk that names gets the bin as its ``fd``
+        ("bck->fd = bin"), and the next chunk's PREV_INUSE is set.
+        """
+        it = iter(b)
+        c = next(it)
+        bck = next(it, 0)
+        self._r(c + 3 * SIZE_SZ, SIZE_SZ)
+        if bck:
+            self._w(bck + CHUNK_HDR_SZ, SIZE_SZ)
+        del b[c]
+        del self._free[c]
+        del self._free_end[c + nb]
+        self._w(c + nb + SIZE_SZ, SIZE_SZ)
+        return c
+
     def _to_large(self, lb: list[int], victim: int, size: int) -> None:
         """Sort a chunk from the unsorted bin into the large bin ``lb`` (largest first), as glibc does.
 
@@ -946,33 +964,12 @@ class GlibcMalloc:
             idx = nb >> 4
             b = self._small[idx]
             if b:
-                # The bin's last (oldest) chunk: its bk is loaded, and the chunk it names gets the
-                # bin as its fd ("bck->fd = bin"), as for each chunk moved to the tcache below.
-                it = iter(b)
-                victim = next(it)
-                bck = next(it, 0)
-                r(victim + 3 * SIZE_SZ, SIZE_SZ)
-                if bck:
-                    w(bck + CHUNK_HDR_SZ, SIZE_SZ)
-                del b[victim]
-                del free[victim]
-                del self._free_end[victim + nb]
-                w(victim + nb + SIZE_SZ, SIZE_SZ)
+                victim = self._take_small(b, nb)
                 if self._tcache:
                     tci = (nb - 17) >> 4
                     tcb = self._tc[tci]
                     while len(tcb) < TCACHE_FILL_COUNT and b:
-                        it = iter(b)
-                        tc = next(it)
-                        bck = next(it, 0)
-                        r(tc + 3 * SIZE_SZ, SIZE_SZ)
-                        if bck:
-                            w(bck + CHUNK_HDR_SZ, SIZE_SZ)
-                        del b[tc]
-                        del free[tc]
-                        del self._free_end[tc + nb]
-                        w(tc + nb + SIZE_SZ, SIZE_SZ)
-                        self._tcache_put(tc, tcb, tci, nb)
+                        self._tcache_put(self._take_small(b, nb), tcb, tci, nb)
                 if not b:
                     self._binmap &= ~(1 << idx)
                 self._inuse[victim] = nb
