@@ -35,15 +35,15 @@ does (R22).  So are the loads and stores it makes in *other* chunks: the
 next chunk's size and the in-use bit of the one after it (``free``), the
 headers ``_int_malloc`` checks as it sorts the unsorted bin, the walk down
 a large bin's size list, and the links of the chunks on either side of one
-that enters or leaves a bin.  Those pages were written before, so in a
-process without swap they never fault (the minor faults are glibc's to the
-page); under swap they do: on a heap of 24 000 blocks of 1-8 KiB, 2.5 times
-a 64 MiB cgroup, leaving them out made 16 % fewer major faults than the
-real kernel (``python -m vmexp.validate kernel``), and with them it is 1 %.
-An access is reported once per page and operation where glibc makes several
-in a row, and two kinds are still left out because finding them would cost a
-walk of a bin: the link stores into the neighbours of a chunk unlinked from
-the unsorted bin or a small bin (1 % of those real major faults).
+that enters or leaves a bin (the unsorted bin's links are kept beside it
+for that).  Those pages were written before, so in a process without swap
+they never fault (minor faults stay glibc's, R22); under swap they do: on a
+heap of 24 000 blocks of 1-8 KiB, 1.65 times a 64 MiB cgroup, leaving them
+out made 18.7 % fewer major faults than the real kernel (``python -m
+vmexp.validate kernel``, the ``heap`` workloads).  An access is reported
+once per page and operation where glibc makes several in a row; one kind
+is left out because finding it would cost a walk of the bin: the link
+stores into the neighbours of a chunk unlinked from a small bin.
 
 Where the binary and malloc.c's text disagree, the binary wins: Debian's
 ``__libc_calloc`` has no ``sbrk_base + max_system_mem`` widening of the
@@ -229,6 +229,10 @@ class GlibcMalloc:
         self._free: dict[int, int] = {}
         self._free_end: dict[int, int] = {}
         self._unsorted: dict[int, None] = {}
+        # The unsorted bin's links, for the stores unlink_chunk makes into a chunk's neighbours:
+        # chunk -> the chunk linked before it (older, its fd; absent for the oldest) and after it.
+        self._older: dict[int, int] = {}
+        self._newer: dict[int, int] = {}
         self._small: list[dict[int, None]] = [{} for _ in range(MIN_LARGE_SIZE >> 4)]
         self._large: list[list[int]] = [[] for _ in range(NBINS)]
         self._binmap = 0
@@ -714,17 +718,20 @@ class GlibcMalloc:
 
         glibc loads the chunk's size and links and the next chunk's
         ``prev_size`` (a check), pages every caller has just used; then it
-        relinks the chunks on either side. In a large bin those are at hand
-        (the bin is a list, ``_unlink_large``); in the unsorted and small
-        bins, dicts in age order, finding them would cost a walk of the bin,
-        so their two link stores are not reported: neighbours there were
-        freed or binned recently, and on a heap of 24 000 small blocks those
-        stores were 1 % of the real major faults.
+        relinks the chunks on either side: in a large bin the list has them
+        (``_unlink_large``), in the unsorted bin its links. A small bin, a
+        dict in age order, would need a walk to find them, so those two
+        stores are not reported (its chunks are below 1 KiB: neighbours
+        there were freed or binned recently).
         """
         size = self._free.pop(c)
         del self._free_end[c + size]
         if c in self._unsorted:
-            del self._unsorted[c]
+            older, newer = self._out_of_unsorted(c)
+            if older:
+                self._w(older + 3 * SIZE_SZ, SIZE_SZ)  # fd->bk = bk
+            if newer:
+                self._w(newer + CHUNK_HDR_SZ, SIZE_SZ)  # bk->fd = fd
         elif size < MIN_LARGE_SIZE:
             b = self._small[size >> 4]
             del b[c]
@@ -853,6 +860,23 @@ class GlibcMalloc:
         if pos:
             w(lb[pos - 1] + CHUNK_HDR_SZ, SIZE_SZ)  # bck->fd = victim
 
+    def _out_of_unsorted(self, c: int) -> tuple[int, int]:
+        """Take ``c`` out of the unsorted bin; the chunks linked before and after it (0: the bin)."""
+        del self._unsorted[c]
+        older = self._older.pop(c, 0)
+        newer = self._newer.pop(c, 0)
+        if older:
+            if newer:
+                self._newer[older] = newer
+            else:
+                del self._newer[older]
+        if newer:
+            if older:
+                self._older[newer] = older
+            else:
+                del self._older[newer]
+        return older, newer
+
     def _to_unsorted(self, c: int, size: int) -> None:
         """Link a free chunk at the head of the unsorted bin, with its header and boundary tag.
 
@@ -861,7 +885,10 @@ class GlibcMalloc:
         """
         unsorted = self._unsorted
         if unsorted:
-            self._w(next(reversed(unsorted)) + 3 * SIZE_SZ, SIZE_SZ)
+            head = next(reversed(unsorted))
+            self._w(head + 3 * SIZE_SZ, SIZE_SZ)
+            self._older[c] = head
+            self._newer[head] = c
         unsorted[c] = None
         self._free[c] = size
         self._free_end[c + size] = c
@@ -1004,7 +1031,7 @@ class GlibcMalloc:
                 ):
                     # Runs of small requests walk through the last remainder (R5.5): the bin is
                     # relinked around the new remainder without unlink_chunk.
-                    del unsorted[victim]
+                    self._out_of_unsorted(victim)
                     del free[victim]
                     del self._free_end[victim + size]
                     rem = victim + nb
@@ -1015,7 +1042,7 @@ class GlibcMalloc:
                     w(rem + rs, SIZE_SZ)
                     self._inuse[victim] = nb
                     return victim
-                del unsorted[victim]
+                self._out_of_unsorted(victim)
                 if size == nb:
                     del free[victim]
                     del self._free_end[victim + size]
