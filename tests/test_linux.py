@@ -193,6 +193,26 @@ def test_a_group_too_small_for_what_its_processes_bring_is_refused_before_the_ru
         run(tmp_path, one, "cgroup.memory_max=512k", check=False)
 
 
+def test_a_trace_of_many_block_ids_brings_the_programs_tables_of_them(tmp_path: Path) -> None:
+    # The replayer keeps a pointer, a size and a state byte per block id (8 + 8 + 1 bytes), in
+    # three tables it clears at start; their first pages are among the hot image pages, so a trace
+    # of 2 100 ids brings 4 + 4 + 0 pages more (ptrs and sizes take 5 pages each, live one). Each
+    # operation uses its block's entries, which stay resident here: the faults do not change.
+    text = "".join(f"malloc {i} 16\ntouch {i} 0 16 w\n" for i in range(1, 2101))
+    keys = ("ram=64M", "swap=64M", "cgroup.memory_max=16M")
+    on = run(tmp_path, text, *keys)
+    off = run(tmp_path, text, *keys, "cgroup.image_ids=false")
+    grown = on.system["memcg"]["usage_peak_bytes"] - off.system["memcg"]["usage_peak_bytes"]
+    assert grown == 8 * 4096
+    assert (on.processes[0].minflt, on.processes[0].majflt) == (off.processes[0].minflt, 0)
+    # A trace of 512 ids or fewer has each table in its first page: nothing more.
+    few = "".join(f"malloc {i} 16\n" for i in range(1, 513))
+    assert (
+        run(tmp_path, few, *keys).system["memcg"]["usage_peak_bytes"]
+        == run(tmp_path, few, *keys, "cgroup.image_ids=false").system["memcg"]["usage_peak_bytes"]
+    )
+
+
 def test_a_page_reference_string_in_a_group_is_charged_its_pages_and_page_tables(tmp_path: Path) -> None:
     # A reference string has no program: no image, no kernel memory. A loop over 100 pages
     # in a 64-page group (minus its page tables) misses on every reference under LRU, the

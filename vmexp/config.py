@@ -278,6 +278,13 @@ class CgroupSettings:
         "the program grows at start, its bss tables: 107 pages measured): with policy=linux reclaim frees them without "
         "a write, as Linux 6.12 and later do (swap_zeromap)",
     )
+    image_ids: bool = decl.flag(
+        True,
+        "the program's own tables of a trace's block ids (the replayer's pointer, size and state of each block: 8, 8 "
+        "and 1 bytes an id): their first pages are among cgroup.image_hot; the rest, for a trace of more than 512 "
+        "ids, are written at start and used by each operation on a block of theirs (loads; stores for malloc, "
+        "calloc, realloc and free)",
+    )
     kernel: int = decl.size(
         "64k",
         "each process's kernel memory beyond its page tables (slab, the libraries' page tables), not evictable; "

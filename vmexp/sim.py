@@ -42,6 +42,8 @@ from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, REALLOC, SLEEP, TO
 _ALLOCATIONS = (MALLOC, CALLOC, REALLOC)
 # The operations that call the allocator: they also touch its state in the program's image (mm.hot_alloc).
 _ALLOCATOR_CALLS = frozenset((MALLOC, CALLOC, REALLOC, FREE))
+# The operations on a block, which use its entries in the program's tables of block ids (mm.id_tables).
+_BLOCK_OPS = frozenset((MALLOC, CALLOC, REALLOC, FREE, TOUCH))
 
 __all__ = ["simulate", "Result", "ProcResult", "SimError"]
 
@@ -145,7 +147,11 @@ class Process:
         self.pid = pid
         self.spec = spec
         sysm = sim.system
-        self.mm: MM = sysm.new_process(pid, spec.name, aslr, bare=spec.refs is not None)
+        # A trace names its block ids in advance: the program's tables of them are sized for those.
+        tables = sysm.memcg is not None and sysm.memcg.image_ids and isinstance(spec.ops, list)
+        ids = len({op[1] for op in spec.ops if op[0] in _BLOCK_OPS}) if tables else 0
+        self.mm: MM = sysm.new_process(pid, spec.name, aslr, bare=spec.refs is not None, ids=ids)
+        self.id_of: dict[int, int] = {}  # block id -> its index in those tables, in order of first use
         self.kernel = sysm.syscalls(self.mm)
         self.clock = sysm.clock
         self.obs = sysm.obs
@@ -273,8 +279,11 @@ class Process:
                 if obs is not None:
                     obs.operation(mm, clock.now(), describe(op))
                 own = mm.hot_alloc if op[0] in _ALLOCATOR_CALLS else mm.hot
+                writes = _ONES
+                if mm.id_tables and op[0] in _BLOCK_OPS:
+                    own, writes = self._with_id_entries(own, op)
                 if own:
-                    self._touch_own(own)
+                    self._touch_own(own, writes)
                     # Straight on to the operation, unless the loop's head has something to do first.
                     if (
                         self.pending is not None
@@ -454,8 +463,28 @@ class Process:
         else:
             self.pending = (vpns, writes, 0, n)
 
-    def _touch_own(self, vpns: Sequence[int]) -> None:
-        """Write the program's own hot pages (``mm.hot``, ``mm.hot_alloc``): all resident, answered here, else the loop's.
+    def _with_id_entries(self, own: Sequence[int], op: Op) -> tuple[Sequence[int], bytes]:
+        """``own``, and the pages of the block's entries in the program's tables beyond their first pages.
+
+        The replayer loads a block's state, pointer and size for every
+        operation on it and stores them for an allocator call. The first page
+        of each table is among ``own`` already.
+        """
+        ids = self.id_of
+        i = ids.get(op[1])
+        if i is None:
+            i = ids[op[1]] = len(ids)
+        shift = self.shift
+        extra = [page0 + k for page0, entry in self.mm.id_tables if (k := (i * entry) >> shift)]
+        if not extra:
+            return own, _ONES
+        w = b"\x01" if op[0] in _ALLOCATOR_CALLS else b"\x00"
+        return (*own, *extra), _ONES[: len(own)] + w * len(extra)
+
+    def _touch_own(self, vpns: Sequence[int], writes: bytes = _ONES) -> None:
+        """The program's own hot pages (``mm.hot``, ``mm.hot_alloc``; ``writes``: which are stores, all by default).
+
+        All resident: answered here, else by the loop.
 
         Seven references before every operation went through the whole
         reference loop: 40 % more CPU for a run of small operations in a
@@ -468,12 +497,21 @@ class Process:
         cost = self.cost_ref
         if self.obs is None and clock.used < self.budget and clock.used + (n - 1) * cost <= self.budget:
             pte, bits = self.pte, self.pte_bits
-            mask, want = PLAIN_MASK[1], PLAIN_WANT[1]
-            for v in vpns:
-                e = pte.get(v, PTE_NONE)
-                if e < 0 or bits[e] & mask != want:
-                    break
+            plain = True
+            if writes is _ONES:  # the image's hot pages alone: all stores
+                mask, want = PLAIN_MASK[1], PLAIN_WANT[1]
+                for v in vpns:
+                    e = pte.get(v, PTE_NONE)
+                    if e < 0 or bits[e] & mask != want:
+                        plain = False
+                        break
             else:
+                for v, w in zip(vpns, writes, strict=True):
+                    e = pte.get(v, PTE_NONE)
+                    if e < 0 or bits[e] & PLAIN_MASK[w] != PLAIN_WANT[w]:
+                        plain = False
+                        break
+            if plain:
                 on_hit = self.mm.policy.on_hit
                 if on_hit is not None:
                     for v in vpns:
@@ -481,7 +519,7 @@ class Process:
                 clock.used += n * cost
                 self.mm.refs += n
                 return
-        self._start_refs(vpns, _ONES, n)
+        self._start_refs(vpns, writes, n)
 
     def _compute(self, op: Op) -> None:
         self.compute_left += op[1]

@@ -60,7 +60,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from vmexp.kernel.mm import MM
 
-__all__ = ["MemCgroup"]
+__all__ = ["ID_TABLES", "MemCgroup"]
+
+# The program's tables indexed by block id, as the replayer (vmexp/validate/replayer.c) keeps
+# them: the bytes of an entry of each (the block's pointer, its size, its state). Ids are
+# numbered densely in the order a trace first names them. The first page of each is one of the
+# hot image pages (``image_hot``: measured on traces of few ids); a trace of tens of thousands
+# of ids has hundreds more, up to 1 % of a 64 MiB group (the heap workloads of
+# vmexp/validate/workloads.py), which every operation on their blocks uses.
+ID_TABLES = (8, 8, 1)
 
 
 class MemCgroup:
@@ -71,6 +79,7 @@ class MemCgroup:
         "image",
         "image_alloc",
         "image_hot",
+        "image_ids",
         "image_zero",
         "kernel",
         "kernel_per_proc",
@@ -93,6 +102,7 @@ class MemCgroup:
         image_hot: int = 0,
         image_alloc: int = 0,
         image_zero: int = 0,
+        image_ids: bool = False,
     ) -> None:
         self.name = name
         # No memory limit: only the machine's RAM bounds the group.
@@ -104,6 +114,7 @@ class MemCgroup:
         self.image_alloc = min(image_alloc, image - self.image_hot)  # and those every allocator call uses
         # Of the others (cold), those that hold only zeros.
         self.image_zero = min(image_zero, image - self.image_hot - self.image_alloc)
+        self.image_ids = image_ids  # a trace's process has its tables of block ids beyond the first pages
         self.members: list[MM] = []
         self._bare: set[int] = set()  # pids of members without a program (page-reference strings)
         self.pages = 0  # frames charged

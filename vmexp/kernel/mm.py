@@ -294,6 +294,7 @@ class MM:
         "exit",
         "hot",
         "hot_alloc",
+        "id_tables",
         "killed",
         "majflt",
         "memcg",
@@ -335,6 +336,8 @@ class MM:
         self.memcg: MemCgroup | None = None
         self.hot: Sequence[int] = ()  # pages of its image that every operation uses (vmexp.kernel.memcg)
         self.hot_alloc: Sequence[int] = ()  # those and the ones every allocator call uses as well
+        # The program's tables of block ids beyond their first pages: (page 0's place, bytes an entry).
+        self.id_tables: list[tuple[int, int]] = []
         # Scheduled out (it slept, or waited for a CPU) since it last returned to user space: on the
         # way back the kernel writes its rseq area, in the first of ``hot`` (FaultHandler.user_return).
         self.resched = False

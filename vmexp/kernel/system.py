@@ -41,7 +41,7 @@ from vmexp.kernel.check import check
 from vmexp.kernel.clock import SliceClock
 from vmexp.kernel.fault import FaultHandler, Segfault
 from vmexp.kernel.layout import compute_regions
-from vmexp.kernel.memcg import MemCgroup
+from vmexp.kernel.memcg import ID_TABLES, MemCgroup
 from vmexp.kernel.mm import MM, AddressSpace
 from vmexp.kernel.observe import Observer
 from vmexp.kernel.oom import OOMKiller, ProcessKilled
@@ -126,6 +126,7 @@ class System:
                 -(-cg.image_hot // ps),
                 -(-cg.image_alloc // ps),
                 -(-cg.image_zero // ps),
+                cg.image_ids,
             )
             self.reclaim.memcg = self.memcg
         self.observe(observer)
@@ -137,9 +138,13 @@ class System:
 
     # --------------------------------------------------------- processes
     def new_process(
-        self, pid: int, name: str, aslr_rng: np.random.Generator | None, bare: bool = False
+        self, pid: int, name: str, aslr_rng: np.random.Generator | None, bare: bool = False, ids: int = 0
     ) -> MM:
-        """A process with the layout's regions (``bare``: none, for a pure page-reference string)."""
+        """A process with the layout's regions (``bare``: none, for a pure page-reference string).
+
+        ``ids``: how many block ids its trace uses, for the program's tables of them
+        (``cgroup.image_ids``); 0 when not known in advance (a generated workload).
+        """
         regions = compute_regions(self.s.layout, self.page_size, aslr_rng)
         aspace = AddressSpace(regions, self.page_size, prog=name, bare=bare)
         pt = PageTable(self.s.layout.va_bits, self.page_size, self.s.layout.pte_bytes)
@@ -149,10 +154,18 @@ class System:
             self.memcg.attach(mm, program=not bare)
             if not bare:
                 cg = self.memcg
-                self.load_image(mm, cg.image, cg.image_hot, cg.image_alloc, cg.image_zero)
+                # The tables' pages beyond the first, which is among the hot pages.
+                tables = (
+                    [max(0, -(-ids * entry // self.page_size) - 1) for entry in ID_TABLES]
+                    if cg.image_ids
+                    else []
+                )
+                self.load_image(mm, cg.image, cg.image_hot, cg.image_alloc, cg.image_zero, tables)
         return mm
 
-    def load_image(self, mm: MM, pages: int, hot: int = 0, alloc: int = 0, zero: int = 0) -> None:
+    def load_image(
+        self, mm: MM, pages: int, hot: int = 0, alloc: int = 0, zero: int = 0, tables: Sequence[int] = ()
+    ) -> None:
         """The process's own pages (its stack, the data of the program and its libraries), written at start.
 
         They are in place before the workload's first operation (exec and
@@ -165,10 +178,27 @@ class System:
         cold ones hold only zeros (``PhysMem.zero_filled``); nothing
         addresses a cold page after the start, so they stay zero while
         resident.
+
+        ``tables``: the pages of each of the program's tables of block ids
+        (``ID_TABLES``) beyond its first, below the image: written first, as
+        the replayer clears its tables before it touches its stack and
+        mappings, and then used by the operations on blocks of theirs
+        (``mm.id_tables``).
         """
         if pages <= 0:
             return
-        start, end = mm.aspace.grow_stack(pages * self.page_size)
+        start, end = mm.aspace.grow_stack((pages + sum(tables)) * self.page_size)
+        base = start >> self.shift
+        for n, entry in zip(tables, ID_TABLES, strict=False):  # tables: () for none
+            if n:
+                mm.id_tables.append((base - 1, entry))  # page k >= 1 of the table is base - 1 + k
+            base += n
+        for vpn in range(start >> self.shift, base):
+            f = self.mem.alloc(mm, vpn)
+            mm.pt.add(vpn, f)
+            self.mem.pte_bits[f] = ACCESSED | DIRTY
+            mm.policy.inserted(f)
+        start = base << self.shift
         top = range((end >> self.shift) - hot, end >> self.shift)
         below = range(top.start - alloc, top.start)
         # In the order each operation uses them, which is not the order they were first written
