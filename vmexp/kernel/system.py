@@ -188,17 +188,11 @@ class System:
         if pages <= 0:
             return
         start, end = mm.aspace.grow_stack((pages + sum(tables)) * self.page_size)
-        base = start >> self.shift
+        base = start >> self.shift  # the tables, then the image, in the order they are written
         for n, entry in zip(tables, ID_TABLES, strict=False):  # tables: () for none
             if n:
                 mm.id_tables.append((base - 1, entry))  # page k >= 1 of the table is base - 1 + k
             base += n
-        for vpn in range(start >> self.shift, base):
-            f = self.mem.alloc(mm, vpn)
-            mm.pt.add(vpn, f)
-            self.mem.pte_bits[f] = ACCESSED | DIRTY
-            mm.policy.inserted(f)
-        start = base << self.shift
         top = range((end >> self.shift) - hot, end >> self.shift)
         below = range(top.start - alloc, top.start)
         # In the order each operation uses them, which is not the order they were first written
@@ -207,7 +201,7 @@ class System:
         # away from the last for a sequential run: __swapin_nr_pages).
         mm.hot = tuple(top[0::2]) + tuple(top[1::2])
         mm.hot_alloc = mm.hot + tuple(below[0::2]) + tuple(below[1::2])
-        zeros = range(start >> self.shift, min(below.start, (start >> self.shift) + zero))
+        zeros = range(base, min(below.start, base + zero))
         for vpn in range(start >> self.shift, end >> self.shift):
             f = self.mem.alloc(mm, vpn)
             mm.pt.add(vpn, f)
