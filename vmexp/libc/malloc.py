@@ -747,7 +747,7 @@ class GlibcMalloc:
 
     def _chunk_size(self, c: int) -> int:
         """The size of the arena's chunk at ``c``, which is not the top: in use, parked, binned or a fencepost."""
-        return self._free.get(c) or self._inuse.get(c) or self._parked.get(c) or self._fence[c]
+        return self._inuse.get(c) or self._free.get(c) or self._parked.get(c) or self._fence[c]
 
     def _group_head(self, lb: list[int], j: int) -> int:
         """The first chunk (in ``fd`` order) of the size of ``lb[j]``: the one that holds the size links."""
@@ -935,8 +935,9 @@ class GlibcMalloc:
             size += self._unlink(prev)
             c = prev
         if nxt != top:
-            nextsize = self._inuse.get(nxt) or self._free.get(nxt) or self._chunk_size(nxt)
-            self._r(nxt + nextsize + SIZE_SZ, SIZE_SZ)  # inuse_bit_at_offset (nextchunk, nextsize)
+            self._r(
+                nxt + self._chunk_size(nxt) + SIZE_SZ, SIZE_SZ
+            )  # inuse_bit_at_offset (nextchunk, nextsize)
             if nxt_free:
                 size += self._unlink(nxt)
                 w(c + size, SIZE_SZ)  # foot
