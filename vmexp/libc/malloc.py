@@ -935,9 +935,8 @@ class GlibcMalloc:
             size += self._unlink(prev)
             c = prev
         if nxt != top:
-            self._r(
-                nxt + self._chunk_size(nxt) + SIZE_SZ, SIZE_SZ
-            )  # inuse_bit_at_offset (nextchunk, nextsize)
+            # inuse_bit_at_offset (nextchunk, nextsize)
+            self._r(nxt + self._chunk_size(nxt) + SIZE_SZ, SIZE_SZ)
             if nxt_free:
                 size += self._unlink(nxt)
                 w(c + size, SIZE_SZ)  # foot
