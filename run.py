@@ -6,7 +6,7 @@ The application itself is ``vmexp.cli`` (also the ``vmexp`` command of an instal
 import sys
 
 try:
-    from vmexp.cli import main
+    from vmexp.cli import run
 except ModuleNotFoundError as e:
     if (e.name or "vmexp").partition(".")[0] == "vmexp":
         raise
@@ -20,4 +20,4 @@ except ModuleNotFoundError as e:
     sys.exit(2)
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -59,7 +59,7 @@ def test_the_wheel_holds_every_config_file_as_a_copy(wheel: Path) -> None:
         metadata = next(z.read(n).decode() for n in z.namelist() if n.endswith(".dist-info/METADATA"))
     assert held == expected
     assert "hydra_plugins/vmexp_launcher/vmexp_launcher.py" in names  # the default launcher of every sweep
-    assert "vmexp = vmexp.cli:main" in entry_points
+    assert "vmexp = vmexp.cli:run" in entry_points
     assert "Requires-Python: >=3.11\n" in metadata
 
 

@@ -467,7 +467,7 @@ def _failure(code: int, errors: list[str]) -> str:
 # and not a module of the working directory that happens to be called vmexp (-P).
 _CHILD = (
     "import sys; p = sys.argv.pop(1); p in sys.path or sys.path.insert(0, p); "
-    "from vmexp.cli import main; main()"
+    "from vmexp.cli import run; run()"
 )
 
 
