@@ -272,6 +272,33 @@ def test_a_reader_that_leaves_early_does_not_fail_the_run_or_the_sweep(tmp_path:
     assert [row["status"] for row in rows] == ["stopped", "stopped"]
 
 
+def test_a_command_ends_without_the_interpreters_teardown_and_loses_nothing(tmp_path: Path) -> None:
+    # vmexp.cli.run skips the teardown of the modules (python -v reports it as "# cleanup" lines)
+    # once the exit handlers have run; the status, the files and a block-buffered stdout are whole.
+    def command(*args: str, via_runpy: bool = False) -> tuple[subprocess.CompletedProcess[str], str]:
+        out = tmp_path / "stdout.txt"
+        start = (
+            ["-c", "import runpy; runpy.run_path('run.py', run_name='__main__')"] if via_runpy else ["run.py"]
+        )
+        with out.open("w") as f:  # a file, not a pipe or a terminal: Python buffers it whole
+            r = subprocess.run(
+                [PY, "-v", *start, *args], cwd=ROOT, stdout=f, stderr=subprocess.PIPE, text=True
+            )
+        return r, out.read_text()
+
+    r, out = command("duration=1ms", "figures=false", f"hydra.run.dir={tmp_path / 'run'}")
+    assert r.returncode == 0 and "# cleanup" not in r.stderr
+    assert out.rstrip().endswith(f"-> {tmp_path / 'run'}") and (tmp_path / "run" / "metrics.json").is_file()
+    r, _ = command("threshold=-1", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert r.returncode == 2 and "# cleanup" not in r.stderr
+    assert (
+        "threshold" in [line for line in r.stderr.splitlines() if not line.startswith(("#", "import "))][-1]
+    )
+    # Run by something that has work left after it (here runpy.run_path, as a profiler does): as usual.
+    r, out = command("duration=1ms", "figures=false", f"hydra.run.dir={tmp_path / 'again'}", via_runpy=True)
+    assert r.returncode == 0 and "# cleanup" in r.stderr and out.rstrip().endswith(f"-> {tmp_path / 'again'}")
+
+
 def test_cfg_shows_the_config() -> None:
     # --help is checked in tests/test_errors.py (test_help_explains_every_key_with_its_unit_and_default).
     c = run("--cfg", "job")

@@ -20,6 +20,7 @@ import sys
 import threading
 from itertools import islice
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 import hydra
@@ -211,14 +212,20 @@ def run() -> NoReturn:
     ``main`` has finished, the exit handlers run as at any exit (logging's flush of the job logs,
     the sweep's figure processes joined), the standard streams are flushed and the process ends
     with its status; the operating system frees the rest. Where that could lose work (another
-    thread still running, an exit with a message instead of a status, an exception) the
-    interpreter ends as usual. Tests call ``main`` in their own interpreter instead.
+    thread still running, an exit with a message instead of a status, an exception) or where
+    something else runs this command and has work of its own left after it (a profiler such as
+    ``python -m cProfile run.py``, a test calling ``run``) the interpreter ends as usual.
     """
+    on_its_own = _called_by_the_program(sys._getframe(1))
     try:
         main()
         status = 0
     except SystemExit as stop:
-        if threading.active_count() > 1 or not (stop.code is None or isinstance(stop.code, int)):
+        if (
+            not on_its_own
+            or threading.active_count() > 1
+            or not (stop.code is None or isinstance(stop.code, int))
+        ):
             raise
         status = stop.code or 0
     atexit._run_exitfuncs()
@@ -229,3 +236,18 @@ def run() -> NoReturn:
         except (OSError, ValueError):  # a reader gone, a stream closed: nothing left to lose
             pass
     os._exit(status)
+
+
+def _called_by_the_program(caller: FrameType) -> bool:
+    """Whether ``run``'s caller is a program's top level with nothing above it but ``python -m``'s runpy."""
+    if caller.f_code.co_name != "<module>":
+        return False
+    frame = caller.f_back
+    while frame is not None:
+        if frame.f_code.co_filename not in ("<frozen runpy>", _RUNPY):
+            return False
+        frame = frame.f_back
+    return True
+
+
+_RUNPY = str(Path(os.__file__).with_name("runpy.py"))
