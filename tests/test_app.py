@@ -273,13 +273,14 @@ def test_a_reader_that_leaves_early_does_not_fail_the_run_or_the_sweep(tmp_path:
 
 
 def test_a_command_ends_without_the_interpreters_teardown_and_loses_nothing(tmp_path: Path) -> None:
-    # vmexp.cli.run skips the teardown of the modules (python -v reports it as "# cleanup" lines)
-    # once the exit handlers have run; the status, the files and a block-buffered stdout are whole.
-    def command(*args: str, via_runpy: bool = False) -> tuple[subprocess.CompletedProcess[str], str]:
+    # vmexp.console.run_program skips the teardown of the modules (python -v reports it as
+    # "# cleanup" lines) once the exit handlers have run; status, files and a buffered stdout are whole.
+    def command(
+        *args: str, via_runpy: bool = False, start: tuple[str, ...] = ("run.py",)
+    ) -> tuple[subprocess.CompletedProcess[str], str]:
         out = tmp_path / "stdout.txt"
-        start = (
-            ["-c", "import runpy; runpy.run_path('run.py', run_name='__main__')"] if via_runpy else ["run.py"]
-        )
+        if via_runpy:
+            start = ("-c", "import runpy; runpy.run_path('run.py', run_name='__main__')")
         with out.open("w") as f:  # a file, not a pipe or a terminal: Python buffers it whole
             r = subprocess.run(
                 [PY, "-v", *start, *args], cwd=ROOT, stdout=f, stderr=subprocess.PIPE, text=True
@@ -297,6 +298,13 @@ def test_a_command_ends_without_the_interpreters_teardown_and_loses_nothing(tmp_
     # Run by something that has work left after it (here runpy.run_path, as a profiler does): as usual.
     r, out = command("duration=1ms", "figures=false", f"hydra.run.dir={tmp_path / 'again'}", via_runpy=True)
     assert r.returncode == 0 and "# cleanup" in r.stderr and out.rstrip().endswith(f"-> {tmp_path / 'again'}")
+    # The other command lines end the same way: python -m vmexp.compare, here two runs.
+    fig = tmp_path / "compare.png"
+    r, out = command(
+        str(tmp_path / "run"), str(tmp_path / "again"), "-o", str(fig), start=("-m", "vmexp.compare")
+    )
+    assert r.returncode == 0 and "# cleanup" not in r.stderr
+    assert out.rstrip().endswith(f"figure: {fig}") and fig.stat().st_size > 0, out
 
 
 def test_cfg_shows_the_config() -> None:

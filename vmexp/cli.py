@@ -13,14 +13,11 @@ command works from any directory.
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import os
 import sys
-import threading
 from itertools import islice
 from pathlib import Path
-from types import FrameType
 from typing import NoReturn
 
 import hydra
@@ -30,7 +27,7 @@ from omegaconf import DictConfig
 
 from vmexp import app
 from vmexp.compose_once import compose_once
-from vmexp.console import keep_going_without_a_reader
+from vmexp.console import keep_going_without_a_reader, run_program
 
 __all__ = ["conf_dir", "main", "run", "task"]
 
@@ -204,50 +201,10 @@ def main() -> None:
 
 
 def run() -> NoReturn:
-    """``main`` as the whole process (``vmexp``, ``run.py``, ``python -m vmexp``), without the interpreter's teardown.
+    """``main`` as the whole process (``vmexp``, ``run.py``, ``python -m vmexp``): see ``run_program``.
 
-    A command that drew figures has imported matplotlib, pandas and seaborn, about 1,100 modules,
-    and the interpreter took 0.25-0.3 s to take them apart after the last file was written: 4-5 %
-    of the README sweep, all of it on its critical path (bench/README.md, twelfth pass). Once
-    ``main`` has finished, the exit handlers run as at any exit (logging's flush of the job logs,
-    the sweep's figure processes joined), the standard streams are flushed and the process ends
-    with its status; the operating system frees the rest. Where that could lose work (another
-    thread still running, an exit with a message instead of a status, an exception) or where
-    something else runs this command and has work of its own left after it (a profiler such as
-    ``python -m cProfile run.py``, a test calling ``run``) the interpreter ends as usual.
+    A command that drew figures has imported matplotlib, pandas and seaborn, and the interpreter
+    took 0.25-0.3 s to take them apart after the last file was written: 4-5 % of the README sweep,
+    all of it on its critical path (bench/README.md, twelfth pass).
     """
-    on_its_own = _called_by_the_program(sys._getframe(1))
-    try:
-        main()
-        status = 0
-    except SystemExit as stop:
-        if (
-            not on_its_own
-            or threading.active_count() > 1
-            or not (stop.code is None or isinstance(stop.code, int))
-        ):
-            raise
-        status = stop.code or 0
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):  # a reader gone, a stream closed: nothing left to lose
-            pass
-    os._exit(status)
-
-
-def _called_by_the_program(caller: FrameType) -> bool:
-    """Whether ``run``'s caller is a program's top level with nothing above it but ``python -m``'s runpy."""
-    if caller.f_code.co_name != "<module>":
-        return False
-    frame = caller.f_back
-    while frame is not None:
-        if frame.f_code.co_filename not in ("<frozen runpy>", _RUNPY):
-            return False
-        frame = frame.f_back
-    return True
-
-
-_RUNPY = str(Path(os.__file__).with_name("runpy.py"))
+    run_program(main, caller=sys._getframe(1))

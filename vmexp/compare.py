@@ -734,4 +734,6 @@ def _os_error(e: OSError) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vmexp.console import run_program
+
+    run_program(main)

@@ -433,4 +433,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vmexp.console import run_program
+
+    run_program(main)
