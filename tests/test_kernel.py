@@ -297,29 +297,29 @@ def test_explain_narrates_each_reference_fault_and_eviction() -> None:
 def test_the_programs_own_pages_are_touched_by_every_operation_and_narrated_only_when_they_fault(
     tmp_path,
 ) -> None:  # type: ignore[no-untyped-def]
-    # Writing a 1 MiB block in a 1 MiB group unmaps the whole image, its 7 hot pages included. The
-    # next operation touches those 7 first and faults them back in (from the swap cache here, as
-    # their writes are still in flight: minor faults): 7 faults more than without them. The 4
+    # Writing a 1 MiB block in a 1 MiB group unmaps the whole image, its 9 hot pages included. The
+    # next operation touches those 9 first and faults them back in (from the swap cache here, as
+    # their writes are still in flight: minor faults): 9 faults more than without them. The 4
     # touched after the last operation are resident again by then.
     text = "malloc 0 4096\ntouch 0\nmalloc 1 1M\ntouch 1\ntouch 0 0 1 r\n"
     common = ("ram=64M", "swap=64M", "cgroup.memory_max=1M", "explain=true")
     hot = trace_run(tmp_path, text, *common).processes[0]
     cold = trace_run(tmp_path, text, *common, "cgroup.image_hot=0").processes[0]
-    assert hot.majflt + hot.minflt == cold.majflt + cold.minflt + 7
+    assert hot.majflt + hot.minflt == cold.majflt + cold.minflt + 9
     r = simulate_with("workload=trace", f"workload.path={tmp_path / 't.trace'}", *common)
     log = "\n".join(r.explain or [])
     assert (
-        log.count("(the program's own page): MAJOR fault") + log.count("(the program's own page): minor") == 7
+        log.count("(the program's own page): MAJOR fault") + log.count("(the program's own page): minor") == 9
     )
     assert "(the program's own page): hit" not in log
 
 
 @pytest.mark.slow
 def test_an_allocator_call_also_faults_back_the_allocators_own_state(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # After the 1 MiB sweep has unmapped the whole image, a malloc faults back the 7 pages every
+    # After the 1 MiB sweep has unmapped the whole image, a malloc faults back the 9 pages every
     # operation uses and the 6 of the C library's allocator state (main_arena, mp_, the brk pointer,
     # ld.so's page size): 6 faults more than without those (cgroup.image_alloc=0). A touch in the
-    # malloc's place faults back only the 7: the allocator's pages are not every operation's.
+    # malloc's place faults back only the 9: the allocator's pages are not every operation's.
     common = ("ram=64M", "swap=64M", "cgroup.memory_max=1M")
     sweep = "malloc 0 4096\ntouch 0\nmalloc 1 1M\ntouch 1\n"
 
@@ -339,8 +339,8 @@ def test_the_kernel_writes_the_rseq_area_after_each_sleep_so_a_waiting_process_k
     # faults it back at __get_user_8 only when something preempts the process; on the swap file the
     # process sleeps at every major fault, so the page is written again and again and stays. Here
     # the write sweep of 1 MiB swaps the image out; with a disk the reclaimer's waits bring the TLS
-    # page back within the sweep, so the read sweep that follows finds it and faults back the 6
-    # other hot pages only; with zram nothing waits, and all 7 fault back at each sweep.
+    # page back within the sweep, so the read sweep that follows finds it and faults back the 8
+    # other hot pages only; with zram nothing waits, and all 9 fault back at each sweep.
     text = "malloc 0 4096\ntouch 0\nmalloc 1 1M\ntouch 1\ntouch 1 0 1048560 r\ntouch 0 0 1 r\n"
     common = ("ram=64M", "swap=64M", "cgroup.memory_max=1M", "explain=true")
 
@@ -349,8 +349,8 @@ def test_the_kernel_writes_the_rseq_area_after_each_sleep_so_a_waiting_process_k
         starts = [i for i, line in enumerate(log) if line.startswith("t=")] + [len(log)]
         return [sum("(the program's own page)" in x for x in log[a:b]) for a, b in itertools.pairwise(starts)]
 
-    assert own_faults("hdd")[3:5] == [1, 6]
-    assert own_faults("zram")[3:5] == [0, 7]
+    assert own_faults("hdd")[3:5] == [1, 8]
+    assert own_faults("zram")[3:5] == [0, 9]
 
 
 @pytest.mark.slow

@@ -19,10 +19,11 @@ it, measured on Linux 6.18 with the replayer (tests/data/real_kernel/overhead.js
   program, libc and ld.so (measured: 132 pages). These are ordinary
   anonymous pages on the group's lists, written once when the process
   starts and then cold, so reclaim swaps them out like any other. A few
-  of them (``image_hot``, 7 measured with ``perf record -e major-faults
-  -d``: the stack frame, the GOT entries of the calls each operation
-  makes, ``errno`` in the TLS, the block's entry in the program's tables)
-  are used by every operation: the process touches them before each one,
+  of them (``image_hot``, 9 measured with ``perf record -e major-faults
+  -d``: the stack frame, the program's own data, two pages of libc's data
+  holding the GOT entries of the calls each operation makes, two of the
+  TLS, ``errno``'s and the one with ``struct rseq``, and the block's entries
+  in the program's three tables) are used by every operation: the process touches them before each one,
   and 4 of them after its last (the replayer's ``getrusage``), so they
   stay hot but fault back in after an operation that swept more than the
   limit (``vmexp.sim.Process.execute``). The first of them holds the
