@@ -246,6 +246,8 @@ class Process:
         # The next heap snapshot in the slice clock's ns: a slice runs at once, so a snapshot taken
         # between slices would show operations that come after its time (one quantum later).
         snap_at = self.snap_due - int(self.sim.env.now)
+        # A program image in a memory cgroup (mm.hot is part of mm.hot_alloc): else nothing of its own to touch.
+        has_image = bool(mm.hot_alloc or mm.id_tables)
         while clock.used < budget:
             if mm.resched:
                 mm.resched = False
@@ -278,9 +280,9 @@ class Process:
                 self.nops += 1
                 if obs is not None:
                     obs.operation(mm, clock.now(), describe(op))
-                own = mm.hot_alloc if op[0] in _ALLOCATOR_CALLS else mm.hot
+                own = (mm.hot_alloc if op[0] in _ALLOCATOR_CALLS else mm.hot) if has_image else ()
                 writes = _ONES
-                if mm.id_tables and op[0] in _BLOCK_OPS:
+                if has_image and mm.id_tables and op[0] in _BLOCK_OPS:
                     own, writes = self._with_id_entries(own, op)
                 if own:
                     self._touch_own(own, writes)
