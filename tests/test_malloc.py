@@ -378,6 +378,53 @@ def test_r26_realloc_in_place_into_top_then_moved() -> None:
     assert m.realloc(q, 2000) != q
 
 
+class _AccessLog(FakeKernel):
+    """FakeKernel that also keeps every load and store the allocator reports, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[str, int, int]] = []
+
+    def read(self, addr: int, length: int) -> None:
+        self.log.append(("r", addr, length))
+        super().read(addr, length)
+
+    def write(self, addr: int, length: int) -> None:
+        self.log.append(("w", addr, length))
+        super().write(addr, length)
+
+
+@pytest.mark.parametrize("size", [60_000, 300_000])  # a heap chunk; an mmapped one (above the threshold)
+def test_r26_realloc_copies_forward_reading_each_source_page_just_before_the_pages_it_fills(
+    size: int,
+) -> None:
+    # glibc's memcpy runs forward, loads and stores in turn (two or four pages at a time above its
+    # non-temporal threshold), so a reclaim during a long copy meets the source part read and part
+    # not. Reading the whole source first changed which pages the kernel kept (README, churn traces).
+    k = _AccessLog()
+    m = GlibcMalloc(k)
+    p = m.malloc(40_000)
+    m.malloc(100)  # p cannot grow in place: malloc, copy, free
+    k.log.clear()
+    r = m.realloc(p, size)
+    assert r != p
+    ps = k.page_size
+    first: dict[tuple[str, int], int] = {}  # (kind, page) -> when the allocator first touched it
+    for i, (kind, addr, n) in enumerate(k.log):
+        for pg in range(addr // ps, (addr + n - 1) // ps + 1):
+            first.setdefault((kind, pg), i)
+    # Headers sit in the first and last pages of each chunk; the pages between are the copy's alone.
+    src = range(p // ps + 1, (p + 40_000 - 1) // ps)
+    dst = range(r // ps + 1, (r + 40_000 - 1) // ps)
+    assert len(src) >= 7 and [first[("r", pg)] for pg in src] == sorted(first[("r", pg)] for pg in src)
+    for dpage in dst:
+        needs = (p + (dpage + 1) * ps - 1 - r) // ps  # the last source page this page takes bytes from
+        if needs in src:
+            assert first[("r", needs)] < first[("w", dpage)]  # read before it is written ...
+        if needs + 2 in src:  # ... and written before the source two pages on is read
+            assert first[("w", dpage)] < first[("r", needs + 2)], (dpage, needs)
+
+
 def test_r26_realloc_absorbs_a_free_neighbour() -> None:
     _k, m = new()
     p = m.malloc(3000)
