@@ -576,7 +576,13 @@ def _real_faults_by_op(rec: str, out: Path) -> tuple[dict[int, int], dict[int, i
         if "sys_enter_lseek" in line:
             fd, _, rest = line.partition("fd: 0x")[2].partition(", offset: 0x")
             if fd == "ffffffff":  # lseek(-1, op): the operation's mark (fd is an unsigned int)
-                op = int(rest.split(",", 1)[0], 16)
+                mark = int(rest.split(",", 1)[0], 16)
+                if (
+                    mark < op
+                ):  # a new replay: the group OOM-killed the last one and replay_kernel ran it again
+                    major.clear()
+                    minor.clear()
+                op = mark
             elif fd == "fffffffd":  # lseek(-3, n): the loop's end; getrusage and exit follow
                 op = -1
         elif op >= 0 and "major-faults" in line:
