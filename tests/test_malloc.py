@@ -378,20 +378,28 @@ def test_r26_realloc_in_place_into_top_then_moved() -> None:
     assert m.realloc(q, 2000) != q
 
 
-class _AccessLog(FakeKernel):
-    """FakeKernel that also keeps every load and store the allocator reports, in order."""
+class Recording(FakeKernel):
+    """FakeKernel that also keeps, in order, the loads, stores, munmaps and mremaps the allocator makes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.log: list[tuple[str, int, int]] = []
 
     def read(self, addr: int, length: int) -> None:
-        self.log.append(("r", addr, length))
+        self.log.append(("read", addr, length))
         super().read(addr, length)
 
     def write(self, addr: int, length: int) -> None:
-        self.log.append(("w", addr, length))
+        self.log.append(("write", addr, length))
         super().write(addr, length)
+
+    def munmap(self, addr: int, length: int) -> int:
+        self.log.append(("munmap", addr, length))
+        return super().munmap(addr, length)
+
+    def mremap(self, addr: int, old_length: int, new_length: int) -> int:
+        self.log.append(("mremap", addr, new_length))
+        return super().mremap(addr, old_length, new_length)
 
 
 @pytest.mark.parametrize("size", [60_000, 300_000])  # a heap chunk; an mmapped one (above the threshold)
@@ -401,7 +409,7 @@ def test_r26_realloc_copies_forward_reading_each_source_page_just_before_the_pag
     # glibc's memcpy runs forward, loads and stores in turn (two or four pages at a time above its
     # non-temporal threshold), so a reclaim during a long copy meets the source part read and part
     # not. Reading the whole source first changed which pages the kernel kept (README, churn traces).
-    k = _AccessLog()
+    k = Recording()
     m = GlibcMalloc(k)
     p = m.malloc(40_000)
     m.malloc(100)  # p cannot grow in place: malloc, copy, free
@@ -412,7 +420,7 @@ def test_r26_realloc_copies_forward_reading_each_source_page_just_before_the_pag
     first: dict[tuple[str, int], int] = {}  # (kind, page) -> when the allocator first touched it
     for i, (kind, addr, n) in enumerate(k.log):
         for pg in range(addr // ps, (addr + n - 1) // ps + 1):
-            first.setdefault((kind, pg), i)
+            first.setdefault((kind[0], pg), i)
     # Headers sit in the first and last pages of each chunk; the pages between are the copy's alone.
     src = range(p // ps + 1, (p + 40_000 - 1) // ps)
     dst = range(r // ps + 1, (r + 40_000 - 1) // ps)
@@ -832,23 +840,6 @@ def test_freeing_or_moving_an_mmapped_chunk_reads_its_header_first() -> None:
     # munmap_chunk and mremap_chunk (malloc/malloc.c) read prev_size and size from the chunk's first
     # page before the syscall: for a block the program has not used for long that page is in swap,
     # and Linux counts a major fault right before the munmap (perf record -e major-faults -d).
-    class Recording(FakeKernel):
-        def __init__(self) -> None:
-            super().__init__()
-            self.log: list[tuple[str, int, int]] = []
-
-        def read(self, addr: int, length: int) -> None:
-            self.log.append(("read", addr, length))
-            super().read(addr, length)
-
-        def munmap(self, addr: int, length: int) -> int:
-            self.log.append(("munmap", addr, length))
-            return super().munmap(addr, length)
-
-        def mremap(self, addr: int, old_length: int, new_length: int) -> int:
-            self.log.append(("mremap", addr, new_length))
-            return super().mremap(addr, old_length, new_length)
-
     k = Recording()
     m = GlibcMalloc(k)
     p = m.malloc(1 << 20)
