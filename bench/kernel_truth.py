@@ -657,6 +657,16 @@ def _cell(sim: int, s: dict[str, float]) -> str:
     return f"{sim} ({(sim - med) / med * 100:+.2f} %)"
 
 
+def _measured_device() -> str:
+    """``machine.swap_device`` as fast as this machine's swap file is (a new one, timed as
+    ``python -m vmexp.validate kernel`` times it)."""
+    with K.session("file") as facts:
+        assert facts.swap is not None
+        speed = K.device_speed(facts.swap.name)
+    print(f"swap file: {speed.describe()}", file=sys.stderr)
+    return speed.override(rotational=facts.swap.rotational)
+
+
 def agree(jobs: int, device: str = "hdd", wset: str = "main") -> str:
     """policy=linux on every recorded workload and configuration, as a Markdown table.
 
@@ -834,7 +844,8 @@ def main() -> int:
         "--device",
         default="hdd",
         help="the simulator's machine.swap_device for the swap-file configurations (default hdd, as the "
-        "held-out command); e.g. '{latency: 24us, bandwidth: 1G, rotational: true}'",
+        "held-out command); e.g. '{latency: 24us, bandwidth: 1G, rotational: true}', or measured: as fast "
+        "as a new swap file here reads (root)",
     )
     ph = sub.add_parser(
         "phases", help="one workload's faults per phase, the simulator beside real runs (perf)"
@@ -866,7 +877,7 @@ def main() -> int:
             if a.table_only:
                 print(agree_table(json.loads(_agree_file(a.wset).read_text())))
             else:
-                print(agree(a.jobs, a.device, a.wset))
+                print(agree(a.jobs, _measured_device() if a.device == "measured" else a.device, a.wset))
         elif a.cmd == "phases":
             print(phases(a.name, a.config, a.runs, a.every))
         elif a.cmd == "vmstat":

@@ -21,10 +21,12 @@ Three parts:
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -35,6 +37,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import settings
 from vmexp.validate import kernel as K
 from vmexp.validate.kernel_cli import (
     KERNEL_KEYS,
@@ -253,11 +256,11 @@ def test_the_kernel_command_takes_options_between_the_trace_and_the_overrides(
     assert "cgroup.memory_max=1M: at least 8M" in capsys.readouterr().err
 
 
-def fake_kernel(monkeypatch: pytest.MonkeyPatch, run: K.KernelRun) -> None:
-    """The real side without the machine: no swap, cgroup or sysctl is touched; every run is ``run``."""
-    facts = K.KernelFacts(
-        "6.18", 3, 60, False, "madvise", "v1", (K.SwapArea("/dev/zram9", "zram", False, 1 << 30, 0, 100),)
-    )
+def fake_kernel(monkeypatch: pytest.MonkeyPatch, run: K.KernelRun, area: K.SwapArea | None = None) -> None:
+    """The real side without the machine: no swap, cgroup or sysctl is touched; every run is ``run``;
+    the swap is ``area`` (default a zram device)."""
+    area = area or K.SwapArea("/dev/zram9", "zram", False, 1 << 30, 0, 100)
+    facts = K.KernelFacts("6.18", 3, 60, False, "madvise", "v1", (area,))
 
     @contextlib.contextmanager
     def session(swap: str, **_: Any) -> Iterator[K.KernelFacts]:
@@ -279,6 +282,67 @@ def test_the_kernel_command_simulates_process_1_alone_as_the_kernel_replays_it(
     kernel_main([str(trace), "--swap", "existing", "workload.path=" + str(trace)])
     sim = re.findall(r"^ [ !] minflt  257 \[257\.\.257\] +(\d+)", capsys.readouterr().out, re.MULTILINE)
     assert len(sim) == 1 and int(sim[0]) < 300, sim  # 1 MiB: 256 pages, not 8 MiB's 2048
+
+
+def _simulator_line(out: str) -> list[str]:
+    """The overrides the command printed for the simulator, as a shell splits them."""
+    line = next(ln for ln in out.splitlines() if ln.startswith("simulator: "))
+    return shlex.split(line.removeprefix("simulator: "))
+
+
+def test_the_kernel_command_gives_the_simulator_the_swap_disk_as_fast_as_it_measures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A swap file on a disk that reports rotational is simulated at the speed its reads measure
+    (the printed overrides, given to run.py, make exactly that device), not at hdd's 12.7 ms a
+    request; ``--device preset`` takes hdd, and so does a disk that cannot be timed. The kernel
+    and the timing are faked: nothing on this machine is set up."""
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    disk = K.SwapArea(str(tmp_path / "swapfile"), "file", True, 1 << 30, 0, 32767)
+    fake_kernel(monkeypatch, K.KernelRun(257, 0, 0.1, 0), disk)
+    timed: list[str] = []
+    monkeypatch.setattr(
+        K, "device_speed", lambda path, **_: timed.append(path) or K.DeviceSpeed(44_000, 1_500_000_000)
+    )
+    kernel_main([str(trace), "--swap", "existing"])
+    out = capsys.readouterr().out
+    assert timed == [disk.name]
+    assert f"swap device: {disk.name}: a random 4 KiB read takes 44 us, sequential reads 1.5 GB/s" in out
+    m = settings(*_simulator_line(out)).machine
+    # 44 us a page, less its transfer at 1.5 GB/s (2.73 us): the device's cost per request.
+    assert (m.swap_latency, m.swap_bandwidth, m.swap_rotational) == (41_270, 1_500_000_000, True)
+
+    kernel_main([str(trace), "--swap", "existing", "--device", "preset"])
+    assert "machine.swap_device=hdd" in _simulator_line(capsys.readouterr().out)
+
+    def untimeable(path: str, **_: Any) -> K.DeviceSpeed:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(K, "device_speed", untimeable)
+    kernel_main([str(trace), "--swap", "existing"])
+    out = capsys.readouterr().out
+    assert f"swap device: {disk.name} could not be timed (Invalid argument): the simulator takes hdd" in out
+    assert "machine.swap_device=hdd" in _simulator_line(out)
+
+
+def test_a_swap_area_is_timed_by_reads_past_the_page_cache_and_left_as_it_was(tmp_path: Path) -> None:
+    """``device_speed`` reads (O_DIRECT) and never writes: a page's time and the bandwidth come
+    back positive and consistent, the file is byte for byte what it was, and a file too small
+    to time is refused."""
+    area = tmp_path / "area"
+    data = os.urandom(4 << 20)
+    area.write_bytes(data)
+    try:
+        speed = K.device_speed(str(area), reads=64, span=4 << 20)
+    except OSError as e:  # tmpfs and some other file systems have no O_DIRECT
+        pytest.skip(f"no O_DIRECT reads in {tmp_path}: {e}")
+    assert speed.page_ns > 0 and speed.bandwidth > 0
+    assert 0 < speed.latency_ns <= speed.page_ns
+    assert area.read_bytes() == data
+    small = tmp_path / "small"
+    small.write_bytes(bytes(PAGE))
+    with pytest.raises(OSError, match="too small to time"):
+        K.device_speed(str(small))
 
 
 def test_the_kernel_command_refuses_a_simulated_process_the_oom_killer_took(

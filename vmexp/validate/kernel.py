@@ -50,10 +50,13 @@ import atexit
 import contextlib
 import errno
 import fcntl
+import mmap
 import os
 import platform
+import random
 import re
 import signal
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -74,8 +77,10 @@ __all__ = [
     "KernelRun",
     "KernelUnavailable",
     "KernelRunError",
+    "DeviceSpeed",
     "SwapArea",
     "cleanup_pending",
+    "device_speed",
     "file_swap",
     "kernel_facts",
     "memory_cgroup",
@@ -301,6 +306,77 @@ def swap_areas() -> tuple[SwapArea, ...]:
             )
         )
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class DeviceSpeed:
+    """How fast a swap area serves pages, measured: the simulator's ``{latency, bandwidth}`` device.
+
+    The preset a kernel fact names (``hdd`` for a rotational disk) can be
+    far from the machine's disk: a virtual disk that reports rotational
+    serves a page in tens of microseconds, the preset in 12.7 ms. A replay
+    on ``hdd`` then lasts hundreds of times longer in simulated time than
+    on the kernel, and what depends on time follows it: the memory
+    cgroup's statistics that reclaim reads are flushed every 2 s
+    (``policy=linux``'s ``stats_flush``), and a page under writeback is in
+    the swap cache for as long as its write takes.
+    """
+
+    page_ns: int  # median of random one-page O_DIRECT reads
+    bandwidth: int  # bytes a second of sequential 1 MiB O_DIRECT reads
+
+    @property
+    def latency_ns(self) -> int:
+        """The fixed cost of a request, as the simulator's device takes it: a page's time less its transfer."""
+        return max(1, self.page_ns - PAGE * 1_000_000_000 // self.bandwidth)
+
+    def override(self, rotational: bool) -> str:
+        """``machine.swap_device`` as a Hydra override value."""
+        return (
+            f"{{name:measured,latency:{self.latency_ns}ns,bandwidth:{self.bandwidth},"
+            f"rotational:{str(rotational).lower()}}}"
+        )
+
+    def describe(self) -> str:
+        return (
+            f"a random {PAGE >> 10} KiB read takes {self.page_ns / 1000:.0f} us, "
+            f"sequential reads {self.bandwidth / 1e9:.2g} GB/s"
+        )
+
+
+def device_speed(path: str, *, reads: int = 400, span: int = 64 << 20) -> DeviceSpeed:
+    """Time reads of a swap area (a swap file or a block device) past the page cache, read-only.
+
+    ``span`` bytes from the start in 1 MiB reads give the bandwidth; then
+    ``reads`` single pages at offsets drawn over the whole area (seeded: the
+    same offsets every time) give a page's time, their median. Reading an
+    active swap area is harmless: the kernel refuses only writes to it.
+    Raises ``OSError`` where the file system has no ``O_DIRECT`` (tmpfs).
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)  # a block device's st_size is 0
+        if size < (1 << 20):
+            raise OSError(errno.EINVAL, f"{path}: {size} bytes, too small to time")
+        chunk = mmap.mmap(-1, 1 << 20)  # page-aligned, as O_DIRECT needs
+        page = memoryview(chunk)[:PAGE]
+        done = 0
+        start = time.perf_counter_ns()
+        while done < min(span, size) - (1 << 20) + 1:
+            done += os.preadv(fd, [chunk], done)
+        bandwidth = done * 1_000_000_000 // max(1, time.perf_counter_ns() - start)
+        rng = random.Random(0)
+        times = []
+        for _ in range(reads):
+            offset = rng.randrange(size // PAGE) * PAGE
+            t = time.perf_counter_ns()
+            os.preadv(fd, [page], offset)
+            times.append(time.perf_counter_ns() - t)
+        page.release()
+        chunk.close()
+    finally:
+        os.close(fd)
+    return DeviceSpeed(round(statistics.median(times)), max(1, bandwidth))
 
 
 def _mounts() -> list[tuple[str, str, list[str]]]:

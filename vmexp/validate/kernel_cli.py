@@ -10,6 +10,15 @@ rotational or not); the simulator runs process 1 alone, as the kernel does. The 
 side by side with the differences, as ``python -m vmexp.validate`` does for
 glibc.
 
+A disk is given to the simulator as fast as it is (``--device measured``,
+the default): reads of the swap area past the page cache time a page and
+the bandwidth (:func:`vmexp.validate.kernel.device_speed`). The preset its
+kind names (``--device preset``: ``hdd`` for a rotational disk, 12.7 ms a
+request) can be hundreds of times slower than a virtual disk that reports
+rotational, and the simulated run that much longer; the kernel's reclaim
+reads statistics flushed every 2 s of time, so the two then part
+(README, "The real kernel as ground truth").
+
 Kernel facts become simulator overrides in one place,
 :func:`simulator_overrides`. The simulator's keys for this
 (``cgroup.memory_max``, ``policy=linux``, ``machine.page_cluster``,
@@ -28,6 +37,7 @@ missing and how to provide it.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -132,6 +142,7 @@ def simulator_overrides(
     swap_max: int | None = None,
     *,
     new_keys: bool | None = None,
+    speed: K.DeviceSpeed | None = None,
 ) -> list[str]:
     """The simulator's overrides that describe the kernel the real side ran on.
 
@@ -139,14 +150,17 @@ def simulator_overrides(
     :data:`SIMULATOR_HAS_KERNEL_KEYS`): a machine far larger than the
     group (1 GiB of RAM and of swap), the group's limit as
     ``cgroup.memory_max``, ``policy=linux``, the swap device as the kernel
-    sees it and its ``vm.page-cluster``. Without them: ``ram`` = the limit
+    sees it (at the ``speed`` measured, if given, else the preset its kind
+    names) and its ``vm.page-cluster``. Without them: ``ram`` = the limit
     (no kswapd watermarks: a cgroup limit has none), ``policy=lru2q`` (the
     textbook policy closest to Linux's two lists) and zram as an ``ssd``.
     """
     new = SIMULATOR_HAS_KERNEL_KEYS if new_keys is None else new_keys
     sw = facts.swap
-    device = sw.device if sw is not None else "ssd"
+    device: str = sw.device if sw is not None else "ssd"
     if new:
+        if speed is not None and sw is not None and device != "zram":
+            device = speed.override(sw.rotational)
         ov = [
             "nprocs=1",
             "ram=1G",
@@ -227,6 +241,21 @@ def _process_1(path: str, trace: Trace, tmp: str) -> str:
     return alone
 
 
+def _device_speed(facts: K.KernelFacts, device: str) -> tuple[K.DeviceSpeed | None, str]:
+    """The swap disk's measured speed for the simulator (None: its preset), and a line that says so."""
+    sw = facts.swap
+    if sw is None or sw.kind == "zram" or device != "measured":
+        return None, ""
+    try:
+        speed = K.device_speed(sw.name)
+    except OSError as e:
+        return (
+            None,
+            f"swap device: {sw.name} could not be timed ({e.strerror or e}): the simulator takes {sw.device}",
+        )
+    return speed, f"swap device: {sw.name}: {speed.describe()} (--device preset: {sw.device})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; see the module docstring."""
     keep_going_without_a_reader()
@@ -262,6 +291,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="swap for the real side: the machine's own if it has one (auto), else a temporary 1 GiB zram",
     )
     parser.add_argument(
+        "--device",
+        choices=("measured", "preset"),
+        default="measured",
+        help="the simulator's swap device for a disk: as fast as reads of the swap area measure "
+        "(measured), or the preset its kind names, hdd or ssd (preset)",
+    )
+    parser.add_argument(
         "--keys",
         choices=("auto", "new", "today"),
         default="auto",
@@ -293,7 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with K.session(swap, cluster=settings.page_cluster) as facts:
             # The simulator first (seconds, configured from the session's facts): a bad override
             # or a run it cannot finish is said before the real runs' minutes, not after them.
-            sim_ov = simulator_overrides(facts, settings.limit, settings.swap_max, new_keys=new_keys)
+            speed, device_note = _device_speed(facts, args.device)
+            sim_ov = simulator_overrides(
+                facts, settings.limit, settings.swap_max, new_keys=new_keys, speed=speed
+            )
             sim_ov += ["figures=false", *rest]
             with tempfile.TemporaryDirectory(prefix="vmexp-validate-kernel-") as tmp:
                 run_dir = os.path.join(tmp, "run")
@@ -315,7 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.trace}: the real kernel {facts.release} (cgroup {facts.cgroup}, limit {format_size(settings.limit)}, "
         f"{swap_text}, page-cluster {facts.page_cluster}, swappiness {facts.swappiness}) vs the simulator"
     )
-    print(f"simulator: {' '.join(o for o in sim_ov if o != 'figures=false')}")
+    if device_note:
+        print(device_note)
+    print(f"simulator: {shlex.join(o for o in sim_ov if o != 'figures=false')}")  # as a shell takes it
     reruns = sum(r.oom_reruns for r in real)
     if reruns:
         print(f"note: {reruns} real run(s) were OOM-killed in their cgroup at a swap-in and run again")
