@@ -31,6 +31,7 @@ from tests import warm
 from tests.conftest import ROOT, compose_cfg, settings
 from vmexp.app import run_settings
 from vmexp.config import settings_json, validate
+from vmexp.libc.base import MALLINFO_FIELDS
 from vmexp.report.run_figures import (
     MIN_SAMPLES,
     RunData,
@@ -203,21 +204,7 @@ def test_thrashing_marks_peak_fifty_percent_rule_and_l_equals_s() -> None:
 
 def _doc(**v: Any) -> dict[str, Any]:
     """A metrics.json document (schema 1) with one process and the given totals."""
-    mallinfo = dict.fromkeys(
-        (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        ),
-        0,
-    )
+    mallinfo = dict.fromkeys(MALLINFO_FIELDS, 0)
     mallinfo.update(arena=v.get("arena", 0), fordblks=v.get("fordblks", 0), uordblks=v.get("uordblks", 0))
     proc = {
         "pid": 1,
