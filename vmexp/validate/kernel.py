@@ -362,8 +362,13 @@ def device_speed(path: str, *, reads: int = 400, span: int = 64 << 20) -> Device
         page = memoryview(chunk)[:PAGE]
         done = 0
         start = time.perf_counter_ns()
-        while done < min(span, size) - (1 << 20) + 1:
-            done += os.preadv(fd, [chunk], done)
+        while done + len(chunk) <= min(span, size):
+            n = os.preadv(fd, [chunk], done)
+            if n <= 0:  # a short file (it cannot be: size came from it), not a loop for ever
+                break
+            done += n
+        if not done:
+            raise OSError(errno.EIO, f"{path}: no data read")
         bandwidth = done * 1_000_000_000 // max(1, time.perf_counter_ns() - start)
         rng = random.Random(0)
         times = []
