@@ -311,6 +311,13 @@ def test_the_kernel_command_gives_the_simulator_the_swap_disk_as_fast_as_it_meas
     m = settings(*_simulator_line(out)).machine
     # 44 us a page, less its transfer at 1.5 GB/s (2.73 us): the device's cost per request.
     assert (m.swap_latency, m.swap_bandwidth, m.swap_rotational) == (41_270, 1_500_000_000, True)
+    # Each side's time beside the faults: the kernel's wall time, the simulator's simulated time.
+    assert re.search(
+        r"^   time    the kernel's runs 0\.10 s \[0\.10\.\.0\.10\] of wall time, "
+        r"the simulator's \d+\.\d\d s of simulated time$",
+        out,
+        re.MULTILINE,
+    ), out
 
     kernel_main([str(trace), "--swap", "existing", "--device", "preset"])
     assert "machine.swap_device=hdd" in _simulator_line(capsys.readouterr().out)

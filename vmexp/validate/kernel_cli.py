@@ -36,12 +36,14 @@ missing and how to provide it.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from vmexp.cliargs import Parser
@@ -241,6 +243,24 @@ def _process_1(path: str, trace: Trace, tmp: str) -> str:
     return alone
 
 
+def _simulated_seconds(run_dir: str) -> float | None:
+    try:
+        return float(
+            json.loads(Path(run_dir, "metrics.json").read_text(encoding="utf-8"))["system"]["sim_time_s"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _time_line(real: list[K.KernelRun], sim_seconds: float | None) -> str:
+    """How long each side took: what depends on time in the kernel (its 2 s statistics flushes,
+    writeback) follows the simulator only where the two are alike."""
+    t = sorted(r.seconds for r in real)
+    real_text = f"{t[len(t) // 2]:.2f} s [{t[0]:.2f}..{t[-1]:.2f}] of wall time"
+    sim_text = "unknown" if sim_seconds is None else f"{sim_seconds:.2f} s of simulated time"
+    return f"   {'time':<8}the kernel's runs {real_text}, the simulator's {sim_text}"
+
+
 def _device_speed(facts: K.KernelFacts, device: str) -> tuple[K.DeviceSpeed | None, str]:
     """The swap disk's measured speed for the simulator (None: its preset), and a line that says so."""
     sw = facts.swap
@@ -339,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_simulator(_process_1(args.trace, trace, tmp), sim_ov, run_dir)
                 procs = read_run(run_dir)
                 check_finished(run_dir)  # a process the simulator's OOM killer took did part of the trace
+                sim_seconds = _simulated_seconds(run_dir)
             real = K.measure(args.trace, settings.limit, args.runs, swap_max=settings.swap_max)
     except (K.KernelUnavailable, K.KernelRunError) as e:
         print(f"vmexp.validate kernel: error: {K.describe_failure(e)}", file=sys.stderr)
@@ -362,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"note: {reruns} real run(s) were OOM-killed in their cgroup at a swap-in and run again")
     print()
     print(format_table(real, sim.minflt, sim.majflt))
+    print(_time_line(real, sim_seconds))
     verdict = compare(real, sim.minflt, sim.majflt)
     print()
     tol = f"majflt within {MAJFLT_TOLERANCE:.0%}, minflt within {MINFLT_TOLERANCE:.0%} or inside the real runs' range"
