@@ -53,6 +53,14 @@ makes before each operation (``lseek(-1, op, SEEK_SET)``) -- and prints them
 side by side, marking a phase whose simulated count is outside the real
 runs' range (``--config``, ``--runs``).
 
+``measure --fresh-device`` swaps the device off and on again before every
+run and writes ``fresh_<config>.json`` (``agree --fresh`` compares with
+those): on Linux 6.18 a swap file's faults at page-cluster 3 depend on the
+device's history since ``swapon`` (the first runs on a new device take
+about half the major faults of later ones on ``seq_write_80``), and a
+device swapped on again gives every run the same start, the one the
+simulator's device has.
+
 ``simulate`` runs ``run.py`` on the same traces with the keys of today's
 simulator that come closest (``ram`` = the limit, ``swap=1G``,
 ``machine.min_free=0`` since a cgroup limit has no watermarks, the policy)
@@ -89,9 +97,11 @@ DATA = ROOT / "tests" / "data" / "real_kernel"
 SIM_OUT = ROOT / "outputs" / "kernel_truth"
 
 
-def _real(config: str, wset: str = "main") -> Path:
-    """The recorded runs of a configuration: ``zram.json`` for the main set, ``later_zram.json`` for the later one."""
-    return DATA / (f"{config}.json" if wset == "main" else f"{wset}_{config}.json")
+def _real(config: str, wset: str = "main", fresh: bool = False) -> Path:
+    """The recorded runs of a configuration: ``zram.json`` for the main set, ``later_zram.json`` for
+    the later one; ``fresh_file_pc3.json`` for runs each on a device swapped on again (``--fresh-device``)."""
+    name = f"{config}.json" if wset == "main" else f"{wset}_{config}.json"
+    return DATA / (f"fresh_{name}" if fresh else name)
 
 
 def _agree_file(wset: str) -> Path:
@@ -165,11 +175,13 @@ def merge_sessions(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def measure(config: str, runs: int, names: list[str], wset: str = "main", append: bool = False) -> Path:
+def measure(
+    config: str, runs: int, names: list[str], wset: str = "main", append: bool = False, fresh: bool = False
+) -> Path:
     spec = CONFIGS[config]
     traces = _workload_dir()
     write_all(traces, names)
-    out = _real(config, wset)
+    out = _real(config, wset, fresh)
     DATA.mkdir(parents=True, exist_ok=True)
     try:
         recorded = json.loads(out.read_text()) if append else None
@@ -193,6 +205,7 @@ def measure(config: str, runs: int, names: list[str], wset: str = "main", append
             },
             "repetitions": runs,
             "order": "run-major: every workload once, then again",
+            "device": "swapoff and swapon before every run" if fresh else "one swapon for the session",
             "workloads": {n: {"sha256": sha256(generate(n)), "runs": []} for n in names},
         }
         with contextlib.ExitStack() as stack:
@@ -201,6 +214,9 @@ def measure(config: str, runs: int, names: list[str], wset: str = "main", append
             for rep in range(runs):
                 for n in names:
                     try:
+                        if fresh:
+                            assert facts.swap is not None
+                            K.reswap(facts.swap)
                         r = K.replay_kernel(recs[n], LIMIT)
                     except K.KernelRunError as e:
                         kept = (
@@ -667,11 +683,12 @@ def _measured_device() -> str:
     return speed.override(rotational=facts.swap.rotational)
 
 
-def agree(jobs: int, device: str = "hdd", wset: str = "main") -> str:
+def agree(jobs: int, device: str = "hdd", wset: str = "main", fresh: bool = False) -> str:
     """policy=linux on every recorded workload and configuration, as a Markdown table.
 
     ``device``: the simulator's ``machine.swap_device`` for the swap-file
     configurations (the held-out command's ``hdd`` unless told otherwise).
+    ``fresh``: against the runs recorded with ``measure --fresh-device``.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -679,7 +696,7 @@ def agree(jobs: int, device: str = "hdd", wset: str = "main") -> str:
     with ThreadPoolExecutor(jobs) as ex:
         got = list(ex.map(_agree_one, work))
     SIM_OUT.mkdir(parents=True, exist_ok=True)
-    doc: dict[str, Any] = {"device": device, "set": wset}
+    doc: dict[str, Any] = {"device": device, "set": wset, "fresh": fresh}
     for c, n, res in got:
         doc.setdefault(c, {})[n] = res
     _agree_file(wset).write_text(json.dumps(doc, indent=1) + "\n")
@@ -693,7 +710,8 @@ def agree_table(doc: dict[str, Any]) -> str:
     """Two Markdown tables (majflt, minflt): the real runs' median [min..max] and the simulator's count."""
     wset = doc.get("set", "main")
     names = list(SETS[wset])
-    real = {c: json.loads(_real(c, wset).read_text())["workloads"] for c in AGREE_CONFIGS}
+    fresh = doc.get("fresh", False)
+    real = {c: json.loads(_real(c, wset, fresh).read_text())["workloads"] for c in AGREE_CONFIGS}
     lines = []
     for key in ("majflt", "minflt"):
         head = f"| {key} |" + "".join(f" {c} real | {c} sim |" for c in AGREE_CONFIGS)
@@ -747,7 +765,7 @@ def vmstat_table(doc: dict[str, Any]) -> str:
     for c in AGREE_CONFIGS:
         if c not in doc:
             continue
-        real = json.loads(_real(c, doc.get("set", "main")).read_text())["workloads"]
+        real = json.loads(_real(c, doc.get("set", "main"), doc.get("fresh", False)).read_text())["workloads"]
         lines += ["", f"### {c}: sim / real median (* outside the real runs' range)", ""]
         head = "| workload |" + "".join(f" {k} |" for k in keys)
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
@@ -827,6 +845,11 @@ def main() -> int:
         action="store_true",
         help="add the runs to the recorded file as another session (same settings and traces) instead of replacing it",
     )
+    m.add_argument(
+        "--fresh-device",
+        action="store_true",
+        help="swapoff and swapon before every run (the device as right after swapon); recorded in fresh_*.json",
+    )
     sub.add_parser("overhead")
     sub.add_parser("stats")
     sub.add_parser("zram")
@@ -840,6 +863,11 @@ def main() -> int:
     g.add_argument("-j", "--jobs", type=int, default=2)
     g.add_argument("--table-only", action="store_true", help="print the table of the last agree.json")
     g.add_argument("--set", dest="wset", choices=list(SETS), default="main", help=WSET_HELP)
+    g.add_argument(
+        "--fresh",
+        action="store_true",
+        help="against the runs of measure --fresh-device (fresh_*.json) instead of the sessions' runs",
+    )
     g.add_argument(
         "--device",
         default="hdd",
@@ -862,7 +890,7 @@ def main() -> int:
     try:
         if a.cmd == "measure":
             for c in a.config or list(CONFIGS):
-                print(measure(c, a.runs, a.workload or list(SETS[a.wset]), a.wset, a.append))
+                print(measure(c, a.runs, a.workload or list(SETS[a.wset]), a.wset, a.append, a.fresh_device))
         elif a.cmd == "overhead":
             print(overhead())
         elif a.cmd == "stats":
@@ -877,7 +905,8 @@ def main() -> int:
             if a.table_only:
                 print(agree_table(json.loads(_agree_file(a.wset).read_text())))
             else:
-                print(agree(a.jobs, _measured_device() if a.device == "measured" else a.device, a.wset))
+                device = _measured_device() if a.device == "measured" else a.device
+                print(agree(a.jobs, device, a.wset, a.fresh))
         elif a.cmd == "phases":
             print(phases(a.name, a.config, a.runs, a.every))
         elif a.cmd == "vmstat":

@@ -158,6 +158,24 @@ def test_a_session_leaves_nothing_behind_and_restores_page_cluster(tmp_path: Pat
 
 @real_kernel
 @pytest.mark.real_kernel
+def test_a_device_swapped_on_again_is_the_same_empty_area_and_still_torn_down(tmp_path: Path) -> None:
+    """``reswap`` (``kernel_truth.py measure --fresh-device``): the device is swapped on again with
+    its priority, empty, the replay runs on it, and the session still removes it."""
+    devices = zram_devices()
+    trace = write_trace(tmp_path, "malloc 1 4M\ntouch 1\n")
+    with K.session("zram") as facts:
+        area = facts.swap
+        assert area is not None
+        K.reswap(area)
+        again = next(s for s in K.swap_areas() if s.name == area.name)
+        assert (again.priority, again.size, again.used) == (area.priority, area.size, 0)
+        assert K.measure(trace, 16 * MIB, 1)[0].minflt > 1024  # 4 MiB touched: 1 024 pages and more
+    assert leftovers() == CLEAN
+    assert zram_devices() == devices
+
+
+@real_kernel
+@pytest.mark.real_kernel
 def test_a_failing_run_still_tears_everything_down(tmp_path: Path) -> None:
     before_pc = K.kernel_facts().page_cluster
     trace = write_trace(tmp_path, "malloc 1 1M\nfree 1\nfree 1\n")  # a double free: the replayer stops
@@ -448,10 +466,10 @@ def test_kernel_facts_become_exactly_the_simulators_kernel_keys() -> None:
 
 
 def _load(config: str, wset: str = "main") -> dict[str, Any]:
-    """The recorded runs of a configuration, of the main workloads or another set (``later_*.json``, ``heap_*.json``)."""
-    return dict(
-        json.loads((DATA / (f"{config}.json" if wset == "main" else f"{wset}_{config}.json")).read_text())
-    )
+    """The recorded runs of a configuration, of the main workloads or another set (``later_*.json``,
+    ``heap_*.json``); ``fresh``: the main workloads, the device swapped on again before every run."""
+    name = {"main": f"{config}.json", "fresh": f"fresh_{config}.json"}.get(wset, f"{wset}_{config}.json")
+    return dict(json.loads((DATA / name).read_text()))
 
 
 @functools.cache
@@ -466,7 +484,7 @@ def _trace_sha(name: str) -> str:
 
 @pytest.mark.parametrize(
     ("config", "wset"),
-    [*((c, "main") for c in CONFIGS), *((c, ws) for ws in ("later", "heap") for c in LATER_CONFIGS)],
+    [*((c, "main") for c in CONFIGS), *((c, ws) for ws in ("later", "heap", "fresh") for c in LATER_CONFIGS)],
 )
 def test_recorded_measurements_are_complete_and_consistent(config: str, wset: str) -> None:
     doc = _load(config, wset)
@@ -475,7 +493,8 @@ def test_recorded_measurements_are_complete_and_consistent(config: str, wset: st
     assert st["limit_bytes"] == LIMIT and st["config"] == config and st["mglru"] is False
     assert st["swap_device"] == ("zram" if config.startswith("zram") else "hdd")
     assert st["page_cluster"] == {"zram_pc0": 0, "file_pc0": 0, "file_pc3": 3}.get(config, st["page_cluster"])
-    assert sorted(doc["workloads"]) == sorted(SETS[wset])
+    assert sorted(doc["workloads"]) == sorted(SETS["main" if wset == "fresh" else wset])
+    assert (doc.get("device") == "swapoff and swapon before every run") == (wset == "fresh")
     assert doc["repetitions"] >= 5
     sessions = doc.get(
         "sessions", [{"date": doc["date"], "kernel": doc["kernel"], "repetitions": doc["repetitions"]}]
