@@ -467,9 +467,11 @@ def test_kernel_facts_become_exactly_the_simulators_kernel_keys() -> None:
 
 def _load(config: str, wset: str = "main") -> dict[str, Any]:
     """The recorded runs of a configuration, of the main workloads or another set (``later_*.json``,
-    ``heap_*.json``); ``fresh``: the main workloads, the device swapped on again before every run."""
-    name = {"main": f"{config}.json", "fresh": f"fresh_{config}.json"}.get(wset, f"{wset}_{config}.json")
-    return dict(json.loads((DATA / name).read_text()))
+    ``heap_*.json``); ``fresh``, ``fresh_later``, ``fresh_heap``: those sets on a device swapped on
+    again before every run (``measure --fresh-device``)."""
+    return dict(
+        json.loads((DATA / (f"{config}.json" if wset == "main" else f"{wset}_{config}.json")).read_text())
+    )
 
 
 @functools.cache
@@ -484,7 +486,10 @@ def _trace_sha(name: str) -> str:
 
 @pytest.mark.parametrize(
     ("config", "wset"),
-    [*((c, "main") for c in CONFIGS), *((c, ws) for ws in ("later", "heap", "fresh") for c in LATER_CONFIGS)],
+    [
+        *((c, "main") for c in CONFIGS),
+        *((c, ws) for ws in ("later", "heap", "fresh", "fresh_later", "fresh_heap") for c in LATER_CONFIGS),
+    ],
 )
 def test_recorded_measurements_are_complete_and_consistent(config: str, wset: str) -> None:
     doc = _load(config, wset)
@@ -493,8 +498,9 @@ def test_recorded_measurements_are_complete_and_consistent(config: str, wset: st
     assert st["limit_bytes"] == LIMIT and st["config"] == config and st["mglru"] is False
     assert st["swap_device"] == ("zram" if config.startswith("zram") else "hdd")
     assert st["page_cluster"] == {"zram_pc0": 0, "file_pc0": 0, "file_pc3": 3}.get(config, st["page_cluster"])
-    assert sorted(doc["workloads"]) == sorted(SETS["main" if wset == "fresh" else wset])
-    assert (doc.get("device") == "swapoff and swapon before every run") == (wset == "fresh")
+    fresh = wset.startswith("fresh")
+    assert sorted(doc["workloads"]) == sorted(SETS[wset.removeprefix("fresh").lstrip("_") or "main"])
+    assert (doc.get("device") == "swapoff and swapon before every run") == fresh
     assert doc["repetitions"] >= 5
     sessions = doc.get(
         "sessions", [{"date": doc["date"], "kernel": doc["kernel"], "repetitions": doc["repetitions"]}]
