@@ -350,6 +350,26 @@ def test_the_kernel_command_gives_the_simulator_the_swap_disk_as_fast_as_it_meas
     assert "machine.swap_device=hdd" in _simulator_line(out)
 
 
+def test_the_kernel_command_swaps_the_device_off_and_on_before_every_run_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--fresh-device``: the real runs get the session's swap area to swap on again before each
+    (``K.measure``'s ``fresh``), and the output says so; without it they do not. Faked kernel."""
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    fake_kernel(monkeypatch, K.KernelRun(257, 0, 0.1, 0))
+    asked: list[object] = []
+    monkeypatch.setattr(
+        K, "measure", lambda *a, **k: asked.append(k.get("fresh")) or [K.KernelRun(257, 0, 0.1, 0)]
+    )
+    kernel_main([str(trace), "--swap", "existing", "--fresh-device"])
+    out = capsys.readouterr().out
+    kernel_main([str(trace), "--swap", "existing"])
+    plain = capsys.readouterr().out
+    assert [getattr(a, "name", a) for a in asked] == ["/dev/zram9", None]
+    assert "swap device: /dev/zram9 swapped off and on again before every real run" in out
+    assert "swapped off and on" not in plain
+
+
 def test_a_swap_area_is_timed_by_reads_past_the_page_cache_and_left_as_it_was(tmp_path: Path) -> None:
     """``device_speed`` reads (O_DIRECT) and never writes: a page's time and the bandwidth come
     back positive and consistent, the file is byte for byte what it was, and a file too small

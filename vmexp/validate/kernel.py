@@ -950,8 +950,20 @@ def spread(values: Sequence[int]) -> dict[str, float]:
 
 
 def measure(
-    trace_path: str | os.PathLike[str], limit: int, runs: int, *, pid: int = 1, swap_max: int | None = None
+    trace_path: str | os.PathLike[str],
+    limit: int,
+    runs: int,
+    *,
+    pid: int = 1,
+    swap_max: int | None = None,
+    fresh: SwapArea | None = None,
 ) -> list[KernelRun]:
-    """``runs`` replays of one process of a trace, each in its own group (inside a :func:`session`)."""
+    """``runs`` replays of one process of a trace, each in its own group (inside a :func:`session`);
+    ``fresh``: swap that area off and on again before each (:func:`reswap`)."""
+    out = []
     with records_file(trace_path, pid) as rec:
-        return [replay_kernel(rec, limit, swap_max=swap_max) for _ in range(runs)]
+        for _ in range(runs):
+            if fresh is not None:
+                reswap(fresh)
+            out.append(replay_kernel(rec, limit, swap_max=swap_max))
+    return out

@@ -318,6 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(measured), or the preset its kind names, hdd or ssd (preset)",
     )
     parser.add_argument(
+        "--fresh-device",
+        action="store_true",
+        help="swapoff and swapon the swap device before every real run: each starts on the device as "
+        "right after swapon, as the simulator's does (swapoff reads an existing swap's pages back first)",
+    )
+    parser.add_argument(
         "--keys",
         choices=("auto", "new", "today"),
         default="auto",
@@ -360,7 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 procs = read_run(run_dir)
                 check_finished(run_dir)  # a process the simulator's OOM killer took did part of the trace
                 sim_seconds = _simulated_seconds(run_dir)
-            real = K.measure(args.trace, settings.limit, args.runs, swap_max=settings.swap_max)
+            fresh = facts.swap if args.fresh_device else None
+            real = K.measure(args.trace, settings.limit, args.runs, swap_max=settings.swap_max, fresh=fresh)
     except (K.KernelUnavailable, K.KernelRunError) as e:
         print(f"vmexp.validate kernel: error: {K.describe_failure(e)}", file=sys.stderr)
         return 2
@@ -377,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if device_note:
         print(device_note)
+    if args.fresh_device and sw is not None:
+        print(f"swap device: {sw.name} swapped off and on again before every real run")
     print(f"simulator: {shlex.join(o for o in sim_ov if o != 'figures=false')}")  # as a shell takes it
     reruns = sum(r.oom_reruns for r in real)
     if reruns:
