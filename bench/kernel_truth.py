@@ -540,9 +540,11 @@ def _per_phase(per_op: dict[int, int], bounds: list[int]) -> list[int]:
     return out
 
 
-def _sim_faults_by_op(trace: Path, config: str, run_dir: str) -> tuple[dict[int, int], dict[int, int]]:
+def _sim_faults_by_op(
+    trace: Path, config: str, run_dir: str, device: str = "hdd"
+) -> tuple[dict[int, int], dict[int, int]]:
     """The simulator's major and minor faults per operation, read from its ``explain.log``."""
-    run_simulator(str(trace), [*_held_out_keys(config), "explain=true"], run_dir)
+    run_simulator(str(trace), [*_held_out_keys(config, device), "explain=true"], run_dir)
     major: dict[int, int] = {}
     minor: dict[int, int] = {}
     op = 0
@@ -608,7 +610,7 @@ def _real_faults_by_op(rec: str, out: Path) -> tuple[dict[int, int], dict[int, i
     return major, minor, run
 
 
-def phases(name: str, config: str, runs: int, every: int | None) -> str:
+def phases(name: str, config: str, runs: int, every: int | None, device: str = "hdd") -> str:
     """Where the simulator's faults part from the kernel's: both counted per phase of one workload.
 
     ``name``: a workload of ``workloads.py``, or the path of a trace of one
@@ -633,7 +635,7 @@ def phases(name: str, config: str, runs: int, every: int | None) -> str:
         trace.write_text(generate(name) if name in known else Path(name).read_text())
         ops = [ln for ln in trace.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         bounds = _phase_bounds(ops, every)
-        smaj, smin = _sim_faults_by_op(trace, config, os.path.join(tmp, "sim"))
+        smaj, smin = _sim_faults_by_op(trace, config, os.path.join(tmp, "sim"), device)
         real: list[tuple[list[int], list[int]]] = []
         spec = CONFIGS[config]
         with K.session(spec["swap"], cluster=spec["cluster"]), K.records_file(trace) as rec:
@@ -882,6 +884,11 @@ def main() -> int:
     ph.add_argument("--config", choices=list(AGREE_CONFIGS), default="zram")
     ph.add_argument("--runs", type=int, default=3)
     ph.add_argument("--every", type=int, help="a phase every N operations (default: one per malloc)")
+    ph.add_argument(
+        "--device",
+        default="hdd",
+        help="the simulator's machine.swap_device for a swap-file configuration (default hdd; or measured)",
+    )
     v = sub.add_parser(
         "vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'"
     )
@@ -908,7 +915,8 @@ def main() -> int:
                 device = _measured_device() if a.device == "measured" else a.device
                 print(agree(a.jobs, device, a.wset, a.fresh))
         elif a.cmd == "phases":
-            print(phases(a.name, a.config, a.runs, a.every))
+            device = _measured_device() if a.device == "measured" else a.device
+            print(phases(a.name, a.config, a.runs, a.every, device))
         elif a.cmd == "vmstat":
             print(vmstat_table(json.loads(_agree_file(a.wset).read_text())))
         else:
