@@ -44,7 +44,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from vmexp.cliargs import Parser
 from vmexp.console import keep_going_without_a_reader
@@ -70,6 +70,8 @@ SIMULATOR_HAS_KERNEL_KEYS = True
 # The overrides that describe the real side's set-up; they are consumed here, and passed
 # on to the simulator only through simulator_overrides.
 KERNEL_KEYS = ("cgroup.memory_max", "cgroup.swap_max", "machine.page_cluster")
+
+_N = TypeVar("_N", int, float)
 
 DEFAULT_LIMIT = 64 << 20
 MAJFLT_TOLERANCE = 0.02
@@ -197,9 +199,14 @@ class Verdict:
         return self.minflt and self.majflt
 
 
+def _mid_range(values: Sequence[_N]) -> tuple[_N, _N, _N]:
+    """(median, min, max) of the real runs, the median being one of them (the upper middle run)."""
+    v = sorted(values)
+    return v[len(v) // 2], v[0], v[-1]
+
+
 def _agrees(sim: int, real: list[int], tol: float) -> bool:
-    lo, hi = min(real), max(real)
-    mid = sorted(real)[len(real) // 2]
+    mid, lo, hi = _mid_range(real)
     return lo <= sim <= hi or abs(sim - mid) <= tol * max(mid, 1)
 
 
@@ -218,9 +225,8 @@ def format_table(real: list[K.KernelRun], sim_minflt: int, sim_majflt: int) -> s
         ("minflt", [r.minflt for r in real], sim_minflt),
         ("majflt", [r.majflt for r in real], sim_majflt),
     ):
-        v = sorted(vals)
-        mid = v[len(v) // 2]
-        real_text = f"{mid} [{v[0]}..{v[-1]}]"
+        mid, lo, hi = _mid_range(vals)
+        real_text = f"{mid} [{lo}..{hi}]"
         rel = f"  ({(s - mid) / mid * 100:+.1f} %)" if mid else ""
         ok = _agrees(s, vals, MINFLT_TOLERANCE if name == "minflt" else MAJFLT_TOLERANCE)
         out.append(f" {' ' if ok else '!'} {name:<8}{real_text:<40}{s:>12}{rel}")
@@ -255,8 +261,8 @@ def _simulated_seconds(run_dir: str) -> float | None:
 def _time_line(real: list[K.KernelRun], sim_seconds: float | None) -> str:
     """How long each side took: what depends on time in the kernel (its 2 s statistics flushes,
     writeback) follows the simulator only where the two are alike."""
-    t = sorted(r.seconds for r in real)
-    real_text = f"{t[len(t) // 2]:.2f} s [{t[0]:.2f}..{t[-1]:.2f}] of wall time"
+    mid, lo, hi = _mid_range([r.seconds for r in real])
+    real_text = f"{mid:.2f} s [{lo:.2f}..{hi:.2f}] of wall time"
     sim_text = "unknown" if sim_seconds is None else f"{sim_seconds:.2f} s of simulated time"
     return f"   {'time':<8}the kernel's runs {real_text}, the simulator's {sim_text}"
 
