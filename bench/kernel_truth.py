@@ -11,6 +11,7 @@
     python bench/kernel_truth.py vmstat         # the last agree's /proc/vmstat counters beside the kernel's
     python bench/kernel_truth.py measure --set later   # measure, agree, vmstat: the later set (below)
     python bench/kernel_truth.py phases NAME    # one workload's (or trace's) faults per phase beside the kernel
+    python bench/kernel_truth.py aging NAME 3 fill:900 3 reswap 3   # its faults as a swap file is used
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -59,7 +60,12 @@ those): on Linux 6.18 a swap file's faults at page-cluster 3 depend on the
 device's history since ``swapon`` (the first runs on a new device take
 about half the major faults of later ones on ``seq_write_80``), and a
 device swapped on again gives every run the same start, the one the
-simulator's device has.
+simulator's device has. ``aging NAME STEP...`` (root) replays that history
+on one new swap file (``--size`` MiB, ``--config file_pc3`` or ``file_pc0``):
+a step is N runs of the workload, ``fill:MIB`` (one process writes MIB once,
+which swaps out all but the group's limit of it and frees it at exit) or
+``reswap``; each step prints its major faults and the pages swapped out
+since ``swapon``.
 
 ``simulate`` runs ``run.py`` on the same traces with the keys of today's
 simulator that come closest (``ram`` = the limit, ``swap=1G``,
@@ -668,6 +674,63 @@ def phases(name: str, config: str, runs: int, every: int | None, device: str = "
     return "\n".join(lines)
 
 
+def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int = 1024) -> None:
+    """One workload again and again on one new swap file: its major faults as the device is used.
+
+    The page-cluster 3 modes of ``seq_write_80`` and ``seq_loop_72`` follow how much the swap
+    device has been written since ``swapon`` (README, "The real kernel as ground truth"), and
+    this replays that history step by step. A step is a number of runs of ``name``,
+    ``fill:MIB`` (one process writes MIB once in a group of the usual limit, so that about MIB
+    less the limit is swapped out, then exits and frees it) or ``reswap`` (swapoff and swapon).
+    Each step prints a line as it ends, with the pages swapped out since ``swapon`` (``pswpout``, the whole machine's).
+    """
+    spec = CONFIGS[config]
+    if spec["swap"] != "file":
+        raise K.KernelRunError(f"aging: --config {config} is not a swap file")
+    rec_path = _workload_dir() / f"{name}.trace" if name in WORKLOADS else Path(name)
+    if not rec_path.is_file():
+        raise K.KernelRunError(f"aging: {name}: neither a workload nor a trace file")
+    plan: list[tuple[str, int]] = []
+    for step in steps:
+        kind, _, mib = step.partition(":")
+        if step == "reswap":
+            plan.append(("reswap", 0))
+        elif kind == "fill" and mib.isdigit() and int(mib) > 0:
+            plan.append(("fill", int(mib)))
+        elif step.isdigit() and int(step) > 0:
+            plan.append(("runs", int(step)))
+        else:
+            raise K.KernelRunError(f"aging: step {step!r}: a number of runs, fill:MIB or reswap")
+
+    def pswpout() -> int:
+        return next(int(v) for k, v in (ln.split() for ln in open("/proc/vmstat")) if k == "pswpout")
+
+    print(f"{name} on a new {size_mib} MiB swap file, {config}:", flush=True)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        K.session("file", swap_size=size_mib << 20, cluster=spec["cluster"]) as facts,
+        contextlib.ExitStack() as stack,
+    ):
+        assert facts.swap is not None
+        rec = stack.enter_context(K.records_file(rec_path))
+        since = pswpout()
+        for kind, n in plan:
+            if kind == "reswap":
+                K.reswap(facts.swap)
+                since = pswpout()
+                line = "reswap: swapoff and swapon, the count starts again"
+            elif kind == "fill":
+                fill = Path(tmp) / f"fill_{n}.trace"
+                fill.write_text(f"malloc 1 {n << 20}\ntouch 1 0 {(n << 20) - 16} w\n")
+                with K.records_file(fill) as frec:
+                    K.replay_kernel(frec, LIMIT)
+                line = f"fill:{n}: {n} MiB written once"
+            else:
+                majflt = [K.replay_kernel(rec, LIMIT).majflt for _ in range(n)]
+                line = f"{n} run(s): majflt {' '.join(map(str, majflt))}"
+            print(f"  {line:<60} pswpout since swapon {pswpout() - since:>8}", flush=True)
+
+
 def _cell(sim: int, s: dict[str, float]) -> str:
     if s["min"] <= sim <= s["max"]:
         return f"{sim} (in)"
@@ -889,6 +952,19 @@ def main() -> int:
         default="hdd",
         help="the simulator's machine.swap_device for a swap-file configuration (default hdd; or measured)",
     )
+    ag = sub.add_parser(
+        "aging", help="one workload again and again on one new swap file, as the device is used (root)"
+    )
+    ag.add_argument("name", help="a workload of vmexp/validate/workloads.py, or a trace file of one process")
+    ag.add_argument(
+        "steps",
+        nargs="+",
+        help="in order: N (N runs of the workload), fill:MIB (one process writes MIB once) or reswap",
+    )
+    ag.add_argument(
+        "--config", choices=[c for c, v in CONFIGS.items() if v["swap"] == "file"], default="file_pc3"
+    )
+    ag.add_argument("--size", type=int, default=1024, help="the swap file's size in MiB (default 1024)")
     v = sub.add_parser(
         "vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'"
     )
@@ -917,6 +993,8 @@ def main() -> int:
         elif a.cmd == "phases":
             device = _measured_device() if a.device == "measured" else a.device
             print(phases(a.name, a.config, a.runs, a.every, device))
+        elif a.cmd == "aging":
+            aging(a.name, a.steps, a.config, a.size)
         elif a.cmd == "vmstat":
             print(vmstat_table(json.loads(_agree_file(a.wset).read_text())))
         else:
