@@ -687,9 +687,6 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
     spec = CONFIGS[config]
     if spec["swap"] != "file":
         raise K.KernelRunError(f"aging: --config {config} is not a swap file")
-    rec_path = _workload_dir() / f"{name}.trace" if name in WORKLOADS else Path(name)
-    if not rec_path.is_file():
-        raise K.KernelRunError(f"aging: {name}: neither a workload nor a trace file")
     plan: list[tuple[str, int]] = []
     for step in steps:
         kind, _, mib = step.partition(":")
@@ -701,6 +698,9 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
             plan.append(("runs", int(step)))
         else:
             raise K.KernelRunError(f"aging: step {step!r}: a number of runs, fill:MIB or reswap")
+    rec_path = _workload_dir() / f"{name}.trace" if name in WORKLOADS else Path(name)
+    if not rec_path.is_file():
+        raise K.KernelRunError(f"aging: {name}: neither a workload nor a trace file")
 
     def pswpout() -> int:
         return next(int(v) for k, v in (ln.split() for ln in open("/proc/vmstat")) if k == "pswpout")

@@ -766,3 +766,20 @@ def test_another_session_adds_its_runs_to_the_recorded_file_and_says_which_are_w
         kt.merge_sessions(day1, _session("2026-12-04", "x", [1], sha="s2"))
     with pytest.raises(ValueError, match=r"settings.page_cluster: the recorded file has 0, this session 3"):
         kt.merge_sessions(day1, _session("2026-12-04", "x", [1], cluster=3))
+
+
+def test_the_aging_command_refuses_a_step_it_cannot_replay_before_it_touches_swap() -> None:
+    """``kernel_truth.py aging``: a bad step or a device without a swap file is one line, before any swapon."""
+    kt = _kernel_truth()
+    for steps, said in (
+        (["2", "fill:0"], "step 'fill:0'"),
+        (["fill:64M"], "step 'fill:64M'"),
+        (["-1"], "step '-1'"),
+        (["twice"], "step 'twice'"),
+    ):
+        with pytest.raises(K.KernelRunError, match=said):
+            kt.aging("seq_write_80", steps)
+    with pytest.raises(K.KernelRunError, match="zram is not a swap file"):
+        kt.aging("seq_write_80", ["1"], "zram")
+    with pytest.raises(K.KernelRunError, match="nosuch: neither a workload nor a trace file"):
+        kt.aging("nosuch", ["1"])
