@@ -63,9 +63,9 @@ device swapped on again gives every run the same start, the one the
 simulator's device has. ``aging NAME STEP...`` (root) replays that history
 on one new swap file (``--size`` MiB, ``--config file_pc3`` or ``file_pc0``):
 a step is N runs of the workload, ``fill:MIB`` (one process writes MIB once,
-which swaps out all but the group's limit of it and frees it at exit) or
-``reswap``; each step prints its major faults and the pages swapped out
-since ``swapon``.
+which swaps out all but the group's limit of it and frees it at exit),
+another workload's name (one run of it) or ``reswap``; each step prints
+its major faults and the pages swapped out since ``swapon``.
 
 ``simulate`` runs ``run.py`` on the same traces with the keys of today's
 simulator that come closest (``ram`` = the limit, ``swap=1G``,
@@ -681,7 +681,9 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
     device has been written since ``swapon`` (README, "The real kernel as ground truth"), and
     this replays that history step by step. A step is a number of runs of ``name``,
     ``fill:MIB`` (one process writes MIB once in a group of the usual limit, so that about MIB
-    less the limit is swapped out, then exits and frees it) or ``reswap`` (swapoff and swapon).
+    less the limit is swapped out, then exits and frees it), the name of another workload (one
+    run of it, which ages the device the way that workload frees its slots) or ``reswap``
+    (swapoff and swapon).
     Each step prints a line as it ends, with the pages swapped out since ``swapon`` (``pswpout``, the whole machine's).
     """
     spec = CONFIGS[config]
@@ -692,13 +694,16 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
         kind, _, mib = step.partition(":")
         if step == "reswap":
             plan.append(("reswap", 0))
+        elif step in WORKLOADS:
+            plan.append((step, 1))
         elif kind == "fill" and mib.isdigit() and int(mib) > 0:
             plan.append(("fill", int(mib)))
         elif step.isdigit() and int(step) > 0:
             plan.append(("runs", int(step)))
         else:
-            raise K.KernelRunError(f"aging: step {step!r}: a number of runs, fill:MIB or reswap")
-    rec_path = _workload_dir() / f"{name}.trace" if name in WORKLOADS else Path(name)
+            raise K.KernelRunError(f"aging: step {step!r}: a number of runs, fill:MIB, a workload or reswap")
+    wdir = _workload_dir()
+    rec_path = wdir / f"{name}.trace" if name in WORKLOADS else Path(name)
     if not rec_path.is_file():
         raise K.KernelRunError(f"aging: {name}: neither a workload nor a trace file")
 
@@ -713,6 +718,10 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
     ):
         assert facts.swap is not None
         rec = stack.enter_context(K.records_file(rec_path))
+        others = {
+            k: stack.enter_context(K.records_file(wdir / f"{k}.trace"))
+            for k in sorted({k for k, _ in plan if k in WORKLOADS})
+        }
         since = pswpout()
         for kind, n in plan:
             if kind == "reswap":
@@ -725,6 +734,9 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
                 with K.records_file(fill) as frec:
                     K.replay_kernel(frec, LIMIT)
                 line = f"fill:{n}: {n} MiB written once"
+            elif kind in others:
+                r = K.replay_kernel(others[kind], LIMIT)
+                line = f"{kind}: one run, majflt {r.majflt}"
             else:
                 majflt = [K.replay_kernel(rec, LIMIT).majflt for _ in range(n)]
                 line = f"{n} run(s): majflt {' '.join(map(str, majflt))}"
@@ -959,7 +971,8 @@ def main() -> int:
     ag.add_argument(
         "steps",
         nargs="+",
-        help="in order: N (N runs of the workload), fill:MIB (one process writes MIB once) or reswap",
+        help="in order: N (N runs of the workload), fill:MIB (one process writes MIB once), "
+        "another workload's name (one run of it) or reswap",
     )
     ag.add_argument(
         "--config", choices=[c for c, v in CONFIGS.items() if v["swap"] == "file"], default="file_pc3"

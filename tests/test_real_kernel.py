@@ -776,6 +776,7 @@ def test_the_aging_command_refuses_a_step_it_cannot_replay_before_it_touches_swa
         (["fill:64M"], "step 'fill:64M'"),
         (["-1"], "step '-1'"),
         (["twice"], "step 'twice'"),
+        (["seq_write_80x2"], "step 'seq_write_80x2'"),
     ):
         with pytest.raises(K.KernelRunError, match=said):
             kt.aging("seq_write_80", steps)
