@@ -677,9 +677,9 @@ def phases(name: str, config: str, runs: int, every: int | None, device: str = "
 def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int = 1024) -> None:
     """One workload again and again on one new swap file: its major faults as the device is used.
 
-    The page-cluster 3 modes of ``seq_write_80`` and ``seq_loop_72`` follow how much the swap
-    device has been written since ``swapon`` (README, "The real kernel as ground truth"), and
-    this replays that history step by step. A step is a number of runs of ``name``,
+    The page-cluster 3 modes of ``seq_write_80`` and ``seq_loop_72`` depend on what the swap
+    device has been through since ``swapon`` (README, "The real kernel as ground truth"), and
+    this replays such a history step by step. A step is a number of runs of ``name``,
     ``fill:MIB`` (one process writes MIB once in a group of the usual limit, so that about MIB
     less the limit is swapped out, then exits and frees it), the name of another workload (one
     run of it, which ages the device the way that workload frees its slots) or ``reswap``
@@ -689,6 +689,8 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
     spec = CONFIGS[config]
     if spec["swap"] != "file":
         raise K.KernelRunError(f"aging: --config {config} is not a swap file")
+    if size_mib < 64:
+        raise K.KernelRunError(f"aging: --size {size_mib}: a swap file of at least 64 MiB")
     plan: list[tuple[str, int]] = []
     for step in steps:
         kind, _, mib = step.partition(":")
@@ -708,7 +710,7 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
         raise K.KernelRunError(f"aging: {name}: neither a workload nor a trace file")
 
     def pswpout() -> int:
-        return next(int(v) for k, v in (ln.split() for ln in open("/proc/vmstat")) if k == "pswpout")
+        return K._vmstat()["pswpout"]
 
     print(f"{name} on a new {size_mib} MiB swap file, {config}:", flush=True)
     with (

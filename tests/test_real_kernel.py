@@ -784,3 +784,5 @@ def test_the_aging_command_refuses_a_step_it_cannot_replay_before_it_touches_swa
         kt.aging("seq_write_80", ["1"], "zram")
     with pytest.raises(K.KernelRunError, match="nosuch: neither a workload nor a trace file"):
         kt.aging("nosuch", ["1"])
+    with pytest.raises(K.KernelRunError, match="--size 16: a swap file of at least 64 MiB"):
+        kt.aging("seq_write_80", ["1"], size_mib=16)
