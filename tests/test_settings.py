@@ -101,6 +101,15 @@ def test_a_described_devices_bandwidth_is_a_binary_size_a_second(bandwidth: obje
     assert (s.machine.swap_latency, s.machine.swap_bandwidth) == (100_000, bytes_per_s)
 
 
+def test_a_swap_devices_request_size_is_its_queues_max_segments() -> None:
+    """A preset's write requests hold up to 254 pages (virtio-blk's max_segments, the disk the
+    kernel model was measured on); a described device can give its own, as a loop device's 128."""
+    for dev in ("hdd", "ssd", "nvme", "{latency: 100us, bandwidth: 500M}"):
+        assert settings(f"machine.swap_device={dev}").machine.swap_max_segments == 254
+    s = settings("machine.swap_device={latency: 42us, bandwidth: 1G, rotational: true, max_segments: 128}")
+    assert (s.machine.swap_max_segments, s.machine.swap_rotational) == (128, True)
+
+
 @pytest.mark.parametrize("written", ["64k", "64K", "64kb", "64kB", "64KB", "64KiB", "65536", "0x10000"])
 def test_kb_and_kib_are_both_1024_bytes_as_in_proc_meminfo(written: str) -> None:
     """The decision README.md states (The knobs, Units): there are no decimal sizes."""

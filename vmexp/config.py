@@ -78,6 +78,12 @@ SWAP_DEVICES: dict[str, tuple[int, int]] = {
     "nvme": (20_000, 3_000_000_000),
 }
 ROTATIONAL = frozenset({"hdd"})  # the block queue's rotational flag: swap readahead by cluster
+# The most pages one write request holds: the block queue's max_segments (a swapped-out page is
+# a segment of its own), here virtio-blk's 254, the disk the kernel model was measured on
+# (/sys/block/vda/queue/max_segments; its max_sectors_kb, 4096, allows more). A loop device
+# has 128 (and max_sectors_kb 1280), which puts seq_write_80 at page-cluster 3 in the kernel's
+# other mode: README, "The real kernel as ground truth".
+DEFAULT_MAX_SEGMENTS = 254
 ZRAM = "zram"  # machine.swap_device=zram: compressed RAM (machine.zram), not a queue
 
 
@@ -87,33 +93,38 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def _swap_device(value: Any, key: str, error: type[Exception]) -> tuple[str, int, int, bool]:
-    """(name, latency ns, bandwidth bytes/s, rotational) from a preset name or ``{latency, bandwidth}``.
+def _swap_device(value: Any, key: str, error: type[Exception]) -> tuple[str, int, int, bool, int]:
+    """(name, latency ns, bandwidth bytes/s, rotational, max_segments) from a preset name or ``{latency, bandwidth}``.
 
     ``zram`` is no queue (``machine.zram`` gives its costs): its latency and
     bandwidth here are 0. A rotational device (``hdd``, or ``rotational:
     true``) gets the kernel's cluster readahead, any other its VMA readahead.
+    ``max_segments`` caps the pages of one write request (a preset's is
+    ``DEFAULT_MAX_SEGMENTS``).
     """
     dev = _plain(value)
     if isinstance(dev, tuple):  # already parsed (dataclasses.replace, a copy of settings)
         return dev
     if isinstance(dev, str):
         if dev == ZRAM:
-            return (dev, 0, 0, False)
+            return (dev, 0, 0, False, DEFAULT_MAX_SEGMENTS)
         if dev not in SWAP_DEVICES:
             raise error(
                 f"{key}: {dev!r} is not one of {', '.join([*SWAP_DEVICES, ZRAM])} (or give latency and bandwidth)"
             )
-        return (dev, *SWAP_DEVICES[dev], dev in ROTATIONAL)
+        return (dev, *SWAP_DEVICES[dev], dev in ROTATIONAL, DEFAULT_MAX_SEGMENTS)
     if isinstance(dev, dict):
-        extra = set(dev) - {"name", "latency", "bandwidth", "rotational"}
+        extra = set(dev) - {"name", "latency", "bandwidth", "rotational", "max_segments"}
         if extra:
             raise error(
-                f"{key}.{sorted(extra)[0]}: unknown key (valid: name, latency, bandwidth, rotational)"
+                f"{key}.{sorted(extra)[0]}: unknown key (valid: name, latency, bandwidth, rotational, max_segments)"
             )
         rotational = dev.get("rotational", False)
         if not isinstance(rotational, bool):
             raise error(f"{key}.rotational: true or false, got {rotational!r}")
+        segments = dev.get("max_segments", DEFAULT_MAX_SEGMENTS)
+        if isinstance(segments, bool) or not isinstance(segments, int) or segments < 1:
+            raise error(f"{key}.max_segments: a whole number of pages, at least 1, got {segments!r}")
         if "latency" not in dev or "bandwidth" not in dev:
             raise error(f"{key}: needs both latency and bandwidth")
         try:
@@ -126,7 +137,7 @@ def _swap_device(value: Any, key: str, error: type[Exception]) -> tuple[str, int
             raise error(f"{key}.bandwidth: {e}") from None
         if bandwidth <= 0:
             raise error(f"{key}.bandwidth: must be greater than 0 (bytes per second)")
-        return (str(dev.get("name", "custom")), latency, bandwidth, rotational)
+        return (str(dev.get("name", "custom")), latency, bandwidth, rotational, segments)
     raise error(f"{key}: a preset name (hdd, ssd, nvme, zram) or {{latency, bandwidth}}")
 
 
@@ -322,16 +333,23 @@ class MachineSettings:
     )
     swap_device: str = decl.custom(
         "ssd",
-        "the swap device: a preset, zram (compressed RAM), or {latency: 100us, bandwidth: 500M, rotational: false} "
-        "(bandwidth in bytes a second, binary as every size: 500M is 500 MiB/s; the presets' are decimal)",
+        "the swap device: a preset, zram (compressed RAM), or {latency: 100us, bandwidth: 500M, rotational: false, "
+        "max_segments: 254} (bandwidth in bytes a second, binary as every size: 500M is 500 MiB/s; the presets' "
+        "are decimal; max_segments: the most pages one write request holds, /sys/block/DEV/queue/max_segments)",
         _swap_device,
-        typed_default=("ssd", *SWAP_DEVICES["ssd"], False),
-        valid="hdd | ssd | nvme | zram | {latency, bandwidth, rotational}",
+        typed_default=("ssd", *SWAP_DEVICES["ssd"], False, DEFAULT_MAX_SEGMENTS),
+        valid="hdd | ssd | nvme | zram | {latency, bandwidth, rotational, max_segments}",
     )
     swap_latency: int = decl.duration(None, "latency of one swap request", derived=True)
     swap_bandwidth: int = decl.size(None, "bytes per second the swap device transfers", derived=True)
     swap_rotational: bool = decl.flag(
         False, "the device is rotational: cluster readahead (hdd), else VMA readahead", derived=True
+    )
+    swap_max_segments: int = decl.integer(
+        DEFAULT_MAX_SEGMENTS,
+        "the most pages one write request to the device holds (its queue's max_segments; a preset's is "
+        "virtio-blk's 254): consecutive swap slots written together merge into one request up to it",
+        derived=True,
     )
     page_cluster: int = decl.integer(
         3,
@@ -364,13 +382,14 @@ class MachineSettings:
     )
 
     def __post_init__(self) -> None:
-        # swap_device is declared once, as what the user writes; its parse yields all three values.
+        # swap_device is declared once, as what the user writes; its parse yields the derived values.
         dev = self.swap_device
         if isinstance(dev, tuple):
             object.__setattr__(self, "swap_device", dev[0])
             object.__setattr__(self, "swap_latency", dev[1] if dev[0] != ZRAM else self.zram.read)
             object.__setattr__(self, "swap_bandwidth", dev[2])
             object.__setattr__(self, "swap_rotational", dev[3])
+            object.__setattr__(self, "swap_max_segments", dev[4])
 
     # The engine's names for zram's parameters.
     @property

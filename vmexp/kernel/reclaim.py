@@ -94,12 +94,12 @@ __all__ = ["MAX_RECLAIM_RETRIES", "Reclaim", "SWAP_CLUSTER_MAX"]
 SWAP_CLUSTER_MAX = 32  # include/linux/swap.h: the batch reclaim works in
 # A plug is flushed when a request is added to one that holds BLK_MAX_REQUEST_COUNT (32,
 # include/linux/blkdev.h) requests (block/blk-mq.c: blk_add_rq_to_plug); a write of the slot
-# after the previous one merges into its request (blk_attempt_plug_merge), up to max_segments
-# pages (254 on this machine's disk, /sys/block/vda/queue/max_segments). Measured
-# (block_rq_insert): 32 requests reached the device at once, swap readahead's read of 2 pages
-# and writes of 202, 1, 1 and 28 x 254 pages, 42 ms after reclaim began writing them.
+# after the previous one merges into its request (blk_attempt_plug_merge), up to the device's
+# max_segments pages (SwapDevice.max_segments: 254 on this machine's disk,
+# /sys/block/vda/queue/max_segments). Measured (block_rq_insert): 32 requests reached the device
+# at once, swap readahead's read of 2 pages and writes of 202, 1, 1 and 28 x 254 pages, 42 ms
+# after reclaim began writing them.
 BLK_MAX_REQUEST_COUNT = 32
-MAX_SEGMENTS = 254
 MAX_RECLAIM_RETRIES = 16  # mm/internal.h: charge attempts without progress before the OOM killer
 
 
@@ -633,7 +633,7 @@ class Reclaim:
                 dev.store()
                 self.clock.used += dev.write_ns
             else:  # swap_writepage_bdev_async: PG_writeback until the device is done
-                if not self._plug or slot != self._plug_slot + 1 or self._plug_run >= MAX_SEGMENTS:
+                if not self._plug or slot != self._plug_slot + 1 or self._plug_run >= dev.max_segments:
                     # A new request; a full plug goes to the device first. In swap readahead's
                     # plug its read is one of them.
                     if self._plug_requests >= BLK_MAX_REQUEST_COUNT - self.outer_plug:

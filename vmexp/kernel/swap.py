@@ -56,18 +56,29 @@ class SwapDevice:
         "busy_ns",
         "busy_until",
         "inflight",
+        "max_segments",
         "page_ns",
         "rotational",
         "service",
         "sync",
     )
 
-    def __init__(self, latency_ns: int, bandwidth: int, page_size: int, rotational: bool = False) -> None:
+    def __init__(
+        self,
+        latency_ns: int,
+        bandwidth: int,
+        page_size: int,
+        rotational: bool,
+        max_segments: int,
+    ) -> None:
         self.page_ns = (page_size * 1_000_000_000 + bandwidth - 1) // bandwidth
         self.service = latency_ns + self.page_ns
         self.busy_until = 0
         self.busy_ns = 0
         self.rotational = rotational  # blk queue flag: cluster readahead instead of VMA readahead
+        # blk queue limit: a plugged write merges the next slot's page into its request up to this
+        # many pages (blk_attempt_plug_merge -> ll_back_merge_fn, one segment a page)
+        self.max_segments = max_segments
         self.sync = False
         self.inflight: deque[tuple[int, int]] = deque()  # (done, READ or WRITE), in completion order
         # Busy spans [start, end) not yet wholly before the last busy_by time,
