@@ -1,6 +1,6 @@
 """The real kernel's page faults on the workloads of ``vmexp/validate/workloads.py``, recorded as data.
 
-    python bench/kernel_truth.py measure [--config zram|file_pc0|file_pc3 ...] [--runs 5] [--append]
+    python bench/kernel_truth.py measure [--config zram|file_pc0|file_pc3|loop_pc3 ...] [--runs 5] [--append]
     python bench/kernel_truth.py overhead       # what a replay costs its cgroup besides the trace
     python bench/kernel_truth.py stats          # the same runs with the memcg statistics kept fresh
     python bench/kernel_truth.py zram           # zram's compression ratio and per-page latency here
@@ -28,6 +28,10 @@ within a session). Configurations:
   machine has it (zram ignores it: no readahead).
 - ``file_pc0`` / ``file_pc3``: a new 1 GiB swap file in /var/tmp (on this
   machine a disk that reports rotational), ``vm.page-cluster`` 0 / 3.
+- ``loop_pc0`` / ``loop_pc3``: a loop device (direct I/O) over a new 1 GiB
+  file in /var/tmp, ``vm.page-cluster`` 0 / 3: the same disk behind a queue
+  whose requests hold at most 128 pages instead of 254 (measured with
+  ``--fresh-device``; ``fresh_loop_pc*.json``).
 
 ``agree`` runs the simulator with the keys that describe the recorded
 kernel (issue 11's command: ``ram=1G swap=1G cgroup.memory_max=64M
@@ -119,6 +123,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "zram_pc0": {"swap": "zram", "cluster": 0},
     "file_pc0": {"swap": "file", "cluster": 0},
     "file_pc3": {"swap": "file", "cluster": 3},
+    "loop_pc0": {"swap": "loop", "cluster": 0},
+    "loop_pc3": {"swap": "loop", "cluster": 3},
 }
 SIM_POLICIES = ("lru", "lru2q", "clock")
 
@@ -759,7 +765,7 @@ def _measured_device() -> str:
         assert facts.swap is not None
         speed = K.device_speed(facts.swap.name)
     print(f"swap file: {speed.describe()}", file=sys.stderr)
-    return speed.override(rotational=facts.swap.rotational)
+    return speed.override(facts.swap.rotational, facts.swap.max_segments)
 
 
 def agree(jobs: int, device: str = "hdd", wset: str = "main", fresh: bool = False) -> str:

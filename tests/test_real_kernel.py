@@ -316,7 +316,7 @@ def test_the_kernel_command_gives_the_simulator_the_swap_disk_as_fast_as_it_meas
     request; ``--device preset`` takes hdd, and so does a disk that cannot be timed. The kernel
     and the timing are faked: nothing on this machine is set up."""
     trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
-    disk = K.SwapArea(str(tmp_path / "swapfile"), "file", True, 1 << 30, 0, 32767)
+    disk = K.SwapArea(str(tmp_path / "swapfile"), "file", True, 1 << 30, 0, 32767, max_segments=128)
     fake_kernel(monkeypatch, K.KernelRun(257, 0, 0.1, 0), disk)
     timed: list[str] = []
     monkeypatch.setattr(
@@ -329,6 +329,7 @@ def test_the_kernel_command_gives_the_simulator_the_swap_disk_as_fast_as_it_meas
     m = settings(*_simulator_line(out)).machine
     # 44 us a page, less its transfer at 1.5 GB/s (2.73 us): the device's cost per request.
     assert (m.swap_latency, m.swap_bandwidth, m.swap_rotational) == (41_270, 1_500_000_000, True)
+    assert m.swap_max_segments == 128  # the most pages a request to that disk's queue holds
     # Each side's time beside the faults: the kernel's wall time, the simulator's simulated time.
     assert re.search(
         r"^   time    the kernel's runs 0\.10 s \[0\.10\.\.0\.10\] of wall time, "
@@ -509,6 +510,7 @@ def _trace_sha(name: str) -> str:
     [
         *((c, "main") for c in CONFIGS),
         *((c, ws) for ws in ("later", "heap", "fresh", "fresh_later", "fresh_heap") for c in LATER_CONFIGS),
+        *((c, "fresh") for c in ("loop_pc0", "loop_pc3")),
     ],
 )
 def test_recorded_measurements_are_complete_and_consistent(config: str, wset: str) -> None:
@@ -517,7 +519,13 @@ def test_recorded_measurements_are_complete_and_consistent(config: str, wset: st
     st = doc["settings"]
     assert st["limit_bytes"] == LIMIT and st["config"] == config and st["mglru"] is False
     assert st["swap_device"] == ("zram" if config.startswith("zram") else "hdd")
-    assert st["page_cluster"] == {"zram_pc0": 0, "file_pc0": 0, "file_pc3": 3}.get(config, st["page_cluster"])
+    assert st["page_cluster"] == {
+        "zram_pc0": 0,
+        "file_pc0": 0,
+        "file_pc3": 3,
+        "loop_pc0": 0,
+        "loop_pc3": 3,
+    }.get(config, st["page_cluster"])
     fresh = wset.startswith("fresh")
     assert sorted(doc["workloads"]) == sorted(SETS[wset.removeprefix("fresh").lstrip("_") or "main"])
     assert (doc.get("device") == "swapoff and swapon before every run") == fresh
@@ -624,13 +632,29 @@ def _within(sim: int, spread: dict[str, float], tol: float) -> bool:
     return abs(sim - spread["median"]) <= tol * max(spread["median"], 1)
 
 
-def _simulate(config: str, name: str, out: Path, *extra: str) -> Any:
-    """The simulator on a recorded workload, configured as the recorded kernel was (validate's keys)."""
+def _simulate(
+    config: str,
+    name: str,
+    out: Path,
+    *extra: str,
+    wset: str | None = None,
+    speed: K.DeviceSpeed | None = None,
+) -> Any:
+    """The simulator on a recorded workload, configured as the recorded kernel was (validate's keys;
+    with ``speed``, the disk as fast as that and its queue's ``max_segments`` as recorded)."""
     from vmexp.validate.__main__ import read_run, run_simulator
 
-    doc = _load(config, _set_of(name))
+    doc = _load(config, wset or _set_of(name))
     st = doc["settings"]
-    area = K.SwapArea("/dev/x", st["swap_kind"], st["swap_device"] == "hdd", st["swap_bytes"], 0, 32767)
+    area = K.SwapArea(
+        "/dev/x",
+        st["swap_kind"],
+        st["swap_device"] == "hdd",
+        st["swap_bytes"],
+        0,
+        32767,
+        st.get("swap_max_segments") or 254,  # recorded since 2026-12-05; the disk's before
+    )
     facts = K.KernelFacts(
         doc["kernel"], st["page_cluster"], st["swappiness"], False, st["thp"], st["cgroup"], (area,)
     )
@@ -639,7 +663,7 @@ def _simulate(config: str, name: str, out: Path, *extra: str) -> Any:
     trace.write_text(generate(name))
     run_simulator(
         str(trace),
-        [*simulator_overrides(facts, LIMIT, new_keys=True), "figures=false", *extra],
+        [*simulator_overrides(facts, LIMIT, speed=speed, new_keys=True), "figures=false", *extra],
         str(out / "r"),
     )
     return next(iter(read_run(out / "r").values()))
@@ -704,6 +728,30 @@ def test_the_allocators_own_state_faults_back_in_after_a_sweep_as_on_the_kernel(
     assert abs(sim.majflt - real["median"]) <= 0.0002 * real["median"], (sim.majflt, real)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not SIM_AGREEMENT_ENABLED, reason="policy=linux not yet built (SIM_AGREEMENT_ENABLED)")
+@pytest.mark.parametrize("name", ["seq_write_80", "seq_loop_72"])
+def test_the_kernels_two_modes_at_page_cluster_3_follow_the_disk_queues_request_size(
+    name: str, tmp_path: Path
+) -> None:
+    # Write sweeps at page-cluster 3, every run on a device swapped on again (measure
+    # --fresh-device), on one disk through two queues: a swap file on the virtio disk, whose
+    # requests hold up to 254 pages, and a loop device over a file on it, 128. On the loop device
+    # the kernel frees every page it writes before the sweep comes back to it and takes about twice
+    # the major faults (README, "The real kernel as ground truth"). The simulator, given each
+    # queue's max_segments as the kernel reports it and the disk's speed, lands in each mode.
+    speed = K.DeviceSpeed(44_000, 1_760_000_000)  # device_speed of both, 2026-12-05: 41-44 us, 1.6-1.8 GB/s
+    file_real = _load("file_pc3", "fresh")["workloads"][name]["majflt"]
+    loop_doc = _load("loop_pc3", "fresh")
+    loop_real = loop_doc["workloads"][name]["majflt"]
+    assert loop_doc["settings"]["swap_max_segments"] == 128
+    assert loop_real["min"] > 1.3 * file_real["max"]  # two modes, not one spread
+    file_sim = _simulate("file_pc3", name, tmp_path / "file", wset="fresh", speed=speed)
+    loop_sim = _simulate("loop_pc3", name, tmp_path / "loop", wset="fresh", speed=speed)
+    assert _within(file_sim.majflt, file_real, 0.01), (file_sim.majflt, file_real)
+    assert _within(loop_sim.majflt, loop_real, 0.01), (loop_sim.majflt, loop_real)
+
+
 def test_records_stay_out_of_the_cgroup_charge_when_tmpfs_is_there(tmp_path: Path) -> None:
     # The records file goes to /dev/shm (tmpfs, written by this process) and is removed after.
     if not os.access("/dev/shm", os.W_OK):
@@ -766,6 +814,23 @@ def test_another_session_adds_its_runs_to_the_recorded_file_and_says_which_are_w
         kt.merge_sessions(day1, _session("2026-12-04", "x", [1], sha="s2"))
     with pytest.raises(ValueError, match=r"settings.page_cluster: the recorded file has 0, this session 3"):
         kt.merge_sessions(day1, _session("2026-12-04", "x", [1], cluster=3))
+
+
+def test_a_disks_request_size_is_read_from_its_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """max_segments, or fewer where max_sectors_kb allows fewer pages: a loop device's 128 (1280 KiB
+    allows 320), a disk whose 64 KiB max_sectors_kb holds 16 pages of its 168 segments; unreadable:
+    the presets' 254."""
+    queues = {"loop0": ("128", "1280"), "sda": ("168", "64"), "vda": ("254", "4096")}
+
+    def read(path: str | Path) -> str:
+        block, _, knob = str(path).removeprefix("/sys/block/").partition("/queue/")
+        if block not in queues:
+            raise FileNotFoundError(path)
+        return queues[block][("max_segments", "max_sectors_kb").index(knob)] + "\n"
+
+    monkeypatch.setattr(K, "_read", read)
+    assert K.PAGE == 4096  # x86_64; the sizes below are in its pages
+    assert [K._request_pages(b) for b in ("loop0", "sda", "vda", "nvme9", None)] == [128, 16, 254, 254, 254]
 
 
 def test_the_aging_command_refuses_a_step_it_cannot_replay_before_it_touches_swap() -> None:

@@ -67,6 +67,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
+from vmexp.config import DEFAULT_MAX_SEGMENTS
 from vmexp.validate.real import RealGlibcError, _records, build_replayer
 from vmexp.workload.traces import parse_trace
 
@@ -83,6 +84,7 @@ __all__ = [
     "device_speed",
     "file_swap",
     "kernel_facts",
+    "loop_swap",
     "memory_cgroup",
     "missing",
     "page_cluster",
@@ -208,6 +210,7 @@ class SwapArea:
     size: int
     used: int
     priority: int
+    max_segments: int = DEFAULT_MAX_SEGMENTS  # the pages one request to its disk holds at most
 
     @property
     def device(self) -> Literal["zram", "hdd", "ssd"]:
@@ -247,6 +250,7 @@ class KernelFacts:
             "swap_device": sw.device if sw else None,
             "swap_kind": sw.kind if sw else None,
             "swap_bytes": sw.size if sw else 0,
+            "swap_max_segments": sw.max_segments if sw else None,
         }
 
 
@@ -277,6 +281,18 @@ def _rotational(block: str | None) -> bool:
         return True
 
 
+def _request_pages(block: str | None) -> int:
+    """The most pages one request to the disk holds: its queue's ``max_segments`` (a swapped-out
+    page is a segment of its own), or fewer where ``max_sectors_kb`` says so (a loop device: 128
+    segments, 1280 KiB; this machine's virtio disk: 254 and 4096 KiB)."""
+    try:
+        segments = int(_read(f"/sys/block/{block}/queue/max_segments"))
+        sectors_kb = int(_read(f"/sys/block/{block}/queue/max_sectors_kb"))
+    except (OSError, ValueError):
+        return DEFAULT_MAX_SEGMENTS
+    return max(1, min(segments, sectors_kb * 1024 // PAGE))
+
+
 def swap_areas() -> tuple[SwapArea, ...]:
     out = []
     try:
@@ -304,6 +320,7 @@ def swap_areas() -> tuple[SwapArea, ...]:
                 int(f[2]) * 1024,
                 int(f[3]) * 1024,
                 int(f[4]),
+                _request_pages(block),
             )
         )
     return tuple(out)
@@ -331,11 +348,11 @@ class DeviceSpeed:
         """The fixed cost of a request, as the simulator's device takes it: a page's time less its transfer."""
         return max(1, self.page_ns - PAGE * 1_000_000_000 // self.bandwidth)
 
-    def override(self, rotational: bool) -> str:
-        """``machine.swap_device`` as a Hydra override value."""
+    def override(self, rotational: bool, max_segments: int = DEFAULT_MAX_SEGMENTS) -> str:
+        """``machine.swap_device`` as a Hydra override value, with the queue's facts the kernel reports."""
         return (
             f"{{name:measured,latency:{self.latency_ns}ns,bandwidth:{self.bandwidth},"
-            f"rotational:{str(rotational).lower()}}}"
+            f"rotational:{str(rotational).lower()},max_segments:{max_segments}}}"
         )
 
     def describe(self) -> str:
@@ -449,7 +466,7 @@ def kernel_facts() -> KernelFacts:
     )
 
 
-def missing(swap: Literal["zram", "file", "existing"] = "zram") -> str | None:
+def missing(swap: Literal["zram", "file", "loop", "existing"] = "zram") -> str | None:
     """None when the real-kernel replay can run here; else one line: what is missing, how to provide it."""
     if platform.system() != "Linux":
         return f"the real-kernel replay needs Linux (this is {platform.system()})"
@@ -464,7 +481,9 @@ def missing(swap: Literal["zram", "file", "existing"] = "zram") -> str | None:
         return "no zram device: load the module (modprobe zram), or use a swap file (--swap file)"
     if swap == "existing" and not swap_areas():
         return "no active swap: turn one on (see the README), or let the command make one (--swap zram)"
-    for tool in ("mkswap", "swapon", "swapoff"):
+    if swap == "loop" and not Path("/dev/loop-control").exists():
+        return "no loop devices: load the module (modprobe loop), or use a swap file (--swap file)"
+    for tool in ("mkswap", "swapon", "swapoff", *(("losetup",) if swap == "loop" else ())):
         if swap != "existing" and not any(
             Path(d, tool).is_file() for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
         ):
@@ -523,9 +542,9 @@ def zram_swap(size: int = 1 << 30) -> Iterator[SwapArea]:
 
 
 @contextlib.contextmanager
-def file_swap(size: int = 1 << 30, directory: str = "/var/tmp") -> Iterator[SwapArea]:
-    """A swap file of ``size`` bytes in ``directory`` (written out, not sparse), removed afterwards."""
-    fd, path = tempfile.mkstemp(prefix="vmexp-swap-", dir=directory)
+def _zero_file(size: int, directory: str, prefix: str) -> Iterator[str]:
+    """A new file of ``size`` bytes of zeros in ``directory`` (written out, not sparse), removed afterwards."""
+    fd, path = tempfile.mkstemp(prefix=prefix, dir=directory)
     os.close(fd)
     with _undo(f"rm {path}", lambda: os.unlink(path)):
         os.chmod(path, 0o600)
@@ -535,9 +554,47 @@ def file_swap(size: int = 1 << 30, directory: str = "/var/tmp") -> Iterator[Swap
                 fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
-        with _undo(f"swapoff {path}", lambda: _run(["swapoff", path])):
-            _swapon(path)
-            yield next(s for s in swap_areas() if s.name == path)
+        yield path
+
+
+@contextlib.contextmanager
+def file_swap(size: int = 1 << 30, directory: str = "/var/tmp") -> Iterator[SwapArea]:
+    """A swap file of ``size`` bytes in ``directory``, removed afterwards."""
+    with (
+        _zero_file(size, directory, "vmexp-swap-") as path,
+        _undo(f"swapoff {path}", lambda: _run(["swapoff", path])),
+    ):
+        _swapon(path)
+        yield next(s for s in swap_areas() if s.name == path)
+
+
+@contextlib.contextmanager
+def loop_swap(size: int = 1 << 30, directory: str = "/var/tmp") -> Iterator[SwapArea]:
+    """A loop device over a new file of ``size`` bytes in ``directory`` as swap, removed afterwards.
+
+    A second kind of disk for the same kernel: a loop device's queue takes
+    requests of at most 128 pages (``max_segments``; the virtio disk under
+    the swap file takes 254), and its worker writes the file with direct
+    I/O, past the page cache. The kernel's faults at page-cluster 3 change
+    with it, and the simulator's ``machine.swap_device.max_segments``
+    follows them (README, "The real kernel as ground truth").
+    """
+    with _zero_file(size, directory, "vmexp-loop-") as path:
+        r = subprocess.run(
+            ["losetup", "--show", "--direct-io=on", "-f", path], capture_output=True, text=True
+        )
+        if r.returncode != 0:
+            msg = (r.stderr or r.stdout).strip().splitlines()
+            raise KernelUnavailable(
+                f"losetup: no loop device for the swap: {msg[-1] if msg else r.returncode}"
+            )
+        dev = r.stdout.strip()
+        with (
+            _undo(f"losetup -d {dev}", lambda: _run(["losetup", "-d", dev])),
+            _undo(f"swapoff {dev}", lambda: _run(["swapoff", dev])),
+        ):
+            _swapon(dev)
+            yield next(s for s in swap_areas() if s.name == dev)
 
 
 @contextlib.contextmanager
@@ -581,7 +638,7 @@ def _raise_exit(signum: int, _frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def session(
-    swap: Literal["zram", "file", "existing"] = "zram",
+    swap: Literal["zram", "file", "loop", "existing"] = "zram",
     *,
     swap_size: int = 1 << 30,
     cluster: int | None = None,
@@ -589,8 +646,8 @@ def session(
 ) -> Iterator[KernelFacts]:
     """Everything a series of runs needs, torn down at the end whatever happens.
 
-    ``swap``: a new zram device, a new swap file in ``swap_dir``, or the
-    machine's own active swap. ``cluster``: ``vm.page-cluster`` for the
+    ``swap``: a new zram device, a new swap file in ``swap_dir``, a loop
+    device over a new file there, or the machine's own active swap. ``cluster``: ``vm.page-cluster`` for the
     session. Yields the kernel's facts as they are inside the session.
     """
     why = missing(swap)
@@ -606,6 +663,8 @@ def session(
                 stack.enter_context(zram_swap(swap_size))
             elif swap == "file":
                 stack.enter_context(file_swap(swap_size, swap_dir))
+            elif swap == "loop":
+                stack.enter_context(loop_swap(swap_size, swap_dir))
             yield kernel_facts()
     finally:
         for sig, h in handlers.items():

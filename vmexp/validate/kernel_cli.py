@@ -164,7 +164,7 @@ def simulator_overrides(
     device: str = sw.device if sw is not None else "ssd"
     if new:
         if speed is not None and sw is not None and device != "zram":
-            device = speed.override(sw.rotational)
+            device = speed.override(sw.rotational, sw.max_segments)
         ov = [
             "nprocs=1",
             "ram=1G",
@@ -312,9 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--swap",
-        choices=("auto", "zram", "file", "existing"),
+        choices=("auto", "zram", "file", "loop", "existing"),
         default="auto",
-        help="swap for the real side: the machine's own if it has one (auto), else a temporary 1 GiB zram",
+        help="swap for the real side: the machine's own if it has one (auto), else a temporary 1 GiB zram; "
+        "file: a new swap file in /var/tmp; loop: a loop device over one (another disk queue)",
     )
     parser.add_argument(
         "--device",
@@ -348,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TraceError, UsageError, SimulatorRunError) as e:
         print(f"vmexp.validate kernel: error: {e}", file=sys.stderr)
         return 2
-    swap: Literal["zram", "file", "existing"] = args.swap
+    swap: Literal["zram", "file", "loop", "existing"] = args.swap
     if args.swap == "auto":
         swap = "existing" if K.swap_areas() else "zram"
     why = K.missing(swap)
