@@ -174,6 +174,24 @@ def test_a_device_swapped_on_again_is_the_same_empty_area_and_still_torn_down(tm
     assert zram_devices() == devices
 
 
+@pytest.mark.skipif(K.missing("loop") is not None, reason=f"real kernel: {K.missing('loop')}")
+@pytest.mark.real_kernel
+def test_a_loop_device_swap_reports_its_queues_request_size_and_goes_with_its_file(tmp_path: Path) -> None:
+    """``--swap loop``: a loop device over a new file, whose queue takes requests of at most 128
+    pages (the loop driver's max_segments); the replay runs on it, and the session removes the
+    swap, the loop device and the file."""
+    loops = sorted(p.name for p in Path("/sys/block").glob("loop*") if (p / "loop").is_dir())
+    trace = write_trace(tmp_path, "malloc 1 4M\ntouch 1\n")
+    with K.session("loop", swap_size=64 * MIB, swap_dir=str(tmp_path)) as facts:
+        area = facts.swap
+        assert area is not None and area.name.startswith("/dev/loop") and area.kind == "partition"
+        assert area.max_segments == 128 and facts.as_dict()["swap_max_segments"] == 128
+        assert K.measure(trace, 16 * MIB, 1)[0].minflt > 1024
+    assert leftovers() == CLEAN
+    assert sorted(p.name for p in Path("/sys/block").glob("loop*") if (p / "loop").is_dir()) == loops
+    assert list(tmp_path.glob("vmexp-loop-*")) == []
+
+
 @real_kernel
 @pytest.mark.real_kernel
 def test_a_failing_run_still_tears_everything_down(tmp_path: Path) -> None:
