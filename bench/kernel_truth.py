@@ -8,6 +8,7 @@
     python bench/kernel_truth.py simulate       # today's simulator on the same traces
     python bench/kernel_truth.py table          # the comparison as a Markdown table
     python bench/kernel_truth.py agree [-j 2]   # policy=linux beside the recorded kernel (README table)
+    python bench/kernel_truth.py agree --disk loop --fresh --device measured   # the loop device's runs
     python bench/kernel_truth.py vmstat         # the last agree's /proc/vmstat counters beside the kernel's
     python bench/kernel_truth.py measure --set later   # measure, agree, vmstat: the later set (below)
     python bench/kernel_truth.py phases NAME    # one workload's (or trace's) faults per phase beside the kernel
@@ -95,9 +96,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from vmexp.config import _swap_device as swap_device_of  # noqa: E402  (the config's own parse of a device)
 from vmexp.validate import kernel as K  # noqa: E402
 from vmexp.validate.__main__ import SimulatorRunError, read_run, run_simulator  # noqa: E402
 from vmexp.validate.real import build_replayer  # noqa: E402
@@ -498,11 +502,36 @@ AGREE_CONFIGS: dict[str, list[str]] = {
     "zram": ["machine.swap_device=zram"],
     "file_pc0": ["machine.swap_device=hdd", "machine.page_cluster=0"],
     "file_pc3": ["machine.swap_device=hdd", "machine.page_cluster=3"],
+    "loop_pc0": ["machine.swap_device=hdd", "machine.page_cluster=0"],
+    "loop_pc3": ["machine.swap_device=hdd", "machine.page_cluster=3"],
 }
+DISKS = ("file", "loop")  # agree --disk: the swap file, or the loop device over one (fresh_loop_*.json)
+
+
+def _agree_configs(disk: str) -> list[str]:
+    return ["zram", f"{disk}_pc0", f"{disk}_pc3"]
+
+
+def _queue_device(config: str, device: str) -> str:
+    """``device`` for a configuration: on the loop device, with the request size its queue had when
+    its runs were recorded (``swap_max_segments``, 128), which ``hdd`` and the measured swap file lack.
+    """
+    if CONFIGS[config]["swap"] != "loop":
+        return device
+    segments = json.loads(_real(config, "main", fresh=True).read_text())["settings"]["swap_max_segments"]
+    parsed = (
+        OverridesParser.create().parse_override(f"machine.swap_device={device}").value()
+    )  # as run.py reads it
+    name, latency, bandwidth, rotational, _ = swap_device_of(parsed, "--device", K.KernelRunError)
+    return (
+        f"{{name:{name},latency:{latency}ns,bandwidth:{bandwidth},"
+        f"rotational:{str(rotational).lower()},max_segments:{segments}}}"
+    )
 
 
 def _held_out_keys(config: str, device: str = "hdd") -> list[str]:
     """The held-out command's keys for a configuration (``device`` in place of hdd for a swap file)."""
+    device = _queue_device(config, device)
     return [
         "ram=1G",
         "swap=1G",
@@ -768,20 +797,28 @@ def _measured_device() -> str:
     return speed.override(facts.swap.rotational, facts.swap.max_segments)
 
 
-def agree(jobs: int, device: str = "hdd", wset: str = "main", fresh: bool = False) -> str:
+def agree(jobs: int, device: str = "hdd", wset: str = "main", fresh: bool = False, disk: str = "file") -> str:
     """policy=linux on every recorded workload and configuration, as a Markdown table.
 
     ``device``: the simulator's ``machine.swap_device`` for the swap-file
     configurations (the held-out command's ``hdd`` unless told otherwise).
     ``fresh``: against the runs recorded with ``measure --fresh-device``.
+    ``disk``: ``loop`` compares the loop device's configurations instead of the
+    swap file's (main set, fresh-device runs), the device given its queue's
+    recorded request size.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    work = [(c, n, device) for c in AGREE_CONFIGS for n in SETS[wset]]
+    if disk == "loop" and (wset != "main" or not fresh):
+        raise K.KernelRunError(
+            "agree --disk loop: recorded for the main set with --fresh-device only (add --fresh)"
+        )
+    configs = _agree_configs(disk)
+    work = [(c, n, device) for c in configs for n in SETS[wset]]
     with ThreadPoolExecutor(jobs) as ex:
         got = list(ex.map(_agree_one, work))
     SIM_OUT.mkdir(parents=True, exist_ok=True)
-    doc: dict[str, Any] = {"device": device, "set": wset, "fresh": fresh}
+    doc: dict[str, Any] = {"device": device, "set": wset, "fresh": fresh, "configs": configs}
     for c, n, res in got:
         doc.setdefault(c, {})[n] = res
     _agree_file(wset).write_text(json.dumps(doc, indent=1) + "\n")
@@ -796,18 +833,20 @@ def agree_table(doc: dict[str, Any]) -> str:
     wset = doc.get("set", "main")
     names = list(SETS[wset])
     fresh = doc.get("fresh", False)
-    real = {c: json.loads(_real(c, wset, fresh).read_text())["workloads"] for c in AGREE_CONFIGS}
+    configs = doc.get("configs", _agree_configs("file"))
+    real = {c: json.loads(_real(c, wset, fresh).read_text())["workloads"] for c in configs}
     lines = []
     for key in ("majflt", "minflt"):
-        head = f"| {key} |" + "".join(f" {c} real | {c} sim |" for c in AGREE_CONFIGS)
+        head = f"| {key} |" + "".join(f" {c} real | {c} sim |" for c in configs)
         lines += ["", head, "|" + "---|" * (head.count("|") - 1)]
         for n in names:
             row = f"| {n} |"
-            for c in AGREE_CONFIGS:
+            for c in configs:
                 row += f" {_fmt(real[c][n][key])} | {_cell(doc[c][n][key], real[c][n][key])} |"
             lines.append(row)
-    lines += ["", f"Swap-file device in the simulator: {doc.get('device', 'hdd')}.", ""]
-    for c in AGREE_CONFIGS:
+    disk_device = _queue_device(configs[-1], doc.get("device", "hdd"))
+    lines += ["", f"Swap-file device in the simulator: {disk_device}.", ""]
+    for c in configs:
         cells = [(doc[c][n][k], real[c][n][k]) for n in names for k in ("majflt", "minflt")]
         outside = [(sim, s) for sim, s in cells if not s["min"] <= sim <= s["max"]]
         near = sum(abs(sim - s["median"]) <= NEAR * max(s["median"], 1) for sim, s in outside)
@@ -847,7 +886,7 @@ def vmstat_table(doc: dict[str, Any]) -> str:
     """
     keys = ("seconds", *VMSTAT_KEYS)
     lines = []
-    for c in AGREE_CONFIGS:
+    for c in doc.get("configs", _agree_configs("file")):
         if c not in doc:
             continue
         real = json.loads(_real(c, doc.get("set", "main"), doc.get("fresh", False)).read_text())["workloads"]
@@ -960,6 +999,13 @@ def main() -> int:
         "held-out command); e.g. '{latency: 24us, bandwidth: 1G, rotational: true}', or measured: as fast "
         "as a new swap file here reads (root)",
     )
+    g.add_argument(
+        "--disk",
+        choices=DISKS,
+        default="file",
+        help="the swap file's configurations (file), or the loop device's over one (loop: with --fresh, "
+        "the device given the loop queue's recorded request size)",
+    )
     ph = sub.add_parser(
         "phases", help="one workload's faults per phase, the simulator beside real runs (perf)"
     )
@@ -1010,7 +1056,7 @@ def main() -> int:
                 print(agree_table(json.loads(_agree_file(a.wset).read_text())))
             else:
                 device = _measured_device() if a.device == "measured" else a.device
-                print(agree(a.jobs, device, a.wset, a.fresh))
+                print(agree(a.jobs, device, a.wset, a.fresh, a.disk))
         elif a.cmd == "phases":
             device = _measured_device() if a.device == "measured" else a.device
             print(phases(a.name, a.config, a.runs, a.every, device))

@@ -851,6 +851,20 @@ def test_a_disks_request_size_is_read_from_its_queue(monkeypatch: pytest.MonkeyP
     assert [K._request_pages(b) for b in ("loop0", "sda", "vda", "nvme9", None)] == [128, 16, 254, 254, 254]
 
 
+def test_agree_gives_the_loop_devices_configurations_the_request_size_its_runs_were_recorded_with() -> None:
+    """``kernel_truth.py agree --disk loop``: whatever speed ``--device`` gives, the simulator's device
+    for a loop configuration has the loop queue's 128 pages a request; a swap file's keeps the disk's."""
+    kt = _kernel_truth()
+    assert kt._queue_device("loop_pc3", "hdd") == (
+        "{name:hdd,latency:12700000ns,bandwidth:150000000,rotational:true,max_segments:128}"
+    )
+    measured = "{name:measured,latency:41270ns,bandwidth:1500000000,rotational:true,max_segments:254}"
+    assert kt._queue_device("loop_pc0", measured) == measured.replace("254", "128")
+    assert kt._queue_device("file_pc3", measured) == measured
+    with pytest.raises(K.KernelRunError, match="--fresh"):
+        kt.agree(1, "hdd", "main", False, "loop")
+
+
 def test_the_aging_command_refuses_a_step_it_cannot_replay_before_it_touches_swap() -> None:
     """``kernel_truth.py aging``: a bad step or a device without a swap file is one line, before any swapon."""
     kt = _kernel_truth()
