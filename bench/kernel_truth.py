@@ -523,10 +523,7 @@ def _queue_device(config: str, device: str) -> str:
         OverridesParser.create().parse_override(f"machine.swap_device={device}").value()
     )  # as run.py reads it
     name, latency, bandwidth, rotational, _ = swap_device_of(parsed, "--device", K.KernelRunError)
-    return (
-        f"{{name:{name},latency:{latency}ns,bandwidth:{bandwidth},"
-        f"rotational:{str(rotational).lower()},max_segments:{segments}}}"
-    )
+    return K.device_override(name, latency, bandwidth, rotational, segments)
 
 
 def _held_out_keys(config: str, device: str = "hdd") -> list[str]:

@@ -81,6 +81,7 @@ __all__ = [
     "DeviceSpeed",
     "SwapArea",
     "cleanup_pending",
+    "device_override",
     "device_speed",
     "file_swap",
     "kernel_facts",
@@ -326,6 +327,14 @@ def swap_areas() -> tuple[SwapArea, ...]:
     return tuple(out)
 
 
+def device_override(name: str, latency_ns: int, bandwidth: int, rotational: bool, max_segments: int) -> str:
+    """A described ``machine.swap_device`` as a Hydra override value (no spaces: one shell word)."""
+    return (
+        f"{{name:{name},latency:{latency_ns}ns,bandwidth:{bandwidth},"
+        f"rotational:{str(rotational).lower()},max_segments:{max_segments}}}"
+    )
+
+
 @dataclass(frozen=True)
 class DeviceSpeed:
     """How fast a swap area serves pages, measured: the simulator's ``{latency, bandwidth}`` device.
@@ -350,10 +359,7 @@ class DeviceSpeed:
 
     def override(self, rotational: bool, max_segments: int = DEFAULT_MAX_SEGMENTS) -> str:
         """``machine.swap_device`` as a Hydra override value, with the queue's facts the kernel reports."""
-        return (
-            f"{{name:measured,latency:{self.latency_ns}ns,bandwidth:{self.bandwidth},"
-            f"rotational:{str(rotational).lower()},max_segments:{max_segments}}}"
-        )
+        return device_override("measured", self.latency_ns, self.bandwidth, rotational, max_segments)
 
     def describe(self) -> str:
         return (
