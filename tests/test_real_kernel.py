@@ -883,3 +883,21 @@ def test_the_aging_command_refuses_a_step_it_cannot_replay_before_it_touches_swa
         kt.aging("nosuch", ["1"])
     with pytest.raises(K.KernelRunError, match="--size 16: a swap file of at least 64 MiB"):
         kt.aging("seq_write_80", ["1"], size_mib=16)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SIM_AGREEMENT_ENABLED, reason="policy=linux not yet built (SIM_AGREEMENT_ENABLED)")
+def test_a_fault_on_a_page_still_being_written_counts_as_a_readahead_hit(tmp_path: Path) -> None:
+    # PG_readahead is PG_reclaim (include/linux/page-flags.h; both bit 16 in this kernel's BTF):
+    # reclaim sets it on a page it writes, and a fault that finds that page in the swap cache before
+    # the write completes counts a readahead hit (swap_update_readahead). So at page-cluster 0, where
+    # nothing is read ahead, the kernel still counts hits: 0 to 6 a run on the sweeps, 11 to 15 on
+    # the heap workloads, whose frees and Zipf touches come back to pages reclaim has just written.
+    # The simulator, on a disk as fast as the one recorded, counted none before it had the alias.
+    runs = _load("file_pc0", "fresh_heap")["workloads"]["small_blocks_105"]["runs"]
+    assert all(r["vmstat"]["swap_ra"] == 0 and r["vmstat"]["swap_ra_hit"] >= 10 for r in runs)
+    speed = K.DeviceSpeed(42_000, 1_700_000_000)  # device_speed, 2026-12-05: 40-45 us, 1.6-1.8 GB/s
+    _simulate("file_pc0", "small_blocks_105", tmp_path, wset="fresh_heap", speed=speed)
+    vm = json.loads((tmp_path / "r" / "metrics.json").read_text())["system"]["vmstat"]
+    assert vm["swap_ra"] == 0
+    assert 6 <= vm["swap_ra_hit"] <= 30, vm["swap_ra_hit"]

@@ -365,6 +365,11 @@ class FaultHandler:
         readahead = f in cache.readahead
         if readahead:
             cache.readahead.discard(f)
+        elif f in self.mem.reclaim.writeback:
+            # PG_readahead is PG_reclaim (include/linux/page-flags.h): a page that reclaim wrote and
+            # whose write is still in flight counts as a readahead hit, and loses its rotation.
+            self.mem.reclaim.complete_writeback(clock.now())
+            readahead = mm.policy.test_clear_reclaim(f)
         self.swap_update_readahead(mm, vpn, readahead)
         done = cache.reading.pop(f, 0)
         major = done > clock.now()

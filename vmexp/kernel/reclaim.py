@@ -453,16 +453,17 @@ class Reclaim:
         such a page in ``shrink_folio_list``; one whose flag a swap-cache
         hit cleared (``PG_readahead`` is the same bit) is activated with
         the flag set again, and ``folio_end_writeback`` rotates it to the
-        inactive tail. ``LinuxLRU._shrink_folio_list`` has both cases.
-        Letting memcg reclaim meet them (no settling here), with the
-        swap-cache hit clearing the flag, was measured on the agreement
-        workloads (issue 11): 34 swap-file cells outside the real runs'
-        range instead of 28 with ``hdd``, 33 instead of 26 with a device as
-        fast as this machine's disk; the zram cells did not move. The
-        simulated reclaim then wrote far ahead of the device and the
-        process found many of those pages in the swap cache (58 readahead
-        hits on uniform_80 at page-cluster 0 where the real runs have 0-1),
-        possibly because scanning takes no simulated time here.
+        inactive tail. ``LinuxLRU._shrink_folio_list`` has both cases, and
+        ``FaultHandler.swap_cache_hit`` clears the flag (a readahead hit) of
+        a page touched between the flush of its write and this settling.
+        Letting memcg reclaim meet them (no settling here) was measured on
+        the agreement workloads (issue 11): 34 swap-file cells outside the
+        real runs' range instead of 28 with ``hdd``, 33 instead of 26 with
+        a device as fast as this machine's disk; the zram cells did not
+        move. The simulated reclaim then wrote far ahead of the device and
+        the process found many of those pages in the swap cache (58
+        readahead hits on uniform_80 at page-cluster 0 where the real runs
+        have 0-1), possibly because scanning takes no simulated time here.
         """
         self.unplug()
         until = max(self.writeback.values(), default=0)

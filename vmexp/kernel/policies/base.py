@@ -210,6 +210,14 @@ class Policy:
     def end_writeback(self, frame: int) -> None:
         """The write of ``frame``'s page to swap completed (folio_end_writeback)."""
 
+    def test_clear_reclaim(self, frame: int) -> bool:
+        """folio_test_clear_reclaim: whether reclaim marked ``frame`` to rotate when its write ends; unmark it.
+
+        A swap-cache hit asks, because ``PG_readahead`` is the same page flag
+        as ``PG_reclaim``. A textbook policy marks nothing.
+        """
+        return False
+
     def events(self) -> dict[str, int]:
         """The policy's counters for metrics.json (/proc/vmstat names); none for a textbook policy."""
         return {}

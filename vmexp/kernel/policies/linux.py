@@ -297,6 +297,12 @@ class LinuxLRU(Policy):
             return
         self.ev["pgrotated"] += 1
 
+    def test_clear_reclaim(self, frame: int) -> bool:
+        if frame in self._reclaim:
+            self._reclaim.discard(frame)
+            return True
+        return False
+
     # ---------------------------------------------------------------- reclaim
     def shrink(self, nr_to_reclaim: int, *, cgroup: bool, kswapd: bool = False) -> int:
         """mm/vmscan.c: do_try_to_free_pages: the priority ladder, then the two retries."""
