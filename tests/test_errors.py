@@ -245,7 +245,8 @@ CONFIG_ERRORS = [
     # ... and below a component, the component's parameters are the valid keys.
     ("workload.bogus=1", "workload.bogus: not a parameter of workload kind mix (valid: processes)"),
     ("policy.params.bogus=1",
-     "policy.params.bogus: not a parameter of policy linux (valid: inactive_ratio, page_size, stats_flush, swappiness)"),
+     "policy.params.bogus: not a parameter of policy linux "
+     "(valid: inactive_ratio, page_size, stats_flush, stats_flush_first, swappiness)"),
     ("policy=ws policy.params.tua=10ms", "policy.params.tua: not a parameter of policy ws (valid: tau)"),
     ("allocator=best_fit allocator.top_pad=1M",
      "allocator.top_pad: not a parameter of allocator best_fit (valid: trim_threshold)"),
