@@ -640,6 +640,10 @@ CASES = [
 ]
 
 
+# The swap file's disk as device_speed measured it on 2026-12-05 (40-45 us a random page, 1.6-1.8 GB/s).
+DISK = K.DeviceSpeed(42_000, 1_700_000_000)
+
+
 def _set_of(name: str) -> str:
     return next(ws for ws, names in SETS.items() if name in names)
 
@@ -896,8 +900,7 @@ def test_a_fault_on_a_page_still_being_written_counts_as_a_readahead_hit(tmp_pat
     # The simulator, on a disk as fast as the one recorded, counted none before it had the alias.
     runs = _load("file_pc0", "fresh_heap")["workloads"]["small_blocks_105"]["runs"]
     assert all(r["vmstat"]["swap_ra"] == 0 and r["vmstat"]["swap_ra_hit"] >= 10 for r in runs)
-    speed = K.DeviceSpeed(42_000, 1_700_000_000)  # device_speed, 2026-12-05: 40-45 us, 1.6-1.8 GB/s
-    _simulate("file_pc0", "small_blocks_105", tmp_path, wset="fresh_heap", speed=speed)
+    _simulate("file_pc0", "small_blocks_105", tmp_path, wset="fresh_heap", speed=DISK)
     vm = json.loads((tmp_path / "r" / "metrics.json").read_text())["system"]["vmstat"]
     assert vm["swap_ra"] == 0
     assert 6 <= vm["swap_ra_hit"] <= 30, vm["swap_ra_hit"]
@@ -913,15 +916,14 @@ def test_the_first_stats_flush_falls_at_the_timers_median_phase(tmp_path: Path) 
     # inside the runs' major faults; at 2 s, the latest phase, it ages the list later and is short.
     runs = _load("file_pc0", "fresh_later")["workloads"]["churn_120"]
     assert all(r["vmstat"]["pgdeactivate"] > 10_000 for r in runs["runs"])
-    speed = K.DeviceSpeed(42_000, 1_700_000_000)
-    median = _simulate("file_pc0", "churn_120", tmp_path / "median", wset="fresh_later", speed=speed)
+    median = _simulate("file_pc0", "churn_120", tmp_path / "median", wset="fresh_later", speed=DISK)
     latest = _simulate(
         "file_pc0",
         "churn_120",
         tmp_path / "latest",
         "policy.params.stats_flush_first=2s",
         wset="fresh_later",
-        speed=speed,
+        speed=DISK,
     )
     assert runs["majflt"]["min"] <= median.majflt <= runs["majflt"]["max"], (median.majflt, runs["majflt"])
     assert latest.majflt < runs["majflt"]["min"] < median.majflt, (latest.majflt, runs["majflt"])
