@@ -848,12 +848,38 @@ def agree_table(doc: dict[str, Any]) -> str:
         outside = [(sim, s) for sim, s in cells if not s["min"] <= sim <= s["max"]]
         near = sum(abs(sim - s["median"]) <= NEAR * max(s["median"], 1) for sim, s in outside)
         loo, runs = _leave_one_out(real[c])
+        inside, within, spread = _pairs_agreeing({n: doc[c][n] for n in names}, real[c])
         lines.append(
             f"- {c}: the simulator outside the real runs' range in {len(outside)} of {len(cells)} cells"
             f" ({near} of them within {NEAR:.1%} of the median); "
-            f"a real run outside the range of the other runs in {loo} of {runs} ({loo / runs:.0%})"
+            f"a real run outside the range of the other runs in {loo} of {runs} ({loo / runs:.0%}); "
+            f"workloads with majflt and minflt both inside the range {inside}, inside or within 1 % of the "
+            f"median {within}, within one spread (max - min) of the median {spread}, of {len(names)}"
         )
     return "\n".join(lines[1:])
+
+
+def _pairs_agreeing(sim: dict[str, Any], real: dict[str, Any]) -> tuple[int, int, int]:
+    """Workloads whose majflt and minflt both agree, by three readings of "within the real runs' spread".
+
+    Inside the range [min..max]; inside or within 1 % of the median; within one spread (max - min)
+    of the median. Issue 11 holds a swap file to "the real kernel's run-to-run spread", which these
+    read from strict to loose: with ten runs the range is narrow, and with thirty from two device
+    histories it can be wide.
+    """
+    counts = [0, 0, 0]
+    for name, faults in sim.items():
+        ok = [True, True, True]
+        for key in ("majflt", "minflt"):
+            v, s = faults[key], real[name][key]
+            off = abs(v - s["median"])
+            ins = s["min"] <= v <= s["max"]
+            ok[0] &= ins
+            ok[1] &= ins or off <= 0.01 * s["median"]
+            ok[2] &= ins or off <= s["max"] - s["min"]
+        for i in range(3):
+            counts[i] += ok[i]
+    return counts[0], counts[1], counts[2]
 
 
 def _leave_one_out(workloads: dict[str, Any]) -> tuple[int, int]:

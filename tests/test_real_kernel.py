@@ -927,3 +927,17 @@ def test_the_first_stats_flush_falls_at_the_timers_median_phase(tmp_path: Path) 
     )
     assert runs["majflt"]["min"] <= median.majflt <= runs["majflt"]["max"], (median.majflt, runs["majflt"])
     assert latest.majflt < runs["majflt"]["min"] < median.majflt, (latest.majflt, runs["majflt"])
+
+
+def test_agree_counts_a_workload_only_when_both_its_faults_agree() -> None:
+    kt = _kernel_truth()
+    real = {
+        "a": {"majflt": K.spread([100, 110, 120]), "minflt": K.spread([50, 50, 50])},
+        "b": {"majflt": K.spread([1000, 1010, 1020]), "minflt": K.spread([70, 70, 70])},
+    }
+    # a: majflt 121 is outside 100..120, within 1 % of the median 110? no (10 %); within the spread 20: yes.
+    # b: majflt 1015 inside; minflt 71 outside, 1.4 % off, within a spread of 0: no.
+    sim = {"a": {"majflt": 121, "minflt": 50}, "b": {"majflt": 1015, "minflt": 71}}
+    assert kt._pairs_agreeing(sim, real) == (0, 0, 1)
+    sim["b"]["minflt"] = 70
+    assert kt._pairs_agreeing(sim, real) == (1, 1, 2)
