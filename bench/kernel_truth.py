@@ -777,8 +777,13 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
             print(f"  {line:<60} pswpout since swapon {pswpout() - since:>8}", flush=True)
 
 
+def _inside(v: float, s: dict[str, float]) -> bool:
+    """Inside the real runs' range [min..max] (``K.spread``)."""
+    return s["min"] <= v <= s["max"]
+
+
 def _cell(sim: int, s: dict[str, float]) -> str:
-    if s["min"] <= sim <= s["max"]:
+    if _inside(sim, s):
         return f"{sim} (in)"
     med = s["median"] or 1
     return f"{sim} ({(sim - med) / med * 100:+.2f} %)"
@@ -845,7 +850,7 @@ def agree_table(doc: dict[str, Any]) -> str:
     lines += ["", f"Swap-file device in the simulator: {disk_device}.", ""]
     for c in configs:
         cells = [(doc[c][n][k], real[c][n][k]) for n in names for k in ("majflt", "minflt")]
-        outside = [(sim, s) for sim, s in cells if not s["min"] <= sim <= s["max"]]
+        outside = [(sim, s) for sim, s in cells if not _inside(sim, s)]
         near = sum(abs(sim - s["median"]) <= NEAR * max(s["median"], 1) for sim, s in outside)
         loo, runs = _leave_one_out(real[c])
         inside, within, spread = _pairs_agreeing({n: doc[c][n] for n in names}, real[c])
@@ -873,7 +878,7 @@ def _pairs_agreeing(sim: dict[str, Any], real: dict[str, Any]) -> tuple[int, int
         for key in ("majflt", "minflt"):
             v, s = faults[key], real[name][key]
             off = abs(v - s["median"])
-            ins = s["min"] <= v <= s["max"]
+            ins = _inside(v, s)
             ok[0] &= ins
             ok[1] &= ins or off <= 0.01 * s["median"]
             ok[2] &= ins or off <= s["max"] - s["min"]
@@ -925,7 +930,7 @@ def vmstat_table(doc: dict[str, Any]) -> str:
                 runs = [r[k] if k == "seconds" else r["vmstat"][k] for r in real[n]["runs"]]
                 s = K.spread(runs)
                 v = sim["seconds"] if k == "seconds" else sim["vmstat"].get(k, 0)
-                out = "" if k == "seconds" or s["min"] <= v <= s["max"] else "*"
+                out = "" if k == "seconds" or _inside(v, s) else "*"
                 row += (
                     f" {v:.1f} / {s['median']:.1f} |"
                     if k == "seconds"
