@@ -27,10 +27,12 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,9 @@ from vmexp.validate.kernel_cli import (
 from vmexp.validate.kernel_cli import (
     main as kernel_main,
 )
+from vmexp.validate.real import _records, build_replayer
 from vmexp.validate.workloads import LIMIT, PAGE, SETS, WORKLOADS, generate, sha256
+from vmexp.workload.traces import parse_trace
 
 DATA = Path(__file__).parent / "data" / "real_kernel"
 CONFIGS = ("zram", "zram_pc0", "file_pc0", "file_pc3")
@@ -782,6 +786,29 @@ def test_records_stay_out_of_the_cgroup_charge_when_tmpfs_is_there(tmp_path: Pat
     with K.records_file(trace) as rec:
         assert rec.startswith("/dev/shm/") and os.path.getsize(rec) == 24 + 2 * 48
     assert not os.path.exists(rec)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="needs a C compiler")
+def test_the_kernel_replay_spends_a_traces_compute_time_and_nothing_else(tmp_path: Path) -> None:
+    # The simulator spends a `compute` line's time, and the kernel's reclaim depends on time (the
+    # memory cgroup statistics are flushed every 2 s, writes complete): the real side spins for it,
+    # on the vDSO's clock, without a fault or a syscall of its own. The glibc validation, whose
+    # malloc does not depend on time, leaves it out.
+    def replay(text: str, name: str) -> tuple[float, dict[str, int]]:
+        with K.records_file(write_trace(tmp_path, text, name)) as rec:
+            t0 = time.monotonic()
+            out = subprocess.run([str(build_replayer()), rec], capture_output=True, text=True, check=True)
+            return time.monotonic() - t0, K._parse(out.stdout)
+
+    body = "malloc 1 64K\ntouch 1\n{}touch 1 0 4096 r\nfree 1\n"
+    took, with_compute = replay(body.format("compute 300ms\ncompute 50ms\n"), "c.trace")
+    _, without = replay(body.format(""), "n.trace")
+    assert took >= 0.35
+    assert (with_compute.pop("ops"), without.pop("ops")) == (6, 4)
+    assert with_compute == without  # the same faults: the clock's pages were touched before the loop
+    trace = parse_trace(write_trace(tmp_path, body.format("compute 300ms\n")))
+    assert len(_records(trace.ops[1], trace.op_index[1])) == 24 + 4 * 48
+    assert len(_records(trace.ops[1], trace.op_index[1], timed=True)) == 24 + 5 * 48
 
 
 def test_spread_summarises_repeated_counts() -> None:

@@ -806,7 +806,7 @@ def records_file(trace_path: str | os.PathLike[str], pid: int = 1) -> Iterator[s
         raise KernelRunError(
             f"{trace_path}: no process {pid} in the trace (it has {', '.join(map(str, trace.ops))})"
         )
-    data = _records(trace.ops[pid], trace.op_index[pid])
+    data = _records(trace.ops[pid], trace.op_index[pid], timed=True)
     shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     fd, path = tempfile.mkstemp(prefix="vmexp-records-", suffix=".bin", dir=shm)
     with _undo(f"rm {path}", lambda: os.unlink(path)):

@@ -38,7 +38,7 @@ from typing import Any, TypedDict
 
 from vmexp.config import ConfigError, Settings
 from vmexp.libc.base import MALLINFO_FIELDS
-from vmexp.workload.ops import CALLOC, FREE, MALLOC, REALLOC, TOUCH, Op
+from vmexp.workload.ops import CALLOC, COMPUTE, FREE, MALLOC, REALLOC, TOUCH, Op
 from vmexp.workload.traces import parse_trace
 
 __all__ = [
@@ -229,16 +229,22 @@ def _strace_command(strace_exe: str) -> tuple[str, ...]:
     return (strace_exe, "--seccomp-bpf", *base) if probe.returncode == 0 else (strace_exe, *base)
 
 
-def _records(ops: list[Op], op_index: list[int]) -> bytes:
+def _records(ops: list[Op], op_index: list[int], *, timed: bool = False) -> bytes:
     """The replayer's input: a header, then six int64 per operation (see replayer.c).
 
     Block ids are renumbered densely so the replayer's tables are indexed
-    directly; operations that only pass time are left out.
+    directly. Operations that only pass time are left out unless ``timed``:
+    glibc's malloc does not depend on time, so its validation need not
+    wait, but the kernel's reclaim does (statistics flushed every 2 s,
+    writes completing), so its validation spins for each ``compute``.
     """
     recs = array("q")
     ids: dict[int, int] = {}
     for op, g in zip(ops, op_index, strict=True):
         code = op[0]
+        if code == COMPUTE and timed:
+            recs.extend((g, code, 0, op[1], 0, 0))
+            continue
         if code not in _REPLAYED:
             continue  # compute / sleep: time passes, memory does not change
         bid = ids.setdefault(op[1], len(ids))

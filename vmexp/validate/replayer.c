@@ -6,6 +6,9 @@
  * "VMEXPRP1", the number of records, the number of distinct block ids, then
  * per operation six little-endian int64: global op index, opcode (the codes
  * of vmexp/workload/ops.py), dense block id, and up to three arguments.
+ * A compute record (only the kernel validation writes them) spins for its
+ * duration in ns: the kernel's timers (the memory cgroup statistics flush,
+ * writeback completions) see the trace's time pass as the simulator does.
  *
  * The point of the program is to measure glibc's heap without disturbing it,
  * so it never allocates memory of its own: no stdio (its buffers come from
@@ -55,9 +58,10 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
-enum { OP_MALLOC = 0, OP_CALLOC = 1, OP_REALLOC = 2, OP_FREE = 3, OP_TOUCH = 4 };
+enum { OP_MALLOC = 0, OP_CALLOC = 1, OP_REALLOC = 2, OP_FREE = 3, OP_TOUCH = 4, OP_COMPUTE = 5 };
 /* live[id] & STATE: not allocated (0, as bss starts), allocated (its pointer may be NULL: a
  * failed allocation), or allocated but left at its old size by a failed realloc. WAS_FREED:
  * the id was freed at least once (vmexp/sim.py's Process.freed), so that an id not allocated
@@ -282,6 +286,8 @@ int main(int argc, char **argv) {
     long page = sysconf(_SC_PAGESIZE);
     pretouch_stack();
     pretouch_mappings(page);
+    struct timespec now; /* the vDSO's data pages, which a compute record reads */
+    clock_gettime(CLOCK_MONOTONIC, &now);
 
     struct rusage ru0, ru1;
     if (stop) raise(SIGSTOP);
@@ -290,7 +296,7 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < n; i++) {
         const int64_t *r = &recs[i * REC];
         int64_t op = r[0], id = r[2];
-        if (id < 0 || id >= nids) die(2, op, "block id out of range in the records file");
+        if (r[1] != OP_COMPUTE && (id < 0 || id >= nids)) die(2, op, "block id out of range in the records file");
         lseek(-1, op, SEEK_SET);
         switch (r[1]) {
         case OP_MALLOC:
@@ -358,6 +364,15 @@ int main(int argc, char **argv) {
                     a = (a & ~(uintptr_t)(page - 1)) + (uintptr_t)page;
                 }
             }
+            break;
+        }
+        case OP_COMPUTE: {
+            /* CPU work: spin on the vDSO clock (no syscall, no memory) for r[3] ns. */
+            struct timespec t;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            int64_t until = (int64_t)t.tv_sec * 1000000000 + t.tv_nsec + r[3];
+            do clock_gettime(CLOCK_MONOTONIC, &t);
+            while ((int64_t)t.tv_sec * 1000000000 + t.tv_nsec < until);
             break;
         }
         default:
