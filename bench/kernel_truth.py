@@ -13,6 +13,7 @@
     python bench/kernel_truth.py measure --set later   # measure, agree, vmstat: the later set (below)
     python bench/kernel_truth.py phases NAME    # one workload's (or trace's) faults per phase beside the kernel
     python bench/kernel_truth.py aging NAME 3 fill:900 3 reswap 3   # its faults as a swap file is used
+    python bench/kernel_truth.py stretch DIR NAME... --seconds 20   # the same traces over a longer run
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -706,6 +707,61 @@ def phases(name: str, config: str, runs: int, every: int | None, device: str = "
     return "\n".join(lines)
 
 
+STRETCH_POINTS = 5000  # about this many compute lines (at least, if there are as many touches)
+
+
+def stretch_text(text: str, seconds: float, points: int = STRETCH_POINTS) -> str:
+    """A trace whose touches after the first are interleaved with ``seconds`` of ``compute`` in all.
+
+    The same memory operations in the same order, spread over a longer run:
+    what changes is only what depends on time (the memory cgroup statistics
+    flushed every 2 s, the writes completing between faults), on the kernel
+    (``validate kernel`` spins for each compute line) and in the simulator
+    alike. The first touch (the workloads' first write sweep) keeps its pace;
+    the time is spread evenly over every k-th later touch, k the most that
+    leaves at least ``points`` (all of them if there are fewer), in whole µs.
+    """
+    if seconds <= 0:
+        raise ValueError(f"--seconds must be positive, got {seconds}")
+    lines = text.splitlines()
+    touches = [i for i, ln in enumerate(lines) if ln.split(maxsplit=1)[:1] == ["touch"]][1:]
+    if not touches:
+        raise ValueError("the trace has no touch after its first, nothing to stretch")
+    after = set(touches[:: max(1, len(touches) // points)])
+    each = int(seconds * 1e6 / len(after))
+    out = [f"# stretched by {seconds:g} s of compute over {len(after)} of its later touches ({each} us each)"]
+    for i, ln in enumerate(lines):
+        out.append(ln)
+        if i in after:
+            out.append(f"compute {each}us")
+    return "\n".join(out) + "\n"
+
+
+def stretch(names: list[str], directory: str, seconds: float) -> list[Path]:
+    """Write each workload (or trace file) stretched by ``seconds`` into ``directory``."""
+    known = {n for ws in SETS.values() for n in ws}
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names:
+        if name in known:
+            text, stem = generate(name), name
+        elif Path(name).is_file():
+            text, stem = Path(name).read_text(), Path(name).stem
+        else:
+            raise K.KernelUnavailable(
+                f"{name}: neither a workload ({', '.join(sorted(known))}) nor a trace file"
+            )
+        try:
+            body = stretch_text(text, seconds)
+        except ValueError as e:
+            raise K.KernelUnavailable(f"{name}: {e}") from None
+        p = out / f"{stem}_{seconds:g}s.trace"
+        p.write_text(body)
+        written.append(p)
+    return written
+
+
 def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int = 1024) -> None:
     """One workload again and again on one new swap file: its major faults as the device is used.
 
@@ -1060,6 +1116,14 @@ def main() -> int:
         "--config", choices=[c for c, v in CONFIGS.items() if v["swap"] == "file"], default="file_pc3"
     )
     ag.add_argument("--size", type=int, default=1024, help="the swap file's size in MiB (default 1024)")
+    st = sub.add_parser(
+        "stretch",
+        help="write workloads (or traces) with compute lines spread over their touches: the same "
+        "operations over a longer run, for validate kernel",
+    )
+    st.add_argument("dir", help="where to write NAME_<seconds>s.trace")
+    st.add_argument("names", nargs="+", help="workloads of vmexp/validate/workloads.py, or trace files")
+    st.add_argument("--seconds", type=float, default=20.0, help="compute time in all (default 20)")
     v = sub.add_parser(
         "vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'"
     )
@@ -1090,6 +1154,9 @@ def main() -> int:
             print(phases(a.name, a.config, a.runs, a.every, device))
         elif a.cmd == "aging":
             aging(a.name, a.steps, a.config, a.size)
+        elif a.cmd == "stretch":
+            for p in stretch(a.names, a.dir, a.seconds):
+                print(p)
         elif a.cmd == "vmstat":
             print(vmstat_table(json.loads(_agree_file(a.wset).read_text())))
         else:

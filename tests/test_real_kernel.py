@@ -54,7 +54,7 @@ from vmexp.validate.kernel_cli import (
 )
 from vmexp.validate.real import _records, build_replayer
 from vmexp.validate.workloads import LIMIT, PAGE, SETS, WORKLOADS, generate, sha256
-from vmexp.workload.traces import parse_trace
+from vmexp.workload.traces import parse_trace, parse_trace_text
 
 DATA = Path(__file__).parent / "data" / "real_kernel"
 CONFIGS = ("zram", "zram_pc0", "file_pc0", "file_pc3")
@@ -954,6 +954,35 @@ def test_the_first_stats_flush_falls_at_the_timers_median_phase(tmp_path: Path) 
     )
     assert runs["majflt"]["min"] <= median.majflt <= runs["majflt"]["max"], (median.majflt, runs["majflt"])
     assert latest.majflt < runs["majflt"]["min"] < median.majflt, (latest.majflt, runs["majflt"])
+
+
+def test_a_stretched_trace_is_the_same_operations_with_the_time_spread_over_its_later_touches() -> None:
+    kt = _kernel_truth()
+    text = generate("phases_112")
+    out = kt.stretch_text(text, 20.0)
+    lines = out.splitlines()
+    computes = [ln for ln in lines if ln.startswith("compute ")]
+    assert [ln for ln in lines[1:] if not ln.startswith("compute ")] == text.splitlines()
+    assert len(computes) == 5000 and sum(int(c.split()[1].removesuffix("us")) for c in computes) == 20_000_000
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("touch"))
+    assert not lines[first + 1].startswith("compute")  # the first write sweep keeps its pace
+    short = kt.stretch_text("malloc 1 1M\ntouch 1\ntouch 1 0 4096 r\ntouch 1 0 4096 w\n", 1.0).splitlines()
+    assert short[1:] == [
+        "malloc 1 1M",
+        "touch 1",
+        "touch 1 0 4096 r",
+        "compute 500000us",
+        "touch 1 0 4096 w",
+        "compute 500000us",
+    ]
+    assert parse_trace_text("\n".join(short)).ops[1][-1] == (
+        5,
+        500_000_000,
+    )  # what the simulator and replayer read
+    with pytest.raises(ValueError, match="positive"):
+        kt.stretch_text(text, 0)
+    with pytest.raises(ValueError, match="nothing to stretch"):
+        kt.stretch_text("malloc 1 1M\ntouch 1\n", 5)
 
 
 def test_agree_counts_a_workload_only_when_both_its_faults_agree() -> None:
