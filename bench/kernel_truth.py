@@ -49,7 +49,16 @@ them beside the real runs').
 ``workloads.LATER``, written after ``policy=linux`` was fitted to the main
 thirteen, as a check of how it does on shapes it was not fitted to; their
 runs are in ``later_<config>.json`` and the simulator's in
-``agree_later.json``.
+``agree_later.json``. ``--set heap``: two workloads of many small blocks
+on the brk heap. ``--set unseen``: twelve written on 2026-12-05 after every
+parameter of the model was settled, and never used to settle one (a
+stand-in for the issue's held-out set; keep it so: a change fitted to them
+makes them one more training set).
+
+``stretch DIR NAME...`` writes the workloads (or trace files) with
+``compute`` lines spread over their touches after the first, ``--seconds``
+in all: the same operations over a longer run, which ``validate kernel``
+replays with the time spent on both sides (README, "How long a run lasts").
 
 ``phases NAME`` (root, ``perf``) finds where the simulator's faults part
 from the kernel's on one workload: it counts both per phase of the trace
@@ -1035,8 +1044,9 @@ def table() -> str:
 
 
 WSET_HELP = (
-    "which workloads: main (the 13 the model was fitted to, tests/data/real_kernel/CONFIG.json) or later "
-    "(9 written after it, later_CONFIG.json)"
+    "which workloads: main (the 13 the model was fitted to, tests/data/real_kernel/CONFIG.json), later "
+    "(9 written after it, later_CONFIG.json), heap (2 on the brk heap, heap_CONFIG.json) or unseen (12 "
+    "written after every parameter was settled and never used to settle one, unseen_CONFIG.json)"
 )
 
 

@@ -510,8 +510,8 @@ def test_kernel_facts_become_exactly_the_simulators_kernel_keys() -> None:
 
 def _load(config: str, wset: str = "main") -> dict[str, Any]:
     """The recorded runs of a configuration, of the main workloads or another set (``later_*.json``,
-    ``heap_*.json``); ``fresh``, ``fresh_later``, ``fresh_heap``: those sets on a device swapped on
-    again before every run (``measure --fresh-device``)."""
+    ``heap_*.json``, ``unseen_*.json``); ``fresh``, ``fresh_later``, ...: those sets on a device
+    swapped on again before every run (``measure --fresh-device``)."""
     return dict(
         json.loads((DATA / (f"{config}.json" if wset == "main" else f"{wset}_{config}.json")).read_text())
     )
@@ -531,7 +531,11 @@ def _trace_sha(name: str) -> str:
     ("config", "wset"),
     [
         *((c, "main") for c in CONFIGS),
-        *((c, ws) for ws in ("later", "heap", "fresh", "fresh_later", "fresh_heap") for c in LATER_CONFIGS),
+        *(
+            (c, ws)
+            for ws in ("later", "heap", "unseen", "fresh", "fresh_later", "fresh_heap", "fresh_unseen")
+            for c in LATER_CONFIGS
+        ),
         *((c, "fresh") for c in ("loop_pc0", "loop_pc3")),
     ],
 )
@@ -641,6 +645,10 @@ CASES = [
     # (a heap workload) 41 000 block ids: the replayer's tables of them (cgroup.image_ids) are 1 % of
     # the group, and every operation uses its block's entries; without them 5 % too few major faults
     ("zram", "mixed_blocks_93"),
+    # (unseen workloads: never used to set a parameter) Zipf-skewed references to a hot set between
+    # sweeps, and 16-64 KiB blocks on the brk heap touched a page at a time
+    ("zram", "hotcold_100"),
+    ("file_pc0", "heap_blocks_96"),
 ]
 
 
