@@ -82,6 +82,18 @@ def _modes(rng: np.random.Generator, count: int, write_fraction: float) -> list[
     return ["w" if x else "r" for x in rng.random(count) < write_fraction]
 
 
+def _uniform(name: str, mib: int, count: int, write_fraction: float) -> list[str]:
+    """One block of ``mib`` MiB written, then ``count`` uniform random single-page references."""
+    rng = _rng(name)
+    n = mib * MIB // PAGE
+    refs = rng.integers(0, n, count)
+    return [
+        f"malloc 1 {mib * MIB}",
+        _sweep(1, 0, n, "w"),
+        *_pages(1, refs, _modes(rng, count, write_fraction)),
+    ]
+
+
 # Each builder returns (description, footprint in bytes, operation lines).
 Builder = Callable[[str], tuple[str, int, list[str]]]
 
@@ -326,11 +338,11 @@ def churn_120(name: str) -> tuple[str, int, list[str]]:
 
 def below_56(name: str) -> tuple[str, int, list[str]]:
     """Below the limit with everything the group is charged for: nothing should be swapped."""
-    rng = _rng(name)
-    n = 56 * MIB // PAGE
-    refs = rng.integers(0, n, 40_000)
-    lines = [f"malloc 1 {56 * MIB}", _sweep(1, 0, n, "w"), *_pages(1, refs, _modes(rng, len(refs), 0.5))]
-    return "40k uniform random references (half writes) over 56 MiB", 56 * MIB, lines
+    return (
+        "40k uniform random references (half writes) over 56 MiB",
+        56 * MIB,
+        _uniform(name, 56, 40_000, 0.5),
+    )
 
 
 def seq_write_160_twice(name: str) -> tuple[str, int, list[str]]:
@@ -459,11 +471,7 @@ def hotcold_100(name: str) -> tuple[str, int, list[str]]:
 
 
 def uniform_96_rw(name: str) -> tuple[str, int, list[str]]:
-    rng = _rng(name)
-    n = 96 * MIB // PAGE
-    refs = rng.integers(0, n, 50_000)
-    lines = [f"malloc 1 {96 * MIB}", _sweep(1, 0, n, "w"), *_pages(1, refs, _modes(rng, len(refs), 0.2))]
-    return "50k uniform random references over 96 MiB, 20 % writes", 96 * MIB, lines
+    return "50k uniform random references over 96 MiB, 20 % writes", 96 * MIB, _uniform(name, 96, 50_000, 0.2)
 
 
 def zipf_120_clustered(name: str) -> tuple[str, int, list[str]]:
@@ -485,11 +493,11 @@ def phases_150_read(name: str) -> tuple[str, int, list[str]]:
 
 
 def below_40(name: str) -> tuple[str, int, list[str]]:
-    rng = _rng(name)
-    n = 40 * MIB // PAGE
-    refs = rng.integers(0, n, 30_000)
-    lines = [f"malloc 1 {40 * MIB}", _sweep(1, 0, n, "w"), *_pages(1, refs, _modes(rng, len(refs), 0.5))]
-    return "30k uniform random references (half writes) over 40 MiB", 40 * MIB, lines
+    return (
+        "30k uniform random references (half writes) over 40 MiB",
+        40 * MIB,
+        _uniform(name, 40, 30_000, 0.5),
+    )
 
 
 def seq_loop_90(name: str) -> tuple[str, int, list[str]]:
