@@ -658,6 +658,16 @@ def _real_faults_by_op(rec: str, out: Path) -> tuple[dict[int, int], dict[int, i
     return major, minor, run
 
 
+def _trace_named(name: str) -> tuple[str, str]:
+    """The text and a file stem of ``name``: a workload of any set, or the path of a trace file."""
+    known = {n for ws in SETS.values() for n in ws}
+    if name in known:
+        return generate(name), name
+    if Path(name).is_file():
+        return Path(name).read_text(), Path(name).stem
+    raise K.KernelUnavailable(f"{name}: neither a workload ({', '.join(sorted(known))}) nor a trace file")
+
+
 def phases(name: str, config: str, runs: int, every: int | None, device: str = "hdd") -> str:
     """Where the simulator's faults part from the kernel's: both counted per phase of one workload.
 
@@ -673,14 +683,12 @@ def phases(name: str, config: str, runs: int, every: int | None, device: str = "
         raise K.KernelUnavailable(
             "phases needs perf (apt-get install linux-perf, or the distribution's perf)"
         )
-    known = {n for ws in SETS.values() for n in ws}
-    if name not in known and not Path(name).is_file():
-        raise K.KernelUnavailable(f"{name}: neither a workload ({', '.join(sorted(known))}) nor a trace file")
+    text, _stem = _trace_named(name)
     if runs < 1 or (every is not None and every < 1):
         raise K.KernelUnavailable("--runs and --every must be at least 1")
     with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
         trace = Path(tmp) / "trace"
-        trace.write_text(generate(name) if name in known else Path(name).read_text())
+        trace.write_text(text)
         ops = [ln for ln in trace.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         bounds = _phase_bounds(ops, every)
         smaj, smin = _sim_faults_by_op(trace, config, os.path.join(tmp, "sim"), device)
@@ -748,19 +756,11 @@ def stretch_text(text: str, seconds: float, points: int = STRETCH_POINTS) -> str
 
 def stretch(names: list[str], directory: str, seconds: float) -> list[Path]:
     """Write each workload (or trace file) stretched by ``seconds`` into ``directory``."""
-    known = {n for ws in SETS.values() for n in ws}
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name in names:
-        if name in known:
-            text, stem = generate(name), name
-        elif Path(name).is_file():
-            text, stem = Path(name).read_text(), Path(name).stem
-        else:
-            raise K.KernelUnavailable(
-                f"{name}: neither a workload ({', '.join(sorted(known))}) nor a trace file"
-            )
+        text, stem = _trace_named(name)
         try:
             body = stretch_text(text, seconds)
         except ValueError as e:
