@@ -296,6 +296,9 @@ def test_the_kernel_command_takes_options_between_the_trace_and_the_overrides(
     assert "cgroup.memory_max=1M: at least 8M" in capsys.readouterr().err
 
 
+_real_measure = K.measure
+
+
 def fake_kernel(monkeypatch: pytest.MonkeyPatch, run: K.KernelRun, area: K.SwapArea | None = None) -> None:
     """The real side without the machine: no swap, cgroup or sysctl is touched; every run is ``run``;
     the swap is ``area`` (default a zram device)."""
@@ -309,6 +312,26 @@ def fake_kernel(monkeypatch: pytest.MonkeyPatch, run: K.KernelRun, area: K.SwapA
     monkeypatch.setattr(K, "missing", lambda swap="zram": None)
     monkeypatch.setattr(K, "session", session)
     monkeypatch.setattr(K, "measure", lambda *a, **k: [run])
+
+
+def test_the_kernel_command_says_each_real_run_as_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trace's real runs can take minutes (a long trace, its compute lines): each one is said on
+    stderr as it ends, and the table on stdout is unchanged. The kernel is faked below ``measure``:
+    nothing on this machine is set up."""
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    fake_kernel(monkeypatch, K.KernelRun(257, 0, 0.1, 0))
+    monkeypatch.setattr(K, "measure", _real_measure)  # the fake session, the real loop of runs
+    runs = iter([K.KernelRun(257, 0, 0.25, 0), K.KernelRun(259, 1, 0.5, 0)])
+    monkeypatch.setattr(K, "replay_kernel", lambda rec, limit, **_: next(runs))
+    assert kernel_main([str(trace), "--swap", "existing", "--runs", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        "[real run 1/2] minflt 257 majflt 0 in 0.25 s",
+        "[real run 2/2] minflt 259 majflt 1 in 0.50 s",
+    ]
+    assert re.search(r"^ +minflt +259 \[257\.\.259\]", out, re.MULTILINE), out  # both runs in the table
 
 
 def test_the_kernel_command_simulates_process_1_alone_as_the_kernel_replays_it(

@@ -1022,13 +1022,17 @@ def measure(
     pid: int = 1,
     swap_max: int | None = None,
     fresh: SwapArea | None = None,
+    progress: Callable[[int, KernelRun], None] | None = None,
 ) -> list[KernelRun]:
     """``runs`` replays of one process of a trace, each in its own group (inside a :func:`session`);
-    ``fresh``: swap that area off and on again before each (:func:`reswap`)."""
+    ``fresh``: swap that area off and on again before each (:func:`reswap`); ``progress`` is told
+    each run (its number from 1) as it ends: a trace's runs can take minutes."""
     out = []
     with records_file(trace_path, pid) as rec:
-        for _ in range(runs):
+        for i in range(runs):
             if fresh is not None:
                 reswap(fresh)
             out.append(replay_kernel(rec, limit, swap_max=swap_max))
+            if progress is not None:
+                progress(i + 1, out[-1])
     return out

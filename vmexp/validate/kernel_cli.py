@@ -374,7 +374,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 check_finished(run_dir)  # a process the simulator's OOM killer took did part of the trace
                 sim_seconds = _simulated_seconds(run_dir)
             fresh = facts.swap if args.fresh_device else None
-            real = K.measure(args.trace, settings.limit, args.runs, swap_max=settings.swap_max, fresh=fresh)
+            real = K.measure(
+                args.trace,
+                settings.limit,
+                args.runs,
+                swap_max=settings.swap_max,
+                fresh=fresh,
+                progress=lambda i, run: print(
+                    f"[real run {i}/{args.runs}] minflt {run.minflt} majflt {run.majflt} in {run.seconds:.2f} s",
+                    file=sys.stderr,
+                    flush=True,
+                ),
+            )
     except (K.KernelUnavailable, K.KernelRunError) as e:
         print(f"vmexp.validate kernel: error: {K.describe_failure(e)}", file=sys.stderr)
         return 2
