@@ -739,6 +739,15 @@ def test_the_simulator_agrees_with_the_recorded_kernel(config: str, name: str, t
     assert _within(sim.minflt, wl["minflt"], min_tol), (sim.minflt, wl["minflt"])
 
 
+def _stretched(config: str, name: str) -> tuple[dict[str, Any], str]:
+    """A workload's recorded runs stretched by ``kernel_truth stretch`` (stretched_CONFIG.json), and
+    that stretched trace's text, checked against the one the runs replayed."""
+    doc = json.loads((DATA / f"stretched_{config}.json").read_text())
+    text = _kernel_truth().stretch_text(generate(name), doc["settings"]["stretch_seconds"])
+    assert sha256(text) == doc["workloads"][name]["sha256"]
+    return doc["workloads"][name], text
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not SIM_AGREEMENT_ENABLED, reason="policy=linux not yet built (SIM_AGREEMENT_ENABLED)")
 def test_a_run_over_many_statistics_flushes_ages_the_active_list_as_the_kernels_runs_do(
@@ -750,10 +759,7 @@ def test_a_run_over_many_statistics_flushes_ages_the_active_list_as_the_kernels_
     # every real run ages the active list, and the major faults stay where they were. The simulator's
     # time model must do the same: with live statistics (stats_flush=0) it took 21 436 major faults,
     # below every run; with no flush after the first, no deactivation.
-    doc = json.loads((DATA / "stretched_file_pc0.json").read_text())
-    real = doc["workloads"]["zipf_120_clustered"]
-    text = _kernel_truth().stretch_text(generate("zipf_120_clustered"), doc["settings"]["stretch_seconds"])
-    assert sha256(text) == real["sha256"]
+    real, text = _stretched("file_pc0", "zipf_120_clustered")
     as_written = _load("file_pc0", "fresh_unseen")["workloads"]["zipf_120_clustered"]
     assert all(r["vmstat"]["pgdeactivate"] == 0 for r in as_written["runs"])
     assert all(r["vmstat"]["pgdeactivate"] > 1000 for r in real["runs"])
@@ -776,10 +782,8 @@ def test_a_longer_run_takes_fewer_major_faults_at_page_cluster_3_on_the_kernel_a
     # 16 021 workingset_activate_anon), or not (669..1 532). The simulator follows from one to the
     # other (it lands in the first mode): with no flush after the first it stayed at 24 527, with
     # live statistics 25 339.
-    doc = json.loads((DATA / "stretched_file_pc3.json").read_text())
-    real = [r["majflt"] for r in doc["workloads"]["hotcold_80"]["runs"]]
-    text = _kernel_truth().stretch_text(generate("hotcold_80"), doc["settings"]["stretch_seconds"])
-    assert sha256(text) == doc["workloads"]["hotcold_80"]["sha256"]
+    runs, text = _stretched("file_pc3", "hotcold_80")
+    real = [r["majflt"] for r in runs["runs"]]
     as_written = _load("file_pc3", "fresh")["workloads"]["hotcold_80"]["majflt"]
     assert max(real) < as_written["min"]
 
