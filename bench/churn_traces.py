@@ -8,8 +8,8 @@ operations: blocks of bytes to tens of MiB allocated with ``malloc`` or
 ``calloc`` (most then written whole), freed, grown or shrunk with
 ``realloc``, and read or written in random ranges, with the live total held
 under 16, 48, 96 or 160 MiB (the largest block is freed when it goes over).
-The same seed gives the same trace. README.md ("The real kernel as ground
-truth") has what they showed: the simulator against the real kernel in a
+The same seed gives the same trace. docs/kernel-truth.md ("Random churn traces")
+has what they showed: the simulator against the real kernel in a
 64 MiB group on zram and on a swap file, and how far the kernel's own runs
 spread on them.
 """

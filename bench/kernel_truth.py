@@ -7,7 +7,7 @@
     python bench/kernel_truth.py census NAME    # which pages of each mapping are resident after the loop
     python bench/kernel_truth.py simulate       # today's simulator on the same traces
     python bench/kernel_truth.py table          # the comparison as a Markdown table
-    python bench/kernel_truth.py agree [-j 2]   # policy=linux beside the recorded kernel (README table)
+    python bench/kernel_truth.py agree [-j 2]   # policy=linux beside the recorded kernel, workload by workload
     python bench/kernel_truth.py agree --disk loop --fresh --device measured   # the loop device's runs
     python bench/kernel_truth.py vmstat         # the last agree's /proc/vmstat counters beside the kernel's
     python bench/kernel_truth.py measure --set later   # measure, agree, vmstat: the later set (below)
@@ -58,7 +58,7 @@ makes them one more training set).
 ``stretch DIR NAME...`` writes the workloads (or trace files) with
 ``compute`` lines spread over their touches after the first, ``--seconds``
 in all: the same operations over a longer run, which ``validate kernel``
-replays with the time spent on both sides (README, "How long a run lasts").
+replays with the time spent on both sides (docs/kernel-truth.md, "How long a run lasts").
 
 ``phases NAME`` (root, ``perf``) finds where the simulator's faults part
 from the kernel's on one workload: it counts both per phase of the trace
@@ -775,7 +775,7 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
     """One workload again and again on one new swap file: its major faults as the device is used.
 
     The page-cluster 3 modes of ``seq_write_80`` and ``seq_loop_72`` depend on what the swap
-    device has been through since ``swapon`` (README, "The real kernel as ground truth"), and
+    device has been through since ``swapon`` (docs/kernel-truth.md, "the swap device's history"), and
     this replays such a history step by step. A step is a number of runs of ``name``,
     ``fill:MIB`` (one process writes MIB once in a group of the usual limit, so that about MIB
     less the limit is swapped out, then exits and frees it), the name of another workload (one

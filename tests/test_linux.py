@@ -1,7 +1,7 @@
 """policy=linux and Linux's swap path: readahead, zram, memory cgroups, writeback that throttles.
 
 The numbers are the kernel's (measured on Linux 6.18, ``tests/data/real_kernel``,
-summarised in README "The real kernel as ground truth") or follow from its
+recorded in docs/kernel-truth.md) or follow from its
 rules; ``test_real_kernel.py`` holds the simulator to the measured workloads.
 Groups here are tiny (1 MiB, no per-process image or kernel memory) so that
 the invariant checker can run after every reference.

@@ -408,7 +408,7 @@ def test_r26_realloc_copies_forward_reading_each_source_page_just_before_the_pag
 ) -> None:
     # glibc's memcpy runs forward, loads and stores in turn (two or four pages at a time above its
     # non-temporal threshold), so a reclaim during a long copy meets the source part read and part
-    # not. Reading the whole source first changed which pages the kernel kept (README, churn traces).
+    # not. Reading the whole source first changed which pages the kernel kept (docs/kernel-truth.md, churn traces).
     k = Recording()
     m = GlibcMalloc(k)
     p = m.malloc(40_000)

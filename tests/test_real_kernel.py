@@ -617,7 +617,7 @@ def test_recorded_first_touches_are_the_pages_of_the_trace() -> None:
 def test_recorded_zram_ignores_page_cluster() -> None:
     pc3, pc0 = _load("zram")["workloads"], _load("zram_pc0")["workloads"]
     for name in WORKLOADS:
-        if name == "blocks":  # bimodal from run to run (see the README); its ranges overlap instead
+        if name == "blocks":  # bimodal from run to run (docs/kernel-truth.md); its ranges overlap instead
             assert pc3[name]["majflt"]["min"] <= pc0[name]["majflt"]["max"]
             continue
         a, b = pc3[name]["majflt"]["median"], pc0[name]["majflt"]["median"]
@@ -652,7 +652,7 @@ SIM_AGREEMENT_ENABLED = True
 AGREEMENT = {"zram": (0.02, 0.01), "file_pc0": (0.02, 0.01), "file_pc3": (0.02, 0.01)}
 
 # Each case runs the simulator as a user would (about 5 s): a few representative ones here,
-# every workload in `python bench/kernel_truth.py agree` (the table in the README).
+# every workload in `python bench/kernel_truth.py agree` (docs/kernel-truth.md).
 CASES = [
     ("zram", "seq_rw_128"),  # the knife edge: the per-process charge decides every page
     ("file_pc0", "uniform_80"),  # the swap cache's extra minor faults
@@ -851,7 +851,7 @@ def test_the_kernels_two_modes_at_page_cluster_3_follow_the_disk_queues_request_
     # --fresh-device), on one disk through two queues: a swap file on the virtio disk, whose
     # requests hold up to 254 pages, and a loop device over a file on it, 128. On the loop device
     # the kernel frees every page it writes before the sweep comes back to it and takes about twice
-    # the major faults (README, "The real kernel as ground truth"). The simulator, given each
+    # the major faults (docs/kernel-truth.md, "A second queue on the same disk"). The simulator, given each
     # queue's max_segments as the kernel reports it and the disk's speed, lands in each mode.
     speed = K.DeviceSpeed(44_000, 1_760_000_000)  # device_speed of both, 2026-12-05: 41-44 us, 1.6-1.8 GB/s
     file_real = _load("file_pc3", "fresh")["workloads"][name]["majflt"]

@@ -82,7 +82,7 @@ ROTATIONAL = frozenset({"hdd"})  # the block queue's rotational flag: swap reada
 # a segment of its own), here virtio-blk's 254, the disk the kernel model was measured on
 # (/sys/block/vda/queue/max_segments; its max_sectors_kb, 4096, allows more). A loop device
 # has 128 (and max_sectors_kb 1280), which puts seq_write_80 at page-cluster 3 in the kernel's
-# other mode: README, "The real kernel as ground truth".
+# other mode: docs/kernel-truth.md, "A second queue on the same disk".
 DEFAULT_MAX_SEGMENTS = 254
 ZRAM = "zram"  # machine.swap_device=zram: compressed RAM (machine.zram), not a queue
 

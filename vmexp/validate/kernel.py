@@ -36,7 +36,7 @@ allocates for it after it joined the group (cgroup v1 charges kernel memory to
 ``memory.usage_in_bytes`` too). The records file is written to tmpfs from
 *outside* the group and mapped by the replayer, so its pages stay charged to
 the harness's group, whatever the length of the trace. :func:`probe_charge`
-measures the rest; see the README ("The real kernel").
+measures the rest; see docs/kernel-truth.md ("What the measurements show").
 
 A v1 group sometimes OOM-kills its process at a swap-in although swap is far
 from full (measured: about one run in eight on a swap file, rarely on zram).
@@ -512,7 +512,7 @@ def reswap(area: SwapArea) -> None:
 
     Why: on Linux 6.18 the page faults of a swap file at page-cluster 3
     depend on the device's history since ``swapon``, not only on the run
-    (README, "The real kernel as ground truth": the first runs on a new
+    (docs/kernel-truth.md, "the swap device's history since swapon": the first runs on a new
     swap file take 2 520..2 925 major faults on ``seq_write_80``, later ones
     3 800..4 800, and ``swapoff``/``swapon`` of the same file brings the first
     back). A device swapped on again before every run gives every run the
@@ -583,7 +583,7 @@ def loop_swap(size: int = 1 << 30, directory: str = "/var/tmp") -> Iterator[Swap
     the swap file takes 254), and its worker writes the file with direct
     I/O, past the page cache. The kernel's faults at page-cluster 3 change
     with it, and the simulator's ``machine.swap_device.max_segments``
-    follows them (README, "The real kernel as ground truth").
+    follows them (docs/kernel-truth.md, "A second queue on the same disk").
     """
     with _zero_file(size, directory, "vmexp-loop-") as path:
         r = subprocess.run(
@@ -883,7 +883,7 @@ def _status(pid: int) -> dict[str, int]:
 
 def _poll_stats(cg: Cgroup, proc: subprocess.Popen[str], interval: float) -> None:
     """Read the group's ``memory.stat`` every ``interval`` s while the replayer runs: each read
-    flushes the memcg statistics that reclaim decides on (see the README, "stale statistics")."""
+    flushes the memcg statistics that reclaim decides on (docs/kernel-truth.md, "What the measurements show")."""
     while proc.poll() is None:
         with contextlib.suppress(OSError):
             _read(cg.path / "memory.stat")

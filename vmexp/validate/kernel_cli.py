@@ -17,7 +17,7 @@ kind names (``--device preset``: ``hdd`` for a rotational disk, 12.7 ms a
 request) can be hundreds of times slower than a virtual disk that reports
 rotational, and the simulated run that much longer; the kernel's reclaim
 reads statistics flushed every 2 s of time, so the two then part
-(README, "The real kernel as ground truth").
+(docs/kernel-truth.md, "How long a run lasts").
 
 Kernel facts become simulator overrides in one place,
 :func:`simulator_overrides`. The simulator's keys for this

@@ -252,8 +252,8 @@ WORKLOADS: dict[str, Builder] = {
 
 
 # A second set, written after policy=linux was built and fitted to the first: a check of how the
-# model does on shapes it was not fitted to (bench/kernel_truth.py --set later; README, "The real
-# kernel as ground truth").
+# model does on shapes it was not fitted to (bench/kernel_truth.py --set later; docs/kernel-truth.md,
+# "Workloads written after the fit").
 
 
 def stride_100(name: str) -> tuple[str, int, list[str]]:
@@ -440,7 +440,7 @@ HEAP: dict[str, Builder] = {f.__name__: f for f in (small_blocks_105, mixed_bloc
 
 # A fourth set, written on 2026-12-05 after every parameter of policy=linux was settled and never
 # used to settle one: the issue's shapes with other sizes and mixes, a stand-in for the workloads
-# held out from us (README, "A set the model never saw").
+# held out from us (docs/kernel-truth.md, "A set the model never saw").
 
 
 def seq_write_100(name: str) -> tuple[str, int, list[str]]:
