@@ -1,0 +1,252 @@
+"""The real kernel on a disk as slow as the simulator's ``hdd``: ground truth for long runs.
+
+    python bench/slow_disk.py measure NAME... [--page-cluster 3] [--runs 2]   # root, libfuse3-dev
+    python bench/slow_disk.py compare [--page-cluster 3]                       # the simulator beside it
+
+The held-out command runs a swap file as ``machine.swap_device=hdd``: 12.7 ms
+a request. This machine's disk serves one in about 42 µs, so the kernel's
+runs last 1 to 5 s where the simulator's last tens to hundreds of seconds,
+and the kernel's reclaim depends on time (docs/kernel-truth.md, "How long a
+run lasts"). To see what the kernel does on a disk that slow, ``measure``
+gives it one: ``slowdisk.c`` is a FUSE file system of one file served by a
+single thread that sleeps ``--latency`` plus the bytes at ``--bandwidth``
+before each read or write (the simulator's own device model: a FIFO server,
+latency once per request), and a loop device with direct I/O over that
+file, marked rotational as ``hdd`` is, is the swap. Its queue holds
+requests of at most 128 pages (the loop device's ``max_segments``), so
+``compare`` gives the simulator that request size:
+``machine.swap_device={latency: 12.7ms, bandwidth: 150M, rotational: true,
+max_segments: 128}``. Each run starts on the device just swapped on
+(``swapoff``/``swapon``) in a new 64 MiB group, as ``kernel_truth.py
+measure --fresh-device`` runs them.
+
+``measure`` writes ``tests/data/real_kernel/slowdisk_pc<N>.json`` (the
+shape of ``kernel_truth.py measure``'s files, with the device in
+``settings``) and takes everything down again — swap, loop device, mount,
+daemon, backing file — also on an error or Ctrl-C. It needs root, a kernel
+with FUSE, and libfuse 3 to build the daemon (``apt-get install
+libfuse3-dev fuse3``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import kernel_truth as KT  # noqa: E402  (bench/kernel_truth.py: the recorded runs' shape, the simulator's runs)
+
+from vmexp.config import SWAP_DEVICES  # noqa: E402
+from vmexp.units import parse_duration, parse_size  # noqa: E402
+from vmexp.validate import kernel as K  # noqa: E402
+from vmexp.validate.workloads import LIMIT, SETS, generate, sha256  # noqa: E402
+
+SOURCE = Path(__file__).resolve().parent / "slowdisk.c"
+LATENCY, BANDWIDTH = SWAP_DEVICES["hdd"]  # 12.7 ms a request, 150 MB/s: the simulator's hdd
+LOOP_SEGMENTS = 128  # a loop device's queue: max_segments 128 (max_sectors_kb 1280 allows more)
+
+
+def _file(cluster: int) -> Path:
+    return KT.DATA / f"slowdisk_pc{cluster}.json"
+
+
+def _device(latency_ns: int, bandwidth: int) -> str:
+    """The simulator's description of the slow disk (a loop device's request size)."""
+    return K.device_override("slowdisk", latency_ns, bandwidth, True, LOOP_SEGMENTS)
+
+
+def _build(directory: str) -> str:
+    missing = [tool for tool in ("gcc", "pkg-config") if shutil.which(tool) is None]
+    if missing:
+        raise K.KernelUnavailable(f"{' and '.join(missing)} missing (apt-get install gcc pkg-config)")
+    pc = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], capture_output=True, text=True)
+    if pc.returncode != 0:
+        raise K.KernelUnavailable("libfuse 3 is missing (apt-get install libfuse3-dev fuse3)")
+    exe = os.path.join(directory, "slowdisk")
+    r = subprocess.run(
+        ["gcc", "-O2", "-o", exe, str(SOURCE), *pc.stdout.split()], capture_output=True, text=True
+    )
+    if r.returncode != 0:
+        raise K.KernelUnavailable(f"building {SOURCE.name} failed: {r.stderr.strip()[-300:]}")
+    return exe
+
+
+@contextlib.contextmanager
+def slow_swap(latency_ns: int, bandwidth: int, size: int = 1 << 30) -> Iterator[str]:
+    """A swap area on a loop device over a FUSE file that takes ``latency_ns`` + bytes/``bandwidth``
+    per request; yields the loop device, and takes every piece down in reverse order."""
+    if K.swap_areas():
+        raise K.KernelUnavailable("swap is already on (swapoff -a first): its runs would use it")
+    with contextlib.ExitStack() as stack:
+        work = stack.enter_context(tempfile.TemporaryDirectory(prefix="vmexp-slowdisk-"))
+        exe = _build(work)
+        backing = os.path.join("/var/tmp", f"vmexp-slowdisk-{os.getpid()}.img")
+        with open(backing, "wb") as fh:
+            fh.truncate(size)
+        stack.callback(os.unlink, backing)
+        mnt = os.path.join(work, "mnt")
+        os.mkdir(mnt)
+        log = open(os.path.join(work, "daemon.log"), "w+")  # noqa: SIM115  (read back on failure)
+        stack.callback(log.close)
+        daemon = subprocess.Popen(
+            [exe, backing, str(latency_ns), str(bandwidth), mnt, "-s", "-f"], stdout=log, stderr=log
+        )
+
+        def stop_daemon() -> None:
+            subprocess.run(["umount", mnt], capture_output=True)
+            try:
+                daemon.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+
+        stack.callback(stop_daemon)
+        for _ in range(100):
+            if os.path.ismount(mnt) or daemon.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not os.path.ismount(mnt):
+            log.seek(0)
+            raise K.KernelUnavailable(f"the FUSE daemon did not mount: {log.read().strip()[-300:]}")
+        r = subprocess.run(
+            ["losetup", "--show", "--direct-io=on", "-f", os.path.join(mnt, "disk")],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode != 0:
+            raise K.KernelUnavailable(f"losetup: {r.stderr.strip()}")
+        dev = r.stdout.strip()
+        stack.callback(subprocess.run, ["losetup", "-d", dev], capture_output=True)
+        # A loop device over FUSE says it is not rotational; hdd is, and the kernel picks its
+        # readahead by it (swap_cluster_readahead) when the area is swapped on.
+        Path(f"/sys/block/{os.path.basename(dev)}/queue/rotational").write_text("1\n")
+        subprocess.run(["mkswap", dev], capture_output=True, check=True)
+        subprocess.run(["swapon", dev], capture_output=True, check=True)
+        stack.callback(subprocess.run, ["swapoff", dev], capture_output=True)
+        yield dev
+
+
+def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidth: int) -> Path:
+    out = _file(cluster)
+    with slow_swap(latency_ns, bandwidth), K.session("existing", cluster=cluster) as facts:
+        assert facts.swap is not None
+        doc: dict[str, Any] = {
+            "schema": 1,
+            "what": "minflt/majflt of each workload's replay loop on a swap disk as slow as hdd, a fresh group per run",
+            "date": datetime.date.today().isoformat(),
+            "host": {"cpus": os.cpu_count(), "machine": platform.machine()},
+            "kernel": facts.release,
+            "settings": {
+                **facts.as_dict(),
+                "config": f"slowdisk_pc{cluster}",
+                "limit_bytes": LIMIT,
+                "swap_size_bytes": 1 << 30,
+                "device_latency_ns": latency_ns,
+                "device_bandwidth": bandwidth,
+                "simulator_device": _device(latency_ns, bandwidth),
+            },
+            "repetitions": runs,
+            "order": "run-major: every workload once, then again",
+            "device": "swapoff and swapon before every run",
+            "workloads": {n: {"sha256": sha256(generate(n)), "runs": []} for n in names},
+        }
+        with (
+            tempfile.TemporaryDirectory(prefix="vmexp-slowdisk-traces-") as tmp,
+            contextlib.ExitStack() as stack,
+        ):
+            recs = {}
+            for n in names:
+                (Path(tmp) / f"{n}.trace").write_text(generate(n))
+                recs[n] = stack.enter_context(K.records_file(Path(tmp) / f"{n}.trace"))
+            t0 = time.monotonic()
+            for rep in range(runs):
+                for n in names:
+                    K.reswap(facts.swap)
+                    r = K.replay_kernel(recs[n], LIMIT, timeout=3600.0)
+                    doc["workloads"][n]["runs"].append(r.as_dict())
+                    print(
+                        f"[slowdisk_pc{cluster} {rep + 1}/{runs} {time.monotonic() - t0:6.0f}s] {n:<18}"
+                        f" minflt {r.minflt:>7} majflt {r.majflt:>7}  {r.seconds:6.1f}s",
+                        flush=True,
+                    )
+                for wl in doc["workloads"].values():
+                    if wl["runs"]:
+                        KT._summarise(wl)
+                doc["repetitions"] = rep + 1
+                out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
+def compare(cluster: int) -> str:
+    """The simulator on the recorded workloads with the slow disk's description, as a Markdown table."""
+    doc = json.loads(_file(cluster).read_text())
+    device = doc["settings"]["simulator_device"]
+    config = f"file_pc{cluster}"  # the held-out keys of a swap file at this page-cluster
+    rows = [
+        "| workload | real majflt | simulator | real minflt | simulator | real s | simulated s"
+        " | real pgdeactivate | simulator |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, wl in doc["workloads"].items():
+        _c, _n, sim = KT._agree_one((config, name, device))
+        secs = [r["seconds"] for r in wl["runs"]]
+        deact = [r["vmstat"].get("pgdeactivate", 0) for r in wl["runs"]]
+        rows.append(
+            f"| {name} | {KT._fmt(wl['majflt'])} | {KT._cell(sim['majflt'], wl['majflt'])}"
+            f" | {KT._fmt(wl['minflt'])} | {KT._cell(sim['minflt'], wl['minflt'])}"
+            f" | {min(secs):.0f}..{max(secs):.0f} | {sim['seconds']:.0f}"
+            f" | {min(deact)}..{max(deact)} | {sim['vmstat'].get('pgdeactivate', 0)} |"
+        )
+    return "\n".join([*rows, "", f"Simulator: machine.swap_device={device} machine.page_cluster={cluster}."])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure", help="real runs on the slow disk (root, libfuse3-dev)")
+    m.add_argument("names", nargs="+", help="workloads of vmexp/validate/workloads.py")
+    m.add_argument("--page-cluster", type=int, default=3, choices=range(0, 10), metavar="N")
+    m.add_argument("--runs", type=int, default=2)
+    m.add_argument("--latency", default=f"{LATENCY}ns", help="per request (default hdd's, 12.7ms)")
+    m.add_argument("--bandwidth", default=BANDWIDTH, help="bytes per second (default hdd's, 150000000)")
+    c = sub.add_parser("compare", help="the simulator beside the recorded runs")
+    c.add_argument("--page-cluster", type=int, default=3, choices=range(0, 10), metavar="N")
+    a = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the swap and mount come down
+    try:
+        if a.cmd == "measure":
+            known = {n for ws in SETS.values() for n in ws}
+            bad = [n for n in a.names if n not in known]
+            if bad:
+                raise K.KernelUnavailable(
+                    f"not a workload: {', '.join(bad)} (known: {', '.join(sorted(known))})"
+                )
+            print(
+                measure(a.names, a.page_cluster, a.runs, parse_duration(a.latency), parse_size(a.bandwidth))
+            )
+        else:
+            print(compare(a.page_cluster))
+    except (K.KernelUnavailable, K.KernelRunError, FileNotFoundError) as e:
+        print(f"slow_disk: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
