@@ -201,6 +201,25 @@ def merge_sessions(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def record(
+    facts: K.KernelFacts, what: str, names: list[str], runs: int, fresh: bool, **settings: Any
+) -> dict[str, Any]:
+    """A recorded file's head (``tests/data/real_kernel/*.json``), its workloads' runs still empty:
+    the kernel and its settings as the session has them, ``settings`` added to those."""
+    return {
+        "schema": 1,
+        "what": what,
+        "date": datetime.date.today().isoformat(),
+        "host": {"cpus": os.cpu_count(), "machine": platform.machine()},
+        "kernel": facts.release,
+        "settings": {**facts.as_dict(), "limit_bytes": LIMIT, "swap_size_bytes": 1 << 30, **settings},
+        "repetitions": runs,
+        "order": "run-major: every workload once, then again",
+        "device": "swapoff and swapon before every run" if fresh else "one swapon for the session",
+        "workloads": {n: {"sha256": sha256(generate(n)), "runs": []} for n in names},
+    }
+
+
 def measure(
     config: str, runs: int, names: list[str], wset: str = "main", append: bool = False, fresh: bool = False
 ) -> Path:
@@ -216,24 +235,15 @@ def measure(
             f"--append: {out} does not exist yet (measure without --append first)"
         ) from None
     with K.session(spec["swap"], cluster=spec["cluster"]) as facts:
-        doc: dict[str, Any] = {
-            "schema": 1,
-            "what": "minflt/majflt of the replay loop of each workload on the real kernel, in a fresh memory cgroup per run",
-            "date": datetime.date.today().isoformat(),
-            "host": {"cpus": os.cpu_count(), "machine": platform.machine()},
-            "kernel": facts.release,
-            "settings": {
-                **facts.as_dict(),
-                "config": config,
-                "limit_bytes": LIMIT,
-                "swap_max_bytes": None,
-                "swap_size_bytes": 1 << 30,
-            },
-            "repetitions": runs,
-            "order": "run-major: every workload once, then again",
-            "device": "swapoff and swapon before every run" if fresh else "one swapon for the session",
-            "workloads": {n: {"sha256": sha256(generate(n)), "runs": []} for n in names},
-        }
+        doc = record(
+            facts,
+            "minflt/majflt of the replay loop of each workload on the real kernel, in a fresh memory cgroup per run",
+            names,
+            runs,
+            fresh,
+            config=config,
+            swap_max_bytes=None,
+        )
         with contextlib.ExitStack() as stack:
             recs = {n: stack.enter_context(K.records_file(traces / f"{n}.trace")) for n in names}
             t0 = time.monotonic()

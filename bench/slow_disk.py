@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -44,7 +42,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,7 +52,7 @@ import kernel_truth as KT  # noqa: E402  (bench/kernel_truth.py: the recorded ru
 from vmexp.config import SWAP_DEVICES  # noqa: E402
 from vmexp.units import parse_duration, parse_size  # noqa: E402
 from vmexp.validate import kernel as K  # noqa: E402
-from vmexp.validate.workloads import LIMIT, SETS, generate, sha256  # noqa: E402
+from vmexp.validate.workloads import LIMIT, SETS, generate  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent / "slowdisk.c"
 LATENCY, BANDWIDTH = SWAP_DEVICES["hdd"]  # 12.7 ms a request, 150 MB/s: the simulator's hdd
@@ -146,26 +143,17 @@ def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidt
     out = _file(cluster)
     with slow_swap(latency_ns, bandwidth), K.session("existing", cluster=cluster) as facts:
         assert facts.swap is not None
-        doc: dict[str, Any] = {
-            "schema": 1,
-            "what": "minflt/majflt of each workload's replay loop on a swap disk as slow as hdd, a fresh group per run",
-            "date": datetime.date.today().isoformat(),
-            "host": {"cpus": os.cpu_count(), "machine": platform.machine()},
-            "kernel": facts.release,
-            "settings": {
-                **facts.as_dict(),
-                "config": f"slowdisk_pc{cluster}",
-                "limit_bytes": LIMIT,
-                "swap_size_bytes": 1 << 30,
-                "device_latency_ns": latency_ns,
-                "device_bandwidth": bandwidth,
-                "simulator_device": _device(latency_ns, bandwidth),
-            },
-            "repetitions": runs,
-            "order": "run-major: every workload once, then again",
-            "device": "swapoff and swapon before every run",
-            "workloads": {n: {"sha256": sha256(generate(n)), "runs": []} for n in names},
-        }
+        doc = KT.record(
+            facts,
+            "minflt/majflt of each workload's replay loop on a swap disk as slow as hdd, a fresh group per run",
+            names,
+            runs,
+            True,
+            config=f"slowdisk_pc{cluster}",
+            device_latency_ns=latency_ns,
+            device_bandwidth=bandwidth,
+            simulator_device=_device(latency_ns, bandwidth),
+        )
         with (
             tempfile.TemporaryDirectory(prefix="vmexp-slowdisk-traces-") as tmp,
             contextlib.ExitStack() as stack,
