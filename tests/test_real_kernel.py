@@ -795,30 +795,37 @@ def test_a_longer_run_takes_fewer_major_faults_at_page_cluster_3_on_the_kernel_a
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SIM_AGREEMENT_ENABLED, reason="policy=linux not yet built (SIM_AGREEMENT_ENABLED)")
-def test_a_read_sweep_on_a_disk_as_slow_as_hdd_lasts_as_long_and_faults_as_on_the_kernel(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("cluster", "name", "maj_tol", "min_tol"),
+    [(3, "seq_read_160", 0.001, 0.001), (0, "zipf_160_read", 0.01, 0.02)],
+)
+def test_reads_on_a_disk_as_slow_as_hdd_last_as_long_and_fault_as_on_the_kernel(
+    cluster: int, name: str, maj_tol: float, min_tol: float, tmp_path: Path
 ) -> None:
-    # seq_read_160 at page-cluster 3 on a swap disk that takes hdd's 12.7 ms a request plus the
-    # bytes at 150 MB/s: a FUSE file served by one thread that sleeps that long before each read or
-    # write, under a loop device (bench/slow_disk.py; docs/kernel-truth.md, "A disk as slow as
-    # hdd"). On the kernel a run lasts 75 s, where on this machine's own disk it lasts 1 s; the
+    # A swap disk that takes hdd's 12.7 ms a request plus the bytes at 150 MB/s: a FUSE file served
+    # by one thread that sleeps that long before each read or write, under a loop device
+    # (bench/slow_disk.py; docs/kernel-truth.md, "A disk as slow as hdd"). On it seq_read_160 at
+    # page-cluster 3 lasts 75 s on the kernel, and zipf_160_read (Zipf reads, 8 600 single-page
+    # major faults) at page-cluster 0 126 s, where on this machine's own disk each lasts 1-2 s. The
     # simulator, given the same device (a FIFO server paying the latency once a request, the loop
-    # queue's 128-page requests), must last as long and take the same faults: readahead's clusters,
-    # one read each, are what the time is made of.
-    doc = _load("pc3", "slowdisk")
+    # queue's 128-page requests), must last as long and take the same faults: the reads, one
+    # request a cluster or a page, are what the time is made of. (The kernel's long runs take 1 to 2 %
+    # more minor faults than its short ones, pages found in the swap cache while their writes are in
+    # flight, which the simulator does not have: zipf_160_read's minflt is held to 2 %.)
+    doc = _load(f"pc{cluster}", "slowdisk")
     st = doc["settings"]
     assert (st["device_latency_ns"], st["device_bandwidth"]) == (12_700_000, 150_000_000)
-    assert st["page_cluster"] == 3 and st["swap_max_segments"] == 128 and st["swap_device"] == "hdd"
-    real = doc["workloads"]["seq_read_160"]
-    assert real["sha256"] == _trace_sha("seq_read_160") and len(real["runs"]) >= 3
+    assert st["page_cluster"] == cluster and st["swap_max_segments"] == 128 and st["swap_device"] == "hdd"
+    real = doc["workloads"][name]
+    assert real["sha256"] == _trace_sha(name) and len(real["runs"]) >= 2
     seconds = sorted(r["seconds"] for r in real["runs"])
 
     sim = _simulate(
-        "pc3", "seq_read_160", tmp_path, wset="slowdisk", speed=K.DeviceSpeed(12_700_000, 150_000_000)
+        f"pc{cluster}", name, tmp_path, wset="slowdisk", speed=K.DeviceSpeed(12_700_000, 150_000_000)
     )
     sim_s = json.loads((tmp_path / "r" / "metrics.json").read_text())["system"]["sim_time_s"]
-    assert _within(sim.majflt, real["majflt"], 0.001), (sim.majflt, real["majflt"])
-    assert _within(sim.minflt, real["minflt"], 0.001), (sim.minflt, real["minflt"])
+    assert _within(sim.majflt, real["majflt"], maj_tol), (sim.majflt, real["majflt"])
+    assert _within(sim.minflt, real["minflt"], min_tol), (sim.minflt, real["minflt"])
     assert 0.9 * seconds[0] <= sim_s <= 1.1 * seconds[-1], (sim_s, seconds)
 
 
