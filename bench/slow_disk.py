@@ -42,6 +42,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -139,9 +140,21 @@ def slow_swap(latency_ns: int, bandwidth: int, size: int = 1 << 30) -> Iterator[
         yield dev
 
 
+def _requests(dev: str) -> dict[str, int]:
+    """The loop device's requests so far (``/sys/block/loopN/stat``): what the kernel's block layer
+    made of its swap I/O, merged, as the slow disk served it, one latency each."""
+    f = Path(f"/sys/block/{os.path.basename(dev)}/stat").read_text().split()
+    return {
+        "reads": int(f[0]),
+        "read_pages": int(f[2]) // 8,
+        "writes": int(f[4]),
+        "write_pages": int(f[6]) // 8,
+    }
+
+
 def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidth: int) -> Path:
     out = _file(cluster)
-    with slow_swap(latency_ns, bandwidth), K.session("existing", cluster=cluster) as facts:
+    with slow_swap(latency_ns, bandwidth) as dev, K.session("existing", cluster=cluster) as facts:
         assert facts.swap is not None
         doc = KT.record(
             facts,
@@ -166,8 +179,12 @@ def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidt
             for rep in range(runs):
                 for n in names:
                     K.reswap(facts.swap)
+                    before = _requests(dev)
                     r = K.replay_kernel(recs[n], LIMIT, timeout=3600.0)
-                    doc["workloads"][n]["runs"].append(r.as_dict())
+                    after = _requests(dev)
+                    run = r.as_dict()
+                    run["requests"] = {k: after[k] - before[k] for k in after}
+                    doc["workloads"][n]["runs"].append(run)
                     print(
                         f"[slowdisk_pc{cluster} {rep + 1}/{runs} {time.monotonic() - t0:6.0f}s] {n:<18}"
                         f" minflt {r.minflt:>7} majflt {r.majflt:>7}  {r.seconds:6.1f}s",
@@ -181,6 +198,16 @@ def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidt
     return out
 
 
+def _writes(runs: list[dict[str, Any]]) -> str:
+    """The runs' write requests on the slow disk and their mean size, ``min..max (pages)``."""
+    reqs = [r["requests"] for r in runs if "requests" in r]
+    if not reqs:
+        return "not recorded"
+    n = sorted(q["writes"] for q in reqs)
+    size = sum(q["write_pages"] for q in reqs) / max(sum(q["writes"] for q in reqs), 1)
+    return f"{n[0]}..{n[-1]} ({size:.0f})"
+
+
 def compare(cluster: int) -> str:
     """The simulator on the recorded workloads with the slow disk's description, as a Markdown table."""
     doc = json.loads(_file(cluster).read_text())
@@ -188,8 +215,8 @@ def compare(cluster: int) -> str:
     config = f"file_pc{cluster}"  # the held-out keys of a swap file at this page-cluster
     rows = [
         "| workload | real majflt | simulator | real minflt | simulator | real s | simulated s"
-        " | real pgdeactivate | simulator |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " | real pgdeactivate | simulator | real write requests (pages each) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, wl in doc["workloads"].items():
         _c, _n, sim = KT._agree_one((config, name, device))
@@ -199,7 +226,7 @@ def compare(cluster: int) -> str:
             f"| {name} | {KT._fmt(wl['majflt'])} | {KT._cell(sim['majflt'], wl['majflt'])}"
             f" | {KT._fmt(wl['minflt'])} | {KT._cell(sim['minflt'], wl['minflt'])}"
             f" | {min(secs):.0f}..{max(secs):.0f} | {sim['seconds']:.0f}"
-            f" | {min(deact)}..{max(deact)} | {sim['vmstat'].get('pgdeactivate', 0)} |"
+            f" | {min(deact)}..{max(deact)} | {sim['vmstat'].get('pgdeactivate', 0)} | {_writes(wl['runs'])} |"
         )
     return "\n".join([*rows, "", f"Simulator: machine.swap_device={device} machine.page_cluster={cluster}."])
 
