@@ -134,9 +134,11 @@ def slow_swap(latency_ns: int, bandwidth: int, size: int = 1 << 30) -> Iterator[
         # A loop device over FUSE says it is not rotational; hdd is, and the kernel picks its
         # readahead by it (swap_cluster_readahead) when the area is swapped on.
         Path(f"/sys/block/{os.path.basename(dev)}/queue/rotational").write_text("1\n")
-        subprocess.run(["mkswap", dev], capture_output=True, check=True)
-        subprocess.run(["swapon", dev], capture_output=True, check=True)
         stack.callback(subprocess.run, ["swapoff", dev], capture_output=True)
+        for cmd in (["mkswap", dev], ["swapon", dev]):
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise K.KernelUnavailable(f"{cmd[0]} {dev}: {(r.stderr or r.stdout).strip()}")
         yield dev
 
 
