@@ -53,7 +53,7 @@ import kernel_truth as KT  # noqa: E402  (bench/kernel_truth.py: the recorded ru
 from vmexp.config import SWAP_DEVICES  # noqa: E402
 from vmexp.units import parse_duration, parse_size  # noqa: E402
 from vmexp.validate import kernel as K  # noqa: E402
-from vmexp.validate.workloads import LIMIT, SETS, generate  # noqa: E402
+from vmexp.validate.workloads import LIMIT, SETS  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent / "slowdisk.c"
 LATENCY, BANDWIDTH = SWAP_DEVICES["hdd"]  # 12.7 ms a request, 150 MB/s: the simulator's hdd
@@ -169,14 +169,9 @@ def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidt
             device_bandwidth=bandwidth,
             simulator_device=_device(latency_ns, bandwidth),
         )
-        with (
-            tempfile.TemporaryDirectory(prefix="vmexp-slowdisk-traces-") as tmp,
-            contextlib.ExitStack() as stack,
-        ):
-            recs = {}
-            for n in names:
-                (Path(tmp) / f"{n}.trace").write_text(generate(n))
-                recs[n] = stack.enter_context(K.records_file(Path(tmp) / f"{n}.trace"))
+        traces = KT._workload_dir()  # every workload's trace, as kernel_truth measure replays them
+        with contextlib.ExitStack() as stack:
+            recs = {n: stack.enter_context(K.records_file(traces / f"{n}.trace")) for n in names}
             t0 = time.monotonic()
             for rep in range(runs):
                 for n in names:
