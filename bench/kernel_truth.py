@@ -13,6 +13,7 @@
     python bench/kernel_truth.py measure --set later   # measure, agree, vmstat: the later set (below)
     python bench/kernel_truth.py phases NAME    # one workload's (or trace's) faults per phase beside the kernel
     python bench/kernel_truth.py aging NAME 3 fill:900 3 reswap 3   # its faults as a swap file is used
+    python bench/kernel_truth.py aging seq_loop_90 1 others 1 others 1 --trace-reclaim   # and why (tracefs)
     python bench/kernel_truth.py stretch DIR NAME... --seconds 20   # the same traces over a longer run
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
@@ -79,8 +80,13 @@ simulator's device has. ``aging NAME STEP...`` (root) replays that history
 on one new swap file (``--size`` MiB, ``--config file_pc3`` or ``file_pc0``):
 a step is N runs of the workload, ``fill:MIB`` (one process writes MIB once,
 which swaps out all but the group's limit of it and frees it at exit),
-another workload's name (one run of it) or ``reswap``; each step prints
-its major faults and the pages swapped out since ``swapon``.
+another workload's name (one run of it), ``others`` (one run of each other
+workload of its set, as ``measure`` runs them between two of its runs) or
+``reswap``; each step prints its major faults and the pages swapped out
+since ``swapon``. ``--trace-reclaim`` (root, tracefs) runs the workload
+under the kernel's tracepoints and prints, for each run, its write
+requests and, for each deep reclaim pass, the order in which the pages it
+wrote were freed (docs/kernel-truth.md, "Which pages a deep pass frees first").
 
 ``simulate`` runs ``run.py`` on the same traces with the keys of today's
 simulator that come closest (``ram`` = the limit, ``swap=1G``,
@@ -781,7 +787,9 @@ def stretch(names: list[str], directory: str, seconds: float) -> list[Path]:
     return written
 
 
-def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int = 1024) -> None:
+def aging(
+    name: str, steps: list[str], config: str = "file_pc3", size_mib: int = 1024, trace_reclaim: bool = False
+) -> None:
     """One workload again and again on one new swap file: its major faults as the device is used.
 
     The page-cluster 3 modes of ``seq_write_80`` and ``seq_loop_72`` depend on what the swap
@@ -789,30 +797,44 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
     this replays such a history step by step. A step is a number of runs of ``name``,
     ``fill:MIB`` (one process writes MIB once in a group of the usual limit, so that about MIB
     less the limit is swapped out, then exits and frees it), the name of another workload (one
-    run of it, which ages the device the way that workload frees its slots) or ``reswap``
-    (swapoff and swapon).
+    run of it, which ages the device the way that workload frees its slots), ``others`` (one run
+    of every other workload of ``name``'s set, in the set's order: what ``measure`` runs between
+    two runs of it) or ``reswap`` (swapoff and swapon).
     Each step prints a line as it ends, with the pages swapped out since ``swapon`` (``pswpout``, the whole machine's).
+    ``trace_reclaim``: each run of ``name`` under the kernel's tracepoints, and a line more for it
+    (``reclaim_passes``): its write requests, and for each deep reclaim pass the order in which
+    the pages it wrote were freed.
     """
     spec = CONFIGS[config]
     if spec["swap"] != "file":
         raise K.KernelRunError(f"aging: --config {config} is not a swap file")
     if size_mib < 64:
         raise K.KernelRunError(f"aging: --size {size_mib}: a swap file of at least 64 MiB")
+    known = {n for ws in SETS.values() for n in ws}
     plan: list[tuple[str, int]] = []
     for step in steps:
         kind, _, mib = step.partition(":")
         if step == "reswap":
             plan.append(("reswap", 0))
-        elif step in WORKLOADS:
+        elif step == "others":
+            if name not in known:
+                raise K.KernelRunError(f"aging: step others: {name} is a trace file, not a workload of a set")
+            plan += [(n, 1) for n in SETS[next(ws for ws in SETS if name in SETS[ws])] if n != name]
+        elif step in known:
             plan.append((step, 1))
         elif kind == "fill" and mib.isdigit() and int(mib) > 0:
             plan.append(("fill", int(mib)))
         elif step.isdigit() and int(step) > 0:
             plan.append(("runs", int(step)))
         else:
-            raise K.KernelRunError(f"aging: step {step!r}: a number of runs, fill:MIB, a workload or reswap")
+            raise K.KernelRunError(
+                f"aging: step {step!r}: a number of runs, fill:MIB, a workload, others or reswap"
+            )
+    if trace_reclaim and not (TRACEFS / "events" / "vmscan").is_dir():
+        raise K.KernelUnavailable(f"aging --trace-reclaim: no tracepoints at {TRACEFS} (tracefs, as root)")
     wdir = _workload_dir()
-    rec_path = wdir / f"{name}.trace" if name in WORKLOADS else Path(name)
+    write_all(wdir, sorted({name, *(k for k, _ in plan)} & known))
+    rec_path = wdir / f"{name}.trace" if name in known else Path(name)
     if not rec_path.is_file():
         raise K.KernelRunError(f"aging: {name}: neither a workload nor a trace file")
 
@@ -829,7 +851,7 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
         rec = stack.enter_context(K.records_file(rec_path))
         others = {
             k: stack.enter_context(K.records_file(wdir / f"{k}.trace"))
-            for k in sorted({k for k, _ in plan if k in WORKLOADS})
+            for k in sorted({k for k, _ in plan if k in known})
         }
         since = pswpout()
         for kind, n in plan:
@@ -846,10 +868,124 @@ def aging(name: str, steps: list[str], config: str = "file_pc3", size_mib: int =
             elif kind in others:
                 r = K.replay_kernel(others[kind], LIMIT)
                 line = f"{kind}: one run, majflt {r.majflt}"
+            elif trace_reclaim:
+                for _ in range(n):
+                    with _reclaim_trace() as traced:
+                        r = K.replay_kernel(rec, LIMIT)
+                    passes = reclaim_passes(traced.text)
+                    print(
+                        f"  1 run: majflt {r.majflt} minflt {r.minflt}; "
+                        f"{passes['requests']} write requests of {passes['pages_per_request']:.0f} pages; "
+                        "deep passes (pages written: share freed in the order written) "
+                        + ", ".join(f"{w}: {share:.2f}" for w, share in passes["deep"]),
+                        flush=True,
+                    )
+                continue
             else:
                 majflt = [K.replay_kernel(rec, LIMIT).majflt for _ in range(n)]
                 line = f"{n} run(s): majflt {' '.join(map(str, majflt))}"
             print(f"  {line:<60} pswpout since swapon {pswpout() - since:>8}", flush=True)
+
+
+TRACEFS = Path("/sys/kernel/tracing")
+# What aging --trace-reclaim enables: the group's reclaim calls, each page reclaim writes, every page
+# the replayer's reclaim frees (by frame), and every request the block layer issues.
+RECLAIM_EVENTS = {
+    "vmscan/mm_vmscan_memcg_reclaim_begin": 'comm ~ "replayer*"',
+    "vmscan/mm_vmscan_memcg_reclaim_end": 'comm ~ "replayer*"',
+    "vmscan/mm_vmscan_write_folio": 'comm ~ "replayer*"',
+    "kmem/mm_page_free": 'comm ~ "replayer*"',
+    "kmem/mm_page_free_batched": 'comm ~ "replayer*"',
+    "block/block_rq_issue": "0",  # completions run in interrupts, in any task's name
+}
+DEEP_PASS = 1000  # a reclaim call that writes at least this many pages (one normally writes 0 to 320)
+
+
+class _Traced:
+    text = ""
+
+
+@contextlib.contextmanager
+def _reclaim_trace() -> Any:
+    """RECLAIM_EVENTS on, around the body; the trace is in ``.text`` after it, and tracing is off again
+    (no event, no filter, an empty buffer of the size it had) whatever happened."""
+    held = _Traced()
+    size = (TRACEFS / "buffer_size_kb").read_text().split()[0]
+    try:
+        (TRACEFS / "tracing_on").write_text("0")
+        (TRACEFS / "trace").write_text("")
+        (TRACEFS / "buffer_size_kb").write_text("131072")  # per CPU: a run's events, none lost
+        for event, flt in RECLAIM_EVENTS.items():
+            (TRACEFS / "events" / event / "filter").write_text(flt)
+            (TRACEFS / "events" / event / "enable").write_text("1")
+        (TRACEFS / "tracing_on").write_text("1")
+        yield held
+        (TRACEFS / "tracing_on").write_text("0")
+        held.text = (TRACEFS / "trace").read_text()
+    finally:
+        (TRACEFS / "tracing_on").write_text("0")
+        for event in RECLAIM_EVENTS:
+            (TRACEFS / "events" / event / "enable").write_text("0")
+            (TRACEFS / "events" / event / "filter").write_text("0")
+        (TRACEFS / "trace").write_text("")
+        (TRACEFS / "buffer_size_kb").write_text(size)
+
+
+def reclaim_passes(text: str) -> dict[str, Any]:
+    """From a trace of RECLAIM_EVENTS: the write requests, and each deep reclaim pass's free order.
+
+    A deep pass is a memory cgroup reclaim call that wrote at least ``DEEP_PASS`` pages
+    (``mm_vmscan_write_folio`` between its begin and end). Its pages are freed later, as their
+    writes complete and reclaim meets them at the inactive tail; ``share`` is how many of the
+    first half freed were in the first half written: 1 when reclaim frees them in the order they
+    were written, 0 in the reverse order (each page rotated to the tail as its write completes,
+    ``folio_rotate_reclaimable``, and all completed before reclaim came back, so the last written
+    is freed first).
+    """
+    import re
+
+    line_re = re.compile(r"\s([\d.]+): (\w+): (.*)")
+    pfn_re = re.compile(r"pfn=0x([0-9a-f]+)")
+    rq_re = re.compile(r"^\S+ W\S* \d+ \(\) \d+ \+ (\d+)")
+    calls: list[tuple[float, list[int]]] = []
+    current: tuple[float, list[int]] | None = None
+    frees: list[tuple[float, int]] = []
+    writes: list[int] = []
+    for line in text.splitlines():
+        m = line_re.search(line)
+        if m is None:
+            continue
+        t, event, rest = float(m.group(1)), m.group(2), m.group(3)
+        if event == "mm_vmscan_memcg_reclaim_begin":
+            current = (t, [])
+        elif event == "mm_vmscan_memcg_reclaim_end":
+            if current is not None:
+                calls.append(current)
+            current = None
+        elif event == "mm_vmscan_write_folio" and current is not None and (pm := pfn_re.search(rest)):
+            current[1].append(int(pm.group(1), 16))
+        elif event.startswith("mm_page_free") and (pm := pfn_re.search(rest)):
+            frees.append((t, int(pm.group(1), 16)))
+        elif event == "block_rq_issue" and (rm := rq_re.match(rest)):
+            writes.append(int(rm.group(1)) * 512 // K.PAGE)
+    deep = []
+    for t0, pfns in calls:
+        if len(pfns) < DEEP_PASS:
+            continue
+        pos = {p: i for i, p in enumerate(pfns)}
+        order: list[int] = []
+        seen: set[int] = set()
+        for t, p in frees:
+            if t > t0 and p in pos and p not in seen:
+                seen.add(p)
+                order.append(pos[p])
+        first = order[: len(order) // 2]
+        deep.append((len(pfns), sum(i < len(pfns) / 2 for i in first) / max(len(first), 1)))
+    return {
+        "requests": len(writes),
+        "pages_per_request": sum(writes) / max(len(writes), 1),
+        "deep": deep,
+    }
 
 
 def _inside(v: float, s: dict[str, float]) -> bool:
@@ -1130,12 +1266,19 @@ def main() -> int:
         "steps",
         nargs="+",
         help="in order: N (N runs of the workload), fill:MIB (one process writes MIB once), "
-        "another workload's name (one run of it) or reswap",
+        "another workload's name (one run of it), others (one run of every other workload of its set) "
+        "or reswap",
     )
     ag.add_argument(
         "--config", choices=[c for c, v in CONFIGS.items() if v["swap"] == "file"], default="file_pc3"
     )
     ag.add_argument("--size", type=int, default=1024, help="the swap file's size in MiB (default 1024)")
+    ag.add_argument(
+        "--trace-reclaim",
+        action="store_true",
+        help="each run of the workload under the kernel's tracepoints: its write requests, and the order "
+        "in which each deep reclaim pass's pages were freed",
+    )
     st = sub.add_parser(
         "stretch",
         help="write workloads (or traces) with compute lines spread over their touches: the same "
@@ -1173,7 +1316,7 @@ def main() -> int:
             device = _measured_device() if a.device == "measured" else a.device
             print(phases(a.name, a.config, a.runs, a.every, device))
         elif a.cmd == "aging":
-            aging(a.name, a.steps, a.config, a.size)
+            aging(a.name, a.steps, a.config, a.size, a.trace_reclaim)
         elif a.cmd == "stretch":
             for p in stretch(a.names, a.dir, a.seconds):
                 print(p)

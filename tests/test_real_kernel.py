@@ -1031,12 +1031,54 @@ def test_the_aging_command_refuses_a_step_it_cannot_replay_before_it_touches_swa
     ):
         with pytest.raises(K.KernelRunError, match=said):
             kt.aging("seq_write_80", steps)
+    with pytest.raises(K.KernelRunError, match=r"step others: /x/y\.trace is a trace file"):
+        kt.aging("/x/y.trace", ["others"])
     with pytest.raises(K.KernelRunError, match="zram is not a swap file"):
         kt.aging("seq_write_80", ["1"], "zram")
     with pytest.raises(K.KernelRunError, match="nosuch: neither a workload nor a trace file"):
         kt.aging("nosuch", ["1"])
     with pytest.raises(K.KernelRunError, match="--size 16: a swap file of at least 64 MiB"):
         kt.aging("seq_write_80", ["1"], size_mib=16)
+
+
+def test_a_deep_reclaim_pass_is_found_and_the_order_its_pages_are_freed_in_is_read_from_the_trace() -> None:
+    """``aging --trace-reclaim``: which reclaim calls wrote a deep pass, and whether reclaim freed its pages
+    in the order they were written (1) or in the reverse order (0)."""
+    kt = _kernel_truth()
+    lines: list[str] = []
+    t = [1.0]
+
+    def ev(what: str, comm: str = "replayer-4ea03b-8669") -> None:
+        t[0] += 1e-5
+        lines.append(f" {comm}    [001] ..... {t[0]:.6f}: {what}")
+
+    def reclaim_call(pfns: range) -> None:
+        ev("mm_vmscan_memcg_reclaim_begin: order=0 gfp_flags=GFP_HIGHUSER_MOVABLE")
+        for p in pfns:
+            ev(f"mm_vmscan_write_folio: page=0000 pfn=0x{p:x} flags=RECLAIM_WB_ANON|RECLAIM_WB_ASYNC")
+        ev("mm_vmscan_memcg_reclaim_end: nr_reclaimed=32")
+
+    def free(pfns: range) -> None:
+        for p in pfns:
+            ev(f"mm_page_free_batched: page=0000 pfn=0x{p:x} order=0")
+
+    in_order, reverse, small = (
+        range(0x1000, 0x1000 + 2000),
+        range(0x9000, 0x9000 + 1500),
+        range(0x20000, 0x20020),
+    )
+    free(reverse)  # freed before the pass that writes them: not its frees
+    reclaim_call(in_order)
+    reclaim_call(small)
+    free(in_order)
+    reclaim_call(reverse)
+    free(range(reverse[-1], reverse[0] - 1, -1))
+    ev("block_rq_issue: 252,0 W 1040384 () 12345 + 2032 none,0,0 [replayer]", comm="<idle>-0")
+    ev("block_rq_issue: 252,0 W 8192 () 99999 + 16 none,0,0 [kworker/1:1]", comm="kworker/1:1-52")
+    ev("block_rq_issue: 252,0 R 32768 () 5 + 64 none,0,0 [replayer]")  # a read: not counted
+    got = kt.reclaim_passes("\n".join(lines))
+    assert got["deep"] == [(2000, 1.0), (1500, 0.0)]
+    assert got["requests"] == 2 and got["pages_per_request"] == (254 + 2) / 2
 
 
 @pytest.mark.slow
