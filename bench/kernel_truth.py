@@ -896,7 +896,7 @@ RECLAIM_EVENTS = {
     "vmscan/mm_vmscan_write_folio": 'comm ~ "replayer*"',
     "kmem/mm_page_free": 'comm ~ "replayer*"',
     "kmem/mm_page_free_batched": 'comm ~ "replayer*"',
-    "block/block_rq_issue": "0",  # completions run in interrupts, in any task's name
+    "block/block_rq_issue": "0",  # issued from the replayer's plug or from a kworker: any task
 }
 DEEP_PASS = 1000  # a reclaim call that writes at least this many pages (one normally writes 0 to 320)
 
