@@ -788,8 +788,13 @@ def stretch(names: list[str], directory: str, seconds: float) -> list[Path]:
 
 
 def aging(
-    name: str, steps: list[str], config: str = "file_pc3", size_mib: int = 1024, trace_reclaim: bool = False
-) -> None:
+    name: str,
+    steps: list[str],
+    config: str = "file_pc3",
+    size_mib: int = 1024,
+    trace_reclaim: bool = False,
+    keep: bool = False,
+) -> Path | None:
     """One workload again and again on one new swap file: its major faults as the device is used.
 
     The page-cluster 3 modes of ``seq_write_80`` and ``seq_loop_72`` depend on what the swap
@@ -803,7 +808,8 @@ def aging(
     Each step prints a line as it ends, with the pages swapped out since ``swapon`` (``pswpout``, the whole machine's).
     ``trace_reclaim``: each run of ``name`` under the kernel's tracepoints, and a line more for it
     (``reclaim_passes``): its write requests, and for each deep reclaim pass the order in which
-    the pages it wrote were freed.
+    the pages it wrote were freed; ``keep``: those runs also recorded in
+    ``tests/data/real_kernel/reclaim_passes_<name>_<config>.json`` (returned).
     """
     spec = CONFIGS[config]
     if spec["swap"] != "file":
@@ -830,6 +836,8 @@ def aging(
             raise K.KernelRunError(
                 f"aging: step {step!r}: a number of runs, fill:MIB, a workload, others or reswap"
             )
+    if keep and (not trace_reclaim or name not in known):
+        raise K.KernelRunError("aging --record: with --trace-reclaim, of a workload of a set")
     if trace_reclaim and not (TRACEFS / "events" / "vmscan").is_dir():
         raise K.KernelUnavailable(f"aging --trace-reclaim: no tracepoints at {TRACEFS} (tracefs, as root)")
     wdir = _workload_dir()
@@ -842,6 +850,7 @@ def aging(
         return K._vmstat()["pswpout"]
 
     print(f"{name} on a new {size_mib} MiB swap file, {config}:", flush=True)
+    traced_runs: list[dict[str, Any]] = []
     with (
         tempfile.TemporaryDirectory() as tmp,
         K.session("file", swap_size=size_mib << 20, cluster=spec["cluster"]) as facts,
@@ -854,7 +863,8 @@ def aging(
             for k in sorted({k for k, _ in plan if k in known})
         }
         since = pswpout()
-        for kind, n in plan:
+        head = record(facts, "", [name], 0, False, config=config, swap_file_mib=size_mib, steps=steps)
+        for step, (kind, n) in enumerate(plan):
             if kind == "reswap":
                 K.reswap(facts.swap)
                 since = pswpout()
@@ -873,6 +883,15 @@ def aging(
                     with _reclaim_trace() as traced:
                         r = K.replay_kernel(rec, LIMIT)
                     passes = reclaim_passes(traced.text)
+                    traced_runs.append(
+                        {
+                            "step": step,
+                            "majflt": r.majflt,
+                            "minflt": r.minflt,
+                            "swapped_out_since_swapon": pswpout() - since,
+                            **passes,
+                        }
+                    )
                     print(
                         f"  1 run: majflt {r.majflt} minflt {r.minflt}; "
                         f"{passes['requests']} write requests of {passes['pages_per_request']:.0f} pages; "
@@ -885,6 +904,19 @@ def aging(
                 majflt = [K.replay_kernel(rec, LIMIT).majflt for _ in range(n)]
                 line = f"{n} run(s): majflt {' '.join(map(str, majflt))}"
             print(f"  {line:<60} pswpout since swapon {pswpout() - since:>8}", flush=True)
+    if not keep:
+        return None
+    head.update(
+        what="aging --trace-reclaim: each traced run's write requests and deep reclaim passes "
+        "(pages written, share of the first half freed that was in the first half written), on one swap file",
+        repetitions=len(traced_runs),
+        order="the steps, in order (plan: a step's index counts each run of another workload as a step)",
+        device="one swapon for the whole history",
+    )
+    head["workloads"][name]["runs"] = traced_runs
+    out = DATA / f"reclaim_passes_{name}_{config}.json"
+    out.write_text(json.dumps(head, indent=1) + "\n")
+    return out
 
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -1274,6 +1306,11 @@ def main() -> int:
     )
     ag.add_argument("--size", type=int, default=1024, help="the swap file's size in MiB (default 1024)")
     ag.add_argument(
+        "--record",
+        action="store_true",
+        help="with --trace-reclaim: record the traced runs in tests/data/real_kernel/reclaim_passes_NAME_CONFIG.json",
+    )
+    ag.add_argument(
         "--trace-reclaim",
         action="store_true",
         help="each run of the workload under the kernel's tracepoints: its write requests, and the order "
@@ -1316,7 +1353,9 @@ def main() -> int:
             device = _measured_device() if a.device == "measured" else a.device
             print(phases(a.name, a.config, a.runs, a.every, device))
         elif a.cmd == "aging":
-            aging(a.name, a.steps, a.config, a.size, a.trace_reclaim)
+            kept = aging(a.name, a.steps, a.config, a.size, a.trace_reclaim, a.record)
+            if kept is not None:
+                print(kept)
         elif a.cmd == "stretch":
             for p in stretch(a.names, a.dir, a.seconds):
                 print(p)

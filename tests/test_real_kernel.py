@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import settings
+from tests.conftest import settings, simulate_with
 from vmexp.validate import kernel as K
 from vmexp.validate.kernel_cli import (
     KERNEL_KEYS,
@@ -1079,6 +1079,85 @@ def test_a_deep_reclaim_pass_is_found_and_the_order_its_pages_are_freed_in_is_re
     got = kt.reclaim_passes("\n".join(lines))
     assert got["deep"] == [(2000, 1.0), (1500, 0.0)]
     assert got["requests"] == 2 and got["pages_per_request"] == (254 + 2) / 2
+
+
+def _deep_passes_simulated(monkeypatch: pytest.MonkeyPatch, overrides: list[str]) -> list[tuple[int, float]]:
+    """The simulator's deep reclaim passes (pages written, share freed in the order written), as
+    ``kernel_truth.reclaim_passes`` reads the kernel's from its tracepoints."""
+    from vmexp.kernel import fault, reclaim
+    from vmexp.kernel.policies.base import PAGE_CLEAN, PAGE_WRITEBACK
+
+    deep_pass = _kernel_truth().DEEP_PASS
+    calls: list[list[int]] = []  # the frames each group reclaim call wrote, in order
+    current: list[list[int]] = []
+    freed: dict[int, list[int]] = {}  # deep pass -> the positions of its pages, in the order freed
+    where: dict[int, tuple[int, int]] = {}  # frame -> (call, position) while it waits to be freed
+
+    def reclaim_memcg(self: Any, cg: Any, nr: int) -> int:
+        current.append([])
+        try:
+            return original_reclaim(self, cg, nr)
+        finally:
+            calls.append(current.pop())
+            if len(calls[-1]) >= deep_pass:
+                where.update({f: (len(calls) - 1, i) for i, f in enumerate(calls[-1])})
+
+    def pageout(self: Any, frame: int) -> int:
+        got = original_pageout(self, frame)
+        if got == PAGE_WRITEBACK and current:
+            current[-1].append(frame)
+        elif got == PAGE_CLEAN and frame in where:
+            call, i = where.pop(frame)
+            freed.setdefault(call, []).append(i)
+        return got
+
+    def swap_cache_hit(self: Any, mm: Any, vpn: int, slot: int, f: int, w: int) -> bool:
+        where.pop(f, None)  # mapped again before reclaim freed it
+        return original_hit(self, mm, vpn, slot, f, w)
+
+    original_reclaim, original_pageout = reclaim.Reclaim.reclaim_memcg, reclaim.Reclaim.pageout
+    original_hit = fault.FaultHandler.swap_cache_hit
+    monkeypatch.setattr(reclaim.Reclaim, "reclaim_memcg", reclaim_memcg)
+    monkeypatch.setattr(reclaim.Reclaim, "pageout", pageout)
+    monkeypatch.setattr(fault.FaultHandler, "swap_cache_hit", swap_cache_hit)
+    simulate_with(*overrides, check=False)
+    deep = []
+    for call, frames in enumerate(calls):
+        if len(frames) >= deep_pass:
+            first = freed.get(call, [])[: len(freed.get(call, [])) // 2]
+            deep.append((len(frames), sum(i < len(frames) / 2 for i in first) / max(len(first), 1)))
+    return deep
+
+
+@pytest.mark.slow
+def test_a_new_swap_files_deep_reclaim_passes_and_the_order_they_are_freed_in_are_the_kernels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # seq_loop_90 (four sweeps of 90 MiB) at page-cluster 3, traced on the kernel with
+    # `kernel_truth.py aging seq_loop_90 1 others 1 others 1 others 1 --trace-reclaim --record`: on the
+    # new swap file, seven deep passes (reclaim calls writing 1 300 to 8 000 pages, swap readahead's
+    # charges going down to priority 0), each freed last written first, so the next sweep meets the
+    # first written in the swap cache (the low mode); after the set's other workloads have aged the
+    # device, passes freed about in the order written (the high mode), which the simulator, whose
+    # device starts new, does not have (docs/kernel-truth.md, "Which pages a deep pass frees first").
+    doc = json.loads((DATA / "reclaim_passes_seq_loop_90_file_pc3.json").read_text())
+    wl = doc["workloads"]["seq_loop_90"]
+    assert wl["sha256"] == _trace_sha("seq_loop_90") and doc["settings"]["page_cluster"] == 3
+    new, *aged = wl["runs"]
+    assert all(share <= 0.2 for _, share in new["deep"])
+    assert any(share >= 0.3 for run in aged for _, share in run["deep"])
+
+    trace = tmp_path / "seq_loop_90.trace"
+    trace.write_text(generate("seq_loop_90"))
+    sim = _deep_passes_simulated(
+        monkeypatch,
+        ["workload=trace", f"workload.path={trace}", "nprocs=1", "ram=1G", "swap=1G", "cgroup.memory_max=64M",
+         "policy=linux", "machine.swap_device=hdd", "machine.page_cluster=3", "duration=1000000s"],
+    )  # fmt: skip
+    written, real_written = sum(w for w, _ in sim), sum(w for w, _ in new["deep"])
+    assert abs(len(sim) - len(new["deep"])) <= 1, (sim, new["deep"])
+    assert abs(written - real_written) <= 0.1 * real_written, (written, real_written)
+    assert all(share <= 0.2 for _, share in sim), sim
 
 
 @pytest.mark.slow
