@@ -14,6 +14,7 @@
     python bench/kernel_truth.py phases NAME    # one workload's (or trace's) faults per phase beside the kernel
     python bench/kernel_truth.py aging NAME 3 fill:900 3 reswap 3   # its faults as a swap file is used
     python bench/kernel_truth.py aging seq_loop_90 1 others 1 others 1 --trace-reclaim   # and why (tracefs)
+    python bench/kernel_truth.py aging seq_write_80 1 --trace-sleeps   # where the replayer slept (tracefs)
     python bench/kernel_truth.py stretch DIR NAME... --seconds 20   # the same traces over a longer run
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
@@ -86,7 +87,10 @@ workload of its set, as ``measure`` runs them between two of its runs) or
 since ``swapon``. ``--trace-reclaim`` (root, tracefs) runs the workload
 under the kernel's tracepoints and prints, for each run, its write
 requests and, for each deep reclaim pass, the order in which the pages it
-wrote were freed (docs/kernel-truth.md, "Which pages a deep pass frees first").
+wrote were freed (docs/kernel-truth.md, "Which pages a deep pass frees first");
+``--trace-sleeps`` instead prints where the replayer slept, by its kernel
+stack: a swap-in, the block layer's write throttle, a wait for a page's
+write.
 
 ``simulate`` runs ``run.py`` on the same traces with the keys of today's
 simulator that come closest (``ram`` = the limit, ``swap=1G``,
@@ -794,6 +798,7 @@ def aging(
     size_mib: int = 1024,
     trace_reclaim: bool = False,
     keep: bool = False,
+    trace_sleeps: bool = False,
 ) -> Path | None:
     """One workload again and again on one new swap file: its major faults as the device is used.
 
@@ -809,7 +814,8 @@ def aging(
     ``trace_reclaim``: each run of ``name`` under the kernel's tracepoints, and a line more for it
     (``reclaim_passes``): its write requests, and for each deep reclaim pass the order in which
     the pages it wrote were freed; ``keep``: those runs also recorded in
-    ``tests/data/real_kernel/reclaim_passes_<name>_<config>.json`` (returned).
+    ``tests/data/real_kernel/reclaim_passes_<name>_<config>.json`` (returned). ``trace_sleeps``
+    (instead): each run of ``name`` with a line of where the replayer slept (``where_slept``).
     """
     spec = CONFIGS[config]
     if spec["swap"] != "file":
@@ -838,8 +844,8 @@ def aging(
             )
     if keep and (not trace_reclaim or name not in known):
         raise K.KernelRunError("aging --record: with --trace-reclaim, of a workload of a set")
-    if trace_reclaim and not (TRACEFS / "events" / "vmscan").is_dir():
-        raise K.KernelUnavailable(f"aging --trace-reclaim: no tracepoints at {TRACEFS} (tracefs, as root)")
+    if (trace_reclaim or trace_sleeps) and not (TRACEFS / "events" / "vmscan").is_dir():
+        raise K.KernelUnavailable(f"aging: no tracepoints at {TRACEFS} (tracefs, as root)")
     wdir = _workload_dir()
     write_all(wdir, sorted({name, *(k for k, _ in plan)} & known))
     rec_path = wdir / f"{name}.trace" if name in known else Path(name)
@@ -878,6 +884,13 @@ def aging(
             elif kind in others:
                 r = K.replay_kernel(others[kind], LIMIT)
                 line = f"{kind}: one run, majflt {r.majflt}"
+            elif trace_sleeps:
+                for _ in range(n):
+                    with _sleep_trace() as traced:
+                        r = K.replay_kernel(rec, LIMIT)
+                    slept = ", ".join(f"{k} {v}" for k, v in sorted(where_slept(traced.text).items()))
+                    print(f"  1 run: majflt {r.majflt} minflt {r.minflt}; slept: {slept}", flush=True)
+                continue
             elif trace_reclaim:
                 for _ in range(n):
                     with _reclaim_trace() as traced:
@@ -937,30 +950,76 @@ class _Traced:
     text = ""
 
 
+# What trace_sleeps enables: each time the replayer goes to sleep uninterruptibly (D: waiting for I/O
+# or a lock), with the kernel stack that put it there.
+SLEEP_EVENTS = {"sched/sched_switch": 'prev_comm ~ "replayer*" && prev_state == 2'}
+SLEEP_TRIGGERS = {"sched/sched_switch": 'stacktrace if prev_comm ~ "replayer*" && prev_state == 2'}
+
+
 @contextlib.contextmanager
-def _reclaim_trace() -> Any:
-    """RECLAIM_EVENTS on, around the body; the trace is in ``.text`` after it, and tracing is off again
-    (no event, no filter, an empty buffer of the size it had) whatever happened."""
+def _tracing(events: dict[str, str], triggers: dict[str, str] | None = None) -> Any:
+    """``events`` (name: filter) and ``triggers`` (name: trigger) on, around the body; the trace is in
+    ``.text`` after it, and tracing is off again (no event, filter or trigger, an empty buffer of
+    the size it had) whatever happened."""
+    triggers = triggers or {}
+    if not (TRACEFS / "events" / "vmscan").is_dir():
+        raise K.KernelUnavailable(f"no tracepoints at {TRACEFS} (tracefs, as root)")
     held = _Traced()
     size = (TRACEFS / "buffer_size_kb").read_text().split()[0]
     try:
         (TRACEFS / "tracing_on").write_text("0")
         (TRACEFS / "trace").write_text("")
         (TRACEFS / "buffer_size_kb").write_text("131072")  # per CPU: a run's events, none lost
-        for event, flt in RECLAIM_EVENTS.items():
+        for event, flt in events.items():
             (TRACEFS / "events" / event / "filter").write_text(flt)
             (TRACEFS / "events" / event / "enable").write_text("1")
+        for event, trigger in triggers.items():
+            (TRACEFS / "events" / event / "trigger").write_text(trigger)
         (TRACEFS / "tracing_on").write_text("1")
         yield held
         (TRACEFS / "tracing_on").write_text("0")
         held.text = (TRACEFS / "trace").read_text()
     finally:
         (TRACEFS / "tracing_on").write_text("0")
-        for event in RECLAIM_EVENTS:
+        for event, trigger in triggers.items():
+            with contextlib.suppress(OSError):  # never set: nothing to remove
+                (TRACEFS / "events" / event / "trigger").write_text("!" + trigger.split(" if ")[0])
+        for event in events:
             (TRACEFS / "events" / event / "enable").write_text("0")
             (TRACEFS / "events" / event / "filter").write_text("0")
         (TRACEFS / "trace").write_text("")
         (TRACEFS / "buffer_size_kb").write_text(size)
+
+
+def _reclaim_trace() -> Any:
+    return _tracing(RECLAIM_EVENTS)
+
+
+def _sleep_trace() -> Any:
+    return _tracing(SLEEP_EVENTS, SLEEP_TRIGGERS)
+
+
+# Where a sleeping replayer's kernel stack says it waits, first match wins.
+SLEEP_KINDS = (
+    ("rq_qos_wait", "write throttle (blk-wbt): too many writes in flight"),
+    ("folio_wait_writeback", "reclaim waits for a page's write (cgroup v1)"),
+    ("blk_mq_get_tag", "no free request on the queue"),
+    ("do_swap_page", "a swap-in"),
+)
+
+
+def where_slept(text: str) -> dict[str, int]:
+    """From a trace of SLEEP_EVENTS and SLEEP_TRIGGERS: how often the replayer slept, by what for
+    (``SLEEP_KINDS``, by the functions on the stack; ``other`` for the rest), and how many of those
+    sleeps were inside a memory cgroup's reclaim (``in reclaim``)."""
+    got: dict[str, int] = {}
+    for block in text.split("<stack trace>")[1:]:
+        frames = [ln.strip()[3:].split("+")[0] for ln in block.splitlines() if ln.strip().startswith("=> ")]
+        kind = next((what for fn, what in SLEEP_KINDS if fn in frames), "other")
+        got[kind] = got.get(kind, 0) + 1
+        if "try_to_free_mem_cgroup_pages" in frames:
+            got["in reclaim"] = got.get("in reclaim", 0) + 1
+    return got
 
 
 def reclaim_passes(text: str) -> dict[str, Any]:
@@ -1311,6 +1370,12 @@ def main() -> int:
         help="with --trace-reclaim: record the traced runs in tests/data/real_kernel/reclaim_passes_NAME_CONFIG.json",
     )
     ag.add_argument(
+        "--trace-sleeps",
+        action="store_true",
+        help="each run of the workload with where the replayer slept (its kernel stack: a swap-in, "
+        "the block layer's write throttle, a wait for a page's write)",
+    )
+    ag.add_argument(
         "--trace-reclaim",
         action="store_true",
         help="each run of the workload under the kernel's tracepoints: its write requests, and the order "
@@ -1353,7 +1418,7 @@ def main() -> int:
             device = _measured_device() if a.device == "measured" else a.device
             print(phases(a.name, a.config, a.runs, a.every, device))
         elif a.cmd == "aging":
-            kept = aging(a.name, a.steps, a.config, a.size, a.trace_reclaim, a.record)
+            kept = aging(a.name, a.steps, a.config, a.size, a.trace_reclaim, a.record, a.trace_sleeps)
             if kept is not None:
                 print(kept)
         elif a.cmd == "stretch":

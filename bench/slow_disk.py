@@ -2,6 +2,7 @@
 
     python bench/slow_disk.py measure NAME... [--page-cluster 3] [--runs 2]   # root, libfuse3-dev
     python bench/slow_disk.py compare [--page-cluster 3]                       # the simulator beside it
+    python bench/slow_disk.py sleeps NAME [--page-cluster 3]   # where the replayer slept in one run
 
 The held-out command runs a swap file as ``machine.swap_device=hdd``: 12.7 ms
 a request. This machine's disk serves one in about 42 µs, so the kernel's
@@ -19,6 +20,12 @@ requests of at most 128 pages (the loop device's ``max_segments``), so
 max_segments: 128}``. Each run starts on the device just swapped on
 (``swapoff``/``swapon``) in a new 64 MiB group, as ``kernel_truth.py
 measure --fresh-device`` runs them.
+
+``sleeps`` runs one workload once on the slow disk with the replayer's
+uninterruptible sleeps traced (``kernel_truth.where_slept``): on this
+disk the kernel's reclaim is held back by the block layer's write
+throttle (blk-wbt, the loop device's ``wbt_lat_usec``), which the swap
+file's disk never applies (docs/kernel-truth.md, "A disk as slow as `hdd`").
 
 ``measure`` writes ``tests/data/real_kernel/slowdisk_pc<N>.json`` (the
 shape of ``kernel_truth.py measure``'s files, with the device in
@@ -53,7 +60,7 @@ import kernel_truth as KT  # noqa: E402  (bench/kernel_truth.py: the recorded ru
 from vmexp.config import SWAP_DEVICES  # noqa: E402
 from vmexp.units import parse_duration, parse_size  # noqa: E402
 from vmexp.validate import kernel as K  # noqa: E402
-from vmexp.validate.workloads import LIMIT, SETS  # noqa: E402
+from vmexp.validate.workloads import LIMIT, SETS, write_all  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent / "slowdisk.c"
 LATENCY, BANDWIDTH = SWAP_DEVICES["hdd"]  # 12.7 ms a request, 150 MB/s: the simulator's hdd
@@ -195,6 +202,24 @@ def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidt
     return out
 
 
+def sleeps(name: str, cluster: int, latency_ns: int, bandwidth: int) -> str:
+    """One run of ``name`` on the slow disk, and where the replayer slept (``KT.where_slept``)."""
+    with slow_swap(latency_ns, bandwidth) as dev, K.session("existing", cluster=cluster) as facts:
+        assert facts.swap is not None
+        target = Path(f"/sys/block/{os.path.basename(dev)}/queue/wbt_lat_usec").read_text().strip()
+        traces = KT._workload_dir()
+        write_all(traces, [name])
+        with K.records_file(traces / f"{name}.trace") as rec:
+            K.reswap(facts.swap)
+            with KT._sleep_trace() as traced:
+                r = K.replay_kernel(rec, LIMIT, timeout=3600.0)
+    slept = ", ".join(f"{k} {v}" for k, v in sorted(KT.where_slept(traced.text).items()))
+    return (
+        f"{name}, page-cluster {cluster}, the loop device's wbt_lat_usec {target}: majflt {r.majflt} "
+        f"minflt {r.minflt} in {r.seconds:.1f} s; slept: {slept}"
+    )
+
+
 def _writes(runs: list[dict[str, Any]]) -> str:
     """The runs' write requests on the slow disk and their mean size, ``min..max (pages)``."""
     reqs = [r["requests"] for r in runs if "requests" in r]
@@ -237,13 +262,20 @@ def main() -> int:
     m.add_argument("--runs", type=int, default=2)
     m.add_argument("--latency", default=f"{LATENCY}ns", help="per request (default hdd's, 12.7ms)")
     m.add_argument("--bandwidth", default=BANDWIDTH, help="bytes per second (default hdd's, 150000000)")
+    sl = sub.add_parser("sleeps", help="one run traced: where the replayer slept (root, libfuse3-dev)")
+    sl.add_argument("name", help="a workload of vmexp/validate/workloads.py")
+    sl.add_argument("--page-cluster", type=int, default=3, choices=range(0, 10), metavar="N")
     c = sub.add_parser("compare", help="the simulator beside the recorded runs")
     c.add_argument("--page-cluster", type=int, default=3, choices=range(0, 10), metavar="N")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the swap and mount come down
     try:
-        if a.cmd == "measure":
-            known = {n for ws in SETS.values() for n in ws}
+        known = {n for ws in SETS.values() for n in ws}
+        if a.cmd == "sleeps":
+            if a.name not in known:
+                raise K.KernelUnavailable(f"not a workload: {a.name} (known: {', '.join(sorted(known))})")
+            print(sleeps(a.name, a.page_cluster, LATENCY, BANDWIDTH))
+        elif a.cmd == "measure":
             bad = [n for n in a.names if n not in known]
             if bad:
                 raise K.KernelUnavailable(

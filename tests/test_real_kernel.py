@@ -1081,6 +1081,39 @@ def test_a_deep_reclaim_pass_is_found_and_the_order_its_pages_are_freed_in_is_re
     assert got["requests"] == 2 and got["pages_per_request"] == (254 + 2) / 2
 
 
+def test_where_the_replayer_slept_is_read_from_its_kernel_stacks() -> None:
+    """``aging --trace-sleeps`` and ``slow_disk.py sleeps``: each of the replayer's sleeps, by the first
+    function of ``SLEEP_KINDS`` on its stack, and those inside a memory cgroup's reclaim."""
+    kt = _kernel_truth()
+
+    def sleep(*frames: str) -> str:
+        head = (
+            " replayer-4ea03b-8669 [001] d..2. 15230.1: sched_switch: prev_comm=replayer-4ea03b prev_state=D"
+        )
+        return "\n".join([head, " replayer-4ea03b-8669 [001] d..3. 15230.1: <stack trace>"]) + "".join(
+            f"\n => {f}+0x1a/0x40" for f in ("__traceiter_sched_switch", "__schedule", "schedule", *frames)
+        )
+
+    text = "\n".join(
+        [
+            sleep("io_schedule", "rq_qos_wait", "wbt_wait", "submit_bio", "swap_writepage", "pageout",
+                  "shrink_folio_list", "shrink_lruvec", "try_to_free_mem_cgroup_pages", "try_charge_memcg"),
+            sleep("io_schedule", "folio_wait_bit_common", "__folio_lock_or_retry", "do_swap_page"),
+            sleep("io_schedule", "folio_wait_bit_common", "__folio_lock_or_retry", "do_swap_page"),
+            sleep("io_schedule", "folio_wait_bit", "folio_wait_writeback", "shrink_folio_list",
+                  "try_to_free_mem_cgroup_pages"),
+            sleep("schedule_timeout", "msleep"),
+        ]
+    )  # fmt: skip
+    assert kt.where_slept(text) == {
+        "write throttle (blk-wbt): too many writes in flight": 1,
+        "a swap-in": 2,
+        "reclaim waits for a page's write (cgroup v1)": 1,
+        "other": 1,
+        "in reclaim": 2,
+    }
+
+
 def _deep_passes_simulated(monkeypatch: pytest.MonkeyPatch, overrides: list[str]) -> list[tuple[int, float]]:
     """The simulator's deep reclaim passes (pages written, share freed in the order written), as
     ``kernel_truth.reclaim_passes`` reads the kernel's from its tracepoints."""
