@@ -1022,6 +1022,13 @@ def where_slept(text: str) -> dict[str, int]:
     return got
 
 
+def share_in_order(order: list[int], written: int) -> float:
+    """Of the first half of a pass's pages freed (``order``: their positions in the order written, as
+    freed), the share that was in the first half written: 1 freed in write order, 0 in reverse."""
+    first = order[: len(order) // 2]
+    return sum(i < written / 2 for i in first) / max(len(first), 1)
+
+
 def reclaim_passes(text: str) -> dict[str, Any]:
     """From a trace of RECLAIM_EVENTS: the write requests, and each deep reclaim pass's free order.
 
@@ -1070,8 +1077,7 @@ def reclaim_passes(text: str) -> dict[str, Any]:
             if t > t0 and p in pos and p not in seen:
                 seen.add(p)
                 order.append(pos[p])
-        first = order[: len(order) // 2]
-        deep.append((len(pfns), sum(i < len(pfns) / 2 for i in first) / max(len(first), 1)))
+        deep.append((len(pfns), share_in_order(order, len(pfns))))
     return {
         "requests": len(writes),
         "pages_per_request": sum(writes) / max(len(writes), 1),

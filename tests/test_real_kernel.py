@@ -1120,7 +1120,8 @@ def _deep_passes_simulated(monkeypatch: pytest.MonkeyPatch, overrides: list[str]
     from vmexp.kernel import fault, reclaim
     from vmexp.kernel.policies.base import PAGE_CLEAN, PAGE_WRITEBACK
 
-    deep_pass = _kernel_truth().DEEP_PASS
+    kt = _kernel_truth()
+    deep_pass = kt.DEEP_PASS
     calls: list[list[int]] = []  # the frames each group reclaim call wrote, in order
     current: list[list[int]] = []
     freed: dict[int, list[int]] = {}  # deep pass -> the positions of its pages, in the order freed
@@ -1157,8 +1158,7 @@ def _deep_passes_simulated(monkeypatch: pytest.MonkeyPatch, overrides: list[str]
     deep = []
     for call, frames in enumerate(calls):
         if len(frames) >= deep_pass:
-            first = freed.get(call, [])[: len(freed.get(call, [])) // 2]
-            deep.append((len(frames), sum(i < len(frames) / 2 for i in first) / max(len(first), 1)))
+            deep.append((len(frames), kt.share_in_order(freed.get(call, []), len(frames))))
     return deep
 
 
