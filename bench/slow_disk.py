@@ -29,7 +29,8 @@ file's disk never applies (docs/kernel-truth.md, "A disk as slow as `hdd`").
 
 ``measure`` writes ``tests/data/real_kernel/slowdisk_pc<N>.json`` (the
 shape of ``kernel_truth.py measure``'s files, with the device in
-``settings``) and takes everything down again — swap, loop device, mount,
+``settings``; the workloads recorded there before on a disk of the same
+speed are kept, those measured again replaced) and takes everything down again — swap, loop device, mount,
 daemon, backing file — also on an error or Ctrl-C. It needs root, a kernel
 with FUSE, and libfuse 3 to build the daemon (``apt-get install
 libfuse3-dev fuse3``).
@@ -161,6 +162,24 @@ def _requests(dev: str) -> dict[str, int]:
     }
 
 
+def _kept(out: Path, doc: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The workloads already recorded in ``out`` on the same slow disk, other than ``names``.
+
+    A run of a long workload on this disk takes minutes, so measuring one more
+    workload must not cost the ones recorded before; runs on a disk of
+    another speed are not comparable and are dropped.
+    """
+    try:
+        old = json.loads(out.read_text())
+    except FileNotFoundError:
+        return {}
+    same = all(
+        old["settings"].get(k) == doc["settings"][k] for k in ("device_latency_ns", "device_bandwidth")
+    )
+    # the file's date becomes this session's: each workload keeps the date it was measured on
+    return {n: {"date": old["date"], **wl} for n, wl in old["workloads"].items() if same and n not in names}
+
+
 def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidth: int) -> Path:
     out = _file(cluster)
     with slow_swap(latency_ns, bandwidth) as dev, K.session("existing", cluster=cluster) as facts:
@@ -176,6 +195,9 @@ def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidt
             device_bandwidth=bandwidth,
             simulator_device=_device(latency_ns, bandwidth),
         )
+        for wl in doc["workloads"].values():
+            wl["date"] = doc["date"]
+        doc["workloads"] = {**_kept(out, doc, names), **doc["workloads"]}
         traces = KT._workload_dir()  # every workload's trace, as kernel_truth measure replays them
         with contextlib.ExitStack() as stack:
             recs = {n: stack.enter_context(K.records_file(traces / f"{n}.trace")) for n in names}
