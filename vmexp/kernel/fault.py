@@ -204,6 +204,12 @@ class FaultHandler:
             if ws_note is not None:
                 ws_note(mm, vpn)
             i += 1
+            if mm.preempted:
+                # Preempted in reclaim: on the way back the kernel reads the rseq area through the
+                # TLB, which marks nothing young; only a page reclaim unmapped meanwhile faults.
+                mm.preempted = False
+                if not (major or clock.block_until) and get(mm.hot[0], PTE_NONE) < 0:
+                    major = self.user_return(mm)
             # A fault may also have had to wait without being major (reclaim waited for the device).
             if (major or clock.block_until) and stop_on_major:
                 clock.used += (i - start) * cost  # the faulting reference, before the wait
@@ -236,6 +242,12 @@ class FaultHandler:
         swap it out (measured with ``perf record -e major-faults -d``: the
         faults at ``__get_user_8``). The page is the first of the program's
         hot pages (``mm.hot``); a process without an image has none.
+
+        A preemption without a sleep (``MM.preempted``, vmpressure's kworker
+        in the middle of reclaim) comes back to the same CPU, whose TLB
+        still maps the page: x86 clears accessed bits without a TLB flush
+        (``ptep_clear_flush_young``), so that read marks nothing, and
+        ``refs`` calls this only when reclaim has unmapped the page.
         """
         if not mm.hot:
             return False

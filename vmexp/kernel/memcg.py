@@ -28,7 +28,9 @@ it, measured on Linux 6.18 with the replayer (tests/data/real_kernel/overhead.js
   stay hot but fault back in after an operation that swept more than the
   limit (``vmexp.sim.Process.execute``). The first of them holds the
   thread's ``struct rseq``, which the kernel writes on every return to
-  user space after a context switch (``FaultHandler.user_return``). Others (``image_alloc``, 6
+  user space after a context switch (``FaultHandler.user_return``; after
+  a preemption it is read through the TLB, which marks nothing, so it
+  faults only if reclaim took it meanwhile). Others (``image_alloc``, 6
   measured the same way on the ``blocks``, ``grow_160`` and ``churn_120``
   workloads: ``main_arena`` and ``mp_`` in the C library's data, the brk
   pointer ``__curbrk``, ld.so's ``_rtld_global_ro`` read by ``sysmalloc``

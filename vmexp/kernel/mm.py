@@ -303,6 +303,7 @@ class MM:
         "op",
         "pid",
         "policy",
+        "preempted",
         "pswpin",
         "pswpout",
         "pt",
@@ -341,8 +342,14 @@ class MM:
         # Scheduled out (it slept, or waited for a CPU) since it last returned to user space: on the
         # way back the kernel writes its rseq area, in the first of ``hot`` (FaultHandler.user_return).
         self.resched = False
+        # Preempted without sleeping since then (FaultHandler.refs): rseq's page is read through the TLB.
+        self.preempted = False
         self.exit = "running"
         self.op = 0  # index of the operation being executed (syscalls.csv's op column)
+
+    def preempted_on_cpu(self) -> None:
+        """A kworker ran on its CPU in the middle of its reclaim: rseq is read on its way back, if it has an image."""
+        self.preempted = bool(self.hot)
 
     def switched_out(self) -> None:
         """It gave up the CPU (slept, waited for I/O or for a CPU): rseq is due on its way back, if it has an image."""

@@ -552,6 +552,15 @@ class Reclaim:
         plug.clear()
         self._plug_requests = 0
 
+    def preempted(self) -> None:
+        """A process reclaiming for itself is preempted (vmpressure's work): rseq is due on its way back.
+
+        kswapd, which also reports pressure, is not a process of the run.
+        """
+        running = self.clock.running
+        if running is not None and not self._kswapd:
+            running.preempted_on_cpu()
+
     def throttle(self, cgroup: bool = False) -> bool:
         if self._kswapd:
             return not self.writeback_until()

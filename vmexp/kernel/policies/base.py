@@ -134,6 +134,10 @@ class Reclaimer(FrameView, Protocol):
         """
         ...
 
+    def preempted(self) -> None:
+        """The process reclaiming gave up the CPU to a kworker (vmpressure's); kswapd's reclaim: nothing."""
+        ...
+
     def can_swap(self) -> bool:
         """Swap space is left for the pages being reclaimed (can_reclaim_anon_pages)."""
         ...

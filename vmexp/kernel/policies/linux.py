@@ -74,6 +74,12 @@ range with the first flush at 1 s, 36 at 2 s (the latest phase), 36 at 0.5 s
 and 37 at 1.5 s; ``churn_120``, whose real runs all age the active list, had
 7 % too few major faults with the latest phase.
 
+Every ``VMPRESSURE_WIN`` (512) pages scanned, ``vmpressure``
+(mm/vmpressure.c) queues its work on the reclaiming CPU, and the kworker
+preempts a process reclaiming for itself (``Reclaimer.preempted``): on its
+way back to user space the kernel reads its rseq area, which faults if
+reclaim took that page (``FaultHandler.refs``).
+
 Simplifications: one node; no file pages (so ``get_scan_count``'s file side
 is empty); the per-CPU ``lru_add`` batch of 31 pages is drained before every
 scan as reclaim does, so it is left out; the memcg charge stock is ignored;
@@ -103,6 +109,7 @@ __all__ = ["DEF_PRIORITY", "SWAP_CLUSTER_MAX", "LinuxLRU"]
 
 SWAP_CLUSTER_MAX = 32  # include/linux/swap.h
 DEF_PRIORITY = 12  # mm/internal.h: scan 1/4096 of a list first
+VMPRESSURE_WIN = 16 * SWAP_CLUSTER_MAX  # mm/vmpressure.c: vmpressure_win, pages scanned per report
 MAX_SWAPPINESS = 200  # include/linux/swap.h
 
 _RECLAIM, _KEEP, _ACTIVATE = 0, 1, 2  # enum folio_references
@@ -191,6 +198,7 @@ class LinuxLRU(Policy):
         # The flushed statistics: (NR_INACTIVE_ANON, NR_ACTIVE_ANON, WORKINGSET_ACTIVATE_ANON).
         self._stale = (0, 0, 0)
         self._next_flush = self._flush_first
+        self._vmpr_scanned = 0  # vmpressure's tree_scanned: pages scanned since its work last ran
         self.ev: dict[str, int] = dict.fromkeys(
             (
                 "pgscan_anon",
@@ -355,7 +363,24 @@ class LinuxLRU(Policy):
                 and not sc.may_deactivate
                 and (len(self._inactive) >> sc.priority) > 0
             )
+        scanned = self.ev["pgscan_anon"]
         self._shrink_lruvec(sc)
+        self._vmpressure(self.ev["pgscan_anon"] - scanned)
+
+    def _vmpressure(self, scanned: int) -> None:
+        """mm/vmpressure.c: vmpressure: each ``VMPRESSURE_WIN`` pages scanned queue a kworker's work.
+
+        It runs on the reclaiming CPU and preempts the reclaimer (traced:
+        nearly all of the replayer's involuntary switches are to
+        ``vmpressure_work_fn``), which matters for the one page the kernel
+        reads on the way back to user space, the rseq area.
+        """
+        if not scanned:
+            return
+        self._vmpr_scanned += scanned
+        if self._vmpr_scanned >= VMPRESSURE_WIN:
+            self._vmpr_scanned = 0  # vmpressure_work_fn takes the counts
+            self.view.preempted()
 
     def _get_scan_count(self, sc: _ScanControl) -> tuple[int, int]:
         """mm/vmscan.c: get_scan_count: pages of (inactive, active) to scan at this priority."""
