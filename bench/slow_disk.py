@@ -30,10 +30,10 @@ file's disk never applies (docs/kernel-truth.md, "A disk as slow as `hdd`").
 ``measure`` writes ``tests/data/real_kernel/slowdisk_pc<N>.json`` (the
 shape of ``kernel_truth.py measure``'s files, with the device in
 ``settings``; the workloads recorded there before on a disk of the same
-speed are kept, those measured again replaced) and takes everything down again — swap, loop device, mount,
-daemon, backing file — also on an error or Ctrl-C. It needs root, a kernel
-with FUSE, and libfuse 3 to build the daemon (``apt-get install
-libfuse3-dev fuse3``).
+speed are kept, those measured again replaced) and takes everything down
+again — swap, loop device, mount, daemon, backing file — also on an error
+or Ctrl-C. It needs root, a kernel with FUSE, and libfuse 3 to build the
+daemon (``apt-get install libfuse3-dev fuse3``).
 """
 
 from __future__ import annotations
