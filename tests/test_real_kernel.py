@@ -1330,3 +1330,35 @@ def test_agree_counts_a_workload_only_when_both_its_faults_agree() -> None:
     assert kt._pairs_agreeing(sim, real) == (0, 0, 1)
     sim["b"]["minflt"] = 70
     assert kt._pairs_agreeing(sim, real) == (1, 1, 2)
+
+
+def test_criterion_counts_every_pair_of_a_simulator_at_the_real_medians_and_none_far_off() -> None:
+    kt = _kernel_truth()
+
+    def docs(shift: float) -> dict[str, dict[str, Any]]:
+        # Every count at the sessions' median, times 1 + shift.
+        out: dict[str, dict[str, Any]] = {}
+        for wset, names in kt.SETS.items():
+            doc: dict[str, Any] = {}
+            for c in ("zram", "file_pc0", "file_pc3"):
+                real = json.loads(kt._real(c, wset).read_text())["workloads"]
+                doc[c] = {
+                    n: {k: round(real[n][k]["median"] * (1 + shift)) for k in ("majflt", "minflt")}
+                    for n in names
+                }
+            out[wset] = doc
+        return {"hdd": out}
+
+    rows = kt.criterion_rows(docs(0.0))
+    fitted = sum(len(kt.SETS[w]) for w in ("main", "later", "heap")) * 2
+    sessions = {r[0]: r[3:] for r in rows if r[1] == "sessions"}
+    assert sessions == {
+        "main, later, heap": (fitted, fitted, fitted, fitted),
+        "unseen": (2 * len(kt.SETS["unseen"]),) * 4,
+    }
+    assert "median on 36 of 36 workloads, those or inside the real range on 36" in kt.criterion_table(
+        docs(0.0)
+    )
+    far = kt.criterion_rows(docs(0.5))  # 50 % over: outside every range, 1 % and spread
+    assert [r[3:6] for r in far] == [(0, 0, 0)] * len(far) and len(far) == 4
+    assert "median on 0 of 36 workloads, those or inside the real range on 0" in kt.criterion_table(docs(0.5))
