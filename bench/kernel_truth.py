@@ -1326,6 +1326,8 @@ def vmstat_table(doc: dict[str, Any]) -> str:
                     else f" {v} / {s['median']:.0f}{out} |"
                 )
             lines.append(row)
+    # The file holds the last agree of the set, whatever its device: say which it was.
+    lines += ["", f"Swap-file device in the simulator: {doc.get('device', 'hdd')}."]
     return "\n".join(lines[1:])
 
 
