@@ -198,7 +198,10 @@ def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidt
         for wl in doc["workloads"].values():
             wl["date"] = doc["date"]
         doc["workloads"] = {**_kept(out, doc, names), **doc["workloads"]}
-        traces = KT._workload_dir()  # every workload's trace, as kernel_truth measure replays them
+        # Every workload's trace, as kernel_truth measure replays them (the later, heap and unseen
+        # sets' are written only when asked for).
+        traces = KT._workload_dir()
+        write_all(traces, names)
         with contextlib.ExitStack() as stack:
             recs = {n: stack.enter_context(K.records_file(traces / f"{n}.trace")) for n in names}
             t0 = time.monotonic()
