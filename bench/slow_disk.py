@@ -13,7 +13,9 @@ gives it one: ``slowdisk.c`` is a FUSE file system of one file served by a
 single thread that sleeps ``--latency`` plus the bytes at ``--bandwidth``
 before each read or write (the simulator's own device model: a FIFO server,
 latency once per request), and a loop device with direct I/O over that
-file, marked rotational as ``hdd`` is, is the swap. Its queue holds
+file, marked rotational as ``hdd`` is, with the block layer's write
+throttle (blk-wbt) aiming at a rotational disk's 75 ms (``--wbt-latency``;
+the loop device is made with a solid-state disk's 2 ms), is the swap. Its queue holds
 requests of at most 128 pages (the loop device's ``max_segments``), so
 ``compare`` gives the simulator that request size:
 ``machine.swap_device={latency: 12.7ms, bandwidth: 150M, rotational: true,
@@ -23,9 +25,10 @@ measure --fresh-device`` runs them.
 
 ``sleeps`` runs one workload once on the slow disk with the replayer's
 uninterruptible sleeps traced (``kernel_truth.where_slept``): on this
-disk the kernel's reclaim is held back by the block layer's write
-throttle (blk-wbt, the loop device's ``wbt_lat_usec``), which the swap
-file's disk never applies (docs/kernel-truth.md, "A disk as slow as `hdd`").
+disk the kernel's reclaim is held back by blk-wbt (whose target, 2 ms or
+75 ms, its requests of 12.7 ms exceed either way: swap-ins keep its limit
+on writes in flight at the background one), which the swap file's disk
+never applies (docs/kernel-truth.md, "A disk as slow as `hdd`").
 
 ``measure`` writes ``tests/data/real_kernel/slowdisk_pc<N>.json`` (the
 shape of ``kernel_truth.py measure``'s files, with the device in
@@ -66,6 +69,12 @@ from vmexp.validate.workloads import LIMIT, SETS, write_all  # noqa: E402
 SOURCE = Path(__file__).resolve().parent / "slowdisk.c"
 LATENCY, BANDWIDTH = SWAP_DEVICES["hdd"]  # 12.7 ms a request, 150 MB/s: the simulator's hdd
 LOOP_SEGMENTS = 128  # a loop device's queue: max_segments 128 (max_sectors_kb 1280 allows more)
+# blk-wbt's latency target for a rotational disk (block/blk-wbt.c, wbt_default_latency_nsec: 2 ms
+# for non-rotational storage, 75 ms for rotational), as this machine's own disk has it. The loop
+# device gets 2 ms when it is made (it says it is not rotational then) and keeps it when it is
+# marked rotational; the runs recorded before 2026-12-06 were taken with that (``wbt_lat_usec`` of
+# each workload in the recorded files).
+WBT_ROTATIONAL_USEC = 75_000
 
 
 def _file(cluster: int) -> Path:
@@ -94,9 +103,12 @@ def _build(directory: str) -> str:
 
 
 @contextlib.contextmanager
-def slow_swap(latency_ns: int, bandwidth: int, size: int = 1 << 30) -> Iterator[str]:
+def slow_swap(
+    latency_ns: int, bandwidth: int, wbt_usec: int = WBT_ROTATIONAL_USEC, size: int = 1 << 30
+) -> Iterator[str]:
     """A swap area on a loop device over a FUSE file that takes ``latency_ns`` + bytes/``bandwidth``
-    per request; yields the loop device, and takes every piece down in reverse order."""
+    per request, its write throttle's target ``wbt_usec`` (0: off); yields the loop device, and
+    takes every piece down in reverse order."""
     if K.swap_areas():
         raise K.KernelUnavailable("swap is already on (swapoff -a first): its runs would use it")
     with contextlib.ExitStack() as stack:
@@ -141,7 +153,10 @@ def slow_swap(latency_ns: int, bandwidth: int, size: int = 1 << 30) -> Iterator[
         stack.callback(subprocess.run, ["losetup", "-d", dev], capture_output=True)
         # A loop device over FUSE says it is not rotational; hdd is, and the kernel picks its
         # readahead by it (swap_cluster_readahead) when the area is swapped on.
-        Path(f"/sys/block/{os.path.basename(dev)}/queue/rotational").write_text("1\n")
+        queue = Path(f"/sys/block/{os.path.basename(dev)}/queue")
+        (queue / "rotational").write_text("1\n")
+        # ... and a rotational disk's write throttle: the loop device's was set when it was made.
+        (queue / "wbt_lat_usec").write_text(f"{wbt_usec}\n")
         stack.callback(subprocess.run, ["swapoff", dev], capture_output=True)
         for cmd in (["mkswap", dev], ["swapon", dev]):
             r = subprocess.run(cmd, capture_output=True, text=True)
@@ -180,9 +195,11 @@ def _kept(out: Path, doc: dict[str, Any], names: list[str]) -> dict[str, Any]:
     return {n: {"date": old["date"], **wl} for n, wl in old["workloads"].items() if same and n not in names}
 
 
-def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidth: int) -> Path:
+def measure(
+    names: list[str], cluster: int, runs: int, latency_ns: int, bandwidth: int, wbt_usec: int
+) -> Path:
     out = _file(cluster)
-    with slow_swap(latency_ns, bandwidth) as dev, K.session("existing", cluster=cluster) as facts:
+    with slow_swap(latency_ns, bandwidth, wbt_usec) as dev, K.session("existing", cluster=cluster) as facts:
         assert facts.swap is not None
         doc = KT.record(
             facts,
@@ -197,6 +214,7 @@ def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidt
         )
         for wl in doc["workloads"].values():
             wl["date"] = doc["date"]
+            wl["wbt_lat_usec"] = wbt_usec
         doc["workloads"] = {**_kept(out, doc, names), **doc["workloads"]}
         # Every workload's trace, as kernel_truth measure replays them (the later, heap and unseen
         # sets' are written only when asked for).
@@ -227,9 +245,9 @@ def measure(names: list[str], cluster: int, runs: int, latency_ns: int, bandwidt
     return out
 
 
-def sleeps(name: str, cluster: int, latency_ns: int, bandwidth: int) -> str:
+def sleeps(name: str, cluster: int, latency_ns: int, bandwidth: int, wbt_usec: int) -> str:
     """One run of ``name`` on the slow disk, and where the replayer slept (``KT.where_slept``)."""
-    with slow_swap(latency_ns, bandwidth) as dev, K.session("existing", cluster=cluster) as facts:
+    with slow_swap(latency_ns, bandwidth, wbt_usec) as dev, K.session("existing", cluster=cluster) as facts:
         assert facts.swap is not None
         target = Path(f"/sys/block/{os.path.basename(dev)}/queue/wbt_lat_usec").read_text().strip()
         traces = KT._workload_dir()
@@ -262,8 +280,8 @@ def compare(cluster: int) -> str:
     config = f"file_pc{cluster}"  # the held-out keys of a swap file at this page-cluster
     rows = [
         "| workload | real majflt | simulator | real minflt | simulator | real s | simulated s"
-        " | real pgdeactivate | simulator | real write requests (pages each) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " | real pgdeactivate | simulator | real write requests (pages each) | blk-wbt target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, wl in doc["workloads"].items():
         _c, _n, sim = KT._agree_one((config, name, device))
@@ -273,9 +291,15 @@ def compare(cluster: int) -> str:
             f"| {name} | {KT._fmt(wl['majflt'])} | {KT._cell(sim['majflt'], wl['majflt'])}"
             f" | {KT._fmt(wl['minflt'])} | {KT._cell(sim['minflt'], wl['minflt'])}"
             f" | {min(secs):.0f}..{max(secs):.0f} | {sim['seconds']:.0f}"
-            f" | {min(deact)}..{max(deact)} | {sim['vmstat'].get('pgdeactivate', 0)} | {_writes(wl['runs'])} |"
+            f" | {min(deact)}..{max(deact)} | {sim['vmstat'].get('pgdeactivate', 0)} | {_writes(wl['runs'])}"
+            f" | {wl['wbt_lat_usec'] / 1000:g} ms |"
         )
     return "\n".join([*rows, "", f"Simulator: machine.swap_device={device} machine.page_cluster={cluster}."])
+
+
+def _usec(text: str) -> int:
+    """A duration on the command line as wbt_lat_usec takes it (``75ms`` -> 75000)."""
+    return parse_duration(text) // 1000
 
 
 def main() -> int:
@@ -287,9 +311,12 @@ def main() -> int:
     m.add_argument("--runs", type=int, default=2)
     m.add_argument("--latency", default=f"{LATENCY}ns", help="per request (default hdd's, 12.7ms)")
     m.add_argument("--bandwidth", default=BANDWIDTH, help="bytes per second (default hdd's, 150000000)")
+    wbt_help = "blk-wbt's latency target on the loop device (default 75ms, a rotational disk's; 0: off)"
+    m.add_argument("--wbt-latency", default="75ms", help=wbt_help)
     sl = sub.add_parser("sleeps", help="one run traced: where the replayer slept (root, libfuse3-dev)")
     sl.add_argument("name", help="a workload of vmexp/validate/workloads.py")
     sl.add_argument("--page-cluster", type=int, default=3, choices=range(0, 10), metavar="N")
+    sl.add_argument("--wbt-latency", default="75ms", help=wbt_help)
     c = sub.add_parser("compare", help="the simulator beside the recorded runs")
     c.add_argument("--page-cluster", type=int, default=3, choices=range(0, 10), metavar="N")
     a = ap.parse_args()
@@ -299,16 +326,15 @@ def main() -> int:
         if a.cmd == "sleeps":
             if a.name not in known:
                 raise K.KernelUnavailable(f"not a workload: {a.name} (known: {', '.join(sorted(known))})")
-            print(sleeps(a.name, a.page_cluster, LATENCY, BANDWIDTH))
+            print(sleeps(a.name, a.page_cluster, LATENCY, BANDWIDTH, _usec(a.wbt_latency)))
         elif a.cmd == "measure":
             bad = [n for n in a.names if n not in known]
             if bad:
                 raise K.KernelUnavailable(
                     f"not a workload: {', '.join(bad)} (known: {', '.join(sorted(known))})"
                 )
-            print(
-                measure(a.names, a.page_cluster, a.runs, parse_duration(a.latency), parse_size(a.bandwidth))
-            )
+            latency, bandwidth = parse_duration(a.latency), parse_size(a.bandwidth)
+            print(measure(a.names, a.page_cluster, a.runs, latency, bandwidth, _usec(a.wbt_latency)))
         else:
             print(compare(a.page_cluster))
     except (K.KernelUnavailable, K.KernelRunError, FileNotFoundError) as e:
