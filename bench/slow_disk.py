@@ -25,9 +25,10 @@ measure --fresh-device`` runs them.
 
 ``sleeps`` runs one workload once on the slow disk with the replayer's
 uninterruptible sleeps traced (``kernel_truth.where_slept``): on this
-disk the kernel's reclaim is held back by blk-wbt (whose target, 2 ms or
-75 ms, its requests of 12.7 ms exceed either way: swap-ins keep its limit
-on writes in flight at the background one), which the swap file's disk
+disk the kernel's reclaim is held back by blk-wbt at either target (2 ms
+or 75 ms: a reclaimer's swap writes are neither synchronous nor
+kswapd's, so while swap-ins run blk-wbt's ``get_limit`` gives them its
+background limit, a quarter of its depth), which the swap file's disk
 never applies (docs/kernel-truth.md, "A disk as slow as `hdd`").
 
 ``measure`` writes ``tests/data/real_kernel/slowdisk_pc<N>.json`` (the
