@@ -284,7 +284,8 @@ def compare(cluster: int) -> str:
         " | real pgdeactivate | simulator | real write requests (pages each) | blk-wbt target |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, wl in doc["workloads"].items():
+    order = [n for names in SETS.values() for n in names]  # the sets' order, whenever each was measured
+    for name, wl in sorted(doc["workloads"].items(), key=lambda kv: order.index(kv[0])):
         _c, _n, sim = KT._agree_one((config, name, device))
         secs = [r["seconds"] for r in wl["runs"]]
         deact = [r["vmstat"].get("pgdeactivate", 0) for r in wl["runs"]]
