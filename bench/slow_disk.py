@@ -183,7 +183,9 @@ def _kept(out: Path, doc: dict[str, Any], names: list[str]) -> dict[str, Any]:
 
     A run of a long workload on this disk takes minutes, so measuring one more
     workload must not cost the ones recorded before; runs on a disk of
-    another speed are not comparable and are dropped.
+    another speed are not comparable and are dropped. Those at another
+    write-throttle target are kept: each workload says its own
+    (``wbt_lat_usec``), and ``compare`` shows it.
     """
     try:
         old = json.loads(out.read_text())
