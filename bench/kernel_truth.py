@@ -1023,6 +1023,95 @@ def where_slept(text: str) -> dict[str, int]:
     return got
 
 
+# What flushes enables: the TLB flushes of every task (the replayer's are told by the comm column), the
+# replayer's context switches and migrations, its kernel-mode page faults and its memcg reclaim calls.
+FLUSH_EVENTS = {
+    "tlb/tlb_flush": "",
+    "sched/sched_switch": 'prev_comm ~ "replayer*"',
+    "sched/sched_migrate_task": 'comm ~ "replayer*"',
+    "exceptions/page_fault_kernel": "common_pid != 0",
+    "vmscan/mm_vmscan_memcg_reclaim_begin": 'comm ~ "replayer*"',
+    "vmscan/mm_vmscan_memcg_reclaim_end": 'comm ~ "replayer*"',
+}
+LONG_CALL_MS = 1.0  # a reclaim call this long scanned far more than its 32 pages (normally 0.2 ms)
+
+
+def tlb_flushes(text: str) -> dict[str, Any]:
+    """From a trace of FLUSH_EVENTS: how the replayer's reclaim flushed its TLB, and when its rseq
+    page faulted (a kernel-mode read at ``__get_user_8``) against its long reclaim calls.
+
+    ``full``: full flushes of the local TLB (``pages:-1``, reclaim's batched ``arch_tlbbatch_flush``
+    when another CPU is in the process's ``mm_cpumask``); ``one_page``: single-page flushes (an
+    unmap flushed at once, the mask holding this CPU alone); ``cpus``: the CPUs the replayer ran
+    on; ``long_calls``: (ms from the first event, duration in ms, pages reclaimed) of each call of at
+    least ``LONG_CALL_MS``; ``rseq``: for each rseq fault, (ms after the end of the last long call,
+    that call's duration in ms), None if none came before.
+    """
+    import re
+
+    line_re = re.compile(r"^\s*(\S+)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)")
+    full = one_page = calls = 0
+    cpus: set[int] = set()
+    begin: float | None = None
+    t0: float | None = None
+    long_calls: list[tuple[float, float, int]] = []
+    rseq: list[tuple[float, float] | None] = []
+    for line in text.splitlines():
+        m = line_re.match(line)
+        if m is None or not m.group(1).startswith("replayer"):
+            continue
+        t = float(m.group(4)) * 1000
+        t0 = t if t0 is None else t0
+        event, rest = m.group(5), m.group(6)
+        cpus.add(int(m.group(3)))
+        if event == "tlb_flush":
+            full += rest.startswith("pages:-1 reason:local shootdown")
+            one_page += rest.startswith("pages:1 reason:local MM shootdown")
+        elif event == "mm_vmscan_memcg_reclaim_begin":
+            begin, calls = t, calls + 1
+        elif event == "mm_vmscan_memcg_reclaim_end" and begin is not None:
+            if t - begin >= LONG_CALL_MS:
+                got = re.search(r"nr_reclaimed=(\d+)", rest)
+                long_calls.append(
+                    (round(begin - t0, 3), round(t - begin, 3), int(got.group(1)) if got else -1)
+                )
+            begin = None
+        elif event == "page_fault_kernel" and "ip=__get_user_8" in rest:
+            last = long_calls[-1] if long_calls else None
+            rseq.append(None if last is None else (round(t - t0 - last[0] - last[1], 3), last[1]))
+    return {
+        "reclaim_calls": calls,
+        "full": full,
+        "one_page": one_page,
+        "cpus": sorted(cpus),
+        "long_calls": long_calls,
+        "rseq": rseq,
+    }
+
+
+def flushes(name: str, config: str, runs: int) -> str:
+    """Runs of one workload under FLUSH_EVENTS: a line of ``tlb_flushes`` for each (root, tracefs)."""
+    text, _stem = _trace_named(name)
+    spec = CONFIGS[config]
+    out = []
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+        trace = Path(tmp) / "trace"
+        trace.write_text(text)
+        with K.session(spec["swap"], cluster=spec["cluster"]) as facts, K.records_file(trace) as rec:
+            for i in range(runs):
+                if spec["swap"] == "file":
+                    K.reswap(facts.swap)
+                with _tracing(FLUSH_EVENTS) as traced:
+                    run = K.replay_kernel(rec, LIMIT)
+                got = tlb_flushes(traced.text)
+                line = f"{name} {config} run {i + 1}: majflt {run.majflt} minflt {run.minflt} " + json.dumps(
+                    got
+                )
+                print(line, flush=True)
+                out.append(line)
+    return "\n".join(out)
+
+
 def share_in_order(order: list[int], written: int) -> float:
     """Of the first half of a pass's pages freed (``order``: their positions in the order written, as
     freed), the share that was in the first half written: 1 freed in write order, 0 in reverse."""
@@ -1489,6 +1578,14 @@ def main() -> int:
         help="a machine.swap_device for the swap-file configurations, as agree's (repeat for several; "
         "default hdd and one as fast as this machine's disk, 42 us and 1.7 GB/s)",
     )
+    fl = sub.add_parser(
+        "flushes",
+        help="runs of one workload under the TLB-flush, scheduler, fault and reclaim tracepoints: the "
+        "replayer's full and one-page TLB flushes, its long reclaim calls and its rseq page's faults (root)",
+    )
+    fl.add_argument("name", help="a workload of vmexp/validate/workloads.py, or a trace file of one process")
+    fl.add_argument("--config", choices=list(AGREE_CONFIGS), default="zram")
+    fl.add_argument("--runs", type=int, default=1)
     v = sub.add_parser(
         "vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'"
     )
@@ -1527,6 +1624,8 @@ def main() -> int:
         elif a.cmd == "criterion":
             devices = a.device or ["hdd", FAST_DISK]
             print(criterion(a.jobs, [_measured_device() if d == "measured" else d for d in devices]))
+        elif a.cmd == "flushes":
+            flushes(a.name, a.config, a.runs)
         elif a.cmd == "vmstat":
             print(vmstat_table(json.loads(_agree_file(a.wset).read_text())))
         else:

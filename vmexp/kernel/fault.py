@@ -246,8 +246,16 @@ class FaultHandler:
         A preemption without a sleep (``MM.preempted``, vmpressure's kworker
         in the middle of reclaim) comes back to the same CPU, whose TLB
         still maps the page: x86 clears accessed bits without a TLB flush
-        (``ptep_clear_flush_young``), so that read marks nothing, and
-        ``refs`` calls this only when reclaim has unmapped the page.
+        (``ptep_clear_flush_young``), and while the process has run on this
+        CPU alone reclaim flushes its unmaps one page at a time, so that
+        read marks nothing, and ``refs`` calls this only when reclaim has
+        unmapped the page. (A process moved to another CPU at exec gets a
+        full flush at every reclaim batch instead, and its read marks the
+        page; traced, 2 zram runs in 10.) The kernel's rseq faults come right
+        after a long reclaim call, which takes the page between two scans;
+        the simulator's long calls keep it, as its image puts the page
+        late on the lists, and a later call takes it: the same count, a
+        few calls late (docs/kernel-truth.md, "The premise above").
         """
         if not mm.hot:
             return False
