@@ -1089,27 +1089,34 @@ def tlb_flushes(text: str) -> dict[str, Any]:
     }
 
 
-def flushes(name: str, config: str, runs: int) -> str:
-    """Runs of one workload under FLUSH_EVENTS: a line of ``tlb_flushes`` for each (root, tracefs)."""
-    text, _stem = _trace_named(name)
+def flushes(name: str, config: str, runs: int, keep: bool = False) -> Path | None:
+    """Runs of one workload of ``workloads.py`` under FLUSH_EVENTS: a line of ``tlb_flushes`` for each
+    (root, tracefs); ``keep``: the runs recorded in ``tests/data/real_kernel/tlb_flushes_<name>_<config>.json``
+    (returned)."""
+    if name not in {n for ws in SETS.values() for n in ws}:
+        raise K.KernelRunError(f"flushes: {name!r} is not a workload of vmexp/validate/workloads.py")
     spec = CONFIGS[config]
-    out = []
     with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
         trace = Path(tmp) / "trace"
-        trace.write_text(text)
+        trace.write_text(generate(name))
         with K.session(spec["swap"], cluster=spec["cluster"]) as facts, K.records_file(trace) as rec:
+            doc = record(
+                facts, "TLB flushes, long reclaim calls and rseq faults, traced", [name], runs, False
+            )
+            doc["settings"].update(config=config, long_call_ms=LONG_CALL_MS)
             for i in range(runs):
                 if spec["swap"] == "file":
                     K.reswap(facts.swap)
                 with _tracing(FLUSH_EVENTS) as traced:
                     run = K.replay_kernel(rec, LIMIT)
-                got = tlb_flushes(traced.text)
-                line = f"{name} {config} run {i + 1}: majflt {run.majflt} minflt {run.minflt} " + json.dumps(
-                    got
-                )
-                print(line, flush=True)
-                out.append(line)
-    return "\n".join(out)
+                got = {"majflt": run.majflt, "minflt": run.minflt, **tlb_flushes(traced.text)}
+                doc["workloads"][name]["runs"].append(got)
+                print(f"{name} {config} run {i + 1}: {json.dumps(got)}", flush=True)
+    if not keep:
+        return None
+    out = DATA / f"tlb_flushes_{name}_{config}.json"
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
 
 
 def share_in_order(order: list[int], written: int) -> float:
@@ -1583,9 +1590,14 @@ def main() -> int:
         help="runs of one workload under the TLB-flush, scheduler, fault and reclaim tracepoints: the "
         "replayer's full and one-page TLB flushes, its long reclaim calls and its rseq page's faults (root)",
     )
-    fl.add_argument("name", help="a workload of vmexp/validate/workloads.py, or a trace file of one process")
+    fl.add_argument("name", help="a workload of vmexp/validate/workloads.py")
     fl.add_argument("--config", choices=list(AGREE_CONFIGS), default="zram")
     fl.add_argument("--runs", type=int, default=1)
+    fl.add_argument(
+        "--record",
+        action="store_true",
+        help="record the runs in tests/data/real_kernel/tlb_flushes_NAME_CONFIG.json",
+    )
     v = sub.add_parser(
         "vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'"
     )
@@ -1625,7 +1637,9 @@ def main() -> int:
             devices = a.device or ["hdd", FAST_DISK]
             print(criterion(a.jobs, [_measured_device() if d == "measured" else d for d in devices]))
         elif a.cmd == "flushes":
-            flushes(a.name, a.config, a.runs)
+            kept = flushes(a.name, a.config, a.runs, a.record)
+            if kept is not None:
+                print(kept)
         elif a.cmd == "vmstat":
             print(vmstat_table(json.loads(_agree_file(a.wset).read_text())))
         else:

@@ -251,7 +251,7 @@ class FaultHandler:
         read marks nothing, and ``refs`` calls this only when reclaim has
         unmapped the page. (A process moved to another CPU at exec gets a
         full flush at every reclaim batch instead, and its read marks the
-        page; traced, 2 zram runs in 10.) The kernel's rseq faults come right
+        page; traced, 2 zram runs in 26.) The kernel's rseq faults come right
         after a long reclaim call, which takes the page between two scans;
         the simulator's long calls keep it, as its image puts the page
         late on the lists, and a later call takes it: the same count, a
