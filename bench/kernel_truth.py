@@ -1119,6 +1119,112 @@ def flushes(name: str, config: str, runs: int, keep: bool = False) -> Path | Non
     return out
 
 
+# What image-order enables: every page reclaim writes (by pfn) and the group's reclaim calls.
+ORDER_EVENTS = {
+    "vmscan/mm_vmscan_write_folio": "",
+    "vmscan/mm_vmscan_memcg_reclaim_begin": 'comm ~ "replayer*"',
+}
+
+
+def _rseq_address(pid: int) -> int | None:
+    """The stopped process's registered ``struct rseq`` (``PTRACE_GET_RSEQ_CONFIGURATION``), or None."""
+    import ctypes
+
+    class Config(ctypes.Structure):
+        _fields_ = [
+            ("ptr", ctypes.c_uint64),
+            ("len", ctypes.c_uint32),
+            ("flags", ctypes.c_uint32),
+            ("sig", ctypes.c_uint32),
+        ]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.restype = ctypes.c_long
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    seize, interrupt, detach, get_rseq = 0x4206, 0x4207, 17, 0x420F
+    if libc.ptrace(seize, pid, None, None) != 0:
+        return None
+    libc.ptrace(interrupt, pid, None, None)
+    os.waitpid(pid, 0)
+    cfg = Config()
+    got = libc.ptrace(get_rseq, pid, ctypes.c_void_p(ctypes.sizeof(cfg)), ctypes.byref(cfg))
+    libc.ptrace(detach, pid, None, ctypes.c_void_p(signal.SIGSTOP))  # stopped again, as it was
+    return int(cfg.ptr) if got > 0 else None
+
+
+def _anon_pages(pid: int, rseq: int | None) -> dict[int, tuple[str, int, str]]:
+    """pfn -> (mapping, page index in it, what) of every page of ``pid`` that is its own (anonymous,
+    exclusive: pagemap bit 61 clear); ``what`` is ``rseq`` for the page holding its ``struct rseq``."""
+    import struct
+
+    pages: dict[int, tuple[str, int, str]] = {}
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        f = line.split()
+        a, b = (int(x, 16) for x in f[0].split("-"))
+        n = (b - a) // 4096
+        with open(f"/proc/{pid}/pagemap", "rb") as fh:
+            fh.seek(a // 4096 * 8)
+            raw = fh.read(n * 8)
+        if len(raw) < n * 8:  # [vsyscall]
+            continue
+        label = f"{f[5].rsplit('/', 1)[-1] if len(f) > 5 else '[anon]'} {f[1]} {f[0]}"
+        for i, e in enumerate(struct.unpack(f"{n}Q", raw)):
+            pfn = e & ((1 << 55) - 1)
+            if e >> 63 & 1 and not e >> 61 & 1 and pfn:
+                pages[pfn] = (
+                    label,
+                    i,
+                    "rseq" if rseq is not None and a + i * 4096 <= rseq < a + i * 4096 + 4096 else "",
+                )
+    return pages
+
+
+def image_order(name: str, config: str) -> list[tuple[int, str, int, str]]:
+    """The order in which reclaim writes the replayer's own pages in a run of ``name``: stopped before
+    its loop (``-S``), every page of its own is read from ``/proc/PID/pagemap`` (pfn) with the
+    address of its ``struct rseq``; then, while it runs its loop, ``mm_vmscan_write_folio`` gives the
+    pfns reclaim writes, in order. Each of its own pages written is a line (reclaim call, mapping,
+    page index, ``rseq``), in the order written (root, tracefs)."""
+    if name not in {n for ws in SETS.values() for n in ws}:
+        raise K.KernelRunError(f"image-order: {name!r} is not a workload of vmexp/validate/workloads.py")
+    spec = CONFIGS[config]
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+        trace = Path(tmp) / "trace"
+        trace.write_text(generate(name))
+        with (
+            K.session(spec["swap"], cluster=spec["cluster"]) as facts,
+            K.records_file(trace) as rec,
+            K.memory_cgroup(LIMIT) as cg,
+        ):
+            if spec["swap"] == "file":
+                K.reswap(facts.swap)
+            p = subprocess.Popen(
+                [str(build_replayer()), "-S", rec], stdout=subprocess.PIPE, text=True, preexec_fn=cg.join
+            )
+            try:
+                K._wait_stopped(p)
+                pages = _anon_pages(p.pid, _rseq_address(p.pid))
+                with _tracing(ORDER_EVENTS) as traced:
+                    os.kill(p.pid, signal.SIGCONT)
+                    K._wait_stopped(p)  # after its loop
+                os.kill(p.pid, signal.SIGCONT)
+                p.communicate(timeout=60)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+    import re
+
+    call, written = 0, []
+    for line in traced.text.splitlines():
+        if "mm_vmscan_memcg_reclaim_begin" in line and "replayer" in line:
+            call += 1
+        m = re.search(r"mm_vmscan_write_folio: .*pfn=0x([0-9a-f]+)", line)
+        if m and int(m.group(1), 16) in pages:
+            written.append((call, *pages.pop(int(m.group(1), 16))))
+    return written
+
+
 def share_in_order(order: list[int], written: int) -> float:
     """Of the first half of a pass's pages freed (``order``: their positions in the order written, as
     freed), the share that was in the first half written: 1 freed in write order, 0 in reverse."""
@@ -1598,6 +1704,13 @@ def main() -> int:
         action="store_true",
         help="record the runs in tests/data/real_kernel/tlb_flushes_NAME_CONFIG.json",
     )
+    io = sub.add_parser(
+        "image-order",
+        help="the order in which reclaim writes the replayer's own pages (pagemap pfns, then "
+        "mm_vmscan_write_folio; root)",
+    )
+    io.add_argument("name", help="a workload of vmexp/validate/workloads.py")
+    io.add_argument("--config", choices=list(AGREE_CONFIGS), default="zram")
     v = sub.add_parser(
         "vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'"
     )
@@ -1640,6 +1753,9 @@ def main() -> int:
             kept = flushes(a.name, a.config, a.runs, a.record)
             if kept is not None:
                 print(kept)
+        elif a.cmd == "image-order":
+            for call, mapping, index, what in image_order(a.name, a.config):
+                print(f"call {call:>5}  {mapping}  page {index}  {what}".rstrip())
         elif a.cmd == "vmstat":
             print(vmstat_table(json.loads(_agree_file(a.wset).read_text())))
         else:
