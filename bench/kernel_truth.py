@@ -102,6 +102,7 @@ and writes ``outputs/kernel_truth/sim_today.json``; ``table`` prints both.
 from __future__ import annotations
 
 import argparse
+import collections.abc
 import contextlib
 import copy
 import datetime
@@ -1089,29 +1090,37 @@ def tlb_flushes(text: str) -> dict[str, Any]:
     }
 
 
-def flushes(name: str, config: str, runs: int, keep: bool = False) -> Path | None:
-    """Runs of one workload of ``workloads.py`` under FLUSH_EVENTS: a line of ``tlb_flushes`` for each
-    (root, tracefs); ``keep``: the runs recorded in ``tests/data/real_kernel/tlb_flushes_<name>_<config>.json``
-    (returned)."""
+@contextlib.contextmanager
+def _workload_session(
+    command: str, name: str, config: str
+) -> collections.abc.Iterator[tuple[K.KernelFacts, str]]:
+    """A session of ``config``'s swap with workload ``name``'s records ready: (the kernel's facts, the
+    records file), for the commands that trace one workload of ``workloads.py`` (root)."""
     if name not in {n for ws in SETS.values() for n in ws}:
-        raise K.KernelRunError(f"flushes: {name!r} is not a workload of vmexp/validate/workloads.py")
+        raise K.KernelRunError(f"{command}: {name!r} is not a workload of vmexp/validate/workloads.py")
     spec = CONFIGS[config]
     with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
         trace = Path(tmp) / "trace"
         trace.write_text(generate(name))
         with K.session(spec["swap"], cluster=spec["cluster"]) as facts, K.records_file(trace) as rec:
-            doc = record(
-                facts, "TLB flushes, long reclaim calls and rseq faults, traced", [name], runs, False
-            )
-            doc["settings"].update(config=config, long_call_ms=LONG_CALL_MS)
-            for i in range(runs):
-                if spec["swap"] == "file":
-                    K.reswap(facts.swap)
-                with _tracing(FLUSH_EVENTS) as traced:
-                    run = K.replay_kernel(rec, LIMIT)
-                got = {"majflt": run.majflt, "minflt": run.minflt, **tlb_flushes(traced.text)}
-                doc["workloads"][name]["runs"].append(got)
-                print(f"{name} {config} run {i + 1}: {json.dumps(got)}", flush=True)
+            yield facts, rec
+
+
+def flushes(name: str, config: str, runs: int, keep: bool = False) -> Path | None:
+    """Runs of one workload of ``workloads.py`` under FLUSH_EVENTS: a line of ``tlb_flushes`` for each
+    (root, tracefs); ``keep``: the runs recorded in ``tests/data/real_kernel/tlb_flushes_<name>_<config>.json``
+    (returned)."""
+    with _workload_session("flushes", name, config) as (facts, rec):
+        doc = record(facts, "TLB flushes, long reclaim calls and rseq faults, traced", [name], runs, False)
+        doc["settings"].update(config=config, long_call_ms=LONG_CALL_MS)
+        for i in range(runs):
+            if CONFIGS[config]["swap"] == "file":
+                K.reswap(facts.swap)
+            with _tracing(FLUSH_EVENTS) as traced:
+                run = K.replay_kernel(rec, LIMIT)
+            got = {"majflt": run.majflt, "minflt": run.minflt, **tlb_flushes(traced.text)}
+            doc["workloads"][name]["runs"].append(got)
+            print(f"{name} {config} run {i + 1}: {json.dumps(got)}", flush=True)
     if not keep:
         return None
     out = DATA / f"tlb_flushes_{name}_{config}.json"
@@ -1185,34 +1194,24 @@ def image_order(name: str, config: str) -> list[tuple[int, str, int, str]]:
     address of its ``struct rseq``; then, while it runs its loop, ``mm_vmscan_write_folio`` gives the
     pfns reclaim writes, in order. Each of its own pages written is a line (reclaim call, mapping,
     page index, ``rseq``), in the order written (root, tracefs)."""
-    if name not in {n for ws in SETS.values() for n in ws}:
-        raise K.KernelRunError(f"image-order: {name!r} is not a workload of vmexp/validate/workloads.py")
-    spec = CONFIGS[config]
-    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
-        trace = Path(tmp) / "trace"
-        trace.write_text(generate(name))
-        with (
-            K.session(spec["swap"], cluster=spec["cluster"]) as facts,
-            K.records_file(trace) as rec,
-            K.memory_cgroup(LIMIT) as cg,
-        ):
-            if spec["swap"] == "file":
-                K.reswap(facts.swap)
-            p = subprocess.Popen(
-                [str(build_replayer()), "-S", rec], stdout=subprocess.PIPE, text=True, preexec_fn=cg.join
-            )
-            try:
-                K._wait_stopped(p)
-                pages = _anon_pages(p.pid, _rseq_address(p.pid))
-                with _tracing(ORDER_EVENTS) as traced:
-                    os.kill(p.pid, signal.SIGCONT)
-                    K._wait_stopped(p)  # after its loop
+    with _workload_session("image-order", name, config) as (facts, rec), K.memory_cgroup(LIMIT) as cg:
+        if CONFIGS[config]["swap"] == "file":
+            K.reswap(facts.swap)
+        p = subprocess.Popen(
+            [str(build_replayer()), "-S", rec], stdout=subprocess.PIPE, text=True, preexec_fn=cg.join
+        )
+        try:
+            K._wait_stopped(p)
+            pages = _anon_pages(p.pid, _rseq_address(p.pid))
+            with _tracing(ORDER_EVENTS) as traced:
                 os.kill(p.pid, signal.SIGCONT)
-                p.communicate(timeout=60)
-            finally:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+                K._wait_stopped(p)  # after its loop
+            os.kill(p.pid, signal.SIGCONT)
+            p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     import re
 
     call, written = 0, []
@@ -1578,6 +1577,12 @@ WSET_HELP = (
 )
 
 
+def _one_workload(parser: argparse.ArgumentParser) -> None:
+    """A command's workload of ``workloads.py`` by name and the configuration to run it in."""
+    parser.add_argument("name", help="a workload of vmexp/validate/workloads.py")
+    parser.add_argument("--config", choices=list(AGREE_CONFIGS), default="zram")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -1696,8 +1701,7 @@ def main() -> int:
         help="runs of one workload under the TLB-flush, scheduler, fault and reclaim tracepoints: the "
         "replayer's full and one-page TLB flushes, its long reclaim calls and its rseq page's faults (root)",
     )
-    fl.add_argument("name", help="a workload of vmexp/validate/workloads.py")
-    fl.add_argument("--config", choices=list(AGREE_CONFIGS), default="zram")
+    _one_workload(fl)
     fl.add_argument("--runs", type=int, default=1)
     fl.add_argument(
         "--record",
@@ -1709,8 +1713,7 @@ def main() -> int:
         help="the order in which reclaim writes the replayer's own pages (pagemap pfns, then "
         "mm_vmscan_write_folio; root)",
     )
-    io.add_argument("name", help="a workload of vmexp/validate/workloads.py")
-    io.add_argument("--config", choices=list(AGREE_CONFIGS), default="zram")
+    _one_workload(io)
     v = sub.add_parser(
         "vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'"
     )
