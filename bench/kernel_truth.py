@@ -1114,7 +1114,7 @@ def flushes(name: str, config: str, runs: int, keep: bool = False) -> Path | Non
         doc = record(facts, "TLB flushes, long reclaim calls and rseq faults, traced", [name], runs, False)
         doc["settings"].update(config=config, long_call_ms=LONG_CALL_MS)
         for i in range(runs):
-            if CONFIGS[config]["swap"] == "file":
+            if CONFIGS[config]["swap"] == "file" and facts.swap is not None:
                 K.reswap(facts.swap)
             with _tracing(FLUSH_EVENTS) as traced:
                 run = K.replay_kernel(rec, LIMIT)
@@ -1195,7 +1195,7 @@ def image_order(name: str, config: str) -> list[tuple[int, str, int, str]]:
     pfns reclaim writes, in order. Each of its own pages written is a line (reclaim call, mapping,
     page index, ``rseq``), in the order written (root, tracefs)."""
     with _workload_session("image-order", name, config) as (facts, rec), K.memory_cgroup(LIMIT) as cg:
-        if CONFIGS[config]["swap"] == "file":
+        if CONFIGS[config]["swap"] == "file" and facts.swap is not None:
             K.reswap(facts.swap)
         p = subprocess.Popen(
             [str(build_replayer()), "-S", rec], stdout=subprocess.PIPE, text=True, preexec_fn=cg.join
