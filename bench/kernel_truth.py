@@ -1111,10 +1111,11 @@ def flushes(name: str, config: str, runs: int, keep: bool = False) -> Path | Non
     (root, tracefs); ``keep``: the runs recorded in ``tests/data/real_kernel/tlb_flushes_<name>_<config>.json``
     (returned)."""
     with _workload_session("flushes", name, config) as (facts, rec):
-        doc = record(facts, "TLB flushes, long reclaim calls and rseq faults, traced", [name], runs, False)
+        fresh = CONFIGS[config]["swap"] == "file"  # a swap file is swapped on again before each run
+        doc = record(facts, "TLB flushes, long reclaim calls and rseq faults, traced", [name], runs, fresh)
         doc["settings"].update(config=config, long_call_ms=LONG_CALL_MS)
         for i in range(runs):
-            if CONFIGS[config]["swap"] == "file" and facts.swap is not None:
+            if fresh and facts.swap is not None:
                 K.reswap(facts.swap)
             with _tracing(FLUSH_EVENTS) as traced:
                 run = K.replay_kernel(rec, LIMIT)
