@@ -17,6 +17,9 @@
     python bench/kernel_truth.py aging seq_loop_90 1 others 1 others 1 --trace-reclaim   # and why (tracefs)
     python bench/kernel_truth.py aging seq_write_80 1 --trace-sleeps   # where the replayer slept (tracefs)
     python bench/kernel_truth.py stretch DIR NAME... --seconds 20   # the same traces over a longer run
+    python bench/kernel_truth.py flushes NAME --runs 10   # TLB flushes, long reclaim calls, rseq faults (tracefs)
+    python bench/kernel_truth.py image-order NAME       # the order reclaim writes the replayer's own pages
+    python bench/kernel_truth.py own-faults NAME --config file_pc0   # its own pages met in flight; the disk
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -1189,13 +1192,15 @@ def _anon_pages(pid: int, rseq: int | None) -> dict[int, tuple[str, int, str]]:
     return pages
 
 
-def image_order(name: str, config: str) -> list[tuple[int, str, int, str]]:
-    """The order in which reclaim writes the replayer's own pages in a run of ``name``: stopped before
-    its loop (``-S``), every page of its own is read from ``/proc/PID/pagemap`` (pfn) with the
-    address of its ``struct rseq``; then, while it runs its loop, ``mm_vmscan_write_folio`` gives the
-    pfns reclaim writes, in order. Each of its own pages written is a line (reclaim call, mapping,
-    page index, ``rseq``), in the order written (root, tracefs)."""
-    with _workload_session("image-order", name, config) as (facts, rec), K.memory_cgroup(LIMIT) as cg:
+def _own_pages_traced(
+    command: str, name: str, config: str, events: dict[str, str]
+) -> tuple[dict[int, tuple[str, int, str]], str, dict[str, int]]:
+    """A run of ``name`` whose own pages are mapped before its loop and whose loop is traced: stopped
+    before its loop (``-S``), every page of its own is read from ``/proc/PID/pagemap`` (pfn -> mapping,
+    page index, ``rseq`` for the page of its ``struct rseq``, ``_anon_pages``); then its loop runs under
+    ``events``, in which ``PID`` stands for its pid (root, tracefs). Returns (the pages, the trace, the
+    loop's /proc/vmstat counters: ``K.VMSTAT_KEYS``, the machine's, which only its group moves)."""
+    with _workload_session(command, name, config) as (facts, rec), K.memory_cgroup(LIMIT) as cg:
         if CONFIGS[config]["swap"] == "file" and facts.swap is not None:
             K.reswap(facts.swap)
         p = subprocess.Popen(
@@ -1204,25 +1209,143 @@ def image_order(name: str, config: str) -> list[tuple[int, str, int, str]]:
         try:
             K._wait_stopped(p)
             pages = _anon_pages(p.pid, _rseq_address(p.pid))
-            with _tracing(ORDER_EVENTS) as traced:
+            before = K._vmstat()
+            with _tracing({e: f.replace("PID", str(p.pid)) for e, f in events.items()}) as traced:
                 os.kill(p.pid, signal.SIGCONT)
                 K._wait_stopped(p)  # after its loop
+            after = K._vmstat()
             os.kill(p.pid, signal.SIGCONT)
             p.communicate(timeout=60)
         finally:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+    return pages, traced.text, {k: after[k] - before[k] for k in before}
+
+
+def image_order(name: str, config: str) -> list[tuple[int, str, int, str]]:
+    """The order in which reclaim writes the replayer's own pages in a run of ``name``: while it runs
+    its loop, ``mm_vmscan_write_folio`` gives the pfns reclaim writes, in order, and its own pages are
+    known by pfn (``_own_pages_traced``). Each of its own pages written is a line (reclaim call,
+    mapping, page index, ``rseq``), in the order written (root, tracefs)."""
+    pages, text, _ = _own_pages_traced("image-order", name, config, ORDER_EVENTS)
     import re
 
     call, written = 0, []
-    for line in traced.text.splitlines():
+    for line in text.splitlines():
         if "mm_vmscan_memcg_reclaim_begin" in line and "replayer" in line:
             call += 1
         m = re.search(r"mm_vmscan_write_folio: .*pfn=0x([0-9a-f]+)", line)
         if m and int(m.group(1), 16) in pages:
             written.append((call, *pages.pop(int(m.group(1), 16))))
     return written
+
+
+# What own-faults enables: the replayer's reclaim calls and faults (PID: its pid), every page reclaim
+# writes (by pfn), and every request the block layer issues and completes.
+OWN_EVENTS = {
+    "vmscan/mm_vmscan_write_folio": "",
+    "vmscan/mm_vmscan_memcg_reclaim_begin": "common_pid == PID",
+    "vmscan/mm_vmscan_memcg_reclaim_end": "common_pid == PID",
+    "exceptions/page_fault_user": "common_pid == PID",
+    "exceptions/page_fault_kernel": "common_pid == PID",
+    "block/block_rq_issue": "",
+    "block/block_rq_complete": "",
+}
+OWN_WINDOW_MS = 1.0  # own pages faulting this soon after a long reclaim call are reported with it
+
+
+def own_faults(name: str, config: str) -> dict[str, Any]:
+    """Where the replayer's own pages fault against its long reclaim calls, and how the disk served it,
+    in one run of ``name`` (``_own_pages_traced`` with OWN_EVENTS; root, tracefs)."""
+    pages, text, vmstat = _own_pages_traced("own-faults", name, config, OWN_EVENTS)
+    return {"workload": name, "config": config, "vmstat": vmstat, **own_faults_report(text, pages)}
+
+
+def own_faults_report(text: str, pages: dict[int, tuple[str, int, str]]) -> dict[str, Any]:
+    """From a trace of OWN_EVENTS and the replayer's own pages (pfn -> mapping, index, ``rseq``): for
+    each long reclaim call (at least ``LONG_CALL_MS``), when it began and ended (ms from the first
+    event), the pages it wrote and how many of them were the replayer's own, and each own page that
+    faulted within ``OWN_WINDOW_MS`` after it: µs after the call's end, the page, and ``pending``,
+    whether a write request issued between the page's write and the fault was still incomplete
+    (its write likely in flight: the fault finds it in the swap cache under writeback). ``disk``:
+    each request's time from issue to completion, reads and writes apart (µs: median, 90th
+    percentile, most), and the most requests in flight at once.
+
+    The pages are the ones the replayer had before its loop (mapped by pfn), so a page is known
+    until its first write; its address is its mapping's start plus its index.
+    """
+    import re
+    import statistics
+
+    line_re = re.compile(r"\s([\d.]+): (\w+): (.*)")
+    rq_re = re.compile(r"^\S+ ([RW])\S* (?:\d+ )?\(\) (\d+) \+ (\d+)")
+    by_addr = {int(m.split()[-1].split("-")[0], 16) + i * K.PAGE: (m, i, w) for m, i, w in pages.values()}
+    t0: float | None = None
+    begin: float | None = None
+    calls: list[dict[str, Any]] = []
+    written_at: dict[int, list[float]] = {}  # own page address -> when reclaim wrote it
+    issued: dict[tuple[str, str], float] = {}
+    latency: dict[str, list[float]] = {"R": [], "W": []}
+    writes: list[tuple[float, float]] = []  # (issued, completed) of each write request
+    faults: list[tuple[float, int]] = []
+    most = nwritten = nown = 0
+    for line in text.splitlines():
+        m = line_re.search(line)
+        if m is None:
+            continue
+        t = float(m.group(1)) * 1000
+        t0 = t if t0 is None else t0
+        t -= t0
+        event, rest = m.group(2), m.group(3)
+        if event == "mm_vmscan_memcg_reclaim_begin":
+            begin, nwritten, nown = t, 0, 0
+        elif event == "mm_vmscan_memcg_reclaim_end" and begin is not None:
+            if t - begin >= LONG_CALL_MS:
+                calls.append(
+                    {"begin_ms": round(begin, 3), "end_ms": round(t, 3), "written": nwritten, "own": nown}
+                )
+            begin = None
+        elif event == "mm_vmscan_write_folio" and (pm := re.search(r"pfn=0x([0-9a-f]+)", rest)):
+            own = pages.get(int(pm.group(1), 16))
+            if own is not None:
+                written_at.setdefault(int(own[0].split()[-1].split("-")[0], 16) + own[1] * K.PAGE, []).append(
+                    t
+                )
+            if begin is not None:
+                nwritten, nown = nwritten + 1, nown + (own is not None)
+        elif event.startswith("page_fault") and (am := re.search(r"address=0x([0-9a-f]+)", rest)):
+            faults.append((t, int(am.group(1), 16) & ~(K.PAGE - 1)))
+        elif event.startswith("block_rq") and (rm := rq_re.match(rest)):
+            key = (rm.group(1), rm.group(2))
+            if event == "block_rq_issue":
+                issued[key] = t
+                most = max(most, len(issued))
+            elif key in issued:
+                start = issued.pop(key)
+                latency[key[0]].append((t - start) * 1000)
+                if key[0] == "W":
+                    writes.append((start, t))
+    for call in calls:
+        call["own_faults"] = []
+        for t, addr in faults:
+            if not call["end_ms"] <= t <= call["end_ms"] + OWN_WINDOW_MS or addr not in by_addr:
+                continue
+            mapping, index, what = by_addr[addr]
+            w = max((x for x in written_at.get(addr, []) if x <= t), default=None)
+            pending = w is not None and any(w <= a <= t < c for a, c in writes)
+            call["own_faults"].append(
+                [round((t - call["end_ms"]) * 1000), mapping.split()[0], index, what, pending]
+            )
+
+    def spread(xs: list[float]) -> list[float]:
+        xs = sorted(xs)
+        return [round(statistics.median(xs)), round(xs[int(0.9 * len(xs))]), round(xs[-1])] if xs else []
+
+    return {
+        "long_calls": calls,
+        "disk": {"read_us": spread(latency["R"]), "write_us": spread(latency["W"]), "most_in_flight": most},
+    }
 
 
 def share_in_order(order: list[int], written: int) -> float:
@@ -1715,6 +1838,17 @@ def main() -> int:
         "mm_vmscan_write_folio; root)",
     )
     _one_workload(io)
+    of = sub.add_parser(
+        "own-faults",
+        help="where the replayer's own pages fault after its long reclaim calls, whether their writes "
+        "were still in flight, and how fast the disk served its requests (root, tracefs)",
+    )
+    _one_workload(of)
+    of.add_argument(
+        "--record",
+        action="store_true",
+        help="record it in tests/data/real_kernel/own_faults_NAME_CONFIG.json",
+    )
     v = sub.add_parser(
         "vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'"
     )
@@ -1760,6 +1894,15 @@ def main() -> int:
         elif a.cmd == "image-order":
             for call, mapping, index, what in image_order(a.name, a.config):
                 print(f"call {call:>5}  {mapping}  page {index}  {what}".rstrip())
+        elif a.cmd == "own-faults":
+            got = own_faults(a.name, a.config)
+            text = json.dumps(got, indent=1)
+            if a.record:
+                out = DATA / f"own_faults_{a.name}_{a.config}.json"
+                out.write_text(text + "\n")
+                print(out)
+            else:
+                print(text)
         elif a.cmd == "vmstat":
             print(vmstat_table(json.loads(_agree_file(a.wset).read_text())))
         else:

@@ -1191,6 +1191,49 @@ def test_a_deep_reclaim_pass_is_found_and_the_order_its_pages_are_freed_in_is_re
     assert got["requests"] == 2 and got["pages_per_request"] == (254 + 2) / 2
 
 
+def test_own_pages_met_in_flight_after_a_long_reclaim_call_are_read_from_the_trace() -> None:
+    """``own-faults``: the replayer's pages faulting right after a long reclaim call, with whether a write
+    issued since the page was written was still incomplete, and the disk's request times."""
+    kt = _kernel_truth()
+    stack, libc = "[stack] rw-p 7fff0000-7fff2000", "libc.so.6 rw-p 7f000000-7f002000"
+    pages = {0x100: (stack, 1, ""), 0x200: (libc, 0, ""), 0x300: (libc, 1, "rseq")}
+    lines: list[str] = []
+
+    def ev(ms: float, what: str) -> None:
+        lines.append(f" replayer-4ea03b-8669    [001] ..... {1000 + ms / 1000:.6f}: {what}")
+
+    ev(0.0, "mm_vmscan_memcg_reclaim_begin: order=0 gfp_flags=GFP_HIGHUSER_MOVABLE")
+    ev(7.0, "mm_vmscan_write_folio: page=0000 pfn=0x100 flags=RECLAIM_WB_ANON|RECLAIM_WB_ASYNC")
+    ev(7.1, "mm_vmscan_write_folio: page=0000 pfn=0x999 flags=RECLAIM_WB_ANON|RECLAIM_WB_ASYNC")
+    ev(7.2, "mm_vmscan_write_folio: page=0000 pfn=0x200 flags=RECLAIM_WB_ANON|RECLAIM_WB_ASYNC")
+    ev(7.9, "block_rq_issue: 254,0 W 12288 () 800 + 24 be,0,4 [replayer]")
+    ev(8.0, "mm_vmscan_memcg_reclaim_end: nr_reclaimed=35")
+    ev(8.02, "page_fault_user: address=0x7fff1008 ip=0x401000 error_code=0x6")  # written, in flight
+    ev(8.03, "page_fault_kernel: address=0x7f001040 ip=__get_user_8 error_code=0x0")  # never written
+    ev(8.3, "block_rq_complete: 254,0 W () 800 + 24 be,0,4 [0]")
+    ev(8.5, "page_fault_user: address=0x7f000010 ip=0x401000 error_code=0x6")  # written, write done
+    ev(9.5, "page_fault_user: address=0x7fff1000 ip=0x401000 error_code=0x6")  # past the window
+    ev(10.0, "mm_vmscan_memcg_reclaim_begin: order=0 gfp_flags=GFP_HIGHUSER_MOVABLE")
+    ev(10.2, "mm_vmscan_memcg_reclaim_end: nr_reclaimed=32")  # short: not a long call
+    ev(11.0, "block_rq_issue: 254,0 R 4096 () 900 + 8 be,0,4 [replayer]")
+    ev(11.05, "block_rq_complete: 254,0 R () 900 + 8 be,0,4 [0]")
+    got = kt.own_faults_report("\n".join(lines), pages)
+    assert got["long_calls"] == [
+        {
+            "begin_ms": 0.0,
+            "end_ms": 8.0,
+            "written": 3,
+            "own": 2,
+            "own_faults": [
+                [20, "[stack]", 1, "", True],
+                [30, "libc.so.6", 1, "rseq", False],
+                [500, "libc.so.6", 0, "", False],
+            ],
+        }
+    ]
+    assert got["disk"] == {"read_us": [50, 50, 50], "write_us": [400, 400, 400], "most_in_flight": 1}
+
+
 def test_where_the_replayer_slept_is_read_from_its_kernel_stacks() -> None:
     """``aging --trace-sleeps`` and ``slow_disk.py sleeps``: each of the replayer's sleeps, by the first
     function of ``SLEEP_KINDS`` on its stack, and those inside a memory cgroup's reclaim."""
@@ -1310,8 +1353,11 @@ def test_a_fault_on_a_page_still_being_written_counts_as_a_readahead_hit(tmp_pat
     # reclaim sets it on a page it writes, and a fault that finds that page in the swap cache before
     # the write completes counts a readahead hit (swap_update_readahead). So at page-cluster 0, where
     # nothing is read ahead, the kernel still counts hits: 0 to 6 a run on the sweeps, 11 to 15 on
-    # the heap workloads, whose frees and Zipf touches come back to pages reclaim has just written.
-    # The simulator, on a disk as fast as the one recorded, counted none before it had the alias.
+    # the heap workloads. Traced (own_faults_small_blocks_105_file_pc0.json), those are the
+    # replayer's own pages: its first long reclaim call writes them and its next operation touches
+    # them while the writes are in flight (13 of the run's 13 hits). The simulator, whose image goes
+    # on the lists in address order (docs/kernel-truth.md), counts as many from the workload's pages;
+    # it counted none before it had the alias.
     runs = _load("file_pc0", "fresh_heap")["workloads"]["small_blocks_105"]["runs"]
     assert all(r["vmstat"]["swap_ra"] == 0 and r["vmstat"]["swap_ra_hit"] >= 10 for r in runs)
     _simulate("file_pc0", "small_blocks_105", tmp_path, wset="fresh_heap", speed=DISK)
