@@ -1280,7 +1280,8 @@ def own_faults_report(text: str, pages: dict[int, tuple[str, int, str]]) -> dict
 
     line_re = re.compile(r"\s([\d.]+): (\w+): (.*)")
     rq_re = re.compile(r"^\S+ ([RW])\S* (?:\d+ )?\(\) (\d+) \+ (\d+)")
-    by_addr = {int(m.split()[-1].split("-")[0], 16) + i * K.PAGE: (m, i, w) for m, i, w in pages.values()}
+    addr_of = {pfn: int(m.split()[-1].split("-")[0], 16) + i * K.PAGE for pfn, (m, i, _) in pages.items()}
+    by_addr = {addr_of[pfn]: page for pfn, page in pages.items()}
     t0: float | None = None
     begin: float | None = None
     calls: list[dict[str, Any]] = []
@@ -1307,13 +1308,11 @@ def own_faults_report(text: str, pages: dict[int, tuple[str, int, str]]) -> dict
                 )
             begin = None
         elif event == "mm_vmscan_write_folio" and (pm := re.search(r"pfn=0x([0-9a-f]+)", rest)):
-            own = pages.get(int(pm.group(1), 16))
-            if own is not None:
-                written_at.setdefault(int(own[0].split()[-1].split("-")[0], 16) + own[1] * K.PAGE, []).append(
-                    t
-                )
+            addr = addr_of.get(int(pm.group(1), 16))
+            if addr is not None:
+                written_at.setdefault(addr, []).append(t)
             if begin is not None:
-                nwritten, nown = nwritten + 1, nown + (own is not None)
+                nwritten, nown = nwritten + 1, nown + (addr is not None)
         elif event.startswith("page_fault") and (am := re.search(r"address=0x([0-9a-f]+)", rest)):
             faults.append((t, int(am.group(1), 16) & ~(K.PAGE - 1)))
         elif event.startswith("block_rq") and (rm := rq_re.match(rest)):
