@@ -1040,6 +1040,16 @@ FLUSH_EVENTS = {
 LONG_CALL_MS = 1.0  # a reclaim call this long scanned far more than its 32 pages (normally 0.2 ms)
 
 
+def _trace_lines(text: str) -> collections.abc.Iterator[tuple[str, int, float, str, str]]:
+    """The events of a tracefs ``trace`` text: (task's comm, its CPU, ms since boot, event, the rest)."""
+    import re
+
+    line_re = re.compile(r"^\s*(\S+)-\d+\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)")
+    for line in text.splitlines():
+        if m := line_re.match(line):
+            yield m.group(1), int(m.group(2)), float(m.group(3)) * 1000, m.group(4), m.group(5)
+
+
 def tlb_flushes(text: str) -> dict[str, Any]:
     """From a trace of FLUSH_EVENTS: how the replayer's reclaim flushed its TLB, and when its rseq
     page faulted (a kernel-mode read at ``__get_user_8``) against its long reclaim calls.
@@ -1053,21 +1063,17 @@ def tlb_flushes(text: str) -> dict[str, Any]:
     """
     import re
 
-    line_re = re.compile(r"^\s*(\S+)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)")
     full = one_page = calls = 0
     cpus: set[int] = set()
     begin: float | None = None
     t0: float | None = None
     long_calls: list[tuple[float, float, int]] = []
     rseq: list[tuple[float, float] | None] = []
-    for line in text.splitlines():
-        m = line_re.match(line)
-        if m is None or not m.group(1).startswith("replayer"):
+    for comm, cpu, t, event, rest in _trace_lines(text):
+        if not comm.startswith("replayer"):
             continue
-        t = float(m.group(4)) * 1000
         t0 = t if t0 is None else t0
-        event, rest = m.group(5), m.group(6)
-        cpus.add(int(m.group(3)))
+        cpus.add(cpu)
         if event == "tlb_flush":
             full += rest.startswith("pages:-1 reason:local shootdown")
             one_page += rest.startswith("pages:1 reason:local MM shootdown")
@@ -1278,7 +1284,6 @@ def own_faults_report(text: str, pages: dict[int, tuple[str, int, str]]) -> dict
     import re
     import statistics
 
-    line_re = re.compile(r"\s([\d.]+): (\w+): (.*)")
     rq_re = re.compile(r"^\S+ ([RW])\S* (?:\d+ )?\(\) (\d+) \+ (\d+)")
     addr_of = {pfn: int(m.split()[-1].split("-")[0], 16) + i * K.PAGE for pfn, (m, i, _) in pages.items()}
     by_addr = {addr_of[pfn]: page for pfn, page in pages.items()}
@@ -1291,14 +1296,9 @@ def own_faults_report(text: str, pages: dict[int, tuple[str, int, str]]) -> dict
     writes: list[tuple[float, float]] = []  # (issued, completed) of each write request
     faults: list[tuple[float, int]] = []
     most = nwritten = nown = 0
-    for line in text.splitlines():
-        m = line_re.search(line)
-        if m is None:
-            continue
-        t = float(m.group(1)) * 1000
+    for _, _, t, event, rest in _trace_lines(text):
         t0 = t if t0 is None else t0
         t -= t0
-        event, rest = m.group(2), m.group(3)
         if event == "mm_vmscan_memcg_reclaim_begin":
             begin, nwritten, nown = t, 0, 0
         elif event == "mm_vmscan_memcg_reclaim_end" and begin is not None:
@@ -1337,13 +1337,17 @@ def own_faults_report(text: str, pages: dict[int, tuple[str, int, str]]) -> dict
                 [round((t - call["end_ms"]) * 1000), mapping.split()[0], index, what, pending]
             )
 
-    def spread(xs: list[float]) -> list[float]:
+    def percentiles(xs: list[float]) -> list[int]:
         xs = sorted(xs)
         return [round(statistics.median(xs)), round(xs[int(0.9 * len(xs))]), round(xs[-1])] if xs else []
 
     return {
         "long_calls": calls,
-        "disk": {"read_us": spread(latency["R"]), "write_us": spread(latency["W"]), "most_in_flight": most},
+        "disk": {
+            "read_us": percentiles(latency["R"]),
+            "write_us": percentiles(latency["W"]),
+            "most_in_flight": most,
+        },
     }
 
 
