@@ -227,7 +227,12 @@ CONFIG_ERRORS = [
     ("machine.swap_device={latency:40us,bandwidth:1G,max_segments:0}",
      "machine.swap_device.max_segments: a whole number of pages, at least 1, got 0"),
     ("machine.swap_device={latency:40us,bandwidth:1G,segments:128}",
-     "machine.swap_device.segments: unknown key (valid: name, latency, bandwidth, rotational, max_segments)"),
+     "machine.swap_device.segments: unknown key "
+     "(valid: name, latency, bandwidth, rotational, max_segments, queue_depth)"),
+    ("machine.swap_device={latency:40us,bandwidth:1G,queue_depth:0}",
+     "machine.swap_device.queue_depth: a whole number of requests, at least 1, got 0"),
+    ("machine.swap_device={latency:40us,bandwidth:1G,queue_depth:2.5}",
+     "machine.swap_device.queue_depth: a whole number of requests, at least 1, got 2.5"),
     ("policy.scope=sideways", "policy.scope: 'sideways' is not one of global, local"),
     ("job_timeout=0", "job_timeout: must be greater than 0 (or null for no limit)"),
     ("job_memory=1M", "job_memory: 1M is too small to run anything (at least 16M)"),

@@ -167,6 +167,37 @@ def test_writes_never_queue_seconds_ahead_of_a_thrashing_machine(
         assert stalled(simulate_with(*overrides, check=False)) > 40
 
 
+def test_a_deep_queue_overlaps_its_requests_latencies_and_takes_their_transfers_in_turn() -> None:
+    # Four one-page requests arriving together at a device with latency L = 40 us and a page's
+    # transfer P = 4 us (4 KiB at ~1 GB/s). A FIFO server (depth 1) finishes them at k(L + P); a
+    # pipelined one at depth >= 4 at L + kP; at depth 2 the third waits for the first (done at
+    # L + P), pays its latency, and finishes at 2L + 2P, the fourth right after the third's transfer.
+    def dones(depth: int) -> list[int]:
+        dev = swap_module.SwapDevice(40_000, 1_024_000_000, 4096, False, 254, depth)
+        assert dev.page_ns == 4_000
+        return [dev.submit_pages(0, 1, swap_module.WRITE) for _ in range(4)]
+
+    lat, p = 40_000, 4_000
+    assert dones(1) == [k * (lat + p) for k in (1, 2, 3, 4)]
+    assert dones(4) == dones(128) == [lat + k * p for k in (1, 2, 3, 4)]
+    assert dones(2) == [lat + p, lat + 2 * p, 2 * lat + 2 * p, 2 * lat + 3 * p]
+    # A request of several pages pays the latency once at any depth.
+    dev = swap_module.SwapDevice(40_000, 1_024_000_000, 4096, False, 254, 128)
+    assert dev.submit_pages(0, 8, swap_module.WRITE) == lat + 8 * p
+
+
+def test_a_deep_queues_busy_time_is_the_time_any_request_is_unfinished() -> None:
+    # The utilisation the samples report (as iostat's %util, the kernel's io_ticks): overlapping
+    # requests count once, so it never exceeds the time elapsed.
+    dev = swap_module.SwapDevice(40_000, 1_024_000_000, 4096, False, 254, 128)
+    for _ in range(10):
+        dev.submit_pages(0, 1, swap_module.WRITE)  # all done by 40 + 10 x 4 = 80 us
+    dev.submit_pages(200_000, 1, swap_module.READ)  # 200..244 us
+    assert dev.in_service(220_000) and not dev.in_service(100_000)
+    assert dev.busy_by(80_000) == 80_000
+    assert dev.busy_by(1_000_000) == 80_000 + 44_000
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

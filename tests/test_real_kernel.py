@@ -714,6 +714,9 @@ def _simulate(
         0,
         32767,
         st.get("swap_max_segments") or 254,  # recorded since 2026-12-05; the disk's before
+        # recorded since 2026-12-06; before, the swap file's virtio disk and the loop devices had 128
+        # tags each, and the slow disk is served by one thread (bench/slow_disk.py)
+        st.get("swap_queue_depth") or (1 if wset == "slowdisk" else 128),
     )
     facts = K.KernelFacts(
         doc["kernel"], st["page_cluster"], st["swappiness"], False, st["thp"], st["cgroup"], (area,)
@@ -1113,6 +1116,31 @@ def test_a_disks_request_size_is_read_from_its_queue(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(K, "_read", read)
     assert K.PAGE == 4096  # x86_64; the sizes below are in its pages
     assert [K._request_pages(b) for b in ("loop0", "sda", "vda", "nvme9", None)] == [128, 16, 254, 254, 254]
+
+
+def test_a_disks_queue_depth_is_its_tags_over_its_hardware_queues(tmp_path: Path) -> None:
+    """blk-mq's nr_tags summed over the disk's hardware queues (this machine's virtio disk: one of
+    128; an NVMe drive: one per CPU); a disk without them, or unreadable: one request at a time.
+    The measured device the validation gives the simulator carries it."""
+    for block, tags in {"vda": ["128"], "nvme0n1": ["1023", "1023"], "odd": ["x"]}.items():
+        for i, n in enumerate(tags):
+            (tmp_path / block / "mq" / str(i)).mkdir(parents=True)
+            (tmp_path / block / "mq" / str(i) / "nr_tags").write_text(n + "\n")
+    (tmp_path / "sda").mkdir()
+    assert [K._queue_depth(b, tmp_path) for b in ("vda", "nvme0n1", "odd", "sda", None)] == [
+        128,
+        2046,
+        1,
+        1,
+        1,
+    ]
+    disk = K.SwapArea("/swapfile", "file", True, 1 << 30, 0, -2, 254, 128)
+    facts = K.KernelFacts("6.18", 3, 60, False, "madvise", "v1", (disk,))
+    (device,) = (
+        o for o in simulator_overrides(facts, LIMIT, speed=DISK, new_keys=True) if "swap_device" in o
+    )
+    assert device.endswith(",max_segments:254,queue_depth:128}"), device
+    assert facts.as_dict()["swap_queue_depth"] == 128
 
 
 def test_agree_gives_the_loop_devices_configurations_the_request_size_its_runs_were_recorded_with() -> None:

@@ -110,6 +110,15 @@ def test_a_swap_devices_request_size_is_its_queues_max_segments() -> None:
     assert (s.machine.swap_max_segments, s.machine.swap_rotational) == (128, True)
 
 
+def test_a_described_device_can_overlap_requests_and_the_presets_serve_one_at_a_time() -> None:
+    """``queue_depth``: how many requests a device works on at once (a disk's blk-mq tags, 128 on
+    this machine's virtio disk); the presets are textbook FIFO servers."""
+    for dev in ("hdd", "ssd", "nvme", "{latency: 100us, bandwidth: 500M}"):
+        assert settings(f"machine.swap_device={dev}").machine.swap_queue_depth == 1
+    s = settings("machine.swap_device={latency: 42us, bandwidth: 1700000000, queue_depth: 128}")
+    assert s.machine.swap_queue_depth == 128
+
+
 @pytest.mark.parametrize("written", ["64k", "64K", "64kb", "64kB", "64KB", "64KiB", "65536", "0x10000"])
 def test_kb_and_kib_are_both_1024_bytes_as_in_proc_meminfo(written: str) -> None:
     """The decision README.md states (The knobs, Units): there are no decimal sizes."""

@@ -84,6 +84,12 @@ ROTATIONAL = frozenset({"hdd"})  # the block queue's rotational flag: swap reada
 # has 128 (and max_sectors_kb 1280), which puts seq_write_80 at page-cluster 3 in the kernel's
 # other mode: docs/kernel-truth.md, "A second queue on the same disk".
 DEFAULT_MAX_SEGMENTS = 254
+# How many requests a device works on at once: their latencies overlap and their transfers take
+# turns. The presets serve one at a time (a textbook FIFO server). A described device can give
+# its queue's depth (/sys/block/DEV/mq/0/nr_tags: 128 on this machine's virtio disk), which the
+# kernel validation does for the disk it measured: docs/kernel-truth.md, "A disk that overlaps
+# its requests".
+DEFAULT_QUEUE_DEPTH = 1
 ZRAM = "zram"  # machine.swap_device=zram: compressed RAM (machine.zram), not a queue
 
 
@@ -93,31 +99,33 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def _swap_device(value: Any, key: str, error: type[Exception]) -> tuple[str, int, int, bool, int]:
-    """(name, latency ns, bandwidth bytes/s, rotational, max_segments) from a preset name or ``{latency, bandwidth}``.
+def _swap_device(value: Any, key: str, error: type[Exception]) -> tuple[str, int, int, bool, int, int]:
+    """(name, latency ns, bandwidth bytes/s, rotational, max_segments, queue_depth) from a preset or ``{latency, bandwidth}``.
 
     ``zram`` is no queue (``machine.zram`` gives its costs): its latency and
     bandwidth here are 0. A rotational device (``hdd``, or ``rotational:
     true``) gets the kernel's cluster readahead, any other its VMA readahead.
     ``max_segments`` caps the pages of one write request (a preset's is
-    ``DEFAULT_MAX_SEGMENTS``).
+    ``DEFAULT_MAX_SEGMENTS``); ``queue_depth`` is how many requests overlap
+    their latencies (a preset's is 1).
     """
     dev = _plain(value)
     if isinstance(dev, tuple):  # already parsed (dataclasses.replace, a copy of settings)
         return dev
     if isinstance(dev, str):
         if dev == ZRAM:
-            return (dev, 0, 0, False, DEFAULT_MAX_SEGMENTS)
+            return (dev, 0, 0, False, DEFAULT_MAX_SEGMENTS, DEFAULT_QUEUE_DEPTH)
         if dev not in SWAP_DEVICES:
             raise error(
                 f"{key}: {dev!r} is not one of {', '.join([*SWAP_DEVICES, ZRAM])} (or give latency and bandwidth)"
             )
-        return (dev, *SWAP_DEVICES[dev], dev in ROTATIONAL, DEFAULT_MAX_SEGMENTS)
+        return (dev, *SWAP_DEVICES[dev], dev in ROTATIONAL, DEFAULT_MAX_SEGMENTS, DEFAULT_QUEUE_DEPTH)
     if isinstance(dev, dict):
-        extra = set(dev) - {"name", "latency", "bandwidth", "rotational", "max_segments"}
+        extra = set(dev) - {"name", "latency", "bandwidth", "rotational", "max_segments", "queue_depth"}
         if extra:
             raise error(
-                f"{key}.{sorted(extra)[0]}: unknown key (valid: name, latency, bandwidth, rotational, max_segments)"
+                f"{key}.{sorted(extra)[0]}: unknown key "
+                "(valid: name, latency, bandwidth, rotational, max_segments, queue_depth)"
             )
         rotational = dev.get("rotational", False)
         if not isinstance(rotational, bool):
@@ -125,6 +133,9 @@ def _swap_device(value: Any, key: str, error: type[Exception]) -> tuple[str, int
         segments = dev.get("max_segments", DEFAULT_MAX_SEGMENTS)
         if isinstance(segments, bool) or not isinstance(segments, int) or segments < 1:
             raise error(f"{key}.max_segments: a whole number of pages, at least 1, got {segments!r}")
+        depth = dev.get("queue_depth", DEFAULT_QUEUE_DEPTH)
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise error(f"{key}.queue_depth: a whole number of requests, at least 1, got {depth!r}")
         if "latency" not in dev or "bandwidth" not in dev:
             raise error(f"{key}: needs both latency and bandwidth")
         try:
@@ -137,7 +148,7 @@ def _swap_device(value: Any, key: str, error: type[Exception]) -> tuple[str, int
             raise error(f"{key}.bandwidth: {e}") from None
         if bandwidth <= 0:
             raise error(f"{key}.bandwidth: must be greater than 0 (bytes per second)")
-        return (str(dev.get("name", "custom")), latency, bandwidth, rotational, segments)
+        return (str(dev.get("name", "custom")), latency, bandwidth, rotational, segments, depth)
     raise error(f"{key}: a preset name (hdd, ssd, nvme, zram) or {{latency, bandwidth}}")
 
 
@@ -334,11 +345,13 @@ class MachineSettings:
     swap_device: str = decl.custom(
         "ssd",
         "the swap device: a preset, zram (compressed RAM), or {latency: 100us, bandwidth: 500M, rotational: false, "
-        "max_segments: 254} (bandwidth in bytes a second, binary as every size: 500M is 500 MiB/s; the presets' "
-        "are decimal; max_segments: the most pages one write request holds, /sys/block/DEV/queue/max_segments)",
+        "max_segments: 254, queue_depth: 1} (bandwidth in bytes a second, binary as every size: 500M is "
+        "500 MiB/s; the presets' are decimal; max_segments: the most pages one write request holds, "
+        "/sys/block/DEV/queue/max_segments; queue_depth: the requests it serves at once, latencies "
+        "overlapping, /sys/block/DEV/mq/0/nr_tags; the presets serve one at a time)",
         _swap_device,
-        typed_default=("ssd", *SWAP_DEVICES["ssd"], False, DEFAULT_MAX_SEGMENTS),
-        valid="hdd | ssd | nvme | zram | {latency, bandwidth, rotational, max_segments}",
+        typed_default=("ssd", *SWAP_DEVICES["ssd"], False, DEFAULT_MAX_SEGMENTS, DEFAULT_QUEUE_DEPTH),
+        valid="hdd | ssd | nvme | zram | {latency, bandwidth, rotational, max_segments, queue_depth}",
     )
     swap_latency: int = decl.duration(None, "latency of one swap request", derived=True)
     swap_bandwidth: int = decl.size(None, "bytes per second the swap device transfers", derived=True)
@@ -349,6 +362,12 @@ class MachineSettings:
         DEFAULT_MAX_SEGMENTS,
         "the most pages one write request to the device holds (its queue's max_segments; a preset's is "
         "virtio-blk's 254): consecutive swap slots written together merge into one request up to it",
+        derived=True,
+    )
+    swap_queue_depth: int = decl.integer(
+        DEFAULT_QUEUE_DEPTH,
+        "how many requests the device serves at once (its queue's nr_tags for a described device; the "
+        "presets' is 1): their latencies overlap, their transfers take turns",
         derived=True,
     )
     page_cluster: int = decl.integer(
@@ -390,6 +409,7 @@ class MachineSettings:
             object.__setattr__(self, "swap_bandwidth", dev[2])
             object.__setattr__(self, "swap_rotational", dev[3])
             object.__setattr__(self, "swap_max_segments", dev[4])
+            object.__setattr__(self, "swap_queue_depth", dev[5])
 
     # The engine's names for zram's parameters.
     @property

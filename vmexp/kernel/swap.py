@@ -1,13 +1,20 @@
 """Swap: the space (slots), the device (a FIFO server, or zram) and the swap cache.
 
-The device is a single FIFO server whose completion times are known on arrival.
+The device is a FIFO server whose completion times are known on arrival.
 
 Every request (write a dirty page out, read a page back in) takes the same
 service time: the device's latency plus one page at its bandwidth. Because
 the queue is first-come first-served and the service time is known when a
 request arrives, its completion time is ``max(arrival, busy_until) + service``
 — exactly what a SimPy ``Resource(capacity=1)`` would produce, but with no
-events of its own: the process that must wait (a major fault) sleeps until
+events of its own. A device with a queue depth above 1 (a described
+device's ``queue_depth``: a virtual or flash disk works on many requests at
+once) overlaps the latencies of up to that many requests and serialises
+only their transfers: a request starts when fewer than ``queue_depth``
+earlier ones are unfinished and completes at
+``max(start + latency, busy_until) + its pages' transfer``, still in
+arrival order and still known on arrival; at depth 1 that is the formula
+above. Either way, the process that must wait (a major fault) sleeps until
 that time with a single timeout, and an asynchronous write-back costs nothing
 but device time. This keeps SimPy events to one per major fault, as
 the engine's performance design (vmexp.sim) asks. Several pages read or written together
@@ -41,8 +48,10 @@ NR_REQUESTS = 128  # include/linux/blkdev.h: BLKDEV_DEFAULT_RQ, the requests a q
 class SwapDevice:
     """FIFO device with a busy horizon; counts busy time for utilisation.
 
-    Requests arrive in non-decreasing order of service start (FIFO), so the
-    device's busy time is a sequence of disjoint intervals; ``busy_by``
+    Requests arrive in non-decreasing order of time and start and complete
+    in that order (FIFO), so the time with a request unfinished (from its
+    start to its completion; overlapping ones merged) is a sequence of
+    disjoint intervals; ``busy_by``
     answers exactly how much of it lies before a time, gaps included, so a
     utilisation sampled over any interval lies in [0, 1]. ``inflight`` keeps
     the completion times and kinds of the requests not yet done (pruned as
@@ -56,8 +65,10 @@ class SwapDevice:
         "busy_ns",
         "busy_until",
         "inflight",
+        "latency",
         "max_segments",
         "page_ns",
+        "queue_depth",
         "rotational",
         "service",
         "sync",
@@ -70,9 +81,14 @@ class SwapDevice:
         page_size: int,
         rotational: bool,
         max_segments: int,
+        queue_depth: int = 1,
     ) -> None:
         self.page_ns = (page_size * 1_000_000_000 + bandwidth - 1) // bandwidth
-        self.service = latency_ns + self.page_ns
+        self.latency = latency_ns
+        self.service = latency_ns + self.page_ns  # one page's request, alone on the device
+        # blk-mq's tags: requests past this many wait for an earlier one to finish before their
+        # latency starts (nr_tags, 128 on this machine's virtio disk; 1, a textbook FIFO server)
+        self.queue_depth = queue_depth
         self.busy_until = 0
         self.busy_ns = 0
         self.rotational = rotational  # blk queue flag: cluster readahead instead of VMA readahead
@@ -92,19 +108,23 @@ class SwapDevice:
 
     def submit_pages(self, now: int, npages: int, kind: int) -> int:
         """One request of ``npages`` contiguous pages (a readahead cluster, a plugged batch of writes)."""
-        service = self.service + (npages - 1) * self.page_ns
-        start = now if now > self.busy_until else self.busy_until
-        done = start + service
-        spans = self._spans
-        if spans and spans[-1][1] == start:
+        q = self.inflight  # the requests not yet done, for room_at, the depth and the checker
+        while q and q[0][0] <= now:
+            q.popleft()
+        n, depth = len(q), self.queue_depth
+        start = now  # when a tag is free: the depth-th last unfinished request is done
+        if n >= depth and q[n - depth][0] > now:
+            start = q[n - depth][0]
+        ready = start + self.latency
+        done = (ready if ready > self.busy_until else self.busy_until) + npages * self.page_ns
+        spans = self._spans  # busy while any request is unfinished (the kernel's io_ticks)
+        if spans and spans[-1][1] >= start:
+            self.busy_ns += done - spans[-1][1]
             spans[-1][1] = done
         else:
             spans.append([start, done])
+            self.busy_ns += done - start
         self.busy_until = done
-        self.busy_ns += service
-        q = self.inflight  # the requests not yet done, for room_at and the checker
-        while q and q[0][0] <= now:
-            q.popleft()
         q.append((done, kind))
         return done
 

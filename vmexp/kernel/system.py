@@ -78,7 +78,12 @@ class System:
             self.dev = Zram(m.zram_read, m.zram_write, m.zram_ratio, mem)
         else:
             self.dev = SwapDevice(
-                m.swap_latency, m.swap_bandwidth, ps, m.swap_rotational, m.swap_max_segments
+                m.swap_latency,
+                m.swap_bandwidth,
+                ps,
+                m.swap_rotational,
+                m.swap_max_segments,
+                m.swap_queue_depth,
             )
         self.space = SwapSpace(
             settings.swap_pages, sequential=linux, zram=self.dev if isinstance(self.dev, Zram) else None

@@ -67,7 +67,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
-from vmexp.config import DEFAULT_MAX_SEGMENTS
+from vmexp.config import DEFAULT_MAX_SEGMENTS, DEFAULT_QUEUE_DEPTH
 from vmexp.validate.real import RealGlibcError, _records, build_replayer
 from vmexp.workload.traces import parse_trace
 
@@ -212,6 +212,7 @@ class SwapArea:
     used: int
     priority: int
     max_segments: int = DEFAULT_MAX_SEGMENTS  # the pages one request to its disk holds at most
+    queue_depth: int = DEFAULT_QUEUE_DEPTH  # the requests its disk works on at once (blk-mq tags)
 
     @property
     def device(self) -> Literal["zram", "hdd", "ssd"]:
@@ -252,6 +253,7 @@ class KernelFacts:
             "swap_kind": sw.kind if sw else None,
             "swap_bytes": sw.size if sw else 0,
             "swap_max_segments": sw.max_segments if sw else None,
+            "swap_queue_depth": sw.queue_depth if sw else None,
         }
 
 
@@ -294,6 +296,23 @@ def _request_pages(block: str | None) -> int:
     return max(1, min(segments, sectors_kb * 1024 // PAGE))
 
 
+def _queue_depth(block: str | None, sys_block: Path = Path("/sys/block")) -> int:
+    """The requests the disk works on at once: blk-mq's tags over its hardware queues
+    (``/sys/block/DEV/mq/*/nr_tags``: this machine's virtio disk has one queue of 128), or 1 for a
+    disk without them. A disk served by one thread behind a deep queue (a loop device over a file
+    that a single-threaded FUSE server holds) still serves one at a time, which no tag count shows.
+    """
+    if block is None:
+        return DEFAULT_QUEUE_DEPTH
+    total = 0
+    for tags in (sys_block / block / "mq").glob("*/nr_tags"):
+        try:
+            total += int(tags.read_text())
+        except (OSError, ValueError):
+            continue
+    return total or DEFAULT_QUEUE_DEPTH
+
+
 def swap_areas() -> tuple[SwapArea, ...]:
     out = []
     try:
@@ -322,16 +341,25 @@ def swap_areas() -> tuple[SwapArea, ...]:
                 int(f[3]) * 1024,
                 int(f[4]),
                 _request_pages(block),
+                _queue_depth(block) if kind != "zram" else DEFAULT_QUEUE_DEPTH,
             )
         )
     return tuple(out)
 
 
-def device_override(name: str, latency_ns: int, bandwidth: int, rotational: bool, max_segments: int) -> str:
+def device_override(
+    name: str,
+    latency_ns: int,
+    bandwidth: int,
+    rotational: bool,
+    max_segments: int,
+    queue_depth: int = DEFAULT_QUEUE_DEPTH,
+) -> str:
     """A described ``machine.swap_device`` as a Hydra override value (no spaces: one shell word)."""
+    depth = f",queue_depth:{queue_depth}" if queue_depth != DEFAULT_QUEUE_DEPTH else ""
     return (
         f"{{name:{name},latency:{latency_ns}ns,bandwidth:{bandwidth},"
-        f"rotational:{str(rotational).lower()},max_segments:{max_segments}}}"
+        f"rotational:{str(rotational).lower()},max_segments:{max_segments}{depth}}}"
     )
 
 
@@ -357,9 +385,16 @@ class DeviceSpeed:
         """The fixed cost of a request, as the simulator's device takes it: a page's time less its transfer."""
         return max(1, self.page_ns - PAGE * 1_000_000_000 // self.bandwidth)
 
-    def override(self, rotational: bool, max_segments: int = DEFAULT_MAX_SEGMENTS) -> str:
+    def override(
+        self,
+        rotational: bool,
+        max_segments: int = DEFAULT_MAX_SEGMENTS,
+        queue_depth: int = DEFAULT_QUEUE_DEPTH,
+    ) -> str:
         """``machine.swap_device`` as a Hydra override value, with the queue's facts the kernel reports."""
-        return device_override("measured", self.latency_ns, self.bandwidth, rotational, max_segments)
+        return device_override(
+            "measured", self.latency_ns, self.bandwidth, rotational, max_segments, queue_depth
+        )
 
     def describe(self) -> str:
         return (

@@ -164,7 +164,7 @@ def simulator_overrides(
     device: str = sw.device if sw is not None else "ssd"
     if new:
         if speed is not None and sw is not None and device != "zram":
-            device = speed.override(sw.rotational, sw.max_segments)
+            device = speed.override(sw.rotational, sw.max_segments, sw.queue_depth)
         ov = [
             "nprocs=1",
             "ram=1G",
