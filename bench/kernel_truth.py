@@ -130,7 +130,7 @@ from vmexp.config import _swap_device as swap_device_of  # noqa: E402  (the conf
 from vmexp.validate import kernel as K  # noqa: E402
 from vmexp.validate.__main__ import SimulatorRunError, read_run, run_simulator  # noqa: E402
 from vmexp.validate.real import build_replayer  # noqa: E402
-from vmexp.validate.workloads import LIMIT, SETS, WORKLOADS, generate, sha256, write_all  # noqa: E402
+from vmexp.validate.workloads import LIMIT, PAGE, SETS, WORKLOADS, generate, sha256, write_all  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "real_kernel"
 SIM_OUT = ROOT / "outputs" / "kernel_truth"
@@ -561,13 +561,14 @@ def _queue_device(config: str, device: str) -> str:
     return K.device_override(name, latency, bandwidth, rotational, segments, depth)
 
 
-def _held_out_keys(config: str, device: str = "hdd") -> list[str]:
-    """The held-out command's keys for a configuration (``device`` in place of hdd for a swap file)."""
+def _held_out_keys(config: str, device: str = "hdd", limit: int = LIMIT) -> list[str]:
+    """The held-out command's keys for a configuration (``device`` in place of hdd for a swap file;
+    ``limit`` in bytes in place of its 64M, for ``nearby``)."""
     device = _queue_device(config, device)
     return [
         "ram=1G",
         "swap=1G",
-        f"cgroup.memory_max={LIMIT >> 20}M",
+        f"cgroup.memory_max={limit >> 20}M" if limit == LIMIT else f"cgroup.memory_max={limit}",
         "policy=linux",
         *(
             f"machine.swap_device={device}" if o == "machine.swap_device=hdd" else o
@@ -578,10 +579,11 @@ def _held_out_keys(config: str, device: str = "hdd") -> list[str]:
     ]
 
 
-def _agree_one(job: tuple[str, str, str]) -> tuple[str, str, dict[str, Any]]:
-    """One simulator run: its faults, its /proc/vmstat-named counters and how long it took in simulated time."""
-    config, name, device = job
-    ov = _held_out_keys(config, device)
+def _agree_one(job: tuple[str, str, str] | tuple[str, str, str, int]) -> tuple[str, str, dict[str, Any]]:
+    """One simulator run: its faults, its /proc/vmstat-named counters and how long it took in simulated time
+    (at the group's ``LIMIT``, or at the limit a fourth item gives)."""
+    config, name, device = job[:3]
+    ov = _held_out_keys(config, device, job[3] if len(job) == 4 else LIMIT)
     with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
         trace = Path(tmp) / f"{name}.trace"
         trace.write_text(generate(name))
@@ -1464,6 +1466,55 @@ def agree(jobs: int, device: str = "hdd", wset: str = "main", fresh: bool = Fals
     return agree_table(doc)
 
 
+NEARBY_PAGES = (-24, -16, -8, 0, 8, 16, 24)
+
+
+def nearby(
+    name: str, config: str, device: str, fresh: bool, pages: tuple[int, ...] = NEARBY_PAGES, jobs: int = 2
+) -> str:
+    """The simulator at the group's limit moved by a few pages, beside the kernel's recorded runs.
+
+    The simulator is deterministic: at one limit it lands on one side of
+    every branch the kernel's runs take one way or the other from run to
+    run (where a sweep ends against the reclaim calls, docs/kernel-truth.md).
+    Moving the limit by a few pages moves that and little else, so the
+    simulator's results over nearby limits are the nearest thing it has to
+    the kernel's run-to-run spread, and a result that holds at only one of
+    them is a draw.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    wset = _set_of(name)
+    real = json.loads(_real(config, wset, fresh).read_text())["workloads"][name]
+    work = [(config, name, device, LIMIT + k * PAGE) for k in pages]
+    with ThreadPoolExecutor(jobs) as ex:
+        got = [res for _, _, res in ex.map(_agree_one, work)]
+    runs = "fresh device" if fresh else "sessions"
+    lines = [
+        f"{name}, {config}, machine.swap_device={device if CONFIGS[config]['swap'] == 'file' else 'zram'}; "
+        f"the kernel's {len(real['runs'])} runs ({runs}): majflt {_fmt(real['majflt'])}, minflt {_fmt(real['minflt'])}",
+        "",
+        "| limit | majflt | minflt |",
+        "|---|---|---|",
+    ]
+    for k, res in zip(pages, got, strict=True):
+        where = "64 MiB" + (f" {k:+d} pages" if k else "")
+        lines.append(
+            f"| {where} | {_cell(res['majflt'], real['majflt'])} | {_cell(res['minflt'], real['minflt'])} |"
+        )
+    both = sum(_inside(r["majflt"], real["majflt"]) and _inside(r["minflt"], real["minflt"]) for r in got)
+    lines += ["", f"both inside the kernel's range at {both} of {len(pages)} limits"]
+    return "\n".join(lines)
+
+
+def _set_of(name: str) -> str:
+    """The set a workload of ``workloads.py`` belongs to."""
+    found = [ws for ws, names in SETS.items() if name in names]
+    if not found:
+        raise K.KernelRunError(f"{name}: not a workload of vmexp/validate/workloads.py")
+    return found[0]
+
+
 NEAR = 0.003  # a cell outside the real range but this close to the median is counted apart
 
 
@@ -1773,6 +1824,18 @@ def main() -> int:
         default="hdd",
         help="the simulator's machine.swap_device for a swap-file configuration (default hdd; or measured)",
     )
+    nb = sub.add_parser(
+        "nearby", help="the simulator at the group's limit moved by a few pages, beside the kernel's runs"
+    )
+    _one_workload(nb)
+    nb.add_argument("--device", default="hdd", help="machine.swap_device for a swap-file configuration")
+    nb.add_argument("--fresh", action="store_true", help="against the runs of measure --fresh-device")
+    nb.add_argument(
+        "--pages",
+        default=",".join(map(str, NEARBY_PAGES)),
+        help="the limits, as pages from 64 MiB (default %(default)s)",
+    )
+    nb.add_argument("-j", "--jobs", type=int, default=2)
     ag = sub.add_parser(
         "aging", help="one workload again and again on one new swap file, as the device is used (root)"
     )
@@ -1881,6 +1944,14 @@ def main() -> int:
         elif a.cmd == "phases":
             device = _measured_device() if a.device == "measured" else a.device
             print(phases(a.name, a.config, a.runs, a.every, device))
+        elif a.cmd == "nearby":
+            try:
+                offsets = tuple(int(x) for x in a.pages.split(","))
+            except ValueError:
+                raise K.KernelRunError(
+                    f"--pages: whole numbers separated by commas, got {a.pages!r}"
+                ) from None
+            print(nearby(a.name, a.config, a.device, a.fresh, offsets, a.jobs))
         elif a.cmd == "aging":
             kept = aging(a.name, a.steps, a.config, a.size, a.trace_reclaim, a.record, a.trace_sleeps)
             if kept is not None:

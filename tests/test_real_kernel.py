@@ -1143,6 +1143,16 @@ def test_a_disks_queue_depth_is_its_tags_over_its_hardware_queues(tmp_path: Path
     assert facts.as_dict()["swap_queue_depth"] == 128
 
 
+def test_nearby_moves_only_the_groups_limit_and_keeps_the_held_out_commands_64M() -> None:
+    """``kernel_truth.py nearby``: the held-out command's keys, the limit moved by whole pages (in
+    bytes: 64M plus 8 pages is no whole number of MiB); at no offset, its ``64M`` as written."""
+    kt = _kernel_truth()
+    at = kt._held_out_keys("file_pc3", "hdd")
+    moved = kt._held_out_keys("file_pc3", "hdd", LIMIT + 8 * PAGE)
+    assert "cgroup.memory_max=64M" in at and f"cgroup.memory_max={(64 << 20) + 32768}" in moved
+    assert [k for k in at if "memory_max" not in k] == [k for k in moved if "memory_max" not in k]
+
+
 def test_agree_gives_the_loop_devices_configurations_the_request_size_its_runs_were_recorded_with() -> None:
     """``kernel_truth.py agree --disk loop``: whatever speed ``--device`` gives, the simulator's device
     for a loop configuration has the loop queue's 128 pages a request; a swap file's keeps the disk's."""
