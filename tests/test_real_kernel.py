@@ -659,7 +659,7 @@ CASES = [
     ("file_pc0", "uniform_80"),  # the swap cache's extra minor faults
     ("file_pc3", "seq_read_160"),  # cluster readahead: 1 major fault in 8
     ("file_pc3", "zipf_96"),  # readahead's window starts at one page: no early deep reclaim
-    ("file_pc3", "hotcold_80"),  # slots freed by writes are reused (cluster_alloc_swap_entry)
+    ("file_pc3", "hotcold_80"),  # slots freed by writes are reused (cluster_alloc_swap_entry); nearby
     ("file_pc0", "seq_rw_128"),  # a cgroup's reclaim writes ahead under its plug: reads find the pages cached
     ("zram", "zipf_64_rw"),  # (a later workload) just over the limit: the hot image pages are 8 % of majflt
     # (a heap workload) 24 000 small blocks on the brk heap: glibc's loads and stores in their
@@ -675,6 +675,8 @@ CASES = [
     ("file_pc0", "heap_blocks_96"),
 ]
 
+
+KNIFE_EDGE = {("file_pc3", "hotcold_80")}  # held to the median over nearby limits (NEARBY_PAGES)
 
 # The swap file's disk as device_speed measured it on 2026-12-05 (40-45 us a random page, 1.6-1.8 GB/s).
 DISK = K.DeviceSpeed(42_000, 1_700_000_000)
@@ -698,10 +700,12 @@ def _simulate(
     wset: str | None = None,
     speed: K.DeviceSpeed | None = None,
     text: str | None = None,
+    limit: int = LIMIT,
 ) -> Any:
     """The simulator on a recorded workload, configured as the recorded kernel was (validate's keys;
     with ``speed``, the disk as fast as that and its queue's ``max_segments`` as recorded; ``text``:
-    another trace in place of the workload's own, run with the same settings)."""
+    another trace in place of the workload's own, run with the same settings; ``limit``: the
+    group's, in place of the recorded 64 MiB)."""
     from vmexp.validate.__main__ import read_run, run_simulator
 
     doc = _load(config, wset or _set_of(name))
@@ -726,21 +730,41 @@ def _simulate(
     trace.write_text(text or generate(name))
     run_simulator(
         str(trace),
-        [*simulator_overrides(facts, LIMIT, speed=speed, new_keys=True), "figures=false", *extra],
+        [*simulator_overrides(facts, limit, speed=speed, new_keys=True), "figures=false", *extra],
         str(out / "r"),
     )
     return next(iter(read_run(out / "r").values()))
+
+
+# The 80 MiB sweeps at page-cluster 3 end their first pass where the group's room runs out to a
+# few pages: whether the replayer's own pages, faulted back through swap readahead as the sweep
+# ends, find room or set off a deep reclaim pass under readahead's plug is a branch the kernel's
+# runs take either way (docs/kernel-truth.md, "One limit is one draw"). The simulator is
+# deterministic, so at one limit it is one draw of that branch; over limits a few pages apart
+# (which move where the sweep ends against the reclaim calls and nothing else of note) its median
+# is what it predicts, and that is what these workloads are held to.
+NEARBY_PAGES = (-16, -8, 0, 8, 16)
+
+
+def _simulate_nearby(config: str, name: str, out: Path, **kw: Any) -> tuple[int, int]:
+    """The median majflt and minflt of ``_simulate`` at the limits ``NEARBY_PAGES`` from 64 MiB."""
+    runs = [_simulate(config, name, out / str(k), limit=LIMIT + k * PAGE, **kw) for k in NEARBY_PAGES]
+    return int(statistics.median(r.majflt for r in runs)), int(statistics.median(r.minflt for r in runs))
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SIM_AGREEMENT_ENABLED, reason="policy=linux not yet built (SIM_AGREEMENT_ENABLED)")
 @pytest.mark.parametrize(("config", "name"), CASES)
 def test_the_simulator_agrees_with_the_recorded_kernel(config: str, name: str, tmp_path: Path) -> None:
-    sim = _simulate(config, name, tmp_path)
+    if (config, name) in KNIFE_EDGE:
+        majflt, minflt = _simulate_nearby(config, name, tmp_path)
+    else:
+        sim = _simulate(config, name, tmp_path)
+        majflt, minflt = sim.majflt, sim.minflt
     maj_tol, min_tol = AGREEMENT[config]
     wl = _load(config, _set_of(name))["workloads"][name]
-    assert _within(sim.majflt, wl["majflt"], maj_tol), (sim.majflt, wl["majflt"])
-    assert _within(sim.minflt, wl["minflt"], min_tol), (sim.minflt, wl["minflt"])
+    assert _within(majflt, wl["majflt"], maj_tol), (majflt, wl["majflt"])
+    assert _within(minflt, wl["minflt"], min_tol), (minflt, wl["minflt"])
 
 
 def _stretched(config: str, name: str) -> tuple[dict[str, Any], str]:
@@ -785,16 +809,19 @@ def test_a_longer_run_takes_fewer_major_faults_at_page_cluster_3_on_the_kernel_a
     # refaults activated by the thousands once the flushed statistics show an active list (14 240 and
     # 16 021 workingset_activate_anon), or not (669..1 532). The simulator follows from one to the
     # other (it lands in the first mode): with no flush after the first it stayed at 24 527, with
-    # live statistics 25 339.
+    # live statistics 25 339. Both held at their median over nearby limits (NEARBY_PAGES): the
+    # first sweep ends on a knife edge.
     runs, text = _stretched("file_pc3", "hotcold_80")
     real = [r["majflt"] for r in runs["runs"]]
     as_written = _load("file_pc3", "fresh")["workloads"]["hotcold_80"]["majflt"]
     assert max(real) < as_written["min"]
 
-    short = _simulate("file_pc3", "hotcold_80", tmp_path / "short", wset="fresh", speed=DISK)
-    long = _simulate("file_pc3", "hotcold_80", tmp_path / "long", wset="fresh", speed=DISK, text=text)
-    assert as_written["min"] <= short.majflt <= as_written["max"], (short.majflt, as_written)
-    assert min(real) <= long.majflt <= max(real), (long.majflt, real)
+    short, _ = _simulate_nearby("file_pc3", "hotcold_80", tmp_path / "short", wset="fresh", speed=DISK)
+    long, _ = _simulate_nearby(
+        "file_pc3", "hotcold_80", tmp_path / "long", wset="fresh", speed=DISK, text=text
+    )
+    assert as_written["min"] <= short <= as_written["max"], (short, as_written)
+    assert min(real) <= long <= max(real), (long, real)
 
 
 @pytest.mark.slow
@@ -934,8 +961,8 @@ def test_the_rseq_page_faults_after_the_long_reclaim_calls_which_the_simulator_m
     # its rseq page faulted 5 times, each within 0.1 ms of the end of one of them. Such a call scans
     # the whole inactive list, every page young at its first arrival, then reclaims the first pages
     # it kept, the rseq page among them, with no return to user space between to mark it. The
-    # simulator makes the same long calls; its image puts the rseq page later on the lists, so a
-    # later call takes it, a few calls after (docs/kernel-truth.md, "The premise above").
+    # simulator makes the same long calls, and its image goes on the lists in the order the kernel's
+    # does (vmexp.kernel.memcg.IMAGE_ORDER: the rseq page 13th), so they take it as the kernel's do.
     from vmexp.kernel import fault
     from vmexp.kernel.policies import linux
 
@@ -992,26 +1019,43 @@ def test_the_allocators_own_state_faults_back_in_after_a_sweep_as_on_the_kernel(
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SIM_AGREEMENT_ENABLED, reason="policy=linux not yet built (SIM_AGREEMENT_ENABLED)")
-@pytest.mark.parametrize("name", ["seq_write_80", "seq_loop_72"])
+@pytest.mark.parametrize(
+    ("name", "queue"),
+    [
+        pytest.param(
+            "seq_write_80",
+            "file",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="the image's pages fault back as the first sweep ends and set off the deep pass at "
+                "3 of 5 nearby limits, where the kernel's fresh-device runs never do: median 3 112 major "
+                "faults against 2 536..2 870 (docs/kernel-truth.md, 'One limit is one draw')",
+            ),
+        ),
+        ("seq_write_80", "loop"),
+        ("seq_loop_72", "file"),
+        ("seq_loop_72", "loop"),
+    ],
+)
 def test_the_kernels_two_modes_at_page_cluster_3_follow_the_disk_queues_request_size(
-    name: str, tmp_path: Path
+    name: str, queue: str, tmp_path: Path
 ) -> None:
     # Write sweeps at page-cluster 3, every run on a device swapped on again (measure
     # --fresh-device), on one disk through two queues: a swap file on the virtio disk, whose
     # requests hold up to 254 pages, and a loop device over a file on it, 128. On the loop device
     # the kernel frees every page it writes before the sweep comes back to it and takes about twice
     # the major faults (docs/kernel-truth.md, "A second queue on the same disk"). The simulator, given each
-    # queue's max_segments as the kernel reports it and the disk's speed, lands in each mode.
+    # queue's max_segments as the kernel reports it and the disk's speed, lands in each mode (its
+    # median over nearby limits, NEARBY_PAGES: the first sweep ends on a knife edge).
     speed = K.DeviceSpeed(44_000, 1_760_000_000)  # device_speed of both, 2026-12-05: 41-44 us, 1.6-1.8 GB/s
     file_real = _load("file_pc3", "fresh")["workloads"][name]["majflt"]
     loop_doc = _load("loop_pc3", "fresh")
     loop_real = loop_doc["workloads"][name]["majflt"]
     assert loop_doc["settings"]["swap_max_segments"] == 128
     assert loop_real["min"] > 1.3 * file_real["max"]  # two modes, not one spread
-    file_sim = _simulate("file_pc3", name, tmp_path / "file", wset="fresh", speed=speed)
-    loop_sim = _simulate("loop_pc3", name, tmp_path / "loop", wset="fresh", speed=speed)
-    assert _within(file_sim.majflt, file_real, 0.01), (file_sim.majflt, file_real)
-    assert _within(loop_sim.majflt, loop_real, 0.01), (loop_sim.majflt, loop_real)
+    real = file_real if queue == "file" else loop_real
+    majflt, _ = _simulate_nearby(f"{queue}_pc3", name, tmp_path, wset="fresh", speed=speed)
+    assert _within(majflt, real, 0.01), (majflt, real)
 
 
 def test_records_stay_out_of_the_cgroup_charge_when_tmpfs_is_there(tmp_path: Path) -> None:
@@ -1393,9 +1437,11 @@ def test_a_fault_on_a_page_still_being_written_counts_as_a_readahead_hit(tmp_pat
     # nothing is read ahead, the kernel still counts hits: 0 to 6 a run on the sweeps, 11 to 15 on
     # the heap workloads. Traced (own_faults_small_blocks_105_file_pc0.json), those are the
     # replayer's own pages: its first long reclaim call writes them and its next operation touches
-    # them while the writes are in flight (13 of the run's 13 hits). The simulator, whose image goes
-    # on the lists in address order (docs/kernel-truth.md), counts as many from the workload's pages;
-    # it counted none before it had the alias.
+    # them while the writes are in flight (13 of the run's 13 hits). The simulator, its image on the
+    # lists in the kernel's order and its disk overlapping requests as the kernel's does
+    # (queue_depth), counts 22, about four in five of them its own pages. In address order it
+    # counted 14, all the workload's; on a disk serving one request at a time, 45, most of them the
+    # workload's (docs/kernel-truth.md); it counted none before it had the alias.
     runs = _load("file_pc0", "fresh_heap")["workloads"]["small_blocks_105"]["runs"]
     assert all(r["vmstat"]["swap_ra"] == 0 and r["vmstat"]["swap_ra_hit"] >= 10 for r in runs)
     _simulate("file_pc0", "small_blocks_105", tmp_path, wset="fresh_heap", speed=DISK)

@@ -58,12 +58,13 @@ With one group holding every process, the group's swap is the swap in use.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from vmexp.kernel.mm import MM
 
-__all__ = ["ID_TABLES", "MemCgroup"]
+__all__ = ["ID_TABLES", "IMAGE_ORDER", "MemCgroup", "image_order"]
 
 # The program's tables indexed by block id, as the replayer (vmexp/validate/replayer.c) keeps
 # them: the bytes of an entry of each (the block's pointer, its size, its state). Ids are
@@ -72,6 +73,39 @@ __all__ = ["ID_TABLES", "MemCgroup"]
 # of ids has hundreds more, up to 1 % of a 64 MiB group (the heap workloads of
 # vmexp/validate/workloads.py), which every operation on their blocks uses.
 ID_TABLES = (8, 8, 1)
+
+# The order in which the replayer first writes the pages of its image that hold more than zeros,
+# which is their order on the group's inactive list, oldest first: what ld.so and the C library
+# write as the process starts, the program's data (H), ld.so's data and relro (C, A), the stack
+# page of argv (H), libc's data (H) and relro (C), the two TLS pages (H, then the rseq page, R),
+# libc's bss (A), then the first pages of the program's three tables (H), which main clears.
+# Measured on Linux 6.18 (`python bench/kernel_truth.py image-order seq_read_160`): the pfns of
+# every page of the stopped replayer from /proc/PID/pagemap, then the order in which reclaim
+# wrote them (mm_vmscan_write_folio): its first long reclaim call takes these 25 in this order,
+# the rseq page 13th, then the 63 zero-filled pages of the stack main grows and the bss. Which
+# of libc's and ld.so's pages are the allocator's (A) and which are cold (C) is read from what
+# they hold (main_arena and __curbrk in libc's data and bss, _rtld_global_ro in ld.so's relro).
+IMAGE_ORDER = "HCHCACCCCHCHRCCCHAAAACHHH"
+
+
+def image_order(
+    hot: Sequence[int], alloc: Sequence[int], cold: Sequence[int], tables: Sequence[int], zeros: Sequence[int]
+) -> list[int]:
+    """The image's pages (vpns by kind) in the order they go on the lists: ``IMAGE_ORDER``'s.
+
+    ``hot[0]`` is the rseq page; pages of a kind beyond the template's count
+    (an image configured larger than the replayer's) follow it, then the
+    tables' pages beyond their first (cleared by main), then the zero-filled
+    pages (the stack main grows, the bss it reads into).
+    """
+    queues = {"H": list(hot[1:]), "A": list(alloc), "C": list(cold)}
+    order: list[int] = []
+    for kind in IMAGE_ORDER:
+        if kind == "R":
+            order.extend(hot[:1])
+        elif queues[kind]:
+            order.append(queues[kind].pop(0))
+    return order + queues["C"] + queues["A"] + queues["H"] + list(tables) + list(zeros)
 
 
 class MemCgroup:

@@ -41,7 +41,7 @@ from vmexp.kernel.check import check
 from vmexp.kernel.clock import SliceClock
 from vmexp.kernel.fault import FaultHandler, Segfault
 from vmexp.kernel.layout import compute_regions
-from vmexp.kernel.memcg import ID_TABLES, MemCgroup
+from vmexp.kernel.memcg import ID_TABLES, MemCgroup, image_order
 from vmexp.kernel.mm import MM, AddressSpace
 from vmexp.kernel.observe import Observer
 from vmexp.kernel.oom import OOMKiller, ProcessKilled
@@ -184,18 +184,20 @@ class System:
         (``mm.hot_alloc``: vmexp.kernel.memcg). The lowest ``zero`` of the
         cold ones hold only zeros (``PhysMem.zero_filled``); nothing
         addresses a cold page after the start, so they stay zero while
-        resident.
+        resident. They go on the lists in the order the replayer first
+        writes them (``vmexp.kernel.memcg.image_order``), which decides
+        which of them reclaim takes first: the rseq page is among the first.
 
         ``tables``: the pages of each of the program's tables of block ids
-        (``ID_TABLES``) beyond its first, below the image: written first, as
-        the replayer clears its tables before it touches its stack and
-        mappings, and then used by the operations on blocks of theirs
-        (``mm.id_tables``).
+        (``ID_TABLES``) beyond its first, below the image: main clears the
+        tables after the start-up has written the rest and before it grows
+        its stack, so they go on the lists between the two, and then the
+        operations on blocks of theirs use them (``mm.id_tables``).
         """
         if pages <= 0:
             return
         start, end = mm.aspace.grow_stack((pages + sum(tables)) * self.page_size)
-        base = start >> self.shift  # the tables, then the image, in the order they are written
+        base = start >> self.shift  # the tables, then the image
         for n, entry in zip(tables, ID_TABLES, strict=False):  # tables: () for none
             if n:
                 mm.id_tables.append((base - 1, entry))  # page k >= 1 of the table is base - 1 + k
@@ -209,7 +211,13 @@ class System:
         mm.hot = tuple(top[0::2]) + tuple(top[1::2])
         mm.hot_alloc = mm.hot + tuple(below[0::2]) + tuple(below[1::2])
         zeros = range(base, min(below.start, base + zero))
-        for vpn in range(start >> self.shift, end >> self.shift):
+        tabled = range(start >> self.shift, base)
+        cold = range(zeros.stop, below.start)
+        if mm.hot:
+            order = image_order(mm.hot, mm.hot_alloc[len(mm.hot) :], cold, tabled, zeros)
+        else:  # no hot pages: address order
+            order = list(range(start >> self.shift, end >> self.shift))
+        for vpn in order:
             f = self.mem.alloc(mm, vpn)
             mm.pt.add(vpn, f)
             self.mem.pte_bits[f] = ACCESSED | DIRTY
