@@ -1438,7 +1438,14 @@ def _measured_device() -> str:
     return speed.override(facts.swap.rotational, facts.swap.max_segments, facts.swap.queue_depth)
 
 
-def agree(jobs: int, device: str = "hdd", wset: str = "main", fresh: bool = False, disk: str = "file") -> str:
+def agree(
+    jobs: int,
+    device: str = "hdd",
+    wset: str = "main",
+    fresh: bool = False,
+    disk: str = "file",
+    pages: int = 0,
+) -> str:
     """policy=linux on every recorded workload and configuration, as a Markdown table.
 
     ``device``: the simulator's ``machine.swap_device`` for the swap-file
@@ -1446,7 +1453,9 @@ def agree(jobs: int, device: str = "hdd", wset: str = "main", fresh: bool = Fals
     ``fresh``: against the runs recorded with ``measure --fresh-device``.
     ``disk``: ``loop`` compares the loop device's configurations instead of the
     swap file's (main set, fresh-device runs), the device given its queue's
-    recorded request size.
+    recorded request size. ``pages``: the simulator's group limit moved by
+    that many pages from the recorded runs' 64 MiB (``nearby``'s question
+    for a whole set).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -1455,11 +1464,13 @@ def agree(jobs: int, device: str = "hdd", wset: str = "main", fresh: bool = Fals
             "agree --disk loop: recorded for the main set with --fresh-device only (add --fresh)"
         )
     configs = _agree_configs(disk)
-    work = [(c, n, device) for c in configs for n in SETS[wset]]
+    work = [(c, n, device, LIMIT + pages * PAGE) for c in configs for n in SETS[wset]]
     with ThreadPoolExecutor(jobs) as ex:
         got = list(ex.map(_agree_one, work))
     SIM_OUT.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {"device": device, "set": wset, "fresh": fresh, "configs": configs}
+    if pages:
+        doc["limit_pages"] = pages
     for c, n, res in got:
         doc.setdefault(c, {})[n] = res
     _agree_file(wset).write_text(json.dumps(doc, indent=1) + "\n")
@@ -1583,18 +1594,19 @@ ZRAM_TOLERANCE = {"majflt": 0.02, "minflt": 0.01}  # issue 11: zram within 2 % a
 FAST_DISK = "{latency: 42us, bandwidth: 1700000000, rotational: true, queue_depth: 128}"
 
 
-def criterion(jobs: int, devices: list[str]) -> str:
+def criterion(jobs: int, devices: list[str], pages: int = 0) -> str:
     """Issue 11's agreement over every set and device in one table (the README's), and zram's tolerance.
 
     Runs ``agree`` on every set for each device (the last device's results stay in the sets'
-    agree.json) and counts what ``criterion_rows`` counts.
+    agree.json) and counts what ``criterion_rows`` counts; with ``pages``, the simulator's
+    limit moved by that many pages (docs/kernel-truth.md, "One limit is one draw").
     """
     docs: dict[str, dict[str, Any]] = {}
     for device in devices:
         docs[device] = {}
         for wset in SETS:
             print(f"criterion: {wset} with machine.swap_device={device}", file=sys.stderr, flush=True)
-            agree(jobs, device, wset)
+            agree(jobs, device, wset, pages=pages)
             docs[device][wset] = json.loads(_agree_file(wset).read_text())
     return criterion_table(docs)
 
@@ -1887,6 +1899,13 @@ def main() -> int:
         help="a machine.swap_device for the swap-file configurations, as agree's (repeat for several; "
         "default hdd and one as fast as this machine's disk, 42 us and 1.7 GB/s)",
     )
+    cr.add_argument(
+        "--limit-pages",
+        type=int,
+        default=0,
+        help="the simulator's group limit moved by this many pages from 64 MiB (the kernel's runs stay "
+        "the recorded ones): one limit is one draw of the branches the kernel's runs take either way",
+    )
     fl = sub.add_parser(
         "flushes",
         help="runs of one workload under the TLB-flush, scheduler, fault and reclaim tracepoints: the "
@@ -1961,7 +1980,11 @@ def main() -> int:
                 print(p)
         elif a.cmd == "criterion":
             devices = a.device or ["hdd", FAST_DISK]
-            print(criterion(a.jobs, [_measured_device() if d == "measured" else d for d in devices]))
+            print(
+                criterion(
+                    a.jobs, [_measured_device() if d == "measured" else d for d in devices], a.limit_pages
+                )
+            )
         elif a.cmd == "flushes":
             kept = flushes(a.name, a.config, a.runs, a.record)
             if kept is not None:
