@@ -214,6 +214,7 @@ def measure(
             device_latency_ns=latency_ns,
             device_bandwidth=bandwidth,
             simulator_device=_device(latency_ns, bandwidth),
+            swap_queue_depth=1,  # one thread serves the file: one request at a time, whatever the loop's tags
         )
         for wl in doc["workloads"].values():
             wl["date"] = doc["date"]
