@@ -1496,7 +1496,12 @@ def nearby(
     from concurrent.futures import ThreadPoolExecutor
 
     wset = _set_of(name)
-    real = json.loads(_real(config, wset, fresh).read_text())["workloads"][name]
+    recorded = _real(config, wset, fresh)
+    if not recorded.is_file():
+        raise K.KernelRunError(
+            f"{recorded.name}: no recorded runs of the {wset} set in {config} (measure them first)"
+        )
+    real = json.loads(recorded.read_text())["workloads"][name]
     work = [(config, name, device, LIMIT + k * PAGE) for k in pages]
     with ThreadPoolExecutor(jobs) as ex:
         got = [res for _, _, res in ex.map(_agree_one, work)]
