@@ -1278,7 +1278,10 @@ def own_faults_report(text: str, pages: dict[int, tuple[str, int, str]]) -> dict
     whether a write request issued between the page's write and the fault was still incomplete
     (its write likely in flight: the fault finds it in the swap cache under writeback). ``disk``:
     each request's time from issue to completion, reads and writes apart (µs: median, 90th
-    percentile, most), and the most requests in flight at once.
+    percentile, most), and the most requests in flight at once. ``own_page_faults``: every fault
+    on one of those pages, wherever it falls: ms from the first event, the fault's number among
+    all the trace's faults, how many reclaim calls had begun by then, and the page (which of them
+    an operation uses, and which only the exit does).
 
     The pages are the ones the replayer had before its loop (mapped by pfn), so a page is known
     until its first write; its address is its mapping's start plus its index.
@@ -1297,12 +1300,13 @@ def own_faults_report(text: str, pages: dict[int, tuple[str, int, str]]) -> dict
     latency: dict[str, list[float]] = {"R": [], "W": []}
     writes: list[tuple[float, float]] = []  # (issued, completed) of each write request
     faults: list[tuple[float, int]] = []
-    most = nwritten = nown = 0
+    own_page_faults: list[list[Any]] = []
+    most = nwritten = nown = ncalls = 0
     for _, _, t, event, rest in _trace_lines(text):
         t0 = t if t0 is None else t0
         t -= t0
         if event == "mm_vmscan_memcg_reclaim_begin":
-            begin, nwritten, nown = t, 0, 0
+            begin, nwritten, nown, ncalls = t, 0, 0, ncalls + 1
         elif event == "mm_vmscan_memcg_reclaim_end" and begin is not None:
             if t - begin >= LONG_CALL_MS:
                 calls.append(
@@ -1317,6 +1321,9 @@ def own_faults_report(text: str, pages: dict[int, tuple[str, int, str]]) -> dict
                 nwritten, nown = nwritten + 1, nown + (addr is not None)
         elif event.startswith("page_fault") and (am := re.search(r"address=0x([0-9a-f]+)", rest)):
             faults.append((t, int(am.group(1), 16) & ~(K.PAGE - 1)))
+            if (own := by_addr.get(faults[-1][1])) is not None:
+                mapping, index, what = own
+                own_page_faults.append([round(t, 3), len(faults), ncalls, mapping.split()[0], index, what])
         elif event.startswith("block_rq") and (rm := rq_re.match(rest)):
             key = (rm.group(1), rm.group(2))
             if event == "block_rq_issue":
@@ -1345,6 +1352,7 @@ def own_faults_report(text: str, pages: dict[int, tuple[str, int, str]]) -> dict
 
     return {
         "long_calls": calls,
+        "own_page_faults": own_page_faults,
         "disk": {
             "read_us": percentiles(latency["R"]),
             "write_us": percentiles(latency["W"]),

@@ -1314,6 +1314,13 @@ def test_own_pages_met_in_flight_after_a_long_reclaim_call_are_read_from_the_tra
         }
     ]
     assert got["disk"] == {"read_us": [50, 50, 50], "write_us": [400, 400, 400], "most_in_flight": 1}
+    # Every fault on an own page, anywhere: ms, its number among the trace's faults, reclaim calls so far.
+    assert got["own_page_faults"] == [
+        [8.02, 1, 1, "[stack]", 1, ""],
+        [8.03, 2, 1, "libc.so.6", 1, "rseq"],
+        [8.5, 3, 1, "libc.so.6", 0, ""],
+        [9.5, 4, 1, "[stack]", 1, ""],
+    ]
 
 
 def test_where_the_replayer_slept_is_read_from_its_kernel_stacks() -> None:
