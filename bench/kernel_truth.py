@@ -579,11 +579,11 @@ def _held_out_keys(config: str, device: str = "hdd", limit: int = LIMIT) -> list
     ]
 
 
-def _agree_one(job: tuple[str, str, str] | tuple[str, str, str, int]) -> tuple[str, str, dict[str, Any]]:
-    """One simulator run: its faults, its /proc/vmstat-named counters and how long it took in simulated time
-    (at the group's ``LIMIT``, or at the limit a fourth item gives)."""
-    config, name, device = job[:3]
-    ov = _held_out_keys(config, device, job[3] if len(job) == 4 else LIMIT)
+def _agree_one(job: tuple[str, str, str, int]) -> tuple[str, str, dict[str, Any]]:
+    """One simulator run (configuration, workload, device, the group's limit in bytes): its faults, its
+    /proc/vmstat-named counters and how long it took in simulated time."""
+    config, name, device, limit = job
+    ov = _held_out_keys(config, device, limit)
     with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
         trace = Path(tmp) / f"{name}.trace"
         trace.write_text(generate(name))
