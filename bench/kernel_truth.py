@@ -1280,8 +1280,11 @@ def own_faults_report(text: str, pages: dict[int, tuple[str, int, str]]) -> dict
     each request's time from issue to completion, reads and writes apart (µs: median, 90th
     percentile, most), and the most requests in flight at once. ``own_page_faults``: every fault
     on one of those pages, wherever it falls: ms from the first event, the fault's number among
-    all the trace's faults, how many reclaim calls had begun by then, and the page (which of them
-    an operation uses, and which only the exit does).
+    all the trace's faults, how many reclaim calls had begun by then, the page (which of them
+    an operation uses, and which only the exit does), and the access that faulted: ``R`` a load,
+    ``W`` a store (the x86 error code's write bit), ``K`` the kernel's (rseq's update). A load that
+    swaps a page in leaves its swap slot allocated (``should_try_to_free_swap`` frees it on a
+    write fault only), so a page read back and not written again is freed without a write.
 
     The pages are the ones the replayer had before its loop (mapped by pfn), so a page is known
     until its first write; its address is its mapping's start plus its index.
@@ -1323,7 +1326,13 @@ def own_faults_report(text: str, pages: dict[int, tuple[str, int, str]]) -> dict
             faults.append((t, int(am.group(1), 16) & ~(K.PAGE - 1)))
             if (own := by_addr.get(faults[-1][1])) is not None:
                 mapping, index, what = own
-                own_page_faults.append([round(t, 3), len(faults), ncalls, mapping.split()[0], index, what])
+                em = re.search(r"error_code=0x([0-9a-f]+)", rest)
+                access = (
+                    "K" if event == "page_fault_kernel" else "W" if em and int(em.group(1), 16) & 2 else "R"
+                )
+                own_page_faults.append(
+                    [round(t, 3), len(faults), ncalls, mapping.split()[0], index, what, access]
+                )
         elif event.startswith("block_rq") and (rm := rq_re.match(rest)):
             key = (rm.group(1), rm.group(2))
             if event == "block_rq_issue":

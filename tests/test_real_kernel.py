@@ -1294,7 +1294,7 @@ def test_own_pages_met_in_flight_after_a_long_reclaim_call_are_read_from_the_tra
     ev(8.03, "page_fault_kernel: address=0x7f001040 ip=__get_user_8 error_code=0x0")  # never written
     ev(8.3, "block_rq_complete: 254,0 W () 800 + 24 be,0,4 [0]")
     ev(8.5, "page_fault_user: address=0x7f000010 ip=0x401000 error_code=0x6")  # written, write done
-    ev(9.5, "page_fault_user: address=0x7fff1000 ip=0x401000 error_code=0x6")  # past the window
+    ev(9.5, "page_fault_user: address=0x7fff1000 ip=0x401000 error_code=0x4")  # past the window: a load
     ev(10.0, "mm_vmscan_memcg_reclaim_begin: order=0 gfp_flags=GFP_HIGHUSER_MOVABLE")
     ev(10.2, "mm_vmscan_memcg_reclaim_end: nr_reclaimed=32")  # short: not a long call
     ev(11.0, "block_rq_issue: 254,0 R 4096 () 900 + 8 be,0,4 [replayer]")
@@ -1314,12 +1314,13 @@ def test_own_pages_met_in_flight_after_a_long_reclaim_call_are_read_from_the_tra
         }
     ]
     assert got["disk"] == {"read_us": [50, 50, 50], "write_us": [400, 400, 400], "most_in_flight": 1}
-    # Every fault on an own page, anywhere: ms, its number among the trace's faults, reclaim calls so far.
+    # Every fault on an own page, anywhere: ms, its number among the trace's faults, reclaim calls so
+    # far, the page, and the access: a store (error code 0x6: user, write), the kernel's, a load.
     assert got["own_page_faults"] == [
-        [8.02, 1, 1, "[stack]", 1, ""],
-        [8.03, 2, 1, "libc.so.6", 1, "rseq"],
-        [8.5, 3, 1, "libc.so.6", 0, ""],
-        [9.5, 4, 1, "[stack]", 1, ""],
+        [8.02, 1, 1, "[stack]", 1, "", "W"],
+        [8.03, 2, 1, "libc.so.6", 1, "rseq", "K"],
+        [8.5, 3, 1, "libc.so.6", 0, "", "W"],
+        [9.5, 4, 1, "[stack]", 1, "", "R"],
     ]
 
 
