@@ -19,7 +19,7 @@
     python bench/kernel_truth.py stretch DIR NAME... --seconds 20   # the same traces over a longer run
     python bench/kernel_truth.py flushes NAME --runs 10   # TLB flushes, long reclaim calls, rseq faults (tracefs)
     python bench/kernel_truth.py image-order NAME       # the order reclaim writes the replayer's own pages
-    python bench/kernel_truth.py own-faults NAME --config file_pc0   # its own pages met in flight; the disk
+    python bench/kernel_truth.py own-faults NAME --config file_pc0   # its own pages: met in flight, loaded or stored; the disk
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
