@@ -20,6 +20,7 @@
     python bench/kernel_truth.py flushes NAME --runs 10   # TLB flushes, long reclaim calls, rseq faults (tracefs)
     python bench/kernel_truth.py image-order NAME       # the order reclaim writes the replayer's own pages
     python bench/kernel_truth.py own-faults NAME --config file_pc0   # its own pages: met in flight, loaded or stored; the disk
+    python bench/kernel_truth.py passes NAME --config file_pc3 --pages -8,0,8   # reclaim calls, deep passes' requests
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -1433,6 +1434,151 @@ def reclaim_passes(text: str) -> dict[str, Any]:
     }
 
 
+# What passes enables: the replayer's group reclaim calls, the pages each wrote, and the requests its
+# plug held when a flush gave them to the block layer (inserted in plug order, from its task).
+PASS_EVENTS = {
+    "vmscan/mm_vmscan_memcg_reclaim_begin": 'comm ~ "replayer*"',
+    "vmscan/mm_vmscan_memcg_reclaim_end": 'comm ~ "replayer*"',
+    "vmscan/mm_vmscan_write_folio": 'comm ~ "replayer*"',
+    "block/block_rq_insert": 'comm ~ "replayer*"',
+}
+
+
+def reclaim_calls(text: str) -> dict[str, Any]:
+    """From a trace of PASS_EVENTS: what each reclaim call wrote and freed, and what a deep pass's plug held.
+
+    ``calls``: [pages written, pages freed] of each memory cgroup reclaim call, in order. ``deep``:
+    for each call that wrote at least ``DEEP_PASS`` pages, its index, the pages it wrote, and the
+    requests inserted while it ran, in order: [``R`` or ``W``, pages, where], ``where`` in pages
+    from the lowest sector any of the trace's deep passes used (the swap area's start, near
+    enough: a deep pass writes into the first cluster's holes). A deep pass runs under swap
+    readahead's plug, which takes 32 requests (one of them readahead's read) before it goes to
+    the disk, so how many pages the pass writes is how long its write requests are.
+    """
+    import re
+
+    rq_re = re.compile(r"^\S+ ([RW])\S* \d+ \(\) (\d+) \+ (\d+)")
+    calls: list[list[int]] = []
+    deep: list[dict[str, Any]] = []
+    written = 0
+    requests: list[list[Any]] = []
+    open_call = False
+    for _, _, _, event, rest in _trace_lines(text):
+        if event == "mm_vmscan_memcg_reclaim_begin":
+            open_call, written, requests = True, 0, []
+        elif event == "mm_vmscan_memcg_reclaim_end" and open_call:
+            freed = re.search(r"nr_reclaimed=(\d+)", rest)
+            calls.append([written, int(freed.group(1)) if freed else 0])
+            if written >= DEEP_PASS:
+                deep.append({"call": len(calls) - 1, "written": written, "requests": requests})
+            open_call = False
+        elif event == "mm_vmscan_write_folio" and open_call:
+            written += 1
+        elif event == "block_rq_insert" and open_call and (m := rq_re.match(rest)):
+            requests.append([m.group(1), int(m.group(3)) * 512 // K.PAGE, int(m.group(2))])
+    lowest = min((r[2] for d in deep for r in d["requests"]), default=0)
+    for d in deep:
+        d["requests"] = [
+            [kind, pages, (sector - lowest) * 512 // K.PAGE] for kind, pages, sector in d["requests"]
+        ]
+    return {"calls": calls, "deep": deep}
+
+
+def passes(name: str, config: str, runs: int) -> list[dict[str, Any]]:
+    """``runs`` runs of ``name`` on the kernel under PASS_EVENTS, each on a swap area swapped on again
+    (``K.reswap``): their faults and ``reclaim_calls`` (root, tracefs)."""
+    out = []
+    with _workload_session("passes", name, config) as (facts, rec):
+        for i in range(runs):
+            if facts.swap is not None:
+                K.reswap(facts.swap)
+            with _tracing(PASS_EVENTS) as traced:
+                run = K.replay_kernel(rec, LIMIT)
+            out.append({"majflt": run.majflt, "minflt": run.minflt, **reclaim_calls(traced.text)})
+            print(f"passes: {name} {config} kernel run {i + 1} of {runs}", file=sys.stderr, flush=True)
+    return out
+
+
+def passes_simulated(name: str, config: str, device: str = "hdd", pages: int = 0) -> dict[str, Any]:
+    """The simulator's run of ``name`` on the held-out command's keys (the group's limit moved by
+    ``pages``), as ``reclaim_calls`` reads the kernel's: in this process, its reclaim calls
+    (``Reclaim.reclaim_memcg``) and plug flushes (``Reclaim.flush_plug``) wrapped. A flushed
+    plug's write requests are its runs of consecutive slots, each at most ``max_segments`` pages;
+    ``where`` is the first slot's number (swap readahead's read is not in the simulator's plug)."""
+    from hydra import compose, initialize_config_dir
+
+    import vmexp.app  # noqa: F401  (registers the schema and resolvers)
+    from vmexp.config import validate
+    from vmexp.kernel import reclaim as R
+    from vmexp.sim import simulate
+    from vmexp.workload import build
+
+    calls: list[list[int]] = []
+    deep: list[dict[str, Any]] = []
+    flushed: list[list[Any]] = []
+    reclaim_memcg, flush_plug = R.Reclaim.reclaim_memcg, R.Reclaim.flush_plug
+
+    def traced_reclaim(self: Any, cg: Any, nr: int) -> int:
+        before = self.stat.pswpout
+        flushed.clear()
+        freed = reclaim_memcg(self, cg, nr)
+        written = self.stat.pswpout - before
+        calls.append([written, freed])
+        if written >= DEEP_PASS:
+            deep.append({"call": len(calls) - 1, "written": written, "requests": list(flushed)})
+        return freed
+
+    def traced_flush(self: Any) -> None:
+        last = -2
+        for f in self._plug:
+            slot = self.cache.slot_of.get(f, -1)
+            if flushed and slot == last + 1 and flushed[-1][1] < self.dev.max_segments:
+                flushed[-1][1] += 1
+            else:
+                flushed.append(["W", 1, slot])
+            last = slot
+        flush_plug(self)
+
+    limit = LIMIT + pages * PAGE
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+        trace = Path(tmp) / f"{name}.trace"
+        trace.write_text(generate(name))
+        overrides = [
+            "workload=trace",
+            f"workload.path={trace}",
+            "nprocs=1",
+            *_held_out_keys(config, device, limit),
+        ]
+        with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "vmexp" / "conf")):
+            settings = validate(compose("config", overrides=overrides))
+        R.Reclaim.reclaim_memcg, R.Reclaim.flush_plug = traced_reclaim, traced_flush  # type: ignore[method-assign]
+        try:
+            result = simulate(
+                settings, build(settings.workload, settings.nprocs, settings.seed, settings.page_size)
+            )
+        finally:
+            R.Reclaim.reclaim_memcg, R.Reclaim.flush_plug = reclaim_memcg, flush_plug  # type: ignore[method-assign]
+    proc = result.processes[0]
+    return {"majflt": proc.majflt, "minflt": proc.minflt, "calls": calls, "deep": deep}
+
+
+def passes_report(runs: list[dict[str, Any]], label: str) -> str:
+    """One line per run: its faults and its deep passes (call: pages written), then each deep
+    pass's requests as kind and pages, with ``@where`` for those shorter than a full one."""
+    lines = []
+    for i, run in enumerate(runs, 1):
+        summary = ", ".join(f"{d['call']}: {d['written']}" for d in run["deep"])
+        lines.append(
+            f"{label} {i}: majflt {run['majflt']} minflt {run['minflt']}, {len(run['calls'])} reclaim calls, "
+            f"deep passes (call: pages) {summary or 'none'}"
+        )
+        for d in run["deep"]:
+            full = max((r[1] for r in d["requests"]), default=0)
+            shown = " ".join(f"{k}{p}" + (f"@{w}" if p < full else "") for k, p, w in d["requests"])
+            lines.append(f"  call {d['call']}: {shown}")
+    return "\n".join(lines)
+
+
 def _inside(v: float, s: dict[str, float]) -> bool:
     """Inside the real runs' range [min..max] (``K.spread``)."""
     return s["min"] <= v <= s["max"]
@@ -1957,6 +2103,20 @@ def main() -> int:
         action="store_true",
         help="record it in tests/data/real_kernel/own_faults_NAME_CONFIG.json",
     )
+    pa = sub.add_parser(
+        "passes",
+        help="one workload's reclaim calls, pages written and freed by each, and the requests of each "
+        "deep pass's plug: the kernel's (root, tracefs) and the simulator's at nearby limits",
+    )
+    _one_workload(pa)
+    pa.add_argument("--runs", type=int, default=2, help="kernel runs, each on a device swapped on again")
+    pa.add_argument("--device", default="hdd", help="the simulator's machine.swap_device, as agree's")
+    pa.add_argument(
+        "--pages",
+        default="0",
+        help="the simulator's limits, pages from 64 MiB, comma-separated (e.g. -16,-8,0,8,16)",
+    )
+    pa.add_argument("--sim-only", action="store_true", help="the simulator's side alone (no root needed)")
     v = sub.add_parser(
         "vmstat", help="the /proc/vmstat counters of the last agree.json beside the real runs'"
     )
@@ -2023,6 +2183,21 @@ def main() -> int:
                 print(out)
             else:
                 print(text)
+        elif a.cmd == "passes":
+            try:
+                limits = [int(p) for p in a.pages.split(",")]
+            except ValueError:
+                raise K.KernelRunError(
+                    f"--pages: whole numbers of pages separated by commas, got {a.pages!r}"
+                ) from None
+            if not a.sim_only:
+                print(passes_report(passes(a.name, a.config, a.runs), "kernel run"))
+            for k in limits:
+                print(
+                    passes_report(
+                        [passes_simulated(a.name, a.config, a.device, k)], f"simulator {k:+d} pages"
+                    )
+                )
         elif a.cmd == "vmstat":
             print(vmstat_table(json.loads(_agree_file(a.wset).read_text())))
         else:

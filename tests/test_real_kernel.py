@@ -1274,6 +1274,58 @@ def test_a_deep_reclaim_pass_is_found_and_the_order_its_pages_are_freed_in_is_re
     assert got["requests"] == 2 and got["pages_per_request"] == (254 + 2) / 2
 
 
+def test_each_reclaim_calls_writes_frees_and_a_deep_passs_requests_are_read_from_the_trace() -> None:
+    """``passes``: what each of the replayer's reclaim calls wrote and freed, and the requests its plug
+    held when a call wrote a deep pass (kind, pages, where: pages from the lowest sector used)."""
+    kt = _kernel_truth()
+    lines: list[str] = []
+
+    def ev(what: str) -> None:
+        lines.append(f" replayer-4ea03b-8669    [001] ..... {1000 + len(lines) / 1e6:.6f}: {what}")
+
+    write = "mm_vmscan_write_folio: page=0000 pfn=0x100 flags=RECLAIM_WB_ANON|RECLAIM_WB_ASYNC"
+    ev("block_rq_insert: 254,0 W 4096 () 5000 + 8 be,0,4 [replayer]")  # outside a call: not its
+    ev("mm_vmscan_memcg_reclaim_begin: order=0 gfp_flags=GFP_HIGHUSER_MOVABLE")
+    for _ in range(3):
+        ev(write)
+    ev("mm_vmscan_memcg_reclaim_end: nr_reclaimed=41")
+    ev("mm_vmscan_memcg_reclaim_begin: order=0 gfp_flags=GFP_HIGHUSER_MOVABLE")
+    for _ in range(kt.DEEP_PASS):
+        ev(write)
+    ev("block_rq_insert: 254,0 R 8192 () 1000 + 16 be,0,4 [replayer]")  # swap readahead's read
+    ev("block_rq_insert: 254,0 WS 1040384 () 1024 + 2032 be,0,4 [replayer]")  # 254 pages
+    ev("block_rq_insert: 254,0 W 4096 () 800 + 8 be,0,4 [replayer]")  # one page, in a hole lower down
+    ev("mm_vmscan_memcg_reclaim_end: nr_reclaimed=32")
+    got = kt.reclaim_calls("\n".join(lines))
+    assert got["calls"] == [[3, 41], [kt.DEEP_PASS, 32]]
+    assert got["deep"] == [
+        {"call": 1, "written": kt.DEEP_PASS, "requests": [["R", 2, 25], ["W", 254, 28], ["W", 1, 0]]}
+    ]
+    report = kt.passes_report([{"majflt": 7, "minflt": 9, **got}], "kernel run")
+    assert report.splitlines() == [
+        "kernel run 1: majflt 7 minflt 9, 2 reclaim calls, deep passes (call: pages) 1: 1000",
+        "  call 1: R2@25 W254 W1@0",
+    ]
+
+
+@pytest.mark.slow
+def test_the_simulators_deep_passes_are_read_as_the_kernels_are() -> None:
+    # passes_simulated: seq_write_80 at page-cluster 3 on the held-out command's keys. The kernel's
+    # traced runs take a deep pass as the first sweep ends, then one or two in each later sweep
+    # (six a run); the simulator as well, its first at the call that follows the first sweep's last
+    # page (the sweep's 4 096 pages past 64 MiB, at some 44 freed a call).
+    kt = _kernel_truth()
+    got = kt.passes_simulated("seq_write_80", "file_pc3")
+    written = [w for w, _ in got["calls"]]
+    assert [d["written"] for d in got["deep"]] == [w for w in written if w >= kt.DEEP_PASS]
+    assert 5 <= len(got["deep"]) <= 8, got["deep"]
+    sweep = 20 * 1024 - 16 * 1024  # the pages past the 64 MiB the first sweep writes, 32-odd a call
+    assert abs(got["deep"][0]["call"] - sweep / 44) <= 10, got["deep"][0]["call"]
+    for d in got["deep"]:
+        assert sum(p for _, p, _ in d["requests"]) <= d["written"]
+        assert all(1 <= p <= 254 for _, p, _ in d["requests"]), d["requests"]
+
+
 def test_own_pages_met_in_flight_after_a_long_reclaim_call_are_read_from_the_trace() -> None:
     """``own-faults``: the replayer's pages faulting right after a long reclaim call, with whether a write
     issued since the page was written was still incomplete, and the disk's request times."""
