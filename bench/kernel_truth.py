@@ -1529,10 +1529,10 @@ def passes_simulated(name: str, config: str, device: str = "hdd", pages: int = 0
         return freed
 
     def traced_flush(self: Any) -> None:
-        last = -2
+        last: int | None = None  # a flush's first request never merges into the last one's
         for f in self._plug:
             slot = self.cache.slot_of.get(f, -1)
-            if flushed and slot == last + 1 and flushed[-1][1] < self.dev.max_segments:
+            if last is not None and slot == last + 1 and flushed[-1][1] < self.dev.max_segments:
                 flushed[-1][1] += 1
             else:
                 flushed.append(["W", 1, slot])
