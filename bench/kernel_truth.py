@@ -1505,6 +1505,8 @@ def passes_simulated(name: str, config: str, device: str = "hdd", pages: int = 0
     (``Reclaim.reclaim_memcg``) and plug flushes (``Reclaim.flush_plug``) wrapped. A flushed
     plug's write requests are its runs of consecutive slots, each at most ``max_segments`` pages;
     ``where`` is the first slot's number (swap readahead's read is not in the simulator's plug)."""
+    if name not in {n for ws in SETS.values() for n in ws}:
+        raise K.KernelRunError(f"passes: {name!r} is not a workload of vmexp/validate/workloads.py")
     from hydra import compose, initialize_config_dir
 
     import vmexp.app  # noqa: F401  (registers the schema and resolvers)
