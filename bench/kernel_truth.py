@@ -1507,10 +1507,7 @@ def passes_simulated(name: str, config: str, device: str = "hdd", pages: int = 0
     ``where`` is the first slot's number (swap readahead's read is not in the simulator's plug)."""
     if name not in {n for ws in SETS.values() for n in ws}:
         raise K.KernelRunError(f"passes: {name!r} is not a workload of vmexp/validate/workloads.py")
-    from hydra import compose, initialize_config_dir
-
-    import vmexp.app  # noqa: F401  (registers the schema and resolvers)
-    from vmexp.config import validate
+    from vmexp.config import compose_settings
     from vmexp.kernel import reclaim as R
     from vmexp.sim import simulate
     from vmexp.workload import build
@@ -1551,8 +1548,7 @@ def passes_simulated(name: str, config: str, device: str = "hdd", pages: int = 0
             "nprocs=1",
             *_held_out_keys(config, device, limit),
         ]
-        with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "vmexp" / "conf")):
-            settings = validate(compose("config", overrides=overrides))
+        settings = compose_settings(overrides)
         R.Reclaim.reclaim_memcg, R.Reclaim.flush_plug = traced_reclaim, traced_flush  # type: ignore[method-assign]
         try:
             result = simulate(
