@@ -32,6 +32,7 @@ file there, run both with the same ``--data``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import subprocess
@@ -118,7 +119,7 @@ def per_figure(run_dir: Path, repeat: int) -> dict[str, float]:
     with matplotlib.rc_context(STYLE):
         for name in FIGURES:
             fn = getattr(rf, f"{name}_figure")
-            out[name] = cpu_min(lambda fn=fn: fn(data, title), repeat)
+            out[name] = cpu_min(functools.partial(fn, data, title), repeat)
     out["draw_run_figures"] = cpu_min(lambda: rf.draw_run_figures(run_dir), repeat)
     return out
 

@@ -878,7 +878,7 @@ def aging(
         }
         since = pswpout()
         head = record(facts, "", [name], 0, False, config=config, swap_file_mib=size_mib, steps=steps)
-        for step, (kind, n) in enumerate(plan):
+        for index, (kind, n) in enumerate(plan):
             if kind == "reswap":
                 K.reswap(facts.swap)
                 since = pswpout()
@@ -906,7 +906,7 @@ def aging(
                     passes = reclaim_passes(traced.text)
                     traced_runs.append(
                         {
-                            "step": step,
+                            "step": index,
                             "majflt": r.majflt,
                             "minflt": r.minflt,
                             "swapped_out_since_swapon": pswpout() - since,
@@ -1784,7 +1784,7 @@ def criterion_rows(docs: dict[str, dict[str, Any]]) -> list[tuple[str, str, str,
     configuration (page-cluster 0 or 3), counted by ``_pairs_agreeing``, against the sessions'
     runs and against the fresh-device runs.
     """
-    rows = []
+    rows: list[tuple[str, str, str, int, int, int, int]] = []
     for group, sets in CRITERION_GROUPS.items():
         for fresh in (False, True):
             for device, by_set in docs.items():
@@ -1796,7 +1796,7 @@ def criterion_rows(docs: dict[str, dict[str, Any]]) -> list[tuple[str, str, str,
                         counts = [a + b for a, b in zip(counts, _pairs_agreeing(sim, real), strict=True)]
                         pairs += len(sim)
                 runs = "fresh device" if fresh else "sessions"
-                rows.append((group, runs, device, *counts, pairs))
+                rows.append((group, runs, device, counts[0], counts[1], counts[2], pairs))
     return rows
 
 

@@ -289,7 +289,7 @@ def compare(cluster: int) -> str:
     ]
     order = [n for names in SETS.values() for n in names]  # the sets' order, whenever each was measured
     for name, wl in sorted(doc["workloads"].items(), key=lambda kv: order.index(kv[0])):
-        _c, _n, sim = KT._agree_one((config, name, device))
+        _c, _n, sim = KT._agree_one((config, name, device, LIMIT))
         secs = [r["seconds"] for r in wl["runs"]]
         deact = [r["vmstat"].get("pgdeactivate", 0) for r in wl["runs"]]
         rows.append(
