@@ -53,6 +53,8 @@ from vmexp.validate.real import (
 from vmexp.workload.traces import TraceError, parse_trace
 
 __all__ = [
+    "SimulatorOOMKilled",
+    "SimulatorRunError",
     "Verdict",
     "check_comparable",
     "check_finished",
@@ -70,6 +72,22 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 class SimulatorRunError(RuntimeError):
     """The simulator's run did not produce results that can be read."""
+
+
+class SimulatorOOMKilled(SimulatorRunError):
+    """A simulated process was killed by an OOM killer before the end of its trace.
+
+    ``group``: by its memory cgroup's (``cgroup.memory_max`` reached and
+    reclaim made no progress), which the real kernel's group does too in
+    some runs, so the kernel command compares that outcome instead of
+    refusing; otherwise by the machine's (``ram`` too small).
+    """
+
+    def __init__(self, message: str, pid: int, ops: int, group: bool) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.ops = ops  # operations of its trace it had begun (the last is the one it was killed in)
+        self.group = group
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> dict[int, ReplayResult]:
@@ -117,20 +135,28 @@ def check_finished(run_dir: str | os.PathLike[str]) -> None:
     """
     d = Path(run_dir)
     try:
-        procs = json.loads((d / "metrics.json").read_text(encoding="utf-8"))["processes"]
-        ended = [(p["pid"], p["exit"], p.get("error") or "") for p in procs if p["exit"] != "ok"]
+        metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
+        ended = [
+            (p["pid"], p["exit"], p.get("error") or "", p.get("ops", 0))
+            for p in metrics["processes"]
+            if p["exit"] != "ok"
+        ]
+        group_kills = {k["pid"] for k in metrics.get("system", {}).get("oom_kill_log", []) if k.get("memcg")}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SimulatorRunError(f"{d}: metrics.json does not follow the output contract ({e!r})") from None
-    for pid, how, why in ended:
+    for pid, how, why, ops in ended:
         if how == "duration":
             raise SimulatorRunError(
                 f"the simulator's process {pid} was stopped by duration before the end of the trace: "
                 "the comparison needs the whole trace (give no duration)"
             )
         if how == "oom-killed":
-            raise SimulatorRunError(
+            raise SimulatorOOMKilled(
                 f"the simulator's process {pid} was OOM-killed before the end of the trace ({why}): "
-                "the comparison needs the whole trace (give it more ram or swap, or a larger cgroup.memory_max)"
+                "the comparison needs the whole trace (give it more ram or swap, or a larger cgroup.memory_max)",
+                pid,
+                ops,
+                pid in group_kills,
             )
         raise SimulatorRunError(f"the simulator's process {pid} ended {how}: {why}")
 

@@ -92,6 +92,7 @@ __all__ = [
     "probe_charge",
     "records_file",
     "measure",
+    "outcomes",
     "spread",
     "replay_kernel",
     "reswap",
@@ -1047,6 +1048,34 @@ def spread(values: Sequence[int]) -> dict[str, float]:
     sd = (sum((x - mean) ** 2 for x in v) / (n - 1)) ** 0.5 if n > 1 else 0.0
     med = v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
     return {"min": v[0], "max": v[-1], "median": med, "mean": round(mean, 2), "sd": round(sd, 2)}
+
+
+def outcomes(
+    trace_path: str | os.PathLike[str],
+    limit: int,
+    runs: int,
+    *,
+    pid: int = 1,
+    swap_max: int | None = None,
+    fresh: SwapArea | None = None,
+    progress: Callable[[int, KernelRun | None], None] | None = None,
+) -> list[KernelRun | None]:
+    """``runs`` replays as :func:`measure`'s, each run once: None for one the group's OOM killer ended.
+
+    Whether the group's OOM killer fires can depend on the run (when the
+    statistics flush falls: docs/kernel-truth.md, "Random churn traces, and
+    the group's OOM killer"), so this counts the runs it ends where
+    :func:`measure` runs them again.
+    """
+    out: list[KernelRun | None] = []
+    with records_file(trace_path, pid) as rec:
+        for i in range(runs):
+            if fresh is not None:
+                reswap(fresh)
+            out.append(_replay_once(rec, limit, swap_max, None, 600.0)[0])
+            if progress is not None:
+                progress(i + 1, out[-1])
+    return out
 
 
 def measure(
