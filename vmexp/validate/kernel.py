@@ -65,7 +65,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from vmexp.config import DEFAULT_MAX_SEGMENTS, DEFAULT_QUEUE_DEPTH
 from vmexp.validate.real import RealGlibcError, _records, build_replayer
@@ -1050,6 +1050,29 @@ def spread(values: Sequence[int]) -> dict[str, float]:
     return {"min": v[0], "max": v[-1], "median": med, "mean": round(mean, 2), "sd": round(sd, 2)}
 
 
+_R = TypeVar("_R")
+
+
+def _each_run(
+    trace_path: str | os.PathLike[str],
+    runs: int,
+    pid: int,
+    fresh: SwapArea | None,
+    progress: Callable[[int, _R], None] | None,
+    replay: Callable[[str], _R],
+) -> list[_R]:
+    """``runs`` calls of ``replay`` on one process's records, each after swapping ``fresh`` off and on."""
+    out: list[_R] = []
+    with records_file(trace_path, pid) as rec:
+        for i in range(runs):
+            if fresh is not None:
+                reswap(fresh)
+            out.append(replay(rec))
+            if progress is not None:
+                progress(i + 1, out[-1])
+    return out
+
+
 def outcomes(
     trace_path: str | os.PathLike[str],
     limit: int,
@@ -1067,15 +1090,9 @@ def outcomes(
     the group's OOM killer"), so this counts the runs it ends where
     :func:`measure` runs them again.
     """
-    out: list[KernelRun | None] = []
-    with records_file(trace_path, pid) as rec:
-        for i in range(runs):
-            if fresh is not None:
-                reswap(fresh)
-            out.append(_replay_once(rec, limit, swap_max, None, 600.0)[0])
-            if progress is not None:
-                progress(i + 1, out[-1])
-    return out
+    return _each_run(
+        trace_path, runs, pid, fresh, progress, lambda rec: _replay_once(rec, limit, swap_max, None, 600.0)[0]
+    )
 
 
 def measure(
@@ -1091,12 +1108,6 @@ def measure(
     """``runs`` replays of one process of a trace, each in its own group (inside a :func:`session`);
     ``fresh``: swap that area off and on again before each (:func:`reswap`); ``progress`` is told
     each run (its number from 1) as it ends: a trace's runs can take minutes."""
-    out = []
-    with records_file(trace_path, pid) as rec:
-        for i in range(runs):
-            if fresh is not None:
-                reswap(fresh)
-            out.append(replay_kernel(rec, limit, swap_max=swap_max))
-            if progress is not None:
-                progress(i + 1, out[-1])
-    return out
+    return _each_run(
+        trace_path, runs, pid, fresh, progress, lambda rec: replay_kernel(rec, limit, swap_max=swap_max)
+    )

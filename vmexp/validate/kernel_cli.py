@@ -43,7 +43,7 @@ import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
@@ -77,6 +77,7 @@ SIMULATOR_HAS_KERNEL_KEYS = True
 KERNEL_KEYS = ("cgroup.memory_max", "cgroup.swap_max", "machine.page_cluster")
 
 _N = TypeVar("_N", int, float)
+_T = TypeVar("_T")
 
 DEFAULT_LIMIT = 64 << 20
 MAJFLT_TOLERANCE = 0.02
@@ -433,24 +434,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 print(f"[real run {i}/{args.runs}] {what}", file=sys.stderr, flush=True)
 
+            def each(replay: Callable[..., list[_T]]) -> list[_T]:  # measure or outcomes: the same arguments
+                return replay(
+                    args.trace,
+                    settings.limit,
+                    args.runs,
+                    swap_max=settings.swap_max,
+                    fresh=fresh,
+                    progress=said,
+                )
+
             if sim_oom is None:
-                real = K.measure(
-                    args.trace,
-                    settings.limit,
-                    args.runs,
-                    swap_max=settings.swap_max,
-                    fresh=fresh,
-                    progress=said,
-                )
+                real = each(K.measure)
             else:
-                ended = K.outcomes(
-                    args.trace,
-                    settings.limit,
-                    args.runs,
-                    swap_max=settings.swap_max,
-                    fresh=fresh,
-                    progress=said,
-                )
+                ended = each(K.outcomes)
     except (K.KernelUnavailable, K.KernelRunError) as e:
         print(f"vmexp.validate kernel: error: {K.describe_failure(e)}", file=sys.stderr)
         return 2
