@@ -31,9 +31,9 @@ Exit status: 0 when the simulator agrees with the kernel (majflt within 2 %
 and minflt within 1 %, or inside the real runs' range), 1 when it does not,
 2 when either side could not be run. When the simulator's group OOM-kills
 the process part way, the outcome is compared instead (:func:`_oom_outcome`):
-0 if the kernel's group killed in any of its runs, 1 if in none; where the machine cannot run the real
-side (not root, no memory controller, no zram), one line says what is
-missing and how to provide it.
+0 if the kernel's group killed in any of its runs, 1 if in none. Where the
+machine cannot run the real side (not root, no memory controller, no zram),
+one line says what is missing and how to provide it.
 """
 
 from __future__ import annotations
