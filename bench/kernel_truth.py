@@ -406,6 +406,9 @@ if kind == "files":
         chunks.append(bytearray(b)); total += len(b)
         if total >= want:
             break
+elif kind == "same":  # as the replayer writes: every byte of a touched range 0x5a
+    while total < want:
+        chunks.append(bytearray(b"\x5a" * (1 << 20))); total += 1 << 20
 else:
     while total < want:
         chunks.append(bytearray(os.urandom(1 << 20))); total += 1 << 20
@@ -415,25 +418,27 @@ time.sleep(60)
 """
 
 
-def zram() -> Path:
+ZRAM_KINDS = ("files", "random", "same")
+
+
+def zram(kinds: collections.abc.Sequence[str] = ZRAM_KINDS) -> Path:
     """Compression ratio and per-page latency of the session's zram device, on real data.
 
     A Python process in a 64 MiB group fills 160 MiB with the contents of
-    system files (binaries, libraries, docs, locales) or with random bytes,
-    so most of it goes to zram; ``mm_stat`` is read while it still holds
-    the data, and the device's ``stat`` gives I/O counts and busy time.
+    system files (binaries, libraries, docs, locales), with random bytes or
+    with one byte value (``same``: the replayer's pages, which zram stores
+    as that value, ``page_same_filled``), so most of it goes to zram;
+    ``mm_stat`` is read while it still holds the data, and the device's
+    ``stat`` gives I/O counts and busy time. ``kinds``: which to measure;
+    the others keep their recorded rows.
     """
     out = DATA / "zram_device.json"
-    doc: dict[str, Any] = {
-        "schema": 1,
-        "date": datetime.date.today().isoformat(),
-        "kernel": platform.release(),
-    }
+    doc: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {"schema": 1}
     with K.session("zram") as facts:
         assert facts.swap is not None
         dev = facts.swap.name.rsplit("/", 1)[-1]
         doc["comp_algorithm"] = Path(f"/sys/block/{dev}/comp_algorithm").read_text().strip()
-        for kind in ("files", "random"):
+        for kind in kinds:
             with K.memory_cgroup(LIMIT) as cg:
                 st0 = [int(x) for x in Path(f"/sys/block/{dev}/stat").read_text().split()]
                 p = subprocess.Popen(
@@ -466,7 +471,7 @@ def zram() -> Path:
                 "us_per_write": round(1000 * d[7] / max(d[4], 1), 2),
             }
             print(kind, json.dumps(row), flush=True)
-            doc[kind] = row
+            doc[kind] = {"date": datetime.date.today().isoformat(), "kernel": platform.release(), **row}
     out.write_text(json.dumps(doc, indent=1) + "\n")
     return out
 
@@ -1965,7 +1970,14 @@ def main() -> int:
     )
     sub.add_parser("overhead")
     sub.add_parser("stats")
-    sub.add_parser("zram")
+    z = sub.add_parser("zram")
+    z.add_argument(
+        "--kind",
+        action="append",
+        choices=ZRAM_KINDS,
+        help="what to fill zram with (repeat; default all): system files, random bytes, or one byte value "
+        "as the replayer writes; the other kinds keep their recorded rows",
+    )
     c = sub.add_parser("census")
     c.add_argument("name", choices=list(WORKLOADS))
     s = sub.add_parser("simulate")
@@ -2134,7 +2146,7 @@ def main() -> int:
         elif a.cmd == "stats":
             print(stats())
         elif a.cmd == "zram":
-            print(zram())
+            print(zram(a.kind or ZRAM_KINDS))
         elif a.cmd == "census":
             census(a.name)
         elif a.cmd == "simulate":

@@ -76,6 +76,15 @@ SIMULATOR_HAS_KERNEL_KEYS = True
 # on to the simulator only through simulator_overrides.
 KERNEL_KEYS = ("cgroup.memory_max", "cgroup.swap_max", "machine.page_cluster")
 
+# What the replayer's pages cost zram. It writes every byte of a touched range as 0x5a, which zram
+# stores as that one value without compressing it (page_same_filled); measured on this machine by
+# the device's busy time (`python bench/kernel_truth.py zram --kind same`, five runs: 0 to 0.19 us a
+# read, 0.53 to 1.18 us a write; tests/data/real_kernel/zram_device.json), where the simulator's
+# defaults (machine.zram) are the costs of file data, 4.85 and 9.68 us, and made its runs of the
+# replayer's traces last 1.5 to 2.4 times the kernel's, which moves what depends on time (the
+# statistics flush: docs/kernel-truth.md, "A set of the operations the others leave out").
+REPLAYER_ZRAM = ("machine.zram.read=190ns", "machine.zram.write=830ns")
+
 _N = TypeVar("_N", int, float)
 _T = TypeVar("_T")
 
@@ -161,7 +170,8 @@ def simulator_overrides(
     group (1 GiB of RAM and of swap), the group's limit as
     ``cgroup.memory_max``, ``policy=linux``, the swap device as the kernel
     sees it (at the ``speed`` measured, if given, else the preset its kind
-    names) and its ``vm.page-cluster``. Without them: ``ram`` = the limit
+    names) and its ``vm.page-cluster``; zram at what the replayer's pages
+    cost it (:data:`REPLAYER_ZRAM`). Without them: ``ram`` = the limit
     (no kswapd watermarks: a cgroup limit has none), ``policy=lru2q`` (the
     textbook policy closest to Linux's two lists) and zram as an ``ssd``.
     """
@@ -178,6 +188,7 @@ def simulator_overrides(
             f"cgroup.memory_max={_size_arg(limit)}",
             "policy=linux",
             f"machine.swap_device={device}",
+            *(REPLAYER_ZRAM if device == "zram" else ()),
             f"machine.page_cluster={facts.page_cluster}",
             "duration=1000000s",
         ]
