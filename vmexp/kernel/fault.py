@@ -392,7 +392,10 @@ class FaultHandler:
             readahead = mm.policy.test_clear_reclaim(f)
         self.swap_update_readahead(mm, vpn, readahead)
         done = cache.reading.pop(f, 0)
-        major = done > clock.now()
+        # A read the process is already bound to wait for (block_until: a fault earlier in an
+        # allocator call, whose accesses run on without stopping, refs' stop_on_major off) has
+        # completed by the time the kernel's thread, which slept at that fault, gets here.
+        major = done > max(clock.now(), clock.block_until)
         if major:  # folio_lock_or_retry: VM_FAULT_RETRY, and the retry is counted major
             clock.wait_for(done)
             mm.majflt += 1
