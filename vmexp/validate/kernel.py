@@ -926,6 +926,9 @@ def _poll_stats(cg: Cgroup, proc: subprocess.Popen[str], interval: float) -> Non
         time.sleep(interval)
 
 
+REPLAY_TIMEOUT = 600.0  # seconds one real run may take before it is called a failure
+
+
 def _replay_once(
     records: str,
     limit: int,
@@ -992,7 +995,7 @@ def replay_kernel(
     *,
     swap_max: int | None = None,
     max_oom_reruns: int = 5,
-    timeout: float | None = 600.0,
+    timeout: float | None = REPLAY_TIMEOUT,
     poll_stats: float | None = None,
 ) -> KernelRun:
     """Replay a records file (:func:`records_file`) once in a fresh group of ``limit`` bytes.
@@ -1025,7 +1028,7 @@ def probe_charge(records: str, limit: int = 1 << 40) -> dict[str, Any]:
     """
     for _ in range(5):
         probe: dict[str, Any] = {}
-        run, _why = _replay_once(records, limit, None, probe, 600.0)
+        run, _why = _replay_once(records, limit, None, probe, REPLAY_TIMEOUT)
         if run is not None:
             probe["run"] = run.as_dict()
             return probe
@@ -1091,7 +1094,12 @@ def outcomes(
     :func:`measure` runs them again.
     """
     return _each_run(
-        trace_path, runs, pid, fresh, progress, lambda rec: _replay_once(rec, limit, swap_max, None, 600.0)[0]
+        trace_path,
+        runs,
+        pid,
+        fresh,
+        progress,
+        lambda rec: _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT)[0],
     )
 
 
