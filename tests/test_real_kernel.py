@@ -417,6 +417,49 @@ def test_the_kernel_command_swaps_the_device_off_and_on_before_every_run_when_as
     assert "swapped off and on" not in plain
 
 
+def test_the_kernel_command_flushes_the_statistics_at_one_period_on_both_sides_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--stats-every 100ms``: every real run reads its group's memory.stat every 0.1 s (``poll_stats``)
+    and the simulator flushes its statistics at that period from the start; without it neither.
+    A bad period, or a policy that has no statistics, is one line and status 2 before any run.
+    Faked kernel."""
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    fake_kernel(monkeypatch, K.KernelRun(257, 0, 0.1, 0))
+    monkeypatch.setattr(K, "measure", _real_measure)
+    polls: list[object] = []
+    monkeypatch.setattr(
+        K,
+        "replay_kernel",
+        lambda rec, limit, **k: polls.append(k.get("poll_stats")) or K.KernelRun(257, 0, 0.1, 0),
+    )
+    monkeypatch.setattr(K, "records_file", lambda path, pid=1: contextlib.nullcontext("records"))
+    assert kernel_main([str(trace), "--swap", "existing", "--runs", "2", "--stats-every", "100ms"]) == 0
+    out = capsys.readouterr().out
+    sim = _simulator_line(out)
+    assert polls == [0.1, 0.1]
+    assert sim[-2:] == ["policy.params.stats_flush=100ms", "policy.params.stats_flush_first=100ms"]
+    assert "statistics: flushed every 100ms on both sides" in out
+
+    polls.clear()
+    assert kernel_main([str(trace), "--swap", "existing"]) == 0
+    plain = capsys.readouterr().out
+    assert polls == [None, None, None]
+    assert not any("stats_flush" in o for o in _simulator_line(plain)) and "statistics:" not in plain
+
+    polls.clear()
+    for bad, said in (
+        (["--stats-every", "5ms"], "--stats-every 5ms: between 10 ms and 2 s"),
+        (["--stats-every", "3s"], "--stats-every 3s: between 10 ms and 2 s"),
+        (["--stats-every", "soon"], "--stats-every soon: expected a duration"),
+        (["--stats-every", "1s", "policy=lru2q"], "--stats-every 1s: only policy=linux flushes statistics"),
+    ):
+        assert kernel_main([str(trace), "--swap", "existing", *bad]) == 2
+        out, err = capsys.readouterr()
+        assert err.startswith(f"vmexp.validate kernel: error: {said}") and len(err.splitlines()) == 1, err
+    assert polls == []
+
+
 def test_a_swap_area_is_timed_by_reads_past_the_page_cache_and_left_as_it_was(tmp_path: Path) -> None:
     """``device_speed`` reads (O_DIRECT) and never writes: a page's time and the bandwidth come
     back positive and consistent, the file is byte for byte what it was, and a file too small

@@ -1004,8 +1004,10 @@ def replay_kernel(
     OOM killer ends is discarded and run again in a new group, up to
     ``max_oom_reruns`` times; ``oom_reruns`` says how many were discarded.
     ``poll_stats``: read the group's ``memory.stat`` this often (seconds)
-    during the run, which keeps the kernel's memcg statistics fresh instead
-    of up to 2 s old — an experiment, not a normal run.
+    during the run; each read flushes the kernel's memcg statistics, so
+    reclaim decides on sizes at most that old instead of up to 2 s old, at
+    a known period instead of the machine's timer's unknown phase
+    (``validate kernel --stats-every``).
     """
     reasons = []
     for attempt in range(max_oom_reruns + 1):
@@ -1085,6 +1087,7 @@ def outcomes(
     swap_max: int | None = None,
     fresh: SwapArea | None = None,
     progress: Callable[[int, KernelRun | None], None] | None = None,
+    poll_stats: float | None = None,
 ) -> list[KernelRun | None]:
     """``runs`` replays as :func:`measure`'s, each run once: None for one the group's OOM killer ended.
 
@@ -1099,7 +1102,7 @@ def outcomes(
         pid,
         fresh,
         progress,
-        lambda rec: _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT)[0],
+        lambda rec: _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats)[0],
     )
 
 
@@ -1112,10 +1115,17 @@ def measure(
     swap_max: int | None = None,
     fresh: SwapArea | None = None,
     progress: Callable[[int, KernelRun], None] | None = None,
+    poll_stats: float | None = None,
 ) -> list[KernelRun]:
     """``runs`` replays of one process of a trace, each in its own group (inside a :func:`session`);
     ``fresh``: swap that area off and on again before each (:func:`reswap`); ``progress`` is told
-    each run (its number from 1) as it ends: a trace's runs can take minutes."""
+    each run (its number from 1) as it ends: a trace's runs can take minutes; ``poll_stats``: as
+    :func:`replay_kernel`'s."""
     return _each_run(
-        trace_path, runs, pid, fresh, progress, lambda rec: replay_kernel(rec, limit, swap_max=swap_max)
+        trace_path,
+        runs,
+        pid,
+        fresh,
+        progress,
+        lambda rec: replay_kernel(rec, limit, swap_max=swap_max, poll_stats=poll_stats),
     )

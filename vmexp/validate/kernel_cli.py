@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from vmexp.cliargs import Parser
 from vmexp.console import keep_going_without_a_reader
-from vmexp.units import UnitError, format_size, parse_size
+from vmexp.units import UnitError, format_duration, format_size, parse_duration, parse_size
 from vmexp.validate import kernel as K
 from vmexp.workload.ops import describe
 from vmexp.workload.traces import Trace, TraceError, parse_trace
@@ -89,6 +89,10 @@ _N = TypeVar("_N", int, float)
 _T = TypeVar("_T")
 
 DEFAULT_LIMIT = 64 << 20
+# --stats-every's bounds: a read of memory.stat every 10 ms already takes a few per cent of a CPU
+# from the replay beside it, and the kernel's own timer flushes every 2 s (FLUSH_TIME).
+MIN_STATS_EVERY = 10_000_000
+MAX_STATS_EVERY = 2_000_000_000
 MAJFLT_TOLERANCE = 0.02
 MINFLT_TOLERANCE = 0.01
 
@@ -146,6 +150,47 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
             cluster = int(value)
     assert limit is not None
     return KernelSettings(limit, swap_max, cluster, tuple(rest))
+
+
+def stats_overrides(every: str | None, rest: Sequence[str], new_keys: bool | None) -> list[str]:
+    """``--stats-every``'s simulator overrides: its statistics flushed at that period from the start.
+
+    The kernel flushes the memory cgroup statistics that reclaim reads
+    (the list sizes of ``inactive_is_low`` and of the refault distance's
+    test) every 2 s on a machine-wide timer whose phase against a run is
+    anything, and the simulator takes one phase (``stats_flush_first``);
+    on traces that part when it falls, the comparison is then a draw.
+    With the real side reading ``memory.stat`` (which flushes) at a known
+    period, both decide on sizes equally old.
+    """
+    if every is None:
+        return []
+    try:
+        ns = parse_duration(every)
+    except UnitError as e:
+        raise UsageError(f"--stats-every {every}: {e}") from None
+    if not MIN_STATS_EVERY <= ns <= MAX_STATS_EVERY:
+        raise UsageError(
+            f"--stats-every {every}: between {format_duration(MIN_STATS_EVERY)} and "
+            f"{format_duration(MAX_STATS_EVERY)} (the kernel's own timer flushes every 2 s)"
+        )
+    policy = [o.partition("=")[2].strip() for o in rest if o.lstrip("+").startswith("policy=")]
+    if not (SIMULATOR_HAS_KERNEL_KEYS if new_keys is None else new_keys) or policy[-1:] not in (
+        [],
+        ["linux"],
+    ):
+        raise UsageError(
+            f"--stats-every {every}: only policy=linux flushes statistics (policy.params.stats_flush)"
+        )
+    d = _duration_arg(ns)
+    return [f"policy.params.stats_flush={d}", f"policy.params.stats_flush_first={d}"]
+
+
+def _duration_arg(ns: int) -> str:
+    for unit, mult in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if ns % mult == 0:
+            return f"{ns // mult}{unit}"
+    return f"{ns}ns"
 
 
 def _size_arg(n: int) -> str:
@@ -385,6 +430,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "right after swapon, as the simulator's does (swapoff reads an existing swap's pages back first)",
     )
     parser.add_argument(
+        "--stats-every",
+        metavar="DURATION",
+        help="flush the memcg statistics reclaim decides on at this period on both sides (e.g. 100ms; "
+        f"{format_duration(MIN_STATS_EVERY).replace(' ', '')} to 2s): the real side reads the group's memory.stat that often, "
+        "the simulator gets policy.params.stats_flush and stats_flush_first; without it the kernel's "
+        "2 s timer flushes them at a phase no run can know",
+    )
+    parser.add_argument(
         "--keys",
         choices=("auto", "new", "today"),
         default="auto",
@@ -399,7 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if 1 not in trace.ops:
             raise TraceError(f"{args.trace}: the real-kernel replay takes process 1, and the trace has none")
         settings = kernel_settings(args.overrides)
-        rest = check_overrides(args.trace, settings.rest)  # now, not after minutes of real runs
+        new_keys = None if args.keys == "auto" else args.keys == "new"
+        stats = stats_overrides(args.stats_every, settings.rest, new_keys)
+        rest = check_overrides(args.trace, [*stats, *settings.rest])  # now, not after minutes of real runs
     except (TraceError, UsageError, SimulatorRunError) as e:
         print(f"vmexp.validate kernel: error: {e}", file=sys.stderr)
         return 2
@@ -410,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if why:
         print(f"vmexp.validate kernel: cannot run the real kernel here: {why}", file=sys.stderr)
         return 2
-    new_keys = None if args.keys == "auto" else args.keys == "new"
+    poll = parse_duration(args.stats_every) / 1e9 if args.stats_every is not None else None
 
     sim_oom: SimulatorOOMKilled | None = None
     ended: list[K.KernelRun | None] = []
@@ -423,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sim_ov = simulator_overrides(
                 facts, settings.limit, settings.swap_max, new_keys=new_keys, speed=speed
             )
-            sim_ov += ["figures=false", *rest]
+            sim_ov += ["figures=false", *rest]  # rest begins with --stats-every's overrides
             with tempfile.TemporaryDirectory(prefix="vmexp-validate-kernel-") as tmp:
                 run_dir = os.path.join(tmp, "run")
                 run_simulator(_process_1(args.trace, trace, tmp), sim_ov, run_dir)
@@ -453,6 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     swap_max=settings.swap_max,
                     fresh=fresh,
                     progress=said,
+                    poll_stats=poll,
                 )
 
             if sim_oom is None:
@@ -477,6 +533,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(device_note)
     if args.fresh_device and sw is not None:
         print(f"swap device: {sw.name} swapped off and on again before every real run")
+    if args.stats_every is not None:
+        print(
+            f"statistics: flushed every {args.stats_every} on both sides (the group's memory.stat read "
+            "that often; the simulator's policy.params.stats_flush)"
+        )
     print(f"simulator: {shlex.join(o for o in sim_ov if o != 'figures=false')}")  # as a shell takes it
     if sim_oom is not None:
         return _oom_outcome(sim_oom, len(trace.ops[1]), ended, sim_seconds)
