@@ -1111,6 +1111,54 @@ def tlb_flushes(text: str) -> dict[str, Any]:
     }
 
 
+CHURN_SEEDS = (4, 17, 20)  # bench/churn_traces.py seeds that the 2 s timer's phase moved most
+
+
+def churn(seeds: list[int], runs: int, every: float) -> Path:
+    """Churn traces (``bench/churn_traces.py``) on the swap file at page-cluster 3, each run on the
+    file swapped on again: as measured, and with the group's ``memory.stat`` read every ``every``
+    seconds (``validate kernel --stats-every``); ``tests/data/real_kernel/churn_file_pc3.json``.
+
+    Run-major, the two ways alternating, so that the machine's drift spreads over both."""
+    from churn_traces import churn_trace  # beside this script
+
+    texts = {f"t{seed}": churn_trace(seed) for seed in seeds}
+    out = DATA / "churn_file_pc3.json"
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp, K.session("file", cluster=3) as facts:
+        area = facts.swap
+        assert area is not None
+        doc = record(
+            facts,
+            f"random churn traces (python bench/churn_traces.py; name t<seed>), each run in a new 64 MiB "
+            f"group on a swap file swapped off and on before it: as measured (runs) and with the group's "
+            f"memory.stat read every {every} s (stats_runs), which flushes the memcg statistics; "
+            "null: a run the group's OOM killer ended",
+            [],
+            runs,
+            True,
+            config="file_pc3",
+            stats_every_s=every,
+        )
+        paths = {}
+        for name, text in texts.items():
+            paths[name] = Path(tmp) / f"{name}.trace"
+            paths[name].write_text(text)
+            doc["workloads"][name] = {"sha256": sha256(text), "runs": [], "stats_runs": []}
+        for i in range(runs):
+            for name, path in paths.items():
+                for key, poll in (("runs", None), ("stats_runs", every)):
+                    run = K.outcomes(path, LIMIT, 1, fresh=area, poll_stats=poll)[0]
+                    doc["workloads"][name][key].append(None if run is None else run.as_dict())
+                    said = (
+                        "OOM-killed in its group"
+                        if run is None
+                        else f"majflt {run.majflt} minflt {run.minflt} in {run.seconds:.2f} s"
+                    )
+                    print(f"churn: {name} {key} {i + 1}/{runs}: {said}", file=sys.stderr, flush=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
 @contextlib.contextmanager
 def _workload_session(
     command: str, name: str, config: str
@@ -2071,6 +2119,18 @@ def main() -> int:
     st.add_argument("dir", help="where to write NAME_<seconds>s.trace")
     st.add_argument("names", nargs="+", help="workloads of vmexp/validate/workloads.py, or trace files")
     st.add_argument("--seconds", type=float, default=20.0, help="compute time in all (default 20)")
+    ch = sub.add_parser(
+        "churn",
+        help="random churn traces on the swap file at page-cluster 3, as measured and with the "
+        "statistics flushed every --every seconds (tests/data/real_kernel/churn_file_pc3.json)",
+    )
+    ch.add_argument(
+        "--seeds",
+        default=",".join(map(str, CHURN_SEEDS)),
+        help="bench/churn_traces.py seeds, comma-separated",
+    )
+    ch.add_argument("--runs", type=int, default=5)
+    ch.add_argument("--every", type=float, default=0.1, help="seconds between reads of memory.stat")
     cr = sub.add_parser(
         "criterion",
         help="issue 11's agreement table (the README's): agree on every set for each device, pairs counted",
@@ -2175,6 +2235,14 @@ def main() -> int:
         elif a.cmd == "stretch":
             for p in stretch(a.names, a.dir, a.seconds):
                 print(p)
+        elif a.cmd == "churn":
+            try:
+                seeds = [int(x) for x in a.seeds.split(",")]
+            except ValueError:
+                raise K.KernelRunError(
+                    f"--seeds: whole numbers separated by commas, got {a.seeds!r}"
+                ) from None
+            print(churn(seeds, a.runs, a.every))
         elif a.cmd == "criterion":
             devices = a.device or ["hdd", FAST_DISK]
             print(
