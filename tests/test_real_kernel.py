@@ -447,6 +447,18 @@ def test_the_kernel_command_flushes_the_statistics_at_one_period_on_both_sides_w
     plain = capsys.readouterr().out
     assert polls == [None, None, None]
     assert not any("stats_flush" in o for o in _simulator_line(plain)) and "statistics:" not in plain
+    assert "hint:" not in plain
+
+    # Real runs that spread widely and a simulator outside them: the flag is suggested, once.
+    spread = iter(
+        [K.KernelRun(257, 100, 0.1, 0), K.KernelRun(257, 130, 0.1, 0), K.KernelRun(257, 160, 0.1, 0)]
+    )
+    monkeypatch.setattr(K, "replay_kernel", lambda rec, limit, **k: next(spread))
+    assert kernel_main([str(trace), "--swap", "existing"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        out.splitlines()[-1].startswith("hint: the real runs spread widely;") and "--stats-every 100ms" in out
+    )
 
     polls.clear()
     for bad, said in (
