@@ -66,6 +66,8 @@ __all__ = [
     "kernel_settings",
     "main",
     "simulator_overrides",
+    "stats_overrides",
+    "stats_period",
 ]
 
 # True since the simulator has policy=linux, cgroup.memory_max / cgroup.swap_max,
@@ -152,7 +154,29 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
     return KernelSettings(limit, swap_max, cluster, tuple(rest))
 
 
-def stats_overrides(every: str | None, rest: Sequence[str], new_keys: bool | None) -> list[str]:
+def stats_period(every: str | None) -> int | None:
+    """``--stats-every``'s period in nanoseconds (None: not given), checked against its bounds."""
+    if every is None:
+        return None
+    try:
+        ns = parse_duration(every)
+    except UnitError as e:
+        raise UsageError(f"--stats-every {every}: {e}") from None
+    if not MIN_STATS_EVERY <= ns <= MAX_STATS_EVERY:
+        raise UsageError(
+            f"--stats-every {every}: between {format_duration(MIN_STATS_EVERY)} and "
+            f"{format_duration(MAX_STATS_EVERY)} (the kernel's own timer flushes every 2 s)"
+        )
+    return ns
+
+
+def _policy(overrides: Sequence[str]) -> str | None:
+    """The policy the last ``policy=`` override names, if any."""
+    named = [o.partition("=")[2].strip() for o in overrides if o.lstrip("+").startswith("policy=")]
+    return named[-1] if named else None
+
+
+def stats_overrides(period: int | None, rest: Sequence[str], new_keys: bool | None) -> list[str]:
     """``--stats-every``'s simulator overrides: its statistics flushed at that period from the start.
 
     The kernel flushes the memory cgroup statistics that reclaim reads
@@ -163,26 +187,17 @@ def stats_overrides(every: str | None, rest: Sequence[str], new_keys: bool | Non
     With the real side reading ``memory.stat`` (which flushes) at a known
     period, both decide on sizes equally old.
     """
-    if every is None:
+    if period is None:
         return []
-    try:
-        ns = parse_duration(every)
-    except UnitError as e:
-        raise UsageError(f"--stats-every {every}: {e}") from None
-    if not MIN_STATS_EVERY <= ns <= MAX_STATS_EVERY:
-        raise UsageError(
-            f"--stats-every {every}: between {format_duration(MIN_STATS_EVERY)} and "
-            f"{format_duration(MAX_STATS_EVERY)} (the kernel's own timer flushes every 2 s)"
-        )
-    policy = [o.partition("=")[2].strip() for o in rest if o.lstrip("+").startswith("policy=")]
-    if not (SIMULATOR_HAS_KERNEL_KEYS if new_keys is None else new_keys) or policy[-1:] not in (
-        [],
-        ["linux"],
+    if not (SIMULATOR_HAS_KERNEL_KEYS if new_keys is None else new_keys) or _policy(rest) not in (
+        None,
+        "linux",
     ):
         raise UsageError(
-            f"--stats-every {every}: only policy=linux flushes statistics (policy.params.stats_flush)"
+            f"--stats-every {_duration_arg(period)}: only policy=linux flushes statistics "
+            "(policy.params.stats_flush)"
         )
-    d = _duration_arg(ns)
+    d = _duration_arg(period)
     return [f"policy.params.stats_flush={d}", f"policy.params.stats_flush_first={d}"]
 
 
@@ -453,7 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise TraceError(f"{args.trace}: the real-kernel replay takes process 1, and the trace has none")
         settings = kernel_settings(args.overrides)
         new_keys = None if args.keys == "auto" else args.keys == "new"
-        stats = stats_overrides(args.stats_every, settings.rest, new_keys)
+        period = stats_period(args.stats_every)
+        stats = stats_overrides(period, settings.rest, new_keys)
         rest = check_overrides(args.trace, [*stats, *settings.rest])  # now, not after minutes of real runs
     except (TraceError, UsageError, SimulatorRunError) as e:
         print(f"vmexp.validate kernel: error: {e}", file=sys.stderr)
@@ -465,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if why:
         print(f"vmexp.validate kernel: cannot run the real kernel here: {why}", file=sys.stderr)
         return 2
-    poll = parse_duration(args.stats_every) / 1e9 if args.stats_every is not None else None
+    poll = period / 1e9 if period is not None else None
 
     sim_oom: SimulatorOOMKilled | None = None
     ended: list[K.KernelRun | None] = []
@@ -533,9 +549,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(device_note)
     if args.fresh_device and sw is not None:
         print(f"swap device: {sw.name} swapped off and on again before every real run")
-    if args.stats_every is not None:
+    if period is not None:
         print(
-            f"statistics: flushed every {args.stats_every} on both sides (the group's memory.stat read "
+            f"statistics: flushed every {_duration_arg(period)} on both sides (the group's memory.stat read "
             "that often; the simulator's policy.params.stats_flush)"
         )
     print(f"simulator: {shlex.join(o for o in sim_ov if o != 'figures=false')}")  # as a shell takes it
@@ -551,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     tol = f"majflt within {MAJFLT_TOLERANCE:.0%}, minflt within {MINFLT_TOLERANCE:.0%} or inside the real runs' range"
     print(f"RESULT: {'agree' if verdict.ok else 'DIFFER'} ({tol})")
-    if not verdict.ok and args.stats_every is None and _timer_may_decide(real, sim_ov):
+    if not verdict.ok and period is None and _timer_may_decide(real, sim_ov):
         print(
             "hint: the real runs spread widely; the kernel's reclaim decides on statistics its 2 s timer "
             "flushes at a phase no run knows, and --stats-every 100ms flushes them at one period on both "
@@ -563,6 +579,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _timer_may_decide(real: Sequence[K.KernelRun], sim_ov: Sequence[str]) -> bool:
     """The real runs' major faults spread by more than the tolerance, and the simulator ran
     ``policy=linux`` (the one with statistics): where ``--stats-every`` may turn a draw into a comparison."""
-    policies = [o.partition("=")[2] for o in sim_ov if o.lstrip("+").startswith("policy=")]
     mid, lo, hi = _mid_range([r.majflt for r in real])
-    return policies[-1:] == ["linux"] and hi - lo > MAJFLT_TOLERANCE * max(mid, 1)
+    return _policy(sim_ov) == "linux" and hi - lo > MAJFLT_TOLERANCE * max(mid, 1)
