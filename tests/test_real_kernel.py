@@ -473,6 +473,31 @@ def test_the_kernel_command_flushes_the_statistics_at_one_period_on_both_sides_w
     assert polls == []
 
 
+def test_the_kernel_command_prints_the_vmstat_counters_beside_the_simulators_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--counters``: a table of the /proc/vmstat counters around each real run (median [min..max])
+    beside the simulated run's of the same name; a counter one side lacks is a dash. Faked kernel,
+    the real simulator (a 4 MiB trace under the limit: it reads nothing from swap)."""
+    trace = write_trace(tmp_path, "malloc 1 4M\ntouch 1\n")
+    fake_kernel(monkeypatch, K.KernelRun(1025, 0, 0.1, 0))
+    runs = [
+        K.KernelRun(1025, 0, 0.1, 0, 0, {"pswpin": 7, "pgdeactivate": 300}),
+        K.KernelRun(1025, 0, 0.1, 0, 0, {"pswpin": 3, "pgdeactivate": 100}),
+        K.KernelRun(1025, 0, 0.1, 0, 0, {"pswpin": 5}),
+    ]
+    monkeypatch.setattr(K, "measure", lambda *a, **k: runs)
+    assert kernel_main([str(trace), "--swap", "existing", "--counters"]) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln.startswith("   ") and ln.split()}
+    assert rows["/proc/vmstat"][:3] == ["real", "kernel", "(3"]
+    assert rows["pswpin"] == ["5", "[3..7]", "0"]
+    assert rows["pgdeactivate"] == ["300", "[100..300]", "0"]
+    assert rows["swap_ra"] == ["-", "0"]
+    kernel_main([str(trace), "--swap", "existing"])
+    assert "/proc/vmstat" not in capsys.readouterr().out
+
+
 def test_a_swap_area_is_timed_by_reads_past_the_page_cache_and_left_as_it_was(tmp_path: Path) -> None:
     """``device_speed`` reads (O_DIRECT) and never writes: a page's time and the bandwidth come
     back positive and consistent, the file is byte for byte what it was, and a file too small

@@ -326,13 +326,38 @@ def _process_1(path: str, trace: Trace, tmp: str) -> str:
     return alone
 
 
-def _simulated_seconds(run_dir: str) -> float | None:
+def _simulated(run_dir: str) -> tuple[float | None, dict[str, int]]:
+    """The simulated run's length and its counters named as /proc/vmstat names them (metrics.json's
+    ``system``: ``pswpin`` and ``pswpout`` there, the rest under ``vmstat`` with ``policy=linux``)."""
     try:
-        return float(
-            json.loads(Path(run_dir, "metrics.json").read_text(encoding="utf-8"))["system"]["sim_time_s"]
-        )
+        system = json.loads(Path(run_dir, "metrics.json").read_text(encoding="utf-8"))["system"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return None, {}
+    seconds = system.get("sim_time_s")
+    counters = {k: v for k, v in {**system, **system.get("vmstat", {})}.items() if k in K.VMSTAT_KEYS}
+    return (float(seconds) if isinstance(seconds, int | float) else None), counters
+
+
+def format_counters(real: Sequence[K.KernelRun], sim: dict[str, int]) -> str:
+    """The swap and reclaim counters of /proc/vmstat around each real run beside the simulator's.
+
+    They say where two runs part when the faults alone do not: pages read
+    and read ahead, refaults activated, pages deactivated, scanned and
+    stolen. ``pgactivate`` and ``pgdeactivate`` count the rest of the
+    machine's LRU traffic too (its file pages), a few hundred to a few
+    thousand pages a run.
+    """
+    n = len(real)
+    head = f"real kernel ({n} run{'s' if n != 1 else ''}): median [min..max]"
+    out = [f"   {'/proc/vmstat':<26}{head:<40}{'simulator':>12}"]
+    for key in K.VMSTAT_KEYS:
+        vals = [r.vmstat[key] for r in real if key in r.vmstat]
+        if not vals and key not in sim:
+            continue
+        real_text = "{} [{}..{}]".format(*_mid_range(vals)) if vals else "-"
+        sim_text = str(sim[key]) if key in sim else "-"
+        out.append(f"   {key:<26}{real_text:<40}{sim_text:>12}")
+    return "\n".join(out)
 
 
 def _time_line(real: list[K.KernelRun], sim_seconds: float | None) -> str:
@@ -453,6 +478,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "2 s timer flushes them at a phase no run can know",
     )
     parser.add_argument(
+        "--counters",
+        action="store_true",
+        help="also print the swap and reclaim counters of /proc/vmstat around each real run (pswpin, "
+        "swap_ra, workingset_activate_anon, pgdeactivate, pgscan_anon, ...) beside the simulator's",
+    )
+    parser.add_argument(
         "--keys",
         choices=("auto", "new", "today"),
         default="auto",
@@ -505,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if not e.group:  # the machine's OOM killer: ram too small, a mistake in the overrides
                         raise
                     sim_oom = e  # its group's, which the kernel's group may do too: compare that outcome
-                sim_seconds = _simulated_seconds(run_dir)
+                sim_seconds, sim_counters = _simulated(run_dir)
             fresh = facts.swap if args.fresh_device else None
 
             def said(i: int, run: K.KernelRun | None) -> None:
@@ -563,6 +594,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_table(real, sim.minflt, sim.majflt))
     print(_time_line(real, sim_seconds))
+    if args.counters:
+        print()
+        print(format_counters(real, sim_counters))
     verdict = compare(real, sim.minflt, sim.majflt)
     print()
     tol = f"majflt within {MAJFLT_TOLERANCE:.0%}, minflt within {MINFLT_TOLERANCE:.0%} or inside the real runs' range"
