@@ -2242,6 +2242,8 @@ def main() -> int:
                 raise K.KernelRunError(
                     f"--seeds: whole numbers separated by commas, got {a.seeds!r}"
                 ) from None
+            if not 0.01 <= a.every <= 2 or a.runs < 1:
+                raise K.KernelRunError("churn: --every from 0.01 to 2 seconds, --runs at least 1")
             print(churn(seeds, a.runs, a.every))
         elif a.cmd == "criterion":
             devices = a.device or ["hdd", FAST_DISK]
