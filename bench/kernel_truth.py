@@ -17,6 +17,7 @@
     python bench/kernel_truth.py aging seq_loop_90 1 others 1 others 1 --trace-reclaim   # and why (tracefs)
     python bench/kernel_truth.py aging seq_write_80 1 --trace-sleeps   # where the replayer slept (tracefs)
     python bench/kernel_truth.py stretch DIR NAME... --seconds 20   # the same traces over a longer run
+    python bench/kernel_truth.py churn --seeds 4,17,20 --every 0.1   # churn traces, statistics flushed every 0.1 s or not
     python bench/kernel_truth.py flushes NAME --runs 10   # TLB flushes, long reclaim calls, rseq faults (tracefs)
     python bench/kernel_truth.py image-order NAME       # the order reclaim writes the replayer's own pages
     python bench/kernel_truth.py own-faults NAME --config file_pc0   # its own pages: met in flight, loaded or stored; the disk
@@ -65,6 +66,14 @@ makes them one more training set). ``--set ops``: seven written on
 leave out (realloc of a mapping, calloc, reads of pages never written,
 short runs, blocks in turn, mappings freed and replaced, a heap read
 backwards); never used to settle a parameter either.
+
+``churn`` (root) replays random churn traces (``bench/churn_traces.py``)
+on a swap file at page-cluster 3, each run on the file swapped on again,
+alternately as measured and with the group's ``memory.stat`` read every
+``--every`` seconds (which flushes the memcg statistics; ``validate kernel
+--stats-every``), and writes ``tests/data/real_kernel/churn_file_pc3.json``;
+a run the group's OOM killer ended is ``null`` there
+(docs/kernel-truth.md, "The statistics flushed at a known period").
 
 ``stretch DIR NAME...`` writes the workloads (or trace files) with
 ``compute`` lines spread over their touches after the first, ``--seconds``
