@@ -19,6 +19,13 @@ rotational, and the simulated run that much longer; the kernel's reclaim
 reads statistics flushed every 2 s of time, so the two then part
 (docs/kernel-truth.md, "How long a run lasts").
 
+The kernel's reclaim decides on memory cgroup statistics that a
+machine-wide timer flushes every 2 s, at a phase against the run that no
+run knows; ``--stats-every`` flushes them at one period on both sides
+(:func:`stats_overrides`), and a DIFFER whose real runs spread widely says
+so. ``--counters`` prints the swap and reclaim counters of /proc/vmstat
+beside the simulator's (:func:`format_counters`).
+
 Kernel facts become simulator overrides in one place,
 :func:`simulator_overrides`. The simulator's keys for this
 (``cgroup.memory_max``, ``policy=linux``, ``machine.page_cluster``,
