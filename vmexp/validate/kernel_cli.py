@@ -70,6 +70,7 @@ __all__ = [
     "SIMULATOR_HAS_KERNEL_KEYS",
     "KernelSettings",
     "Verdict",
+    "format_counters",
     "kernel_settings",
     "main",
     "simulator_overrides",
