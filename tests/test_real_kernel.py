@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,24 @@ def test_a_working_set_below_the_limit_faults_each_page_once(tmp_path: Path) -> 
     with K.session("zram"):
         runs = K.measure(trace, 16 * MIB, 2)
     assert [(r.minflt, r.majflt) for r in runs] == [(2050, 0), (2050, 0)]
+
+
+@real_kernel
+@pytest.mark.real_kernel
+def test_runs_with_the_statistics_read_at_a_period_fault_as_others_and_leave_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    # validate kernel --stats-every: a thread reads the group's memory.stat every 10 ms while the
+    # replayer runs. Under the limit nothing is reclaimed, so the faults are those of a run without
+    # it, the reads end with the run, and the session leaves nothing behind.
+    trace = write_trace(tmp_path, "malloc 1 8M\ntouch 1\ntouch 1 0 8M r\ntouch 1\n")
+    threads = threading.active_count()
+    with K.session("zram"):
+        (polled,) = K.measure(trace, 16 * MIB, 1, poll_stats=0.01)
+        (plain,) = K.measure(trace, 16 * MIB, 1)
+    assert (polled.minflt, polled.majflt) == (plain.minflt, plain.majflt) == (2050, 0)
+    assert threading.active_count() == threads  # the polling thread ended with its run
+    assert leftovers() == CLEAN
 
 
 @real_kernel
