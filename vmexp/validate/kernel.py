@@ -1096,14 +1096,11 @@ def outcomes(
     the group's OOM killer"), so this counts the runs it ends where
     :func:`measure` runs them again.
     """
-    return _each_run(
-        trace_path,
-        runs,
-        pid,
-        fresh,
-        progress,
-        lambda rec: _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats)[0],
-    )
+
+    def once(rec: str) -> KernelRun | None:
+        return _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats)[0]
+
+    return _each_run(trace_path, runs, pid, fresh, progress, once)
 
 
 def measure(
@@ -1121,11 +1118,8 @@ def measure(
     ``fresh``: swap that area off and on again before each (:func:`reswap`); ``progress`` is told
     each run (its number from 1) as it ends: a trace's runs can take minutes; ``poll_stats``: as
     :func:`replay_kernel`'s."""
-    return _each_run(
-        trace_path,
-        runs,
-        pid,
-        fresh,
-        progress,
-        lambda rec: replay_kernel(rec, limit, swap_max=swap_max, poll_stats=poll_stats),
-    )
+
+    def rerun_killed(rec: str) -> KernelRun:
+        return replay_kernel(rec, limit, swap_max=swap_max, poll_stats=poll_stats)
+
+    return _each_run(trace_path, runs, pid, fresh, progress, rerun_killed)
