@@ -22,6 +22,7 @@
     python bench/kernel_truth.py image-order NAME       # the order reclaim writes the replayer's own pages
     python bench/kernel_truth.py own-faults NAME --config file_pc0   # its own pages: met in flight, loaded or stored; the disk
     python bench/kernel_truth.py passes NAME --config file_pc3 --pages -8,0,8   # reclaim calls, deep passes' requests
+    python bench/kernel_truth.py stock uniform_80,zipf_96 --config zram --runs 10   # the charge stock at the limit
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -1168,6 +1169,85 @@ def churn(seeds: list[int], runs: int, every: float) -> Path:
     return out
 
 
+STOCK_PERIOD = 0.003  # seconds between samples of the group while a run is at its limit
+
+
+def _stock_watch(limit_pages: int, hidden: list[int], cpus: set[int]) -> K.Watch:
+    """``stock``'s sampler: appends to ``hidden`` the pages charged beyond the group's kernel memory
+    and pages while the run is within 40 pages of its limit, and adds the replayer's CPU to ``cpus``."""
+
+    def watch(cg: K.Cgroup, pid: int) -> None:
+        usage, kernel, st = cg.usage(), cg.kernel_usage(), cg.stat()
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            cpus.add(int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[36]))
+        if usage // K.PAGE < limit_pages - 40:
+            return
+        lru = sum(st.get(k, 0) for k in ("inactive_anon", "active_anon", "inactive_file", "active_file"))
+        mapped = st.get("rss", st.get("anon", 0)) + st.get("cache", st.get("file", 0))
+        hidden.append((usage - kernel - max(lru, mapped)) // K.PAGE)
+
+    return watch
+
+
+def stock(names: list[str], config: str, runs: int) -> Path:
+    """How much of the group's charge is no page at all while a run is at its limit: the per-CPU
+    charge stock; ``tests/data/real_kernel/charge_stock_<config>.json``.
+
+    The group's counter charges ``MEMCG_CHARGE_BATCH`` (64) pages at a time and keeps what the
+    charging page did not use as that CPU's stock (mm/memcontrol.c: ``try_charge_memcg``,
+    ``refill_stock``); at the limit the charging process reclaims before the other CPUs' stocks are
+    drained (drained only when reclaim leaves no margin), so a stock left on a CPU the process no
+    longer runs on lowers the limit it reclaims at. Sampled every ``STOCK_PERIOD`` s (each sample
+    reads ``memory.stat``, which flushes the statistics, so the runs' faults are not the recorded
+    ones'): the charge, its kernel part and the pages on the group's LRU lists or mapped; what is
+    left at the limit is the stock of the CPUs the process is not charging on (the one it charges
+    on is empty there: each charge takes a single page).
+    """
+    spec = CONFIGS[config]
+    traces = _workload_dir()
+    write_all(traces, names)
+    out = DATA / f"charge_stock_{config}.json"
+    limit_pages = LIMIT // K.PAGE
+    with K.session(spec["swap"], cluster=spec["cluster"]) as facts:
+        doc = record(
+            facts,
+            "the group's charge beyond its kernel memory and its pages (LRU lists or mapped, whichever is more), "
+            f"sampled every {STOCK_PERIOD} s while the run is within 40 pages of its limit: the memcg charge "
+            "stock of the CPUs not charging; per run its median and quartiles (pages), the CPUs the "
+            "replayer was seen on, and the run's faults (memory.stat read at every sample)",
+            names,
+            runs,
+            False,
+            config=config,
+            sample_period_s=STOCK_PERIOD,
+        )
+        for i in range(runs):
+            for n in names:
+                hidden: list[int] = []
+                cpus: set[int] = set()
+                with K.records_file(traces / f"{n}.trace") as rec:
+                    run = K.replay_kernel(
+                        rec, LIMIT, poll_stats=STOCK_PERIOD, watch=_stock_watch(limit_pages, hidden, cpus)
+                    )
+                q = sorted(hidden) or [0]
+                row = {
+                    "minflt": run.minflt,
+                    "majflt": run.majflt,
+                    "samples": len(hidden),
+                    "stock_pages": {
+                        "q25": q[len(q) // 4],
+                        "median": q[len(q) // 2],
+                        "q75": q[3 * len(q) // 4],
+                    },
+                    "cpus": sorted(cpus),
+                }
+                doc["workloads"][n]["runs"].append(row)
+                print(f"stock: {n} run {i + 1}/{runs}: {json.dumps(row)}", file=sys.stderr, flush=True)
+    DATA.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
 @contextlib.contextmanager
 def _workload_session(
     command: str, name: str, config: str
@@ -2140,6 +2220,14 @@ def main() -> int:
     )
     ch.add_argument("--runs", type=int, default=5)
     ch.add_argument("--every", type=float, default=0.1, help="seconds between reads of memory.stat")
+    sk = sub.add_parser(
+        "stock",
+        help="the memcg charge stock that lowers a run's limit, sampled at the limit "
+        "(tests/data/real_kernel/charge_stock_<config>.json)",
+    )
+    sk.add_argument("names", help="workloads of vmexp/validate/workloads.py, comma-separated")
+    sk.add_argument("--config", choices=list(CONFIGS), default="zram")
+    sk.add_argument("--runs", type=int, default=10)
     cr = sub.add_parser(
         "criterion",
         help="issue 11's agreement table (the README's): agree on every set for each device, pairs counted",
@@ -2254,6 +2342,14 @@ def main() -> int:
             if not 0.01 <= a.every <= 2 or a.runs < 1:
                 raise K.KernelRunError("churn: --every from 0.01 to 2 seconds, --runs at least 1")
             print(churn(seeds, a.runs, a.every))
+        elif a.cmd == "stock":
+            names = a.names.split(",")
+            known = {n for ws in SETS.values() for n in ws}
+            if a.runs < 1 or not set(names) <= known:
+                raise K.KernelRunError(
+                    f"stock: --runs at least 1 and workloads of vmexp/validate/workloads.py, got {a.names!r}"
+                )
+            print(stock(names, a.config, a.runs))
         elif a.cmd == "criterion":
             devices = a.device or ["hdd", FAST_DISK]
             print(

@@ -917,12 +917,22 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
-def _poll_stats(cg: Cgroup, proc: subprocess.Popen[str], interval: float) -> None:
+# A sampler of a running replay's group: called with the group and the replayer's pid.
+Watch = Callable[[Cgroup, int], None]
+
+
+def _poll_stats(cg: Cgroup, proc: subprocess.Popen[str], interval: float, watch: Watch | None = None) -> None:
     """Read the group's ``memory.stat`` every ``interval`` s while the replayer runs: each read
-    flushes the memcg statistics that reclaim decides on (docs/kernel-truth.md, "What the measurements show")."""
+    flushes the memcg statistics that reclaim decides on (docs/kernel-truth.md, "What the measurements show").
+
+    ``watch(cg, pid)``, if given, is called instead of the bare read and reads what it samples itself.
+    """
     while proc.poll() is None:
         with contextlib.suppress(OSError):
-            _read(cg.path / "memory.stat")
+            if watch is None:
+                _read(cg.path / "memory.stat")
+            else:
+                watch(cg, proc.pid)
         time.sleep(interval)
 
 
@@ -936,6 +946,7 @@ def _replay_once(
     probe: dict[str, Any] | None,
     timeout: float | None,
     poll_stats: float | None = None,
+    watch: Watch | None = None,
 ) -> tuple[KernelRun | None, str]:
     """One run in a new group; ``(None, why)`` when the group's OOM killer ended it."""
     exe = str(build_replayer())
@@ -949,7 +960,7 @@ def _replay_once(
         with _undo(f"kill replayer {proc.pid}", lambda: _kill(proc)):
             poller = None
             if poll_stats is not None:
-                poller = threading.Thread(target=_poll_stats, args=(cg, proc, poll_stats), daemon=True)
+                poller = threading.Thread(target=_poll_stats, args=(cg, proc, poll_stats, watch), daemon=True)
                 poller.start()
             if probe is not None:
                 for point in ("before", "after"):
@@ -997,6 +1008,7 @@ def replay_kernel(
     max_oom_reruns: int = 5,
     timeout: float | None = REPLAY_TIMEOUT,
     poll_stats: float | None = None,
+    watch: Watch | None = None,
 ) -> KernelRun:
     """Replay a records file (:func:`records_file`) once in a fresh group of ``limit`` bytes.
 
@@ -1007,11 +1019,12 @@ def replay_kernel(
     during the run; each read flushes the kernel's memcg statistics, so
     reclaim decides on sizes at most that old instead of up to 2 s old, at
     a known period instead of the machine's timer's unknown phase
-    (``validate kernel --stats-every``).
+    (``validate kernel --stats-every``); ``watch(cg, pid)``, with ``poll_stats``, samples the group
+    at each of those reads instead (``bench/kernel_truth.py stock``).
     """
     reasons = []
     for attempt in range(max_oom_reruns + 1):
-        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats)
+        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats, watch)
         if run is not None:
             run.oom_reruns = attempt
             return run
