@@ -47,9 +47,19 @@ neither ``kernel`` nor ``image`` pages: its charge is its pages and page
 tables.
 
 zram's pool is not charged: it is the driver's memory (zsmalloc), taken
-from the machine's RAM. The per-CPU charge stock (``MEMCG_CHARGE_BATCH``)
-is drained before reclaim retries, so it does not shrink the usable limit
-and is left out.
+from the machine's RAM.
+
+The per-CPU charge stock is left out. Linux charges the group's counter
+``MEMCG_CHARGE_BATCH`` (64) pages at a time and keeps what the charging
+page did not use as its CPU's stock (``try_charge_memcg``,
+``refill_stock``); at the limit the charging process reclaims before the
+other CPUs' stocks are drained (``drain_all_stock`` only when reclaim left
+no margin), so a stock left on a CPU the process no longer charges on
+lowers the limit it reclaims at, for the rest of a run. Measured
+(``python bench/kernel_truth.py stock``: the charge beyond the group's
+kernel memory and pages, sampled at the limit): none beyond the 32 pages
+a reclaim pass holds off the lists in 63 of 64 runs, 46 pages in one; the
+simulator takes the usual case.
 
 ``swap_limit`` (``memory.swap.max``): swap slots the group may use; with it
 spent, anonymous pages cannot be reclaimed and the group's OOM killer runs.

@@ -463,7 +463,10 @@ class Reclaim:
         move. The simulated reclaim then wrote far ahead of the device and
         the process found many of those pages in the swap cache (58
         readahead hits on uniform_80 at page-cluster 0 where the real runs
-        have 0-1), possibly because scanning takes no simulated time here.
+        have 0-1). Not because scanning takes no simulated time here: with
+        300 ns a page scanned, as the pass goes, and no settling, the
+        criterion's ``hdd`` pairs inside the real range fell from 33 to 27
+        of 48 (docs/kernel-truth.md, "A scan that takes time").
         """
         self.unplug()
         until = max(self.writeback.values(), default=0)

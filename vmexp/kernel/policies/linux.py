@@ -82,7 +82,8 @@ reclaim took that page (``FaultHandler.refs``).
 
 Simplifications: one node; no file pages (so ``get_scan_count``'s file side
 is empty); the per-CPU ``lru_add`` batch of 31 pages is drained before every
-scan as reclaim does, so it is left out; the memcg charge stock is ignored;
+scan as reclaim does, so it is left out; the memcg charge stock is ignored
+(``vmexp.kernel.memcg``: a run rarely has one at its limit);
 a page still being read by readahead is not skipped at the tail (``trylock``).
 """
 
