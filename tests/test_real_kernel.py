@@ -140,6 +140,32 @@ def test_runs_with_the_statistics_read_at_a_period_fault_as_others_and_leave_not
 
 @real_kernel
 @pytest.mark.real_kernel
+def test_the_processes_of_a_trace_run_at_once_in_one_group_and_each_is_counted(tmp_path: Path) -> None:
+    # Two processes of one trace in one 16 MiB group, 6 and 4 MiB (each its block's pages, its
+    # header's and the tcache page): together under the limit, neither faults a page back in;
+    # when each run is 12 MiB after the other has begun, the group is over its limit while
+    # both live, and only their sum of major faults says how much (the split is the scheduler's).
+    small = write_trace(
+        tmp_path, "p1: malloc 1 6M\np2: malloc 1 4M\np1: touch 1\np2: touch 1\np1: touch 1 0 6M r\n"
+    )
+    big = tmp_path / "big.trace"
+    big.write_text(
+        "".join(f"p{p}: malloc 1 12M\np{p}: touch 1\np{p}: touch 1\np{p}: touch 1 0 12M r\n" for p in (1, 2))
+    )
+    threads = threading.active_count()
+    with K.session("zram"):
+        (under,) = K.measure(small, 16 * MIB, 1, pids=(1, 2))
+        (over,) = K.measure(big, 16 * MIB, 1, pids=(1, 2))
+    assert under.procs == [(6 * MIB // PAGE + 2, 0), (4 * MIB // PAGE + 2, 0)]
+    assert (under.minflt, under.majflt) == (10 * MIB // PAGE + 4, 0)
+    assert [mn for mn, _ in over.procs] == [12 * MIB // PAGE + 2] * 2
+    assert over.majflt == sum(mj for _, mj in over.procs) > 0
+    assert threading.active_count() == threads  # the threads that let each replayer end are gone
+    assert leftovers() == CLEAN
+
+
+@real_kernel
+@pytest.mark.real_kernel
 def test_a_loop_larger_than_the_limit_misses_on_every_reference(tmp_path: Path) -> None:
     # Three write sweeps of 24 MiB through a 16 MiB group: the second and third sweep miss on
     # every page (the LRU pathology of a loop larger than memory), on zram at any page-cluster:
@@ -356,17 +382,30 @@ def test_the_kernel_command_says_each_real_run_as_it_ends(
     assert re.search(r"^ +minflt +259 \[257\.\.259\]", out, re.MULTILINE), out  # both runs in the table
 
 
-def test_the_kernel_command_simulates_process_1_alone_as_the_kernel_replays_it(
+def test_the_kernel_command_replays_every_process_at_once_and_compares_each_and_their_sum(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The real side replays process 1 alone; the simulator ran the whole trace and took its
-    first process (here p2, 8 MiB) for process 1 (1 MiB). Now it runs process 1 alone too.
-    The kernel is faked: nothing on this machine is set up."""
+    """A trace of two processes: both are replayed in one group at once (the real runs report each
+    one's faults), the simulator runs the whole trace on as many CPUs as the replayers have, and
+    each process is compared under its own name (p2, which comes first and is the simulator's
+    process 1, with 8 MiB; p1 with 1 MiB), then the group's sum. The kernel is faked: nothing on
+    this machine is set up."""
     trace = write_trace(tmp_path, "p2: malloc 1 8M\np2: touch 1\np1: malloc 1 1M\np1: touch 1\n")
-    fake_kernel(monkeypatch, K.KernelRun(257, 0, 0.1, 0))
-    kernel_main([str(trace), "--swap", "existing", "workload.path=" + str(trace)])
-    sim = re.findall(r"^ [ !] minflt  257 \[257\.\.257\] +(\d+)", capsys.readouterr().out, re.MULTILINE)
-    assert len(sim) == 1 and int(sim[0]) < 300, sim  # 1 MiB: 256 pages, not 8 MiB's 2048
+    fake_kernel(monkeypatch, K.KernelRun(0, 0, 0.1, 0))
+    asked: list[Any] = []
+    run = K.KernelRun(2050 + 258, 0, 0.1, 0, procs=[(2050, 0), (258, 0)])
+    monkeypatch.setattr(K, "measure", lambda *a, **k: asked.append(k["pids"]) or [run])
+    assert kernel_main([str(trace), "--swap", "existing"]) == 0
+    out = capsys.readouterr().out
+    assert asked == [[2, 1]]
+    assert f"machine.ncpus={len(os.sched_getaffinity(0))}" in _simulator_line(out)
+    tables = re.findall(r"^ (process p\d|the group):\n.*\n   minflt  (\d+) \[.*\] +(\d+)", out, re.MULTILINE)
+    assert [(name, int(real), int(sim)) for name, real, sim in tables] == [
+        ("process p2", 2050, 2050),
+        ("process p1", 258, 258),
+        ("the group", 2308, 2308),
+    ], out
+    assert "RESULT: agree" in out and "for every process and the group" in out
 
 
 def _simulator_line(out: str) -> list[str]:

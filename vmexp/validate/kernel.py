@@ -50,6 +50,7 @@ import atexit
 import contextlib
 import errno
 import fcntl
+import functools
 import mmap
 import os
 import platform
@@ -861,9 +862,12 @@ class KernelRun:
     peak: int
     oom_reruns: int = 0
     vmstat: dict[str, int] = field(default_factory=dict)
+    # Several processes replayed at once in the group: each one's (minflt, majflt), in the order
+    # their records were given; minflt and majflt above are then the group's sums.
+    procs: list[tuple[int, int]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "minflt": self.minflt,
             "majflt": self.majflt,
             "seconds": round(self.seconds, 3),
@@ -871,6 +875,9 @@ class KernelRun:
             "oom_reruns": self.oom_reruns,
             "vmstat": self.vmstat,
         }
+        if self.procs:
+            d["procs"] = [{"minflt": a, "majflt": b} for a, b in self.procs]
+        return d
 
 
 def _vmstat() -> dict[str, int]:
@@ -921,18 +928,20 @@ def _status(pid: int) -> dict[str, int]:
 Watch = Callable[[Cgroup, int], None]
 
 
-def _poll_stats(cg: Cgroup, proc: subprocess.Popen[str], interval: float, watch: Watch | None = None) -> None:
+def _poll_stats(
+    cg: Cgroup, procs: Sequence[subprocess.Popen[str]], interval: float, watch: Watch | None = None
+) -> None:
     """Read the group's ``memory.stat`` every ``interval`` s while the replayer runs: each read
     flushes the memcg statistics that reclaim decides on (docs/kernel-truth.md, "What the measurements show").
 
     ``watch(cg, pid)``, if given, is called instead of the bare read and reads what it samples itself.
     """
-    while proc.poll() is None:
+    while any(p.poll() is None for p in procs):
         with contextlib.suppress(OSError):
             if watch is None:
                 _read(cg.path / "memory.stat")
             else:
-                watch(cg, proc.pid)
+                watch(cg, procs[0].pid)
         time.sleep(interval)
 
 
@@ -940,7 +949,7 @@ REPLAY_TIMEOUT = 600.0  # seconds one real run may take before it is called a fa
 
 
 def _replay_once(
-    records: str,
+    records: str | Sequence[str],
     limit: int,
     swap_max: int | None,
     probe: dict[str, Any] | None,
@@ -948,21 +957,40 @@ def _replay_once(
     poll_stats: float | None = None,
     watch: Watch | None = None,
 ) -> tuple[KernelRun | None, str]:
-    """One run in a new group; ``(None, why)`` when the group's OOM killer ended it."""
+    """One run in a new group; ``(None, why)`` when the group's OOM killer ended it.
+
+    Several records files (the processes of one trace) run at once in the group, one replayer
+    each, started together: each stops itself before its loop (``-S``) and all are continued
+    at once; each stops again after its loop and is continued to print and exit, freeing its
+    memory as it would.
+    """
+    recs = [records] if isinstance(records, str) else list(records)
+    group = len(recs) > 1
+    if group and probe is not None:
+        raise ValueError("a probe reads one process")
     exe = str(build_replayer())
     with memory_cgroup(limit, swap_max) as cg:
         before = _vmstat()
         t0 = time.monotonic()
-        cmd = [exe, "-S", records] if probe is not None else [exe, records]
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=cg.join
-        )
-        with _undo(f"kill replayer {proc.pid}", lambda: _kill(proc)):
+        stop = probe is not None or group
+        procs: list[subprocess.Popen[str]] = []
+        with contextlib.ExitStack() as undo:
+            for rec in recs:
+                cmd = [exe, "-S", rec] if stop else [exe, rec]
+                proc = subprocess.Popen(
+                    cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=cg.join
+                )
+                procs.append(proc)
+                undo.enter_context(_undo(f"kill replayer {proc.pid}", functools.partial(_kill, proc)))
             poller = None
             if poll_stats is not None:
-                poller = threading.Thread(target=_poll_stats, args=(cg, proc, poll_stats, watch), daemon=True)
-                poller.start()
+                poller = threading.Thread(
+                    target=_poll_stats, args=(cg, procs, poll_stats, watch), daemon=True
+                )
             if probe is not None:
+                (proc,) = procs
+                if poller is not None:
+                    poller.start()
                 for point in ("before", "after"):
                     _wait_stopped(proc)
                     probe[point] = {
@@ -972,25 +1000,54 @@ def _replay_once(
                         "status": _status(proc.pid),
                     }
                     os.kill(proc.pid, signal.SIGCONT)
-            try:
-                out, err = proc.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                raise KernelRunError(f"the real-kernel replay took longer than {timeout} s") from None
+            elif group:
+                for proc in procs:
+                    _wait_stopped(proc)
+                t0 = time.monotonic()
+                if poller is not None:
+                    poller.start()
+                for proc in procs:
+                    os.kill(proc.pid, signal.SIGCONT)
+                enders = [
+                    threading.Thread(target=_continue_at_end, args=(p, timeout), daemon=True) for p in procs
+                ]
+                for t in enders:
+                    t.start()
+            elif poller is not None:
+                poller.start()
+            outs: list[tuple[str, str]] = []
+            for proc in procs:
+                try:
+                    outs.append(proc.communicate(timeout=timeout))
+                except subprocess.TimeoutExpired:
+                    raise KernelRunError(f"the real-kernel replay took longer than {timeout} s") from None
             if poller is not None:
                 poller.join()
         seconds = time.monotonic() - t0
         after = _vmstat()
         kills = cg.oom_kills()
-        if kills or proc.returncode == -signal.SIGKILL:
-            return None, f"OOM kill in the group (oom_kill {kills}, exit {proc.returncode})"
-        if proc.returncode != 0:
-            last = err.strip().splitlines()[-1] if err.strip() else f"exit status {proc.returncode}"
-            raise KernelRunError(f"the replayer failed in the cgroup: {last}")
-        vals = _parse(out)
-        if "minflt" not in vals or "majflt" not in vals:
-            raise KernelRunError(f"the replayer's output lacks minflt/majflt: {out.strip()[:200]!r}")
+        codes = [p.returncode for p in procs]
+        if kills or -signal.SIGKILL in codes:
+            return None, f"OOM kill in the group (oom_kill {kills}, exit {', '.join(map(str, codes))})"
+        counts = []
+        for proc, (out, err) in zip(procs, outs, strict=True):
+            if proc.returncode != 0:
+                last = err.strip().splitlines()[-1] if err.strip() else f"exit status {proc.returncode}"
+                raise KernelRunError(f"the replayer failed in the cgroup: {last}")
+            vals = _parse(out)
+            if "minflt" not in vals or "majflt" not in vals:
+                raise KernelRunError(f"the replayer's output lacks minflt/majflt: {out.strip()[:200]!r}")
+            counts.append((vals["minflt"], vals["majflt"]))
         delta = {k: after.get(k, 0) - before.get(k, 0) for k in VMSTAT_KEYS if k in before}
-        return KernelRun(vals["minflt"], vals["majflt"], seconds, cg.peak(), 0, delta), ""
+        minflt, majflt = sum(c[0] for c in counts), sum(c[1] for c in counts)
+        return KernelRun(minflt, majflt, seconds, cg.peak(), 0, delta, counts if group else []), ""
+
+
+def _continue_at_end(proc: subprocess.Popen[str], timeout: float | None) -> None:
+    """A replayer of a group run stops itself after its loop (``-S``): let it go on to print and exit."""
+    with contextlib.suppress(KernelRunError):  # it was killed (the group's OOM killer): nothing to continue
+        _wait_stopped(proc, timeout if timeout is not None else REPLAY_TIMEOUT)
+        os.kill(proc.pid, signal.SIGCONT)
 
 
 def _kill(proc: subprocess.Popen[str]) -> None:
@@ -1001,7 +1058,7 @@ def _kill(proc: subprocess.Popen[str]) -> None:
 
 
 def replay_kernel(
-    records: str,
+    records: str | Sequence[str],
     limit: int,
     *,
     swap_max: int | None = None,
@@ -1010,7 +1067,8 @@ def replay_kernel(
     poll_stats: float | None = None,
     watch: Watch | None = None,
 ) -> KernelRun:
-    """Replay a records file (:func:`records_file`) once in a fresh group of ``limit`` bytes.
+    """Replay a records file (:func:`records_file`) once in a fresh group of ``limit`` bytes; several
+    (the processes of one trace): all at once in that group (:func:`_replay_once`).
 
     Call it inside a :func:`session` (swap must be on). A run the group's
     OOM killer ends is discarded and run again in a new group, up to
@@ -1074,14 +1132,17 @@ _R = TypeVar("_R")
 def _each_run(
     trace_path: str | os.PathLike[str],
     runs: int,
-    pid: int,
+    pids: Sequence[int],
     fresh: SwapArea | None,
     progress: Callable[[int, _R], None] | None,
-    replay: Callable[[str], _R],
+    replay: Callable[[str | list[str]], _R],
 ) -> list[_R]:
-    """``runs`` calls of ``replay`` on one process's records, each after swapping ``fresh`` off and on."""
+    """``runs`` calls of ``replay`` on the records of the trace's processes ``pids`` (one: its
+    records file; several: the list), each after swapping ``fresh`` off and on."""
     out: list[_R] = []
-    with records_file(trace_path, pid) as rec:
+    with contextlib.ExitStack() as files:
+        recs = [files.enter_context(records_file(trace_path, pid)) for pid in pids]
+        rec: str | list[str] = recs[0] if len(recs) == 1 else recs
         for i in range(runs):
             if fresh is not None:
                 reswap(fresh)
@@ -1096,7 +1157,7 @@ def outcomes(
     limit: int,
     runs: int,
     *,
-    pid: int = 1,
+    pids: Sequence[int] = (1,),
     swap_max: int | None = None,
     fresh: SwapArea | None = None,
     progress: Callable[[int, KernelRun | None], None] | None = None,
@@ -1110,10 +1171,10 @@ def outcomes(
     :func:`measure` runs them again.
     """
 
-    def once(rec: str) -> KernelRun | None:
+    def once(rec: str | list[str]) -> KernelRun | None:
         return _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats)[0]
 
-    return _each_run(trace_path, runs, pid, fresh, progress, once)
+    return _each_run(trace_path, runs, pids, fresh, progress, once)
 
 
 def measure(
@@ -1121,18 +1182,19 @@ def measure(
     limit: int,
     runs: int,
     *,
-    pid: int = 1,
+    pids: Sequence[int] = (1,),
     swap_max: int | None = None,
     fresh: SwapArea | None = None,
     progress: Callable[[int, KernelRun], None] | None = None,
     poll_stats: float | None = None,
 ) -> list[KernelRun]:
-    """``runs`` replays of one process of a trace, each in its own group (inside a :func:`session`);
+    """``runs`` replays of processes ``pids`` of a trace (all at once), each run in its own group
+    (inside a :func:`session`);
     ``fresh``: swap that area off and on again before each (:func:`reswap`); ``progress`` is told
     each run (its number from 1) as it ends: a trace's runs can take minutes; ``poll_stats``: as
     :func:`replay_kernel`'s."""
 
-    def rerun_killed(rec: str) -> KernelRun:
+    def rerun_killed(rec: str | list[str]) -> KernelRun:
         return replay_kernel(rec, limit, swap_max=swap_max, poll_stats=poll_stats)
 
-    return _each_run(trace_path, runs, pid, fresh, progress, rerun_killed)
+    return _each_run(trace_path, runs, pids, fresh, progress, rerun_killed)

@@ -1,14 +1,17 @@
 """``python -m vmexp.validate kernel TRACE [overrides...]``: the simulator beside the machine's real kernel.
 
-One process of the trace is replayed ``--runs`` times on this machine's
-kernel, each run in a fresh memory cgroup limited to ``cgroup.memory_max``
-(default 64M) with swap (see :mod:`vmexp.validate.kernel`), and once in the
-simulator (first: a mistake in its overrides is said before the real runs),
-configured from the kernel's own settings as read inside the
-session: ``vm.page-cluster``, the swap device (zram, or a disk that is
-rotational or not); the simulator runs process 1 alone, as the kernel does. The replay loop's minor and major faults are printed
-side by side with the differences, as ``python -m vmexp.validate`` does for
-glibc.
+The trace is replayed ``--runs`` times on this machine's kernel, each run
+in a fresh memory cgroup limited to ``cgroup.memory_max`` (default 64M)
+with swap (see :mod:`vmexp.validate.kernel`), and once in the simulator
+(first: a mistake in its overrides is said before the real runs),
+configured from the kernel's own settings as read inside the session:
+``vm.page-cluster``, the swap device (zram, or a disk that is rotational
+or not). The replay loop's minor and major faults are printed side by side
+with the differences, as ``python -m vmexp.validate`` does for glibc. A
+trace of several processes runs them at once in the one group on both
+sides, as a container does (one replayer each, their loops started
+together; the simulator on as many CPUs as the replayers may use), and
+each process is compared, then the group's sum.
 
 A disk is given to the simulator as fast as it is (``--device measured``,
 the default): reads of the swap area past the page cache time a page and
@@ -45,6 +48,7 @@ one line says what is missing and how to provide it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -59,8 +63,7 @@ from vmexp.cliargs import Parser
 from vmexp.console import keep_going_without_a_reader
 from vmexp.units import UnitError, format_duration, format_size, parse_duration, parse_size
 from vmexp.validate import kernel as K
-from vmexp.workload.ops import describe
-from vmexp.workload.traces import Trace, TraceError, parse_trace
+from vmexp.workload.traces import TraceError, parse_trace
 
 if TYPE_CHECKING:
     from vmexp.validate.__main__ import SimulatorOOMKilled
@@ -318,20 +321,22 @@ def format_table(real: list[K.KernelRun], sim_minflt: int, sim_majflt: int) -> s
     return "\n".join(out)
 
 
-def _process_1(path: str, trace: Trace, tmp: str) -> str:
-    """The trace the simulator runs: process 1 alone, as the real kernel replays it.
+def _process_runs(real: Sequence[K.KernelRun], i: int) -> list[K.KernelRun]:
+    """The real runs as process ``i`` of a group run saw them (its faults; the group's time)."""
+    return [dataclasses.replace(r, minflt=r.procs[i][0], majflt=r.procs[i][1], procs=[]) for r in real]
 
-    The simulator runs every process of a trace, sharing its RAM and its
-    cgroup and numbering them 1, 2, ... as they first appear; with the
-    other processes beside it, its process 1 would not be the real side's
-    (``p2:`` first), nor be paged as it is alone in its group.
-    """
-    if len(trace.ops) == 1:
-        return path
-    alone = os.path.join(tmp, "process1.trace")
-    with open(alone, "w", encoding="utf-8") as fh:
-        fh.writelines(describe(op) + "\n" for op in trace.ops[1])
-    return alone
+
+def format_group(real: list[K.KernelRun], sims: Sequence[tuple[str, int, int]]) -> tuple[str, bool]:
+    """Several processes replayed at once: a table per process (``sims``: its name and the
+    simulator's minflt and majflt, in the order of the real runs' ``procs``), then the group's sums;
+    and whether every one of them agrees."""
+    blocks, ok = [], True
+    rows = [(f"process {name}", _process_runs(real, i), mn, mj) for i, (name, mn, mj) in enumerate(sims)]
+    rows.append(("the group", real, sum(x[1] for x in sims), sum(x[2] for x in sims)))
+    for label, runs, mn, mj in rows:
+        blocks.append(f" {label}:\n{format_table(runs, mn, mj)}")
+        ok &= compare(runs, mn, mj).ok
+    return "\n".join(blocks), ok
 
 
 def _simulated(run_dir: str) -> tuple[float | None, dict[str, int]]:
@@ -393,7 +398,7 @@ def _device_speed(facts: K.KernelFacts, device: str) -> tuple[K.DeviceSpeed | No
 
 
 def _oom_outcome(
-    sim: SimulatorOOMKilled, ops: int, real: list[K.KernelRun | None], sim_seconds: float | None
+    sim: SimulatorOOMKilled, name: str, ops: int, real: list[K.KernelRun | None], sim_seconds: float | None
 ) -> int:
     """The simulator's group OOM-killed its process: say how many of the kernel's runs its group killed.
 
@@ -406,7 +411,7 @@ def _oom_outcome(
     when = f", {sim_seconds:.2f} s of simulated time" if sim_seconds is not None else ""
     print()
     print(
-        f"   simulator: process {sim.pid} OOM-killed by its group's OOM killer in its operation {sim.ops} of {ops}{when}"
+        f"   simulator: process {name} OOM-killed by its group's OOM killer in its operation {sim.ops} of {ops}{when}"
     )
     done = [r for r in real if r is not None]
     killed = len(real) - len(done)
@@ -445,7 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Replay a trace on this machine's kernel (in a memory cgroup, with swap) and in the simulator.",
     )
     parser.add_argument(
-        "trace", help="an allocation trace (the README's trace format); its process 1 is replayed"
+        "trace",
+        help="an allocation trace (the README's trace format); its processes are replayed at once, in one group",
     )
     parser.add_argument(
         "overrides",
@@ -503,8 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         trace = parse_trace(args.trace)
-        if 1 not in trace.ops:
-            raise TraceError(f"{args.trace}: the real-kernel replay takes process 1, and the trace has none")
+        pids = list(trace.ops)  # the simulator numbers them 1, 2, ... in this order (first appearance)
         settings = kernel_settings(args.overrides)
         new_keys = None if args.keys == "auto" else args.keys == "new"
         period = stats_period(args.stats_every)
@@ -533,10 +538,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             sim_ov = simulator_overrides(
                 facts, settings.limit, settings.swap_max, new_keys=new_keys, speed=speed
             )
+            if len(pids) > 1 and not any(o.lstrip("+~").partition("=")[0] == "machine.ncpus" for o in rest):
+                sim_ov.append(f"machine.ncpus={len(os.sched_getaffinity(0))}")  # the CPUs they share
             sim_ov += ["figures=false", *rest]  # rest begins with --stats-every's overrides
             with tempfile.TemporaryDirectory(prefix="vmexp-validate-kernel-") as tmp:
                 run_dir = os.path.join(tmp, "run")
-                run_simulator(_process_1(args.trace, trace, tmp), sim_ov, run_dir)
+                run_simulator(args.trace, sim_ov, run_dir)
                 procs = read_run(run_dir)
                 try:
                     check_finished(run_dir)  # a process the simulator's OOM killer took did part of the trace
@@ -560,6 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.trace,
                     settings.limit,
                     args.runs,
+                    pids=pids,
                     swap_max=settings.swap_max,
                     fresh=fresh,
                     progress=said,
@@ -576,7 +584,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SimulatorRunError as e:  # its message is the one line (describe_failure would prefix the class)
         print(f"vmexp.validate kernel: error: {e}", file=sys.stderr)
         return 2
-    sim = procs.get(1) or next(iter(procs.values()))
 
     sw = facts.swap
     swap_text = f"{sw.kind} swap of {sw.size >> 20} MiB" if sw else "no swap"
@@ -595,27 +602,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print(f"simulator: {shlex.join(o for o in sim_ov if o != 'figures=false')}")  # as a shell takes it
     if sim_oom is not None:
-        return _oom_outcome(sim_oom, len(trace.ops[1]), ended, sim_seconds)
+        killed = pids[sim_oom.pid - 1]
+        name = str(sim_oom.pid) if len(pids) == 1 else f"p{killed}"
+        return _oom_outcome(sim_oom, name, len(trace.ops[killed]), ended, sim_seconds)
     reruns = sum(r.oom_reruns for r in real)
     if reruns:
         print(f"note: {reruns} real run(s) were OOM-killed in their cgroup at a swap-in and run again")
     print()
-    print(format_table(real, sim.minflt, sim.majflt))
+    if len(pids) == 1:
+        sim = procs[1]
+        print(format_table(real, sim.minflt, sim.majflt))
+        ok = compare(real, sim.minflt, sim.majflt).ok
+    else:
+        table, ok = format_group(
+            real, [(f"p{pid}", procs[i].minflt, procs[i].majflt) for i, pid in enumerate(pids, 1)]
+        )
+        print(table)
     print(_time_line(real, sim_seconds))
     if args.counters:
         print()
         print(format_counters(real, sim_counters))
-    verdict = compare(real, sim.minflt, sim.majflt)
     print()
     tol = f"majflt within {MAJFLT_TOLERANCE:.0%}, minflt within {MINFLT_TOLERANCE:.0%} or inside the real runs' range"
-    print(f"RESULT: {'agree' if verdict.ok else 'DIFFER'} ({tol})")
-    if not verdict.ok and period is None and _timer_may_decide(real, sim_ov):
+    if len(pids) > 1:
+        tol += ", for every process and the group"
+    print(f"RESULT: {'agree' if ok else 'DIFFER'} ({tol})")
+    if not ok and period is None and _timer_may_decide(real, sim_ov):
         print(
             "hint: the real runs spread widely; the kernel's reclaim decides on statistics its 2 s timer "
             "flushes at a phase no run knows, and --stats-every 100ms flushes them at one period on both "
             'sides (docs/kernel-truth.md, "The statistics flushed at a known period")'
         )
-    return 0 if verdict.ok else 1
+    return 0 if ok else 1
 
 
 def _timer_may_decide(real: Sequence[K.KernelRun], sim_ov: Sequence[str]) -> bool:
