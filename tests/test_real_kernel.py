@@ -406,6 +406,16 @@ def test_the_kernel_command_replays_every_process_at_once_and_compares_each_and_
         ("the group", 2308, 2308),
     ], out
     assert "RESULT: agree" in out and "for every process and the group" in out
+    assert "note:" not in out
+
+    # The kernel's p1 faulted back 300 pages that the simulator kept: that process and the
+    # group differ, and the note says where to read why.
+    run = K.KernelRun(2050 + 558, 300, 0.1, 0, procs=[(2050, 0), (558, 300)])
+    assert kernel_main([str(trace), "--swap", "existing"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^ process p1:\n.*\n [ !] minflt .*\n ! majflt  300 ", out, re.MULTILINE), out
+    assert "RESULT: DIFFER" in out
+    assert out.rstrip().splitlines()[-1].startswith("note: processes that contend for the group's memory")
 
 
 def _simulator_line(out: str) -> list[str]:

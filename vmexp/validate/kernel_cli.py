@@ -633,6 +633,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "flushes at a phase no run knows, and --stats-every 100ms flushes them at one period on both "
             'sides (docs/kernel-truth.md, "The statistics flushed at a known period")'
         )
+    if not ok and len(pids) > 1:
+        print(
+            "note: processes that contend for the group's memory on several CPUs part from the kernel's: "
+            "the simulator applies each CPU's time slice at its start, one CPU's after the other's "
+            '(machine.quantum; docs/kernel-truth.md, "Several processes in one group")'
+        )
     return 0 if ok else 1
 
 
