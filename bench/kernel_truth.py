@@ -23,6 +23,7 @@
     python bench/kernel_truth.py own-faults NAME --config file_pc0   # its own pages: met in flight, loaded or stored; the disk
     python bench/kernel_truth.py passes NAME --config file_pc3 --pages -8,0,8   # reclaim calls, deep passes' requests
     python bench/kernel_truth.py stock uniform_80,zipf_96 --config zram --runs 10   # the charge stock at the limit
+    python bench/kernel_truth.py group --config file_pc3 --runs 6   # several processes at once in one group
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -145,7 +146,8 @@ from vmexp.config import _swap_device as swap_device_of  # noqa: E402  (the conf
 from vmexp.validate import kernel as K  # noqa: E402
 from vmexp.validate.__main__ import SimulatorRunError, read_run, run_simulator  # noqa: E402
 from vmexp.validate.real import build_replayer  # noqa: E402
-from vmexp.validate.workloads import LIMIT, PAGE, SETS, WORKLOADS, generate, sha256, write_all  # noqa: E402
+from vmexp.validate.workloads import GROUP, LIMIT, PAGE, SETS, WORKLOADS, generate, sha256, write_all  # noqa: E402
+from vmexp.workload.traces import parse_trace  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "real_kernel"
 SIM_OUT = ROOT / "outputs" / "kernel_truth"
@@ -1165,6 +1167,38 @@ def churn(seeds: list[int], runs: int, every: float) -> Path:
                         else f"majflt {run.majflt} minflt {run.minflt} in {run.seconds:.2f} s"
                     )
                     print(f"churn: {name} {key} {i + 1}/{runs}: {said}", file=sys.stderr, flush=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
+def group(config: str, runs: int) -> Path:
+    """The processes of ``workloads.GROUP``'s traces run at once in one group (``validate kernel``'s
+    group runs), each run's every process counted; ``tests/data/real_kernel/group_<config>.json``."""
+    spec = CONFIGS[config]
+    names = list(GROUP)
+    traces = _workload_dir()
+    write_all(traces, names)
+    out = DATA / f"group_{config}.json"
+    with K.session(spec["swap"], cluster=spec["cluster"]) as facts:
+        doc = record(
+            facts,
+            "several processes of one trace at once in a fresh memory cgroup per run, their loops started "
+            "together: the group's minflt/majflt and each process's (procs, in the order p1, p2, ...)",
+            names,
+            runs,
+            False,
+            config=config,
+        )
+        for n in names:
+            trace = traces / f"{n}.trace"
+
+            def said(i: int, run: K.KernelRun, n: str = n) -> None:
+                print(f"group: {n} run {i}/{runs}: {json.dumps(run.as_dict())}", file=sys.stderr, flush=True)
+
+            pids = list(parse_trace(trace).ops)  # in the order the simulator numbers them
+            done = K.measure(trace, LIMIT, runs, pids=pids, progress=said)
+            doc["workloads"][n]["runs"] = [r.as_dict() for r in done]
+    DATA.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1) + "\n")
     return out
 
@@ -2220,6 +2254,13 @@ def main() -> int:
     )
     ch.add_argument("--runs", type=int, default=5)
     ch.add_argument("--every", type=float, default=0.1, help="seconds between reads of memory.stat")
+    gr = sub.add_parser(
+        "group",
+        help="several processes at once in one group (workloads.GROUP), each counted "
+        "(tests/data/real_kernel/group_<config>.json)",
+    )
+    gr.add_argument("--config", choices=list(CONFIGS), default="file_pc3")
+    gr.add_argument("--runs", type=int, default=6)
     sk = sub.add_parser(
         "stock",
         help="the memcg charge stock that lowers a run's limit, sampled at the limit "
@@ -2342,6 +2383,10 @@ def main() -> int:
             if not 0.01 <= a.every <= 2 or a.runs < 1:
                 raise K.KernelRunError("churn: --every from 0.01 to 2 seconds, --runs at least 1")
             print(churn(seeds, a.runs, a.every))
+        elif a.cmd == "group":
+            if a.runs < 1:
+                raise K.KernelRunError("group: --runs at least 1")
+            print(group(a.config, a.runs))
         elif a.cmd == "stock":
             names = a.names.split(",")
             known = {n for ws in SETS.values() for n in ws}

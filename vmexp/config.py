@@ -338,6 +338,18 @@ class MachineSettings:
         "that uses it up (a fault takes 1 to 6 us of CPU), so a shorter one stops meaning its length, and "
         "each slice costs the simulator an event (at 1ns the default run takes hours)",
     )
+    # Two 40 MiB processes of random touches in a 64 MiB group, on this machine's 2 CPUs and a swap
+    # file: the kernel's 11 574..12 370 major faults; the simulator's 6 880 with stretches as long as
+    # the 4 ms slice, 12 419 with 50 us ones (docs/kernel-truth.md, "Several processes in one group").
+    interleave: int = decl.duration(
+        "50us",
+        "with several CPUs, the longest stretch of a time slice that one CPU's process runs before the "
+        "others' catch up: the engine applies a stretch at its start, one CPU's after another's, so a "
+        "shorter one is closer to CPUs running side by side, and costs an event; one CPU runs whole slices",
+        lo=10_000,
+        lo_msg="{text} is shorter than 10us: a stretch runs to the end of the operation that uses it up "
+        "(a fault takes 1 to 6 us of CPU), so a shorter one stops meaning its length",
+    )
     min_free: int = decl.size(
         "256k",
         "vm.min_free_kbytes: the min watermark (low and high derive from it); 0 = no kswapd, evict only when RAM is full",
