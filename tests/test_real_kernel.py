@@ -142,15 +142,19 @@ def test_runs_with_the_statistics_read_at_a_period_fault_as_others_and_leave_not
 @pytest.mark.real_kernel
 def test_the_processes_of_a_trace_run_at_once_in_one_group_and_each_is_counted(tmp_path: Path) -> None:
     # Two processes of one trace in one 16 MiB group, 6 and 4 MiB (each its block's pages, its
-    # header's and the tcache page): together under the limit, neither faults a page back in;
-    # when each run is 12 MiB after the other has begun, the group is over its limit while
-    # both live, and only their sum of major faults says how much (the split is the scheduler's).
+    # header's and the tcache page): together under the limit, neither faults a page back in.
+    # Two of 12 MiB, each writing its block, computing half a second and writing it again: unless
+    # the machine holds one off its CPU that long (a loaded machine may start one process well
+    # after the other, which ran them one after the other here without the compute), both blocks
+    # are written before either's second sweep, so the group is over its limit while both live
+    # and the second sweeps fault pages back; only their sum is the kernel's to say (the split is
+    # the scheduler's).
     small = write_trace(
         tmp_path, "p1: malloc 1 6M\np2: malloc 1 4M\np1: touch 1\np2: touch 1\np1: touch 1 0 6M r\n"
     )
     big = tmp_path / "big.trace"
     big.write_text(
-        "".join(f"p{p}: malloc 1 12M\np{p}: touch 1\np{p}: touch 1\np{p}: touch 1 0 12M r\n" for p in (1, 2))
+        "".join(f"p{p}: malloc 1 12M\np{p}: touch 1\np{p}: compute 500ms\np{p}: touch 1\n" for p in (1, 2))
     )
     threads = threading.active_count()
     with K.session("zram"):
