@@ -1171,11 +1171,11 @@ def churn(seeds: list[int], runs: int, every: float) -> Path:
     return out
 
 
-def group(config: str, runs: int) -> Path:
-    """The processes of ``workloads.GROUP``'s traces run at once in one group (``validate kernel``'s
-    group runs), each run's every process counted; ``tests/data/real_kernel/group_<config>.json``."""
+def group(config: str, runs: int, names: list[str]) -> Path:
+    """The processes of ``workloads.GROUP``'s traces ``names`` run at once in one group (``validate
+    kernel``'s group runs), each run's every process counted; ``tests/data/real_kernel/group_<config>.json``,
+    where the other workloads' runs already recorded stay (each workload says its date)."""
     spec = CONFIGS[config]
-    names = list(GROUP)
     traces = _workload_dir()
     write_all(traces, names)
     out = DATA / f"group_{config}.json"
@@ -1197,7 +1197,10 @@ def group(config: str, runs: int) -> Path:
 
             pids = list(parse_trace(trace).ops)  # in the order the simulator numbers them
             done = K.measure(trace, LIMIT, runs, pids=pids, progress=said)
-            doc["workloads"][n]["runs"] = [r.as_dict() for r in done]
+            doc["workloads"][n].update(runs=[r.as_dict() for r in done], date=doc["date"])
+    if out.is_file():
+        kept = json.loads(out.read_text())["workloads"]
+        doc["workloads"] = {**{k: v for k, v in kept.items() if k not in names}, **doc["workloads"]}
     DATA.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1) + "\n")
     return out
@@ -2259,6 +2262,12 @@ def main() -> int:
         help="several processes at once in one group (workloads.GROUP), each counted "
         "(tests/data/real_kernel/group_<config>.json)",
     )
+    gr.add_argument(
+        "names",
+        nargs="?",
+        default=",".join(GROUP),
+        help="workloads of workloads.GROUP, comma-separated (default all)",
+    )
     gr.add_argument("--config", choices=list(CONFIGS), default="file_pc3")
     gr.add_argument("--runs", type=int, default=6)
     sk = sub.add_parser(
@@ -2384,9 +2393,12 @@ def main() -> int:
                 raise K.KernelRunError("churn: --every from 0.01 to 2 seconds, --runs at least 1")
             print(churn(seeds, a.runs, a.every))
         elif a.cmd == "group":
-            if a.runs < 1:
-                raise K.KernelRunError("group: --runs at least 1")
-            print(group(a.config, a.runs))
+            names = a.names.split(",")
+            if a.runs < 1 or not set(names) <= set(GROUP):
+                raise K.KernelRunError(
+                    f"group: --runs at least 1 and workloads of {', '.join(GROUP)}, got {a.names!r}"
+                )
+            print(group(a.config, a.runs, names))
         elif a.cmd == "stock":
             names = a.names.split(",")
             known = {n for ws in SETS.values() for n in ws}

@@ -696,9 +696,19 @@ def two_random_80(name: str) -> tuple[str, int, list[str]]:
     return "two processes of 40 MiB, each written then touched at random 30k times", 80 * MIB, lines
 
 
+def two_loops_80(name: str) -> tuple[str, int, list[str]]:
+    """Two processes in one group, each sweeping its own 40 MiB block three times, writing: together
+    1.25 times the limit, so each refaults its pages in address order, where swap readahead pays."""
+    n = 40 * MIB // PAGE
+    lines: list[str] = []
+    for pid in (1, 2):
+        lines += [f"p{pid}: malloc 1 {40 * MIB}", *[f"p{pid}: {_sweep(1, 0, n, 'w')}"] * 3]
+    return "two processes of 40 MiB, each swept three times", 80 * MIB, lines
+
+
 # Several processes of one trace, run at once in one group (validate kernel's group runs); not in
 # SETS: the sets' commands (measure, agree, criterion) replay one process.
-GROUP: dict[str, Builder] = {f.__name__: f for f in (two_random_80,)}
+GROUP: dict[str, Builder] = {f.__name__: f for f in (two_random_80, two_loops_80)}
 
 SETS: dict[str, dict[str, Builder]] = {
     "main": WORKLOADS,
