@@ -151,6 +151,7 @@ from vmexp.workload.traces import parse_trace  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "real_kernel"
 SIM_OUT = ROOT / "outputs" / "kernel_truth"
+ALL_WORKLOADS = frozenset(n for ws in SETS.values() for n in ws)  # every set's, one process each
 
 
 def _real(config: str, wset: str = "main", fresh: bool = False) -> Path:
@@ -709,7 +710,7 @@ def _real_faults_by_op(rec: str, out: Path) -> tuple[dict[int, int], dict[int, i
 
 def _trace_named(name: str) -> tuple[str, str]:
     """The text and a file stem of ``name``: a workload of any set, or the path of a trace file."""
-    known = {n for ws in SETS.values() for n in ws}
+    known = ALL_WORKLOADS
     if name in known:
         return generate(name), name
     if Path(name).is_file():
@@ -851,7 +852,7 @@ def aging(
         raise K.KernelRunError(f"aging: --config {config} is not a swap file")
     if size_mib < 64:
         raise K.KernelRunError(f"aging: --size {size_mib}: a swap file of at least 64 MiB")
-    known = {n for ws in SETS.values() for n in ws}
+    known = ALL_WORKLOADS
     plan: list[tuple[str, int]] = []
     for step in steps:
         kind, _, mib = step.partition(":")
@@ -1291,7 +1292,7 @@ def _workload_session(
 ) -> collections.abc.Iterator[tuple[K.KernelFacts, str]]:
     """A session of ``config``'s swap with workload ``name``'s records ready: (the kernel's facts, the
     records file), for the commands that trace one workload of ``workloads.py`` (root)."""
-    if name not in {n for ws in SETS.values() for n in ws}:
+    if name not in ALL_WORKLOADS:
         raise K.KernelRunError(f"{command}: {name!r} is not a workload of vmexp/validate/workloads.py")
     spec = CONFIGS[config]
     with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
@@ -1688,7 +1689,7 @@ def passes_simulated(name: str, config: str, device: str = "hdd", pages: int = 0
     (``Reclaim.reclaim_memcg``) and plug flushes (``Reclaim.flush_plug``) wrapped. A flushed
     plug's write requests are its runs of consecutive slots, each at most ``max_segments`` pages;
     ``where`` is the first slot's number (swap readahead's read is not in the simulator's plug)."""
-    if name not in {n for ws in SETS.values() for n in ws}:
+    if name not in ALL_WORKLOADS:
         raise K.KernelRunError(f"passes: {name!r} is not a workload of vmexp/validate/workloads.py")
     from vmexp.config import compose_settings
     from vmexp.kernel import reclaim as R
@@ -2130,7 +2131,7 @@ def main() -> int:
     m = sub.add_parser("measure")
     m.add_argument("--config", action="append", choices=list(CONFIGS))
     m.add_argument("--runs", type=int, default=5)
-    m.add_argument("--workload", action="append", choices=[n for ws in SETS.values() for n in ws])
+    m.add_argument("--workload", action="append", choices=sorted(ALL_WORKLOADS))
     m.add_argument("--set", dest="wset", choices=list(SETS), default="main", help=WSET_HELP)
     m.add_argument(
         "--append",
@@ -2401,7 +2402,7 @@ def main() -> int:
             print(group(a.config, a.runs, names))
         elif a.cmd == "stock":
             names = a.names.split(",")
-            known = {n for ws in SETS.values() for n in ws}
+            known = ALL_WORKLOADS
             if a.runs < 1 or not set(names) <= known:
                 raise K.KernelRunError(
                     f"stock: --runs at least 1 and workloads of vmexp/validate/workloads.py, got {a.names!r}"
