@@ -24,6 +24,7 @@
     python bench/kernel_truth.py passes NAME --config file_pc3 --pages -8,0,8   # reclaim calls, deep passes' requests
     python bench/kernel_truth.py stock uniform_80,zipf_96 --config zram --runs 10   # the charge stock at the limit
     python bench/kernel_truth.py group --config file_pc3 --runs 6   # several processes at once in one group
+    python bench/kernel_truth.py swapins two_loops_80 --runs 3   # their swap-ins traced: sizes, who faults next
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -125,6 +126,7 @@ import collections.abc
 import contextlib
 import copy
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -1207,6 +1209,122 @@ def group(config: str, runs: int, names: list[str]) -> Path:
     return out
 
 
+# What swapins enables: every block I/O a replayer queues (a swap-in's reads are its "R" bios).
+SWAPIN_EVENTS = {"block/block_bio_queue": 'comm ~ "replayer*"'}
+SWAPIN_GAP_US = (
+    20.0  # a fault's readahead bios are queued within microseconds; its next fault waits for a read
+)
+
+
+def swapin_windows(text: str) -> list[tuple[int, int]]:
+    """From a trace of SWAPIN_EVENTS: each swap-in as (the task's pid, pages read), in order.
+
+    A fault's reads are the task's one-page read bios queued less than
+    SWAPIN_GAP_US apart (the other CPU's may come between); ``RA`` bios are
+    the replayer's own file readahead, not swap.
+    """
+    import re
+
+    bio = re.compile(r"^\s*\S+-(\d+)\s+\[\d+\]\s+\S+\s+([\d.]+): block_bio_queue: \S+ R \d+ \+ \d+")
+    got: list[list[float]] = []  # [pid, pages, time of its last bio (us)]
+    for line in text.splitlines():
+        if m := bio.match(line):
+            pid, t = int(m.group(1)), float(m.group(2)) * 1e6
+            for w in reversed(got[-4:]):
+                if w[0] == pid and t - w[2] < SWAPIN_GAP_US:
+                    w[1] += 1
+                    w[2] = t
+                    break
+            else:
+                got.append([pid, 1, t])
+    return [(int(p), int(n)) for p, n, _ in got]
+
+
+def swapin_summary(windows: list[tuple[int, int]]) -> dict[str, Any]:
+    """How a run's swap-ins went: how many, their sizes in pages, and how often the next one is the
+    same process's (cluster readahead's window, global, opens on two faults in a row at neighbouring
+    slots: with two processes faulting strictly in turn it never does)."""
+    sizes = collections.Counter(n for _, n in windows)
+    same = sum(1 for a, b in itertools.pairwise(windows) if a[0] == b[0])
+    return {
+        "swapins": len(windows),
+        "pages": sum(n for _, n in windows),
+        "sizes": {str(k): sizes[k] for k in sorted(sizes)},
+        "same_process_next": round(same / max(1, len(windows) - 1), 3),
+    }
+
+
+def swapins(name: str, config: str, runs: int) -> list[dict[str, Any]]:
+    """Runs of a GROUP workload (its processes at once in one group, as ``group``) with every swap
+    read traced (root, tracefs): each run's faults and ``swapin_summary``."""
+    spec = CONFIGS[config]
+    if spec["swap"] == "zram":
+        raise K.KernelRunError("swapins: zram reads no page ahead and queues no bio; take a swap file")
+    out = []
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+        trace = Path(tmp) / "trace"
+        trace.write_text(generate(name))
+        pids = list(parse_trace(trace).ops)
+        with K.session(spec["swap"], cluster=spec["cluster"]) as facts, contextlib.ExitStack() as files:
+            recs = [files.enter_context(K.records_file(trace, pid)) for pid in pids]
+            for i in range(runs):
+                if facts.swap is not None:
+                    K.reswap(facts.swap)
+                with _tracing(SWAPIN_EVENTS) as traced:
+                    run = K.replay_kernel(recs if len(recs) > 1 else recs[0], LIMIT)
+                got = {
+                    "majflt": run.majflt,
+                    "minflt": run.minflt,
+                    **swapin_summary(swapin_windows(traced.text)),
+                }
+                print(f"{name} {config} run {i + 1}: {json.dumps(got)}", flush=True)
+                out.append(got)
+    return out
+
+
+def swapins_simulated(name: str, config: str, device: str) -> dict[str, Any]:
+    """The simulator's run of a GROUP workload on the held-out command's keys and the machine's two
+    CPUs, its swap-ins logged as ``swapins`` reads the kernel's (in this process,
+    ``FaultHandler.swapin_readahead`` wrapped: policy=linux reads every page from a disk there)."""
+    from vmexp.config import compose_settings
+    from vmexp.kernel import fault as F
+    from vmexp.sim import simulate
+    from vmexp.workload import build
+
+    windows: list[tuple[int, int]] = []
+    readahead = F.FaultHandler.swapin_readahead
+
+    def traced_readahead(self: Any, mm: Any, vpn: int, slot: int, w: int) -> bool:
+        before = self.stat.pswpin
+        got = readahead(self, mm, vpn, slot, w)
+        windows.append((mm.pid, self.stat.pswpin - before))
+        return got
+
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+        trace = Path(tmp) / f"{name}.trace"
+        trace.write_text(generate(name))
+        overrides = [
+            "workload=trace",
+            f"workload.path={trace}",
+            "nprocs=1",
+            f"machine.ncpus={len(os.sched_getaffinity(0))}",
+            *_held_out_keys(config, device),
+        ]
+        settings = compose_settings(overrides)
+        F.FaultHandler.swapin_readahead = traced_readahead  # type: ignore[method-assign]
+        try:
+            result = simulate(
+                settings, build(settings.workload, settings.nprocs, settings.seed, settings.page_size)
+            )
+        finally:
+            F.FaultHandler.swapin_readahead = readahead  # type: ignore[method-assign]
+    return {
+        "majflt": sum(p.majflt for p in result.processes),
+        "minflt": sum(p.minflt for p in result.processes),
+        **swapin_summary(windows),
+    }
+
+
 STOCK_PERIOD = 0.003  # seconds between samples of the group while a run is at its limit
 
 
@@ -2271,6 +2389,17 @@ def main() -> int:
     )
     gr.add_argument("--config", choices=list(CONFIGS), default="file_pc3")
     gr.add_argument("--runs", type=int, default=6)
+    si = sub.add_parser(
+        "swapins",
+        help="a GROUP workload's swap-ins traced on the kernel (root, tracefs) and logged in the simulator: "
+        "how many pages each read, how often the next is the same process's",
+    )
+    si.add_argument("name", help="a workload of workloads.GROUP")
+    si.add_argument(
+        "--config", choices=[c for c, v in CONFIGS.items() if v["swap"] != "zram"], default="file_pc3"
+    )
+    si.add_argument("--runs", type=int, default=3, help="kernel runs (0: the simulator only)")
+    si.add_argument("--device", default=FAST_DISK, help="the simulator's machine.swap_device")
     sk = sub.add_parser(
         "stock",
         help="the memcg charge stock that lowers a run's limit, sampled at the limit "
@@ -2400,6 +2529,12 @@ def main() -> int:
                     f"group: --runs at least 1 and workloads of {', '.join(GROUP)}, got {a.names!r}"
                 )
             print(group(a.config, a.runs, names))
+        elif a.cmd == "swapins":
+            if a.name not in GROUP or a.runs < 0:
+                raise K.KernelRunError(f"swapins: a workload of {', '.join(GROUP)} and --runs at least 0")
+            if a.runs:
+                swapins(a.name, a.config, a.runs)
+            print(f"simulator: {json.dumps(swapins_simulated(a.name, a.config, a.device))}")
         elif a.cmd == "stock":
             names = a.names.split(",")
             known = ALL_WORKLOADS

@@ -186,6 +186,32 @@ def test_a_deep_queue_overlaps_its_requests_latencies_and_takes_their_transfers_
     assert dev.submit_pages(0, 8, swap_module.WRITE) == lat + 8 * p
 
 
+def test_a_request_of_an_earlier_time_that_reaches_the_device_later_is_not_served_after_it() -> None:
+    # On several CPUs the engine runs each CPU's stretch at its start, so CPU 1's read at 50 us can
+    # reach the device after CPU 0's at 60 us. The device serves transfers in order of time, not in
+    # the order the engine ran the CPUs: the read of 50 us is ready at 90 us and transfers then, in
+    # the gap before the other's transfer at 100 us (L = 40 us, P = 4 us, 128 tags).
+    class Env:
+        now = 0
+
+    class Clock:
+        env = Env()
+
+    dev = swap_module.SwapDevice(40_000, 1_024_000_000, 4096, False, 254, 128, Clock())  # type: ignore[arg-type]
+    assert dev.submit_pages(60_000, 1, swap_module.READ) == 104_000
+    assert dev.submit_pages(50_000, 1, swap_module.READ) == 94_000  # it was 108 us behind the other
+    # A transfer that does not fit the gap before a booked one goes after it: 8 pages (32 us) ready
+    # at 70 us would overlap the transfers at 90 and 100 us.
+    assert dev.submit_pages(30_000, 8, swap_module.READ) == 104_000 + 32_000
+    # The device is busy while any of them is unfinished, counted once: 30..136 us.
+    assert dev.busy_by(1_000_000) == 106_000
+    assert [d for d, _ in dev.inflight] == [94_000, 104_000, 136_000]  # in order of completion
+    # Requests that arrive in order of time are served as a FIFO of transfers, as before: two at
+    # 100 us are ready at 140 us, and the second's transfer waits for the first's.
+    assert dev.submit_pages(100_000, 1, swap_module.READ) == 144_000
+    assert dev.submit_pages(100_000, 1, swap_module.READ) == 148_000
+
+
 def test_a_deep_queues_busy_time_is_the_time_any_request_is_unfinished() -> None:
     # The utilisation the samples report (as iostat's %util, the kernel's io_ticks): overlapping
     # requests count once, so it never exceeds the time elapsed.

@@ -11,10 +11,19 @@ events of its own. A device with a queue depth above 1 (a described
 device's ``queue_depth``: a virtual or flash disk works on many requests at
 once) overlaps the latencies of up to that many requests and serialises
 only their transfers: a request starts when fewer than ``queue_depth``
-earlier ones are unfinished and completes at
-``max(start + latency, busy_until) + its pages' transfer``, still in
-arrival order and still known on arrival; at depth 1 that is the formula
-above. Either way, the process that must wait (a major fault) sleeps until
+earlier ones are unfinished, is ready for its transfer at ``start +
+latency``, and transfers in the first gap of the device's transfer
+timeline at or after that which holds its pages; known on arrival, and
+at depth 1 (or whenever requests arrive in order of time) that is
+``max(start + latency, busy_until) + its pages' transfer``, the formula
+above. The gap matters on several CPUs: the engine runs each CPU's
+stretch at its start, so a request can reach the device after one that
+is later in simulated time, and taking turns in the order the engine
+happens to run the CPUs would make it wait for a transfer that has not
+begun (two processes faulting in turn were locked in that order for
+good, and swap readahead's global window, which opens only on two
+faults in a row at neighbouring slots, never opened: docs/kernel-truth.md,
+"Several processes in one group"). Either way, the process that must wait (a major fault) sleeps until
 that time with a single timeout, and an asynchronous write-back costs nothing
 but device time. This keeps SimPy events to one per major fault, as
 the engine's performance design (vmexp.sim) asks. Several pages read or written together
@@ -32,10 +41,12 @@ charged to any memory cgroup).
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from vmexp.kernel.clock import SliceClock
     from vmexp.kernel.mm import MM
     from vmexp.kernel.physmem import PhysMem
 
@@ -48,10 +59,11 @@ NR_REQUESTS = 128  # include/linux/blkdev.h: BLKDEV_DEFAULT_RQ, the requests a q
 class SwapDevice:
     """FIFO device with a busy horizon; counts busy time for utilisation.
 
-    Requests arrive in non-decreasing order of time and start and complete
-    in that order (FIFO), so the time with a request unfinished (from its
-    start to its completion; overlapping ones merged) is a sequence of
-    disjoint intervals; ``busy_by``
+    Requests take their transfers in order of time (a request of an
+    earlier time that arrives later, from another CPU's stretch, takes a
+    gap before those booked after it: ``_transfer_at``), and the time with
+    a request unfinished (from its start to its completion; overlapping
+    ones merged) is a sequence of disjoint intervals; ``busy_by``
     answers exactly how much of it lies before a time, gaps included, so a
     utilisation sampled over any interval lies in [0, 1]. ``inflight`` keeps
     the completion times and kinds of the requests not yet done (pruned as
@@ -62,8 +74,10 @@ class SwapDevice:
     __slots__ = (
         "_done_ns",
         "_spans",
+        "_transfers",
         "busy_ns",
         "busy_until",
+        "env",
         "inflight",
         "latency",
         "max_segments",
@@ -82,6 +96,7 @@ class SwapDevice:
         rotational: bool,
         max_segments: int,
         queue_depth: int = 1,
+        clock: SliceClock | None = None,
     ) -> None:
         self.page_ns = (page_size * 1_000_000_000 + bandwidth - 1) // bandwidth
         self.latency = latency_ns
@@ -101,6 +116,11 @@ class SwapDevice:
         # contiguous ones merged; _done_ns is the length of those dropped.
         self._spans: deque[list[int]] = deque()
         self._done_ns = 0
+        # The transfers booked, (start, end), disjoint and by start (_transfer_at); the machine's
+        # clock's env.now is the earliest time a request can still arrive at (a slice or stretch
+        # starts there); without a clock requests are taken to arrive in order of time.
+        self._transfers: list[tuple[int, int]] = []
+        self.env = clock.env if clock is not None else None
 
     def submit(self, now: int, kind: int = WRITE) -> int:
         """Queue one page transfer arriving at ``now``; returns when it completes."""
@@ -115,18 +135,79 @@ class SwapDevice:
         start = now  # when a tag is free: the depth-th last unfinished request is done
         if n >= depth and q[n - depth][0] > now:
             start = q[n - depth][0]
-        ready = start + self.latency
-        done = (ready if ready > self.busy_until else self.busy_until) + npages * self.page_ns
-        spans = self._spans  # busy while any request is unfinished (the kernel's io_ticks)
-        if spans and spans[-1][1] >= start:
-            self.busy_ns += done - spans[-1][1]
-            spans[-1][1] = done
-        else:
+        floor = int(self.env.now) if self.env is not None else now
+        t = self._transfer_at(floor, start + self.latency, npages * self.page_ns)
+        done = t + npages * self.page_ns
+        self._busy(start, done)
+        if done > self.busy_until:
+            self.busy_until = done
+        if not q or q[-1][0] <= done:
+            q.append((done, kind))
+        else:  # overtook an earlier request (an earlier time that arrived later): keep done order
+            bisect.insort(q, (done, kind))
+        return done
+
+    def _transfer_at(self, floor: int, ready: int, length: int) -> int:
+        """When a transfer of ``length`` ns ready at ``ready`` starts: the first gap that holds it.
+
+        ``_transfers`` holds the booked transfers, disjoint and by start,
+        those that end by ``floor``, before which no request can still
+        arrive (the machine's time), dropped. In order of time a request always lands at the end,
+        where the gap is ``busy_until``'s.
+        """
+        booked = self._transfers
+        drop = 0
+        while drop < len(booked) and booked[drop][1] <= floor:
+            drop += 1
+        if drop:
+            del booked[:drop]
+        if not booked or ready >= booked[-1][0]:
+            t = ready
+            if booked and booked[-1][1] > t:
+                t = booked[-1][1]
+            if booked and booked[-1][1] == t:
+                booked[-1] = (booked[-1][0], t + length)  # contiguous: one booking
+            else:
+                booked.append((t, t + length))
+            return t
+        i = bisect.bisect_right(booked, (ready, ready)) - 1  # the last booking starting at or before
+        t = ready
+        if i >= 0 and booked[i][1] > t:
+            t = booked[i][1]
+        j = i + 1
+        while j < len(booked) and booked[j][0] < t + length:
+            t = max(t, booked[j][1])
+            j += 1
+        booked.insert(j, (t, t + length))
+        return t
+
+    def _busy(self, start: int, done: int) -> None:
+        """[start, done) is busy (the kernel's io_ticks: any request unfinished), counted once."""
+        spans = self._spans
+        if not spans or start > spans[-1][1]:
             spans.append([start, done])
             self.busy_ns += done - start
-        self.busy_until = done
-        q.append((done, kind))
-        return done
+            return
+        if start >= spans[-1][0]:
+            if done > spans[-1][1]:
+                self.busy_ns += done - spans[-1][1]
+                spans[-1][1] = done
+            return
+        # Reaches before the last span (an earlier time that arrived later): merge the spans it
+        # meets, all near the end, since nothing arrives before the machine's time.
+        k = len(spans)
+        while k and spans[k - 1][1] >= start:
+            k -= 1
+        tail = [spans.pop() for _ in range(len(spans) - k)][::-1]
+        before = sum(b - a for a, b in tail)
+        merged: list[list[int]] = []
+        for a, b in sorted([*tail, [start, done]]):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        spans.extend(merged)
+        self.busy_ns += sum(b - a for a, b in merged) - before
 
     def room_at(self, now: int) -> int:
         """0 if a request can be queued at ``now``; else when the queue next has room.

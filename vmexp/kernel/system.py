@@ -84,6 +84,7 @@ class System:
                 m.swap_rotational,
                 m.swap_max_segments,
                 m.swap_queue_depth,
+                clock,
             )
         self.space = SwapSpace(
             settings.swap_pages, sequential=linux, zram=self.dev if isinstance(self.dev, Zram) else None
