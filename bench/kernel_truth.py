@@ -1282,14 +1282,35 @@ def swapins(name: str, config: str, runs: int) -> list[dict[str, Any]]:
     return out
 
 
+def _simulated_here(name: str, keys: list[str], patches: list[tuple[Any, str, Any]]) -> Any:
+    """The simulator's result for workload ``name`` with ``keys``, run in this process with each
+    ``(owner, attribute, replacement)`` of ``patches`` in place (to log what the kernel is traced for),
+    restored after."""
+    from vmexp.config import compose_settings
+    from vmexp.sim import simulate
+    from vmexp.workload import build
+
+    kept = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in patches]
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+        trace = Path(tmp) / f"{name}.trace"
+        trace.write_text(generate(name))
+        settings = compose_settings(["workload=trace", f"workload.path={trace}", "nprocs=1", *keys])
+        for owner, attr, replacement in patches:
+            setattr(owner, attr, replacement)
+        try:
+            return simulate(
+                settings, build(settings.workload, settings.nprocs, settings.seed, settings.page_size)
+            )
+        finally:
+            for owner, attr, original in kept:
+                setattr(owner, attr, original)
+
+
 def swapins_simulated(name: str, config: str, device: str) -> dict[str, Any]:
     """The simulator's run of a GROUP workload on the held-out command's keys and the machine's two
     CPUs, its swap-ins logged as ``swapins`` reads the kernel's (in this process,
     ``FaultHandler.swapin_readahead`` wrapped: policy=linux reads every page from a disk there)."""
-    from vmexp.config import compose_settings
     from vmexp.kernel import fault as F
-    from vmexp.sim import simulate
-    from vmexp.workload import build
 
     windows: list[tuple[int, int]] = []
     readahead = F.FaultHandler.swapin_readahead
@@ -1300,24 +1321,11 @@ def swapins_simulated(name: str, config: str, device: str) -> dict[str, Any]:
         windows.append((mm.pid, self.stat.pswpin - before))
         return got
 
-    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
-        trace = Path(tmp) / f"{name}.trace"
-        trace.write_text(generate(name))
-        overrides = [
-            "workload=trace",
-            f"workload.path={trace}",
-            "nprocs=1",
-            f"machine.ncpus={len(os.sched_getaffinity(0))}",
-            *_held_out_keys(config, device),
-        ]
-        settings = compose_settings(overrides)
-        F.FaultHandler.swapin_readahead = traced_readahead  # type: ignore[method-assign]
-        try:
-            result = simulate(
-                settings, build(settings.workload, settings.nprocs, settings.seed, settings.page_size)
-            )
-        finally:
-            F.FaultHandler.swapin_readahead = readahead  # type: ignore[method-assign]
+    result = _simulated_here(
+        name,
+        [f"machine.ncpus={len(os.sched_getaffinity(0))}", *_held_out_keys(config, device)],
+        [(F.FaultHandler, "swapin_readahead", traced_readahead)],
+    )
     return {
         "majflt": sum(p.majflt for p in result.processes),
         "minflt": sum(p.minflt for p in result.processes),
@@ -1809,10 +1817,7 @@ def passes_simulated(name: str, config: str, device: str = "hdd", pages: int = 0
     ``where`` is the first slot's number (swap readahead's read is not in the simulator's plug)."""
     if name not in ALL_WORKLOADS:
         raise K.KernelRunError(f"passes: {name!r} is not a workload of vmexp/validate/workloads.py")
-    from vmexp.config import compose_settings
     from vmexp.kernel import reclaim as R
-    from vmexp.sim import simulate
-    from vmexp.workload import build
 
     calls: list[list[int]] = []
     deep: list[dict[str, Any]] = []
@@ -1840,24 +1845,11 @@ def passes_simulated(name: str, config: str, device: str = "hdd", pages: int = 0
             last = slot
         flush_plug(self)
 
-    limit = LIMIT + pages * PAGE
-    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
-        trace = Path(tmp) / f"{name}.trace"
-        trace.write_text(generate(name))
-        overrides = [
-            "workload=trace",
-            f"workload.path={trace}",
-            "nprocs=1",
-            *_held_out_keys(config, device, limit),
-        ]
-        settings = compose_settings(overrides)
-        R.Reclaim.reclaim_memcg, R.Reclaim.flush_plug = traced_reclaim, traced_flush  # type: ignore[method-assign]
-        try:
-            result = simulate(
-                settings, build(settings.workload, settings.nprocs, settings.seed, settings.page_size)
-            )
-        finally:
-            R.Reclaim.reclaim_memcg, R.Reclaim.flush_plug = reclaim_memcg, flush_plug  # type: ignore[method-assign]
+    result = _simulated_here(
+        name,
+        _held_out_keys(config, device, LIMIT + pages * PAGE),
+        [(R.Reclaim, "reclaim_memcg", traced_reclaim), (R.Reclaim, "flush_plug", traced_flush)],
+    )
     proc = result.processes[0]
     return {"majflt": proc.majflt, "minflt": proc.minflt, "calls": calls, "deep": deep}
 
