@@ -411,3 +411,52 @@ def test_a_realloc_copying_swapped_out_pages_faults_major_once_per_read_not_per_
     p, vm = r.processes[0], r.system["vmstat"]
     assert vm["swap_ra"] > 0 and vm["swap_ra_hit"] > 0
     assert p.majflt == r.system["pswpin"] - vm["swap_ra"]
+
+
+def test_each_cpu_adds_pages_to_the_lists_through_its_own_batch_and_reclaim_drains_only_its_own() -> None:
+    # mm/swap.c: folio_add_lru puts a page in the running CPU's lru_add batch (31 pages, a
+    # folio_batch); the batch goes onto the lists in order when it is full or the CPU drains it
+    # (lru_add_drain: reclaim, a readahead window, freeing pages). Two CPUs whose processes fault
+    # in turn thus leave runs of one process's pages on the list, not pages in alternation.
+    import numpy as np
+
+    from vmexp.kernel.policies import make_policy
+    from vmexp.kernel.policies.linux import FOLIO_BATCH_SIZE, LinuxLRU
+
+    class View:
+        running = 1
+
+        def cpu(self) -> int:
+            return self.running
+
+        def can_swap(self) -> bool:
+            return True
+
+        def now(self) -> int:
+            return 0
+
+    view = View()
+    lru = make_policy("linux", None, view, np.random.default_rng(0))  # type: ignore[arg-type]
+    assert isinstance(lru, LinuxLRU)
+    lru.lru_add_batch = FOLIO_BATCH_SIZE
+    for frame in range(61):  # frames 0, 2, 4, ... fault on CPU 1, the odd ones on CPU 2, in turn
+        view.running = 1 + frame % 2
+        lru.inserted(frame)
+    # CPU 1's batch filled at its 31st page (frame 60) and went onto the list whole, in order; CPU 2's
+    # holds its 30 still.
+    assert lru.lists()[0] == list(range(0, 61, 2))
+    assert len(lru) == 61  # every page is tracked, on a list or in a batch
+    lru.removed(59)  # freed while in CPU 2's batch
+    view.running = 2
+    lru.lru_add_drain()  # CPU 2 reclaims: its own batch goes on (CPU 1's is empty)
+    assert lru.lists()[0] == list(range(0, 61, 2)) + list(range(1, 59, 2)) and len(lru) == 60
+    # A page that refaults with a short distance is activated at once and reaches the active list
+    # at the drain, not before.
+    lru.refault(100, 0)
+    assert lru.lists()[1] == [] and len(lru) == 61
+    lru.lru_add_drain()
+    assert lru.lists()[1] == [100]
+    # Without the batch (one CPU: every reclaim drains it first) a page is on the list at once.
+    lru.lru_add_batch = 0
+    lru.inserted(200)
+    assert lru.lists()[0][-1] == 200

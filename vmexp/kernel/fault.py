@@ -485,6 +485,8 @@ class FaultHandler:
                     owner.policy.refault(f, shadow)
                 else:
                     owner.policy.inserted(f)
+            if reclaim is not None:  # a window of pages: "Push any new pages onto the LRU now"
+                mm.policy.lru_add_drain()
         read = [f for f, _, _ in got]
         target = next(f for f, s, _ in got if s == slot)
         for f, s, _ in got:

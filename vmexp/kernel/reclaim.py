@@ -166,6 +166,10 @@ class Reclaim:
         # Deactivated processes (load control), oldest first, and the pages of each still to try.
         self.inactive: dict[int, tuple[MM, list[int]]] = {}
 
+    def cpu(self) -> int:
+        running = self.clock.running
+        return running.pid if running is not None else 0
+
     def new_policy(self) -> Policy:
         """A policy instance: the one global set of lists, or a process's own (local scope).
 

@@ -48,6 +48,7 @@ from vmexp.kernel.oom import OOMKiller, ProcessKilled
 from vmexp.kernel.pagetable import ACCESSED, DIRTY, PageTable
 from vmexp.kernel.physmem import PhysMem
 from vmexp.kernel.policies import policy_class
+from vmexp.kernel.policies.linux import FOLIO_BATCH_SIZE, LinuxLRU
 from vmexp.kernel.reclaim import SWAP_CLUSTER_MAX, Reclaim
 from vmexp.kernel.swap import SwapCache, SwapDevice, SwapSpace, Zram
 from vmexp.kernel.syscalls import MemoryCalls, Syscalls
@@ -103,6 +104,11 @@ class System:
             rng,
         )
         mem.reclaim = self.reclaim
+        gp = self.reclaim.global_policy
+        if isinstance(gp, LinuxLRU) and m.ncpus > 1:
+            # Each CPU's own lru_add batch, which another CPU's reclaim does not drain (one CPU's is
+            # drained by every reclaim, so it changes nothing there).
+            gp.lru_add_batch = FOLIO_BATCH_SIZE
         self.fault = FaultHandler(
             mem,
             self.space,
@@ -241,6 +247,7 @@ class System:
         if mm.killed:
             return
         self.calls.zap_all(mm)
+        mm.policy.lru_add_drain(mm.pid)  # what its CPU's batch still holds: other processes' pages
         mm.killed = True
         mm.exit = status
         if mm.memcg is not None:

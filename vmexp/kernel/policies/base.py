@@ -138,6 +138,10 @@ class Reclaimer(FrameView, Protocol):
         """The process reclaiming gave up the CPU to a kworker (vmpressure's); kswapd's reclaim: nothing."""
         ...
 
+    def cpu(self) -> int:
+        """The CPU running now, as the pid of the process on it (0: kswapd or no process)."""
+        ...
+
     def can_swap(self) -> bool:
         """Swap space is left for the pages being reclaimed (can_reclaim_anon_pages)."""
         ...
@@ -213,6 +217,10 @@ class Policy:
 
     def end_writeback(self, frame: int) -> None:
         """The write of ``frame``'s page to swap completed (folio_end_writeback)."""
+
+    def lru_add_drain(self, cpu: int | None = None) -> None:
+        """mm/swap.c: lru_add_drain: the pages a CPU's ``lru_add`` batch holds go onto the lists
+        (``cpu``: that process's CPU; None: the running one). A textbook policy batches nothing."""
 
     def test_clear_reclaim(self, frame: int) -> bool:
         """folio_test_clear_reclaim: whether reclaim marked ``frame`` to rotate when its write ends; unmark it.

@@ -80,9 +80,21 @@ preempts a process reclaiming for itself (``Reclaimer.preempted``): on its
 way back to user space the kernel reads its rseq area, which faults if
 reclaim took that page (``FaultHandler.refs``).
 
+Each CPU adds pages to the lists through its own ``lru_add`` batch
+(``folio_add_lru``: a ``folio_batch`` of 31, moved onto the lists in order
+when full or when that CPU calls ``lru_add_drain``: reclaim before it
+scans, swap readahead after a window, freeing pages). Reclaim drains only
+its own CPU's, so on several CPUs the other CPUs' newest pages are off the
+lists, and each CPU's reach the list as a run: two processes faulting in
+turn leave runs of one process's pages, which reclaim writes to runs of
+slots that swap readahead then reads back together (docs/kernel-truth.md,
+"Several processes in one group"). A CPU is the process on it
+(``Reclaimer.cpu``), which holds for as many processes as CPUs. On one CPU
+every reclaim drains the only batch first, so the lists are the same
+without it, and it is off (``lru_add_batch`` 0).
+
 Simplifications: one node; no file pages (so ``get_scan_count``'s file side
-is empty); the per-CPU ``lru_add`` batch of 31 pages is drained before every
-scan as reclaim does, so it is left out; the memcg charge stock is ignored
+is empty); the memcg charge stock is ignored
 (``vmexp.kernel.memcg``: a run rarely has one at its limit);
 a page still being read by readahead is not skipped at the tail (``trylock``).
 """
@@ -109,6 +121,7 @@ from vmexp.kernel.policies.base import (
 __all__ = ["DEF_PRIORITY", "SWAP_CLUSTER_MAX", "LinuxLRU"]
 
 SWAP_CLUSTER_MAX = 32  # include/linux/swap.h
+FOLIO_BATCH_SIZE = 31  # include/linux/pagevec.h: a CPU's lru_add batch holds this many pages
 DEF_PRIORITY = 12  # mm/internal.h: scan 1/4096 of a list first
 VMPRESSURE_WIN = 16 * SWAP_CLUSTER_MAX  # mm/vmpressure.c: vmpressure_win, pages scanned per report
 MAX_SWAPPINESS = 200  # include/linux/swap.h
@@ -193,6 +206,12 @@ class LinuxLRU(Policy):
         self._referenced: set[int] = set()  # PG_referenced
         self._workingset: set[int] = set()  # PG_workingset
         self._reclaim: set[int] = set()  # PG_reclaim: written by reclaim, rotate when the write ends
+        # Each CPU's lru_add batch (folio_add_lru): pages not yet on a list, with the list each goes to,
+        # keyed by the CPU as the pid of its process (Reclaimer.cpu); ``lru_add_batch`` pages fill one.
+        # 0: none (one CPU, whose batch every reclaim drains first, so the lists are the same).
+        self.lru_add_batch = 0
+        self._batches: dict[int, list[tuple[int, bool]]] = {}
+        self._batched: dict[int, int] = {}  # frame -> the CPU whose batch holds it
         self.nonresident_age = 0  # lruvec->nonresident_age: evictions + activations
         self.anon_cost = 0  # lruvec->anon_cost
         self._refaults = 0  # lruvec->refaults[WORKINGSET_ANON]: the (stale) count at the last reclaim
@@ -218,10 +237,35 @@ class LinuxLRU(Policy):
     # ------------------------------------------------------------------ lists
     def inserted(self, frame: int) -> None:
         """lru_add: a new page goes to the inactive head (new anonymous pages start inactive since 5.9)."""
-        self._inactive[frame] = None
+        self._lru_add(frame, False)
+
+    def _lru_add(self, frame: int, active: bool) -> None:
+        """folio_add_lru: onto a list now, or into the running CPU's batch, drained when it is full."""
+        if not self.lru_add_batch:
+            (self._active if active else self._inactive)[frame] = None
+            return
+        cpu = self.view.cpu()
+        batch = self._batches.setdefault(cpu, [])
+        batch.append((frame, active))
+        self._batched[frame] = cpu
+        if len(batch) >= self.lru_add_batch:
+            self.lru_add_drain(cpu)
+
+    def lru_add_drain(self, cpu: int | None = None) -> None:
+        batch = self._batches.pop(self.view.cpu() if cpu is None else cpu, None)
+        if not batch:
+            return
+        batched = self._batched
+        for frame, active in batch:  # folio_batch_move_lru: in the order they were added
+            del batched[frame]
+            (self._active if active else self._inactive)[frame] = None
 
     def removed(self, frame: int) -> None:
-        if self._inactive.pop(frame, 0) is not None:
+        cpu = self._batched.pop(frame, None)
+        if cpu is not None:
+            batch = self._batches[cpu]
+            batch.remove((frame, True) if (frame, True) in batch else (frame, False))
+        elif self._inactive.pop(frame, 0) is not None:
             self._active.pop(frame, None)
         self._referenced.discard(frame)
         self._workingset.discard(frame)
@@ -231,7 +275,7 @@ class LinuxLRU(Policy):
         raise NotImplementedError("policy linux reclaims in batches (shrink), not one victim at a time")
 
     def __len__(self) -> int:
-        return len(self._inactive) + len(self._active)
+        return len(self._inactive) + len(self._active) + len(self._batched)
 
     def lists(self) -> tuple[list[int], list[int]]:
         """(inactive, active) frames, each from tail to head: for explain mode and tests."""
@@ -289,9 +333,9 @@ class LinuxLRU(Policy):
         distance = self.nonresident_age - (shadow >> 1)
         active = self._stats()[1] if self.view.can_swap() else 0
         if distance > active:
-            self._inactive[frame] = None
+            self._lru_add(frame, False)
             return
-        self._active[frame] = None
+        self._lru_add(frame, True)  # PG_active set now (workingset_refault), on the list at the drain
         self.nonresident_age += 1
         ev["workingset_activate_anon"] += 1
         if shadow & 1:
@@ -329,6 +373,7 @@ class LinuxLRU(Policy):
     # ---------------------------------------------------------------- reclaim
     def shrink(self, nr_to_reclaim: int, *, cgroup: bool, kswapd: bool = False) -> int:
         """mm/vmscan.c: do_try_to_free_pages: the priority ladder, then the two retries."""
+        self.lru_add_drain()  # shrink_{in,}active_list: the reclaiming CPU's batch, no other's
         sc = _ScanControl(nr_to_reclaim, cgroup, kswapd)
         full_walk = False
         while True:
