@@ -1003,22 +1003,7 @@ def _spread(values: Sequence[int]) -> dict[str, int]:
     return {"min": v[0], "max": v[-1], "median": v[len(v) // 2]}
 
 
-@pytest.mark.parametrize(
-    "config",
-    [
-        "zram",
-        pytest.param(
-            "file_pc3",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="at 64 MiB inside the kernel's range (7 781), but at 64 MiB -16..+16 pages the simulator "
-                "takes 5 176..16 711 (the readahead window opens late or never while its two CPUs fault in "
-                "strict turn), the kernel 7 528..9 366: the median, 7 360, is below "
-                '(docs/kernel-truth.md, "Several processes in one group")',
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("config", ["zram", "file_pc3"])
 def test_two_processes_contending_for_one_group_fault_as_the_kernels_do(config: str, tmp_path: Path) -> None:
     # Two processes of random touches over 40 MiB each in one 64 MiB group, on the recorded machine's
     # 2 CPUs (bench/kernel_truth.py group: group_<config>.json). The kernel's major faults: on the
@@ -1027,9 +1012,10 @@ def test_two_processes_contending_for_one_group_fault_as_the_kernels_do(config: 
     # early (6 796..7 807). The simulator's CPUs run side by side to within machine.interleave: the
     # even mode, the group inside the kernel's range, and on the swap file each process inside its
     # own. Held over the limits NEARBY_PAGES from 64 MiB, as the knife edges are: on the swap file
-    # at 64 MiB exactly the first sweeps' end sets off a deep pass under readahead's plug, whose
-    # written pages the touches then meet in the swap cache (1 600 more minor faults a process),
-    # which the kernel's 8 runs never did. With whole 4 ms slices, one CPU's applied after the
+    # at 64 MiB exactly the first sweeps' end set off a deep pass under readahead's plug, whose
+    # written pages the touches then met in the swap cache (1 600 more minor faults a process),
+    # which the kernel's 8 runs never did (gone since the device serves transfers in order of
+    # time and each CPU has its lru_add batch). With whole 4 ms slices, one CPU's applied after the
     # other's, the group took 4 247 major faults on zram and about 6 900 on the swap file.
     wl = _load(config, "group")["workloads"]["two_random_80"]
     assert wl["sha256"] == _trace_sha("two_random_80") and len(wl["runs"]) >= 6
