@@ -1003,6 +1003,25 @@ def _spread(values: Sequence[int]) -> dict[str, int]:
     return {"min": v[0], "max": v[-1], "median": v[len(v) // 2]}
 
 
+def _group_nearby(config: str, name: str, out: Path, speed: K.DeviceSpeed | None) -> list[list[Any]]:
+    """A group workload's processes (each run's, in pid order) on the recorded machine's 2 CPUs at
+    the limits NEARBY_PAGES from 64 MiB: one limit is one draw."""
+    return [
+        list(
+            _simulate_all(
+                config,
+                name,
+                out / str(k),
+                "machine.ncpus=2",
+                wset="group",
+                speed=speed,
+                limit=LIMIT + k * PAGE,
+            ).values()
+        )
+        for k in NEARBY_PAGES
+    ]
+
+
 @pytest.mark.parametrize("config", ["zram", "file_pc3"])
 def test_two_processes_contending_for_one_group_fault_as_the_kernels_do(config: str, tmp_path: Path) -> None:
     # Two processes of random touches over 40 MiB each in one 64 MiB group, on the recorded machine's
@@ -1021,20 +1040,7 @@ def test_two_processes_contending_for_one_group_fault_as_the_kernels_do(config: 
     assert wl["sha256"] == _trace_sha("two_random_80") and len(wl["runs"]) >= 6
     runs = wl["runs"]
     speed = None if config == "zram" else DISK
-    sims = [
-        list(
-            _simulate_all(
-                config,
-                "two_random_80",
-                tmp_path / str(k),
-                "machine.ncpus=2",
-                wset="group",
-                speed=speed,
-                limit=LIMIT + k * PAGE,
-            ).values()
-        )
-        for k in NEARBY_PAGES
-    ]
+    sims = _group_nearby(config, "two_random_80", tmp_path, speed)
 
     def median(key: str, i: int | None = None) -> int:
         return int(
@@ -1103,21 +1109,7 @@ def test_two_processes_sweeping_in_loops_fault_as_the_kernels_do(config: str, tm
         assert abs(group - most) <= 0.001 * most, (group, most)
         return
     # One limit is one draw: the median over the nearby limits, as the contending processes' test.
-    groups = [
-        sum(
-            p.majflt
-            for p in _simulate_all(
-                config,
-                "two_loops_80",
-                tmp_path / str(k),
-                "machine.ncpus=2",
-                wset="group",
-                speed=DISK,
-                limit=LIMIT + k * PAGE,
-            ).values()
-        )
-        for k in NEARBY_PAGES
-    ]
+    groups = [sum(p.majflt for p in procs) for procs in _group_nearby(config, "two_loops_80", tmp_path, DISK)]
     assert _within(int(statistics.median(groups)), _spread([r["majflt"] for r in runs]), 0.02), groups
 
 
