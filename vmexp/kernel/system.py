@@ -231,6 +231,7 @@ class System:
             mm.policy.inserted(f)
             if vpn in zeros:
                 self.mem.zero_filled.add(f)
+        mm.policy.lru_add_drain()  # the image is in place before the process runs: on the lists
 
     def syscalls(self, mm: MM) -> Syscalls:
         """``mm``'s view of the kernel, for its C library."""
