@@ -17,7 +17,8 @@ others': with whole 4 ms slices two processes contending for one memory
 cgroup parted from the kernel's by 44 % in major faults, with 50 µs
 stretches they agree (docs/kernel-truth.md, "Several processes in one
 group"). Device requests carry their true arrival times, so the swap queue
-still sees the load it would.
+still sees the load it would, and serves them in order of those times even
+when one CPU's reaches it after a later one of another's (``SwapDevice``).
 """
 
 from __future__ import annotations

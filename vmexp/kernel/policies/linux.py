@@ -210,7 +210,7 @@ class LinuxLRU(Policy):
         # keyed by the CPU as the pid of its process (Reclaimer.cpu); ``lru_add_batch`` pages fill one.
         # 0: none (one CPU, whose batch every reclaim drains first, so the lists are the same).
         self.lru_add_batch = 0
-        self._batches: dict[int, list[tuple[int, bool]]] = {}
+        self._batches: dict[int, dict[int, bool]] = {}  # CPU -> {frame: to the active list}, in order
         self._batched: dict[int, int] = {}  # frame -> the CPU whose batch holds it
         self.nonresident_age = 0  # lruvec->nonresident_age: evictions + activations
         self.anon_cost = 0  # lruvec->anon_cost
@@ -237,7 +237,10 @@ class LinuxLRU(Policy):
     # ------------------------------------------------------------------ lists
     def inserted(self, frame: int) -> None:
         """lru_add: a new page goes to the inactive head (new anonymous pages start inactive since 5.9)."""
-        self._lru_add(frame, False)
+        if self.lru_add_batch:
+            self._lru_add(frame, False)
+        else:  # every fault's page comes here: no call on one CPU
+            self._inactive[frame] = None
 
     def _lru_add(self, frame: int, active: bool) -> None:
         """folio_add_lru: onto a list now, or into the running CPU's batch, drained when it is full."""
@@ -245,8 +248,8 @@ class LinuxLRU(Policy):
             (self._active if active else self._inactive)[frame] = None
             return
         cpu = self.view.cpu()
-        batch = self._batches.setdefault(cpu, [])
-        batch.append((frame, active))
+        batch = self._batches.setdefault(cpu, {})
+        batch[frame] = active
         self._batched[frame] = cpu
         if len(batch) >= self.lru_add_batch:
             self.lru_add_drain(cpu)
@@ -256,15 +259,14 @@ class LinuxLRU(Policy):
         if not batch:
             return
         batched = self._batched
-        for frame, active in batch:  # folio_batch_move_lru: in the order they were added
+        for frame, active in batch.items():  # folio_batch_move_lru: in the order they were added
             del batched[frame]
             (self._active if active else self._inactive)[frame] = None
 
     def removed(self, frame: int) -> None:
         cpu = self._batched.pop(frame, None)
         if cpu is not None:
-            batch = self._batches[cpu]
-            batch.remove((frame, True) if (frame, True) in batch else (frame, False))
+            del self._batches[cpu][frame]
         elif self._inactive.pop(frame, 0) is not None:
             self._active.pop(frame, None)
         self._referenced.discard(frame)
