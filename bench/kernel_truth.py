@@ -25,6 +25,7 @@
     python bench/kernel_truth.py stock uniform_80,zipf_96 --config zram --runs 10   # the charge stock at the limit
     python bench/kernel_truth.py group --config file_pc3 --runs 6   # several processes at once in one group
     python bench/kernel_truth.py swapins two_loops_80 --runs 3   # their swap-ins traced: sizes, who faults next
+    python bench/kernel_truth.py reclaim-cost two_loops_80 --runs 2   # a written page's reclaim time, a remote TLB flush
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -1333,6 +1334,104 @@ def swapins_simulated(name: str, config: str, device: str) -> dict[str, Any]:
     }
 
 
+# What reclaim-cost enables: the replayers' reclaim calls, each page they write, and what each CPU runs.
+COST_EVENTS = {
+    "vmscan/mm_vmscan_memcg_reclaim_begin": 'comm ~ "replayer*"',
+    "vmscan/mm_vmscan_memcg_reclaim_end": 'comm ~ "replayer*"',
+    "vmscan/mm_vmscan_write_folio": 'comm ~ "replayer*"',
+    "sched/sched_switch": 'prev_comm ~ "replayer*" || next_comm ~ "replayer*"',
+}
+TLB_SOURCE = Path(__file__).resolve().parent / "tlb_shootdown.c"
+
+
+def write_costs(text: str) -> dict[str, Any]:
+    """From a trace of COST_EVENTS: how long reclaim takes a page it writes, by what the other CPU ran.
+
+    The time from one ``mm_vmscan_write_folio`` to the next in the same reclaim call, unless the
+    task was switched out between them, is one written page's share of the pass: a slot, the
+    unmap and its TLB flush, the bio (``shrink_folio_list`` from ``add_to_swap`` to
+    ``pageout``), and the scan of any page skipped between two writes. ``busy``: the other CPU
+    ran a replayer then (a flush of the page's process interrupts it and waits), ``idle``: it did
+    not (an idle CPU is lazy and not interrupted). Medians and means in microseconds.
+    """
+    import re
+    import statistics
+
+    switch = re.compile(r"next_comm=(\S+)")
+    on_cpu: dict[int, bool] = {}  # CPU -> runs a replayer
+    last: dict[str, float] = {}  # task -> its last write's time (ms), within a call
+    gaps: dict[str, list[float]] = {"busy": [], "idle": []}
+    for task, cpu, ms, event, rest in _trace_lines_pids(text):
+        if event == "sched_switch":
+            m = switch.search(rest)
+            on_cpu[cpu] = bool(m and m.group(1).startswith("replayer"))
+            last.pop(task, None)  # switched out between two writes: that gap is not the pass's alone
+        elif event in ("mm_vmscan_memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_end"):
+            last.pop(task, None)
+        elif event == "mm_vmscan_write_folio":
+            other = any(v for c, v in on_cpu.items() if c != cpu)
+            if task in last:
+                gaps["busy" if other else "idle"].append((ms - last[task]) * 1000)
+            last[task] = ms
+    return {
+        k: {
+            "pages": len(v),
+            "median_us": round(statistics.median(v), 1) if v else None,
+            "mean_us": round(sum(v) / len(v), 1) if v else None,
+        }
+        for k, v in gaps.items()
+    }
+
+
+def _trace_lines_pids(text: str) -> collections.abc.Iterator[tuple[str, int, float, str, str]]:
+    """``_trace_lines`` with the task's pid in its name (two replayers share a comm)."""
+    import re
+
+    line_re = re.compile(r"^\s*(\S+-\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)")
+    for line in text.splitlines():
+        if m := line_re.match(line):
+            yield m.group(1), int(m.group(2)), float(m.group(3)) * 1000, m.group(4), m.group(5)
+
+
+def tlb_shootdown_us(rounds: int = 5) -> list[float]:
+    """``tlb_shootdown.c``'s rounds on this machine: what a TLB flush that must reach another CPU
+    costs the flusher, in microseconds (the machine should be otherwise idle)."""
+    if shutil.which("gcc") is None:
+        raise K.KernelUnavailable("gcc missing (apt-get install gcc)")
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+        exe = Path(tmp) / "tlb_shootdown"
+        subprocess.run(["gcc", "-O2", "-pthread", "-o", exe, str(TLB_SOURCE)], check=True)
+        out = subprocess.run([exe, str(rounds)], capture_output=True, text=True, check=True).stdout
+    return [float(line.split()[2]) for line in out.splitlines()]
+
+
+def reclaim_cost(name: str, config: str, runs: int) -> list[dict[str, Any]]:
+    """Runs of ``name`` (a workload of any set, or of GROUP: its processes at once) traced with
+    COST_EVENTS (root, tracefs): each run's faults, seconds and ``write_costs``."""
+    spec = CONFIGS[config]
+    out = []
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+        trace = Path(tmp) / "trace"
+        trace.write_text(generate(name))
+        pids = list(parse_trace(trace).ops)
+        with K.session(spec["swap"], cluster=spec["cluster"]) as facts, contextlib.ExitStack() as files:
+            recs = [files.enter_context(K.records_file(trace, pid)) for pid in pids]
+            for i in range(runs):
+                if facts.swap is not None:
+                    K.reswap(facts.swap)
+                with _tracing(COST_EVENTS) as traced:
+                    run = K.replay_kernel(recs if len(recs) > 1 else recs[0], LIMIT)
+                got: dict[str, Any] = {
+                    "majflt": run.majflt,
+                    "minflt": run.minflt,
+                    "seconds": run.seconds,
+                    "written_page": write_costs(traced.text),
+                }
+                print(f"{name} {config} run {i + 1}: {json.dumps(got)}", flush=True)
+                out.append(got)
+    return out
+
+
 STOCK_PERIOD = 0.003  # seconds between samples of the group while a run is at its limit
 
 
@@ -2392,6 +2491,14 @@ def main() -> int:
     )
     si.add_argument("--runs", type=int, default=3, help="kernel runs (0: the simulator only)")
     si.add_argument("--device", default=FAST_DISK, help="the simulator's machine.swap_device")
+    rc = sub.add_parser(
+        "reclaim-cost",
+        help="what reclaim's CPU time is made of here: a written page's time traced on the kernel, by "
+        "whether the other CPU runs a replayer (root, tracefs), and what a remote TLB flush costs",
+    )
+    rc.add_argument("name", help="a workload of vmexp/validate/workloads.py or of workloads.GROUP")
+    rc.add_argument("--config", choices=list(CONFIGS), default="file_pc3")
+    rc.add_argument("--runs", type=int, default=2)
     sk = sub.add_parser(
         "stock",
         help="the memcg charge stock that lowers a run's limit, sampled at the limit "
@@ -2527,6 +2634,11 @@ def main() -> int:
             if a.runs:
                 swapins(a.name, a.config, a.runs)
             print(f"simulator: {json.dumps(swapins_simulated(a.name, a.config, a.device))}")
+        elif a.cmd == "reclaim-cost":
+            if (a.name not in ALL_WORKLOADS and a.name not in GROUP) or a.runs < 0:
+                raise K.KernelRunError("reclaim-cost: a workload of workloads.py and --runs at least 0")
+            print(f"remote TLB flush (us, tlb_shootdown.c): {tlb_shootdown_us()}", flush=True)
+            reclaim_cost(a.name, a.config, a.runs)
         elif a.cmd == "stock":
             names = a.names.split(",")
             known = ALL_WORKLOADS

@@ -249,6 +249,11 @@ class CostSettings:
     malloc: int = decl.duration("20ns", "one malloc/calloc/realloc in user space (glibc's fast path)")
     free: int = decl.duration("15ns", "one free in user space")
     reclaim_page: int = decl.duration("300ns", "scanning and unmapping one page during reclaim")
+    swap_write: int = decl.duration(
+        "4us",
+        "reclaim's part in writing one page to a swap disk: a slot, the unmap, the bio "
+        "(add_to_swap, try_to_unmap, swap_writepage; 4 us a page on this machine's VM)",
+    )
 
 
 @dataclass(frozen=True)

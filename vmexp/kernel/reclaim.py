@@ -117,6 +117,7 @@ class Reclaim:
         stat: VMStat,
         mms: dict[int, MM],
         reclaim_cost: int,
+        write_cost: int,
         rng: np.random.Generator,
     ) -> None:
         self.policy_settings = policy_settings
@@ -128,6 +129,7 @@ class Reclaim:
         self.stat = stat
         self.mms = mms
         self.reclaim_cost = reclaim_cost
+        self.write_cost = write_cost
         self.rng = rng
         self.local = policy_settings.scope == "local"
         self.proportional = policy_settings.allocation == "proportional"
@@ -650,6 +652,9 @@ class Reclaim:
                 dev.store()
                 self.clock.used += dev.write_ns
             else:  # swap_writepage_bdev_async: PG_writeback until the device is done
+                # The pass's time goes on as it writes (a slot, the unmap, the bio): its later
+                # requests reach the device later, as the kernel's do.
+                self.clock.used += self.write_cost
                 if not self._plug or slot != self._plug_slot + 1 or self._plug_run >= dev.max_segments:
                     # A new request; a full plug goes to the device first. In swap readahead's
                     # plug its read is one of them.

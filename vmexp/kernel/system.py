@@ -101,6 +101,7 @@ class System:
             stat,
             self.mms,
             m.cost.reclaim_page,
+            m.cost.swap_write,
             rng,
         )
         mem.reclaim = self.reclaim
