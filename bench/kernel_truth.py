@@ -1258,9 +1258,24 @@ def swapin_summary(windows: list[tuple[int, int]]) -> dict[str, Any]:
 def swapins(name: str, config: str, runs: int) -> list[dict[str, Any]]:
     """Runs of a GROUP workload (its processes at once in one group, as ``group``) with every swap
     read traced (root, tracefs): each run's faults and ``swapin_summary``."""
-    spec = CONFIGS[config]
-    if spec["swap"] == "zram":
+    if CONFIGS[config]["swap"] == "zram":
         raise K.KernelRunError("swapins: zram reads no page ahead and queues no bio; take a swap file")
+    return _traced_runs(
+        name, config, runs, SWAPIN_EVENTS, lambda run, text: swapin_summary(swapin_windows(text))
+    )
+
+
+def _traced_runs(
+    name: str,
+    config: str,
+    runs: int,
+    events: dict[str, str],
+    summarise: collections.abc.Callable[[K.KernelRun, str], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """``runs`` runs of workload ``name`` (any set's, or GROUP's: its processes at once in one group)
+    on ``config``'s swap, swapped on again before each, traced with ``events`` (root, tracefs):
+    each run's faults and what ``summarise`` makes of the run and its trace, printed as it ends."""
+    spec = CONFIGS[config]
     out = []
     with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
         trace = Path(tmp) / "trace"
@@ -1271,13 +1286,9 @@ def swapins(name: str, config: str, runs: int) -> list[dict[str, Any]]:
             for i in range(runs):
                 if facts.swap is not None:
                     K.reswap(facts.swap)
-                with _tracing(SWAPIN_EVENTS) as traced:
+                with _tracing(events) as traced:
                     run = K.replay_kernel(recs if len(recs) > 1 else recs[0], LIMIT)
-                got = {
-                    "majflt": run.majflt,
-                    "minflt": run.minflt,
-                    **swapin_summary(swapin_windows(traced.text)),
-                }
+                got = {"majflt": run.majflt, "minflt": run.minflt, **summarise(run, traced.text)}
                 print(f"{name} {config} run {i + 1}: {json.dumps(got)}", flush=True)
                 out.append(got)
     return out
@@ -1408,28 +1419,13 @@ def tlb_shootdown_us(rounds: int = 5) -> list[float]:
 def reclaim_cost(name: str, config: str, runs: int) -> list[dict[str, Any]]:
     """Runs of ``name`` (a workload of any set, or of GROUP: its processes at once) traced with
     COST_EVENTS (root, tracefs): each run's faults, seconds and ``write_costs``."""
-    spec = CONFIGS[config]
-    out = []
-    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
-        trace = Path(tmp) / "trace"
-        trace.write_text(generate(name))
-        pids = list(parse_trace(trace).ops)
-        with K.session(spec["swap"], cluster=spec["cluster"]) as facts, contextlib.ExitStack() as files:
-            recs = [files.enter_context(K.records_file(trace, pid)) for pid in pids]
-            for i in range(runs):
-                if facts.swap is not None:
-                    K.reswap(facts.swap)
-                with _tracing(COST_EVENTS) as traced:
-                    run = K.replay_kernel(recs if len(recs) > 1 else recs[0], LIMIT)
-                got: dict[str, Any] = {
-                    "majflt": run.majflt,
-                    "minflt": run.minflt,
-                    "seconds": run.seconds,
-                    "written_page": write_costs(traced.text),
-                }
-                print(f"{name} {config} run {i + 1}: {json.dumps(got)}", flush=True)
-                out.append(got)
-    return out
+    return _traced_runs(
+        name,
+        config,
+        runs,
+        COST_EVENTS,
+        lambda run, text: {"seconds": round(run.seconds, 3), "written_page": write_costs(text)},
+    )
 
 
 STOCK_PERIOD = 0.003  # seconds between samples of the group while a run is at its limit
