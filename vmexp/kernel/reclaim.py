@@ -48,7 +48,8 @@ such plug. A memory cgroup's reclaim does not throttle either (the kernel
 throttles only global direct reclaim that makes no progress): its ladder
 writes into ``shrink_lruvec``'s own plug and waits only for writes already
 on the device, which complete while the kernel scans on (the simulator's
-scan takes no time); a pass that finds nothing to free can so write a large
+scan takes no time; each page it writes to a disk takes ``swap_write``, as
+the kernel's 4 µs); a pass that finds nothing to free can so write a large
 part of the inactive list, as the kernel's does (measured: about 2 900
 pages in the pass at the end of ``uniform_128_read``'s sweep). A page that
 holds only zeros is freed without a write (Linux 6.12's zeromap; a

@@ -26,7 +26,8 @@ Reclaim (``do_try_to_free_pages`` -> ``shrink_node`` -> ``shrink_lruvec``):
   after its write completed and moved it to the inactive tail. Linux's
   reclaim scans in real time, and the writes it started complete while it
   goes on (on this machine's disk, within a chunk or two); the simulator's
-  scan takes no simulated time, so after a chunk that freed nothing it
+  scan takes no simulated time (only the pages it writes do,
+  ``machine.cost.swap_write``), so after a chunk that freed nothing it
   waits for the first write in flight (the kernel's ``throttle``, as
   ``reclaim_throttle`` on ``VMSCAN_THROTTLE_WRITEBACK``) instead of writing
   out the whole list. kswapd does not wait here: the machine puts it to
