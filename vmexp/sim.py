@@ -936,7 +936,7 @@ class Simulation:
                     yield self.env.timeout(until - int(self.env.now))
                     continue
                 now = int(self.env.now)
-                took = freed * cost + sysm.clock.used  # zram's compression is kswapd's CPU time too
+                took = freed * cost + sysm.clock.used  # its writes' cost (zram's compression, swap_write) too
                 span = Span(now, now + took, 0, 0, 0, 0, 0, sysm.stat.pswpout - pout)
                 self.spans.append(span)
                 yield self.env.timeout(took)
