@@ -1070,12 +1070,8 @@ LONG_CALL_MS = 1.0  # a reclaim call this long scanned far more than its 32 page
 
 def _trace_lines(text: str) -> collections.abc.Iterator[tuple[str, int, float, str, str]]:
     """The events of a tracefs ``trace`` text: (task's comm, its CPU, ms since boot, event, the rest)."""
-    import re
-
-    line_re = re.compile(r"^\s*(\S+)-\d+\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)")
-    for line in text.splitlines():
-        if m := line_re.match(line):
-            yield m.group(1), int(m.group(2)), float(m.group(3)) * 1000, m.group(4), m.group(5)
+    for task, cpu, ms, event, rest in _trace_lines_pids(text):
+        yield task.rsplit("-", 1)[0], cpu, ms, event, rest
 
 
 def tlb_flushes(text: str) -> dict[str, Any]:
@@ -1395,7 +1391,7 @@ def write_costs(text: str) -> dict[str, Any]:
 
 
 def _trace_lines_pids(text: str) -> collections.abc.Iterator[tuple[str, int, float, str, str]]:
-    """``_trace_lines`` with the task's pid in its name (two replayers share a comm)."""
+    """``_trace_lines`` with the task's pid in its name, ``comm-pid`` (two replayers share a comm)."""
     import re
 
     line_re = re.compile(r"^\s*(\S+-\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)")
