@@ -1973,6 +1973,38 @@ def test_agree_counts_a_workload_only_when_both_its_faults_agree() -> None:
     assert kt._pairs_agreeing(sim, real) == (1, 1, 2)
 
 
+def test_the_kernel_against_itself_holds_each_run_of_the_last_session_to_the_earlier_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kt = _kernel_truth()
+    monkeypatch.setattr(kt, "DATA", tmp_path)
+
+    def run(maj: int, mino: int) -> dict[str, int]:
+        return {"majflt": maj, "minflt": mino}
+
+    # Two earlier runs of "a" span majflt 100..120 and minflt 50; "b" 1000..1020 and 70. The last
+    # session's two runs: a inside, then 121 (outside, 10 % off the median 110, within the spread 20);
+    # b inside both times at page-cluster 0, and at 3 its minflt 71 (outside, 1.4 % off, spread 0).
+    for c, b_last in (("file_pc0", [run(1010, 70), run(1005, 70)]), ("file_pc3", [run(1010, 71)] * 2)):
+        doc = {
+            "repetitions": 4,
+            "sessions": [{"repetitions": 2}, {"repetitions": 2}],
+            "workloads": {
+                "a": {"runs": [run(100, 50), run(120, 50), run(110, 50), run(121, 50)]},
+                "b": {"runs": [run(1000, 70), run(1020, 70), *b_last]},
+            },
+        }
+        (tmp_path / f"unseen_{c}.json").write_text(json.dumps(doc))
+    # Inside: a in 1 of 2 runs, twice (0.5 + 0.5); b 2 of 2 at pc0, 0 at pc3: 1 + 1 = 2 over 4 pairs.
+    # Within 1 %: the same. Within one spread: a always (2), b at pc0 only (1): 3.
+    assert kt.kernel_against_itself(("unseen",)) == (2.0, 2.0, 3.0, 4)
+    (tmp_path / "unseen_file_pc0.json").write_text(
+        json.dumps({"repetitions": 2, "sessions": [{"repetitions": 2}], "workloads": {}})
+    )
+    with pytest.raises(ValueError, match="one session only"):
+        kt.kernel_against_itself(("unseen",))
+
+
 def test_criterion_counts_every_pair_of_a_simulator_at_the_real_medians_and_none_far_off() -> None:
     kt = _kernel_truth()
 
