@@ -2439,6 +2439,14 @@ def _one_workload(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", choices=list(AGREE_CONFIGS), default="zram")
 
 
+def _whole_numbers(text: str, flag: str) -> list[int]:
+    """A flag's comma-separated whole numbers (``-8,0,8``), or the one-line error that names the flag."""
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise K.KernelRunError(f"{flag}: whole numbers separated by commas, got {text!r}") from None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -2717,12 +2725,7 @@ def main() -> int:
             device = _measured_device() if a.device == "measured" else a.device
             print(phases(a.name, a.config, a.runs, a.every, device))
         elif a.cmd == "nearby":
-            try:
-                offsets = tuple(int(x) for x in a.pages.split(","))
-            except ValueError:
-                raise K.KernelRunError(
-                    f"--pages: whole numbers separated by commas, got {a.pages!r}"
-                ) from None
+            offsets = tuple(_whole_numbers(a.pages, "--pages"))
             print(nearby(a.name, a.config, a.device, a.fresh, offsets, a.jobs))
         elif a.cmd == "aging":
             kept = aging(a.name, a.steps, a.config, a.size, a.trace_reclaim, a.record, a.trace_sleeps)
@@ -2732,12 +2735,7 @@ def main() -> int:
             for p in stretch(a.names, a.dir, a.seconds):
                 print(p)
         elif a.cmd == "churn":
-            try:
-                seeds = [int(x) for x in a.seeds.split(",")]
-            except ValueError:
-                raise K.KernelRunError(
-                    f"--seeds: whole numbers separated by commas, got {a.seeds!r}"
-                ) from None
+            seeds = _whole_numbers(a.seeds, "--seeds")
             if not 0.01 <= a.every <= 2 or a.runs < 1:
                 raise K.KernelRunError("churn: --every from 0.01 to 2 seconds, --runs at least 1")
             print(churn(seeds, a.runs, a.every))
@@ -2760,12 +2758,7 @@ def main() -> int:
             print(f"remote TLB flush (us, tlb_shootdown.c): {tlb_shootdown_us()}", flush=True)
             reclaim_cost(a.name, a.config, a.runs)
         elif a.cmd == "trips":
-            try:
-                moves = [int(x) for x in a.limit_pages.split(",")]
-            except ValueError:
-                raise K.KernelRunError(
-                    f"trips: --limit-pages takes integers, got {a.limit_pages!r}"
-                ) from None
+            moves = _whole_numbers(a.limit_pages, "--limit-pages")
             if (a.name not in ALL_WORKLOADS and a.name not in GROUP) or a.runs < 0:
                 raise K.KernelRunError("trips: a workload of workloads.py and --runs at least 0")
             if a.runs:
