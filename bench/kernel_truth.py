@@ -1463,40 +1463,35 @@ def trips(name: str, config: str, runs: int) -> list[dict[str, Any]]:
 
 def trips_simulated(name: str, config: str, device: str, pages: int) -> dict[str, Any]:
     """``trip_counts`` of the simulator on the held-out command's keys (``device`` for a swap file, the
-    limit moved by ``pages``; GROUP workloads on the machine's CPUs), counted in this process with
-    ``LinuxLRU._check_references`` and ``_shrink_active_list`` wrapped."""
+    limit moved by ``pages``; GROUP workloads on the machine's CPUs): its counters, and the pages
+    kept for another trip counted in this process with ``LinuxLRU._check_references`` wrapped."""
     from vmexp.kernel.policies import linux as L
 
-    got = dict.fromkeys(("scanned", "freed", "kept", "activated", "deactivated"), 0)
+    kept = 0
     check = L.LinuxLRU._check_references
-    age = L.LinuxLRU._shrink_active_list
 
     def counted_check(self: Any, frame: int) -> int:
+        nonlocal kept
         ref = check(self, frame)
-        got["kept" if ref == L._KEEP else "activated" if ref == L._ACTIVATE else "scanned"] += 1
+        kept += ref == L._KEEP
         return ref
-
-    def counted_age(self: Any, n: int) -> None:
-        before = self.ev["pgdeactivate"]
-        age(self, n)
-        got["deactivated"] += self.ev["pgdeactivate"] - before
 
     cpus = [f"machine.ncpus={len(os.sched_getaffinity(0))}"] if name in GROUP else []
     result = _simulated_here(
         name,
         [*cpus, *_held_out_keys(config, device, LIMIT + pages * K.PAGE)],
-        [
-            (L.LinuxLRU, "_check_references", counted_check),
-            (L.LinuxLRU, "_shrink_active_list", counted_age),
-        ],
+        [(L.LinuxLRU, "_check_references", counted_check)],
     )
     vm = result.system["vmstat"]
-    got["scanned"], got["freed"] = vm["pgscan_anon"], vm["pgsteal_anon"]
     return {
         "pages": pages,
         "majflt": sum(p.majflt for p in result.processes),
         "minflt": sum(p.minflt for p in result.processes),
-        **got,
+        "scanned": vm["pgscan_anon"],
+        "freed": vm["pgsteal_anon"],
+        "kept": kept,
+        "activated": vm["pgactivate"],  # shrink_folio_list's activations: the tracepoint's nr_activate
+        "deactivated": vm["pgdeactivate"],
     }
 
 
