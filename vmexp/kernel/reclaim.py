@@ -547,6 +547,10 @@ class Reclaim:
         still), and blocks from the device time. The real swap file is on a
         virtio disk that only reports rotational; the ``hdd`` preset's
         positioning per request is a 7200 rpm disk's, not a measurement of it.
+        ``blk_add_rq_to_plug``'s other flush, when the plug's first request
+        holds ``BLK_PLUG_FLUSH_SIZE`` (128 KiB) and another joins it, is left
+        out too: outside swap readahead's plug it made the agreement worse
+        (docs/kernel-truth.md, "The plug's size rule").
         """
         plug = self._plug
         if not plug:
