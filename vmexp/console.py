@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn, TextIO
 
-__all__ = ["drop_the_rest", "keep_going_without_a_reader", "run_program"]
+__all__ = ["drop_the_rest", "keep_going_without_a_reader", "one_write_a_line", "run_program"]
 
 
 def drop_the_rest() -> None:
@@ -56,6 +56,23 @@ class _Stdout:
 
     def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, buffer, ...
         return getattr(self._stream, name)
+
+
+def one_write_a_line() -> None:
+    """Make each print of this process (and of every process it forks) reach the console in one write.
+
+    A sweep's jobs print to the console they share with each other and the launcher. Under
+    ``PYTHONUNBUFFERED=1`` (``python -u``, set by many container images and CI runners) a
+    ``print`` is a write for each of its pieces, its text and then its newline, so two jobs
+    printing at once gave ``...figures=Fal[job 1] ...\\n\\n``: a line run into another's. Here
+    such a stream buffers as Python's own do without ``-u``: stderr and a terminal by the line,
+    else until a flush (every print of a job flushes), so a line leaves whole. A stream that
+    buffers already is left as it is.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and getattr(stream, "write_through", False):
+            by_line = stream is sys.stderr or stream.isatty()
+            stream.reconfigure(line_buffering=by_line, write_through=False)  # type: ignore[union-attr]
 
 
 def keep_going_without_a_reader() -> None:

@@ -52,6 +52,7 @@ from hydra.plugins.config_source import ConfigSource
 from hydra.types import HydraContext, RunMode, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from vmexp.console import one_write_a_line
 from vmexp.report.deferred import (
     can_fork,
     finish_background,
@@ -219,6 +220,7 @@ def launch(
             configure_log(config.hydra.hydra_logging, config.hydra.verbose)
         return runs
     _preload()
+    one_write_a_line()  # the jobs print to one console at once
     pool = _Pool(n, config)
     try:
         runs = pool.run(
