@@ -1268,6 +1268,7 @@ def _traced_runs(
     runs: int,
     events: dict[str, str],
     summarise: collections.abc.Callable[[K.KernelRun, str], dict[str, Any]],
+    facts_out: list[K.KernelFacts] | None = None,
 ) -> list[dict[str, Any]]:
     """``runs`` runs of workload ``name`` (any set's, or GROUP's: its processes at once in one group)
     on ``config``'s swap, swapped on again before each, traced with ``events`` (root, tracefs):
@@ -1279,6 +1280,8 @@ def _traced_runs(
         trace.write_text(generate(name))
         pids = list(parse_trace(trace).ops)
         with K.session(spec["swap"], cluster=spec["cluster"]) as facts, contextlib.ExitStack() as files:
+            if facts_out is not None:
+                facts_out.append(facts)
             recs = [files.enter_context(K.records_file(trace, pid)) for pid in pids]
             for i in range(runs):
                 if facts.swap is not None:
@@ -1423,6 +1426,115 @@ def reclaim_cost(name: str, config: str, runs: int) -> list[dict[str, Any]]:
         COST_EVENTS,
         lambda run, text: {"seconds": round(run.seconds, 3), "written_page": write_costs(text)},
     )
+
+
+# What slots enables: every bio a replayer queues (its writes are the pages its reclaim writes).
+SLOT_EVENTS = {"block/block_bio_queue": 'comm ~ "replayer*"'}
+
+
+def slot_steps(writes: collections.abc.Iterable[tuple[int, int]]) -> dict[str, Any]:
+    """How far each writer's next write lands from its last, over ``(writer, slot)`` in the order
+    written: the share one slot on (``+1``), two on (``+2``: another writer took the one between)
+    and anywhere else; and how often the writer changes from one write to the next."""
+    last: dict[int, int] = {}
+    steps: collections.Counter[str] = collections.Counter()
+    switches = count = 0
+    prev = None
+    for who, slot in writes:
+        if who in last:
+            d = slot - last[who]
+            steps["+1" if d == 1 else "+2" if d == 2 else "other"] += 1
+        switches += prev is not None and prev != who
+        last[who] = slot
+        prev = who
+        count += 1
+    n = sum(steps.values()) or 1
+    return {
+        "writes": count,
+        "switches": switches,
+        **{k: round(steps[k] / n, 3) for k in ("+1", "+2", "other")},
+    }
+
+
+def slot_order(text: str) -> dict[str, Any]:
+    """``slot_steps`` of a trace of SLOT_EVENTS: each replayer's write bios (one page each; the
+    sector over 8 is the slot, offset by the swap file's place on the disk)."""
+    import re
+
+    bio = re.compile(r"^\s*\S+-(\d+)\s+\[\d+\]\s+\S+\s+[\d.]+: block_bio_queue: \S+ (\S+) (\d+) \+ (\d+)")
+    writes = []
+    for line in text.splitlines():
+        if (m := bio.match(line)) and "W" in m.group(2):
+            writes.append((int(m.group(1)), int(m.group(3)) // 8))
+    return slot_steps(writes)
+
+
+def slots(name: str, config: str, runs: int, keep: bool = False) -> Path | None:
+    """Runs of a GROUP workload traced with SLOT_EVENTS (root, tracefs): each run's faults and
+    ``slot_order``; ``keep``: recorded in ``tests/data/real_kernel/slot_order_<name>_<config>.json``
+    (returned)."""
+    facts: list[K.KernelFacts] = []
+    got = _traced_runs(name, config, runs, SLOT_EVENTS, lambda run, text: slot_order(text), facts)
+    if not keep:
+        return None
+    doc = record(
+        facts[0],
+        "the slots of the pages each process's reclaim writes, in the order it writes them "
+        "(block_bio_queue), with the faults of the run",
+        [name],
+        runs,
+        True,
+        config=config,
+    )
+    doc["workloads"][name]["runs"] = got
+    out = DATA / f"slot_order_{name}_{config}.json"
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
+def slots_simulated(name: str, config: str, device: str, pages: int) -> dict[str, Any]:
+    """``slot_steps`` of the simulator's writes on the held-out command's keys, the limit moved by
+    ``pages``, on the machine's CPUs: each page's writer and the slot it was written in (read when
+    its write completes: ``Reclaim._in_time_order`` may move a slot until then), in order of time."""
+    from vmexp.kernel import reclaim as R
+    from vmexp.kernel.policies.base import PAGE_WRITEBACK
+
+    written: list[list[Any]] = []  # [time, writer, frame, slot when the write completed]
+    pending: dict[int, list[Any]] = {}
+    pageout, complete = R.Reclaim.pageout, R.Reclaim.complete_writeback
+
+    def traced_pageout(self: Any, frame: int) -> int:
+        fresh = frame not in self.cache.slot_of
+        got = pageout(self, frame)
+        if got == PAGE_WRITEBACK and fresh and self.clock.running is not None:
+            pending[frame] = [self.clock.now(), self.clock.running.pid, frame, -1]
+        return got
+
+    def traced_complete(self: Any, now: int) -> None:
+        for done, f in self._wb_queue:
+            if done > now:
+                break
+            if f in pending and self.writeback.get(f) == done:
+                w = pending.pop(f)
+                w[3] = self.cache.slot_of.get(f, -1)
+                written.append(w)
+        complete(self, now)
+
+    result = _simulated_here(
+        name,
+        [
+            f"machine.ncpus={len(os.sched_getaffinity(0))}",
+            *_held_out_keys(config, device, LIMIT + pages * K.PAGE),
+        ],
+        [(R.Reclaim, "pageout", traced_pageout), (R.Reclaim, "complete_writeback", traced_complete)],
+    )
+    written.sort(key=lambda w: w[0])
+    return {
+        "pages": pages,
+        "majflt": sum(p.majflt for p in result.processes),
+        "minflt": sum(p.minflt for p in result.processes),
+        **slot_steps((w[1], w[3]) for w in written if w[3] >= 0),
+    }
 
 
 # What trips enables: each batch the replayers' reclaim takes from the inactive list, and from the active one.
@@ -2607,6 +2719,28 @@ def main() -> int:
     rc.add_argument("name", help="a workload of vmexp/validate/workloads.py or of workloads.GROUP")
     rc.add_argument("--config", choices=list(CONFIGS), default="file_pc3")
     rc.add_argument("--runs", type=int, default=2)
+    so = sub.add_parser(
+        "slots",
+        help="where each process's reclaim writes its pages: how often its next write takes the next "
+        "slot, or the one after (another process's between), traced on the kernel (root, tracefs) "
+        "and in the simulator at nearby limits",
+    )
+    so.add_argument("name", help="a workload of workloads.GROUP")
+    so.add_argument(
+        "--config", choices=[c for c, v in CONFIGS.items() if v["swap"] != "zram"], default="file_pc3"
+    )
+    so.add_argument("--runs", type=int, default=3, help="kernel runs (0: the simulator only)")
+    so.add_argument("--device", default=FAST_DISK, help="the simulator's machine.swap_device")
+    so.add_argument(
+        "--limit-pages",
+        default="-16,-8,0,8,16",
+        help="the simulator's limits, in pages from 64 MiB, comma-separated",
+    )
+    so.add_argument(
+        "--record",
+        action="store_true",
+        help="record the runs in tests/data/real_kernel/slot_order_NAME_CONFIG.json",
+    )
     tp = sub.add_parser(
         "trips",
         help="what reclaim did with the pages it took from the inactive list (freed, kept for another "
@@ -2752,6 +2886,16 @@ def main() -> int:
                 raise K.KernelRunError("reclaim-cost: a workload of workloads.py and --runs at least 0")
             print(f"remote TLB flush (us, tlb_shootdown.c): {tlb_shootdown_us()}", flush=True)
             reclaim_cost(a.name, a.config, a.runs)
+        elif a.cmd == "slots":
+            moves = _whole_numbers(a.limit_pages, "--limit-pages")
+            if a.name not in GROUP or a.runs < 0:
+                raise K.KernelRunError("slots: a workload of workloads.GROUP and --runs at least 0")
+            if a.runs and (out := slots(a.name, a.config, a.runs, a.record)) is not None:
+                print(f"recorded {out}", flush=True)
+            for pages in moves:
+                print(
+                    f"simulator: {json.dumps(slots_simulated(a.name, a.config, a.device, pages))}", flush=True
+                )
         elif a.cmd == "trips":
             moves = _whole_numbers(a.limit_pages, "--limit-pages")
             if (a.name not in ALL_WORKLOADS and a.name not in GROUP) or a.runs < 0:
