@@ -1495,7 +1495,7 @@ def slots(name: str, config: str, runs: int, keep: bool = False) -> Path | None:
 def slots_simulated(name: str, config: str, device: str, pages: int) -> dict[str, Any]:
     """``slot_steps`` of the simulator's writes on the held-out command's keys, the limit moved by
     ``pages``, on the machine's CPUs: each page's writer and the slot it was written in (read when
-    its write completes: ``Reclaim._in_time_order`` may move a slot until then), in order of time."""
+    its write completes), in order of time."""
     from vmexp.kernel import reclaim as R
     from vmexp.kernel.policies.base import PAGE_WRITEBACK
 
