@@ -2554,6 +2554,21 @@ def _whole_numbers(text: str, flag: str) -> list[int]:
         raise K.KernelRunError(f"{flag}: whole numbers separated by commas, got {text!r}") from None
 
 
+def _traced_arguments(p: argparse.ArgumentParser, name: str, *, swap_file: bool, limits: bool) -> None:
+    """The arguments of a subcommand that traces a workload's kernel runs and simulates it beside them."""
+    p.add_argument("name", help=name)
+    configs = [c for c, v in CONFIGS.items() if v["swap"] != "zram"] if swap_file else list(CONFIGS)
+    p.add_argument("--config", choices=configs, default="file_pc3")
+    p.add_argument("--runs", type=int, default=3, help="kernel runs (0: the simulator only)")
+    p.add_argument("--device", default=FAST_DISK, help="the simulator's machine.swap_device")
+    if limits:
+        p.add_argument(
+            "--limit-pages",
+            default="-16,-8,0,8,16",
+            help="the simulator's limits, in pages from 64 MiB, comma-separated",
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -2705,12 +2720,7 @@ def main() -> int:
         help="a GROUP workload's swap-ins traced on the kernel (root, tracefs) and logged in the simulator: "
         "how many pages each read, how often the next is the same process's",
     )
-    si.add_argument("name", help="a workload of workloads.GROUP")
-    si.add_argument(
-        "--config", choices=[c for c, v in CONFIGS.items() if v["swap"] != "zram"], default="file_pc3"
-    )
-    si.add_argument("--runs", type=int, default=3, help="kernel runs (0: the simulator only)")
-    si.add_argument("--device", default=FAST_DISK, help="the simulator's machine.swap_device")
+    _traced_arguments(si, "a workload of workloads.GROUP", swap_file=True, limits=False)
     rc = sub.add_parser(
         "reclaim-cost",
         help="what reclaim's CPU time is made of here: a written page's time traced on the kernel, by "
@@ -2725,17 +2735,7 @@ def main() -> int:
         "slot, or the one after (another process's between), traced on the kernel (root, tracefs) "
         "and in the simulator at nearby limits",
     )
-    so.add_argument("name", help="a workload of workloads.GROUP")
-    so.add_argument(
-        "--config", choices=[c for c, v in CONFIGS.items() if v["swap"] != "zram"], default="file_pc3"
-    )
-    so.add_argument("--runs", type=int, default=3, help="kernel runs (0: the simulator only)")
-    so.add_argument("--device", default=FAST_DISK, help="the simulator's machine.swap_device")
-    so.add_argument(
-        "--limit-pages",
-        default="-16,-8,0,8,16",
-        help="the simulator's limits, in pages from 64 MiB, comma-separated",
-    )
+    _traced_arguments(so, "a workload of workloads.GROUP", swap_file=True, limits=True)
     so.add_argument(
         "--record",
         action="store_true",
@@ -2747,14 +2747,8 @@ def main() -> int:
         "trip, activated) and the active list's aging: traced on the kernel (root, tracefs), counted "
         "in the simulator at nearby limits",
     )
-    tp.add_argument("name", help="a workload of vmexp/validate/workloads.py or of workloads.GROUP")
-    tp.add_argument("--config", choices=list(CONFIGS), default="file_pc3")
-    tp.add_argument("--runs", type=int, default=3, help="kernel runs (0: the simulator only)")
-    tp.add_argument("--device", default=FAST_DISK, help="the simulator's machine.swap_device")
-    tp.add_argument(
-        "--limit-pages",
-        default="-16,-8,0,8,16",
-        help="the simulator's limits, in pages from 64 MiB, comma-separated",
+    _traced_arguments(
+        tp, "a workload of vmexp/validate/workloads.py or of workloads.GROUP", swap_file=False, limits=True
     )
     sk = sub.add_parser(
         "stock",
