@@ -1080,7 +1080,9 @@ def test_two_processes_contending_for_one_group_fault_as_the_kernels_do(config: 
                 strict=True,
                 reason="at 64 MiB -16..+16 pages the simulator takes 4 104..7 293 major faults, the kernel "
                 "7 528..9 366: once the global readahead window is open the simulator's stays open, the "
-                'kernel\'s shuts and reopens (docs/kernel-truth.md, "Several processes in one group")',
+                "kernel's shuts and reopens, and the simulator's two processes never reclaim at once, so "
+                "a readahead window holds one process's pages (docs/kernel-truth.md, \"Several processes in "
+                'one group", "Two reclaimers at once")',
             ),
         ),
     ],
