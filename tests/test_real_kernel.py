@@ -302,7 +302,16 @@ def test_ctrl_c_and_sigterm_tear_everything_down(sig: int) -> None:
     assert group.is_dir(), child.stderr.read() if child.stderr else ""
     assert K.kernel_facts().page_cluster != before_pc
     child.send_signal(sig)
-    assert child.wait(timeout=30) != 0
+    sent = time.monotonic()
+    try:
+        code = child.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # seen once in CI, under load: say how long it took and what it said
+        code = child.wait(timeout=300)
+        err = child.stderr.read() if child.stderr else ""
+        pytest.fail(
+            f"it ended {time.monotonic() - sent:.0f} s after the signal (30 s allowed); stderr: {err!r}"
+        )
+    assert code != 0
     assert not group.exists()
     assert [s for s in K.swap_areas() if s.priority == 32767] == []
     assert zram_devices() == devices
