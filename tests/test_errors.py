@@ -220,6 +220,9 @@ CONFIG_ERRORS = [
     ("duration=1e400s", "duration: '1e400s' is too long a duration (at most 2^63-1 ns, about 292 years)"),
     ("machine.quantum=0", f"machine.quantum: 0 {_SHORT_SLICE}"),
     ("machine.quantum=1ns", f"machine.quantum: 1ns {_SHORT_SLICE}"),  # accepted, it ran for hours
+    ("machine.ncpus=2 machine.swap_irq_cpu=2",
+     "machine.swap_irq_cpu: CPU 2 does not exist (machine.ncpus is 2: CPUs 0 to 1)"),
+    ("machine.swap_irq_cpu=-1", "machine.swap_irq_cpu: must be an integer >= 0, got -1"),
     (
         "machine.swap_device=floppy",
         "machine.swap_device: 'floppy' is not one of hdd, ssd, nvme, zram (or give latency and bandwidth)",

@@ -254,6 +254,15 @@ class CostSettings:
         "reclaim's part in writing one page to a swap disk: a slot, the unmap, the bio "
         "(add_to_swap, try_to_unmap, swap_writepage; 4 us a page on this machine's VM)",
     )
+    # Single-page O_DIRECT reads of this VM's disk, whose one request queue interrupts CPU 1:
+    # median 39 us from a task on CPU 1, 52-56 us from one on CPU 0 (docs/kernel-truth.md,
+    # "Which CPU the disk interrupts").
+    remote_wakeup: int = decl.duration(
+        "14us",
+        "with machine.swap_irq_cpu set, how much later a process on another CPU wakes from a swap "
+        "device's completion than one on that CPU: the interrupt's CPU sends a wakeup to the sleeper's "
+        "idle CPU (an IPI and the exit from idle; 14 us measured on this machine's VM)",
+    )
 
 
 @dataclass(frozen=True)
@@ -386,6 +395,15 @@ class MachineSettings:
         "how many requests the device serves at once (its queue's nr_tags for a described device; the "
         "presets' is 1): their latencies overlap, their transfers take turns",
         derived=True,
+    )
+    swap_irq_cpu: int | None = decl.integer(
+        None,
+        "the CPU that takes the swap device's completion interrupts (one request queue; "
+        "/proc/interrupts): a process waiting for the device on another CPU wakes "
+        "machine.cost.remote_wakeup later; processes run on CPUs 0, 1, ... in order of pid, each on its "
+        "last CPU when free",
+        null="each CPU its own queue (multi-queue NVMe, virtio-blk with a queue per CPU, zram): no remote wakeups",
+        lo=0,
     )
     page_cluster: int = decl.integer(
         3,
@@ -798,6 +816,11 @@ def validate(cfg: DictConfig | dict[str, Any]) -> Settings:
             f"machine.load_control_interval: {format_duration(m.load_control_interval)} is shorter than "
             f"machine.quantum ({format_duration(m.quantum)}): the load controller stops and restarts "
             "processes between time slices, so it samples at most once a slice"
+        )
+    if m.swap_irq_cpu is not None and m.swap_irq_cpu >= m.ncpus:
+        which = f"CPUs 0 to {m.ncpus - 1}" if m.ncpus > 1 else "CPU 0 only"
+        raise ConfigError(
+            f"machine.swap_irq_cpu: CPU {m.swap_irq_cpu} does not exist (machine.ncpus is {m.ncpus}: {which})"
         )
     allocator = _allocator(raw.get("allocator"), s.threshold, raw.get("threshold"))
     workload = _workload(raw.get("workload"))

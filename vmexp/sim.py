@@ -27,7 +27,7 @@ import itertools
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import simpy
@@ -124,26 +124,34 @@ class Span:
 
 
 class Machine:
-    """CPUs as a count and a FIFO of waiters: round robin with no event when a CPU is free."""
+    """CPUs as ids and a FIFO of waiters: round robin with no event when a CPU is free.
+
+    A process goes back to the CPU it last ran on when that one is free, else to the lowest
+    free one, and a waiter takes over the CPU of the process that yields it: so processes no
+    more than the CPUs each keep their own, the first (by pid) on CPU 0, as the scheduler keeps
+    busy tasks where their caches are. Which CPU matters only for ``machine.swap_irq_cpu``.
+    """
 
     def __init__(self, env: simpy.Environment, ncpus: int) -> None:
         self.env = env
-        self.free = ncpus
+        self.idle = list(range(ncpus))
         self.ready: deque[simpy.Event] = deque()
 
-    def acquire(self) -> simpy.Event | None:
-        if self.free and not self.ready:
-            self.free -= 1
-            return None
+    def acquire(self, last: int | None) -> int | simpy.Event:
+        """A free CPU's id (``last`` if it is free), or an event whose value is the CPU handed over."""
+        if self.idle and not self.ready:
+            cpu = last if last in self.idle else min(self.idle)
+            self.idle.remove(cpu)
+            return cpu
         ev = self.env.event()
         self.ready.append(ev)
         return ev
 
-    def release(self) -> None:
+    def release(self, cpu: int) -> None:
         if self.ready:
-            self.ready.popleft().succeed()  # hand the CPU straight over
+            self.ready.popleft().succeed(cpu)  # hand the CPU straight over
         else:
-            self.free += 1
+            self.idle.append(cpu)
 
 
 class Process:
@@ -153,6 +161,7 @@ class Process:
         self.sim = sim
         self.pid = pid
         self.spec = spec
+        self.cpu: int | None = None  # the CPU it runs on, or last ran on (Machine)
         sysm = sim.system
         # A trace names its block ids in advance: the program's tables of them are sized for those.
         tables = sysm.memcg is not None and sysm.memcg.image_ids and isinstance(spec.ops, list)
@@ -620,6 +629,7 @@ class Process:
         m = self.sim.s.machine
         quantum = m.quantum
         interleave = m.interleave if m.ncpus > 1 else None
+        irq_cpu = m.swap_irq_cpu
         stop_at = self.sim.s.stop_at
         if self.start_ns:
             yield env.timeout(self.start_ns)
@@ -628,15 +638,21 @@ class Process:
             while self.suspended and not self.mm.killed:
                 self.resumed = env.event()
                 yield self.resumed
-            ev = machine.acquire()
-            if ev is not None:
-                yield ev
+            got = machine.acquire(self.cpu)
+            if isinstance(got, int):
+                on = got
+            else:
+                yield got
+                on = cast(
+                    int, got.value
+                )  # the CPU handed over (read here: a checked run's wrapper sends nothing)
                 self.mm.switched_out()  # another process ran meanwhile: a context switch
+            self.cpu = on
             if self.mm.killed:
-                machine.release()
+                machine.release(on)
                 break
             if self.suspended:  # deactivated while it waited for the CPU
-                machine.release()
+                machine.release(on)
                 continue
             budget = quantum
             if stop_at is not None:
@@ -645,16 +661,17 @@ class Process:
                 # after the end into metrics.json, and not into the time series' last row.
                 budget = min(quantum, stop_at - int(env.now))
                 if budget <= 0:
-                    machine.release()
+                    machine.release(on)
                     if self._at_end():
                         break  # its last slice ended at stop_at: it exits then, within the run
                     yield env.event()  # never: the run stops at this instant
             mm, stat = self.mm, self.sim.system.stat
+            wake = m.cost.remote_wakeup if irq_cpu is not None and on != irq_cpu else 0
             # The slice in stretches of at most `interleave` on several CPUs: each is applied at its
             # start (the performance design), so the other CPUs' processes catch up after each.
             while True:
                 step = budget if interleave is None else min(budget, interleave)
-                clock.start(mm)
+                clock.start(mm, wake)
                 before = (mm.minflt, mm.majflt, stat.pswpin, stat.pswpout)
                 self.sleep_ns = 0
                 self.slept_ns = 0
@@ -697,7 +714,7 @@ class Process:
                 # Killed meanwhile by another CPU's process (its group's OOM killer): no more of it.
                 if status != RUNNING or budget <= 0 or interleave is None or mm.killed:
                     break
-            machine.release()
+            machine.release(on)
             if status == DONE:
                 break
             if status == BLOCKED:
@@ -1097,7 +1114,7 @@ class Simulation:
         """The kernel's invariants and the machine's: no CPU idles while a process waits for one."""
         self.system.check()
         m = self.machine
-        assert not (m.ready and m.free), f"{len(m.ready)} processes wait for a CPU while {m.free} idle"
+        assert not (m.ready and m.idle), f"{len(m.ready)} processes wait for a CPU while {len(m.idle)} idle"
 
     def _result(self, end: int) -> Result:
         sysm = self.system

@@ -31,7 +31,7 @@ __all__ = ["SliceClock"]
 class SliceClock:
     """``env.now + used``: the time of the CPU that is running now."""
 
-    __slots__ = ("block_until", "env", "running", "used", "waited")
+    __slots__ = ("block_until", "env", "running", "used", "waited", "wake")
 
     def __init__(self, env: Any) -> None:
         self.env = env
@@ -39,16 +39,20 @@ class SliceClock:
         self.block_until = 0
         self.waited = 0  # of ``used``, ns spent waiting inline (I/O, think time), not computing
         self.running: MM | None = None
+        self.wake = 0  # how much later than the device's completion the running process wakes
 
     def now(self) -> int:
         return int(self.env.now) + self.used
 
-    def start(self, running: MM | None = None) -> None:
-        """A slice of ``running`` begins at ``env.now`` (None: kswapd's batches, which charge nothing here)."""
+    def start(self, running: MM | None = None, wake: int = 0) -> None:
+        """A slice of ``running`` begins at ``env.now`` (None: kswapd's batches, which charge nothing here);
+        ``wake``: it sleeps on a CPU other than the swap device's interrupt's (machine.swap_irq_cpu), so
+        it wakes that much after each completion it waits for."""
         self.used = 0
         self.block_until = 0
         self.waited = 0
         self.running = running
+        self.wake = wake
 
     def stop(self) -> tuple[int, int]:
         """End the slice: (ns it used, when its pending swap read completes or 0); the CPU time goes to the process."""
@@ -73,6 +77,9 @@ class SliceClock:
         return mm.cpu_ns
 
     def wait_for(self, done: int) -> None:
-        """The running process must not go on before ``done`` (a swap read it needs)."""
+        """The running process must not go on before ``done`` (a swap read it needs), or ``wake`` after
+        it if it has to sleep for it."""
+        if self.wake and done > self.now():
+            done += self.wake
         if done > self.block_until:
             self.block_until = done
