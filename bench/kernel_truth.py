@@ -27,6 +27,7 @@
     python bench/kernel_truth.py swapins two_loops_80 --runs 3   # their swap-ins traced: sizes, who faults next
     python bench/kernel_truth.py reclaim-cost two_loops_80 --runs 2   # a written page's reclaim time, a remote TLB flush
     python bench/kernel_truth.py trips two_loops_80 --runs 3   # pages reclaim freed, kept for a second trip, activated
+    python bench/kernel_truth.py irq-cpu two_random_80 --runs 4   # each process held to one CPU: which faults more
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -134,6 +135,7 @@ import os
 import platform
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -1492,6 +1494,91 @@ def slots(name: str, config: str, runs: int, keep: bool = False) -> Path | None:
     return out
 
 
+def device_irqs(path: str) -> dict[str, list[int]]:
+    """The interrupts of the disk that holds ``path`` (a swap file's or a block device's), by their
+    /proc/interrupts name, each with the CPUs it is delivered to (its effective affinity)."""
+    st = os.stat(path)
+    dev = st.st_rdev if stat.S_ISBLK(st.st_mode) else st.st_dev
+    node = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}").resolve()
+    if (node / "partition").exists():
+        node = node.parent
+    driver = (node / "device").resolve().name  # virtio1, nvme0, ...
+    out: dict[str, list[int]] = {}
+    for line in Path("/proc/interrupts").read_text().splitlines()[1:]:
+        irq, _, rest = line.partition(":")
+        name = rest.split()[-1] if rest.split() else ""
+        if irq.strip().isdigit() and name.startswith(driver):
+            aff = Path(f"/proc/irq/{irq.strip()}/effective_affinity_list").read_text().strip()
+            out[name] = sorted(_cpu_list(aff))
+    return out
+
+
+def _cpu_list(text: str) -> set[int]:
+    """``0-2,5`` as {0, 1, 2, 5}."""
+    cpus: set[int] = set()
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def read_latency_by_cpu(path: str, rounds: int = 3, reads: int = 1000) -> dict[int, list[int]]:
+    """Single-page O_DIRECT reads of ``path`` timed from each CPU in turn (``K.device_speed``'s
+    median, ``rounds`` times each, alternating): what a sleeper's CPU adds to a read's wait."""
+    before = os.sched_getaffinity(0)
+    out: dict[int, list[int]] = {c: [] for c in sorted(before)}
+    try:
+        for _ in range(rounds):
+            for cpu in out:
+                os.sched_setaffinity(0, {cpu})
+                out[cpu].append(K.device_speed(path, reads=reads).page_ns)
+    finally:
+        os.sched_setaffinity(0, before)
+    return out
+
+
+def irq_cpu(name: str, config: str, runs: int, keep: bool = False) -> Path | None:
+    """A GROUP workload's processes each held to one CPU, both ways round (``runs`` each, alternating),
+    beside the swap disk's interrupts and a read's time from each CPU (root); ``keep``: recorded in
+    ``tests/data/real_kernel/irq_cpu_<name>_<config>.json`` (returned)."""
+    spec = CONFIGS[config]
+    traces = _workload_dir()
+    trace = traces / f"{name}.trace"
+    pids = list(parse_trace(trace).ops)
+    placements = [list(range(len(pids))), list(range(len(pids)))[::-1]]
+    got: list[dict[str, Any]] = []
+    with K.session(spec["swap"], cluster=spec["cluster"]) as facts:
+        assert facts.swap is not None
+        irqs = device_irqs(facts.swap.name)
+        print(f"irq-cpu: the swap disk's interrupts: {irqs}", file=sys.stderr, flush=True)
+        latency = read_latency_by_cpu(facts.swap.name)
+        print(f"irq-cpu: a page's read, ns, by the reader's CPU: {latency}", file=sys.stderr, flush=True)
+        for i in range(runs):
+            for cpus in placements:
+                run = K.measure(trace, LIMIT, 1, pids=pids, cpus=cpus)[0]
+                row = {"cpus": cpus, **run.as_dict()}
+                print(f"irq-cpu: run {i + 1}/{runs} {json.dumps(row)}", file=sys.stderr, flush=True)
+                got.append(row)
+        if not keep:
+            return None
+        doc = record(
+            facts,
+            "several processes of one trace at once in a fresh memory cgroup per run, replayer i held to "
+            "CPU cpus[i], both ways round; the swap disk's interrupts (their CPUs) and single-page reads "
+            "timed from each CPU (ns, medians)",
+            [name],
+            runs,
+            False,
+            config=config,
+        )
+    doc["irqs"] = irqs
+    doc["read_ns_by_cpu"] = {str(c): v for c, v in latency.items()}
+    doc["workloads"][name]["runs"] = got
+    out = DATA / f"irq_cpu_{name}_{config}.json"
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
 def slots_simulated(name: str, config: str, device: str, pages: int) -> dict[str, Any]:
     """``slot_steps`` of the simulator's writes on the held-out command's keys, the limit moved by
     ``pages``, on the machine's CPUs: each page's writer and the slot it was written in (read when
@@ -2741,6 +2828,21 @@ def main() -> int:
         action="store_true",
         help="record the runs in tests/data/real_kernel/slot_order_NAME_CONFIG.json",
     )
+    ic = sub.add_parser(
+        "irq-cpu",
+        help="a GROUP workload's processes each held to one CPU, both ways round, beside which CPU the "
+        "swap disk interrupts and a read's time from each CPU (root)",
+    )
+    ic.add_argument("name", help="a workload of workloads.GROUP")
+    ic.add_argument(
+        "--config", choices=[c for c, v in CONFIGS.items() if v["swap"] != "zram"], default="file_pc3"
+    )
+    ic.add_argument("--runs", type=int, default=4, help="runs of each placement")
+    ic.add_argument(
+        "--record",
+        action="store_true",
+        help="record the runs in tests/data/real_kernel/irq_cpu_NAME_CONFIG.json",
+    )
     tp = sub.add_parser(
         "trips",
         help="what reclaim did with the pages it took from the inactive list (freed, kept for another "
@@ -2890,6 +2992,11 @@ def main() -> int:
                 print(
                     f"simulator: {json.dumps(slots_simulated(a.name, a.config, a.device, pages))}", flush=True
                 )
+        elif a.cmd == "irq-cpu":
+            if a.name not in GROUP or a.runs < 1:
+                raise K.KernelRunError(f"irq-cpu: a workload of {', '.join(GROUP)} and --runs at least 1")
+            if (out := irq_cpu(a.name, a.config, a.runs, a.record)) is not None:
+                print(f"recorded {out}", flush=True)
         elif a.cmd == "trips":
             moves = _whole_numbers(a.limit_pages, "--limit-pages")
             if (a.name not in ALL_WORKLOADS and a.name not in GROUP) or a.runs < 0:

@@ -956,6 +956,7 @@ def _replay_once(
     timeout: float | None,
     poll_stats: float | None = None,
     watch: Watch | None = None,
+    cpus: Sequence[int] | None = None,
 ) -> tuple[KernelRun | None, str]:
     """One run in a new group; ``(None, why)`` when the group's OOM killer ended it.
 
@@ -975,10 +976,11 @@ def _replay_once(
         stop = probe is not None or group
         procs: list[subprocess.Popen[str]] = []
         with contextlib.ExitStack() as undo:
-            for rec in recs:
+            for i, rec in enumerate(recs):
                 cmd = [exe, "-S", rec] if stop else [exe, rec]
+                join = cg.join if not cpus else functools.partial(_join_on, cg, cpus[i % len(cpus)])
                 proc = subprocess.Popen(
-                    cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=cg.join
+                    cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=join
                 )
                 procs.append(proc)
                 undo.enter_context(_undo(f"kill replayer {proc.pid}", functools.partial(_kill, proc)))
@@ -1043,6 +1045,12 @@ def _replay_once(
         return KernelRun(minflt, majflt, seconds, cg.peak(), 0, delta, counts if group else []), ""
 
 
+def _join_on(cg: Cgroup, cpu: int) -> None:
+    """Between fork and exec: into the group, and onto one CPU for good."""
+    cg.join()
+    os.sched_setaffinity(0, {cpu})
+
+
 def _continue_at_end(proc: subprocess.Popen[str], timeout: float | None) -> None:
     """A replayer of a group run stops itself after its loop (``-S``): let it go on to print and exit."""
     with contextlib.suppress(KernelRunError):  # it was killed (the group's OOM killer): nothing to continue
@@ -1066,6 +1074,7 @@ def replay_kernel(
     timeout: float | None = REPLAY_TIMEOUT,
     poll_stats: float | None = None,
     watch: Watch | None = None,
+    cpus: Sequence[int] | None = None,
 ) -> KernelRun:
     """Replay a records file (:func:`records_file`) once in a fresh group of ``limit`` bytes; several
     (the processes of one trace): all at once in that group (:func:`_replay_once`).
@@ -1078,11 +1087,13 @@ def replay_kernel(
     reclaim decides on sizes at most that old instead of up to 2 s old, at
     a known period instead of the machine's timer's unknown phase
     (``validate kernel --stats-every``); ``watch(cg, pid)``, with ``poll_stats``, samples the group
-    at each of those reads instead (``bench/kernel_truth.py stock``).
+    at each of those reads instead (``bench/kernel_truth.py stock``). ``cpus``: the replayers (one, or
+    a trace's several in order) each held to one CPU, the i-th to ``cpus[i % len(cpus)]``, where the
+    scheduler would otherwise place them (``bench/kernel_truth.py irq-cpu``).
     """
     reasons = []
     for attempt in range(max_oom_reruns + 1):
-        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats, watch)
+        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats, watch, cpus)
         if run is not None:
             run.oom_reruns = attempt
             return run
@@ -1187,14 +1198,15 @@ def measure(
     fresh: SwapArea | None = None,
     progress: Callable[[int, KernelRun], None] | None = None,
     poll_stats: float | None = None,
+    cpus: Sequence[int] | None = None,
 ) -> list[KernelRun]:
     """``runs`` replays of processes ``pids`` of a trace (all at once), each run in its own group
     (inside a :func:`session`);
     ``fresh``: swap that area off and on again before each (:func:`reswap`); ``progress`` is told
-    each run (its number from 1) as it ends: a trace's runs can take minutes; ``poll_stats``: as
-    :func:`replay_kernel`'s."""
+    each run (its number from 1) as it ends: a trace's runs can take minutes; ``poll_stats``, ``cpus``:
+    as :func:`replay_kernel`'s."""
 
     def rerun_killed(rec: str | list[str]) -> KernelRun:
-        return replay_kernel(rec, limit, swap_max=swap_max, poll_stats=poll_stats)
+        return replay_kernel(rec, limit, swap_max=swap_max, poll_stats=poll_stats, cpus=cpus)
 
     return _each_run(trace_path, runs, pids, fresh, progress, rerun_killed)
