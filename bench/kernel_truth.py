@@ -135,7 +135,6 @@ import os
 import platform
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -1494,46 +1493,13 @@ def slots(name: str, config: str, runs: int, keep: bool = False) -> Path | None:
     return out
 
 
-def device_irqs(path: str) -> dict[str, list[int]]:
-    """The interrupts of the disk that holds ``path`` (a swap file's or a block device's), by their
-    /proc/interrupts name, each with the CPUs it is delivered to (its effective affinity)."""
-    st = os.stat(path)
-    dev = st.st_rdev if stat.S_ISBLK(st.st_mode) else st.st_dev
-    node = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}").resolve()
-    if (node / "partition").exists():
-        node = node.parent
-    driver = (node / "device").resolve().name  # virtio1, nvme0, ...
-    out: dict[str, list[int]] = {}
-    for line in Path("/proc/interrupts").read_text().splitlines()[1:]:
-        irq, _, rest = line.partition(":")
-        name = rest.split()[-1] if rest.split() else ""
-        if irq.strip().isdigit() and name.startswith(driver):
-            aff = Path(f"/proc/irq/{irq.strip()}/effective_affinity_list").read_text().strip()
-            out[name] = sorted(_cpu_list(aff))
-    return out
-
-
-def _cpu_list(text: str) -> set[int]:
-    """``0-2,5`` as {0, 1, 2, 5}."""
-    cpus: set[int] = set()
-    for part in filter(None, text.split(",")):
-        lo, _, hi = part.partition("-")
-        cpus.update(range(int(lo), int(hi or lo) + 1))
-    return cpus
-
-
-def read_latency_by_cpu(path: str, rounds: int = 3, reads: int = 1000) -> dict[int, list[int]]:
-    """Single-page O_DIRECT reads of ``path`` timed from each CPU in turn (``K.device_speed``'s
-    median, ``rounds`` times each, alternating): what a sleeper's CPU adds to a read's wait."""
-    before = os.sched_getaffinity(0)
-    out: dict[int, list[int]] = {c: [] for c in sorted(before)}
-    try:
-        for _ in range(rounds):
-            for cpu in out:
-                os.sched_setaffinity(0, {cpu})
-                out[cpu].append(K.device_speed(path, reads=reads).page_ns)
-    finally:
-        os.sched_setaffinity(0, before)
+def _reads_by_cpu(path: str, rounds: int = 3) -> dict[int, list[int]]:
+    """``K.read_ns_by_cpu``'s medians of 1 000 reads, round by round: {cpu: [ns, ...]}."""
+    cpus = sorted(os.sched_getaffinity(0))
+    out: dict[int, list[int]] = {c: [] for c in cpus}
+    for _ in range(rounds):
+        for c, ns in K.read_ns_by_cpu(path, cpus, rounds=1, reads=1000).items():
+            out[c].append(ns)
     return out
 
 
@@ -1549,9 +1515,9 @@ def irq_cpu(name: str, config: str, runs: int, keep: bool = False) -> Path | Non
     got: list[dict[str, Any]] = []
     with K.session(spec["swap"], cluster=spec["cluster"]) as facts:
         assert facts.swap is not None
-        irqs = device_irqs(facts.swap.name)
+        irqs = {k: sorted(v) for k, v in K.interrupt_cpus(facts.swap.name).items()}
         print(f"irq-cpu: the swap disk's interrupts: {irqs}", file=sys.stderr, flush=True)
-        latency = read_latency_by_cpu(facts.swap.name)
+        latency = _reads_by_cpu(facts.swap.name)
         print(f"irq-cpu: a page's read, ns, by the reader's CPU: {latency}", file=sys.stderr, flush=True)
         for i in range(runs):
             for cpus in placements:

@@ -189,6 +189,28 @@ def test_a_loop_larger_than_the_limit_misses_on_every_reference(tmp_path: Path) 
     assert abs(got[0] - got[3]) <= 16
 
 
+@real_kernel
+@pytest.mark.real_kernel
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_a_replayer_held_to_a_cpu_runs_only_there(tmp_path: Path) -> None:
+    # validate kernel --pin, bench/kernel_truth.py irq-cpu: the replayer is put on its CPU between
+    # fork and exec, so all it does is done there; its allowed CPUs, read while it runs, say so.
+    trace = write_trace(tmp_path, "malloc 1 8M\ntouch 1\ntouch 1 0 8M r\ntouch 1\ntouch 1\n")
+    cpu = sorted(os.sched_getaffinity(0))[1]
+    seen: set[str] = set()
+
+    def allowed(cg: K.Cgroup, pid: int) -> None:
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            seen.update(ln.split()[1] for ln in status.splitlines() if ln.startswith("Cpus_allowed_list"))
+
+    with K.session("zram"), K.records_file(trace) as rec:
+        run = K.replay_kernel(rec, 16 * MIB, poll_stats=0.001, watch=allowed, cpus=[cpu])
+    assert (run.minflt, run.majflt) == (2050, 0)
+    assert seen == {str(cpu)}
+    assert leftovers() == CLEAN
+
+
 # ----------------------------------------------------------------------------------------------
 # The harness always tears down.
 
@@ -599,6 +621,55 @@ def test_a_swap_area_is_timed_by_reads_past_the_page_cache_and_left_as_it_was(tm
     small.write_bytes(bytes(PAGE))
     with pytest.raises(OSError, match="too small to time"):
         K.device_speed(str(small))
+
+
+def test_the_swap_disks_interrupts_are_found_with_the_cpus_they_go_to(tmp_path: Path) -> None:
+    # /proc/interrupts names a disk's queues after its device (virtio1-req.0, nvme0q3); their
+    # effective affinity lists (0-2,5) are the CPUs. A file's disk has them unless it is virtual
+    # without its own (a loop device, overlay); zram has no device and none.
+    assert K._cpu_list("0-2,5") == {0, 1, 2, 5} and K._cpu_list("3\n") == {3}
+    found = K.interrupt_cpus(str(tmp_path))
+    online = set(range(os.cpu_count() or 1))
+    assert all(cpus and cpus <= online and not name.endswith("config") for name, cpus in found.items()), found
+    union = set().union(*found.values())
+    assert K.swap_interrupt_cpu(str(tmp_path)) == (min(union) if len(union) == 1 else None)
+    assert K.interrupt_cpus("/dev/zram0") == {} and K.swap_interrupt_cpu("/nonexistent") is None
+
+
+def test_the_kernel_command_pins_the_replayers_and_tells_the_simulator_which_cpu_the_disk_interrupts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--pin``: replayer i held to CPU i-1, and where one CPU takes the swap disk's interrupts the
+    simulator is told which and how much later a read wakes a process off it (the reads timed from
+    each CPU); without it, a group run on such a disk says why its processes' faults may split. The
+    kernel is faked below ``measure`` (two CPUs, the disk interrupting CPU 1): nothing is set up."""
+    trace = write_trace(tmp_path, "p1: malloc 1 1M\np1: touch 1\np2: malloc 1 1M\np2: touch 1\n")
+    area = K.SwapArea("/var/tmp/vmexp-swap-x", "file", True, 1 << 30, 0, -2)
+    fake_kernel(monkeypatch, K.KernelRun(516, 0, 0.1, 0, procs=[(258, 0), (258, 0)]), area)
+    placed: list[Any] = []
+    run = K.KernelRun(516, 0, 0.1, 0, procs=[(258, 0), (258, 0)])
+    monkeypatch.setattr(K, "measure", lambda *a, **k: placed.append(k["cpus"]) or [run])
+    monkeypatch.setattr(K, "swap_interrupt_cpu", lambda path: 1)
+    monkeypatch.setattr(K, "read_ns_by_cpu", lambda path, cpus, **_: {0: 67_000, 1: 55_000})
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    args = [str(trace), "--swap", "existing", "--runs", "1", "--device", "preset"]
+
+    assert kernel_main([*args, "--pin"]) == 0
+    out = capsys.readouterr().out
+    assert placed == [[0, 1]]
+    assert (
+        "pinned: p1 on CPU 0, p2 on CPU 1; the swap disk interrupts CPU 1 only: a page read 55.0 us from it, "
+        "67.0 us from another (the simulator: machine.swap_irq_cpu=1, a wakeup 12.0 us later off it)"
+    ) in out.splitlines()
+    assert "machine.ncpus=2 machine.swap_irq_cpu=1 machine.cost.remote_wakeup=12000ns" in out
+
+    assert kernel_main(args) == 0
+    out = capsys.readouterr().out
+    assert placed[-1] is None and "machine.swap_irq_cpu" not in out
+    assert (
+        "note: the swap disk interrupts CPU 1 only: a process on another CPU waits longer for each read and, "
+        "contending, faults more; --pin holds the replayers to CPUs and tells the simulator"
+    ) in out.splitlines()
 
 
 def test_the_kernel_command_compares_the_outcome_when_the_simulated_group_oom_kills(

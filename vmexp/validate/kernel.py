@@ -277,6 +277,67 @@ def _block_of(path: str) -> str | None:
     return real.name
 
 
+def interrupt_cpus(path: str) -> dict[str, set[int]]:
+    """The completion interrupts of the disk holding a swap area, by their ``/proc/interrupts`` name,
+    each with the CPUs it is delivered to (``effective_affinity_list``): those whose name begins
+    with the disk's device (``virtio1-req.0``, ``nvme0q3``), its configuration interrupt left out.
+    Empty where the disk has none of its own to find (zram, a loop device) or they cannot be read."""
+    block = _block_of(path)
+    if block is None:
+        return {}
+    try:
+        device = Path(f"/sys/block/{block}/device").resolve(strict=True).name  # virtio1, nvme0
+        lines = _read("/proc/interrupts").splitlines()[1:]
+    except OSError:
+        return {}
+    out: dict[str, set[int]] = {}
+    for line in lines:
+        irq, _, rest = line.partition(":")
+        words = rest.split()
+        if not irq.strip().isdigit() or not words or not words[-1].startswith(device):
+            continue
+        name = words[-1]
+        if name.endswith("config"):
+            continue
+        try:
+            out[name] = _cpu_list(_read(f"/proc/irq/{irq.strip()}/effective_affinity_list"))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _cpu_list(text: str) -> set[int]:
+    """A kernel CPU list (``0-2,5``) as a set."""
+    cpus: set[int] = set()
+    for part in filter(None, text.strip().split(",")):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def swap_interrupt_cpu(path: str) -> int | None:
+    """The one CPU that every completion of the disk holding ``path`` interrupts (a disk with one
+    request queue, as this machine's virtio disk), or None (a queue per CPU, several CPUs, none)."""
+    cpus = set().union(*interrupt_cpus(path).values())
+    return next(iter(cpus)) if len(cpus) == 1 else None
+
+
+def read_ns_by_cpu(path: str, cpus: Sequence[int], *, rounds: int = 3, reads: int = 400) -> dict[int, int]:
+    """A page's read time of a swap area from each of ``cpus``: the median of :func:`device_speed`'s
+    page times over ``rounds`` rounds, the CPUs taken in turn within each (a disk's speed drifts).
+    The calling thread is put back on the CPUs it had."""
+    had = os.sched_getaffinity(0)
+    got: dict[int, list[int]] = {c: [] for c in cpus}
+    try:
+        for _ in range(rounds):
+            for cpu in cpus:
+                os.sched_setaffinity(0, {cpu})
+                got[cpu].append(device_speed(path, reads=reads).page_ns)
+    finally:
+        os.sched_setaffinity(0, had)
+    return {c: round(statistics.median(v)) for c, v in got.items()}
+
+
 def _rotational(block: str | None) -> bool:
     if block is None:
         return True  # the kernel assumes rotational unless the queue says otherwise
@@ -1173,6 +1234,7 @@ def outcomes(
     fresh: SwapArea | None = None,
     progress: Callable[[int, KernelRun | None], None] | None = None,
     poll_stats: float | None = None,
+    cpus: Sequence[int] | None = None,
 ) -> list[KernelRun | None]:
     """``runs`` replays as :func:`measure`'s, each run once: None for one the group's OOM killer ended.
 
@@ -1183,7 +1245,7 @@ def outcomes(
     """
 
     def once(rec: str | list[str]) -> KernelRun | None:
-        return _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats)[0]
+        return _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats, None, cpus)[0]
 
     return _each_run(trace_path, runs, pids, fresh, progress, once)
 

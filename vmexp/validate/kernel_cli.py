@@ -397,6 +397,29 @@ def _device_speed(facts: K.KernelFacts, device: str) -> tuple[K.DeviceSpeed | No
     return speed, f"swap device: {sw.name}: {speed.describe()} (--device preset: {sw.device})"
 
 
+def _pinned(
+    facts: K.KernelFacts, cpus: list[int], irq: int | None, speed: K.DeviceSpeed | None
+) -> tuple[list[str], str, K.DeviceSpeed | None]:
+    """``--pin``: the simulator's keys for the CPU that takes the swap disk's interrupts, the line
+    that says so, and the disk's speed as timed from that CPU (a process there waits for no wakeup
+    from another)."""
+    where = ", ".join(f"p{i + 1} on CPU {c}" for i, c in enumerate(cpus))
+    if irq is None or irq not in cpus or facts.swap is None:
+        why = "zram, no interrupts" if facts.swap and facts.swap.kind == "zram" else "none of one CPU found"
+        return [], f"pinned: {where}, each process i on CPU i-1 of these ({why})", speed
+    reads = K.read_ns_by_cpu(facts.swap.name, cpus)
+    other = max((ns for c, ns in reads.items() if c != irq), default=reads[irq])
+    wake = max(0, other - reads[irq])
+    if speed is not None:
+        speed = K.DeviceSpeed(reads[irq], speed.bandwidth)
+    note = (
+        f"pinned: {where}; the swap disk interrupts CPU {irq} only: a page read {reads[irq] / 1000:.1f} us "
+        f"from it, {other / 1000:.1f} us from another (the simulator: machine.swap_irq_cpu={cpus.index(irq)}, "
+        f"a wakeup {wake / 1000:.1f} us later off it)"
+    )
+    return [f"machine.swap_irq_cpu={cpus.index(irq)}", f"machine.cost.remote_wakeup={wake}ns"], note, speed
+
+
 def _oom_outcome(
     sim: SimulatorOOMKilled, name: str, ops: int, real: list[K.KernelRun | None], sim_seconds: float | None
 ) -> int:
@@ -498,6 +521,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "swap_ra, workingset_activate_anon, pgdeactivate, pgscan_anon, ...) beside the simulator's",
     )
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="hold the replayers to this process's CPUs, the first on the first, as the simulator places "
+        "its processes; where one CPU takes all the swap disk's interrupts, tell the simulator which "
+        "(machine.swap_irq_cpu) and how much later a read wakes a process on another "
+        "(machine.cost.remote_wakeup, timed here), and time the disk from that CPU",
+    )
+    parser.add_argument(
         "--keys",
         choices=("auto", "new", "today"),
         default="auto",
@@ -535,11 +566,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The simulator first (seconds, configured from the session's facts): a bad override
             # or a run it cannot finish is said before the real runs' minutes, not after them.
             speed, device_note = _device_speed(facts, args.device)
+            cpus = sorted(os.sched_getaffinity(0))
+            irq = K.swap_interrupt_cpu(facts.swap.name) if facts.swap and facts.swap.kind != "zram" else None
+            pin_ov: list[str] = []
+            pin_note = ""
+            if args.pin:
+                pin_ov, pin_note, speed = _pinned(facts, cpus, irq, speed)
             sim_ov = simulator_overrides(
                 facts, settings.limit, settings.swap_max, new_keys=new_keys, speed=speed
             )
-            if len(pids) > 1 and not any(o.lstrip("+~").partition("=")[0] == "machine.ncpus" for o in rest):
-                sim_ov.append(f"machine.ncpus={len(os.sched_getaffinity(0))}")  # the CPUs they share
+            given = {o.lstrip("+~").partition("=")[0] for o in rest}
+            if (len(pids) > 1 or pin_ov) and "machine.ncpus" not in given:
+                sim_ov.append(f"machine.ncpus={len(cpus)}")  # the CPUs they share
+            sim_ov += [o for o in pin_ov if o.partition("=")[0] not in given]
             sim_ov += ["figures=false", *rest]  # rest begins with --stats-every's overrides
             with tempfile.TemporaryDirectory(prefix="vmexp-validate-kernel-") as tmp:
                 run_dir = os.path.join(tmp, "run")
@@ -572,6 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     fresh=fresh,
                     progress=said,
                     poll_stats=poll,
+                    cpus=cpus if args.pin else None,
                 )
 
             if sim_oom is None:
@@ -593,6 +633,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if device_note:
         print(device_note)
+    if pin_note:
+        print(pin_note)
+    elif len(pids) > 1 and irq is not None:
+        print(
+            f"note: the swap disk interrupts CPU {irq} only: a process on another CPU waits longer for each "
+            "read and, contending, faults more; --pin holds the replayers to CPUs and tells the simulator"
+        )
     if args.fresh_device and sw is not None:
         print(f"swap device: {sw.name} swapped off and on again before every real run")
     if period is not None:
@@ -633,7 +680,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "flushes at a phase no run knows, and --stats-every 100ms flushes them at one period on both "
             'sides (docs/kernel-truth.md, "The statistics flushed at a known period")'
         )
-    if not ok and len(pids) > 1:
+    if not ok and len(pids) > 1 and args.pin and irq is not None:
+        print(
+            "note: held to CPUs, the process off the disk's interrupt CPU faults more on both sides, but the "
+            "simulator's faults cost less CPU than this machine's, so its other process runs further ahead "
+            'and the group faults less; docs/kernel-truth.md, "Which CPU the disk interrupts"'
+        )
+    elif not ok and len(pids) > 1:
         print(
             "note: processes contending for one group split the kernel's faults evenly, as the simulator's "
             "do, or one gets ahead and the group faults less (on zram, 5 runs in 8 of two 40 MiB processes); "
