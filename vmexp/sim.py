@@ -643,9 +643,8 @@ class Process:
                 on = got
             else:
                 yield got
-                on = cast(
-                    int, got.value
-                )  # the CPU handed over (read here: a checked run's wrapper sends nothing)
+                # The CPU handed over, read here: a checked run's wrapper does not send yield's value back.
+                on = cast(int, got.value)
                 self.mm.switched_out()  # another process ran meanwhile: a context switch
             self.cpu = on
             if self.mm.killed:
