@@ -28,6 +28,7 @@
     python bench/kernel_truth.py reclaim-cost two_loops_80 --runs 2   # a written page's reclaim time, a remote TLB flush
     python bench/kernel_truth.py trips two_loops_80 --runs 3   # pages reclaim freed, kept for a second trip, activated
     python bench/kernel_truth.py irq-cpu two_random_80 --runs 4   # each process held to one CPU: which faults more
+    python bench/kernel_truth.py cpu uniform_80,hotcold_80 --config file_pc3 --runs 3   # CPU time: the kernel's, the simulator's
 
 ``measure`` (root, a memory cgroup controller, zram for ``zram``) replays
 every workload ``--runs`` times per configuration, each run in a fresh
@@ -150,6 +151,7 @@ sys.path.insert(0, str(ROOT))
 from vmexp.config import _swap_device as swap_device_of  # noqa: E402  (the config's own parse of a device)
 from vmexp.validate import kernel as K  # noqa: E402
 from vmexp.validate.__main__ import SimulatorRunError, read_run, run_simulator  # noqa: E402
+from vmexp.validate.kernel_cli import REPLAYER_ZRAM  # noqa: E402
 from vmexp.validate.real import build_replayer  # noqa: E402
 from vmexp.validate.workloads import GROUP, LIMIT, PAGE, SETS, WORKLOADS, generate, sha256, write_all  # noqa: E402
 from vmexp.workload.traces import parse_trace  # noqa: E402
@@ -1545,6 +1547,97 @@ def irq_cpu(name: str, config: str, runs: int, keep: bool = False) -> Path | Non
     return out
 
 
+# The events whose CPU time ``cpu`` apportions, as /proc/vmstat and getrusage count them.
+CPU_EVENTS = ("majflt", "minflt", "pswpout")
+
+
+def _cpu_simulated(job: tuple[str, str, str]) -> tuple[str, float]:
+    """The simulated process's CPU time (s) for one workload (configuration, name, device)."""
+    config, name, device = job
+    # On zram, what the replayer's pages cost there (validate kernel's keys), not file data's defaults.
+    ov = _held_out_keys(config, device) + (list(REPLAYER_ZRAM) if device == "zram" else [])
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+        trace = Path(tmp) / f"{name}.trace"
+        trace.write_text(generate(name))
+        run_simulator(str(trace), ov, os.path.join(tmp, "run"))
+        procs = json.loads((Path(tmp) / "run" / "metrics.json").read_text())["processes"]
+    return name, sum(p["cpu_time_s"] for p in procs)
+
+
+def cpu_per_event(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The kernel's CPU time beyond the simulator's, apportioned to CPU_EVENTS by least squares (us an
+    event; each row a workload: its median run's counts and the two CPU times, s)."""
+    import numpy as np
+
+    a = np.array([[r["kernel"][e] for e in CPU_EVENTS] for r in rows], dtype=float)
+    b = np.array([r["kernel"]["cpu_seconds"] - r["simulator_cpu_seconds"] for r in rows]) * 1e6
+    x, *_ = np.linalg.lstsq(a, b, rcond=None)
+    return {e: round(float(v), 2) for e, v in zip(CPU_EVENTS, x, strict=True)}
+
+
+def cpu(names: list[str], config: str, runs: int, keep: bool = False) -> tuple[str, Path | None]:
+    """Each workload's replay loop's CPU time on the kernel (``runs`` runs, root; 0: the recorded
+    ones) beside the simulated process's on the held-out keys (a swap file as fast as this disk,
+    FAST_DISK; zram with the replayer's page costs), and the kernel's extra CPU apportioned to its
+    faults and writes (``cpu_per_event``); ``keep``: recorded in
+    ``tests/data/real_kernel/cpu_<config>.json``. Returns the report and that file."""
+    spec = CONFIGS[config]
+    device = "zram" if spec["swap"] == "zram" else FAST_DISK
+    if not runs:
+        doc = json.loads((DATA / f"cpu_{config}.json").read_text())
+        names = [n for n in names if n in doc["workloads"]] or list(doc["workloads"])
+    else:
+        with K.session(spec["swap"], cluster=spec["cluster"]) as facts:
+            doc = record(
+                facts,
+                "each workload's replay loop's CPU time (getrusage, user and system) with its faults and "
+                "the group's swap counters, a fresh memory cgroup per run",
+                names,
+                runs,
+                False,
+                config=config,
+            )
+            traces = _workload_dir()
+            for i in range(runs):
+                for name in names:
+                    run = K.measure(traces / f"{name}.trace", LIMIT, 1)[0]
+                    doc["workloads"][name]["runs"].append(run.as_dict())
+                    row = json.dumps(run.as_dict())
+                    print(f"cpu: run {i + 1}/{runs} {name} {row}", file=sys.stderr, flush=True)
+    sims = dict(map(_cpu_simulated, [(config, n, device) for n in names]))
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        real = sorted(doc["workloads"][name]["runs"], key=lambda r: r["cpu_seconds"])
+        mid = real[len(real) // 2]
+        kernel = {"cpu_seconds": mid["cpu_seconds"], "majflt": mid["majflt"], "minflt": mid["minflt"]}
+        kernel["pswpout"] = mid["vmstat"].get("pswpout", 0)
+        rows.append({"name": name, "kernel": kernel, "simulator_cpu_seconds": round(sims[name], 4)})
+    per = cpu_per_event(rows)
+    doc["simulator_device"] = device
+    doc["simulated"] = {r["name"]: r["simulator_cpu_seconds"] for r in rows}
+    doc["extra_us_per_event"] = per
+    lines = [
+        "| workload | kernel CPU, s (its runs) | simulator | kernel majflt | minflt | pages written |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        k = r["kernel"]
+        spread = [x["cpu_seconds"] for x in doc["workloads"][r["name"]]["runs"]]
+        lines.append(
+            f"| {r['name']} | {k['cpu_seconds']:.3f} ({min(spread):.3f}..{max(spread):.3f}) | "
+            f"{r['simulator_cpu_seconds']:.3f} | {k['majflt']} | {k['minflt']} | {k['pswpout']} |"
+        )
+    lines.append(
+        "the kernel's CPU beyond the simulator's, us an event: "
+        + ", ".join(f"{e} {v}" for e, v in per.items())
+    )
+    out = None
+    if keep and runs:
+        out = DATA / f"cpu_{config}.json"
+        out.write_text(json.dumps(doc, indent=1) + "\n")
+    return "\n".join(lines), out
+
+
 def slots_simulated(name: str, config: str, device: str, pages: int) -> dict[str, Any]:
     """``slot_steps`` of the simulator's writes on the held-out command's keys, the limit moved by
     ``pages``, on the machine's CPUs: each page's writer and the slot it was written in (read when
@@ -2809,6 +2902,17 @@ def main() -> int:
         action="store_true",
         help="record the runs in tests/data/real_kernel/irq_cpu_NAME_CONFIG.json",
     )
+    cp = sub.add_parser(
+        "cpu",
+        help="each workload's CPU time on the kernel (root) and in the simulator, and the kernel's extra "
+        "apportioned to faults and written pages",
+    )
+    cp.add_argument("names", nargs="?", default="", help="workloads of workloads.py, comma-separated")
+    cp.add_argument("--config", choices=list(CONFIGS), default="file_pc3")
+    cp.add_argument("--runs", type=int, default=3, help="runs of each workload (0: the recorded ones)")
+    cp.add_argument(
+        "--record", action="store_true", help="record the runs in tests/data/real_kernel/cpu_CONFIG.json"
+    )
     tp = sub.add_parser(
         "trips",
         help="what reclaim did with the pages it took from the inactive list (freed, kept for another "
@@ -2962,6 +3066,17 @@ def main() -> int:
             if a.name not in GROUP or a.runs < 1:
                 raise K.KernelRunError(f"irq-cpu: a workload of {', '.join(GROUP)} and --runs at least 1")
             if (out := irq_cpu(a.name, a.config, a.runs, a.record)) is not None:
+                print(f"recorded {out}", flush=True)
+        elif a.cmd == "cpu":
+            names = [n for n in a.names.split(",") if n]
+            if any(n not in ALL_WORKLOADS for n in names) or a.runs < 0 or not (names or not a.runs):
+                raise K.KernelRunError(
+                    "cpu: workloads of workloads.py (comma-separated; none with --runs 0: all recorded) "
+                    "and --runs at least 0 (0: the recorded runs)"
+                )
+            report, out = cpu(names, a.config, a.runs, a.record)
+            print(report, flush=True)
+            if out is not None:
                 print(f"recorded {out}", flush=True)
         elif a.cmd == "trips":
             moves = _whole_numbers(a.limit_pages, "--limit-pages")

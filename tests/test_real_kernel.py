@@ -185,6 +185,9 @@ def test_a_loop_larger_than_the_limit_misses_on_every_reference(tmp_path: Path) 
         assert run.minflt == n + 1  # + glibc's tcache page
         assert 2 * n - 2 <= run.majflt <= 2 * n + 64, run
         assert run.vmstat["swap_ra"] == 0
+        # The loop's own CPU time (getrusage, user and system), within its wall time: each of its
+        # thousands of faults costs the kernel at least a microsecond of it.
+        assert run.majflt * 1e-6 < run.cpu <= run.seconds, run
         got[cluster] = run.majflt
     assert abs(got[0] - got[3]) <= 16
 
@@ -501,6 +504,28 @@ def test_the_kernel_command_gives_the_simulator_the_swap_disk_as_fast_as_it_meas
     out = capsys.readouterr().out
     assert f"swap device: {disk.name} could not be timed (Invalid argument): the simulator takes hdd" in out
     assert "machine.swap_device=hdd" in _simulator_line(out)
+
+
+def test_the_kernel_command_shows_each_sides_cpu_time_beside_its_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The replay loops' CPU time (what the kernel's work for the faults costs) beside the simulated
+    processes' (machine.cost); a run without it (a replayer built before it said so) shows none."""
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    runs = [K.KernelRun(257, 0, 0.1, 0, cpu=c) for c in (0.021, 0.025, 0.023)]
+    fake_kernel(monkeypatch, runs[0])
+    monkeypatch.setattr(K, "measure", lambda *a, **k: runs)
+    kernel_main([str(trace), "--runs", "3"])
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^   cpu     the kernel's replay loops 0\.023 s \[0\.021\.\.0\.025\], the simulator's 0\.000 s$",
+        out,
+        re.MULTILINE,
+    ), out
+    runs[:] = [K.KernelRun(257, 0, 0.1, 0)]
+    kernel_main([str(trace)])
+    out = capsys.readouterr().out
+    assert "   time    " in out and "   cpu     " not in out
 
 
 def test_the_kernel_command_swaps_the_device_off_and_on_before_every_run_when_asked(

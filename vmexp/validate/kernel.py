@@ -926,12 +926,16 @@ class KernelRun:
     # Several processes replayed at once in the group: each one's (minflt, majflt), in the order
     # their records were given; minflt and majflt above are then the group's sums.
     procs: list[tuple[int, int]] = field(default_factory=list)
+    # CPU time of the replay loops (user and system, getrusage), the group's sum: the kernel's own
+    # work for each fault is most of it.
+    cpu: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         d = {
             "minflt": self.minflt,
             "majflt": self.majflt,
             "seconds": round(self.seconds, 3),
+            "cpu_seconds": round(self.cpu, 4),
             "peak_bytes": self.peak,
             "oom_reruns": self.oom_reruns,
             "vmstat": self.vmstat,
@@ -1093,6 +1097,7 @@ def _replay_once(
         if kills or -signal.SIGKILL in codes:
             return None, f"OOM kill in the group (oom_kill {kills}, exit {', '.join(map(str, codes))})"
         counts = []
+        cpu_us = 0
         for proc, (out, err) in zip(procs, outs, strict=True):
             if proc.returncode != 0:
                 last = err.strip().splitlines()[-1] if err.strip() else f"exit status {proc.returncode}"
@@ -1101,9 +1106,12 @@ def _replay_once(
             if "minflt" not in vals or "majflt" not in vals:
                 raise KernelRunError(f"the replayer's output lacks minflt/majflt: {out.strip()[:200]!r}")
             counts.append((vals["minflt"], vals["majflt"]))
+            cpu_us += vals.get("cpu_us", 0)
         delta = {k: after.get(k, 0) - before.get(k, 0) for k in VMSTAT_KEYS if k in before}
         minflt, majflt = sum(c[0] for c in counts), sum(c[1] for c in counts)
-        return KernelRun(minflt, majflt, seconds, cg.peak(), 0, delta, counts if group else []), ""
+        return KernelRun(
+            minflt, majflt, seconds, cg.peak(), 0, delta, counts if group else [], cpu_us / 1e6
+        ), ""
 
 
 def _join_on(cg: Cgroup, cpu: int) -> None:

@@ -57,7 +57,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar
 
 from vmexp.cliargs import Parser
 from vmexp.console import keep_going_without_a_reader
@@ -339,16 +339,30 @@ def format_group(real: list[K.KernelRun], sims: Sequence[tuple[str, int, int]]) 
     return "\n".join(blocks), ok
 
 
-def _simulated(run_dir: str) -> tuple[float | None, dict[str, int]]:
-    """The simulated run's length and its counters named as /proc/vmstat names them (metrics.json's
-    ``system``: ``pswpin`` and ``pswpout`` there, the rest under ``vmstat`` with ``policy=linux``)."""
+class _Simulated(NamedTuple):
+    """What the simulated run says besides its faults."""
+
+    seconds: float | None  # its length in simulated time
+    cpu: float | None  # its processes' CPU time, summed
+    counters: dict[str, int]  # named as /proc/vmstat names them
+
+
+def _simulated(run_dir: str) -> _Simulated:
+    """The simulated run's length, its processes' CPU time and its counters (metrics.json: ``pswpin``
+    and ``pswpout`` in ``system``, the rest under its ``vmstat`` with ``policy=linux``)."""
     try:
-        system = json.loads(Path(run_dir, "metrics.json").read_text(encoding="utf-8"))["system"]
+        metrics = json.loads(Path(run_dir, "metrics.json").read_text(encoding="utf-8"))
+        system, procs = metrics["system"], metrics["processes"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None, {}
+        return _Simulated(None, None, {})
     seconds = system.get("sim_time_s")
+    cpu = [p.get("cpu_time_s") for p in procs]
     counters = {k: v for k, v in {**system, **system.get("vmstat", {})}.items() if k in K.VMSTAT_KEYS}
-    return (float(seconds) if isinstance(seconds, int | float) else None), counters
+    return _Simulated(
+        float(seconds) if isinstance(seconds, int | float) else None,
+        sum(cpu) if cpu and all(isinstance(c, int | float) for c in cpu) else None,
+        counters,
+    )
 
 
 def format_counters(real: Sequence[K.KernelRun], sim: dict[str, int]) -> str:
@@ -373,13 +387,21 @@ def format_counters(real: Sequence[K.KernelRun], sim: dict[str, int]) -> str:
     return "\n".join(out)
 
 
-def _time_line(real: list[K.KernelRun], sim_seconds: float | None) -> str:
-    """How long each side took: what depends on time in the kernel (its 2 s statistics flushes,
-    writeback) follows the simulator only where the two are alike."""
+def _time_lines(real: list[K.KernelRun], sim: _Simulated) -> str:
+    """How long each side took, and how much CPU: what depends on time in the kernel (its 2 s
+    statistics flushes, writeback) follows the simulator only where the two are alike, and the CPU
+    time says how much of a fault's length is the kernel's own work (machine.cost)."""
     mid, lo, hi = _mid_range([r.seconds for r in real])
     real_text = f"{mid:.2f} s [{lo:.2f}..{hi:.2f}] of wall time"
-    sim_text = "unknown" if sim_seconds is None else f"{sim_seconds:.2f} s of simulated time"
-    return f"   {'time':<8}the kernel's runs {real_text}, the simulator's {sim_text}"
+    sim_text = "unknown" if sim.seconds is None else f"{sim.seconds:.2f} s of simulated time"
+    lines = [f"   {'time':<8}the kernel's runs {real_text}, the simulator's {sim_text}"]
+    if all(r.cpu > 0 for r in real):  # a replayer built before it said its CPU time says 0
+        mid, lo, hi = _mid_range([r.cpu for r in real])
+        sim_text = "unknown" if sim.cpu is None else f"{sim.cpu:.3f} s"
+        lines.append(
+            f"   {'cpu':<8}the kernel's replay loops {mid:.3f} s [{lo:.3f}..{hi:.3f}], the simulator's {sim_text}"
+        )
+    return "\n".join(lines)
 
 
 def _device_speed(facts: K.KernelFacts, device: str) -> tuple[K.DeviceSpeed | None, str]:
@@ -590,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if not e.group:  # the machine's OOM killer: ram too small, a mistake in the overrides
                         raise
                     sim_oom = e  # its group's, which the kernel's group may do too: compare that outcome
-                sim_seconds, sim_counters = _simulated(run_dir)
+                simulated = _simulated(run_dir)
             fresh = facts.swap if args.fresh_device else None
 
             def said(i: int, run: K.KernelRun | None) -> None:
@@ -651,7 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sim_oom is not None:
         killed = pids[sim_oom.pid - 1]
         name = str(sim_oom.pid) if len(pids) == 1 else f"p{killed}"
-        return _oom_outcome(sim_oom, name, len(trace.ops[killed]), ended, sim_seconds)
+        return _oom_outcome(sim_oom, name, len(trace.ops[killed]), ended, simulated.seconds)
     reruns = sum(r.oom_reruns for r in real)
     if reruns:
         print(f"note: {reruns} real run(s) were OOM-killed in their cgroup at a swap-in and run again")
@@ -665,10 +687,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             real, [(f"p{pid}", procs[i].minflt, procs[i].majflt) for i, pid in enumerate(pids, 1)]
         )
         print(table)
-    print(_time_line(real, sim_seconds))
+    print(_time_lines(real, simulated))
     if args.counters:
         print()
-        print(format_counters(real, sim_counters))
+        print(format_counters(real, simulated.counters))
     print()
     tol = f"majflt within {MAJFLT_TOLERANCE:.0%}, minflt within {MINFLT_TOLERANCE:.0%} or inside the real runs' range"
     if len(pids) > 1:
