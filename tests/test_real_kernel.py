@@ -1708,6 +1708,8 @@ def test_the_kernel_replay_spends_a_traces_compute_time_and_nothing_else(tmp_pat
     _, without = replay(body.format(""), "n.trace")
     assert took >= 0.35
     assert (with_compute.pop("ops"), without.pop("ops")) == (6, 4)
+    # Spun on the CPU, in user space: the loop's CPU time (getrusage) holds the 350 ms.
+    assert with_compute.pop("cpu_us") - without.pop("cpu_us") >= 340_000
     assert with_compute == without  # the same faults: the clock's pages were touched before the loop
     trace = parse_trace(write_trace(tmp_path, body.format("compute 300ms\n")))
     assert len(_records(trace.ops[1], trace.op_index[1])) == 24 + 4 * 48
