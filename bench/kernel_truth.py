@@ -1613,9 +1613,6 @@ def cpu(names: list[str], config: str, runs: int, keep: bool = False) -> tuple[s
         kernel["pswpout"] = mid["vmstat"].get("pswpout", 0)
         rows.append({"name": name, "kernel": kernel, "simulator_cpu_seconds": round(sims[name], 4)})
     per = cpu_per_event(rows)
-    doc["simulator_device"] = device
-    doc["simulated"] = {r["name"]: r["simulator_cpu_seconds"] for r in rows}
-    doc["extra_us_per_event"] = per
     lines = [
         "| workload | kernel CPU, s (its runs) | simulator | kernel majflt | minflt | pages written |",
         "|---|---|---|---|---|---|",

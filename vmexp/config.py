@@ -254,6 +254,12 @@ class CostSettings:
         "reclaim's part in writing one page to a swap disk: a slot, the unmap, the bio "
         "(add_to_swap, try_to_unmap, swap_writepage; 4 us a page on this machine's VM)",
     )
+    swap_read: int = decl.duration(
+        "18us",
+        "a swap-in's submission of its read to a swap disk, before it sleeps: the bio, the block layer, "
+        "the doorbell (an exit to the hypervisor in a VM; 18 us a read request beyond major_fault on this "
+        "machine's VM, bench/kernel_truth.py cpu); not zram's",
+    )
     # Single-page O_DIRECT reads of this VM's disk, whose one request queue interrupts CPU 1:
     # median 39 us from a task on CPU 1, 52-56 us from one on CPU 0 (docs/kernel-truth.md,
     # "Which CPU the disk interrupts").

@@ -341,6 +341,7 @@ class FaultHandler:
             clock.used += self.cost.major_fault + dev.read()
             mm.policy.inserted(f)
             return False
+        clock.used += self.cost.swap_read
         done = dev.submit_pages(clock.now(), 1, READ)  # one call per fault, the hot path
         mm.pt.pte[vpn] = f
         if w:
@@ -494,6 +495,7 @@ class FaultHandler:
                 cache.readahead.add(f)
                 self.stat.swap_ra += 1
         clock = self.clock
+        clock.used += self.cost.swap_read
         done = dev.submit_pages(clock.now(), len(read), READ)
         for f in read:
             if f != target and cache.slot_of.get(f, -1) >= 0:

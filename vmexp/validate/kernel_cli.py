@@ -705,8 +705,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not ok and len(pids) > 1 and args.pin and irq is not None:
         print(
             "note: held to CPUs, the process off the disk's interrupt CPU faults more on both sides, but the "
-            "simulator's faults cost less CPU than this machine's, so its other process runs further ahead "
-            'and the group faults less; docs/kernel-truth.md, "Which CPU the disk interrupts"'
+            "simulator's process on that CPU runs further ahead than the kernel's and the group faults less "
+            '(why is open); docs/kernel-truth.md, "Which CPU the disk interrupts"'
         )
     elif not ok and len(pids) > 1:
         print(
