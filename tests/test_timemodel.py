@@ -264,3 +264,30 @@ def test_a_process_off_the_swap_disks_interrupt_cpu_wakes_later_from_each_read(t
     assert 0.95 * 4096 * 14e-6 < later <= 4096 * 14e-6 + 1e-9, later
     # No interrupt CPU named (the default): each CPU its own queue, the same as the interrupt's own.
     assert simulate_with(*keys).processes[0].blocked_time_s == local.blocked_time_s
+
+
+@pytest.mark.parametrize("policy", ["lru", "linux"])
+def test_a_swap_in_from_a_disk_spends_the_cpu_of_submitting_its_read_before_it_sleeps(
+    policy: str, tmp_path: Path
+) -> None:
+    # machine.cost.swap_read: the bio, the block layer and the doorbell of each read request a
+    # swap-in sends to a disk (18 us a major fault on this machine's VM: bench/kernel_truth.py cpu),
+    # spent by the faulting process before it sleeps, so it lengthens the fault by that much and
+    # the process's CPU time by as much. zram's swap-ins send no request and do not pay it.
+    trace = tmp_path / "t.trace"
+    trace.write_text(READ_BACK)
+    keys = ("workload=trace", f"workload.path={trace}", "ram=4M", "swap=64M", f"policy={policy}")
+    keys += ("machine.page_cluster=0",)  # one request a major fault, on both paths
+    free = simulate_with(*keys, "machine.cost.swap_read=0").processes[0]
+    paid = simulate_with(*keys, "machine.cost.swap_read=20us").processes[0]
+    assert (paid.majflt, paid.minflt) == (free.majflt, free.minflt) and free.majflt == 4096
+    assert paid.cpu_time_s - free.cpu_time_s == pytest.approx(4096 * 20e-6, rel=1e-6)
+    # Serial with the read: each fault that much longer, but for reads queued behind the first
+    # sweep's writes, whose completion a later submission does not move.
+    assert 0.9 * 4096 * 20e-6 < paid.end_s - free.end_s <= 4096 * 20e-6 + 1e-9, paid.end_s - free.end_s
+    if policy == "lru":
+        return
+    zram = ("machine.swap_device=zram",)
+    assert simulate_with(*keys, *zram, "machine.cost.swap_read=20us").processes[0].cpu_time_s == (
+        simulate_with(*keys, *zram, "machine.cost.swap_read=0").processes[0].cpu_time_s
+    )
