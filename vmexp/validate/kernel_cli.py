@@ -395,7 +395,7 @@ def _time_lines(real: list[K.KernelRun], sim: _Simulated) -> str:
     real_text = f"{mid:.2f} s [{lo:.2f}..{hi:.2f}] of wall time"
     sim_text = "unknown" if sim.seconds is None else f"{sim.seconds:.2f} s of simulated time"
     lines = [f"   {'time':<8}the kernel's runs {real_text}, the simulator's {sim_text}"]
-    if all(r.cpu > 0 for r in real):  # a replayer built before it said its CPU time says 0
+    if all(r.cpu > 0 for r in real):  # 0: not measured (a run recorded before the replayer said it)
         mid, lo, hi = _mid_range([r.cpu for r in real])
         sim_text = "unknown" if sim.cpu is None else f"{sim.cpu:.3f} s"
         lines.append(
