@@ -237,6 +237,12 @@ class CostSettings:
     minor_fault: int = decl.duration(
         "1us", "an anonymous fault incl. zeroing 4 KiB (entry/exit ~0.3 µs, clear_page ~0.2 µs)"
     )
+    swap_cache_hit: int = decl.duration(
+        "4500ns",
+        "with policy=linux, a minor fault on a page still in the swap cache (read ahead, or written and "
+        "not yet freed): the lookup, the folio's lock, the slot's release, the map (4.5 us on this "
+        "machine's VM, bench/kernel_truth.py cpu)",
+    )
     zero_page: int = decl.duration("250ns", "a read fault that maps the shared zero page")
     major_fault: int = decl.duration(
         "6us", "the CPU part of a swap-in (the device time is the swap device's)"

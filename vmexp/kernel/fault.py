@@ -403,7 +403,7 @@ class FaultHandler:
             clock.used += self.cost.major_fault
         else:
             mm.minflt += 1
-            clock.used += self.cost.minor_fault
+            clock.used += self.cost.swap_cache_hit
         self.map_swap_cache(mm, vpn, slot, f, w)
         return major
 
