@@ -613,19 +613,23 @@ def _agree_one(job: tuple[str, str, str, int]) -> tuple[str, str, dict[str, Any]
     """One simulator run (configuration, workload, device, the group's limit in bytes): its faults, its
     /proc/vmstat-named counters and how long it took in simulated time."""
     config, name, device, limit = job
-    ov = _held_out_keys(config, device, limit)
-    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
-        trace = Path(tmp) / f"{name}.trace"
-        trace.write_text(generate(name))
-        run_simulator(str(trace), ov, os.path.join(tmp, "run"))
-        p = next(iter(read_run(os.path.join(tmp, "run")).values()))
-        system = json.loads((Path(tmp) / "run" / "metrics.json").read_text())["system"]
+    metrics = _metrics_simulated(name, _held_out_keys(config, device, limit))
+    p, system = metrics["processes"][0], metrics["system"]
     vmstat = {"pswpin": system["pswpin"], "pswpout": system["pswpout"], **system.get("vmstat", {})}
     return (
         config,
         name,
-        {"minflt": p.minflt, "majflt": p.majflt, "seconds": system["sim_time_s"], "vmstat": vmstat},
+        {"minflt": p["minflt"], "majflt": p["majflt"], "seconds": system["sim_time_s"], "vmstat": vmstat},
     )
+
+
+def _metrics_simulated(name: str, overrides: list[str]) -> dict[str, Any]:
+    """The simulator's metrics.json for workload ``name`` of workloads.py run with ``overrides``."""
+    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
+        trace = Path(tmp) / f"{name}.trace"
+        trace.write_text(generate(name))
+        run_simulator(str(trace), overrides, os.path.join(tmp, "run"))
+        return dict(json.loads((Path(tmp) / "run" / "metrics.json").read_text()))
 
 
 def _phase_bounds(ops: list[str], every: int | None) -> list[int]:
@@ -1556,12 +1560,7 @@ def _cpu_simulated(job: tuple[str, str, str]) -> tuple[str, float]:
     config, name, device = job
     # On zram, what the replayer's pages cost there (validate kernel's keys), not file data's defaults.
     ov = _held_out_keys(config, device) + (list(REPLAYER_ZRAM) if device == "zram" else [])
-    with tempfile.TemporaryDirectory(prefix="vmexp-kt-") as tmp:
-        trace = Path(tmp) / f"{name}.trace"
-        trace.write_text(generate(name))
-        run_simulator(str(trace), ov, os.path.join(tmp, "run"))
-        procs = json.loads((Path(tmp) / "run" / "metrics.json").read_text())["processes"]
-    return name, sum(p["cpu_time_s"] for p in procs)
+    return name, sum(p["cpu_time_s"] for p in _metrics_simulated(name, ov)["processes"])
 
 
 def cpu_per_event(rows: list[dict[str, Any]]) -> dict[str, float]:
