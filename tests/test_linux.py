@@ -429,7 +429,7 @@ def test_each_cpu_adds_pages_to_the_lists_through_its_own_batch_and_reclaim_drai
         def cpu(self) -> int:
             return self.running
 
-        def can_swap(self) -> bool:
+        def can_swap(self, memcg: object = None) -> bool:
             return True
 
         def now(self) -> int:

@@ -292,7 +292,7 @@ class ZramSettings:
 
 @dataclass(frozen=True)
 class CgroupSettings:
-    """One memory cgroup holding every process of the run, as a container's (memory.max)."""
+    """The memory cgroups of the run's processes: one holding every process, as a container's, or several."""
 
     memory_max: int | None = decl.size(
         None,
@@ -301,6 +301,13 @@ class CgroupSettings:
     )
     swap_max: int | None = decl.size(
         None, "memory.swap.max: swap the group may use", null="no limit of its own"
+    )
+    groups: int = decl.integer(
+        1,
+        "how many groups the processes are split into, each with cgroup.memory_max and cgroup.swap_max of its own "
+        "(process i joins group i mod groups, as containers side by side); global reclaim goes round their lists; "
+        "more than 1 needs policy=linux",
+        lo=1,
     )
     image: int = decl.size(
         "528k",
@@ -342,7 +349,7 @@ class CgroupSettings:
 
     @property
     def enabled(self) -> bool:
-        return self.memory_max is not None or self.swap_max is not None
+        return self.memory_max is not None or self.swap_max is not None or self.groups > 1
 
 
 @dataclass(frozen=True)
@@ -605,7 +612,10 @@ class Settings:
         MachineSettings, "CPUs, time slice, watermarks, swap device, CPU costs", group=True
     )
     policy: PolicySettings = decl.section(PolicySettings, "page replacement", group=True)
-    cgroup: CgroupSettings = decl.section(CgroupSettings, "a memory cgroup holding every process of the run")
+    cgroup: CgroupSettings = decl.section(
+        CgroupSettings,
+        "memory cgroups: one holding every process of the run, as a container, or several side by side",
+    )
     allocator: AllocatorSettings = decl.open_section(
         "the user-space malloc and its parameters",
         ALLOCATORS,
@@ -738,13 +748,22 @@ def check_cgroup_capacity(s: Settings, programs: int, strings: int) -> None:
     page-table pages to start with, and the group a batch of reclaim.
     """
     cg = s.cgroup
+    if cg.groups > programs + strings:
+        raise ConfigError(
+            f"cgroup.groups: {cg.groups} groups for {programs + strings} processes leave a group empty "
+            "(process i joins group i mod groups)"
+        )
     if cg.memory_max is None:
         return
+    # The first group is the fullest (process i joins group i mod groups).
+    programs, strings = -(-programs // cg.groups), -(-strings // cg.groups)
     per_program = -(-cg.image // s.page_size) + -(-cg.kernel // s.page_size) + 2
     need = programs * per_program + strings * 2 + 32  # 32: SWAP_CLUSTER_MAX, one batch of reclaim
     if cg.memory_max // s.page_size < need:
         n = programs + strings
         who = f"{n} processes: their" if n != 1 else "1 process: its"
+        if cg.groups > 1:
+            who = f"a group of {who}"
         own = "own pages (cgroup.image and cgroup.kernel each)" if programs else "page tables"
         raise ConfigError(
             f"cgroup.memory_max: {format_size(cg.memory_max)} is too small for {who} {own} and a batch "
@@ -807,6 +826,11 @@ def validate(cfg: DictConfig | dict[str, Any]) -> Settings:
             raise ConfigError(
                 f"cgroup.image: {raw_cg.get('image')} does not fit on the stack (address_space.stack_limit is "
                 f"{lay.stack_limit} bytes)"
+            )
+        if cg.groups > 1 and not getattr(POLICIES.get(s.policy.name, "policy").obj, "batch", False):
+            raise ConfigError(
+                f"cgroup.groups: {cg.groups} groups need policy=linux, whose lists are a group's own "
+                f"(policy={s.policy.name} keeps one list for the whole machine)"
             )
         if s.policy.scope == "local":
             raise ConfigError(

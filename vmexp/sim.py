@@ -164,7 +164,7 @@ class Process:
         self.cpu: int | None = None  # the CPU it runs on, or last ran on (Machine)
         sysm = sim.system
         # A trace names its block ids in advance: the program's tables of them are sized for those.
-        tables = sysm.memcg is not None and sysm.memcg.image_ids and isinstance(spec.ops, list)
+        tables = bool(sysm.memcgs) and sysm.memcgs[0].image_ids and isinstance(spec.ops, list)
         ids = len({op[1] for op in spec.ops if op[0] in _BLOCK_OPS}) if tables else 0
         self.mm: MM = sysm.new_process(pid, spec.name, aslr, bare=spec.refs is not None, ids=ids)
         self.id_of: dict[int, int] = {}  # block id -> its index in those tables, in order of first use

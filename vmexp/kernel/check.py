@@ -34,8 +34,9 @@ def check(k: System) -> None:
     owned: dict[int, tuple[int, int]] = {}
     slots: set[int] = set()
     resident = unmapped = 0
+    held: dict[int, int] = {}  # pid -> frames holding its pages, mapped or in the swap cache
     for mm in k.mms.values():
-        rss = swapents = 0
+        rss = swapents = cached = 0
         for vpn, e in mm.pt.pte.items():
             if e <= SWAPPED:
                 slot = SWAPPED - e
@@ -49,7 +50,7 @@ def check(k: System) -> None:
                     assert mem.frame_mm[f] is mm and mem.frame_vpn[f] == vpn, (
                         f"swap-cache frame {f} does not map back to p{mm.pid} {vpn:#x}"
                     )
-                    unmapped += 1
+                    cached += 1
             elif e >= 0:
                 f = e
                 assert f not in owned, f"frame {f} mapped twice ({owned.get(f)} and {(mm.pid, vpn)})"
@@ -72,6 +73,8 @@ def check(k: System) -> None:
         vsz = sum(v.end - v.start for v in mm.aspace.vmas)
         assert vsz == mm.aspace.vsz, f"p{mm.pid}: vsz counter {mm.aspace.vsz} but its VMAs map {vsz} bytes"
         resident += rss
+        unmapped += cached
+        held[mm.pid] = rss + cached
         assert mm.minflt >= 0 and mm.majflt >= 0 and mm.refs >= 0
     assert resident + unmapped + mem.nfree + mem.pool == mem.nframes, (
         f"resident {resident} + swap cache {unmapped} + free {mem.nfree} + zram {mem.pool} != RAM {mem.nframes} pages"
@@ -89,8 +92,8 @@ def check(k: System) -> None:
     assert not stale, f"swap cache holds frame {stale[0]}, which maps no page"
     assert all(cache.slot_of[f] == s for s, f in cache.frame_of.items()), "swap cache maps disagree"
     assert len(slots) == k.space.used, f"{k.space.used} swap slots in use but {len(slots)} referenced (leak)"
-    g = k.reclaim.global_policy
-    tracked = len(g) if g is not None else sum(len(m.policy) for m in k.mms.values())
+    policies = {id(m.policy): m.policy for m in k.mms.values()}  # one each, or one per group, or shared
+    tracked = sum(len(p) for p in policies.values())
     assert tracked == resident + unmapped, f"policy tracks {tracked} frames, {resident + unmapped} in use"
     # The swap device: busy means a request is in service; Linux's writes belong to frames in use.
     now = k.clock.now()
@@ -107,9 +110,13 @@ def check(k: System) -> None:
         for done, kind in dev.inflight:
             if kind == WRITE and done > max(now, k.reclaim.completed_until):
                 assert done in writing, f"a write completing at {done} ns belongs to no frame under writeback"
-    cg = k.memcg
-    if cg is not None:
-        pages = resident + unmapped
+    for cg in k.memcgs:
+        pages = sum(held[m.pid] for m in cg.members)
         pt = sum(m.pt.pages for m in cg.members)
-        assert cg.pages == pages, f"memcg charges {cg.pages} pages, its processes hold {pages}"
-        assert cg.pt_pages == pt, f"memcg charges {cg.pt_pages} page-table pages, its processes have {pt}"
+        assert cg.pages == pages, f"memcg {cg.name} charges {cg.pages} pages, its processes hold {pages}"
+        assert cg.pt_pages == pt, (
+            f"memcg {cg.name} charges {cg.pt_pages} page-table pages, its processes have {pt}"
+        )
+        if k.linux:
+            swap = sum(1 for owner, _ in k.space.owner.values() if owner.memcg is cg)
+            assert cg.swap == swap, f"memcg {cg.name} charges {cg.swap} swap slots, its processes hold {swap}"

@@ -73,6 +73,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from vmexp.kernel.mm import MM
+    from vmexp.kernel.policies.base import Policy
 
 __all__ = ["ID_TABLES", "IMAGE_ORDER", "MemCgroup", "image_order"]
 
@@ -131,11 +132,15 @@ class MemCgroup:
         "kernel",
         "kernel_per_proc",
         "limit",
+        "lruvec",
         "members",
         "name",
         "pages",
+        "pids",
         "pt_pages",
+        "swap",
         "swap_limit",
+        "swap_peak",
         "usage_peak",
     )
 
@@ -163,11 +168,17 @@ class MemCgroup:
         self.image_zero = min(image_zero, image - self.image_hot - self.image_alloc)
         self.image_ids = image_ids  # a trace's process has its tables of block ids beyond the first pages
         self.members: list[MM] = []
+        self.pids: list[int] = []  # every process that joined, in order
         self._bare: set[int] = set()  # pids of members without a program (page-reference strings)
         self.pages = 0  # frames charged
         self.pt_pages = 0  # page-table pages of the members
         self.kernel = 0  # the members' kernel memory the simulator does not model page by page
         self.usage_peak = 0
+        self.swap = 0  # swap slots its pages hold (memory.swap.current), counted on Linux's path
+        self.swap_peak = 0
+        # The lists its members' pages are on and its own reclaim takes from: its lruvec, or with
+        # one group holding every process, the machine's lists.
+        self.lruvec: Policy | None = None
 
     @property
     def usage(self) -> int:
@@ -182,6 +193,7 @@ class MemCgroup:
         tables are charged.
         """
         self.members.append(mm)
+        self.pids.append(mm.pid)
         mm.memcg = self
         mm.pt.memcg = self
         if program:

@@ -81,6 +81,7 @@ from vmexp.kernel.policies.base import (
     Policy,
     PolicyError,
 )
+from vmexp.kernel.policies.linux import LinuxLRU, ReclaimTarget
 from vmexp.kernel.swap import WRITE, SwapCache, SwapDevice, SwapSpace, Zram
 from vmexp.kernel.vmstat import VMStat
 
@@ -136,7 +137,6 @@ class Reclaim:
         self.proportional = policy_settings.allocation == "proportional"
         self.oom: OOMKiller  # set by the kernel (the OOM killer needs reclaim's caller, reclaim needs it)
         self.obs: Observer | None = None
-        self.memcg: MemCgroup | None = None  # set by the kernel when the run has a memory cgroup
         # Linux's path (a batch policy): pages being written, and the writes not yet submitted.
         self.batch = policy_class(policy_settings.name).batch
         if self.batch and self.local:
@@ -166,6 +166,11 @@ class Reclaim:
         self.now = mem.now
         self.vtime = mem.vtime
         self.global_policy: Policy | None = None if self.local else self.new_policy()
+        # What global reclaim aims at on Linux's path: the one set of lists, or the node above the
+        # lruvecs of several memory cgroups (set by the kernel).
+        self.node: ReclaimTarget | None = (
+            self.global_policy if isinstance(self.global_policy, LinuxLRU) else None
+        )
         # Deactivated processes (load control), oldest first, and the pages of each still to try.
         self.inactive: dict[int, tuple[MM, list[int]]] = {}
 
@@ -267,13 +272,13 @@ class Reclaim:
         freed = 0
         mem = self.mem
         if self.batch:
-            policy = self.global_policy
-            assert policy is not None
+            node = self.node
+            assert node is not None
             self.complete_writeback(self.clock.now())
             self._kswapd = True
             try:
                 while freed < batch and mem.nfree < mem.wmark_high:
-                    n = policy.shrink(SWAP_CLUSTER_MAX, cgroup=False, kswapd=True)
+                    n = node.shrink(SWAP_CLUSTER_MAX, cgroup=False, kswapd=True)
                     if not n:
                         break
                     freed += n
@@ -310,7 +315,7 @@ class Reclaim:
             self.stat.clean_drops += 1
             wrote = False
         else:
-            slot = self.space.alloc() if self._swap_allowed() else -1
+            slot = self.space.alloc() if self._swap_allowed(mm.memcg) else -1
             if slot < 0:
                 return False
             dev = self.dev
@@ -350,11 +355,11 @@ class Reclaim:
         freed instead of a process being killed with a free-able page in memory.
         """
         mem = self.mem
-        policy = self.global_policy
-        assert policy is not None
+        node = self.node
+        assert node is not None
         self.complete_writeback(self.clock.now())
         self.settle_writeback()
-        freed = policy.shrink(SWAP_CLUSTER_MAX, cgroup=False)
+        freed = node.shrink(SWAP_CLUSTER_MAX, cgroup=False)
         self.stat.pgsteal_direct += freed
         self.clock.used += freed * self.reclaim_cost
         retries = MAX_RECLAIM_RETRIES
@@ -367,7 +372,7 @@ class Reclaim:
                     self.oom.kill(mm)
                     retries = MAX_RECLAIM_RETRIES
                     continue
-            freed = policy.shrink(SWAP_CLUSTER_MAX, cgroup=False)
+            freed = node.shrink(SWAP_CLUSTER_MAX, cgroup=False)
             self.stat.pgsteal_direct += freed
             self.clock.used += freed * self.reclaim_cost
 
@@ -403,9 +408,10 @@ class Reclaim:
         """try_to_free_mem_cgroup_pages: reclaim by the charging process, from the group's lists."""
         self.complete_writeback(self.clock.now())
         self.settle_writeback()
-        policy = self.global_policy
-        assert policy is not None  # one group holds every process: its lists are the global lists
+        policy = cg.lruvec
+        assert policy is not None
         if self.batch:
+            assert isinstance(policy, LinuxLRU)
             freed = policy.shrink(nr, cgroup=True)
         else:
             freed = 0
@@ -598,12 +604,15 @@ class Reclaim:
         self.wait_for_writeback()
         return True
 
-    def can_swap(self) -> bool:
-        return not self.space.full and self._swap_allowed()
+    def can_swap(self, memcg: MemCgroup | None = None) -> bool:
+        return not self.space.full and self._swap_allowed(memcg)
 
-    def _swap_allowed(self) -> bool:
-        cg = self.memcg
-        return cg is None or cg.swap_limit is None or self.space.used < cg.swap_limit
+    def _swap_allowed(self, cg: MemCgroup | None) -> bool:
+        """``cg`` is below its swap limit (memory.swap.max); the group's slots, or with the
+        textbook pager, which keeps no slot's owner, all in use (one group holds every process)."""
+        if cg is None or cg.swap_limit is None:
+            return True
+        return (cg.swap if self.batch else self.space.used) < cg.swap_limit
 
     def free_below_high(self) -> bool:
         return self.mem.nfree <= self.mem.wmark_high
@@ -637,11 +646,16 @@ class Reclaim:
         if slot < 0:
             if isinstance(dev, Zram) and not zero and not dev.can_store():
                 return PAGE_ACTIVATE  # zs_malloc would fail: no RAM for the pool
-            slot = space.alloc() if self._swap_allowed() else -1
+            cg = mm.memcg
+            slot = space.alloc() if self._swap_allowed(cg) else -1
             if slot < 0:
                 return PAGE_ACTIVATE
             cache.add(frame, slot)
             space.owner[slot] = (mm, vpn)
+            if cg is not None:
+                cg.swap += 1  # mem_cgroup_try_charge_swap
+                if cg.swap > cg.swap_peak:
+                    cg.swap_peak = cg.swap
         if mapped:  # try_to_unmap: the PTE now holds the swap entry
             pte[vpn] = SWAPPED - slot
             mm.rss -= 1

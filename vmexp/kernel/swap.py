@@ -569,7 +569,9 @@ class SwapSpace:
     def release(self, slot: int) -> None:
         if self.sequential:
             self._cluster_free(slot + 1)
-            self.owner.pop(slot, None)
+            owner = self.owner.pop(slot, None)
+            if owner is not None and owner[0].memcg is not None:
+                owner[0].memcg.swap -= 1  # mem_cgroup_uncharge_swap
             self.shadow.pop(slot, None)
         else:
             self._free.append(slot)

@@ -48,7 +48,7 @@ from vmexp.kernel.oom import OOMKiller, ProcessKilled
 from vmexp.kernel.pagetable import ACCESSED, DIRTY, PageTable
 from vmexp.kernel.physmem import PhysMem
 from vmexp.kernel.policies import policy_class
-from vmexp.kernel.policies.linux import FOLIO_BATCH_SIZE, LinuxLRU
+from vmexp.kernel.policies.linux import FOLIO_BATCH_SIZE, LinuxLRU, LinuxNode
 from vmexp.kernel.reclaim import SWAP_CLUSTER_MAX, Reclaim
 from vmexp.kernel.swap import SwapCache, SwapDevice, SwapSpace, Zram
 from vmexp.kernel.syscalls import MemoryCalls, Syscalls
@@ -105,11 +105,6 @@ class System:
             rng,
         )
         mem.reclaim = self.reclaim
-        gp = self.reclaim.global_policy
-        if isinstance(gp, LinuxLRU) and m.ncpus > 1:
-            # Each CPU's own lru_add batch, which another CPU's reclaim does not drain (one CPU's is
-            # drained by every reclaim, so it changes nothing there).
-            gp.lru_add_batch = FOLIO_BATCH_SIZE
         self.fault = FaultHandler(
             mem,
             self.space,
@@ -130,10 +125,13 @@ class System:
         self.oom = OOMKiller(self.mms, clock, ps, self.exit_process)
         self.reclaim.oom = self.oom
         cg = settings.cgroup
-        self.memcg: MemCgroup | None = None
-        if cg.enabled:
-            self.memcg = MemCgroup(
-                "vmexp",
+        # The run's memory cgroups: none; one holding every process, whose lists are the
+        # machine's; or several, each with an lruvec of its own under the node that global
+        # reclaim and kswapd aim at (vmexp.kernel.policies.linux.LinuxNode).
+        self.memcgs: list[MemCgroup] = []
+        for i in range(cg.groups if cg.enabled else 0):
+            group = MemCgroup(
+                "vmexp" if cg.groups == 1 else f"vmexp-{i}",
                 None if cg.memory_max is None else cg.memory_max // ps,
                 None if cg.swap_max is None else cg.swap_max // ps,
                 -(-cg.kernel // ps),
@@ -143,7 +141,21 @@ class System:
                 -(-cg.image_zero // ps),
                 cg.image_ids,
             )
-            self.reclaim.memcg = self.memcg
+            group.lruvec = self.reclaim.global_policy if cg.groups == 1 else self.reclaim.new_policy()
+            if isinstance(group.lruvec, LinuxLRU):
+                group.lruvec.memcg = group
+            self.memcgs.append(group)
+        if len(self.memcgs) > 1:
+            lruvecs = [g.lruvec for g in self.memcgs]
+            assert all(isinstance(v, LinuxLRU) for v in lruvecs)  # config: several groups need policy=linux
+            self.reclaim.node = LinuxNode(lruvecs)  # type: ignore[arg-type]
+            self.reclaim.global_policy = None
+        lruvecs = [g.lruvec for g in self.memcgs] or [self.reclaim.global_policy]
+        for lruvec in lruvecs:
+            if isinstance(lruvec, LinuxLRU) and m.ncpus > 1:
+                # Each CPU's own lru_add batch, which another CPU's reclaim does not drain (one
+                # CPU's is drained by every reclaim, so it changes nothing there).
+                lruvec.lru_add_batch = FOLIO_BATCH_SIZE
         self.observe(observer)
 
     def observe(self, observer: Observer | None) -> None:
@@ -163,12 +175,17 @@ class System:
         regions = compute_regions(self.s.layout, self.page_size, aslr_rng)
         aspace = AddressSpace(regions, self.page_size, prog=name, bare=bare)
         pt = PageTable(self.s.layout.va_bits, self.page_size, self.s.layout.pte_bytes)
-        mm = MM(pid, name, aspace, pt, self.reclaim.policy_for_new_process())
+        groups = self.memcgs
+        # Process i joins group i mod groups (cgroup.groups), in the order they start.
+        cg = groups[len(self.mms) % len(groups)] if groups else None
+        policy = (
+            cg.lruvec if cg is not None and cg.lruvec is not None else self.reclaim.policy_for_new_process()
+        )
+        mm = MM(pid, name, aspace, pt, policy)
         self.mms[pid] = mm
-        if self.memcg is not None:
-            self.memcg.attach(mm, program=not bare)
+        if cg is not None:
+            cg.attach(mm, program=not bare)
             if not bare:
-                cg = self.memcg
                 # The tables' pages beyond the first, which is among the hot pages.
                 tables = (
                     [max(0, -(-ids * entry // self.page_size) - 1) for entry in ID_TABLES]
@@ -264,8 +281,8 @@ class System:
         out: dict[str, object] = {}
         ps = self.page_size
         if self.linux:
-            policy = self.reclaim.global_policy
-            events = policy.events() if policy is not None else {}
+            node = self.reclaim.node
+            events = node.events() if node is not None else {}
             out["vmstat"] = {
                 **events,
                 "swap_ra": self.stat.swap_ra,
@@ -278,13 +295,25 @@ class System:
                 "pool_bytes_peak": self.dev.pool_peak * ps,
                 "pool_bytes": self.mem.pool * ps,
             }
-        cg = self.memcg
-        if cg is not None:
+        groups = self.memcgs
+        if groups:
+            kills = [k.get("memcg") for k in self.oom.kills]
+            each = [
+                {
+                    "name": g.name,
+                    "pids": g.pids,
+                    "usage_peak_bytes": g.usage_peak * ps,
+                    "swap_peak_bytes": g.swap_peak * ps if self.linux else None,
+                    "oom_kills": kills.count(g.name),
+                }
+                for g in groups
+            ]
             out["memcg"] = {
                 "limit_bytes": self.s.cgroup.memory_max,
                 "swap_limit_bytes": self.s.cgroup.swap_max,
-                "usage_peak_bytes": cg.usage_peak * ps,
-                "oom_kills": sum(1 for k in self.oom.kills if k.get("memcg") == cg.name),
+                "usage_peak_bytes": max(g.usage_peak for g in groups) * ps,
+                "oom_kills": len([k for k in kills if k is not None]),
+                "groups": each,
             }
         return out
 

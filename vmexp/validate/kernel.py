@@ -994,19 +994,21 @@ Watch = Callable[[Cgroup, int], None]
 
 
 def _poll_stats(
-    cg: Cgroup, procs: Sequence[subprocess.Popen[str]], interval: float, watch: Watch | None = None
+    cgs: Sequence[Cgroup], procs: Sequence[subprocess.Popen[str]], interval: float, watch: Watch | None = None
 ) -> None:
-    """Read the group's ``memory.stat`` every ``interval`` s while the replayer runs: each read
+    """Read each group's ``memory.stat`` every ``interval`` s while the replayers run: each read
     flushes the memcg statistics that reclaim decides on (docs/kernel-truth.md, "What the measurements show").
 
-    ``watch(cg, pid)``, if given, is called instead of the bare read and reads what it samples itself.
+    ``watch(cg, pid)``, if given, is called instead of the bare read (of the first group) and reads
+    what it samples itself.
     """
     while any(p.poll() is None for p in procs):
         with contextlib.suppress(OSError):
             if watch is None:
-                _read(cg.path / "memory.stat")
+                for cg in cgs:
+                    _read(cg.path / "memory.stat")
             else:
-                watch(cg, procs[0].pid)
+                watch(cgs[0], procs[0].pid)
         time.sleep(interval)
 
 
@@ -1022,20 +1024,26 @@ def _replay_once(
     poll_stats: float | None = None,
     watch: Watch | None = None,
     cpus: Sequence[int] | None = None,
+    groups: int = 1,
 ) -> tuple[KernelRun | None, str]:
     """One run in a new group; ``(None, why)`` when the group's OOM killer ended it.
 
     Several records files (the processes of one trace) run at once in the group, one replayer
     each, started together: each stops itself before its loop (``-S``) and all are continued
     at once; each stops again after its loop and is continued to print and exit, freeing its
-    memory as it would.
+    memory as it would. ``groups``: that many new groups side by side, each of ``limit`` (and
+    ``swap_max``), the i-th replayer in group i mod groups (``cgroup.groups``).
     """
     recs = [records] if isinstance(records, str) else list(records)
     group = len(recs) > 1
     if group and probe is not None:
         raise ValueError("a probe reads one process")
+    if groups > len(recs):
+        raise ValueError(f"{groups} groups for {len(recs)} processes")
     exe = str(build_replayer())
-    with memory_cgroup(limit, swap_max) as cg:
+    with contextlib.ExitStack() as made:
+        cgs = [made.enter_context(memory_cgroup(limit, swap_max)) for _ in range(groups)]
+        cg = cgs[0]
         before = _vmstat()
         t0 = time.monotonic()
         stop = probe is not None or group
@@ -1043,7 +1051,8 @@ def _replay_once(
         with contextlib.ExitStack() as undo:
             for i, rec in enumerate(recs):
                 cmd = [exe, "-S", rec] if stop else [exe, rec]
-                join = cg.join if not cpus else functools.partial(_join_on, cg, cpus[i % len(cpus)])
+                its = cgs[i % groups]
+                join = its.join if not cpus else functools.partial(_join_on, its, cpus[i % len(cpus)])
                 proc = subprocess.Popen(
                     cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=join
                 )
@@ -1052,7 +1061,7 @@ def _replay_once(
             poller = None
             if poll_stats is not None:
                 poller = threading.Thread(
-                    target=_poll_stats, args=(cg, procs, poll_stats, watch), daemon=True
+                    target=_poll_stats, args=(cgs, procs, poll_stats, watch), daemon=True
                 )
             if probe is not None:
                 (proc,) = procs
@@ -1092,7 +1101,7 @@ def _replay_once(
                 poller.join()
         seconds = time.monotonic() - t0
         after = _vmstat()
-        kills = cg.oom_kills()
+        kills = sum(c.oom_kills() for c in cgs)
         codes = [p.returncode for p in procs]
         if kills or -signal.SIGKILL in codes:
             return None, f"OOM kill in the group (oom_kill {kills}, exit {', '.join(map(str, codes))})"
@@ -1109,9 +1118,8 @@ def _replay_once(
             cpu_us += vals.get("cpu_us", 0)
         delta = {k: after.get(k, 0) - before.get(k, 0) for k in VMSTAT_KEYS if k in before}
         minflt, majflt = sum(c[0] for c in counts), sum(c[1] for c in counts)
-        return KernelRun(
-            minflt, majflt, seconds, cg.peak(), 0, delta, counts if group else [], cpu_us / 1e6
-        ), ""
+        peak = max(c.peak() for c in cgs)
+        return KernelRun(minflt, majflt, seconds, peak, 0, delta, counts if group else [], cpu_us / 1e6), ""
 
 
 def _join_on(cg: Cgroup, cpu: int) -> None:
@@ -1144,6 +1152,7 @@ def replay_kernel(
     poll_stats: float | None = None,
     watch: Watch | None = None,
     cpus: Sequence[int] | None = None,
+    groups: int = 1,
 ) -> KernelRun:
     """Replay a records file (:func:`records_file`) once in a fresh group of ``limit`` bytes; several
     (the processes of one trace): all at once in that group (:func:`_replay_once`).
@@ -1158,11 +1167,12 @@ def replay_kernel(
     (``validate kernel --stats-every``); ``watch(cg, pid)``, with ``poll_stats``, samples the group
     at each of those reads instead (``bench/kernel_truth.py stock``). ``cpus``: the replayers (one, or
     a trace's several in order) each held to one CPU, the i-th to ``cpus[i % len(cpus)]``, where the
-    scheduler would otherwise place them (``bench/kernel_truth.py irq-cpu``).
+    scheduler would otherwise place them (``bench/kernel_truth.py irq-cpu``). ``groups``: the
+    replayers in that many groups side by side, each of ``limit`` (:func:`_replay_once`).
     """
     reasons = []
     for attempt in range(max_oom_reruns + 1):
-        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats, watch, cpus)
+        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats, watch, cpus, groups)
         if run is not None:
             run.oom_reruns = attempt
             return run
@@ -1243,6 +1253,7 @@ def outcomes(
     progress: Callable[[int, KernelRun | None], None] | None = None,
     poll_stats: float | None = None,
     cpus: Sequence[int] | None = None,
+    groups: int = 1,
 ) -> list[KernelRun | None]:
     """``runs`` replays as :func:`measure`'s, each run once: None for one the group's OOM killer ended.
 
@@ -1253,7 +1264,7 @@ def outcomes(
     """
 
     def once(rec: str | list[str]) -> KernelRun | None:
-        return _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats, None, cpus)[0]
+        return _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats, None, cpus, groups)[0]
 
     return _each_run(trace_path, runs, pids, fresh, progress, once)
 
@@ -1269,14 +1280,15 @@ def measure(
     progress: Callable[[int, KernelRun], None] | None = None,
     poll_stats: float | None = None,
     cpus: Sequence[int] | None = None,
+    groups: int = 1,
 ) -> list[KernelRun]:
     """``runs`` replays of processes ``pids`` of a trace (all at once), each run in its own group
     (inside a :func:`session`);
     ``fresh``: swap that area off and on again before each (:func:`reswap`); ``progress`` is told
-    each run (its number from 1) as it ends: a trace's runs can take minutes; ``poll_stats``, ``cpus``:
-    as :func:`replay_kernel`'s."""
+    each run (its number from 1) as it ends: a trace's runs can take minutes; ``poll_stats``, ``cpus``,
+    ``groups``: as :func:`replay_kernel`'s."""
 
     def rerun_killed(rec: str | list[str]) -> KernelRun:
-        return replay_kernel(rec, limit, swap_max=swap_max, poll_stats=poll_stats, cpus=cpus)
+        return replay_kernel(rec, limit, swap_max=swap_max, poll_stats=poll_stats, cpus=cpus, groups=groups)
 
     return _each_run(trace_path, runs, pids, fresh, progress, rerun_killed)

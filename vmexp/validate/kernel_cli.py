@@ -87,7 +87,7 @@ SIMULATOR_HAS_KERNEL_KEYS = True
 
 # The overrides that describe the real side's set-up; they are consumed here, and passed
 # on to the simulator only through simulator_overrides.
-KERNEL_KEYS = ("cgroup.memory_max", "cgroup.swap_max", "machine.page_cluster")
+KERNEL_KEYS = ("cgroup.memory_max", "cgroup.swap_max", "cgroup.groups", "machine.page_cluster")
 
 # What the replayer's pages cost zram. It writes every byte of a touched range as 0x5a, which zram
 # stores as that one value without compressing it (page_same_filled); measured on this machine by
@@ -122,6 +122,7 @@ class KernelSettings:
     swap_max: int | None
     page_cluster: int | None
     rest: tuple[str, ...]
+    groups: int = 1  # cgroup.groups: the trace's processes in that many groups, each of limit
 
 
 def _override_size(key: str, value: str) -> int | None:
@@ -138,6 +139,7 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
     limit: int | None = DEFAULT_LIMIT
     swap_max = None
     cluster = None
+    groups = 1
     rest = []
     for ov in overrides:
         key, eq, value = ov.lstrip("+").partition("=")
@@ -157,12 +159,16 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
                 )
         elif key == "cgroup.swap_max":
             swap_max = _override_size(key, value)
+        elif key == "cgroup.groups":
+            if not value.isdigit() or int(value) < 1:
+                raise UsageError(f"cgroup.groups={value}: an integer, at least 1 (the groups side by side)")
+            groups = int(value)
         else:
             if not value.isdigit() or int(value) > 31:
                 raise UsageError(f"machine.page_cluster={value}: an integer 0..31 (vm.page-cluster)")
             cluster = int(value)
     assert limit is not None
-    return KernelSettings(limit, swap_max, cluster, tuple(rest))
+    return KernelSettings(limit, swap_max, cluster, tuple(rest), groups)
 
 
 def stats_period(every: str | None) -> int | None:
@@ -233,6 +239,7 @@ def simulator_overrides(
     *,
     new_keys: bool | None = None,
     speed: K.DeviceSpeed | None = None,
+    groups: int = 1,
 ) -> list[str]:
     """The simulator's overrides that describe the kernel the real side ran on.
 
@@ -265,6 +272,8 @@ def simulator_overrides(
         ]
         if swap_max is not None:
             ov.append(f"cgroup.swap_max={_size_arg(swap_max)}")
+        if groups > 1:
+            ov.append(f"cgroup.groups={groups}")
         return ov
     return [
         "nprocs=1",
@@ -564,6 +573,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         trace = parse_trace(args.trace)
         pids = list(trace.ops)  # the simulator numbers them 1, 2, ... in this order (first appearance)
         settings = kernel_settings(args.overrides)
+        if settings.groups > len(pids):
+            raise UsageError(
+                f"cgroup.groups={settings.groups}: the trace has {len(pids)} process(es), one group at least each"
+            )
         new_keys = None if args.keys == "auto" else args.keys == "new"
         period = stats_period(args.stats_every)
         stats = stats_overrides(period, settings.rest, new_keys)
@@ -595,7 +608,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.pin:
                 pin_ov, pin_note, speed = _pinned(facts, cpus, irq, speed)
             sim_ov = simulator_overrides(
-                facts, settings.limit, settings.swap_max, new_keys=new_keys, speed=speed
+                facts,
+                settings.limit,
+                settings.swap_max,
+                new_keys=new_keys,
+                speed=speed,
+                groups=settings.groups,
             )
             given = {o.lstrip("+~").partition("=")[0] for o in rest}
             if (len(pids) > 1 or pin_ov) and "machine.ncpus" not in given:
@@ -634,6 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     progress=said,
                     poll_stats=poll,
                     cpus=cpus if args.pin else None,
+                    groups=settings.groups,
                 )
 
             if sim_oom is None:
@@ -650,7 +669,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sw = facts.swap
     swap_text = f"{sw.kind} swap of {sw.size >> 20} MiB" if sw else "no swap"
     print(
-        f"{args.trace}: the real kernel {facts.release} (cgroup {facts.cgroup}, limit {format_size(settings.limit)}, "
+        f"{args.trace}: the real kernel {facts.release} (cgroup {facts.cgroup}, "
+        + (f"{settings.groups} groups, each " if settings.groups > 1 else "")
+        + f"limit {format_size(settings.limit)}, "
         f"{swap_text}, page-cluster {facts.page_cluster}, swappiness {facts.swappiness}) vs the simulator"
     )
     if device_note:

@@ -37,12 +37,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 from vmexp.fields import ConfigError
 from vmexp.registry import POLICIES
+
+if TYPE_CHECKING:
+    from vmexp.kernel.memcg import MemCgroup
 
 __all__ = [
     "PAGE_ACTIVATE",
@@ -142,8 +145,8 @@ class Reclaimer(FrameView, Protocol):
         """The CPU running now, as the pid of the process on it (0: kswapd or no process)."""
         ...
 
-    def can_swap(self) -> bool:
-        """Swap space is left for the pages being reclaimed (can_reclaim_anon_pages)."""
+    def can_swap(self, memcg: MemCgroup | None = None) -> bool:
+        """Swap space is left for the pages being reclaimed, within ``memcg``'s swap limit (can_reclaim_anon_pages)."""
         ...
 
     def free_below_high(self) -> bool:

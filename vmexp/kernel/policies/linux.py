@@ -105,6 +105,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from math import isqrt
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -119,7 +120,10 @@ from vmexp.kernel.policies.base import (
     register,
 )
 
-__all__ = ["DEF_PRIORITY", "SWAP_CLUSTER_MAX", "LinuxLRU"]
+if TYPE_CHECKING:
+    from vmexp.kernel.memcg import MemCgroup
+
+__all__ = ["DEF_PRIORITY", "SWAP_CLUSTER_MAX", "LinuxLRU", "LinuxNode", "ReclaimTarget"]
 
 SWAP_CLUSTER_MAX = 32  # include/linux/swap.h
 FOLIO_BATCH_SIZE = 31  # include/linux/pagevec.h: a CPU's lru_add batch holds this many pages
@@ -134,9 +138,11 @@ class _ScanControl:
     """The fields of ``struct scan_control`` that anonymous reclaim uses."""
 
     __slots__ = (
+        "anon_cost",
         "cgroup",
         "file_is_tiny",
         "force_deactivate",
+        "full_walk",
         "kswapd",
         "may_deactivate",
         "nr_reclaimed",
@@ -158,11 +164,134 @@ class _ScanControl:
         self.force_deactivate = False
         self.skipped_deactivate = False
         self.file_is_tiny = False
+        self.full_walk = False  # memcg_full_walk: visit every group, not just until enough is free
+        self.anon_cost = 0  # the target's anon_cost, read by prepare_scan_control
         self.stop = False  # kswapd must sleep until a write completes
 
 
+class ReclaimTarget:
+    """What a reclaim aims at (``sc->target_mem_cgroup``): one lruvec, or the node above several.
+
+    ``do_try_to_free_pages``' ladder and ``prepare_scan_control`` read the
+    target's statistics: a memory cgroup's reclaim its group's lruvec; global
+    reclaim the root's, whose counters are hierarchical (the sums of its
+    groups'), so with one set of lists the lruvec is its own target. The
+    anonymous cost that ``get_scan_count`` weighs is the target's as well
+    (``lru_note_cost`` charges every level); the pages scanned are each
+    lruvec's share of its own lists.
+    """
+
+    view: Reclaimer
+    parent: ReclaimTarget | None = None  # the level above, which lru_note_cost also charges
+    anon_cost = 0  # lruvec->anon_cost
+    _refaults = 0  # lruvec->refaults[WORKINGSET_ANON]: the (stale) count at the last reclaim
+    _vmpr_scanned = 0  # vmpressure's tree_scanned: pages scanned since its work last ran
+    _fixed_ratio = 0
+    _page_size = 4096
+
+    def _stats(self) -> tuple[int, int, int]:
+        """The flushed (stale) NR_INACTIVE_ANON, NR_ACTIVE_ANON and WORKINGSET_ACTIVATE_ANON."""
+        raise NotImplementedError
+
+    def _inactive_now(self) -> int:
+        """The inactive pages now (node_page_state, for file_is_tiny)."""
+        raise NotImplementedError
+
+    def _shrink_memcgs(self, sc: _ScanControl) -> None:
+        """shrink_node_memcgs: shrink_lruvec on each lruvec below the target."""
+        raise NotImplementedError
+
+    def lru_add_drain(self, cpu: int | None = None) -> None:
+        raise NotImplementedError
+
+    def events(self) -> dict[str, int]:
+        """Its reclaim's counters, named as /proc/vmstat names them."""
+        raise NotImplementedError
+
+    def shrink(self, nr_to_reclaim: int, *, cgroup: bool, kswapd: bool = False) -> int:
+        """mm/vmscan.c: do_try_to_free_pages: the priority ladder, then the two retries."""
+        self.lru_add_drain()  # shrink_{in,}active_list: the reclaiming CPU's batch, no other's
+        sc = _ScanControl(nr_to_reclaim, cgroup, kswapd)
+        while True:
+            for priority in range(DEF_PRIORITY, -1, -1):
+                sc.priority = priority
+                sc.nr_scanned = 0
+                self._shrink_node(sc)
+                if sc.nr_reclaimed >= nr_to_reclaim or sc.stop:
+                    break
+            self._refaults = self._stats()[2]  # snapshot_refaults
+            if sc.nr_reclaimed or sc.stop:
+                return sc.nr_reclaimed
+            if not sc.full_walk:  # memcg_full_walk: once more, every group, before giving up
+                sc.full_walk = True
+                continue
+            if sc.skipped_deactivate and not sc.force_deactivate:
+                sc.force_deactivate = True
+                sc.skipped_deactivate = False
+                continue
+            return 0
+
+    def _shrink_node(self, sc: _ScanControl) -> None:
+        """shrink_node: prepare_scan_control on the target, then each lruvec below it (shrink_node_memcgs)."""
+        inactive, active, activations = self._stats()
+        if sc.force_deactivate:
+            sc.may_deactivate = True
+        else:
+            # Refaults since the last reclaim mean a new working set: age the active list.
+            sc.may_deactivate = activations != self._refaults or self._inactive_is_low(inactive, active)
+        if not sc.cgroup:
+            sc.file_is_tiny = (
+                self.view.free_below_high()
+                and not sc.may_deactivate
+                and (self._inactive_now() >> sc.priority) > 0
+            )
+        sc.anon_cost = self.anon_cost
+        scanned = sc.nr_scanned
+        self._shrink_memcgs(sc)
+        self._vmpressure(sc.nr_scanned - scanned)
+
+    def _vmpressure(self, scanned: int) -> None:
+        """mm/vmpressure.c: vmpressure: each ``VMPRESSURE_WIN`` pages scanned queue a kworker's work.
+
+        It runs on the reclaiming CPU and preempts the reclaimer (traced:
+        nearly all of the replayer's involuntary switches are to
+        ``vmpressure_work_fn``), which matters for the one page the kernel
+        reads on the way back to user space, the rseq area.
+        """
+        if not scanned:
+            return
+        self._vmpr_scanned += scanned
+        if self._vmpr_scanned >= VMPRESSURE_WIN:
+            self._vmpr_scanned = 0  # vmpressure_work_fn takes the counts
+            self.view.preempted()
+
+    def _inactive_is_low(self, inactive: int, active: int) -> bool:
+        """mm/vmscan.c: inactive_is_low, on the stale sizes."""
+        ratio = self._fixed_ratio
+        if not ratio:
+            gb = ((inactive + active) * self._page_size) >> 30
+            ratio = isqrt(10 * gb) if gb else 1
+        return inactive * ratio < active
+
+    def _note_cost(self, cost: int) -> None:
+        """mm/swap.c: lru_note_cost_unlock_irq: the anonymous cost, decayed against the stale list size.
+
+        The cost goes to the lruvec and to each one above it (the node above
+        several groups), each decayed against its own size.
+        """
+        if not cost:
+            return
+        target: ReclaimTarget | None = self
+        while target is not None:
+            target.anon_cost += cost
+            inactive, active, _ = target._stats()
+            if target.anon_cost > (inactive + active) // 4:
+                target.anon_cost //= 2
+            target = target.parent
+
+
 @register
-class LinuxLRU(Policy):
+class LinuxLRU(ReclaimTarget, Policy):
     """One lruvec: ``OrderedDict``s whose first key is the tail (the oldest end), as in ``lru2q``."""
 
     name = "linux"
@@ -214,12 +343,13 @@ class LinuxLRU(Policy):
         self._batches: dict[int, dict[int, bool]] = {}  # CPU -> {frame: to the active list}, in order
         self._batched: dict[int, int] = {}  # frame -> the CPU whose batch holds it
         self.nonresident_age = 0  # lruvec->nonresident_age: evictions + activations
-        self.anon_cost = 0  # lruvec->anon_cost
-        self._refaults = 0  # lruvec->refaults[WORKINGSET_ANON]: the (stale) count at the last reclaim
+        self.anon_cost = 0
+        self._refaults = 0
         # The flushed statistics: (NR_INACTIVE_ANON, NR_ACTIVE_ANON, WORKINGSET_ACTIVATE_ANON).
         self._stale = (0, 0, 0)
         self._next_flush = self._flush_first
-        self._vmpr_scanned = 0  # vmpressure's tree_scanned: pages scanned since its work last ran
+        self._vmpr_scanned = 0
+        self.memcg: MemCgroup | None = None  # the memory cgroup whose lruvec this is (None: the machine's)
         self.ev: dict[str, int] = dict.fromkeys(
             (
                 "pgscan_anon",
@@ -288,6 +418,12 @@ class LinuxLRU(Policy):
         return dict(self.ev)
 
     # ------------------------------------------------------------ statistics
+    def _inactive_now(self) -> int:
+        return len(self._inactive)
+
+    def _shrink_memcgs(self, sc: _ScanControl) -> None:
+        self._shrink_lruvec(sc)
+
     def _stats(self) -> tuple[int, int, int]:
         """lruvec_page_state: the flushed (stale) list sizes and WORKINGSET_ACTIVATE_ANON."""
         if not self._flush:
@@ -298,23 +434,6 @@ class LinuxLRU(Policy):
             first = self._flush_first
             self._next_flush = first + ((now - first) // self._flush + 1) * self._flush
         return self._stale
-
-    def _inactive_is_low(self, inactive: int, active: int) -> bool:
-        """mm/vmscan.c: inactive_is_low, on the stale sizes."""
-        ratio = self._fixed_ratio
-        if not ratio:
-            gb = ((inactive + active) * self._page_size) >> 30
-            ratio = isqrt(10 * gb) if gb else 1
-        return inactive * ratio < active
-
-    def _note_cost(self, cost: int) -> None:
-        """mm/swap.c: lru_note_cost_unlock_irq: the anonymous cost, decayed against the stale list size."""
-        if not cost:
-            return
-        self.anon_cost += cost
-        inactive, active, _ = self._stats()
-        if self.anon_cost > (inactive + active) // 4:
-            self.anon_cost //= 2
 
     # ------------------------------------------------------------- workingset
     def evicted(self, frame: int) -> int:
@@ -334,7 +453,7 @@ class LinuxLRU(Policy):
         ev = self.ev
         ev["workingset_refault_anon"] += 1
         distance = self.nonresident_age - (shadow >> 1)
-        active = self._stats()[1] if self.view.can_swap() else 0
+        active = self._stats()[1] if self.view.can_swap(self.memcg) else 0
         if distance > active:
             self._lru_add(frame, False)
             return
@@ -373,75 +492,17 @@ class LinuxLRU(Policy):
             return True
         return False
 
-    # ---------------------------------------------------------------- reclaim
-    def shrink(self, nr_to_reclaim: int, *, cgroup: bool, kswapd: bool = False) -> int:
-        """mm/vmscan.c: do_try_to_free_pages: the priority ladder, then the two retries."""
-        self.lru_add_drain()  # shrink_{in,}active_list: the reclaiming CPU's batch, no other's
-        sc = _ScanControl(nr_to_reclaim, cgroup, kswapd)
-        full_walk = False
-        while True:
-            for priority in range(DEF_PRIORITY, -1, -1):
-                sc.priority = priority
-                sc.nr_scanned = 0
-                self._shrink_node(sc)
-                if sc.nr_reclaimed >= nr_to_reclaim or sc.stop:
-                    break
-            self._refaults = self._stats()[2]  # snapshot_refaults
-            if sc.nr_reclaimed or sc.stop:
-                return sc.nr_reclaimed
-            if not full_walk:  # memcg_full_walk: once more before giving up
-                full_walk = True
-                continue
-            if sc.skipped_deactivate and not sc.force_deactivate:
-                sc.force_deactivate = True
-                sc.skipped_deactivate = False
-                continue
-            return 0
-
-    def _shrink_node(self, sc: _ScanControl) -> None:
-        """shrink_node: prepare_scan_control, then shrink_lruvec (one lruvec here)."""
-        inactive, active, activations = self._stats()
-        if sc.force_deactivate:
-            sc.may_deactivate = True
-        else:
-            # Refaults since the last reclaim mean a new working set: age the active list.
-            sc.may_deactivate = activations != self._refaults or self._inactive_is_low(inactive, active)
-        if not sc.cgroup:
-            sc.file_is_tiny = (
-                self.view.free_below_high()
-                and not sc.may_deactivate
-                and (len(self._inactive) >> sc.priority) > 0
-            )
-        scanned = self.ev["pgscan_anon"]
-        self._shrink_lruvec(sc)
-        self._vmpressure(self.ev["pgscan_anon"] - scanned)
-
-    def _vmpressure(self, scanned: int) -> None:
-        """mm/vmpressure.c: vmpressure: each ``VMPRESSURE_WIN`` pages scanned queue a kworker's work.
-
-        It runs on the reclaiming CPU and preempts the reclaimer (traced:
-        nearly all of the replayer's involuntary switches are to
-        ``vmpressure_work_fn``), which matters for the one page the kernel
-        reads on the way back to user space, the rseq area.
-        """
-        if not scanned:
-            return
-        self._vmpr_scanned += scanned
-        if self._vmpr_scanned >= VMPRESSURE_WIN:
-            self._vmpr_scanned = 0  # vmpressure_work_fn takes the counts
-            self.view.preempted()
-
     def _get_scan_count(self, sc: _ScanControl) -> tuple[int, int]:
         """mm/vmscan.c: get_scan_count: pages of (inactive, active) to scan at this priority."""
-        if not self.view.can_swap() or (sc.cgroup and not self.swappiness):
+        if not self.view.can_swap(self.memcg) or (sc.cgroup and not self.swappiness):
             return 0, 0  # SCAN_FILE: the anonymous lists are left alone
         inactive = len(self._inactive) >> sc.priority
         active = len(self._active) >> sc.priority
         if (sc.priority == 0 and self.swappiness) or sc.file_is_tiny:
             return inactive, active  # SCAN_EQUAL / SCAN_ANON
         # SCAN_FRACT, with no file pages: file_cost is 0.
-        anon_cost = 2 * self.anon_cost
-        file_cost = self.anon_cost
+        anon_cost = 2 * sc.anon_cost
+        file_cost = sc.anon_cost
         total = anon_cost + file_cost
         ap = self.swappiness * (total + 1) // (anon_cost + 1)
         fp = (MAX_SWAPPINESS - self.swappiness) * (total + 1) // (file_cost + 1)
@@ -474,7 +535,7 @@ class LinuxLRU(Policy):
             break  # no file pages to balance against
         self.view.unplug()
         sc.nr_reclaimed += reclaimed
-        if self.view.can_swap() and self._inactive_is_low(*self._stats()[:2]):
+        if self.view.can_swap(self.memcg) and self._inactive_is_low(*self._stats()[:2]):
             self._shrink_active_list(SWAP_CLUSTER_MAX)
 
     def _shrink_inactive_list(self, n: int, sc: _ScanControl) -> int:
@@ -570,3 +631,73 @@ class LinuxLRU(Policy):
             inactive[frame] = None
         self.ev["pgrefill"] += len(taken)
         self.ev["pgdeactivate"] += len(taken)
+
+
+class LinuxNode(ReclaimTarget):
+    """The node above several memory cgroups' lruvecs: what global reclaim and kswapd aim at.
+
+    Its statistics are the root memory cgroup's, the sums of its groups'
+    (hierarchical counters); its anonymous cost is charged by every
+    group's (``lru_note_cost`` walks up). ``shrink_node_memcgs`` visits the
+    groups in order: kswapd, and a reclaim's retry (``memcg_full_walk``),
+    every one; a direct reclaimer from where the last one stopped
+    (``mem_cgroup_iter``'s shared cursor) until it has freed enough or
+    reached the last group, so that reclaim goes round the groups
+    instead of always taking from the first.
+    """
+
+    def __init__(self, lruvecs: list[LinuxLRU]) -> None:
+        self.lruvecs = lruvecs
+        first = lruvecs[0]
+        self.view = first.view
+        self._fixed_ratio = first._fixed_ratio
+        self._page_size = first._page_size
+        self.anon_cost = 0
+        self._refaults = 0
+        self._vmpr_scanned = 0
+        self._cursor = 0  # mem_cgroup_iter's position: the group the next partial walk starts at
+        for lruvec in lruvecs:
+            lruvec.parent = self
+
+    def _stats(self) -> tuple[int, int, int]:
+        inactive = active = activations = 0
+        for lruvec in self.lruvecs:
+            i, a, w = lruvec._stats()
+            inactive += i
+            active += a
+            activations += w
+        return inactive, active, activations
+
+    def _inactive_now(self) -> int:
+        return sum(len(lruvec._inactive) for lruvec in self.lruvecs)
+
+    def lru_add_drain(self, cpu: int | None = None) -> None:
+        for lruvec in self.lruvecs:
+            lruvec.lru_add_drain(cpu)
+
+    def _shrink_memcgs(self, sc: _ScanControl) -> None:
+        lruvecs = self.lruvecs
+        if sc.kswapd or sc.full_walk:
+            for lruvec in lruvecs:
+                lruvec._shrink_lruvec(sc)
+                if sc.stop:
+                    return
+            return
+        k = self._cursor
+        while k < len(lruvecs):
+            lruvecs[k]._shrink_lruvec(sc)
+            k += 1
+            if sc.stop or sc.nr_reclaimed >= sc.nr_to_reclaim:
+                break  # mem_cgroup_iter_break: the next walk starts at the next group
+        self._cursor = k if k < len(lruvecs) else 0
+
+    def __len__(self) -> int:
+        return sum(len(lruvec) for lruvec in self.lruvecs)
+
+    def events(self) -> dict[str, int]:
+        """The node's counters (/proc/vmstat): the sums of its groups'."""
+        out = dict.fromkeys(self.lruvecs[0].ev, 0)
+        for lruvec in self.lruvecs:
+            for key, n in lruvec.ev.items():
+                out[key] += n
+        return out
