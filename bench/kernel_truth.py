@@ -1179,24 +1179,34 @@ def churn(seeds: list[int], runs: int, every: float) -> Path:
     return out
 
 
-def group(config: str, runs: int, names: list[str]) -> Path:
+def group(config: str, runs: int, names: list[str], groups: int = 1) -> Path:
     """The processes of ``workloads.GROUP``'s traces ``names`` run at once in one group (``validate
     kernel``'s group runs), each run's every process counted; ``tests/data/real_kernel/group_<config>.json``,
-    where the other workloads' runs already recorded stay (each workload says its date)."""
+    where the other workloads' runs already recorded stay (each workload says its date).
+
+    ``groups`` > 1: in that many groups side by side, each of the 64 MiB shared out (``cgroup.groups``,
+    process i in group i mod groups); ``groups<N>_<config>.json``.
+    """
     spec = CONFIGS[config]
     traces = _workload_dir()
     write_all(traces, names)
-    out = DATA / f"group_{config}.json"
+    out = DATA / (f"group_{config}.json" if groups == 1 else f"groups{groups}_{config}.json")
+    limit = LIMIT // groups
     with K.session(spec["swap"], cluster=spec["cluster"]) as facts:
         doc = record(
             facts,
             "several processes of one trace at once in a fresh memory cgroup per run, their loops started "
-            "together: the group's minflt/majflt and each process's (procs, in the order p1, p2, ...)",
+            "together: the group's minflt/majflt and each process's (procs, in the order p1, p2, ...)"
+            if groups == 1
+            else f"several processes of one trace at once in {groups} fresh memory cgroups of {limit >> 20} MiB "
+            "each per run (process i in group i mod groups), their loops started together: the sums of "
+            "minflt/majflt and each process's (procs, in the order p1, p2, ...)",
             names,
             runs,
             False,
             config=config,
         )
+        doc["settings"].update(limit_bytes=limit, groups=groups)
         for n in names:
             trace = traces / f"{n}.trace"
 
@@ -1204,7 +1214,7 @@ def group(config: str, runs: int, names: list[str]) -> Path:
                 print(f"group: {n} run {i}/{runs}: {json.dumps(run.as_dict())}", file=sys.stderr, flush=True)
 
             pids = list(parse_trace(trace).ops)  # in the order the simulator numbers them
-            done = K.measure(trace, LIMIT, runs, pids=pids, progress=said)
+            done = K.measure(trace, limit, runs, pids=pids, progress=said, groups=groups)
             doc["workloads"][n].update(runs=[r.as_dict() for r in done], date=doc["date"])
     if out.is_file():
         kept = json.loads(out.read_text())["workloads"]
@@ -2857,6 +2867,12 @@ def main() -> int:
     )
     gr.add_argument("--config", choices=list(CONFIGS), default="file_pc3")
     gr.add_argument("--runs", type=int, default=6)
+    gr.add_argument(
+        "--groups",
+        type=int,
+        default=1,
+        help="that many groups side by side, sharing out the 64 MiB (cgroup.groups)",
+    )
     si = sub.add_parser(
         "swapins",
         help="a GROUP workload's swap-ins traced on the kernel (root, tracefs) and logged in the simulator: "
@@ -3032,11 +3048,11 @@ def main() -> int:
             print(churn(seeds, a.runs, a.every))
         elif a.cmd == "group":
             names = a.names.split(",")
-            if a.runs < 1 or not set(names) <= set(GROUP):
+            if a.runs < 1 or a.groups < 1 or not set(names) <= set(GROUP):
                 raise K.KernelRunError(
-                    f"group: --runs at least 1 and workloads of {', '.join(GROUP)}, got {a.names!r}"
+                    f"group: --runs and --groups at least 1 and workloads of {', '.join(GROUP)}, got {a.names!r}"
                 )
-            print(group(a.config, a.runs, names))
+            print(group(a.config, a.runs, names, a.groups))
         elif a.cmd == "swapins":
             if a.name not in GROUP or a.runs < 0:
                 raise K.KernelRunError(f"swapins: a workload of {', '.join(GROUP)} and --runs at least 0")

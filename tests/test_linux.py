@@ -230,6 +230,8 @@ def test_a_deep_queues_busy_time_is_the_time_any_request_is_unfinished() -> None
         ("machine.page_cluster=32", "machine.page_cluster: must be an integer between 0 and 31"),
         ("machine.zram.compression_ratio=0.5", "machine.zram.compression_ratio: must be a number >= 1"),
         ("cgroup.memory_max=8M policy=lru policy.scope=local", "policy.scope=local: a memory cgroup"),
+        ("cgroup.groups=2 policy=lru", "cgroup.groups: 2 groups need policy=linux"),
+        ("cgroup.groups=0", "cgroup.groups: must be an integer >= 1"),
     ],
 )
 def test_bad_kernel_keys_name_themselves(override: str, message: str) -> None:
@@ -248,6 +250,52 @@ def test_a_group_too_small_for_what_its_processes_bring_is_refused_before_the_ru
     assert run(tmp_path, one, "cgroup.memory_max=1M", "nprocs=4", check=False).processes[0].minflt == 17
     with pytest.raises(ConfigError, match=r"is too small for 1 process: its own pages"):
         run(tmp_path, one, "cgroup.memory_max=512k", check=False)
+
+
+# A cache of 512 KiB written, then read four times, beside a hog that writes 4 MiB twice over.
+CACHE_AND_HOG = (
+    "p1: malloc 1 512k\np1: touch 1 0 524272 w\n"
+    + "p1: touch 1 0 524272 r\n" * 4
+    + "p2: malloc 1 4M\n"
+    + "p2: touch 1 0 4194288 w\n" * 2
+)
+
+
+def test_groups_side_by_side_each_reclaim_only_their_own_pages(tmp_path: Path) -> None:
+    # Process i joins group i mod cgroup.groups, and each group has a limit and lists of its own
+    # (mem_cgroup_lruvec): the cache fits its 1 MiB group, and the hog, pressing on its own limit
+    # on the other CPU, never takes a page of it; its second sweep misses on every page, as alone in
+    # 1 MiB (test_a_sweep_larger_than_the_group_misses_on_every_page_read_back). Sharing one 1 MiB
+    # group, the hog's reclaim writes some of the cache's pages out.
+    keys = (*GROUP, "machine.swap_device=zram", "machine.ncpus=2")
+    r = run(tmp_path, CACHE_AND_HOG, *keys, "cgroup.groups=2")
+    cache, hog = r.processes
+    assert (cache.minflt, cache.majflt, cache.pswpout) == (129, 0, 0)
+    assert hog.majflt == 1024
+    groups = r.system["memcg"]["groups"]
+    assert [g["pids"] for g in groups] == [[1], [2]]
+    assert [g["name"] for g in groups] == ["vmexp-0", "vmexp-1"]
+    assert all(g["usage_peak_bytes"] <= 1 << 20 for g in groups)
+    assert groups[0]["swap_peak_bytes"] == 0 and groups[1]["swap_peak_bytes"] >= 3 << 20
+    shared = run(tmp_path, CACHE_AND_HOG, *keys).processes
+    assert shared[0].pswpout > 0
+
+
+def test_the_machines_reclaim_goes_round_the_groups_lists(tmp_path: Path) -> None:
+    # Groups without a limit of their own, on a machine too small for both processes: global
+    # reclaim (shrink_node_memcgs) takes from each group's lists in turn, not from the first alone.
+    text = "".join(
+        f"p{p}: malloc 1 2M\np{p}: touch 1 0 2097136 w\np{p}: touch 1 0 2097136 r\n" for p in (1, 2)
+    )
+    r = run(
+        tmp_path, text, "ram=3M", "swap=64M", "cgroup.groups=2", "cgroup.image=0", "cgroup.kernel=0",
+        "machine.swap_device=ssd", "machine.min_free=0", "machine.ncpus=2",
+    )  # fmt: skip
+    groups = r.system["memcg"]["groups"]
+    assert [g["pids"] for g in groups] == [[1], [2]]
+    assert all(g["swap_peak_bytes"] > 1 << 20 for g in groups)
+    assert all(p.exit == "ok" and p.majflt > 0 for p in r.processes)
+    assert r.system["memcg"]["limit_bytes"] is None
 
 
 def test_a_trace_of_many_block_ids_brings_the_programs_tables_of_them(tmp_path: Path) -> None:

@@ -306,18 +306,24 @@ def _title(data: RunData, settings: Settings | None) -> str:
     n = len(data.metrics["processes"])
     run_name = _run_name(data, settings)
     name = f"{run_name}: " if run_name != "default" else ""
-    limit = _memcg_limit(data)
-    group = f", a {format_size(limit)} memory cgroup" if limit is not None else ""
+    limit, groups = _memcg_limit(data)
+    if limit is None:
+        group = ""
+    elif groups == 1:
+        group = f", a {format_size(limit)} memory cgroup"
+    else:
+        group = f", {groups} memory cgroups of {format_size(limit)}"
     return (
         f"{name}{n} process{'es' if n != 1 else ''}, {format_size(int(s['ram_bytes']))} RAM{group}, "
         f"{format_size(int(s['page_size']))} pages"
     )
 
 
-def _memcg_limit(data: RunData) -> int | None:
-    """The run's memory cgroup limit in bytes (``cgroup.memory_max``); None without one."""
-    limit = (data.metrics["system"].get("memcg") or {}).get("limit_bytes")
-    return None if limit is None else int(limit)
+def _memcg_limit(data: RunData) -> tuple[int | None, int]:
+    """Each memory cgroup's limit in bytes (``cgroup.memory_max``; None without one) and how many groups."""
+    memcg = data.metrics["system"].get("memcg") or {}
+    limit = memcg.get("limit_bytes")
+    return (None if limit is None else int(limit)), len(memcg.get("groups") or [None])
 
 
 def _sample_interval(data: RunData) -> str:
@@ -526,16 +532,23 @@ def _memory_fig(data: RunData, title: str) -> Figure:
     ram = int(s["ram_bytes"])
 
     _stack(top, *_wide(procs, "rss_bytes", pids), data, colors)
-    limit = _memcg_limit(data)
+    each, groups = _memcg_limit(data)
+    # The groups' limits together bound the stacked RSS of their processes.
+    limit = None if each is None else each * groups
     # A group far smaller than the machine (a container on a big host) is what bounds RSS:
     # scaled to RAM it would be a sliver at the bottom, so the panel is scaled to the group.
     scale = ram if limit is None or 2 * limit >= ram else limit
     if scale == ram:
         top.axhline(ram, color="black", linestyle="--", linewidth=1.3, label=f"RAM ({format_size(ram)})")
-    if limit is not None and limit < ram:
+    if each is not None and limit is not None and limit < ram:
         # The group also pays for page tables and kernel memory, so RSS levels off below it.
+        what = (
+            "memory cgroup limit"
+            if groups == 1
+            else f"memory cgroup limits\n({groups} × {format_size(each)})"
+        )
         top.axhline(limit, color="#aa0000", linestyle="-.", linewidth=1.3,
-                    label=f"memory cgroup limit\n({format_size(limit)}: RSS, page\ntables, kernel memory)")  # fmt: skip
+                    label=f"{what}\n({format_size(limit)}: RSS, page\ntables, kernel memory)")  # fmt: skip
     top.set_ylim(0, scale * 1.12)
     _mark_oom_kills(top, s.get("oom_kill_log") or [], scale * 1.06, data.end_s)
     top.set_ylabel("resident memory (RSS)")

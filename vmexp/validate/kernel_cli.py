@@ -335,13 +335,16 @@ def _process_runs(real: Sequence[K.KernelRun], i: int) -> list[K.KernelRun]:
     return [dataclasses.replace(r, minflt=r.procs[i][0], majflt=r.procs[i][1], procs=[]) for r in real]
 
 
-def format_group(real: list[K.KernelRun], sims: Sequence[tuple[str, int, int]]) -> tuple[str, bool]:
+def format_group(
+    real: list[K.KernelRun], sims: Sequence[tuple[str, int, int]], groups: int = 1
+) -> tuple[str, bool]:
     """Several processes replayed at once: a table per process (``sims``: its name and the
-    simulator's minflt and majflt, in the order of the real runs' ``procs``), then the group's sums;
-    and whether every one of them agrees."""
+    simulator's minflt and majflt, in the order of the real runs' ``procs``), then the sums of
+    the group (or of the ``groups`` side by side); and whether every one of them agrees."""
     blocks, ok = [], True
     rows = [(f"process {name}", _process_runs(real, i), mn, mj) for i, (name, mn, mj) in enumerate(sims)]
-    rows.append(("the group", real, sum(x[1] for x in sims), sum(x[2] for x in sims)))
+    total = "the group" if groups == 1 else f"the {groups} groups"
+    rows.append((total, real, sum(x[1] for x in sims), sum(x[2] for x in sims)))
     for label, runs, mn, mj in rows:
         blocks.append(f" {label}:\n{format_table(runs, mn, mj)}")
         ok &= compare(runs, mn, mj).ok
@@ -705,7 +708,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok = compare(real, sim.minflt, sim.majflt).ok
     else:
         table, ok = format_group(
-            real, [(f"p{pid}", procs[i].minflt, procs[i].majflt) for i, pid in enumerate(pids, 1)]
+            real,
+            [(f"p{pid}", procs[i].minflt, procs[i].majflt) for i, pid in enumerate(pids, 1)],
+            settings.groups,
         )
         print(table)
     print(_time_lines(real, simulated))
@@ -715,7 +720,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     tol = f"majflt within {MAJFLT_TOLERANCE:.0%}, minflt within {MINFLT_TOLERANCE:.0%} or inside the real runs' range"
     if len(pids) > 1:
-        tol += ", for every process and the group"
+        tol += (
+            ", for every process and the group" if settings.groups == 1 else ", for every process and in all"
+        )
     print(f"RESULT: {'agree' if ok else 'DIFFER'} ({tol})")
     if not ok and period is None and _timer_may_decide(real, sim_ov):
         print(
@@ -729,7 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "simulator's process on that CPU runs further ahead than the kernel's and the group faults less "
             '(why is open); docs/kernel-truth.md, "Which CPU the disk interrupts"'
         )
-    elif not ok and len(pids) > 1:
+    elif not ok and len(pids) > 1 and settings.groups == 1:
         print(
             "note: processes contending for one group split the kernel's faults evenly, as the simulator's "
             "do, or one gets ahead and the group faults less (on zram, 5 runs in 8 of two 40 MiB processes); "
