@@ -296,11 +296,11 @@ class CgroupSettings:
 
     memory_max: int | None = decl.size(
         None,
-        "the group's limit (memory.max): at it the charging process reclaims, then the group's OOM killer kills",
-        null="no group",
+        "each group's limit (memory.max): at it the charging process reclaims, then the group's OOM killer kills",
+        null="no group (unless cgroup.groups > 1: groups with no limit of their own)",
     )
     swap_max: int | None = decl.size(
-        None, "memory.swap.max: swap the group may use", null="no limit of its own"
+        None, "memory.swap.max: swap each group may use", null="no limit of its own"
     )
     groups: int = decl.integer(
         1,

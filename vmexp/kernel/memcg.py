@@ -1,7 +1,10 @@
 """A memory cgroup: a limit on what a group of processes may hold in memory (mm/memcontrol.c).
 
 Every process of a run with ``cgroup.memory_max`` or ``cgroup.swap_max``
-belongs to one group, as in a container. The group's usage
+belongs to one group, as in a container; with ``cgroup.groups`` = N to one
+of N groups side by side (process i to group i mod N), each with those
+limits and lists of its own (``lruvec``: ``vmexp.kernel.policies.linux``
+says how the machine's reclaim goes round them). A group's usage
 (``memory.usage_in_bytes``, ``memory.current``) counts what Linux charges to
 it, measured on Linux 6.18 with the replayer (tests/data/real_kernel/overhead.json):
 
@@ -63,7 +66,10 @@ simulator takes the usual case.
 
 ``swap_limit`` (``memory.swap.max``): swap slots the group may use; with it
 spent, anonymous pages cannot be reclaimed and the group's OOM killer runs.
-With one group holding every process, the group's swap is the swap in use.
+``swap`` counts the slots its pages hold on Linux's path (charged when
+reclaim gives a page a slot, uncharged when the slot is freed); the
+textbook pager, which keeps no slot's owner and allows one group only,
+counts the swap in use.
 """
 
 from __future__ import annotations

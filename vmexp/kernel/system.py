@@ -145,14 +145,17 @@ class System:
             if isinstance(group.lruvec, LinuxLRU):
                 group.lruvec.memcg = group
             self.memcgs.append(group)
+        lruvecs = [
+            v
+            for v in [g.lruvec for g in self.memcgs] or [self.reclaim.global_policy]
+            if isinstance(v, LinuxLRU)
+        ]
         if len(self.memcgs) > 1:
-            lruvecs = [g.lruvec for g in self.memcgs]
-            assert all(isinstance(v, LinuxLRU) for v in lruvecs)  # config: several groups need policy=linux
-            self.reclaim.node = LinuxNode(lruvecs)  # type: ignore[arg-type]
+            assert len(lruvecs) == len(self.memcgs)  # the config's check: several groups need policy=linux
+            self.reclaim.node = LinuxNode(lruvecs)
             self.reclaim.global_policy = None
-        lruvecs = [g.lruvec for g in self.memcgs] or [self.reclaim.global_policy]
-        for lruvec in lruvecs:
-            if isinstance(lruvec, LinuxLRU) and m.ncpus > 1:
+        if m.ncpus > 1:
+            for lruvec in lruvecs:
                 # Each CPU's own lru_add batch, which another CPU's reclaim does not drain (one
                 # CPU's is drained by every reclaim, so it changes nothing there).
                 lruvec.lru_add_batch = FOLIO_BATCH_SIZE

@@ -94,7 +94,16 @@ slots that swap readahead then reads back together (docs/kernel-truth.md,
 every reclaim drains the only batch first, so the lists are the same
 without it, and it is off (``lru_add_batch`` 0).
 
-Simplifications: one node; no file pages (so ``get_scan_count``'s file side
+Several memory cgroups (``cgroup.groups``): each has an lruvec of its own,
+and a group's reclaim (``try_to_free_mem_cgroup_pages``) works on it alone;
+the machine's (direct reclaim, kswapd) aims at ``LinuxNode``, whose
+statistics and anonymous cost are the root's (``ReclaimTarget``: what a
+reclaim aims at, ``sc->target_mem_cgroup``) and which visits the groups'
+lruvecs in turn (``shrink_node_memcgs``). With one group, or none, the one
+lruvec is its own target, as the kernel's root lruvec is with one child.
+
+Simplifications: one node; no hierarchy below the root (no parent group's
+limit over several groups); no file pages (so ``get_scan_count``'s file side
 is empty); the memcg charge stock is ignored
 (``vmexp.kernel.memcg``: a run rarely has one at its limit);
 a page still being read by readahead is not skipped at the tail (``trylock``).
