@@ -1191,7 +1191,7 @@ def group(config: str, runs: int, names: list[str], groups: int = 1) -> Path:
     traces = _workload_dir()
     write_all(traces, names)
     out = DATA / (f"group_{config}.json" if groups == 1 else f"groups{groups}_{config}.json")
-    limit = LIMIT // groups
+    limit = LIMIT // groups  # each group's
     with K.session(spec["swap"], cluster=spec["cluster"]) as facts:
         doc = record(
             facts,
@@ -1214,7 +1214,7 @@ def group(config: str, runs: int, names: list[str], groups: int = 1) -> Path:
                 print(f"group: {n} run {i}/{runs}: {json.dumps(run.as_dict())}", file=sys.stderr, flush=True)
 
             pids = list(parse_trace(trace).ops)  # in the order the simulator numbers them
-            done = K.measure(trace, limit, runs, pids=pids, progress=said, groups=groups)
+            done = K.measure(trace, [limit] * groups, runs, pids=pids, progress=said)
             doc["workloads"][n].update(runs=[r.as_dict() for r in done], date=doc["date"])
     if out.is_file():
         kept = json.loads(out.read_text())["workloads"]

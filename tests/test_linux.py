@@ -139,6 +139,24 @@ def test_at_its_limit_the_group_kills_its_largest_process(tmp_path: Path) -> Non
     assert r.system["memcg"]["usage_peak_bytes"] <= 1 << 20
 
 
+def test_each_group_has_a_swap_limit_of_its_own(tmp_path: Path) -> None:
+    # cgroup.swap_max bounds each group's own slots (memory.swap.max; mem_cgroup_try_charge_swap
+    # charges the group of the page given a slot). In two 1 MiB groups with 512 KiB of swap each,
+    # a process writing 1.25 MiB fits its group's memory and swap, and one writing 2 MiB does not:
+    # its group's OOM killer takes it, and the first group's slots stay its own to use.
+    text = (
+        "p1: malloc 1 1280k\np1: touch 1\np1: compute 20ms\np1: touch 1 0 1310704 r\n"
+        "p2: malloc 1 2M\np2: touch 1\np2: touch 1 0 2097136 r\n"
+    )
+    r = run(tmp_path, text, *GROUP, "cgroup.groups=2", "cgroup.swap_max=512k", "machine.swap_device=zram")
+    assert {p.pid: p.exit for p in r.processes} == {1: "ok", 2: "oom-killed"}
+    (kill,) = r.system["oom_kill_log"]
+    assert (kill["pid"], kill["memcg"]) == (2, "vmexp-1")
+    first, second = r.system["memcg"]["groups"]
+    assert 0 < first["swap_peak_bytes"] <= 512 << 10 and second["swap_peak_bytes"] == 512 << 10
+    assert (first["oom_kills"], second["oom_kills"]) == (0, 1)
+
+
 def test_the_group_never_holds_more_than_its_limit(tmp_path: Path) -> None:
     r = run(tmp_path, SEQ, *GROUP, "machine.swap_device=hdd", "machine.page_cluster=3")
     assert r.system["memcg"]["usage_peak_bytes"] == 1 << 20  # full, never over (readahead included)
@@ -232,6 +250,9 @@ def test_a_deep_queues_busy_time_is_the_time_any_request_is_unfinished() -> None
         ("cgroup.memory_max=8M policy=lru policy.scope=local", "policy.scope=local: a memory cgroup"),
         ("cgroup.groups=2 policy=lru", "cgroup.groups: 2 groups need policy=linux"),
         ("cgroup.groups=0", "cgroup.groups: must be an integer >= 1"),
+        ("cgroup.limits=[1M,2M]", r"cgroup.limits: 2 limits for 1 group \(set cgroup.groups=2\)"),
+        ("cgroup.limits=[1M,lots] cgroup.groups=2", r"cgroup.limits\[1\]: expected a size"),
+        ("cgroup.limits=1M", "cgroup.limits: expected a list of sizes"),
     ],
 )
 def test_bad_kernel_keys_name_themselves(override: str, message: str) -> None:
@@ -250,6 +271,11 @@ def test_a_group_too_small_for_what_its_processes_bring_is_refused_before_the_ru
     assert run(tmp_path, one, "cgroup.memory_max=1M", "nprocs=4", check=False).processes[0].minflt == 17
     with pytest.raises(ConfigError, match=r"is too small for 1 process: its own pages"):
         run(tmp_path, one, "cgroup.memory_max=512k", check=False)
+    # Each group its own: the default run's four processes in two groups, pids 2 and 4 in the second.
+    with pytest.raises(
+        ConfigError, match=r"cgroup.limits\[1\]: 100 KiB is too small for group 1's 2 processes"
+    ):
+        simulate_with("cgroup.groups=2", "cgroup.limits=[2M,100k]")
 
 
 # A cache of 512 KiB written, then read four times, beside a hog that writes 4 MiB twice over.
@@ -279,6 +305,21 @@ def test_groups_side_by_side_each_reclaim_only_their_own_pages(tmp_path: Path) -
     assert groups[0]["swap_peak_bytes"] == 0 and groups[1]["swap_peak_bytes"] >= 3 << 20
     shared = run(tmp_path, CACHE_AND_HOG, *keys).processes
     assert shared[0].pswpout > 0
+
+
+def test_each_group_may_have_a_limit_of_its_own(tmp_path: Path) -> None:
+    # cgroup.limits: the groups' limits in order. The hog fills its 2 MiB group, and its 4 MiB read
+    # back in the order written still misses on every page, as in 1 MiB: a loop larger than memory
+    # defeats LRU however little it overruns; the cache's 1 MiB group is untouched.
+    keys = (*GROUP, "machine.swap_device=zram", "machine.ncpus=2", "cgroup.groups=2")
+    r = run(tmp_path, CACHE_AND_HOG, *keys, "cgroup.limits=[1M,2M]")
+    cache, hog = r.processes
+    assert (cache.majflt, cache.pswpout) == (0, 0)
+    groups = r.system["memcg"]["groups"]
+    assert [g["limit_bytes"] for g in groups] == [1 << 20, 2 << 20]
+    assert groups[0]["usage_peak_bytes"] <= 1 << 20 < groups[1]["usage_peak_bytes"] <= 2 << 20
+    even = run(tmp_path, CACHE_AND_HOG, *keys).processes[1]
+    assert even.majflt == hog.majflt == 1024
 
 
 def test_the_machines_reclaim_goes_round_the_groups_lists(tmp_path: Path) -> None:

@@ -171,6 +171,28 @@ def test_the_processes_of_a_trace_run_at_once_in_one_group_and_each_is_counted(t
 
 @real_kernel
 @pytest.mark.real_kernel
+def test_the_processes_of_a_trace_run_in_groups_of_their_own(tmp_path: Path) -> None:
+    # cgroup.groups=2: replayer i in group i mod 2, each group of 16 MiB. A process of 12 MiB read
+    # back beside one that writes 24 MiB three times over: in groups of their own the first never
+    # faults a page back, however hard the other presses on its limit, and the loop misses on every
+    # page of its second and third sweeps, as alone in 16 MiB (the loop test below). Each group
+    # peaks at its limit at most, and the session leaves neither behind.
+    trace = write_trace(
+        tmp_path,
+        "p1: malloc 1 12M\np1: touch 1\np1: touch 1 0 12M r\np1: touch 1 0 12M r\n"
+        "p2: malloc 1 24M\np2: touch 1\np2: touch 1\np2: touch 1\n",
+    )
+    n = 24 * MIB // PAGE + 1  # the loop's mapping, header included
+    with K.session("zram"):
+        (run,) = K.measure(trace, [16 * MIB, 16 * MIB], 1, pids=(1, 2))
+    assert run.procs[0] == (12 * MIB // PAGE + 2, 0)
+    assert run.procs[1][0] == n + 1 and 2 * n - 2 <= run.procs[1][1] <= 2 * n + 64, run.procs
+    assert run.peak <= 16 * MIB
+    assert leftovers() == CLEAN
+
+
+@real_kernel
+@pytest.mark.real_kernel
 def test_a_loop_larger_than_the_limit_misses_on_every_reference(tmp_path: Path) -> None:
     # Three write sweeps of 24 MiB through a 16 MiB group: the second and third sweep miss on
     # every page (the LRU pathology of a loop larger than memory), on zram at any page-cluster:
@@ -791,6 +813,24 @@ def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Pa
     ov = simulator_overrides(_facts("zram", 3), s.limit, groups=s.groups)
     assert "cgroup.groups=2" in ov and "cgroup.memory_max=32M" in ov
     assert not any(o.startswith("cgroup.groups") for o in simulator_overrides(_facts("zram", 3), s.limit))
+    # Or a limit for each.
+    s = kernel_settings(["cgroup.groups=2", "cgroup.limits=[16M,48M]"])
+    assert (s.limits, s.replay_limit, s.describe()) == (
+        (16 * MIB, 48 * MIB),
+        [16 * MIB, 48 * MIB],
+        "2 groups, limits 16 MiB, 48 MiB",
+    )
+    assert "cgroup.limits=[16M,48M]" in simulator_overrides(
+        _facts("zram", 3), s.limit, groups=2, limits=s.limits
+    )
+    assert kernel_settings(["cgroup.groups=2"]).replay_limit == [64 * MIB, 64 * MIB]
+    for bad, msg in (
+        ("cgroup.limits=[16M,48M]", r"cgroup.limits: 2 limits for 1 group \(set cgroup.groups=2\)"),
+        ("cgroup.limits=[16M,1M]", r"cgroup.limits=1M: at least 8M"),
+        ("cgroup.limits=[]", r"cgroup.limits=\[\]: a list of sizes"),
+    ):
+        with pytest.raises(UsageError, match=msg):
+            kernel_settings([bad])
 
 
 def test_the_kernel_command_refuses_more_groups_than_the_trace_has_processes(

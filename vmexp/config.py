@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,25 @@ def _plain(node: Any) -> Any:
     if isinstance(node, DictConfig | ListConfig):
         return OmegaConf.to_container(node, resolve=True)
     return node
+
+
+def _group_limits(value: Any, key: str, error: type[Exception]) -> tuple[int, ...] | None:
+    """``cgroup.limits``: each group's memory.max in bytes, from a list of sizes (None: not given)."""
+    v = _plain(value)
+    if v is None or isinstance(v, tuple):  # not given, or already parsed (a copy of settings)
+        return v
+    if not isinstance(v, list) or not v:
+        raise error(f"{key}: expected a list of sizes, one a group, such as [32M, 96M], got {v!r}")
+    out = []
+    for i, x in enumerate(v):
+        try:
+            n = parse_size(x)
+        except (UnitError, TypeError) as e:
+            raise error(f"{key}[{i}]: {e}") from None
+        if n <= 0:
+            raise error(f"{key}[{i}]: a group's limit must be more than 0, got {x!r}")
+        out.append(n)
+    return tuple(out)
 
 
 def _swap_device(value: Any, key: str, error: type[Exception]) -> tuple[str, int, int, bool, int, int]:
@@ -309,6 +329,16 @@ class CgroupSettings:
         "more than 1 needs policy=linux",
         lo=1,
     )
+    limits: tuple[int, ...] | None = decl.custom(
+        None,
+        "each group's own limit in place of cgroup.memory_max, in the groups' order: a list of sizes, as many as "
+        "cgroup.groups (such as [32M, 96M])",
+        _group_limits,
+        typed_default=None,
+        null="cgroup.memory_max for every group",
+        valid="null | [SIZE, ...]",
+        unit_override="bytes",
+    )
     image: int = decl.size(
         "528k",
         "each process's own pages (stack, program and library data), written at start, then evictable (132 pages measured); "
@@ -349,7 +379,16 @@ class CgroupSettings:
 
     @property
     def enabled(self) -> bool:
-        return self.memory_max is not None or self.swap_max is not None or self.groups > 1
+        return (
+            self.memory_max is not None
+            or self.swap_max is not None
+            or self.groups > 1
+            or self.limits is not None
+        )
+
+    def limit_of(self, group: int) -> int | None:
+        """Group ``group``'s limit in bytes (memory.max); None: no limit of its own."""
+        return self.limits[group] if self.limits is not None else self.memory_max
 
 
 @dataclass(frozen=True)
@@ -738,37 +777,43 @@ def _allocator(raw: Any, threshold: int | None, threshold_text: Any) -> Allocato
     )
 
 
-def check_cgroup_capacity(s: Settings, programs: int, strings: int) -> None:
-    """The group's limit must hold what its processes bring before the workload's first page.
+def check_cgroup_capacity(s: Settings, bare: Sequence[bool]) -> None:
+    """Each group's limit must hold what its processes bring before the workload's first page.
 
     Known only once the workload is built (a trace says how many processes
-    it has): each of the ``programs`` processes brings ``cgroup.image`` and
-    ``cgroup.kernel``, each of the ``strings`` (pure page-reference
-    strings, which have no program) only its page tables; every process two
-    page-table pages to start with, and the group a batch of reclaim.
+    it has): ``bare`` says of each process, in order, whether it is a pure
+    page-reference string (no program) or not. Process i joins group i mod
+    ``cgroup.groups``. Each program brings ``cgroup.image`` and
+    ``cgroup.kernel``, a page-reference string only its page tables; every
+    process two page-table pages to start with, and each group a batch of reclaim.
     """
     cg = s.cgroup
-    if cg.groups > programs + strings:
+    n = len(bare)
+    if cg.groups > n:
         raise ConfigError(
-            f"cgroup.groups: {cg.groups} groups for {programs + strings} processes leave a group empty "
+            f"cgroup.groups: {cg.groups} groups for {n} processes leave a group empty "
             "(process i joins group i mod groups)"
         )
-    if cg.memory_max is None:
-        return
-    # The first group is the fullest (process i joins group i mod groups).
-    programs, strings = -(-programs // cg.groups), -(-strings // cg.groups)
     per_program = -(-cg.image // s.page_size) + -(-cg.kernel // s.page_size) + 2
-    need = programs * per_program + strings * 2 + 32  # 32: SWAP_CLUSTER_MAX, one batch of reclaim
-    if cg.memory_max // s.page_size < need:
-        n = programs + strings
-        who = f"{n} processes: their" if n != 1 else "1 process: its"
-        if cg.groups > 1:
-            who = f"a group of {who}"
-        own = "own pages (cgroup.image and cgroup.kernel each)" if programs else "page tables"
-        raise ConfigError(
-            f"cgroup.memory_max: {format_size(cg.memory_max)} is too small for {who} {own} and a batch "
-            f"of reclaim need {format_size(need * s.page_size)}"
-        )
+    for g in range(cg.groups):
+        limit = cg.limit_of(g)
+        if limit is None:
+            continue
+        members = bare[g :: cg.groups]
+        strings = sum(members)
+        programs = len(members) - strings
+        need = programs * per_program + strings * 2 + 32  # 32: SWAP_CLUSTER_MAX, one batch of reclaim
+        if limit // s.page_size < need:
+            k = len(members)
+            who = f"{k} processes: their" if k != 1 else "1 process: its"
+            if cg.groups > 1:
+                who = f"group {g}'s {who}"
+            own = "own pages (cgroup.image and cgroup.kernel each)" if programs else "page tables"
+            key = "cgroup.memory_max" if cg.limits is None else f"cgroup.limits[{g}]"
+            raise ConfigError(
+                f"{key}: {format_size(limit)} is too small for {who} {own} and a batch "
+                f"of reclaim need {format_size(need * s.page_size)}"
+            )
 
 
 def _policy(p: PolicySettings) -> PolicySettings:
@@ -826,6 +871,11 @@ def validate(cfg: DictConfig | dict[str, Any]) -> Settings:
             raise ConfigError(
                 f"cgroup.image: {raw_cg.get('image')} does not fit on the stack (address_space.stack_limit is "
                 f"{lay.stack_limit} bytes)"
+            )
+        if cg.limits is not None and len(cg.limits) != cg.groups:
+            raise ConfigError(
+                f"cgroup.limits: {len(cg.limits)} limits for {cg.groups} group{'s' if cg.groups != 1 else ''} "
+                f"(set cgroup.groups={len(cg.limits)})"
             )
         if cg.groups > 1 and not getattr(POLICIES.get(s.policy.name, "policy").obj, "batch", False):
             raise ConfigError(

@@ -37,7 +37,7 @@ _SIZES_NOTE = (
 
 
 def _unit(spec: Spec) -> str:
-    return _UNIT.get(spec.kind, "")
+    return _UNIT.get(spec.kind, spec.unit_override or "")  # a list of sizes (custom) says bytes itself
 
 
 def _meaning(spec: Spec) -> str:

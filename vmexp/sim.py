@@ -1166,8 +1166,7 @@ def simulate(
     """Run one experiment; ``check`` runs the kernel's invariant checker after every step (tests)."""
     if not specs:
         raise WorkloadError("workload: no processes to run")
-    strings = sum(spec.refs is not None for spec in specs)
-    check_cgroup_capacity(settings, len(specs) - strings, strings)
+    check_cgroup_capacity(settings, [spec.refs is not None for spec in specs])
     sim = Simulation(settings, specs, check=check)
     sim.progress = progress
     return sim.run()

@@ -132,7 +132,7 @@ class System:
         for i in range(cg.groups if cg.enabled else 0):
             group = MemCgroup(
                 "vmexp" if cg.groups == 1 else f"vmexp-{i}",
-                None if cg.memory_max is None else cg.memory_max // ps,
+                None if (limit := cg.limit_of(i)) is None else limit // ps,
                 None if cg.swap_max is None else cg.swap_max // ps,
                 -(-cg.kernel // ps),
                 -(-cg.image // ps),
@@ -305,11 +305,12 @@ class System:
                 {
                     "name": g.name,
                     "pids": g.pids,
+                    "limit_bytes": self.s.cgroup.limit_of(i),
                     "usage_peak_bytes": g.usage_peak * ps,
                     "swap_peak_bytes": g.swap_peak * ps if self.linux else None,
                     "oom_kills": kills.count(g.name),
                 }
-                for g in groups
+                for i, g in enumerate(groups)
             ]
             out["memcg"] = {
                 "limit_bytes": self.s.cgroup.memory_max,

@@ -306,24 +306,33 @@ def _title(data: RunData, settings: Settings | None) -> str:
     n = len(data.metrics["processes"])
     run_name = _run_name(data, settings)
     name = f"{run_name}: " if run_name != "default" else ""
-    limit, groups = _memcg_limit(data)
-    if limit is None:
+    limits = _memcg_limits(data)
+    if not limits:
         group = ""
-    elif groups == 1:
-        group = f", a {format_size(limit)} memory cgroup"
+    elif len(limits) == 1:
+        group = f", a {format_size(limits[0])} memory cgroup"
     else:
-        group = f", {groups} memory cgroups of {format_size(limit)}"
+        group = f", {len(limits)} memory cgroups of {_sizes(limits)}"
     return (
         f"{name}{n} process{'es' if n != 1 else ''}, {format_size(int(s['ram_bytes']))} RAM{group}, "
         f"{format_size(int(s['page_size']))} pages"
     )
 
 
-def _memcg_limit(data: RunData) -> tuple[int | None, int]:
-    """Each memory cgroup's limit in bytes (``cgroup.memory_max``; None without one) and how many groups."""
+def _memcg_limits(data: RunData) -> list[int]:
+    """Each memory cgroup's limit in bytes, in the groups' order; [] without groups or without limits."""
     memcg = data.metrics["system"].get("memcg") or {}
-    limit = memcg.get("limit_bytes")
-    return (None if limit is None else int(limit)), len(memcg.get("groups") or [None])
+    groups = memcg.get("groups") or [memcg]  # a run before cgroup.groups: its one group
+    limits = [g.get("limit_bytes", memcg.get("limit_bytes")) for g in groups]
+    return [int(x) for x in limits] if memcg and None not in limits else []
+
+
+def _sizes(sizes: list[int]) -> str:
+    """32 MiB, or 32 MiB and 96 MiB, or 16 MiB, 16 MiB and 32 MiB: each group's limit, in order."""
+    if len(set(sizes)) == 1:
+        return format_size(sizes[0])
+    shown = [format_size(x) for x in sizes]
+    return ", ".join(shown[:-1]) + " and " + shown[-1]
 
 
 def _sample_interval(data: RunData) -> str:
@@ -532,20 +541,18 @@ def _memory_fig(data: RunData, title: str) -> Figure:
     ram = int(s["ram_bytes"])
 
     _stack(top, *_wide(procs, "rss_bytes", pids), data, colors)
-    each, groups = _memcg_limit(data)
+    limits = _memcg_limits(data)
     # The groups' limits together bound the stacked RSS of their processes.
-    limit = None if each is None else each * groups
+    limit = sum(limits) if limits else None
     # A group far smaller than the machine (a container on a big host) is what bounds RSS:
     # scaled to RAM it would be a sliver at the bottom, so the panel is scaled to the group.
     scale = ram if limit is None or 2 * limit >= ram else limit
     if scale == ram:
         top.axhline(ram, color="black", linestyle="--", linewidth=1.3, label=f"RAM ({format_size(ram)})")
-    if each is not None and limit is not None and limit < ram:
+    if limit is not None and limit < ram:
         # The group also pays for page tables and kernel memory, so RSS levels off below it.
         what = (
-            "memory cgroup limit"
-            if groups == 1
-            else f"memory cgroup limits\n({groups} × {format_size(each)})"
+            "memory cgroup limit" if len(limits) == 1 else f"memory cgroup limits,\nadded ({_sizes(limits)})"
         )
         top.axhline(limit, color="#aa0000", linestyle="-.", linewidth=1.3,
                     label=f"{what}\n({format_size(limit)}: RSS, page\ntables, kernel memory)")  # fmt: skip

@@ -1017,32 +1017,34 @@ REPLAY_TIMEOUT = 600.0  # seconds one real run may take before it is called a fa
 
 def _replay_once(
     records: str | Sequence[str],
-    limit: int,
+    limit: int | Sequence[int],
     swap_max: int | None,
     probe: dict[str, Any] | None,
     timeout: float | None,
     poll_stats: float | None = None,
     watch: Watch | None = None,
     cpus: Sequence[int] | None = None,
-    groups: int = 1,
 ) -> tuple[KernelRun | None, str]:
     """One run in a new group; ``(None, why)`` when the group's OOM killer ended it.
 
     Several records files (the processes of one trace) run at once in the group, one replayer
     each, started together: each stops itself before its loop (``-S``) and all are continued
     at once; each stops again after its loop and is continued to print and exit, freeing its
-    memory as it would. ``groups``: that many new groups side by side, each of ``limit`` (and
-    ``swap_max``), the i-th replayer in group i mod groups (``cgroup.groups``).
+    memory as it would. ``limit`` a list: one new group for each of its limits, side by side (each
+    with ``swap_max``), the i-th replayer in group i mod their number (``cgroup.groups``,
+    ``cgroup.limits``).
     """
     recs = [records] if isinstance(records, str) else list(records)
     group = len(recs) > 1
     if group and probe is not None:
         raise ValueError("a probe reads one process")
-    if groups > len(recs):
+    limits = [limit] if isinstance(limit, int) else list(limit)
+    groups = len(limits)
+    if not 0 < groups <= len(recs):
         raise ValueError(f"{groups} groups for {len(recs)} processes")
     exe = str(build_replayer())
     with contextlib.ExitStack() as made:
-        cgs = [made.enter_context(memory_cgroup(limit, swap_max)) for _ in range(groups)]
+        cgs = [made.enter_context(memory_cgroup(each, swap_max)) for each in limits]
         cg = cgs[0]
         before = _vmstat()
         t0 = time.monotonic()
@@ -1144,7 +1146,7 @@ def _kill(proc: subprocess.Popen[str]) -> None:
 
 def replay_kernel(
     records: str | Sequence[str],
-    limit: int,
+    limit: int | Sequence[int],
     *,
     swap_max: int | None = None,
     max_oom_reruns: int = 5,
@@ -1152,7 +1154,6 @@ def replay_kernel(
     poll_stats: float | None = None,
     watch: Watch | None = None,
     cpus: Sequence[int] | None = None,
-    groups: int = 1,
 ) -> KernelRun:
     """Replay a records file (:func:`records_file`) once in a fresh group of ``limit`` bytes; several
     (the processes of one trace): all at once in that group (:func:`_replay_once`).
@@ -1167,12 +1168,12 @@ def replay_kernel(
     (``validate kernel --stats-every``); ``watch(cg, pid)``, with ``poll_stats``, samples the group
     at each of those reads instead (``bench/kernel_truth.py stock``). ``cpus``: the replayers (one, or
     a trace's several in order) each held to one CPU, the i-th to ``cpus[i % len(cpus)]``, where the
-    scheduler would otherwise place them (``bench/kernel_truth.py irq-cpu``). ``groups``: the
-    replayers in that many groups side by side, each of ``limit`` (:func:`_replay_once`).
+    scheduler would otherwise place them (``bench/kernel_truth.py irq-cpu``). ``limit`` a list: the
+    replayers in a group of each of those limits, side by side (:func:`_replay_once`).
     """
     reasons = []
     for attempt in range(max_oom_reruns + 1):
-        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats, watch, cpus, groups)
+        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats, watch, cpus)
         if run is not None:
             run.oom_reruns = attempt
             return run
@@ -1244,7 +1245,7 @@ def _each_run(
 
 def outcomes(
     trace_path: str | os.PathLike[str],
-    limit: int,
+    limit: int | Sequence[int],
     runs: int,
     *,
     pids: Sequence[int] = (1,),
@@ -1253,7 +1254,6 @@ def outcomes(
     progress: Callable[[int, KernelRun | None], None] | None = None,
     poll_stats: float | None = None,
     cpus: Sequence[int] | None = None,
-    groups: int = 1,
 ) -> list[KernelRun | None]:
     """``runs`` replays as :func:`measure`'s, each run once: None for one the group's OOM killer ended.
 
@@ -1264,14 +1264,14 @@ def outcomes(
     """
 
     def once(rec: str | list[str]) -> KernelRun | None:
-        return _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats, None, cpus, groups)[0]
+        return _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats, None, cpus)[0]
 
     return _each_run(trace_path, runs, pids, fresh, progress, once)
 
 
 def measure(
     trace_path: str | os.PathLike[str],
-    limit: int,
+    limit: int | Sequence[int],
     runs: int,
     *,
     pids: Sequence[int] = (1,),
@@ -1280,15 +1280,14 @@ def measure(
     progress: Callable[[int, KernelRun], None] | None = None,
     poll_stats: float | None = None,
     cpus: Sequence[int] | None = None,
-    groups: int = 1,
 ) -> list[KernelRun]:
     """``runs`` replays of processes ``pids`` of a trace (all at once), each run in its own group
     (inside a :func:`session`);
     ``fresh``: swap that area off and on again before each (:func:`reswap`); ``progress`` is told
     each run (its number from 1) as it ends: a trace's runs can take minutes; ``poll_stats``, ``cpus``,
-    ``groups``: as :func:`replay_kernel`'s."""
+    ``limit`` (one or a list): as :func:`replay_kernel`'s."""
 
     def rerun_killed(rec: str | list[str]) -> KernelRun:
-        return replay_kernel(rec, limit, swap_max=swap_max, poll_stats=poll_stats, cpus=cpus, groups=groups)
+        return replay_kernel(rec, limit, swap_max=swap_max, poll_stats=poll_stats, cpus=cpus)
 
     return _each_run(trace_path, runs, pids, fresh, progress, rerun_killed)

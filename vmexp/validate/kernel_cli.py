@@ -87,7 +87,13 @@ SIMULATOR_HAS_KERNEL_KEYS = True
 
 # The overrides that describe the real side's set-up; they are consumed here, and passed
 # on to the simulator only through simulator_overrides.
-KERNEL_KEYS = ("cgroup.memory_max", "cgroup.swap_max", "cgroup.groups", "machine.page_cluster")
+KERNEL_KEYS = (
+    "cgroup.memory_max",
+    "cgroup.swap_max",
+    "cgroup.groups",
+    "cgroup.limits",
+    "machine.page_cluster",
+)
 
 # What the replayer's pages cost zram. It writes every byte of a touched range as 0x5a, which zram
 # stores as that one value without compressing it (page_same_filled); measured on this machine by
@@ -123,6 +129,21 @@ class KernelSettings:
     page_cluster: int | None
     rest: tuple[str, ...]
     groups: int = 1  # cgroup.groups: the trace's processes in that many groups, each of limit
+    limits: tuple[int, ...] | None = None  # cgroup.limits: each group's own, in place of limit
+
+    @property
+    def replay_limit(self) -> int | list[int]:
+        """What the real side's groups are limited to: one group's limit, or each group's (a list)."""
+        if self.limits is not None:
+            return list(self.limits)
+        return self.limit if self.groups == 1 else [self.limit] * self.groups
+
+    def describe(self) -> str:
+        """The groups' limits, as the header line names them."""
+        if self.limits is not None:
+            return f"{self.groups} groups, limits " + ", ".join(format_size(x) for x in self.limits)
+        each = f"{self.groups} groups, each " if self.groups > 1 else ""
+        return f"{each}limit {format_size(self.limit)}"
 
 
 def _override_size(key: str, value: str) -> int | None:
@@ -134,12 +155,23 @@ def _override_size(key: str, value: str) -> int | None:
         raise UsageError(f"{key}={value}: {e}") from None
 
 
+def _replay_size(key: str, value: str) -> int:
+    """A group's limit for the real side: a size of at least 8 MiB."""
+    limit = _override_size(key, value)
+    if limit is None:
+        raise UsageError(f"{key}=null: the real-kernel replay needs a limit (e.g. 64M)")
+    if limit < 8 << 20:
+        raise UsageError(f"{key}={value}: at least 8M (the replayer itself needs about 1 MiB)")
+    return limit
+
+
 def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
     """Split the overrides into the kernel side's settings and the rest (passed to the simulator)."""
     limit: int | None = DEFAULT_LIMIT
     swap_max = None
     cluster = None
     groups = 1
+    limits: tuple[int, ...] | None = None
     rest = []
     for ov in overrides:
         key, eq, value = ov.lstrip("+").partition("=")
@@ -150,25 +182,29 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
         if not eq:
             raise UsageError(f"{ov}: give a value ({key}=...)")
         if key == "cgroup.memory_max":
-            limit = _override_size(key, value)
-            if limit is None:
-                raise UsageError("cgroup.memory_max=null: the real-kernel replay needs a limit (e.g. 64M)")
-            if limit < 8 << 20:
-                raise UsageError(
-                    f"cgroup.memory_max={value}: at least 8M (the replayer itself needs about 1 MiB)"
-                )
+            limit = _replay_size(key, value)
         elif key == "cgroup.swap_max":
             swap_max = _override_size(key, value)
         elif key == "cgroup.groups":
             if not value.isdigit() or int(value) < 1:
                 raise UsageError(f"cgroup.groups={value}: an integer, at least 1 (the groups side by side)")
             groups = int(value)
+        elif key == "cgroup.limits":
+            items = [x.strip() for x in value.strip("[]").split(",") if x.strip()]
+            if not items:
+                raise UsageError(f"cgroup.limits={value}: a list of sizes, one a group (e.g. [32M,96M])")
+            limits = tuple(_replay_size(key, x) for x in items)
         else:
             if not value.isdigit() or int(value) > 31:
                 raise UsageError(f"machine.page_cluster={value}: an integer 0..31 (vm.page-cluster)")
             cluster = int(value)
     assert limit is not None
-    return KernelSettings(limit, swap_max, cluster, tuple(rest), groups)
+    if limits is not None and len(limits) != groups:
+        raise UsageError(
+            f"cgroup.limits: {len(limits)} limits for {groups} group{'s' if groups != 1 else ''} "
+            f"(set cgroup.groups={len(limits)})"
+        )
+    return KernelSettings(limit, swap_max, cluster, tuple(rest), groups, limits)
 
 
 def stats_period(every: str | None) -> int | None:
@@ -240,6 +276,7 @@ def simulator_overrides(
     new_keys: bool | None = None,
     speed: K.DeviceSpeed | None = None,
     groups: int = 1,
+    limits: Sequence[int] | None = None,
 ) -> list[str]:
     """The simulator's overrides that describe the kernel the real side ran on.
 
@@ -274,6 +311,8 @@ def simulator_overrides(
             ov.append(f"cgroup.swap_max={_size_arg(swap_max)}")
         if groups > 1:
             ov.append(f"cgroup.groups={groups}")
+        if limits is not None:
+            ov.append(f"cgroup.limits=[{','.join(_size_arg(x) for x in limits)}]")
         return ov
     return [
         "nprocs=1",
@@ -617,6 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 new_keys=new_keys,
                 speed=speed,
                 groups=settings.groups,
+                limits=settings.limits,
             )
             given = {o.lstrip("+~").partition("=")[0] for o in rest}
             if (len(pids) > 1 or pin_ov) and "machine.ncpus" not in given:
@@ -647,7 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             def each(replay: Callable[..., list[_T]]) -> list[_T]:  # measure or outcomes: the same arguments
                 return replay(
                     args.trace,
-                    settings.limit,
+                    settings.replay_limit,
                     args.runs,
                     pids=pids,
                     swap_max=settings.swap_max,
@@ -655,7 +695,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     progress=said,
                     poll_stats=poll,
                     cpus=cpus if args.pin else None,
-                    groups=settings.groups,
                 )
 
             if sim_oom is None:
@@ -672,9 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sw = facts.swap
     swap_text = f"{sw.kind} swap of {sw.size >> 20} MiB" if sw else "no swap"
     print(
-        f"{args.trace}: the real kernel {facts.release} (cgroup {facts.cgroup}, "
-        + (f"{settings.groups} groups, each " if settings.groups > 1 else "")
-        + f"limit {format_size(settings.limit)}, "
+        f"{args.trace}: the real kernel {facts.release} (cgroup {facts.cgroup}, {settings.describe()}, "
         f"{swap_text}, page-cluster {facts.page_cluster}, swappiness {facts.swappiness}) vs the simulator"
     )
     if device_note:
