@@ -805,6 +805,7 @@ def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Pa
         "cgroup.memory_max",
         "cgroup.swap_max",
         "cgroup.groups",
+        "cgroup.limits",
         "machine.page_cluster",
     }
     # Groups side by side: each of the limit, on both sides.
