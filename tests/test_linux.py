@@ -10,6 +10,7 @@ the invariant checker can run after every reference.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -320,6 +321,34 @@ def test_each_group_may_have_a_limit_of_its_own(tmp_path: Path) -> None:
     assert groups[0]["usage_peak_bytes"] <= 1 << 20 < groups[1]["usage_peak_bytes"] <= 2 << 20
     even = run(tmp_path, CACHE_AND_HOG, *keys).processes[1]
     assert even.majflt == hog.majflt == 1024
+
+
+def test_a_page_read_ahead_from_another_groups_slot_is_charged_to_that_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cluster readahead reads the aligned slots around the faulting one, whoever's pages they hold:
+    # two processes written out in turns (1 ms slices) have their slots interleaved, so a window of
+    # one's may take a page of the other's. Linux charges that page to the group its swap entry
+    # records (mem_cgroup_swapin_charge_folio), not the faulting process's: the invariant checker,
+    # after every reference, holds each group's charge to its own processes' pages and slots.
+    import vmexp.kernel.physmem as physmem
+
+    crossed = []
+    alloc_unmapped = physmem.PhysMem.alloc_unmapped
+
+    def counted(self: physmem.PhysMem, mm: Any, vpn: int, charge_to: Any, **kw: Any) -> int:
+        crossed.append(mm.memcg is not charge_to.memcg)
+        return alloc_unmapped(self, mm, vpn, charge_to, **kw)
+
+    monkeypatch.setattr(physmem.PhysMem, "alloc_unmapped", counted)
+    text = (
+        "p1: malloc 1 2M\np1: touch 1 0 2097136 w\np1: compute 100ms\np1: touch 1 0 2097136 r\n"
+        "p2: malloc 1 2M\np2: touch 1 0 2097136 w\np2: compute 300ms\n"
+    )
+    keys = ("cgroup.groups=2", "machine.swap_device=hdd", "machine.page_cluster=3", "machine.quantum=1ms")
+    r = run(tmp_path, text, *GROUP, *keys)
+    assert any(crossed) and r.system["vmstat"]["swap_ra"] > 100
+    assert all(p.exit == "ok" for p in r.processes)
 
 
 def test_the_machines_reclaim_goes_round_the_groups_lists(tmp_path: Path) -> None:

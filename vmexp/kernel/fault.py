@@ -447,8 +447,8 @@ class FaultHandler:
         """mm/swap_state.c: swapin_readahead: the page and its neighbours, one request, then wait.
 
         The neighbours go into the swap cache unmapped with PG_readahead
-        set, in slot (or address) order, each charged to this process's
-        group; a neighbour whose slot is free or already cached is skipped.
+        set, in slot (or address) order, each charged to the group of the
+        process whose page it is (``PhysMem.alloc_unmapped``); a neighbour whose slot is free or already cached is skipped.
         """
         dev = self.dev
         assert isinstance(dev, SwapDevice)
@@ -487,7 +487,7 @@ class FaultHandler:
                 else:
                     owner.policy.inserted(f)
             if reclaim is not None:  # a window of pages: "Push any new pages onto the LRU now"
-                mm.policy.lru_add_drain()
+                reclaim.lru_add_drain()
         read = [f for f, _, _ in got]
         target = next(f for f, s, _ in got if s == slot)
         for f, s, _ in got:

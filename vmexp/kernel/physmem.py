@@ -108,12 +108,14 @@ class PhysMem:
     def alloc_unmapped(self, mm: MM, vpn: int, charge_to: MM, *, may_oom: bool = False) -> int:
         """A frame for a swap-cache page of ``mm`` that no PTE maps yet (readahead); -1 if none.
 
-        Charged to ``charge_to``'s group (the faulting process's, as
-        ``__read_swap_cache_async`` does); readahead gives up rather than
+        Charged to ``mm``'s group, the one whose page went to that slot
+        (``mem_cgroup_swapin_charge_folio`` charges the memcg the swap entry
+        records, ``lookup_swap_cgroup_id``), by ``charge_to``, the faulting
+        process, which reclaims for it; readahead gives up rather than
         OOM-kill, so a group at its limit, or a machine, with nothing to
         reclaim gets -1 (unless ``may_oom``: the page the process faulted on).
         """
-        cg = charge_to.memcg
+        cg = mm.memcg
         if cg is not None and not self.reclaim.charge(cg, charge_to, may_oom=may_oom):
             return -1
         if self.nfree <= self.wmark_min:

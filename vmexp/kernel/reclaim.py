@@ -178,6 +178,12 @@ class Reclaim:
         running = self.clock.running
         return running.pid if running is not None else 0
 
+    def lru_add_drain(self, cpu: int | None = None) -> None:
+        """mm/swap.c: lru_add_drain: a CPU's lru_add batch onto the lists, every group's pages onto
+        their group's (a batch holds any page its CPU added: readahead's of other groups' slots)."""
+        if self.node is not None:
+            self.node.lru_add_drain(cpu)
+
     def new_policy(self) -> Policy:
         """A policy instance: the one global set of lists, or a process's own (local scope).
 

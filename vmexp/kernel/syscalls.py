@@ -94,7 +94,7 @@ class MemoryCalls:
         pte = mm.pt.pte
         dense = v1 - v0 <= 4 * len(pte)  # walk the range, or the table when the range is far larger
         vpns = list(filter(pte.__contains__, range(v0, v1))) if dense else [v for v in pte if v0 <= v < v1]
-        mm.policy.lru_add_drain()  # free_pages_and_swap_cache: the running CPU's batch first
+        self.mem.reclaim.lru_add_drain()  # free_pages_and_swap_cache: the running CPU's batch first
         # The entries first, then what they held: nothing that frees a frame or slot reads the table.
         free_entry = self.free_entry
         for e in mm.pt.remove_many(vpns):
@@ -111,7 +111,7 @@ class MemoryCalls:
         page table, so the order of the frees, and every result, is the same.
         """
         pt = mm.pt
-        mm.policy.lru_add_drain()  # free_pages_and_swap_cache: the running CPU's batch first
+        self.mem.reclaim.lru_add_drain()  # free_pages_and_swap_cache: the running CPU's batch first
         for e in pt.pte.values():
             self.free_entry(mm, e)
         pt.clear()

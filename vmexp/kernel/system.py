@@ -252,7 +252,7 @@ class System:
             mm.policy.inserted(f)
             if vpn in zeros:
                 self.mem.zero_filled.add(f)
-        mm.policy.lru_add_drain()  # the image is in place before the process runs: on the lists
+        self.reclaim.lru_add_drain()  # the image is in place before the process runs: on the lists
 
     def syscalls(self, mm: MM) -> Syscalls:
         """``mm``'s view of the kernel, for its C library."""
@@ -269,7 +269,7 @@ class System:
         if mm.killed:
             return
         self.calls.zap_all(mm)
-        mm.policy.lru_add_drain(mm.pid)  # what its CPU's batch still holds: other processes' pages
+        self.reclaim.lru_add_drain(mm.pid)  # what its CPU's batch still holds: other processes' pages
         mm.killed = True
         mm.exit = status
         if mm.memcg is not None:
