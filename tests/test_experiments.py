@@ -159,6 +159,13 @@ def check_threshold(rows: Rows, out: Path) -> None:
     assert _num(low, "mmap") > _num(dynamic, "mmap") and _num(low, "minflt") > _num(dynamic, "minflt")
 
 
+def check_containers(rows: Rows, out: Path) -> None:
+    by = _by(rows, "cgroup.limits")
+    one, four = by[("[48M]",)], by[("[12M,12M,12M,12M]",)]
+    # The same 48 MiB in four fixed shares: no group may use what another leaves idle.
+    assert _num(four, "majflt") > 2 * _num(one, "majflt") and _num(four, "pswpout") > 2 * _num(one, "pswpout")
+
+
 def check_tuning(rows: Rows, out: Path) -> None:
     assert (out / "optimization_results.yaml").is_file()
     best = yaml.safe_load((out / "optimization_results.yaml").read_text())["best_value"]
@@ -170,6 +177,7 @@ def check_tuning(rows: Rows, out: Path) -> None:
 SMALL: dict[str, tuple[list[str], Callable[[Rows, Path], None]]] = {
     "address_space": (["workload.volume=4G", "address_space=i386,x86_64"], check_address_space),
     "belady": (["ram=12k,16k", "policy=fifo,lru"], check_belady),
+    "containers": (["cgroup.limits=[48M],[12M,12M,12M,12M]", "duration=1s"], check_containers),
     "fragmentation": (["workload.lifetime.long_lived=0.01", "allocator=glibc,best_fit"], check_fragmentation),
     "page_size": (["page_size=4k,2M", "duration=0.3s"], check_page_size),
     "policies": (["policy=fifo,lru", "duration=0.5s"], check_policies),

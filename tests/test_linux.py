@@ -251,7 +251,7 @@ def test_a_deep_queues_busy_time_is_the_time_any_request_is_unfinished() -> None
         ("cgroup.memory_max=8M policy=lru policy.scope=local", "policy.scope=local: a memory cgroup"),
         ("cgroup.groups=2 policy=lru", "cgroup.groups: 2 groups need policy=linux"),
         ("cgroup.groups=0", "cgroup.groups: must be an integer >= 1"),
-        ("cgroup.limits=[1M,2M]", r"cgroup.limits: 2 limits for 1 group \(set cgroup.groups=2\)"),
+        ("cgroup.limits=[1M,2M] cgroup.groups=3", r"cgroup.limits: 2 limits for cgroup.groups=3 \(leave"),
         ("cgroup.limits=[1M,lots] cgroup.groups=2", r"cgroup.limits\[1\]: expected a size"),
         ("cgroup.limits=1M", "cgroup.limits: expected a list of sizes"),
     ],
@@ -276,7 +276,7 @@ def test_a_group_too_small_for_what_its_processes_bring_is_refused_before_the_ru
     with pytest.raises(
         ConfigError, match=r"cgroup.limits\[1\]: 100 KiB is too small for group 1's 2 processes"
     ):
-        simulate_with("cgroup.groups=2", "cgroup.limits=[2M,100k]")
+        simulate_with("cgroup.limits=[2M,100k]")  # two groups: as many as it lists
 
 
 # A cache of 512 KiB written, then read four times, beside a hog that writes 4 MiB twice over.

@@ -826,12 +826,13 @@ def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Pa
     )
     assert kernel_settings(["cgroup.groups=2"]).replay_limit == [64 * MIB, 64 * MIB]
     for bad, msg in (
-        ("cgroup.limits=[16M,48M]", r"cgroup.limits: 2 limits for 1 group \(set cgroup.groups=2\)"),
+        ("cgroup.groups=3 cgroup.limits=[16M,48M]", r"cgroup.limits: 2 limits for cgroup.groups=3 \(leave"),
         ("cgroup.limits=[16M,1M]", r"cgroup.limits=1M: at least 8M"),
         ("cgroup.limits=[]", r"cgroup.limits=\[\]: a list of sizes"),
     ):
         with pytest.raises(UsageError, match=msg):
-            kernel_settings([bad])
+            kernel_settings(bad.split())
+    assert kernel_settings(["cgroup.limits=[16M,48M]"]).groups == 2  # as many as it lists
 
 
 def test_the_kernel_command_refuses_more_groups_than_the_trace_has_processes(

@@ -322,12 +322,13 @@ class CgroupSettings:
     swap_max: int | None = decl.size(
         None, "memory.swap.max: swap each group may use", null="no limit of its own"
     )
-    groups: int = decl.integer(
-        1,
+    groups: int | None = decl.integer(
+        None,
         "how many groups the processes are split into, each with cgroup.memory_max and cgroup.swap_max of its own "
         "(process i joins group i mod groups, as containers side by side); global reclaim goes round their lists; "
         "more than 1 needs policy=linux",
         lo=1,
+        null="1, or as many as cgroup.limits gives",
     )
     limits: tuple[int, ...] | None = decl.custom(
         None,
@@ -382,9 +383,16 @@ class CgroupSettings:
         return (
             self.memory_max is not None
             or self.swap_max is not None
-            or self.groups > 1
+            or self.count > 1
             or self.limits is not None
         )
+
+    @property
+    def count(self) -> int:
+        """How many groups: cgroup.groups, or as many as cgroup.limits lists, or one."""
+        if self.groups is not None:
+            return self.groups
+        return len(self.limits) if self.limits is not None else 1
 
     def limit_of(self, group: int) -> int | None:
         """Group ``group``'s limit in bytes (memory.max); None: no limit of its own."""
@@ -789,24 +797,24 @@ def check_cgroup_capacity(s: Settings, bare: Sequence[bool]) -> None:
     """
     cg = s.cgroup
     n = len(bare)
-    if cg.groups > n:
+    if cg.count > n:
         raise ConfigError(
-            f"cgroup.groups: {cg.groups} groups for {n} processes leave a group empty "
+            f"cgroup.groups: {cg.count} groups for {n} processes leave a group empty "
             "(process i joins group i mod groups)"
         )
     per_program = -(-cg.image // s.page_size) + -(-cg.kernel // s.page_size) + 2
-    for g in range(cg.groups):
+    for g in range(cg.count):
         limit = cg.limit_of(g)
         if limit is None:
             continue
-        members = bare[g :: cg.groups]
+        members = bare[g :: cg.count]
         strings = sum(members)
         programs = len(members) - strings
         need = programs * per_program + strings * 2 + 32  # 32: SWAP_CLUSTER_MAX, one batch of reclaim
         if limit // s.page_size < need:
             k = len(members)
             who = f"{k} processes: their" if k != 1 else "1 process: its"
-            if cg.groups > 1:
+            if cg.count > 1:
                 who = f"group {g}'s {who}"
             own = "own pages (cgroup.image and cgroup.kernel each)" if programs else "page tables"
             key = "cgroup.memory_max" if cg.limits is None else f"cgroup.limits[{g}]"
@@ -872,14 +880,14 @@ def validate(cfg: DictConfig | dict[str, Any]) -> Settings:
                 f"cgroup.image: {raw_cg.get('image')} does not fit on the stack (address_space.stack_limit is "
                 f"{lay.stack_limit} bytes)"
             )
-        if cg.limits is not None and len(cg.limits) != cg.groups:
+        if cg.limits is not None and len(cg.limits) != cg.count:
             raise ConfigError(
-                f"cgroup.limits: {len(cg.limits)} limits for {cg.groups} group{'s' if cg.groups != 1 else ''} "
-                f"(set cgroup.groups={len(cg.limits)})"
+                f"cgroup.limits: {len(cg.limits)} limits for cgroup.groups={cg.count} "
+                f"(leave cgroup.groups out, or set it to {len(cg.limits)})"
             )
-        if cg.groups > 1 and not getattr(POLICIES.get(s.policy.name, "policy").obj, "batch", False):
+        if cg.count > 1 and not getattr(POLICIES.get(s.policy.name, "policy").obj, "batch", False):
             raise ConfigError(
-                f"cgroup.groups: {cg.groups} groups need policy=linux, whose lists are a group's own "
+                f"cgroup.groups: {cg.count} groups need policy=linux, whose lists are a group's own "
                 f"(policy={s.policy.name} keeps one list for the whole machine)"
             )
         if s.policy.scope == "local":

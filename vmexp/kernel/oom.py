@@ -74,4 +74,5 @@ class OOMKiller:
             self.obs.oom_killed(victim)
         self.exit_process(victim, "oom-killed")
         if victim is requester:
-            raise ProcessKilled(victim.pid, "killed by the OOM killer")
+            whose = f" of memory cgroup {group.name}" if group is not None else ""
+            raise ProcessKilled(victim.pid, f"killed by the OOM killer{whose}")

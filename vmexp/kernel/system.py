@@ -129,9 +129,9 @@ class System:
         # machine's; or several, each with an lruvec of its own under the node that global
         # reclaim and kswapd aim at (vmexp.kernel.policies.linux.LinuxNode).
         self.memcgs: list[MemCgroup] = []
-        for i in range(cg.groups if cg.enabled else 0):
+        for i in range(cg.count if cg.enabled else 0):
             group = MemCgroup(
-                "vmexp" if cg.groups == 1 else f"vmexp-{i}",
+                "vmexp" if cg.count == 1 else f"vmexp-{i}",
                 None if (limit := cg.limit_of(i)) is None else limit // ps,
                 None if cg.swap_max is None else cg.swap_max // ps,
                 -(-cg.kernel // ps),
@@ -141,7 +141,7 @@ class System:
                 -(-cg.image_zero // ps),
                 cg.image_ids,
             )
-            group.lruvec = self.reclaim.global_policy if cg.groups == 1 else self.reclaim.new_policy()
+            group.lruvec = self.reclaim.global_policy if cg.count == 1 else self.reclaim.new_policy()
             if isinstance(group.lruvec, LinuxLRU):
                 group.lruvec.memcg = group
             self.memcgs.append(group)

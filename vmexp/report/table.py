@@ -42,6 +42,8 @@ def format_typed(value: Any, unit: str, null: str = "") -> str:
         return "true" if value else "false"
     if unit == "bytes" and isinstance(value, int):
         return fmt_bytes(value)
+    if unit == "bytes" and isinstance(value, list | tuple):  # a size each (cgroup.limits)
+        return "[" + ", ".join(fmt_bytes(x) if isinstance(x, int) else str(x) for x in value) + "]"
     if unit == "ns" and isinstance(value, int | float):
         return format_duration(value).replace("us", "µs")
     if isinstance(value, float):

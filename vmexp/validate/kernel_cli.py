@@ -170,7 +170,7 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
     limit: int | None = DEFAULT_LIMIT
     swap_max = None
     cluster = None
-    groups = 1
+    groups: int | None = None
     limits: tuple[int, ...] | None = None
     rest = []
     for ov in overrides:
@@ -199,10 +199,12 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
                 raise UsageError(f"machine.page_cluster={value}: an integer 0..31 (vm.page-cluster)")
             cluster = int(value)
     assert limit is not None
+    if groups is None:  # as the simulator's cgroup.groups: as many as cgroup.limits gives, or one
+        groups = len(limits) if limits is not None else 1
     if limits is not None and len(limits) != groups:
         raise UsageError(
-            f"cgroup.limits: {len(limits)} limits for {groups} group{'s' if groups != 1 else ''} "
-            f"(set cgroup.groups={len(limits)})"
+            f"cgroup.limits: {len(limits)} limits for cgroup.groups={groups} "
+            f"(leave cgroup.groups out, or set it to {len(limits)})"
         )
     return KernelSettings(limit, swap_max, cluster, tuple(rest), groups, limits)
 
