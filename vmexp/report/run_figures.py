@@ -265,7 +265,10 @@ def _proc_colors(pids: list[int]) -> dict[int, Any]:
 
 
 def _label(data: RunData, pid: int) -> str:
-    return f"{pid} {data.names.get(pid, '')}".strip()
+    """pid and name, and with several memory cgroups the process's group (``cgroup.groups``)."""
+    groups = (data.metrics["system"].get("memcg") or {}).get("groups") or []
+    group = next((g["name"] for g in groups if pid in g.get("pids", ())), None) if len(groups) > 1 else None
+    return f"{pid} {data.names.get(pid, '')}".strip() + (f" [{group}]" if group else "")
 
 
 def _duration(seconds: float) -> str:
