@@ -31,32 +31,30 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-# The files with the most test time, most first (``--durations=0``, 2026-12-07: test_real_kernel.py
-# 240 s, then 51 s down to 6 s; on 2026-12-03 it was 85 s down to 10 s with the kernel's tests 8th,
-# which had grown to start about 100 s in and end about 40 s after the other worker was done).
+# The files with the most test time, most first (``--durations=0``, 2026-12-03: 85 s down to 10 s).
 # pytest-xdist hands each worker whole files (``--dist loadfile``), by default those with the most
 # tests first: test_launchers.py (the most time, 9 tests) came last, and one worker ran it while the
 # other had finished (302 s of tests on one worker, 292 s on the other). ``--no-loadscope-reorder``
 # (pyproject.toml) keeps the collection order, which this hook makes largest first, so that the
 # small files fill the end. Only the order of the files changes, not the order of tests in a file.
 HEAVY_FIRST = [
-    "test_real_kernel.py",
-    "test_timemodel.py",
-    "test_app.py",
-    "test_experiments.py",
     "test_launchers.py",
-    "test_linux.py",
+    "test_experiments.py",
+    "test_app.py",
     "test_report.py",
     "test_errors.py",
     "test_api.py",
     "test_compare.py",
-    "test_kernel.py",
-    "test_fuzz.py",
+    "test_real_kernel.py",
+    "test_timemodel.py",
     "test_generators.py",
+    "test_fuzz.py",
+    "test_kernel.py",
+    "test_linux.py",
     "test_real_glibc.py",
     "test_settings.py",
-    "test_policies.py",
     "test_malloc.py",
+    "test_policies.py",
 ]
 
 
