@@ -183,9 +183,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
 SIM_POLICIES = ("lru", "lru2q", "clock")
 
 
-def _workload_dir() -> Path:
+def _workload_dir(names: collections.abc.Sequence[str] | None = None) -> Path:
+    """Where the workloads' traces are written (every workload's, or those of ``names``)."""
     d = Path(tempfile.gettempdir()) / "vmexp-kernel-workloads"
-    write_all(d)
+    write_all(d, names)
     return d
 
 
@@ -887,11 +888,10 @@ def aging(
         raise K.KernelRunError("aging --record: with --trace-reclaim, of a workload of a set")
     if (trace_reclaim or trace_sleeps) and not (TRACEFS / "events" / "vmscan").is_dir():
         raise K.KernelUnavailable(f"aging: no tracepoints at {TRACEFS} (tracefs, as root)")
-    wdir = _workload_dir()
-    write_all(wdir, sorted({name, *(k for k, _ in plan)} & known))
-    rec_path = wdir / f"{name}.trace" if name in known else Path(name)
-    if not rec_path.is_file():
+    if name not in known and not Path(name).is_file():
         raise K.KernelRunError(f"aging: {name}: neither a workload nor a trace file")
+    wdir = _workload_dir(sorted({name, *(k for k, _ in plan)} & known))  # only those the plan runs
+    rec_path = wdir / f"{name}.trace" if name in known else Path(name)
 
     def pswpout() -> int:
         return K._vmstat()["pswpout"]

@@ -744,11 +744,11 @@ def sha256(text: str) -> str:
 
 
 def write_all(directory: str | Path, names: Sequence[str] | None = None) -> dict[str, Path]:
-    """Write the workloads (of every set, or ``names``) as ``DIR/NAME.trace``; returns their paths."""
+    """Write the workloads (of every set, or ``names``: none if empty) as ``DIR/NAME.trace``; returns their paths."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     out = {}
-    for name in names or [n for ws in SETS.values() for n in ws]:
+    for name in [n for ws in SETS.values() for n in ws] if names is None else names:
         p = d / f"{name}.trace"
         text = generate(name)
         if not p.is_file() or p.read_text() != text:
