@@ -38,6 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # (pyproject.toml) keeps the collection order, which this hook makes largest first, so that the
 # small files fill the end. Only the order of the files changes, not the order of tests in a file.
 HEAVY_FIRST = [
+    "test_kernel_agreement.py",
     "test_launchers.py",
     "test_experiments.py",
     "test_app.py",
