@@ -1179,34 +1179,42 @@ def churn(seeds: list[int], runs: int, every: float) -> Path:
     return out
 
 
-def group(config: str, runs: int, names: list[str], groups: int = 1) -> Path:
+def group(config: str, runs: int, names: list[str], groups: int = 1, parent: bool = False) -> Path:
     """The processes of ``workloads.GROUP``'s traces ``names`` run at once in one group (``validate
     kernel``'s group runs), each run's every process counted; ``tests/data/real_kernel/group_<config>.json``,
     where the other workloads' runs already recorded stay (each workload says its date).
 
     ``groups`` > 1: in that many groups side by side, each of the 64 MiB shared out (``cgroup.groups``,
-    process i in group i mod groups); ``groups<N>_<config>.json``.
+    process i in group i mod groups); ``groups<N>_<config>.json``. ``parent``: instead, the groups
+    each of the 64 MiB inside a parent group of 64 MiB (``cgroup.parent_max``), which they share;
+    ``parent<N>_<config>.json``.
     """
     spec = CONFIGS[config]
-    traces = _workload_dir()
-    write_all(traces, names)
-    out = DATA / (f"group_{config}.json" if groups == 1 else f"groups{groups}_{config}.json")
-    limit = LIMIT // groups  # each group's
+    traces = _workload_dir(names)
+    if parent:
+        out = DATA / f"parent{groups}_{config}.json"
+    else:
+        out = DATA / (f"group_{config}.json" if groups == 1 else f"groups{groups}_{config}.json")
+    limit = LIMIT if parent else LIMIT // groups  # each group's
     with K.session(spec["swap"], cluster=spec["cluster"]) as facts:
         doc = record(
             facts,
             "several processes of one trace at once in a fresh memory cgroup per run, their loops started "
             "together: the group's minflt/majflt and each process's (procs, in the order p1, p2, ...)"
-            if groups == 1
+            if groups == 1 and not parent
             else f"several processes of one trace at once in {groups} fresh memory cgroups of {limit >> 20} MiB "
-            "each per run (process i in group i mod groups), their loops started together: the sums of "
-            "minflt/majflt and each process's (procs, in the order p1, p2, ...)",
+            "each per run (process i in group i mod groups)"
+            + (f", inside a parent group of {LIMIT >> 20} MiB" if parent else "")
+            + ", their loops started together: the sums of minflt/majflt and each process's (procs, in the "
+            "order p1, p2, ...)",
             names,
             runs,
             False,
             config=config,
         )
         doc["settings"].update(limit_bytes=limit, groups=groups)
+        if parent:
+            doc["settings"]["parent_bytes"] = LIMIT
         for n in names:
             trace = traces / f"{n}.trace"
 
@@ -1214,7 +1222,9 @@ def group(config: str, runs: int, names: list[str], groups: int = 1) -> Path:
                 print(f"group: {n} run {i}/{runs}: {json.dumps(run.as_dict())}", file=sys.stderr, flush=True)
 
             pids = list(parse_trace(trace).ops)  # in the order the simulator numbers them
-            done = K.measure(trace, [limit] * groups, runs, pids=pids, progress=said)
+            done = K.measure(
+                trace, [limit] * groups, runs, pids=pids, progress=said, parent_max=LIMIT if parent else None
+            )
             doc["workloads"][n].update(runs=[r.as_dict() for r in done], date=doc["date"])
     if out.is_file():
         kept = json.loads(out.read_text())["workloads"]
@@ -2873,6 +2883,11 @@ def main() -> int:
         default=1,
         help="that many groups side by side, sharing out the 64 MiB (cgroup.groups)",
     )
+    gr.add_argument(
+        "--parent",
+        action="store_true",
+        help="instead, the groups of 64 MiB each inside a parent of 64 MiB (cgroup.parent_max)",
+    )
     si = sub.add_parser(
         "swapins",
         help="a GROUP workload's swap-ins traced on the kernel (root, tracefs) and logged in the simulator: "
@@ -3052,7 +3067,7 @@ def main() -> int:
                 raise K.KernelRunError(
                     f"group: --runs and --groups at least 1 and workloads of {', '.join(GROUP)}, got {a.names!r}"
                 )
-            print(group(a.config, a.runs, names, a.groups))
+            print(group(a.config, a.runs, names, a.groups, a.parent))
         elif a.cmd == "swapins":
             if a.name not in GROUP or a.runs < 0:
                 raise K.KernelRunError(f"swapins: a workload of {', '.join(GROUP)} and --runs at least 0")

@@ -277,6 +277,11 @@ def test_a_group_too_small_for_what_its_processes_bring_is_refused_before_the_ru
         ConfigError, match=r"cgroup.limits\[1\]: 100 KiB is too small for group 1's 2 processes"
     ):
         simulate_with("cgroup.limits=[2M,100k]")  # two groups: as many as it lists
+    # A parent over them all must hold what all of them bring.
+    with pytest.raises(
+        ConfigError, match=r"cgroup.parent_max: 1 MiB is too small for all 4 processes: their own pages"
+    ):
+        simulate_with("cgroup.groups=2", "cgroup.parent_max=1M")
 
 
 # A cache of 512 KiB written, then read four times, beside a hog that writes 4 MiB twice over.
@@ -321,6 +326,52 @@ def test_each_group_may_have_a_limit_of_its_own(tmp_path: Path) -> None:
     assert groups[0]["usage_peak_bytes"] <= 1 << 20 < groups[1]["usage_peak_bytes"] <= 2 << 20
     even = run(tmp_path, CACHE_AND_HOG, *keys).processes[1]
     assert even.majflt == hog.majflt == 1024
+
+
+def test_a_parent_over_one_group_is_that_limit_and_one_above_its_own_changes_nothing(tmp_path: Path) -> None:
+    # cgroup.parent_max: a group above the groups, whose counter counts their charges too
+    # (page_counter_try_charge charges every level). Over one group without a limit of its own it
+    # is that group's limit: the sweep through 1 MiB misses on every page read back, as in a 1 MiB
+    # group; above a 1 MiB group's own limit, a 64 MiB parent is never reached.
+    free = ("ram=64M", "swap=64M", "cgroup.image=0", "cgroup.kernel=0", "machine.swap_device=zram")
+    under = run(tmp_path, SEQ, *free, "cgroup.parent_max=1M")
+    (p,) = under.processes
+    assert (p.minflt, p.majflt) == (1025, 1024)
+    memcg = under.system["memcg"]
+    assert memcg["parent"] == {
+        "name": "vmexp",
+        "limit_bytes": 1 << 20,
+        "usage_peak_bytes": 1 << 20,
+        "oom_kills": 0,
+    }
+    assert [(g["name"], g["limit_bytes"]) for g in memcg["groups"]] == [("vmexp-0", None)]
+    own = run(tmp_path, SEQ, *GROUP, "machine.swap_device=zram", "cgroup.parent_max=64M").processes[0]
+    assert (own.minflt, own.majflt) == (1025, 1024)
+
+
+def test_a_parent_reclaims_from_every_group_below_it_and_its_oom_killer_takes_the_largest_of_all(
+    tmp_path: Path,
+) -> None:
+    # Two groups without limits of their own in a 1 MiB parent: the hog's charges meet the parent's
+    # limit, and its reclaim goes round both groups' lists (shrink_node_memcgs below the target,
+    # try_to_free_mem_cgroup_pages on mem_over_limit), so the cache loses pages to it, which in
+    # groups of 1 MiB each it never does (test_groups_side_by_side_each_reclaim_only_their_own_pages).
+    free = ("ram=64M", "swap=64M", "cgroup.image=0", "cgroup.kernel=0", "machine.swap_device=zram")
+    keys = (*free, "machine.ncpus=2", "cgroup.groups=2", "cgroup.parent_max=1M")
+    r = run(tmp_path, CACHE_AND_HOG, *keys)
+    cache, hog = r.processes
+    assert cache.pswpout > 0 and hog.majflt > 0
+    memcg = r.system["memcg"]
+    assert memcg["parent"]["usage_peak_bytes"] == 1 << 20
+    assert sum(g["usage_peak_bytes"] for g in memcg["groups"]) > 1 << 20  # each at its peak at other times
+    # With no swap to reclaim to, the parent's OOM killer chooses among both groups' processes: in
+    # 2 MiB the hog reaches 1.5 MiB beside the cache's 0.5, and is the largest, killed in the
+    # parent's name; the cache runs on.
+    r = run(tmp_path, CACHE_AND_HOG, *keys, "cgroup.parent_max=2M", "cgroup.swap_max=0")
+    assert {p.pid: p.exit for p in r.processes} == {1: "ok", 2: "oom-killed"}
+    (kill,) = r.system["oom_kill_log"]
+    assert (kill["pid"], kill["memcg"]) == (2, "vmexp")
+    assert r.system["memcg"]["parent"]["oom_kills"] == 1
 
 
 def test_a_page_read_ahead_from_another_groups_slot_is_charged_to_that_group(

@@ -176,6 +176,28 @@ def test_the_processes_of_a_trace_run_in_groups_of_their_own(tmp_path: Path) -> 
 
 @real_kernel
 @pytest.mark.real_kernel
+def test_groups_inside_a_parent_are_held_to_its_limit_together(tmp_path: Path) -> None:
+    # cgroup.parent_max: the two groups (64 MiB each, which the 36 MiB of the two processes never
+    # reach: no major fault) inside a 16 MiB parent, whose limit then bounds them together: the
+    # groups' peaks stay near it (v1's max_usage_in_bytes of the loop's group has read 30 pages over
+    # it, less than a charge batch: 64 pages), the loop faults on at least a sweep's pages, and the
+    # session removes the parent with its groups.
+    trace = write_trace(
+        tmp_path,
+        "p1: malloc 1 12M\np1: touch 1\np1: touch 1 0 12M r\np1: touch 1 0 12M r\n"
+        "p2: malloc 1 24M\np2: touch 1\np2: touch 1\np2: touch 1\n",
+    )
+    with K.session("zram"):
+        (apart,) = K.measure(trace, [64 * MIB, 64 * MIB], 1, pids=(1, 2))
+        (inside,) = K.measure(trace, [64 * MIB, 64 * MIB], 1, pids=(1, 2), parent_max=16 * MIB)
+    assert apart.majflt == 0
+    assert inside.peak <= 16 * MIB + 64 * PAGE, inside.peak
+    assert inside.procs[1][1] >= 24 * MIB // PAGE, inside.procs
+    assert leftovers() == CLEAN
+
+
+@real_kernel
+@pytest.mark.real_kernel
 def test_a_loop_larger_than_the_limit_misses_on_every_reference(tmp_path: Path) -> None:
     # Three write sweeps of 24 MiB through a 16 MiB group: the second and third sweep miss on
     # every page (the LRU pathology of a loop larger than memory), on zram at any page-cluster:
@@ -789,6 +811,7 @@ def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Pa
         "cgroup.swap_max",
         "cgroup.groups",
         "cgroup.limits",
+        "cgroup.parent_max",
         "machine.page_cluster",
     }
     # Groups side by side: each of the limit, on both sides.
@@ -816,6 +839,19 @@ def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Pa
         with pytest.raises(UsageError, match=msg):
             kernel_settings(bad.split())
     assert kernel_settings(["cgroup.limits=[16M,48M]"]).groups == 2  # as many as it lists
+    # Inside a parent: its limit on both sides.
+    s = kernel_settings(["cgroup.groups=2", "cgroup.parent_max=48M"])
+    assert (s.parent_max, s.replay_limit, s.describe()) == (
+        48 * MIB,
+        [64 * MIB, 64 * MIB],
+        "2 groups, each limit 64 MiB, in a parent of 48 MiB",
+    )
+    assert "cgroup.parent_max=48M" in simulator_overrides(
+        _facts("zram", 3), s.limit, groups=2, parent_max=48 * MIB
+    )
+    assert kernel_settings(["cgroup.parent_max=null"]).parent_max is None
+    with pytest.raises(UsageError, match=r"cgroup.parent_max=1M: at least 8M"):
+        kernel_settings(["cgroup.parent_max=1M"])
 
 
 def test_the_kernel_command_refuses_more_groups_than_the_trace_has_processes(

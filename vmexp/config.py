@@ -340,6 +340,13 @@ class CgroupSettings:
         valid="null | [SIZE, ...]",
         unit_override="bytes",
     )
+    parent_max: int | None = decl.size(
+        None,
+        "a parent group over all the groups, with this limit (its memory.max): a pod's or a slice's limit over "
+        "containers that may have limits of their own; at it the charging process reclaims from every group "
+        "below it (going round their lists), then the parent's OOM killer kills the largest of all their processes",
+        null="no parent: the groups are the root's children",
+    )
     image: int = decl.size(
         "528k",
         "each process's own pages (stack, program and library data), written at start, then evictable (132 pages measured); "
@@ -385,6 +392,7 @@ class CgroupSettings:
             or self.swap_max is not None
             or self.count > 1
             or self.limits is not None
+            or self.parent_max is not None
         )
 
     @property
@@ -803,6 +811,16 @@ def check_cgroup_capacity(s: Settings, bare: Sequence[bool]) -> None:
             "(process i joins group i mod groups)"
         )
     per_program = -(-cg.image // s.page_size) + -(-cg.kernel // s.page_size) + 2
+    if cg.parent_max is not None:
+        strings = sum(bare)
+        need = (n - strings) * per_program + strings * 2 + 32
+        if cg.parent_max // s.page_size < need:
+            who = f"{n} processes: their" if n != 1 else "1 process: its"
+            own = "own pages (cgroup.image and cgroup.kernel each)" if n > strings else "page tables"
+            raise ConfigError(
+                f"cgroup.parent_max: {format_size(cg.parent_max)} is too small for all {who} {own} and a batch "
+                f"of reclaim need {format_size(need * s.page_size)}"
+            )
     for g in range(cg.count):
         limit = cg.limit_of(g)
         if limit is None:

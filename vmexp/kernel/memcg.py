@@ -4,7 +4,9 @@ Every process of a run with ``cgroup.memory_max`` or ``cgroup.swap_max``
 belongs to one group, as in a container; with ``cgroup.groups`` = N to one
 of N groups side by side (process i to group i mod N), each with those
 limits and lists of its own (``lruvec``: ``vmexp.kernel.policies.linux``
-says how the machine's reclaim goes round them). A group's usage
+says how the machine's reclaim goes round them); with ``cgroup.parent_max``
+inside one more group, whose limit counts all their charges and whose
+reclaim goes round their lists as the machine's does. A group's usage
 (``memory.usage_in_bytes``, ``memory.current``) counts what Linux charges to
 it, measured on Linux 6.18 with the replayer (tests/data/real_kernel/overhead.json):
 
@@ -80,6 +82,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from vmexp.kernel.mm import MM
     from vmexp.kernel.policies.base import Policy
+    from vmexp.kernel.policies.linux import ReclaimTarget
 
 __all__ = ["ID_TABLES", "IMAGE_ORDER", "MemCgroup", "image_order"]
 
@@ -130,6 +133,7 @@ class MemCgroup:
 
     __slots__ = (
         "_bare",
+        "children",
         "image",
         "image_alloc",
         "image_hot",
@@ -141,7 +145,9 @@ class MemCgroup:
         "lruvec",
         "members",
         "name",
+        "node",
         "pages",
+        "parent",
         "pids",
         "pt_pages",
         "swap",
@@ -185,11 +191,29 @@ class MemCgroup:
         # The lists its members' pages are on and its own reclaim takes from: its lruvec, or with
         # one group holding every process, the machine's lists.
         self.lruvec: Policy | None = None
+        # cgroup.parent_max: the group above (whose limit counts this one's charge too), and of
+        # that parent, the groups below it.
+        self.parent: MemCgroup | None = None
+        self.children: list[MemCgroup] = []
+        # A parent over several groups: the node above their lruvecs its reclaim aims at.
+        self.node: ReclaimTarget | None = None
 
     @property
     def usage(self) -> int:
-        """memory.usage_in_bytes, in pages."""
+        """memory.usage_in_bytes, in pages: a parent's counts its children's (hierarchical charging)."""
+        if self.children:
+            return sum(c.pages + c.pt_pages + c.kernel for c in self.children)
         return self.pages + self.pt_pages + self.kernel
+
+    def adopt(self, children: list[MemCgroup]) -> None:
+        """Become the parent of ``children``: each page they are charged counts against this limit too."""
+        self.children = children
+        for c in children:
+            c.parent = self
+
+    def tasks(self) -> list[MM]:
+        """The live members of this group and the groups below it: what its OOM killer chooses from."""
+        return self.members + [m for c in self.children for m in c.members]
 
     def attach(self, mm: MM, *, program: bool = True) -> None:
         """``mm`` joins the group (forked inside it): its kernel memory and top page table are charged.

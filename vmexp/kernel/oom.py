@@ -52,9 +52,10 @@ class OOMKiller:
     def kill(self, requester: MM, group: MemCgroup | None = None) -> None:
         """No page can be freed for ``requester``: kill the process with the highest badness.
 
-        ``group``: the memory cgroup whose limit was hit; only its processes are candidates.
+        ``group``: the memory cgroup whose limit was hit; only its processes (and those of the groups
+        below it) are candidates (mem_cgroup_scan_tasks).
         """
-        members = self.mms.values() if group is None else group.members
+        members = self.mms.values() if group is None else group.tasks()
         live = [m for m in members if not m.killed]
         if not live:
             raise ProcessKilled(requester.pid, "out of memory")

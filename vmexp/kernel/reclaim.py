@@ -392,10 +392,19 @@ class Reclaim:
         ``MAX_RECLAIM_RETRIES`` fruitless attempts the group's OOM killer runs.
         """
         retries = MAX_RECLAIM_RETRIES
-        while cg.usage >= cg.limit:
-            reclaimed = self.reclaim_memcg(cg, SWAP_CLUSTER_MAX)
-            if cg.usage < cg.limit:
+        parent = cg.parent
+        while True:
+            # page_counter_try_charge: the first level, from the group up, whose limit the page
+            # would pass is the one reclaimed from (mem_over_limit), and whose OOM killer runs.
+            if cg.usage >= cg.limit:
+                over = cg
+            elif parent is not None and parent.usage >= parent.limit:
+                over = parent
+            else:
                 break
+            reclaimed = self.reclaim_memcg(over, SWAP_CLUSTER_MAX)
+            if over.usage < over.limit:
+                continue
             if reclaimed or self.wait_for_writeback():
                 continue
             retries -= 1
@@ -403,22 +412,26 @@ class Reclaim:
                 continue
             if not may_oom:
                 return False
-            self.oom.kill(mm, group=cg)
+            self.oom.kill(mm, group=over)
             retries = MAX_RECLAIM_RETRIES
         cg.pages += 1
         if cg.usage > cg.usage_peak:
             cg.usage_peak = cg.usage
+        if parent is not None and (used := parent.usage) > parent.usage_peak:
+            parent.usage_peak = used
         return True
 
     def reclaim_memcg(self, cg: MemCgroup, nr: int) -> int:
-        """try_to_free_mem_cgroup_pages: reclaim by the charging process, from the group's lists."""
+        """try_to_free_mem_cgroup_pages: reclaim by the charging process, from the group's lists
+        (a parent's: round the lists of the groups below it)."""
         self.complete_writeback(self.clock.now())
         self.settle_writeback()
         policy = cg.lruvec
         assert policy is not None
         if self.batch:
-            assert isinstance(policy, LinuxLRU)
-            freed = policy.shrink(nr, cgroup=True)
+            target = cg.node if cg.node is not None else policy
+            assert isinstance(target, ReclaimTarget)
+            freed = target.shrink(nr, cgroup=True)
         else:
             freed = 0
             while freed < nr and len(policy) and self.evict(self._victim(policy)):

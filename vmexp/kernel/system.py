@@ -131,7 +131,7 @@ class System:
         self.memcgs: list[MemCgroup] = []
         for i in range(cg.count if cg.enabled else 0):
             group = MemCgroup(
-                "vmexp" if cg.count == 1 else f"vmexp-{i}",
+                "vmexp" if cg.count == 1 and cg.parent_max is None else f"vmexp-{i}",
                 None if (limit := cg.limit_of(i)) is None else limit // ps,
                 None if cg.swap_max is None else cg.swap_max // ps,
                 -(-cg.kernel // ps),
@@ -154,6 +154,18 @@ class System:
             assert len(lruvecs) == len(self.memcgs)  # the config's check: several groups need policy=linux
             self.reclaim.node = LinuxNode(lruvecs)
             self.reclaim.global_policy = None
+        # cgroup.parent_max: one group above them all. Its reclaim goes round their lists as the
+        # machine's does, from a position of its own (mem_cgroup_iter's per-root cursor); its
+        # anonymous cost is charged by theirs, and charges the machine's node in turn.
+        self.parent_memcg: MemCgroup | None = None
+        if cg.enabled and cg.parent_max is not None:
+            parent = MemCgroup("vmexp", cg.parent_max // ps, None, 0, 0)
+            parent.adopt(self.memcgs)
+            parent.lruvec = self.memcgs[0].lruvec  # one group: its lists are the parent's
+            if len(self.memcgs) > 1:
+                parent.node = LinuxNode(lruvecs)
+                parent.node.parent = self.reclaim.node
+            self.parent_memcg = parent
         if m.ncpus > 1:
             for lruvec in lruvecs:
                 # Each CPU's own lru_add batch, which another CPU's reclaim does not drain (one
@@ -312,13 +324,21 @@ class System:
                 }
                 for i, g in enumerate(groups)
             ]
-            out["memcg"] = {
+            memcg: dict[str, object] = {
                 "limit_bytes": self.s.cgroup.memory_max,
                 "swap_limit_bytes": self.s.cgroup.swap_max,
                 "usage_peak_bytes": max(g.usage_peak for g in groups) * ps,
                 "oom_kills": len([k for k in kills if k is not None]),
                 "groups": each,
             }
+            if (parent := self.parent_memcg) is not None:
+                memcg["parent"] = {
+                    "name": parent.name,
+                    "limit_bytes": self.s.cgroup.parent_max,
+                    "usage_peak_bytes": parent.usage_peak * ps,
+                    "oom_kills": kills.count(parent.name),
+                }
+            out["memcg"] = memcg
         return out
 
     def check(self) -> None:

@@ -310,12 +310,17 @@ def _title(data: RunData, settings: Settings | None) -> str:
     run_name = _run_name(data, settings)
     name = f"{run_name}: " if run_name != "default" else ""
     limits = _memcg_limits(data)
+    parent = _parent_limit(data)
     if not limits:
         group = ""
     elif len(limits) == 1:
         group = f", a {format_size(limits[0])} memory cgroup"
     else:
         group = f", {len(limits)} memory cgroups of {_sizes(limits)}"
+    if parent is not None:
+        n_groups = len((data.metrics["system"].get("memcg") or {}).get("groups") or [])
+        inside = " in" if limits else f", {n_groups} memory cgroup{'s' if n_groups != 1 else ''} in"
+        group += f"{inside} a {format_size(parent)} parent"
     return (
         f"{name}{n} process{'es' if n != 1 else ''}, {format_size(int(s['ram_bytes']))} RAM{group}, "
         f"{format_size(int(s['page_size']))} pages"
@@ -328,6 +333,12 @@ def _memcg_limits(data: RunData) -> list[int]:
     groups = memcg.get("groups") or [memcg]  # a run before cgroup.groups: its one group
     limits = [g.get("limit_bytes", memcg.get("limit_bytes")) for g in groups]
     return [int(x) for x in limits] if memcg and None not in limits else []
+
+
+def _parent_limit(data: RunData) -> int | None:
+    """The parent group's limit in bytes (cgroup.parent_max), None without one."""
+    parent = (data.metrics["system"].get("memcg") or {}).get("parent")
+    return int(parent["limit_bytes"]) if parent else None
 
 
 def _sizes(sizes: list[int]) -> str:
@@ -545,8 +556,11 @@ def _memory_fig(data: RunData, title: str) -> Figure:
 
     _stack(top, *_wide(procs, "rss_bytes", pids), data, colors)
     limits = _memcg_limits(data)
-    # The groups' limits together bound the stacked RSS of their processes.
+    parent = _parent_limit(data)
+    # The groups' limits together bound the stacked RSS of their processes, and a parent's limit all of it.
     limit = sum(limits) if limits else None
+    if parent is not None and (limit is None or parent < limit):
+        limit, limits = parent, []
     # A group far smaller than the machine (a container on a big host) is what bounds RSS:
     # scaled to RAM it would be a sliver at the bottom, so the panel is scaled to the group.
     scale = ram if limit is None or 2 * limit >= ram else limit
@@ -554,9 +568,12 @@ def _memory_fig(data: RunData, title: str) -> Figure:
         top.axhline(ram, color="black", linestyle="--", linewidth=1.3, label=f"RAM ({format_size(ram)})")
     if limit is not None and limit < ram:
         # The group also pays for page tables and kernel memory, so RSS levels off below it.
-        what = (
-            "memory cgroup limit" if len(limits) == 1 else f"memory cgroup limits,\nadded ({_sizes(limits)})"
-        )
+        if not limits:
+            what = "parent memory cgroup's limit"
+        elif len(limits) == 1:
+            what = "memory cgroup limit"
+        else:
+            what = f"memory cgroup limits,\nadded ({_sizes(limits)})"
         top.axhline(limit, color="#aa0000", linestyle="-.", linewidth=1.3,
                     label=f"{what}\n({format_size(limit)}: RSS, page\ntables, kernel memory)")  # fmt: skip
     top.set_ylim(0, scale * 1.12)

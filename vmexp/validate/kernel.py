@@ -832,20 +832,25 @@ _serial = 0
 
 
 @contextlib.contextmanager
-def memory_cgroup(limit: int, swap_max: int | None = None) -> Iterator[Cgroup]:
+def memory_cgroup(limit: int, swap_max: int | None = None, under: Cgroup | None = None) -> Iterator[Cgroup]:
     """A fresh memory cgroup limited to ``limit`` bytes (and ``swap_max`` bytes of swap; None = any).
 
     On cgroup v1 the swap limit is ``memory.memsw.limit_in_bytes`` = limit +
     swap_max, written after ``memory.limit_in_bytes`` (the kernel refuses a
-    memsw limit below the memory limit). The group is removed at the end;
-    processes still in it (a run cut short) are killed first.
+    memsw limit below the memory limit). ``under``: inside that group (made
+    here too), whose limit then counts this one's charge as well
+    (``cgroup.parent_max``; v1's hierarchy is always on since Linux 5.11, v2
+    has the memory controller enabled for its children here). The group is
+    removed at the end; processes still in it (a run cut short) are killed first.
     """
     global _serial
     root = _v2_root()
     version: Literal["v1", "v2"] = "v2" if root else "v1"
-    parent = root if root else _v1_parent()
+    parent = under.path if under is not None else root if root else _v1_parent()
     if parent is None:
         raise KernelUnavailable("no memory cgroup controller (see vmexp.validate.kernel.missing)")
+    if under is not None and version == "v2":
+        _write(parent / "cgroup.subtree_control", "+memory")
     _serial += 1
     path = parent / f"vmexp-{os.getpid()}-{_serial}-{time.monotonic_ns() % 10**9}"
     path.mkdir()
@@ -1024,6 +1029,7 @@ def _replay_once(
     poll_stats: float | None = None,
     watch: Watch | None = None,
     cpus: Sequence[int] | None = None,
+    parent_max: int | None = None,
 ) -> tuple[KernelRun | None, str]:
     """One run in a new group; ``(None, why)`` when the group's OOM killer ended it.
 
@@ -1032,7 +1038,7 @@ def _replay_once(
     at once; each stops again after its loop and is continued to print and exit, freeing its
     memory as it would. ``limit`` a list: one new group for each of its limits, side by side (each
     with ``swap_max``), the i-th replayer in group i mod their number (``cgroup.groups``,
-    ``cgroup.limits``).
+    ``cgroup.limits``). ``parent_max``: those groups inside one more, of that limit (``cgroup.parent_max``).
     """
     recs = [records] if isinstance(records, str) else list(records)
     group = len(recs) > 1
@@ -1044,7 +1050,8 @@ def _replay_once(
         raise ValueError(f"{groups} groups for {len(recs)} processes")
     exe = str(build_replayer())
     with contextlib.ExitStack() as made:
-        cgs = [made.enter_context(memory_cgroup(each, swap_max)) for each in limits]
+        top = made.enter_context(memory_cgroup(parent_max)) if parent_max is not None else None
+        cgs = [made.enter_context(memory_cgroup(each, swap_max, top)) for each in limits]
         cg = cgs[0]
         before = _vmstat()
         t0 = time.monotonic()
@@ -1103,7 +1110,7 @@ def _replay_once(
                 poller.join()
         seconds = time.monotonic() - t0
         after = _vmstat()
-        kills = sum(c.oom_kills() for c in cgs)
+        kills = sum(c.oom_kills() for c in [*cgs, *([top] if top is not None else [])])
         codes = [p.returncode for p in procs]
         if kills or -signal.SIGKILL in codes:
             return None, f"OOM kill in the group (oom_kill {kills}, exit {', '.join(map(str, codes))})"
@@ -1154,6 +1161,7 @@ def replay_kernel(
     poll_stats: float | None = None,
     watch: Watch | None = None,
     cpus: Sequence[int] | None = None,
+    parent_max: int | None = None,
 ) -> KernelRun:
     """Replay a records file (:func:`records_file`) once in a fresh group of ``limit`` bytes; several
     (the processes of one trace): all at once in that group (:func:`_replay_once`).
@@ -1169,11 +1177,12 @@ def replay_kernel(
     at each of those reads instead (``bench/kernel_truth.py stock``). ``cpus``: the replayers (one, or
     a trace's several in order) each held to one CPU, the i-th to ``cpus[i % len(cpus)]``, where the
     scheduler would otherwise place them (``bench/kernel_truth.py irq-cpu``). ``limit`` a list: the
-    replayers in a group of each of those limits, side by side (:func:`_replay_once`).
+    replayers in a group of each of those limits, side by side, and with ``parent_max`` inside a
+    group of that limit (:func:`_replay_once`).
     """
     reasons = []
     for attempt in range(max_oom_reruns + 1):
-        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats, watch, cpus)
+        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats, watch, cpus, parent_max)
         if run is not None:
             run.oom_reruns = attempt
             return run
@@ -1254,6 +1263,7 @@ def outcomes(
     progress: Callable[[int, KernelRun | None], None] | None = None,
     poll_stats: float | None = None,
     cpus: Sequence[int] | None = None,
+    parent_max: int | None = None,
 ) -> list[KernelRun | None]:
     """``runs`` replays as :func:`measure`'s, each run once: None for one the group's OOM killer ended.
 
@@ -1264,7 +1274,7 @@ def outcomes(
     """
 
     def once(rec: str | list[str]) -> KernelRun | None:
-        return _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats, None, cpus)[0]
+        return _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats, None, cpus, parent_max)[0]
 
     return _each_run(trace_path, runs, pids, fresh, progress, once)
 
@@ -1280,14 +1290,17 @@ def measure(
     progress: Callable[[int, KernelRun], None] | None = None,
     poll_stats: float | None = None,
     cpus: Sequence[int] | None = None,
+    parent_max: int | None = None,
 ) -> list[KernelRun]:
     """``runs`` replays of processes ``pids`` of a trace (all at once), each run in its own group
     (inside a :func:`session`);
     ``fresh``: swap that area off and on again before each (:func:`reswap`); ``progress`` is told
     each run (its number from 1) as it ends: a trace's runs can take minutes; ``poll_stats``, ``cpus``,
-    ``limit`` (one or a list): as :func:`replay_kernel`'s."""
+    ``limit`` (one or a list), ``parent_max``: as :func:`replay_kernel`'s."""
 
     def rerun_killed(rec: str | list[str]) -> KernelRun:
-        return replay_kernel(rec, limit, swap_max=swap_max, poll_stats=poll_stats, cpus=cpus)
+        return replay_kernel(
+            rec, limit, swap_max=swap_max, poll_stats=poll_stats, cpus=cpus, parent_max=parent_max
+        )
 
     return _each_run(trace_path, runs, pids, fresh, progress, rerun_killed)

@@ -92,6 +92,7 @@ KERNEL_KEYS = (
     "cgroup.swap_max",
     "cgroup.groups",
     "cgroup.limits",
+    "cgroup.parent_max",
     "machine.page_cluster",
 )
 
@@ -130,6 +131,7 @@ class KernelSettings:
     rest: tuple[str, ...]
     groups: int = 1  # cgroup.groups: the trace's processes in that many groups, each of limit
     limits: tuple[int, ...] | None = None  # cgroup.limits: each group's own, in place of limit
+    parent_max: int | None = None  # cgroup.parent_max: the groups inside one more, of this limit
 
     @property
     def replay_limit(self) -> int | list[int]:
@@ -141,9 +143,11 @@ class KernelSettings:
     def describe(self) -> str:
         """The groups' limits, as the header line names them."""
         if self.limits is not None:
-            return f"{self.groups} groups, limits " + ", ".join(format_size(x) for x in self.limits)
-        each = f"{self.groups} groups, each " if self.groups > 1 else ""
-        return f"{each}limit {format_size(self.limit)}"
+            own = f"{self.groups} groups, limits " + ", ".join(format_size(x) for x in self.limits)
+        else:
+            each = f"{self.groups} groups, each " if self.groups > 1 else ""
+            own = f"{each}limit {format_size(self.limit)}"
+        return own if self.parent_max is None else f"{own}, in a parent of {format_size(self.parent_max)}"
 
 
 def _override_size(key: str, value: str) -> int | None:
@@ -172,6 +176,7 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
     cluster = None
     groups: int | None = None
     limits: tuple[int, ...] | None = None
+    parent_max: int | None = None
     rest = []
     for ov in overrides:
         key, eq, value = ov.lstrip("+").partition("=")
@@ -194,6 +199,8 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
             if not items:
                 raise UsageError(f"cgroup.limits={value}: a list of sizes, one a group (e.g. [32M,96M])")
             limits = tuple(_replay_size(key, x) for x in items)
+        elif key == "cgroup.parent_max":
+            parent_max = None if _override_size(key, value) is None else _replay_size(key, value)
         else:
             if not value.isdigit() or int(value) > 31:
                 raise UsageError(f"machine.page_cluster={value}: an integer 0..31 (vm.page-cluster)")
@@ -206,7 +213,7 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
             f"cgroup.limits: {len(limits)} limits for cgroup.groups={groups} "
             f"(leave cgroup.groups out, or set it to {len(limits)})"
         )
-    return KernelSettings(limit, swap_max, cluster, tuple(rest), groups, limits)
+    return KernelSettings(limit, swap_max, cluster, tuple(rest), groups, limits, parent_max)
 
 
 def stats_period(every: str | None) -> int | None:
@@ -279,6 +286,7 @@ def simulator_overrides(
     speed: K.DeviceSpeed | None = None,
     groups: int = 1,
     limits: Sequence[int] | None = None,
+    parent_max: int | None = None,
 ) -> list[str]:
     """The simulator's overrides that describe the kernel the real side ran on.
 
@@ -315,6 +323,8 @@ def simulator_overrides(
             ov.append(f"cgroup.groups={groups}")
         if limits is not None:
             ov.append(f"cgroup.limits=[{','.join(_size_arg(x) for x in limits)}]")
+        if parent_max is not None:
+            ov.append(f"cgroup.parent_max={_size_arg(parent_max)}")
         return ov
     return [
         "nprocs=1",
@@ -659,6 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 speed=speed,
                 groups=settings.groups,
                 limits=settings.limits,
+                parent_max=settings.parent_max,
             )
             given = {o.lstrip("+~").partition("=")[0] for o in rest}
             if (len(pids) > 1 or pin_ov) and "machine.ncpus" not in given:
@@ -697,6 +708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     progress=said,
                     poll_stats=poll,
                     cpus=cpus if args.pin else None,
+                    parent_max=settings.parent_max,
                 )
 
             if sim_oom is None:

@@ -643,7 +643,8 @@ class LinuxLRU(ReclaimTarget, Policy):
 
 
 class LinuxNode(ReclaimTarget):
-    """The node above several memory cgroups' lruvecs: what global reclaim and kswapd aim at.
+    """The node above several memory cgroups' lruvecs: what global reclaim and kswapd aim at, and a
+    parent group's reclaim (``cgroup.parent_max``), with a walk position of its own.
 
     Its statistics are the root memory cgroup's, the sums of its groups'
     (hierarchical counters); its anonymous cost is charged by every
