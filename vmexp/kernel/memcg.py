@@ -202,7 +202,7 @@ class MemCgroup:
     def usage(self) -> int:
         """memory.usage_in_bytes, in pages: a parent's counts its children's (hierarchical charging)."""
         if self.children:
-            return sum(c.pages + c.pt_pages + c.kernel for c in self.children)
+            return sum(c.usage for c in self.children)
         return self.pages + self.pt_pages + self.kernel
 
     def adopt(self, children: list[MemCgroup]) -> None:
@@ -212,7 +212,7 @@ class MemCgroup:
             c.parent = self
 
     def tasks(self) -> list[MM]:
-        """The live members of this group and the groups below it: what its OOM killer chooses from."""
+        """The members of this group and of the groups below it: what its OOM killer chooses from."""
         return self.members + [m for c in self.children for m in c.members]
 
     def attach(self, mm: MM, *, program: bool = True) -> None:
