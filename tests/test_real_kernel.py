@@ -152,6 +152,13 @@ def test_the_processes_of_a_trace_run_at_once_in_one_group_and_each_is_counted(t
     assert leftovers() == CLEAN
 
 
+# A process of 12 MiB written and read back twice, beside one that writes 24 MiB three times over.
+CACHE_AND_LOOP = (
+    "p1: malloc 1 12M\np1: touch 1\np1: touch 1 0 12M r\np1: touch 1 0 12M r\n"
+    "p2: malloc 1 24M\np2: touch 1\np2: touch 1\np2: touch 1\n"
+)
+
+
 @real_kernel
 @pytest.mark.real_kernel
 def test_the_processes_of_a_trace_run_in_groups_of_their_own(tmp_path: Path) -> None:
@@ -160,11 +167,7 @@ def test_the_processes_of_a_trace_run_in_groups_of_their_own(tmp_path: Path) -> 
     # faults a page back, however hard the other presses on its limit, and the loop misses on every
     # page of its second and third sweeps, as alone in 16 MiB (the loop test below). Each group
     # peaks at its limit at most, and the session leaves neither behind.
-    trace = write_trace(
-        tmp_path,
-        "p1: malloc 1 12M\np1: touch 1\np1: touch 1 0 12M r\np1: touch 1 0 12M r\n"
-        "p2: malloc 1 24M\np2: touch 1\np2: touch 1\np2: touch 1\n",
-    )
+    trace = write_trace(tmp_path, CACHE_AND_LOOP)
     n = 24 * MIB // PAGE + 1  # the loop's mapping, header included
     with K.session("zram"):
         (run,) = K.measure(trace, [16 * MIB, 16 * MIB], 1, pids=(1, 2))
@@ -182,11 +185,7 @@ def test_groups_inside_a_parent_are_held_to_its_limit_together(tmp_path: Path) -
     # groups' peaks stay near it (v1's max_usage_in_bytes of the loop's group has read 30 pages over
     # it, less than a charge batch: 64 pages), the loop faults on at least a sweep's pages, and the
     # session removes the parent with its groups.
-    trace = write_trace(
-        tmp_path,
-        "p1: malloc 1 12M\np1: touch 1\np1: touch 1 0 12M r\np1: touch 1 0 12M r\n"
-        "p2: malloc 1 24M\np2: touch 1\np2: touch 1\np2: touch 1\n",
-    )
+    trace = write_trace(tmp_path, CACHE_AND_LOOP)
     with K.session("zram"):
         (apart,) = K.measure(trace, [64 * MIB, 64 * MIB], 1, pids=(1, 2))
         (inside,) = K.measure(trace, [64 * MIB, 64 * MIB], 1, pids=(1, 2), parent_max=16 * MIB)
