@@ -257,7 +257,7 @@ METRICS: tuple[Metric, ...] = (
     # (only when they apply: policy=linux, swap_device=zram, a memory cgroup)
     _sys("vmstat", "Linux's reclaim counters (policy=linux), named as /proc/vmstat names them", "text"),
     _sys("zram", "zram's pool: pages stored, frames taken, peak (swap_device=zram)", "text"),
-    _sys("memcg", "the memory cgroups: limits, usage and swap peaks, OOM kills, each group's processes (cgroup.*)", "text"),
+    _sys("memcg", "memory cgroups: limits, usage and swap peaks, OOM kills, each group's processes, a parent (cgroup.*)", "text"),
     _sys("ram_bytes", "RAM", "bytes", better=0),
     _sys("swap_size_bytes", "swap space", "bytes", json=("swap_bytes",), better=0),
     _sys("page_size", "page size", "bytes", better=0),
