@@ -220,6 +220,35 @@ def test_a_loop_larger_than_the_limit_misses_on_every_reference(tmp_path: Path) 
 
 @real_kernel
 @pytest.mark.real_kernel
+def test_a_runs_faults_read_as_it_goes_climb_to_its_totals_and_change_nothing(tmp_path: Path) -> None:
+    # validate kernel --figure: /proc/PID/stat read every 10 ms between the replayer's stops. Three
+    # write sweeps of 24 MiB through a 16 MiB group: the first sweep's minor faults come before the
+    # later sweeps' major ones, the counts only climb, and the last point is the loop's own count
+    # (getrusage's, which the reads past its end are held to: mallinfo2 and the printing after it
+    # fault a few heap pages back). A lone replayer so read stops and is let go as a group's are,
+    # and faults as one that is not.
+    n = 24 * MIB // PAGE + 1
+    trace = write_trace(tmp_path, "malloc 1 24M\ntouch 1\ntouch 1\ntouch 1\n")
+    with K.session("zram"):
+        (run,) = K.measure(trace, 16 * MIB, 1, sample_every=0.01)
+        (plain,) = K.measure(trace, 16 * MIB, 1)
+    assert run.minflt == plain.minflt == n + 1
+    assert 2 * n - 2 <= run.majflt <= 2 * n + 64 and abs(run.majflt - plain.majflt) <= 16
+    assert run.timeline[-1][1:] == (run.minflt, run.majflt)
+    times = [t for t, _, _ in run.timeline]
+    assert times == sorted(times) and 0 < times[-1] <= run.seconds
+    for col in (1, 2):
+        counts = [p[col] for p in run.timeline]
+        assert counts == sorted(counts), col
+    assert len(run.timeline) >= 3  # a run of 0.1 s or more, read every 10 ms
+    # Minor faults first: when the first major fault is read, the first sweep is nearly done.
+    first_major = next(p for p in run.timeline if p[2] > 0)
+    assert first_major[1] > n // 2, run.timeline
+    assert leftovers() == CLEAN
+
+
+@real_kernel
+@pytest.mark.real_kernel
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_a_replayer_held_to_a_cpu_runs_only_there(tmp_path: Path) -> None:
     # validate kernel --pin, bench/kernel_truth.py irq-cpu: the replayer is put on its CPU between
@@ -445,6 +474,61 @@ def test_the_kernel_command_says_each_real_run_as_it_ends(
         "[real run 2/2] minflt 259 majflt 1 in 0.50 s",
     ]
     assert re.search(r"^ +minflt +259 \[257\.\.259\]", out, re.MULTILINE), out  # both runs in the table
+
+
+def test_the_kernel_command_draws_each_real_runs_faults_over_time_beside_the_simulators(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--figure FILE``: the real runs are read as they go (measure is asked for it) and their
+    faults are drawn over time with the simulator's, whose curve is its time series': from 0 to
+    its totals. A directory gets kernel-faults.png. The kernel is faked: nothing is set up."""
+    from vmexp.validate import kernel_figure
+
+    trace = write_trace(tmp_path, "malloc 1 8M\ntouch 1\n")
+    asked: list[Any] = []
+    run = K.KernelRun(2050, 0, 0.02, 0, timeline=[(0.01, 1000, 0), (0.02, 2050, 0)])
+    fake_kernel(monkeypatch, run)
+    monkeypatch.setattr(K, "measure", lambda *a, **k: asked.append(k["sample_every"]) or [run, run])
+    drawn: dict[str, Any] = {}
+    real_draw = kernel_figure.draw
+
+    def draw(path: Path, real: Any, simulated: Any, title: str, subtitle: str) -> Path:
+        drawn.update(real=real, simulated=simulated, title=title, subtitle=subtitle)
+        return real_draw(path, real, simulated, title, subtitle)
+
+    monkeypatch.setattr("vmexp.validate.kernel_cli.draw_figure", draw)
+    assert kernel_main([str(trace), "--swap", "existing", "--figure", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    png = tmp_path / "kernel-faults.png"
+    assert f"figure: {png}" in out.splitlines()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert asked == [kernel_figure.SAMPLE_EVERY]
+    assert drawn["real"] == [run, run]
+    sim = drawn["simulated"]
+    assert sim[-1][1:] == (2050, 0) and sim[0][1] <= sim[-1][1]  # the simulator's 2050 minor faults
+    assert [t for t, _, _ in sim] == sorted(t for t, _, _ in sim)
+    assert drawn["title"].startswith("t.trace: page faults")
+    assert "limit 64 MiB" in drawn["subtitle"] and "zram" in drawn["subtitle"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+    # Without --figure nothing is read as it goes, and nothing is drawn.
+    asked.clear()
+    assert kernel_main([str(trace), "--swap", "existing"]) == 0
+    assert asked == [None] and "figure:" not in capsys.readouterr().out
+
+
+def test_the_kernel_command_refuses_a_figure_format_before_the_real_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # the format is said before "needs root"
+    assert kernel_main([str(trace), "--swap", "zram", "--figure", str(tmp_path / "f.docx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"vmexp.validate kernel: error: --figure {tmp_path / 'f.docx'}: not a figure format"
+    )
+    assert err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == [trace]
 
 
 def test_the_kernel_command_replays_every_process_at_once_and_compares_each_and_their_sum(

@@ -430,9 +430,10 @@ def _name(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-def figure_path(path: str | Path) -> Path:
-    """The file ``draw`` writes for ``path``: DIR/compare.png for a directory, NAME.png for a name
-    without a suffix (matplotlib adds it when saving; the path said must be the file written).
+def figure_path(path: str | Path, default_name: str = "compare.png") -> Path:
+    """The file a figure for ``path`` is written to: DIR/``default_name`` for a directory, NAME.png
+    for a name without a suffix (matplotlib adds it when saving; the path said must be the file
+    written). ``draw``'s, and ``validate kernel --figure``'s.
 
     Raises VmexpError for a suffix matplotlib cannot write, before anything is drawn.
     """
@@ -440,7 +441,7 @@ def figure_path(path: str | Path) -> Path:
 
     out = Path(path)
     if out.is_dir():
-        out = out / "compare.png"
+        out = out / default_name
     elif not out.suffix:
         out = out.with_name(f"{out.name}.png")
     formats = FigureCanvasBase.get_supported_filetypes()

@@ -934,6 +934,9 @@ class KernelRun:
     # CPU time of the replay loops (user and system, getrusage), the group's sum: the kernel's own
     # work for each fault is most of it.
     cpu: float = 0.0
+    # With ``sample_every``: (seconds since the replay loops began, minflt, majflt) of all the run's
+    # processes together, read from /proc as they ran; the last entry is the loops' totals.
+    timeline: list[tuple[float, int, int]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         d = {
@@ -966,6 +969,66 @@ def _parse(stdout: str) -> dict[str, int]:
         if v.strip().lstrip("-").isdigit():
             out[k] = int(v)
     return out
+
+
+def _proc_faults(pid: int) -> tuple[str, int, int]:
+    """A process's state letter, minflt and majflt, from ``/proc/PID/stat`` (the counters getrusage
+    sums, read from outside: reading them touches none of the process's memory)."""
+    fields = _read(f"/proc/{pid}/stat").rpartition(")")[2].split()
+    return fields[0], int(fields[7]), int(fields[9])
+
+
+class _Timeline:
+    """The faults of a run's replayers as they go, for ``validate kernel --figure``.
+
+    Each replayer stops itself before its loop and after it (``-S``): the
+    counts at the first stop are its baseline (the loop's first getrusage
+    reads the same), and the time it reaches the second is its end. In
+    between a thread reads ``/proc/PID/stat`` every ``interval`` seconds,
+    which touches none of the replayer's memory. After its loop's last
+    getrusage the replayer walks its heap for ``mallinfo2`` and prints,
+    which can fault its pages back (measured: 5 to 11 major faults past the
+    loop's count); a read that falls there is held to the loop's totals,
+    which end the timeline (:meth:`points`).
+    """
+
+    def __init__(self, procs: Sequence[subprocess.Popen[str]], interval: float) -> None:
+        self.procs = procs
+        self.interval = interval
+        self.base = [_proc_faults(p.pid)[1:] for p in procs]  # at the stop before the loop
+        self.last = list(self.base)
+        self.ended = [False] * len(procs)
+        self.samples: list[tuple[float, int, int]] = []
+        self.t0 = self.t_end = 0.0
+
+    def start(self) -> threading.Thread:
+        """Sample from now (the replayers have just been let go into their loops)."""
+        self.t0 = time.monotonic()
+        thread = threading.Thread(target=self._run, daemon=True)
+        thread.start()
+        return thread
+
+    def _run(self) -> None:
+        while not all(self.ended) and any(p.poll() is None for p in self.procs):
+            for i, proc in enumerate(self.procs):
+                if not self.ended[i]:
+                    with contextlib.suppress(OSError, IndexError, ValueError):  # gone: an OOM kill
+                        self.last[i] = _proc_faults(proc.pid)[1:]
+            minflt = sum(m - b for (m, _), (b, _) in zip(self.last, self.base, strict=True))
+            majflt = sum(m - b for (_, m), (_, b) in zip(self.last, self.base, strict=True))
+            self.samples.append((time.monotonic() - self.t0, minflt, majflt))
+            time.sleep(self.interval)
+
+    def end(self, i: int) -> None:
+        """Replayer ``i`` is at its stop after the loop."""
+        self.ended[i] = True
+        self.t_end = time.monotonic() - self.t0
+
+    def points(self, minflt: int, majflt: int) -> list[tuple[float, int, int]]:
+        """The samples, each held to the loops' totals, then the totals at the last loop's end."""
+        end = self.t_end or (self.samples[-1][0] if self.samples else 0.0)
+        held = [(t, min(a, minflt), min(b, majflt)) for t, a, b in self.samples if t < end]
+        return [*held, (end, minflt, majflt)]
 
 
 def _wait_stopped(proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
@@ -1030,6 +1093,7 @@ def _replay_once(
     watch: Watch | None = None,
     cpus: Sequence[int] | None = None,
     parent_max: int | None = None,
+    sample_every: float | None = None,
 ) -> tuple[KernelRun | None, str]:
     """One run in a new group; ``(None, why)`` when the group's OOM killer ended it.
 
@@ -1039,6 +1103,8 @@ def _replay_once(
     memory as it would. ``limit`` a list: one new group for each of its limits, side by side (each
     with ``swap_max``), the i-th replayer in group i mod their number (``cgroup.groups``,
     ``cgroup.limits``). ``parent_max``: those groups inside one more, of that limit (``cgroup.parent_max``).
+    ``sample_every``: also read the replayers' faults that often (seconds) as they run, into the
+    run's ``timeline`` (:class:`_Timeline`); a lone replayer then stops and is let go as a group's are.
     """
     recs = [records] if isinstance(records, str) else list(records)
     group = len(recs) > 1
@@ -1055,8 +1121,11 @@ def _replay_once(
         cg = cgs[0]
         before = _vmstat()
         t0 = time.monotonic()
-        stop = probe is not None or group
+        together = group or sample_every is not None  # stopped before the loop, let go at once
+        stop = probe is not None or together
         procs: list[subprocess.Popen[str]] = []
+        timeline: _Timeline | None = None
+        sampler: threading.Thread | None = None
         with contextlib.ExitStack() as undo:
             for i, rec in enumerate(recs):
                 cmd = [exe, "-S", rec] if stop else [exe, rec]
@@ -1085,16 +1154,24 @@ def _replay_once(
                         "status": _status(proc.pid),
                     }
                     os.kill(proc.pid, signal.SIGCONT)
-            elif group:
+            elif together:
                 for proc in procs:
                     _wait_stopped(proc)
+                timeline = _Timeline(procs, sample_every) if sample_every is not None else None
                 t0 = time.monotonic()
                 if poller is not None:
                     poller.start()
                 for proc in procs:
                     os.kill(proc.pid, signal.SIGCONT)
+                if timeline is not None:
+                    sampler = timeline.start()
                 enders = [
-                    threading.Thread(target=_continue_at_end, args=(p, timeout), daemon=True) for p in procs
+                    threading.Thread(
+                        target=_continue_at_end,
+                        args=(p, timeout, None if timeline is None else functools.partial(timeline.end, i)),
+                        daemon=True,
+                    )
+                    for i, p in enumerate(procs)
                 ]
                 for t in enders:
                     t.start()
@@ -1108,6 +1185,8 @@ def _replay_once(
                     raise KernelRunError(f"the real-kernel replay took longer than {timeout} s") from None
             if poller is not None:
                 poller.join()
+            if sampler is not None:
+                sampler.join()
         seconds = time.monotonic() - t0
         after = _vmstat()
         kills = sum(c.oom_kills() for c in [*cgs, *([top] if top is not None else [])])
@@ -1128,7 +1207,10 @@ def _replay_once(
         delta = {k: after.get(k, 0) - before.get(k, 0) for k in VMSTAT_KEYS if k in before}
         minflt, majflt = sum(c[0] for c in counts), sum(c[1] for c in counts)
         peak = max(c.peak() for c in cgs)
-        return KernelRun(minflt, majflt, seconds, peak, 0, delta, counts if group else [], cpu_us / 1e6), ""
+        run = KernelRun(minflt, majflt, seconds, peak, 0, delta, counts if group else [], cpu_us / 1e6)
+        if timeline is not None:
+            run.timeline = timeline.points(minflt, majflt)
+        return run, ""
 
 
 def _join_on(cg: Cgroup, cpu: int) -> None:
@@ -1137,10 +1219,15 @@ def _join_on(cg: Cgroup, cpu: int) -> None:
     os.sched_setaffinity(0, {cpu})
 
 
-def _continue_at_end(proc: subprocess.Popen[str], timeout: float | None) -> None:
-    """A replayer of a group run stops itself after its loop (``-S``): let it go on to print and exit."""
+def _continue_at_end(
+    proc: subprocess.Popen[str], timeout: float | None, at_end: Callable[[], None] | None = None
+) -> None:
+    """A replayer of a group run stops itself after its loop (``-S``): let it go on to print and exit
+    (``at_end`` is called at the stop, before)."""
     with contextlib.suppress(KernelRunError):  # it was killed (the group's OOM killer): nothing to continue
         _wait_stopped(proc, timeout if timeout is not None else REPLAY_TIMEOUT)
+        if at_end is not None:
+            at_end()
         os.kill(proc.pid, signal.SIGCONT)
 
 
@@ -1162,6 +1249,7 @@ def replay_kernel(
     watch: Watch | None = None,
     cpus: Sequence[int] | None = None,
     parent_max: int | None = None,
+    sample_every: float | None = None,
 ) -> KernelRun:
     """Replay a records file (:func:`records_file`) once in a fresh group of ``limit`` bytes; several
     (the processes of one trace): all at once in that group (:func:`_replay_once`).
@@ -1178,11 +1266,14 @@ def replay_kernel(
     a trace's several in order) each held to one CPU, the i-th to ``cpus[i % len(cpus)]``, where the
     scheduler would otherwise place them (``bench/kernel_truth.py irq-cpu``). ``limit`` a list: the
     replayers in a group of each of those limits, side by side, and with ``parent_max`` inside a
-    group of that limit (:func:`_replay_once`).
+    group of that limit (:func:`_replay_once`). ``sample_every``: the run's ``timeline`` of faults, read
+    that often (seconds).
     """
     reasons = []
     for attempt in range(max_oom_reruns + 1):
-        run, why = _replay_once(records, limit, swap_max, None, timeout, poll_stats, watch, cpus, parent_max)
+        run, why = _replay_once(
+            records, limit, swap_max, None, timeout, poll_stats, watch, cpus, parent_max, sample_every
+        )
         if run is not None:
             run.oom_reruns = attempt
             return run
@@ -1264,6 +1355,7 @@ def outcomes(
     poll_stats: float | None = None,
     cpus: Sequence[int] | None = None,
     parent_max: int | None = None,
+    sample_every: float | None = None,
 ) -> list[KernelRun | None]:
     """``runs`` replays as :func:`measure`'s, each run once: None for one the group's OOM killer ended.
 
@@ -1274,7 +1366,9 @@ def outcomes(
     """
 
     def once(rec: str | list[str]) -> KernelRun | None:
-        return _replay_once(rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats, None, cpus, parent_max)[0]
+        return _replay_once(
+            rec, limit, swap_max, None, REPLAY_TIMEOUT, poll_stats, None, cpus, parent_max, sample_every
+        )[0]
 
     return _each_run(trace_path, runs, pids, fresh, progress, once)
 
@@ -1291,16 +1385,23 @@ def measure(
     poll_stats: float | None = None,
     cpus: Sequence[int] | None = None,
     parent_max: int | None = None,
+    sample_every: float | None = None,
 ) -> list[KernelRun]:
     """``runs`` replays of processes ``pids`` of a trace (all at once), each run in its own group
     (inside a :func:`session`);
     ``fresh``: swap that area off and on again before each (:func:`reswap`); ``progress`` is told
     each run (its number from 1) as it ends: a trace's runs can take minutes; ``poll_stats``, ``cpus``,
-    ``limit`` (one or a list), ``parent_max``: as :func:`replay_kernel`'s."""
+    ``limit`` (one or a list), ``parent_max``, ``sample_every``: as :func:`replay_kernel`'s."""
 
     def rerun_killed(rec: str | list[str]) -> KernelRun:
         return replay_kernel(
-            rec, limit, swap_max=swap_max, poll_stats=poll_stats, cpus=cpus, parent_max=parent_max
+            rec,
+            limit,
+            swap_max=swap_max,
+            poll_stats=poll_stats,
+            cpus=cpus,
+            parent_max=parent_max,
+            sample_every=sample_every,
         )
 
     return _each_run(trace_path, runs, pids, fresh, progress, rerun_killed)

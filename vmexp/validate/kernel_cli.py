@@ -27,7 +27,9 @@ machine-wide timer flushes every 2 s, at a phase against the run that no
 run knows; ``--stats-every`` flushes them at one period on both sides
 (:func:`stats_overrides`), and a DIFFER whose real runs spread widely says
 so. ``--counters`` prints the swap and reclaim counters of /proc/vmstat
-beside the simulator's (:func:`format_counters`).
+beside the simulator's (:func:`format_counters`); ``--figure`` draws each
+real run's faults over its time beside the simulator's
+(:mod:`vmexp.validate.kernel_figure`), which shows where they part.
 
 Kernel facts become simulator overrides in one place,
 :func:`simulator_overrides`. The simulator's keys for this
@@ -63,6 +65,8 @@ from vmexp.cliargs import Parser
 from vmexp.console import keep_going_without_a_reader
 from vmexp.units import UnitError, format_duration, format_size, parse_duration, parse_size
 from vmexp.validate import kernel as K
+from vmexp.validate.kernel_figure import SAMPLE_EVERY, simulated_timeline
+from vmexp.validate.kernel_figure import draw as draw_figure
 from vmexp.workload.traces import TraceError, parse_trace
 
 if TYPE_CHECKING:
@@ -408,6 +412,7 @@ class _Simulated(NamedTuple):
     seconds: float | None  # its length in simulated time
     cpu: float | None  # its processes' CPU time, summed
     counters: dict[str, int]  # named as /proc/vmstat names them
+    timeline: list[tuple[float, int, int]]  # its faults over time (--figure)
 
 
 def _simulated(run_dir: str) -> _Simulated:
@@ -417,7 +422,7 @@ def _simulated(run_dir: str) -> _Simulated:
         metrics = json.loads(Path(run_dir, "metrics.json").read_text(encoding="utf-8"))
         system, procs = metrics["system"], metrics["processes"]
     except (OSError, ValueError, KeyError, TypeError):
-        return _Simulated(None, None, {})
+        return _Simulated(None, None, {}, [])
     seconds = system.get("sim_time_s")
     cpu = [p.get("cpu_time_s") for p in procs]
     counters = {k: v for k, v in {**system, **system.get("vmstat", {})}.items() if k in K.VMSTAT_KEYS}
@@ -425,6 +430,7 @@ def _simulated(run_dir: str) -> _Simulated:
         float(seconds) if isinstance(seconds, int | float) else None,
         sum(cpu) if cpu and all(isinstance(c, int | float) for c in cpu) else None,
         counters,
+        simulated_timeline(run_dir),
     )
 
 
@@ -614,6 +620,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(machine.cost.remote_wakeup, timed here), and time the disk from that CPU",
     )
     parser.add_argument(
+        "--figure",
+        metavar="FILE",
+        help="also draw each real run's major and minor faults over time beside the simulator's into FILE "
+        "(.png unless its suffix names another format matplotlib writes; a directory gets kernel-faults.png): "
+        f"the real runs are read every {SAMPLE_EVERY * 1000:.0f} ms as they go, which a lone replayer's "
+        "run takes stopped before its loop and let go, as a trace of several processes always is",
+    )
+    parser.add_argument(
         "--keys",
         choices=("auto", "new", "today"),
         default="auto",
@@ -635,6 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         period = stats_period(args.stats_every)
         stats = stats_overrides(period, settings.rest, new_keys)
         rest = check_overrides(args.trace, [*stats, *settings.rest])  # now, not after minutes of real runs
+        figure = _figure_file(args.figure) if args.figure is not None else None
     except (TraceError, UsageError, SimulatorRunError) as e:
         print(f"vmexp.validate kernel: error: {e}", file=sys.stderr)
         return 2
@@ -709,6 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     poll_stats=poll,
                     cpus=cpus if args.pin else None,
                     parent_max=settings.parent_max,
+                    sample_every=SAMPLE_EVERY if figure is not None else None,
                 )
 
             if sim_oom is None:
@@ -745,6 +761,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "that often; the simulator's policy.params.stats_flush)"
         )
     print(f"simulator: {shlex.join(o for o in sim_ov if o != 'figures=false')}")  # as a shell takes it
+    if figure is not None:
+        runs = real or [r for r in ended if r is not None]
+        procs_text = "" if len(pids) == 1 else f"; the {len(pids)} processes together"
+        drawn = draw_figure(
+            figure,
+            runs,
+            simulated.timeline,
+            f"{Path(args.trace).name}: page faults on the real kernel and in the simulator",
+            f"Linux {facts.release}, {settings.describe()}, {swap_text}, page-cluster {facts.page_cluster}"
+            f"{procs_text}",
+        )
+        print(f"figure: {drawn}")
     if sim_oom is not None:
         killed = pids[sim_oom.pid - 1]
         name = str(sim_oom.pid) if len(pids) == 1 else f"p{killed}"
@@ -794,6 +822,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             'docs/kernel-truth.md, "Several processes in one group"'
         )
     return 0 if ok else 1
+
+
+def _figure_file(path: str) -> Path:
+    """``--figure``'s file, refused before any run when matplotlib cannot write its format."""
+    from vmexp.api import VmexpError
+    from vmexp.compare import figure_path
+
+    try:
+        return figure_path(path, "kernel-faults.png")
+    except VmexpError as e:
+        raise UsageError(f"--figure {e}") from None
 
 
 def _timer_may_decide(real: Sequence[K.KernelRun], sim_ov: Sequence[str]) -> bool:
