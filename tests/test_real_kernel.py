@@ -234,16 +234,16 @@ def test_a_runs_faults_read_as_it_goes_climb_to_its_totals_and_change_nothing(tm
         (plain,) = K.measure(trace, 16 * MIB, 1)
     assert run.minflt == plain.minflt == n + 1
     assert 2 * n - 2 <= run.majflt <= 2 * n + 64 and abs(run.majflt - plain.majflt) <= 16
-    assert run.timeline[-1][1:] == (run.minflt, run.majflt)
-    times = [t for t, _, _ in run.timeline]
+    assert run.timeline[-1][1] == ((run.minflt, run.majflt),)
+    times = [t for t, _ in run.timeline]
     assert times == sorted(times) and 0 < times[-1] <= run.seconds
-    for col in (1, 2):
-        counts = [p[col] for p in run.timeline]
+    for col in (0, 1):
+        counts = [c[0][col] for _, c in run.timeline]
         assert counts == sorted(counts), col
     assert len(run.timeline) >= 3  # a run of 0.1 s or more, read every 10 ms
     # Minor faults first: when the first major fault is read, the first sweep is nearly done.
-    first_major = next(p for p in run.timeline if p[2] > 0)
-    assert first_major[1] > n // 2, run.timeline
+    minflt, _majflt = next(c[0] for _, c in run.timeline if c[0][1] > 0)
+    assert minflt > n // 2, run.timeline
     assert leftovers() == CLEAN
 
 
@@ -486,15 +486,15 @@ def test_the_kernel_command_draws_each_real_runs_faults_over_time_beside_the_sim
 
     trace = write_trace(tmp_path, "malloc 1 8M\ntouch 1\n")
     asked: list[Any] = []
-    run = K.KernelRun(2050, 0, 0.02, 0, timeline=[(0.01, 1000, 0), (0.02, 2050, 0)])
+    run = K.KernelRun(2050, 0, 0.02, 0, timeline=[(0.01, ((1000, 0),)), (0.02, ((2050, 0),))])
     fake_kernel(monkeypatch, run)
     monkeypatch.setattr(K, "measure", lambda *a, **k: asked.append(k["sample_every"]) or [run, run])
     drawn: dict[str, Any] = {}
     real_draw = kernel_figure.draw
 
-    def draw(path: Path, real: Any, simulated: Any, title: str, subtitle: str) -> Path:
-        drawn.update(real=real, simulated=simulated, title=title, subtitle=subtitle)
-        return real_draw(path, real, simulated, title, subtitle)
+    def draw(path: Path, real: Any, simulated: Any, names: Any, title: str, subtitle: str) -> Path:
+        drawn.update(real=real, simulated=simulated, names=names, title=title, subtitle=subtitle)
+        return real_draw(path, real, simulated, names, title, subtitle)
 
     monkeypatch.setattr("vmexp.validate.kernel_cli.draw_figure", draw)
     assert kernel_main([str(trace), "--swap", "existing", "--figure", str(tmp_path)]) == 0
@@ -505,8 +505,9 @@ def test_the_kernel_command_draws_each_real_runs_faults_over_time_beside_the_sim
     assert asked == [kernel_figure.SAMPLE_EVERY]
     assert drawn["real"] == [run, run]
     sim = drawn["simulated"]
-    assert sim[-1][1:] == (2050, 0) and sim[0][1] <= sim[-1][1]  # the simulator's 2050 minor faults
-    assert [t for t, _, _ in sim] == sorted(t for t, _, _ in sim)
+    assert sim[-1][1] == ((2050, 0),) and sim[0][1][0][0] <= 2050  # the simulator's 2050 minor faults
+    assert [t for t, _ in sim] == sorted(t for t, _ in sim)
+    assert drawn["names"] == ["p1"]
     assert drawn["title"].startswith("t.trace: page faults")
     assert "limit 64 MiB" in drawn["subtitle"] and "zram" in drawn["subtitle"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left

@@ -934,9 +934,9 @@ class KernelRun:
     # CPU time of the replay loops (user and system, getrusage), the group's sum: the kernel's own
     # work for each fault is most of it.
     cpu: float = 0.0
-    # With ``sample_every``: (seconds since the replay loops began, minflt, majflt) of all the run's
-    # processes together, read from /proc as they ran; the last entry is the loops' totals.
-    timeline: list[tuple[float, int, int]] = field(default_factory=list)
+    # With ``sample_every``: (seconds since the replay loops began, each process's (minflt, majflt)
+    # in the order of ``procs``), read from /proc as they ran; the last entry is the loops' totals.
+    timeline: list[tuple[float, tuple[tuple[int, int], ...]]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         d = {
@@ -998,7 +998,7 @@ class _Timeline:
         self.base = [_proc_faults(p.pid)[1:] for p in procs]  # at the stop before the loop
         self.last = list(self.base)
         self.ended = [False] * len(procs)
-        self.samples: list[tuple[float, int, int]] = []
+        self.samples: list[tuple[float, tuple[tuple[int, int], ...]]] = []
         self.t0 = self.t_end = 0.0
 
     def start(self) -> threading.Thread:
@@ -1014,9 +1014,8 @@ class _Timeline:
                 if not self.ended[i]:
                     with contextlib.suppress(OSError, IndexError, ValueError):  # gone: an OOM kill
                         self.last[i] = _proc_faults(proc.pid)[1:]
-            minflt = sum(m - b for (m, _), (b, _) in zip(self.last, self.base, strict=True))
-            majflt = sum(m - b for (_, m), (_, b) in zip(self.last, self.base, strict=True))
-            self.samples.append((time.monotonic() - self.t0, minflt, majflt))
+            counts = tuple((a - c, b - d) for (a, b), (c, d) in zip(self.last, self.base, strict=True))
+            self.samples.append((time.monotonic() - self.t0, counts))
             time.sleep(self.interval)
 
     def end(self, i: int) -> None:
@@ -1024,11 +1023,15 @@ class _Timeline:
         self.ended[i] = True
         self.t_end = time.monotonic() - self.t0
 
-    def points(self, minflt: int, majflt: int) -> list[tuple[float, int, int]]:
-        """The samples, each held to the loops' totals, then the totals at the last loop's end."""
+    def points(self, totals: Sequence[tuple[int, int]]) -> list[tuple[float, tuple[tuple[int, int], ...]]]:
+        """The samples, each process's held to its loop's totals, then the totals at the last loop's end."""
         end = self.t_end or (self.samples[-1][0] if self.samples else 0.0)
-        held = [(t, min(a, minflt), min(b, majflt)) for t, a, b in self.samples if t < end]
-        return [*held, (end, minflt, majflt)]
+        held = [
+            (t, tuple((min(a, c), min(b, d)) for (a, b), (c, d) in zip(counts, totals, strict=True)))
+            for t, counts in self.samples
+            if t < end
+        ]
+        return [*held, (end, tuple(totals))]
 
 
 def _wait_stopped(proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
@@ -1209,7 +1212,7 @@ def _replay_once(
         peak = max(c.peak() for c in cgs)
         run = KernelRun(minflt, majflt, seconds, peak, 0, delta, counts if group else [], cpu_us / 1e6)
         if timeline is not None:
-            run.timeline = timeline.points(minflt, majflt)
+            run.timeline = timeline.points(counts)
         return run, ""
 
 

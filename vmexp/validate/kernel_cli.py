@@ -65,7 +65,7 @@ from vmexp.cliargs import Parser
 from vmexp.console import keep_going_without_a_reader
 from vmexp.units import UnitError, format_duration, format_size, parse_duration, parse_size
 from vmexp.validate import kernel as K
-from vmexp.validate.kernel_figure import SAMPLE_EVERY, simulated_timeline
+from vmexp.validate.kernel_figure import SAMPLE_EVERY, Timeline, simulated_timeline
 from vmexp.validate.kernel_figure import draw as draw_figure
 from vmexp.workload.traces import TraceError, parse_trace
 
@@ -412,7 +412,7 @@ class _Simulated(NamedTuple):
     seconds: float | None  # its length in simulated time
     cpu: float | None  # its processes' CPU time, summed
     counters: dict[str, int]  # named as /proc/vmstat names them
-    timeline: list[tuple[float, int, int]]  # its faults over time (--figure)
+    timeline: Timeline  # its faults over time (--figure)
 
 
 def _simulated(run_dir: str) -> _Simulated:
@@ -763,14 +763,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"simulator: {shlex.join(o for o in sim_ov if o != 'figures=false')}")  # as a shell takes it
     if figure is not None:
         runs = real or [r for r in ended if r is not None]
-        procs_text = "" if len(pids) == 1 else f"; the {len(pids)} processes together"
         drawn = draw_figure(
             figure,
             runs,
             simulated.timeline,
+            [f"p{pid}" for pid in pids],
             f"{Path(args.trace).name}: page faults on the real kernel and in the simulator",
-            f"Linux {facts.release}, {settings.describe()}, {swap_text}, page-cluster {facts.page_cluster}"
-            f"{procs_text}",
+            f"Linux {facts.release}, {settings.describe()}, {swap_text}, page-cluster {facts.page_cluster}",
         )
         print(f"figure: {drawn}")
     if sim_oom is not None:

@@ -21,7 +21,8 @@ from typing import Any
 
 from vmexp.validate.kernel import KernelRun
 
-Timeline = list[tuple[float, int, int]]  # (seconds, minflt, majflt), counts since the start
+# (seconds since the replay began, each process's (minflt, majflt) since its start), in time order
+Timeline = list[tuple[float, tuple[tuple[int, int], ...]]]
 
 # How often the real runs are read: about as often as the simulator samples (sample_interval,
 # 10 ms), and each read is one small file of /proc: a few microseconds of a CPU the replayers share.
@@ -29,25 +30,24 @@ SAMPLE_EVERY = 0.01
 
 
 def simulated_timeline(run_dir: str | os.PathLike[str]) -> Timeline:
-    """The simulated run's faults over time, all its processes together (``timeseries.csv``: a row
-    per process at every sample, their counts since they began; rows of pid 0 are the machine's).
-    Empty when the run left no time series."""
+    """The simulated run's faults over time, each process's in the order of its pid
+    (``timeseries.csv``: a row per process at every sample, its counts since it began; rows of pid 0
+    are the machine's). Empty when the run left no time series."""
     path = Path(run_dir, "timeseries.csv")
     if not path.exists():
         return []
-    counts: dict[str, tuple[int, int]] = {}  # each process's last counts: one that ended keeps them
-    out: Timeline = []
+    rows: dict[float, dict[int, tuple[int, int]]] = {}
     with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            if row["pid"] == "0" or not row["minflt"]:
-                continue
-            t = float(row["time_s"])
-            counts[row["pid"]] = (int(row["minflt"]), int(row["majflt"]))
-            point = (t, sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values()))
-            if out and out[-1][0] == t:
-                out[-1] = point  # the same sample's next process
-            else:
-                out.append(point)
+            if row["pid"] != "0" and row["minflt"]:
+                at = rows.setdefault(float(row["time_s"]), {})
+                at[int(row["pid"])] = (int(row["minflt"]), int(row["majflt"]))
+    pids = sorted({pid for at in rows.values() for pid in at})
+    last = dict.fromkeys(pids, (0, 0))  # a process that ended keeps its counts
+    out: Timeline = []
+    for t in sorted(rows):
+        last.update(rows[t])
+        out.append((t, tuple(last[pid] for pid in pids)))
     return out
 
 
@@ -55,11 +55,13 @@ def draw(
     path: str | os.PathLike[str],
     real: Sequence[KernelRun],
     simulated: Timeline,
+    names: Sequence[str],
     title: str,
     subtitle: str,
 ) -> Path:
-    """Major faults (left) and minor faults (right) over each side's time, to ``path``; written
-    whole or not at all (a temporary file beside it, renamed)."""
+    """Major faults (left) and minor faults (right) over each side's time, to ``path``: one colour
+    per process (``names``, in the order of the runs' counts) when there are several; written whole
+    or not at all (a temporary file beside it, renamed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,22 +70,38 @@ def draw(
     from vmexp.report.style import PALETTE, STYLE, seconds_axis
 
     out = Path(path)
+    runs = [r.timeline for r in real if r.timeline]
+    several = len(names) > 1
     with matplotlib.rc_context(STYLE):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
-        runs = [r for r in real if r.timeline]
-        for ax, col, what in zip(axes, (2, 1), ("major faults", "minor faults"), strict=True):
-            for i, run in enumerate(runs):
-                _line(
-                    ax,
-                    run.timeline,
-                    col,
-                    color=PALETTE[1],
-                    lw=1.1,
-                    alpha=0.8,
-                    label=f"real kernel ({len(runs)} run{'s' if len(runs) != 1 else ''})" if i == 0 else None,
-                )
-            if simulated:
-                _line(ax, simulated, col, color=PALETTE[0], lw=2.2, label="simulator")
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
+        for ax, col, what in zip(axes, (1, 0), ("major faults", "minor faults"), strict=True):
+            for p, name in enumerate(names):
+                who = f"{name}: " if several else ""
+                real_color = PALETTE[p % len(PALETTE)] if several else PALETTE[1]
+                for i, timeline in enumerate(runs):
+                    _line(
+                        ax,
+                        timeline,
+                        p,
+                        col,
+                        color=real_color,
+                        lw=1.0,
+                        alpha=0.7,
+                        label=f"{who}real kernel ({len(runs)} run{'s' if len(runs) != 1 else ''})"
+                        if i == 0
+                        else None,
+                    )
+                if simulated:
+                    _line(
+                        ax,
+                        simulated,
+                        p,
+                        col,
+                        color=real_color if several else PALETTE[0],
+                        lw=2.4,
+                        ls=_DASHES[p % len(_DASHES)] if several else "-",
+                        label=f"{who}simulator",
+                    )
             ax.set_title(what.capitalize())
             ax.set_xlabel("time since the replay began")
             ax.set_ylabel(f"{what}, cumulative")
@@ -92,7 +110,7 @@ def draw(
             ax.set_xlim(left=0)
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
-        axes[0].legend(loc="upper left")
+        axes[0].legend(loc="upper left", fontsize="small")
         fig.suptitle(
             f"{title}\n{subtitle}\nthe real runs in wall-clock time, the simulator in simulated time",
             fontsize="medium",
@@ -110,6 +128,12 @@ def draw(
     return out
 
 
-def _line(ax: Any, timeline: Timeline, col: int, **kw: Any) -> None:
-    """A timeline from (0, 0): both sides start with the replay loop."""
-    ax.plot([0.0, *(p[0] for p in timeline)], [0, *(p[col] for p in timeline)], **kw)
+# The simulator's processes each dashed their own way: two that fault alike draw one curve, and
+# the dashes show both.
+_DASHES = [(0, (6, 3)), (0, (1.5, 2.5)), (0, (6, 2, 1.5, 2)), (0, (3, 3))]
+
+
+def _line(ax: Any, timeline: Timeline, proc: int, col: int, **kw: Any) -> None:
+    """Process ``proc``'s minor (``col`` 0) or major (1) faults, from (0, 0): both sides start with
+    the replay loop."""
+    ax.plot([0.0, *(t for t, _ in timeline)], [0, *(c[proc][col] for _, c in timeline)], **kw)
