@@ -27,7 +27,7 @@ import pytest
 from tests.conftest import settings, simulate_with
 from tests.kernel_data import DATA, MIB, recorded, trace_sha, trace_text, write_trace
 from vmexp.validate import kernel as K
-from vmexp.validate.kernel_cli import simulator_overrides
+from vmexp.validate.kernel_cli import NEARBY_PAGES, simulator_overrides
 from vmexp.validate.real import _records, build_replayer
 from vmexp.validate.workloads import LIMIT, PAGE, SETS, generate, sha256
 from vmexp.workload.traces import parse_trace, parse_trace_text
@@ -158,8 +158,8 @@ def _simulate_all(
 # runs take either way (docs/kernel-truth.md, "One limit is one draw"). The simulator is
 # deterministic, so at one limit it is one draw of that branch; over limits a few pages apart
 # (which move where the sweep ends against the reclaim calls and nothing else of note) its median
-# is what it predicts, and that is what these workloads are held to.
-NEARBY_PAGES = (-16, -8, 0, 8, 16)
+# is what it predicts, and that is what these workloads are held to (NEARBY_PAGES: the limits
+# `validate kernel --nearby` runs the simulator at).
 
 
 def _simulate_nearby(config: str, name: str, out: Path, **kw: Any) -> tuple[int, int]:

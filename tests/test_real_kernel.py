@@ -23,6 +23,7 @@ import contextlib
 import errno
 import json
 import os
+import random
 import re
 import shlex
 import signal
@@ -516,6 +517,43 @@ def test_the_kernel_command_draws_each_real_runs_faults_over_time_beside_the_sim
     asked.clear()
     assert kernel_main([str(trace), "--swap", "existing"]) == 0
     assert asked == [None] and "figure:" not in capsys.readouterr().out
+
+
+def test_the_kernel_command_compares_the_median_over_nearby_limits_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--nearby``: the simulator also with the limit moved by -16, -8, +8 and +16 pages, and the
+    table shows the five runs' median and range. 3 000 random touches of a 10 MiB block in an 8 MiB
+    group: the smaller the limit, the more major faults. The kernel is faked: nothing is set up."""
+    from vmexp.validate import __main__ as V
+
+    rng = random.Random(7)
+    touches = "".join(f"touch 1 {rng.randrange(2560) * PAGE} 1\n" for _ in range(3000))
+    trace = write_trace(tmp_path, "malloc 1 10M\ntouch 1\n" + touches)
+    fake_kernel(monkeypatch, K.KernelRun(0, 0, 0.1, 0))
+    monkeypatch.setattr(
+        K, "measure", lambda *a, **k: [K.KernelRun(0, 0, 0.1, 0), K.KernelRun(10**6, 10**6, 0.1, 0)]
+    )
+    real_run = V.run_simulator
+    seen: dict[str, tuple[int, int]] = {}
+
+    def run_simulator(trace: str, overrides: list[str], run_dir: str) -> None:
+        real_run(trace, overrides, run_dir)
+        (limit,) = (o.partition("=")[2] for o in overrides if o.startswith("cgroup.memory_max="))
+        seen[limit] = (V.read_run(run_dir)[1].minflt, V.read_run(run_dir)[1].majflt)
+
+    monkeypatch.setattr(V, "run_simulator", run_simulator)
+    assert kernel_main([str(trace), "--swap", "existing", "cgroup.memory_max=8M", "--nearby"]) == 0
+    out = capsys.readouterr().out
+    limits = ["8128k", "8160k", "8M", "8224k", "8256k"]  # 8 MiB -16, -8, 0, +8, +16 pages
+    assert sorted(seen, key=limits.index) == limits
+    majflt = [seen[x][1] for x in limits]
+    assert majflt == sorted(majflt, reverse=True) and majflt[0] > majflt[-1], majflt
+    assert "simulator: the median of 5 runs, every limit moved by -16, -8, 0, +8, +16 pages (--nearby)" in out
+    row = re.search(r"^   majflt .* (\d+) \[(\d+)\.\.(\d+)\]  \(", out, re.MULTILINE)
+    assert row is not None, out
+    assert [int(x) for x in row.groups()] == [sorted(majflt)[2], min(majflt), max(majflt)]
+    assert "RESULT: agree" in out
 
 
 def test_the_kernel_command_refuses_a_figure_format_before_the_real_runs(

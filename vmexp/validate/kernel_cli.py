@@ -29,7 +29,9 @@ run knows; ``--stats-every`` flushes them at one period on both sides
 so. ``--counters`` prints the swap and reclaim counters of /proc/vmstat
 beside the simulator's (:func:`format_counters`); ``--figure`` draws each
 real run's faults over its time beside the simulator's
-(:mod:`vmexp.validate.kernel_figure`), which shows where they part.
+(:mod:`vmexp.validate.kernel_figure`), which shows where they part;
+``--nearby`` compares the simulator's median over limits a few pages
+apart (:data:`NEARBY_PAGES`), since at one limit it is one draw.
 
 Kernel facts become simulator overrides in one place,
 :func:`simulator_overrides`. The simulator's keys for this
@@ -52,6 +54,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import mmap
 import os
 import shlex
 import sys
@@ -369,19 +372,33 @@ def compare(real: list[K.KernelRun], sim_minflt: int, sim_majflt: int) -> Verdic
     )
 
 
-def format_table(real: list[K.KernelRun], sim_minflt: int, sim_majflt: int) -> str:
+def format_table(
+    real: list[K.KernelRun],
+    sim_minflt: int,
+    sim_majflt: int,
+    sim_spread: tuple[tuple[int, int], tuple[int, int]] | None = None,
+) -> str:
+    """The real runs beside the simulator's counts; ``sim_spread``: the (min, max) of its minflt and
+    majflt over nearby limits (``--nearby``), whose medians the counts then are."""
     n = len(real)
     head = f"real kernel ({n} run{'s' if n != 1 else ''}): median [min..max]"
-    out = [f"   {'':<8}{head:<40}{'simulator':>12}"]
-    for name, vals, s in (
+    sim_head = "simulator" if sim_spread is None else "simulator: median [min..max]"
+    rows = (
         ("minflt", [r.minflt for r in real], sim_minflt),
         ("majflt", [r.majflt for r in real], sim_majflt),
-    ):
+    )
+    sim_texts = [
+        str(v) if sim_spread is None else f"{v} [{lo}..{hi}]"
+        for (_, _, v), (lo, hi) in zip(rows, sim_spread or ((0, 0), (0, 0)), strict=True)
+    ]
+    width = max(12, len(sim_head) + 2, *map(len, sim_texts))
+    out = [f"   {'':<8}{head:<40}{sim_head:>{width}}"]
+    for (name, vals, v), sim_text in zip(rows, sim_texts, strict=True):
         mid, lo, hi = _mid_range(vals)
         real_text = f"{mid} [{lo}..{hi}]"
-        rel = f"  ({(s - mid) / mid * 100:+.1f} %)" if mid else ""
-        ok = _agrees(s, vals, MINFLT_TOLERANCE if name == "minflt" else MAJFLT_TOLERANCE)
-        out.append(f" {' ' if ok else '!'} {name:<8}{real_text:<40}{s:>12}{rel}")
+        rel = f"  ({(v - mid) / mid * 100:+.1f} %)" if mid else ""
+        ok = _agrees(v, vals, MINFLT_TOLERANCE if name == "minflt" else MAJFLT_TOLERANCE)
+        out.append(f" {' ' if ok else '!'} {name:<8}{real_text:<40}{sim_text:>{width}}{rel}")
     return "\n".join(out)
 
 
@@ -391,19 +408,52 @@ def _process_runs(real: Sequence[K.KernelRun], i: int) -> list[K.KernelRun]:
 
 
 def format_group(
-    real: list[K.KernelRun], sims: Sequence[tuple[str, int, int]], groups: int = 1
+    real: list[K.KernelRun],
+    sims: Sequence[tuple[str, int, int]],
+    groups: int = 1,
+    nearby: Sequence[Sequence[tuple[int, int]]] = (),
 ) -> tuple[str, bool]:
     """Several processes replayed at once: a table per process (``sims``: its name and the
     simulator's minflt and majflt, in the order of the real runs' ``procs``), then the sums of
-    the group (or of the ``groups`` side by side); and whether every one of them agrees."""
+    the group (or of the ``groups`` side by side); and whether every one of them agrees.
+    ``nearby``: each simulator run's (minflt, majflt) per process at the nearby limits; ``sims``
+    then holds their medians, and each table the spread."""
     blocks, ok = [], True
     rows = [(f"process {name}", _process_runs(real, i), mn, mj) for i, (name, mn, mj) in enumerate(sims)]
     total = "the group" if groups == 1 else f"the {groups} groups"
-    rows.append((total, real, sum(x[1] for x in sims), sum(x[2] for x in sims)))
-    for label, runs, mn, mj in rows:
-        blocks.append(f" {label}:\n{format_table(runs, mn, mj)}")
+    sums = [(sum(c[0] for c in run), sum(c[1] for c in run)) for run in nearby]
+    if nearby:  # the group's median over the limits, not the sum of the processes' medians
+        rows.append((total, real, *_medians(sums)))
+    else:
+        rows.append((total, real, sum(x[1] for x in sims), sum(x[2] for x in sims)))
+    spreads = [_spread_of([run[i] for run in nearby]) for i in range(len(sims))] + [_spread_of(sums)]
+    for (label, runs, mn, mj), spread in zip(rows, spreads, strict=True):
+        blocks.append(f" {label}:\n{format_table(runs, mn, mj, spread)}")
         ok &= compare(runs, mn, mj).ok
     return "\n".join(blocks), ok
+
+
+# --nearby: the simulator at the group's limits moved by these many pages. It is deterministic, and
+# at one limit it lands on one side of every branch the kernel's runs take either way from run to
+# run (where a sweep ends against the reclaim calls); a few pages move that and little else, so the
+# median over them is what it predicts (docs/kernel-truth.md, "One limit is one draw"), as the
+# agreement tests hold it (tests/test_kernel_agreement.py).
+NEARBY_PAGES = (-16, -8, 0, 8, 16)
+
+
+def _medians(counts: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The median minflt and majflt of several runs (each one of the runs' own: an odd number)."""
+    return _mid_range([c[0] for c in counts])[0], _mid_range([c[1] for c in counts])[0]
+
+
+def _spread_of(counts: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The (min, max) of the runs' minflt and majflt; None for no runs."""
+    if not counts:
+        return None
+    return (min(c[0] for c in counts), max(c[0] for c in counts)), (
+        min(c[1] for c in counts),
+        max(c[1] for c in counts),
+    )
 
 
 class _Simulated(NamedTuple):
@@ -620,6 +670,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(machine.cost.remote_wakeup, timed here), and time the disk from that CPU",
     )
     parser.add_argument(
+        "--nearby",
+        action="store_true",
+        help="also run the simulator with every limit moved by -16, -8, +8 and +16 pages and compare the "
+        "median of the five runs (their range beside it): the simulator is deterministic, and at one limit "
+        "it takes one side of branches the kernel's runs take either way from run to run "
+        '(docs/kernel-truth.md, "One limit is one draw")',
+    )
+    parser.add_argument(
         "--figure",
         metavar="FILE",
         help="also draw each real run's major and minor faults over time beside the simulator's into FILE "
@@ -663,6 +721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     poll = period / 1e9 if period is not None else None
 
     sim_oom: SimulatorOOMKilled | None = None
+    nearby: list[list[tuple[int, int]]] = []  # --nearby: each run's (minflt, majflt) per process
+    nearby_left: list[str] = []  # the limits where the simulator's group OOM-killed (left out)
     ended: list[K.KernelRun | None] = []
     real: list[K.KernelRun] = []
     try:
@@ -676,21 +736,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             pin_note = ""
             if args.pin:
                 pin_ov, pin_note, speed = _pinned(facts, cpus, irq, speed)
-            sim_ov = simulator_overrides(
-                facts,
-                settings.limit,
-                settings.swap_max,
-                new_keys=new_keys,
-                speed=speed,
-                groups=settings.groups,
-                limits=settings.limits,
-                parent_max=settings.parent_max,
-            )
             given = {o.lstrip("+~").partition("=")[0] for o in rest}
-            if (len(pids) > 1 or pin_ov) and "machine.ncpus" not in given:
-                sim_ov.append(f"machine.ncpus={len(cpus)}")  # the CPUs they share
-            sim_ov += [o for o in pin_ov if o.partition("=")[0] not in given]
-            sim_ov += ["figures=false", *rest]  # rest begins with --stats-every's overrides
+
+            def overrides_at(pages: int) -> list[str]:
+                """The simulator's overrides with every limit moved by ``pages`` pages (``--nearby``)."""
+                d = pages * mmap.PAGESIZE
+                ov = simulator_overrides(
+                    facts,
+                    settings.limit + d,
+                    settings.swap_max,
+                    new_keys=new_keys,
+                    speed=speed,
+                    groups=settings.groups,
+                    limits=None if settings.limits is None else [x + d for x in settings.limits],
+                    parent_max=None if settings.parent_max is None else settings.parent_max + d,
+                )
+                if (len(pids) > 1 or pin_ov) and "machine.ncpus" not in given:
+                    ov.append(f"machine.ncpus={len(cpus)}")  # the CPUs they share
+                ov += [o for o in pin_ov if o.partition("=")[0] not in given]
+                return [*ov, "figures=false", *rest]  # rest begins with --stats-every's overrides
+
+            sim_ov = overrides_at(0)
             with tempfile.TemporaryDirectory(prefix="vmexp-validate-kernel-") as tmp:
                 run_dir = os.path.join(tmp, "run")
                 run_simulator(args.trace, sim_ov, run_dir)
@@ -702,6 +768,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         raise
                     sim_oom = e  # its group's, which the kernel's group may do too: compare that outcome
                 simulated = _simulated(run_dir)
+                if args.nearby and sim_oom is None:
+                    print(
+                        f"[simulator] {len(NEARBY_PAGES) - 1} more runs at nearby limits (--nearby)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    at_limit = [(procs[k].minflt, procs[k].majflt) for k in sorted(procs)]
+                    nearby, nearby_left = _run_nearby(args.trace, overrides_at, tmp, at_limit)
             fresh = facts.swap if args.fresh_device else None
 
             def said(i: int, run: K.KernelRun | None) -> None:
@@ -779,16 +853,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     reruns = sum(r.oom_reruns for r in real)
     if reruns:
         print(f"note: {reruns} real run(s) were OOM-killed in their cgroup at a swap-in and run again")
+    if nearby:
+        moved = ", ".join(f"{k:+d}" if k else "0" for k in NEARBY_PAGES)
+        print(
+            f"simulator: the median of {len(nearby)} runs, every limit moved by {moved} pages (--nearby)"
+            + (
+                f"; its group's OOM killer took a process at {', '.join(nearby_left)}: left out"
+                if nearby_left
+                else ""
+            )
+        )
     print()
+    counts = (
+        [_medians([run[i] for run in nearby]) for i in range(len(pids))]
+        if nearby
+        else [(procs[i].minflt, procs[i].majflt) for i in range(1, len(pids) + 1)]
+    )
     if len(pids) == 1:
-        sim = procs[1]
-        print(format_table(real, sim.minflt, sim.majflt))
-        ok = compare(real, sim.minflt, sim.majflt).ok
+        spread = _spread_of([run[0] for run in nearby])
+        print(format_table(real, *counts[0], spread))
+        ok = compare(real, *counts[0]).ok
     else:
         table, ok = format_group(
             real,
-            [(f"p{pid}", procs[i].minflt, procs[i].majflt) for i, pid in enumerate(pids, 1)],
+            [(f"p{pid}", mn, mj) for pid, (mn, mj) in zip(pids, counts, strict=True)],
             settings.groups,
+            nearby,
         )
         print(table)
     print(_time_lines(real, simulated))
@@ -821,6 +911,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             'docs/kernel-truth.md, "Several processes in one group"'
         )
     return 0 if ok else 1
+
+
+def _run_nearby(
+    trace: str, overrides_at: Callable[[int], list[str]], tmp: str, at_limit: list[tuple[int, int]]
+) -> tuple[list[list[tuple[int, int]]], list[str]]:
+    """``--nearby``: the simulator at the limits :data:`NEARBY_PAGES` from the given ones (``at_limit``:
+    the run at the given limit, each process's (minflt, majflt)), as many at once as this process has
+    CPUs. Returns each run's counts, in the order of the limits, and the limits (``+8 pages``) at
+    which its group's OOM killer took a process, which are left out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vmexp.validate.__main__ import (
+        SimulatorOOMKilled,
+        SimulatorRunError,
+        check_finished,
+        read_run,
+        run_simulator,
+    )
+
+    def one(pages: int) -> list[tuple[int, int]] | None:
+        if not pages:
+            return at_limit
+        run_dir = os.path.join(tmp, f"nearby{pages:+d}")
+        try:
+            run_simulator(trace, overrides_at(pages), run_dir)
+            check_finished(run_dir)
+        except SimulatorOOMKilled as e:
+            if not e.group:
+                raise
+            return None
+        except SimulatorRunError as e:  # e.g. a limit moved below what the processes need
+            raise SimulatorRunError(f"--nearby, every limit moved by {pages:+d} pages: {e}") from None
+        procs = read_run(run_dir)
+        return [(procs[k].minflt, procs[k].majflt) for k in sorted(procs)]
+
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as ex:
+        got = list(ex.map(one, NEARBY_PAGES))
+    left = [f"{k:+d} pages" for k, run in zip(NEARBY_PAGES, got, strict=True) if run is None]
+    return [run for run in got if run is not None], left
 
 
 def _figure_file(path: str) -> Path:
