@@ -493,9 +493,13 @@ def test_the_kernel_command_draws_each_real_runs_faults_over_time_beside_the_sim
     drawn: dict[str, Any] = {}
     real_draw = kernel_figure.draw
 
-    def draw(path: Path, real: Any, simulated: Any, names: Any, title: str, subtitle: str) -> Path:
-        drawn.update(real=real, simulated=simulated, names=names, title=title, subtitle=subtitle)
-        return real_draw(path, real, simulated, names, title, subtitle)
+    def draw(
+        path: Path, real: Any, simulated: Any, names: Any, title: str, subtitle: str, nearby: Any
+    ) -> Path:
+        drawn.update(
+            real=real, simulated=simulated, names=names, title=title, subtitle=subtitle, nearby=nearby
+        )
+        return real_draw(path, real, simulated, names, title, subtitle, nearby)
 
     monkeypatch.setattr("vmexp.validate.kernel_cli.draw_figure", draw)
     assert kernel_main([str(trace), "--swap", "existing", "--figure", str(tmp_path)]) == 0
@@ -508,7 +512,7 @@ def test_the_kernel_command_draws_each_real_runs_faults_over_time_beside_the_sim
     sim = drawn["simulated"]
     assert sim[-1][1] == ((2050, 0),) and sim[0][1][0][0] <= 2050  # the simulator's 2050 minor faults
     assert [t for t, _ in sim] == sorted(t for t, _ in sim)
-    assert drawn["names"] == ["p1"]
+    assert drawn["names"] == ["p1"] and drawn["nearby"] == []
     assert drawn["title"].startswith("t.trace: page faults")
     assert "limit 64 MiB" in drawn["subtitle"] and "zram" in drawn["subtitle"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
@@ -526,6 +530,7 @@ def test_the_kernel_command_compares_the_median_over_nearby_limits_when_asked(
     table shows the five runs' median and range. 3 000 random touches of a 10 MiB block in an 8 MiB
     group: the smaller the limit, the more major faults. The kernel is faked: nothing is set up."""
     from vmexp.validate import __main__ as V
+    from vmexp.validate import kernel_figure
 
     rng = random.Random(7)
     touches = "".join(f"touch 1 {rng.randrange(2560) * PAGE} 1\n" for _ in range(3000))
@@ -543,7 +548,18 @@ def test_the_kernel_command_compares_the_median_over_nearby_limits_when_asked(
         seen[limit] = (V.read_run(run_dir)[1].minflt, V.read_run(run_dir)[1].majflt)
 
     monkeypatch.setattr(V, "run_simulator", run_simulator)
-    assert kernel_main([str(trace), "--swap", "existing", "cgroup.memory_max=8M", "--nearby"]) == 0
+    drawn: list[Any] = []
+    real_draw = kernel_figure.draw
+    monkeypatch.setattr(
+        "vmexp.validate.kernel_cli.draw_figure", lambda *a: drawn.append(a[-1]) or real_draw(*a)
+    )
+    figure = tmp_path / "f.png"
+    assert (
+        kernel_main(
+            [str(trace), "--swap", "existing", "cgroup.memory_max=8M", "--nearby", "--figure", str(figure)]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     limits = ["8128k", "8160k", "8M", "8224k", "8256k"]  # 8 MiB -16, -8, 0, +8, +16 pages
     assert sorted(seen, key=limits.index) == limits
@@ -554,6 +570,12 @@ def test_the_kernel_command_compares_the_median_over_nearby_limits_when_asked(
     assert row is not None, out
     assert [int(x) for x in row.groups()] == [sorted(majflt)[2], min(majflt), max(majflt)]
     assert "RESULT: agree" in out
+    # The figure: the four runs at the other limits beside the one at the limit, each to its own end.
+    (nearby,) = drawn
+    assert sorted(t[-1][1][0][1] for t in nearby) == sorted(
+        m for m, x in zip(majflt, limits, strict=True) if x != "8M"
+    )
+    assert figure.is_file()
 
 
 def test_the_kernel_command_refuses_a_figure_format_before_the_real_runs(

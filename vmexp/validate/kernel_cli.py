@@ -722,6 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sim_oom: SimulatorOOMKilled | None = None
     nearby: list[list[tuple[int, int]]] = []  # --nearby: each run's (minflt, majflt) per process
+    nearby_timelines: list[Timeline] = []  # and each run's faults over time, for --figure
     nearby_left: list[str] = []  # the limits where the simulator's group OOM-killed (left out)
     ended: list[K.KernelRun | None] = []
     real: list[K.KernelRun] = []
@@ -775,7 +776,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         flush=True,
                     )
                     at_limit = [(procs[k].minflt, procs[k].majflt) for k in sorted(procs)]
-                    nearby, nearby_left = _run_nearby(args.trace, overrides_at, tmp, at_limit)
+                    nearby, nearby_timelines, nearby_left = _run_nearby(
+                        args.trace, overrides_at, tmp, (at_limit, simulated.timeline)
+                    )
             fresh = facts.swap if args.fresh_device else None
 
             def said(i: int, run: K.KernelRun | None) -> None:
@@ -844,6 +847,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             [f"p{pid}" for pid in pids],
             f"{Path(args.trace).name}: page faults on the real kernel and in the simulator",
             f"Linux {facts.release}, {settings.describe()}, {swap_text}, page-cluster {facts.page_cluster}",
+            [t for t in nearby_timelines if t is not simulated.timeline],
         )
         print(f"figure: {drawn}")
     if sim_oom is not None:
@@ -914,12 +918,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_nearby(
-    trace: str, overrides_at: Callable[[int], list[str]], tmp: str, at_limit: list[tuple[int, int]]
-) -> tuple[list[list[tuple[int, int]]], list[str]]:
+    trace: str,
+    overrides_at: Callable[[int], list[str]],
+    tmp: str,
+    at_limit: tuple[list[tuple[int, int]], Timeline],
+) -> tuple[list[list[tuple[int, int]]], list[Timeline], list[str]]:
     """``--nearby``: the simulator at the limits :data:`NEARBY_PAGES` from the given ones (``at_limit``:
-    the run at the given limit, each process's (minflt, majflt)), as many at once as this process has
-    CPUs. Returns each run's counts, in the order of the limits, and the limits (``+8 pages``) at
-    which its group's OOM killer took a process, which are left out."""
+    the run at the given limit, each process's (minflt, majflt), and its timeline), as many at once as
+    this process has CPUs. Returns each run's counts and timeline, in the order of the limits, and
+    the limits (``+8 pages``) at which its group's OOM killer took a process, which are left out."""
     from concurrent.futures import ThreadPoolExecutor
 
     from vmexp.validate.__main__ import (
@@ -930,7 +937,7 @@ def _run_nearby(
         run_simulator,
     )
 
-    def one(pages: int) -> list[tuple[int, int]] | None:
+    def one(pages: int) -> tuple[list[tuple[int, int]], Timeline] | None:
         if not pages:
             return at_limit
         run_dir = os.path.join(tmp, f"nearby{pages:+d}")
@@ -944,12 +951,13 @@ def _run_nearby(
         except SimulatorRunError as e:  # e.g. a limit moved below what the processes need
             raise SimulatorRunError(f"--nearby, every limit moved by {pages:+d} pages: {e}") from None
         procs = read_run(run_dir)
-        return [(procs[k].minflt, procs[k].majflt) for k in sorted(procs)]
+        return [(procs[k].minflt, procs[k].majflt) for k in sorted(procs)], simulated_timeline(run_dir)
 
     with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as ex:
         got = list(ex.map(one, NEARBY_PAGES))
     left = [f"{k:+d} pages" for k, run in zip(NEARBY_PAGES, got, strict=True) if run is None]
-    return [run for run in got if run is not None], left
+    kept = [run for run in got if run is not None]
+    return [counts for counts, _ in kept], [timeline for _, timeline in kept], left
 
 
 def _figure_file(path: str) -> Path:

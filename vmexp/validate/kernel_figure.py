@@ -58,10 +58,12 @@ def draw(
     names: Sequence[str],
     title: str,
     subtitle: str,
+    nearby: Sequence[Timeline] = (),
 ) -> Path:
     """Major faults (left) and minor faults (right) over each side's time, to ``path``: one colour
-    per process (``names``, in the order of the runs' counts) when there are several; written whole
-    or not at all (a temporary file beside it, renamed)."""
+    per process (``names``, in the order of the runs' counts) when there are several; ``nearby``:
+    the simulator's runs at the nearby limits (``--nearby``), thin beside its run at the limit.
+    Written whole or not at all (a temporary file beside it, renamed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,7 +75,7 @@ def draw(
     runs = [r.timeline for r in real if r.timeline]
     several = len(names) > 1
     with matplotlib.rc_context(STYLE):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
+        fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), layout="constrained")
         for ax, col, what in zip(axes, (1, 0), ("major faults", "minor faults"), strict=True):
             for p, name in enumerate(names):
                 who = f"{name}: " if several else ""
@@ -91,16 +93,32 @@ def draw(
                         if i == 0
                         else None,
                     )
+                sim_color = real_color if several else PALETTE[0]
+                dash = _DASHES[p % len(_DASHES)] if several else "-"
+                for i, timeline in enumerate(nearby):
+                    _line(
+                        ax,
+                        timeline,
+                        p,
+                        col,
+                        color=sim_color,
+                        lw=1.0,
+                        ls=dash,
+                        alpha=0.6,
+                        label=f"{who}simulator, {len(nearby)} nearby limit{'s' if len(nearby) != 1 else ''}"
+                        if i == 0
+                        else None,
+                    )
                 if simulated:
                     _line(
                         ax,
                         simulated,
                         p,
                         col,
-                        color=real_color if several else PALETTE[0],
+                        color=sim_color,
                         lw=2.4,
-                        ls=_DASHES[p % len(_DASHES)] if several else "-",
-                        label=f"{who}simulator",
+                        ls=dash,
+                        label=f"{who}simulator" + (" at the limit" if nearby else ""),
                     )
             ax.set_title(what.capitalize())
             ax.set_xlabel("time since the replay began")
@@ -110,7 +128,18 @@ def draw(
             ax.set_xlim(left=0)
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
-        axes[0].legend(loc="upper left", fontsize="small")
+        # Below both panels: over them it hides the curves that climb fastest, which are the point.
+        # A row for each process: the legend fills its columns first, so its entries go column by column.
+        handles, labels = axes[0].get_legend_handles_labels()
+        per = len(labels) // len(names)
+        order = [p * per + j for j in range(per) for p in range(len(names))]
+        fig.legend(
+            [handles[i] for i in order],
+            [labels[i] for i in order],
+            loc="outside lower center",
+            ncol=per,
+            fontsize="small",
+        )
         fig.suptitle(
             f"{title}\n{subtitle}\nthe real runs in wall-clock time, the simulator in simulated time",
             fontsize="medium",
