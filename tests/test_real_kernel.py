@@ -895,6 +895,13 @@ def test_the_kernel_command_compares_the_outcome_when_the_simulated_group_oom_ki
     assert "   real kernel: the group's OOM killer ended 2 of 3 runs; 1 finished, majflt 0 [0..0]" in out
     assert out.splitlines()[-1].startswith("RESULT: agree (OOM-killed on both sides")
 
+    # --nearby has no median to take of a run that did not finish: it says so, and compares the outcome.
+    once[:] = [None, done, None]
+    assert kernel_main([*args, "--nearby"]) == 0
+    out, err = capsys.readouterr()
+    assert "note: --nearby is not used when the simulator's group OOM-kills at the limit" in out
+    assert "[simulator]" not in err
+
     once[:] = [done, done, done]
     assert kernel_main(args) == 1
     out = capsys.readouterr().out

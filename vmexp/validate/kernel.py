@@ -935,7 +935,8 @@ class KernelRun:
     # work for each fault is most of it.
     cpu: float = 0.0
     # With ``sample_every``: (seconds since the replay loops began, each process's (minflt, majflt)
-    # in the order of ``procs``), read from /proc as they ran; the last entry is the loops' totals.
+    # in the order its records were given), read from /proc as they ran; the last entry is the loops'
+    # totals.
     timeline: list[tuple[float, tuple[tuple[int, int], ...]]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -971,11 +972,11 @@ def _parse(stdout: str) -> dict[str, int]:
     return out
 
 
-def _proc_faults(pid: int) -> tuple[str, int, int]:
-    """A process's state letter, minflt and majflt, from ``/proc/PID/stat`` (the counters getrusage
-    sums, read from outside: reading them touches none of the process's memory)."""
+def _proc_faults(pid: int) -> tuple[int, int]:
+    """A process's minflt and majflt from ``/proc/PID/stat`` (the counters getrusage sums, read from
+    outside: reading them touches none of the process's memory)."""
     fields = _read(f"/proc/{pid}/stat").rpartition(")")[2].split()
-    return fields[0], int(fields[7]), int(fields[9])
+    return int(fields[7]), int(fields[9])
 
 
 class _Timeline:
@@ -995,7 +996,7 @@ class _Timeline:
     def __init__(self, procs: Sequence[subprocess.Popen[str]], interval: float) -> None:
         self.procs = procs
         self.interval = interval
-        self.base = [_proc_faults(p.pid)[1:] for p in procs]  # at the stop before the loop
+        self.base = [_proc_faults(p.pid) for p in procs]  # at the stop before the loop
         self.last = list(self.base)
         self.ended = [False] * len(procs)
         self.samples: list[tuple[float, tuple[tuple[int, int], ...]]] = []
@@ -1013,7 +1014,7 @@ class _Timeline:
             for i, proc in enumerate(self.procs):
                 if not self.ended[i]:
                     with contextlib.suppress(OSError, IndexError, ValueError):  # gone: an OOM kill
-                        self.last[i] = _proc_faults(proc.pid)[1:]
+                        self.last[i] = _proc_faults(proc.pid)
             counts = tuple((a - c, b - d) for (a, b), (c, d) in zip(self.last, self.base, strict=True))
             self.samples.append((time.monotonic() - self.t0, counts))
             time.sleep(self.interval)

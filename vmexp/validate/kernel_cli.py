@@ -450,10 +450,8 @@ def _spread_of(counts: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], tupl
     """The (min, max) of the runs' minflt and majflt; None for no runs."""
     if not counts:
         return None
-    return (min(c[0] for c in counts), max(c[0] for c in counts)), (
-        min(c[1] for c in counts),
-        max(c[1] for c in counts),
-    )
+    minflt, majflt = [c[0] for c in counts], [c[1] for c in counts]
+    return (min(minflt), max(minflt)), (min(majflt), max(majflt))
 
 
 class _Simulated(NamedTuple):
@@ -851,6 +849,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"figure: {drawn}")
     if sim_oom is not None:
+        if args.nearby:
+            print(
+                "note: --nearby is not used when the simulator's group OOM-kills at the limit: the outcome is compared"
+            )
         killed = pids[sim_oom.pid - 1]
         name = str(sim_oom.pid) if len(pids) == 1 else f"p{killed}"
         return _oom_outcome(sim_oom, name, len(trace.ops[killed]), ended, simulated.seconds)
