@@ -897,10 +897,12 @@ def test_the_kernel_command_compares_the_outcome_when_the_simulated_group_oom_ki
 
     # --nearby has no median to take of a run that did not finish: it says so, and compares the outcome.
     once[:] = [None, done, None]
-    assert kernel_main([*args, "--nearby"]) == 0
+    assert kernel_main([*args, "--nearby", "--figure", str(tmp_path / "oom.svg")]) == 0
     out, err = capsys.readouterr()
     assert "note: --nearby is not used when the simulator's group OOM-kills at the limit" in out
     assert "[simulator]" not in err
+    # The figure still shows the simulated run up to the kill (the fake real runs were not read).
+    assert f"figure: {tmp_path / 'oom.svg'}" in out and (tmp_path / "oom.svg").read_text().startswith("<?xml")
 
     once[:] = [done, done, done]
     assert kernel_main(args) == 1

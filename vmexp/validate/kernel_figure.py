@@ -131,7 +131,7 @@ def draw(
         # Below both panels: over them it hides the curves that climb fastest, which are the point.
         # A row for each process: the legend fills its columns first, so its entries go column by column.
         handles, labels = axes[0].get_legend_handles_labels()
-        per = len(labels) // len(names)
+        per = max(len(labels) // len(names), 1)
         order = [p * per + j for j in range(per) for p in range(len(names))]
         fig.legend(
             [handles[i] for i in order],
