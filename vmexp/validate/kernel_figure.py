@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -145,8 +144,9 @@ def draw(
             fontsize="medium",
         )
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}-", suffix=out.suffix, dir=out.parent)
-        os.close(fd)
+        # Beside it under a name of this process's (created as any file, with the umask's permissions,
+        # where mkstemp's would be 0600), its suffix last: matplotlib takes the format from it.
+        tmp = out.with_name(f".{out.stem}-{os.getpid()}{out.suffix}")
         try:
             fig.savefig(tmp)
             os.replace(tmp, out)
