@@ -6,8 +6,8 @@ major faults start later on one side (a limit met later), a phase whose
 faults climb faster (readahead that hits on one side), a simulated run that
 ends early (its time model). The real runs' curves are read from
 ``/proc/PID/stat`` as they run (``kernel._Timeline``), the simulator's from
-its ``timeseries.csv``; both count the replay loop's faults from its start,
-of all the trace's processes together.
+its ``timeseries.csv``; both count each process's faults from the start of
+its replay loop.
 """
 
 from __future__ import annotations
