@@ -590,6 +590,15 @@ def test_the_kernel_command_refuses_a_figure_format_before_the_real_runs(
     )
     assert err.count("\n") == 1
     assert list(tmp_path.iterdir()) == [trace]
+    # A place it could not write, said before the runs too (a file where a directory should be).
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    assert kernel_main([str(trace), "--swap", "zram", "--figure", str(blocker / "f.png")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"vmexp.validate kernel: error: --figure {blocker / 'f.png'}: {blocker} is not a directory this user "
+        "can write in\n"
+    )
 
 
 def test_the_kernel_command_replays_every_process_at_once_and_compares_each_and_their_sum(

@@ -838,16 +838,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"simulator: {shlex.join(o for o in sim_ov if o != 'figures=false')}")  # as a shell takes it
     if figure is not None:
         runs = real or [r for r in ended if r is not None]
-        drawn = draw_figure(
-            figure,
-            runs,
-            simulated.timeline,
-            [f"p{pid}" for pid in pids],
-            f"{Path(args.trace).name}: page faults on the real kernel and in the simulator",
-            f"Linux {facts.release}, {settings.describe()}, {swap_text}, page-cluster {facts.page_cluster}",
-            [t for t in nearby_timelines if t is not simulated.timeline],
-        )
-        print(f"figure: {drawn}")
+        try:
+            drawn = draw_figure(
+                figure,
+                runs,
+                simulated.timeline,
+                [f"p{pid}" for pid in pids],
+                f"{Path(args.trace).name}: page faults on the real kernel and in the simulator",
+                f"Linux {facts.release}, {settings.describe()}, {swap_text}, page-cluster {facts.page_cluster}",
+                [t for t in nearby_timelines if t is not simulated.timeline],
+            )
+            print(f"figure: {drawn}")
+        except OSError as e:  # after minutes of runs, the comparison is still printed
+            print(f"vmexp.validate kernel: error: --figure {figure}: {e.strerror or e}", file=sys.stderr)
     if sim_oom is not None:
         if args.nearby:
             print(
@@ -968,9 +971,15 @@ def _figure_file(path: str) -> Path:
     from vmexp.compare import figure_path
 
     try:
-        return figure_path(path, "kernel-faults.png")
+        out = figure_path(path, "kernel-faults.png")
     except VmexpError as e:
         raise UsageError(f"--figure {e}") from None
+    where = out.parent.resolve()
+    while not where.exists():  # draw makes the missing directories: the nearest existing one must take them
+        where = where.parent
+    if not where.is_dir() or not os.access(where, os.W_OK | os.X_OK):
+        raise UsageError(f"--figure {out}: {where} is not a directory this user can write in")
+    return out
 
 
 def _timer_may_decide(real: Sequence[K.KernelRun], sim_ov: Sequence[str]) -> bool:
