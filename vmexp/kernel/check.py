@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vmexp.kernel.pagetable import DIRTY, SWAPPED
-from vmexp.kernel.swap import WRITE
+from vmexp.kernel.swap import WRITE, Zram
 
 if TYPE_CHECKING:
     from vmexp.kernel.system import System
@@ -92,6 +92,12 @@ def check(k: System) -> None:
     assert not stale, f"swap cache holds frame {stale[0]}, which maps no page"
     assert all(cache.slot_of[f] == s for s, f in cache.frame_of.items()), "swap cache maps disagree"
     assert len(slots) == k.space.used, f"{k.space.used} swap slots in use but {len(slots)} referenced (leak)"
+    if isinstance(k.dev, Zram):
+        # Every slot in use holds a compressed page but those of zeros (the zeromap), and the pool is
+        # the frames those pages need: a slot freed must give back only what it took.
+        stored = k.space.used - len(k.space.zeromap)
+        assert k.dev.stored == stored, f"zram holds {k.dev.stored} pages for {stored} slots of data"
+        assert mem.pool == k.dev.pool_pages(stored), f"zram's pool is {mem.pool} frames for {stored} pages"
     policies = {id(m.policy): m.policy for m in k.mms.values()}  # one each, or one per group, or shared
     tracked = sum(len(p) for p in policies.values())
     assert tracked == resident + unmapped, f"policy tracks {tracked} frames, {resident + unmapped} in use"

@@ -707,6 +707,7 @@ class Reclaim:
                 return PAGE_WRITEBACK
         elif zero:
             self.stat.swpout_zero += 1
+            space.zeromap.add(slot)
         elif mapped or frame in cache.readahead:
             # Read back (or ahead) and unchanged since: freed with no I/O. An unmapped page that is
             # neither is the page this reclaim wrote earlier, freed now that its write completed; it

@@ -262,6 +262,7 @@ class Zram:
         "rotational",
         "service",
         "stored",
+        "stored_peak",
         "sync",
         "write_ns",
     )
@@ -273,6 +274,7 @@ class Zram:
         self.ratio = ratio
         self.mem = mem
         self.stored = 0
+        self.stored_peak = 0
         self.pool_peak = 0  # frames
         self.busy_ns = 0
         self.busy_until = 0  # never ahead of now: nothing is queued
@@ -294,6 +296,8 @@ class Zram:
             return False
         grow = self.pool_pages(self.stored + 1) - self.pool_pages(self.stored)
         self.stored += 1
+        if self.stored > self.stored_peak:
+            self.stored_peak = self.stored
         self.busy_ns += self.write_ns
         if grow:
             self.mem.nfree -= grow
@@ -371,7 +375,10 @@ class SwapSpace:
     swap cache and the page tables; readahead needs it to place a page), and
     ``shadow`` holds the shadow entry of a page that left memory
     (mm/workingset.c; Linux keeps it in the slot's swap-cache entry). Both
-    go with the slot. With zram each slot in use is a page in its pool.
+    go with the slot. With zram each slot in use is a page in its pool,
+    but for the slots in ``zeromap``: their pages held only zeros, which
+    the kernel records in the swap device's zeromap and never hands to
+    zram (``swap_writeout``, Linux 6.12+), so freeing one shrinks no pool.
     """
 
     __slots__ = (
@@ -393,6 +400,7 @@ class SwapSpace:
         "usable",
         "used",
         "used_peak",
+        "zeromap",
         "zram",
     )
 
@@ -406,6 +414,7 @@ class SwapSpace:
         self.used_peak = 0
         self.owner: dict[int, tuple[MM, int]] = {}
         self.shadow: dict[int, int] = {}
+        self.zeromap: set[int] = set()
         self.usable = nslots
         if sequential:
             self._setup_clusters()
@@ -575,7 +584,9 @@ class SwapSpace:
             self.shadow.pop(slot, None)
         else:
             self._free.append(slot)
-        if self.zram is not None:
+        if self.zeromap and slot in self.zeromap:
+            self.zeromap.discard(slot)  # swap_zeromap: nothing of it was stored
+        elif self.zram is not None:
             self.zram.drop()
         self.used -= 1
 

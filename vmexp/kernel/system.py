@@ -306,7 +306,7 @@ class System:
             }
         if isinstance(self.dev, Zram):
             out["zram"] = {
-                "stored_bytes_peak": self.space.used_peak * ps,
+                "stored_bytes_peak": self.dev.stored_peak * ps,
                 "pool_bytes_peak": self.dev.pool_peak * ps,
                 "pool_bytes": self.mem.pool * ps,
             }
