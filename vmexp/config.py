@@ -185,6 +185,10 @@ def _pte_bytes(v: int) -> str | None:
     return None if v in (4, 8) else f"must be 4 or 8, got {v}"
 
 
+def _cgroup_version(v: int) -> str | None:
+    return None if v in (1, 2) else f"must be 1 or 2, got {v}"
+
+
 def _summary_metric(name: str) -> str | None:
     from vmexp.metrics import FILE_METRICS, SUMMARY_METRICS
 
@@ -320,7 +324,19 @@ class CgroupSettings:
         null="no group (unless cgroup.groups > 1: groups with no limit of their own)",
     )
     swap_max: int | None = decl.size(
-        None, "memory.swap.max: swap each group may use", null="no limit of its own"
+        None,
+        "swap each group may use: with cgroup.version 2 its swap slots (memory.swap.max), with 1 its pages swapped "
+        "out, as memory.memsw.limit_in_bytes = cgroup.memory_max + this counts them",
+        null="no limit of its own",
+    )
+    version: int = decl.integer(
+        2,
+        "the cgroup interface whose swap accounting cgroup.swap_max follows: 2 counts every swap slot a group's "
+        "pages hold, also a page read back that keeps its slot (memory.swap.max); 1 counts memory and swap "
+        "together (memory.memsw), a page once, so a page read back costs no swap and at the limit the charging "
+        "process may not swap (the group's OOM killer runs); nothing else differs",
+        check=_cgroup_version,
+        valid="1 | 2",
     )
     groups: int | None = decl.integer(
         None,
@@ -907,6 +923,16 @@ def validate(cfg: DictConfig | dict[str, Any]) -> Settings:
             raise ConfigError(
                 f"cgroup.groups: {cg.count} groups need policy=linux, whose lists are a group's own "
                 f"(policy={s.policy.name} keeps one list for the whole machine)"
+            )
+        if (
+            cg.version == 1
+            and cg.swap_max is not None
+            and any(cg.limit_of(g) is None for g in range(cg.count))
+        ):
+            raise ConfigError(
+                "cgroup.swap_max: with cgroup.version=1 it is a limit on memory and swap together "
+                "(memory.memsw.limit_in_bytes = cgroup.memory_max + cgroup.swap_max), so every group needs a "
+                "memory limit (cgroup.memory_max or cgroup.limits)"
             )
         if s.policy.scope == "local":
             raise ConfigError(

@@ -144,6 +144,7 @@ class MemCgroup:
         "limit",
         "lruvec",
         "members",
+        "memsw_limit",
         "name",
         "node",
         "pages",
@@ -172,6 +173,8 @@ class MemCgroup:
         # No memory limit: only the machine's RAM bounds the group.
         self.limit = limit if limit is not None else 1 << 62
         self.swap_limit = swap_limit
+        # cgroup.version=1: memory and swap counted together (memory.memsw), in pages; None: no such limit.
+        self.memsw_limit: int | None = None
         self.kernel_per_proc = kernel_per_proc
         self.image = image  # pages of each process's own image
         self.image_hot = min(image_hot, image)  # of those, the pages every operation uses
@@ -204,6 +207,19 @@ class MemCgroup:
         if self.children:
             return sum(c.usage for c in self.children)
         return self.pages + self.pt_pages + self.kernel
+
+    @property
+    def memsw(self) -> int:
+        """memory.memsw.usage_in_bytes (cgroup v1), in pages: each of the members' pages once, in memory or
+        swapped out.
+
+        v1 moves a page's memsw charge to its swap entry when the page leaves memory
+        (``mem_cgroup_swapout``) and back to the page when it is read in
+        (``mem_cgroup_swapin_uncharge_swap``), so a page read back that keeps its slot, or a page
+        written and not yet freed, counts once: a mapped page in ``rss``, one whose PTE holds its swap
+        entry in ``swapents`` (a page of the swap cache that no PTE maps is one of those).
+        """
+        return sum(m.rss + m.swapents for m in self.members) + self.pt_pages + self.kernel
 
     def adopt(self, children: list[MemCgroup]) -> None:
         """Become the parent of ``children``: each page they are charged counts against this limit too."""

@@ -394,6 +394,15 @@ class Reclaim:
         retries = MAX_RECLAIM_RETRIES
         parent = cg.parent
         while True:
+            if cg.memsw_limit is not None and cg.memsw >= cg.memsw_limit:
+                # cgroup v1 at memory.memsw.limit_in_bytes: reclaim runs without
+                # MEMCG_RECLAIM_MAY_SWAP, so get_scan_count scans no anonymous page, and swapping
+                # one out would not lower the count anyway: nothing it does makes room, and after
+                # its retries the group's OOM killer runs.
+                if not may_oom:
+                    return False
+                self.oom.kill(mm, group=cg)
+                continue
             # page_counter_try_charge: the first level, from the group up, whose limit the page
             # would pass is the one reclaimed from (mem_over_limit), and whose OOM killer runs.
             if cg.usage >= cg.limit:

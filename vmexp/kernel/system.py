@@ -133,7 +133,7 @@ class System:
             group = MemCgroup(
                 "vmexp" if cg.count == 1 and cg.parent_max is None else f"vmexp-{i}",
                 None if (limit := cg.limit_of(i)) is None else limit // ps,
-                None if cg.swap_max is None else cg.swap_max // ps,
+                None if cg.swap_max is None or cg.version == 1 else cg.swap_max // ps,
                 -(-cg.kernel // ps),
                 -(-cg.image // ps),
                 -(-cg.image_hot // ps),
@@ -141,6 +141,8 @@ class System:
                 -(-cg.image_zero // ps),
                 cg.image_ids,
             )
+            if cg.version == 1 and cg.swap_max is not None:
+                group.memsw_limit = group.limit + cg.swap_max // ps  # memory.memsw.limit_in_bytes
             group.lruvec = self.reclaim.global_policy if cg.count == 1 else self.reclaim.new_policy()
             if isinstance(group.lruvec, LinuxLRU):
                 group.lruvec.memcg = group

@@ -100,6 +100,7 @@ KERNEL_KEYS = (
     "cgroup.groups",
     "cgroup.limits",
     "cgroup.parent_max",
+    "cgroup.version",
     "machine.page_cluster",
 )
 
@@ -139,6 +140,7 @@ class KernelSettings:
     groups: int = 1  # cgroup.groups: the trace's processes in that many groups, each of limit
     limits: tuple[int, ...] | None = None  # cgroup.limits: each group's own, in place of limit
     parent_max: int | None = None  # cgroup.parent_max: the groups inside one more, of this limit
+    version: int | None = None  # cgroup.version, if given: must be the machine's (its groups are made so)
 
     @property
     def replay_limit(self) -> int | list[int]:
@@ -184,6 +186,7 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
     groups: int | None = None
     limits: tuple[int, ...] | None = None
     parent_max: int | None = None
+    version: int | None = None
     rest = []
     for ov in overrides:
         key, eq, value = ov.lstrip("+").partition("=")
@@ -208,6 +211,10 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
             limits = tuple(_replay_size(key, x) for x in items)
         elif key == "cgroup.parent_max":
             parent_max = None if _override_size(key, value) is None else _replay_size(key, value)
+        elif key == "cgroup.version":
+            if value not in ("1", "2"):
+                raise UsageError(f"cgroup.version={value}: 1 or 2 (the machine's memory cgroup interface)")
+            version = int(value)
         else:
             if not value.isdigit() or int(value) > 31:
                 raise UsageError(f"machine.page_cluster={value}: an integer 0..31 (vm.page-cluster)")
@@ -220,7 +227,7 @@ def kernel_settings(overrides: Sequence[str]) -> KernelSettings:
             f"cgroup.limits: {len(limits)} limits for cgroup.groups={groups} "
             f"(leave cgroup.groups out, or set it to {len(limits)})"
         )
-    return KernelSettings(limit, swap_max, cluster, tuple(rest), groups, limits, parent_max)
+    return KernelSettings(limit, swap_max, cluster, tuple(rest), groups, limits, parent_max, version)
 
 
 def stats_period(every: str | None) -> int | None:
@@ -326,6 +333,8 @@ def simulator_overrides(
         ]
         if swap_max is not None:
             ov.append(f"cgroup.swap_max={_size_arg(swap_max)}")
+            if facts.cgroup == "v1":  # the real side's limit is memory.memsw.limit_in_bytes
+                ov.append("cgroup.version=1")
         if groups > 1:
             ov.append(f"cgroup.groups={groups}")
         if limits is not None:
@@ -620,7 +629,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="*",
         default=[],  # else argparse calls the list required when the trace is missing
         help="Hydra overrides; cgroup.memory_max (default 64M), cgroup.swap_max and machine.page_cluster "
-        "also set up the real side",
+        "also set up the real side (on cgroup v1 cgroup.swap_max is memory.memsw.limit_in_bytes less the "
+        "limit, and the simulator counts it so: cgroup.version=1)",
     )
     parser.add_argument(
         "--runs", type=int, default=3, help="real-kernel runs, each in a new cgroup (default 3)"
@@ -728,6 +738,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with K.session(swap, cluster=settings.page_cluster) as facts:
             # The simulator first (seconds, configured from the session's facts): a bad override
             # or a run it cannot finish is said before the real runs' minutes, not after them.
+            if settings.version is not None and f"v{settings.version}" != facts.cgroup:
+                print(
+                    f"vmexp.validate kernel: error: cgroup.version={settings.version}: this machine's memory "
+                    f"cgroup is {facts.cgroup}, which the real runs use; leave the key out (the simulator "
+                    "is given the machine's)",
+                    file=sys.stderr,
+                )
+                return 2
             speed, device_note = _device_speed(facts, args.device)
             cpus = sorted(os.sched_getaffinity(0))
             irq = K.swap_interrupt_cpu(facts.swap.name) if facts.swap and facts.swap.kind != "zram" else None
