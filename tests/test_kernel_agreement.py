@@ -444,6 +444,30 @@ def test_two_processes_held_to_their_cpus_fault_as_many_times_as_the_kernels() -
         assert _within(got, _spread(group), 0.02), (irq, got, _spread(group))
 
 
+def test_a_swap_limit_on_cgroup_v1_counts_memory_and_swap_together_as_the_kernel_does(tmp_path: Path) -> None:
+    # This machine's cgroup v1 has no swap-only limit: validate kernel sets memory.memsw.limit_in_bytes
+    # to cgroup.memory_max + cgroup.swap_max. uniform_128_read on the swap file at page-cluster 0
+    # keeps most pages' slots while they are read back, which memsw counts once. Measured
+    # 2026-12-08 (python -m vmexp.validate kernel uniform_128_read.trace --swap file --runs 3
+    # cgroup.memory_max=64M cgroup.swap_max=72M machine.page_cluster=0, twice): all 6 runs finished,
+    # majflt 25 216..25 264 and minflt 32 792..33 011; at 66M 2 of 2 finished; at 65M and 65 500 KiB
+    # every run was OOM-killed (the simulator's edge is lower: it finishes at 65M, as on zram with
+    # uniform_80, where the kernel needed 17 to 17.5M of swap and the simulator 16.8M). Counted as
+    # memory.swap.max counts it (slots), the simulator's group killed the process in its first
+    # sweep at 72M, which validate reported as DIFFER.
+    def run(swap_max: str) -> tuple[str, Any]:
+        out = tmp_path / swap_max
+        r = _simulate("file_pc0", "uniform_128_read", out, f"cgroup.swap_max={swap_max}", "cgroup.version=1")
+        return json.loads((out / "r" / "metrics.json").read_text())["processes"][0]["exit"], r
+
+    exit, r = run("72M")
+    assert exit == "ok"
+    assert _within(r.majflt, _spread([25_216, 25_264]), 0.01) and _within(
+        r.minflt, _spread([32_792, 33_011]), 0.01
+    )
+    assert run("66M")[0] == "ok" and run("65500k")[0] == "oom-killed"
+
+
 @pytest.mark.parametrize(
     "config",
     [

@@ -173,6 +173,28 @@ def test_each_group_has_a_swap_limit_of_its_own(tmp_path: Path) -> None:
     assert (first["oom_kills"], second["oom_kills"]) == (0, 1)
 
 
+def test_a_swap_limit_counts_slots_on_cgroup_v2_and_each_page_once_on_v1(tmp_path: Path) -> None:
+    # SEQ writes 1 024 pages and reads them back in a 256-page group, on a disk, where a page read
+    # back keeps its slot (the swap cache) unless something frees it.
+    def seq(swap_max: str, version: int) -> Any:
+        keys = ("machine.swap_device=ssd", "machine.page_cluster=0", f"cgroup.version={version}")
+        r = run(tmp_path, SEQ, *GROUP, *keys, f"cgroup.swap_max={swap_max}", check=False)
+        return r.processes[0].exit, r.system["pswpout"]
+
+    # v1 (memory.memsw.limit_in_bytes = memory + swap) counts each page once, in memory or swapped
+    # out: 256 + 800 pages hold the 1 024 and the 9 page-table pages, 256 + 775 do not, and a page
+    # read back with its slot costs nothing more (every page written once).
+    assert seq("3200k", 1) == ("ok", 1025)
+    assert seq("3100k", 1)[0] == "oom-killed"
+    # v2 (memory.swap.max) counts slots. Once the group has used half of its swap, a swap-in frees
+    # the page's slot (mem_cgroup_swap_full in should_try_to_free_swap), and the page is written
+    # again when it leaves: 1 024 slots are enough (without that rule every page read back kept
+    # its slot and 1 024 were not), at the cost of the writes.
+    exit, written = seq("4M", 2)
+    assert exit == "ok" and written > 1.5 * 1025
+    assert seq("3200k", 2)[0] == "oom-killed"  # where v1's 800 pages were enough
+
+
 def test_the_group_never_holds_more_than_its_limit(tmp_path: Path) -> None:
     r = run(tmp_path, SEQ, *GROUP, "machine.swap_device=hdd", "machine.page_cluster=3")
     assert r.system["memcg"]["usage_peak_bytes"] == 1 << 20  # full, never over (readahead included)

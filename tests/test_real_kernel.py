@@ -965,6 +965,7 @@ def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Pa
         ("machine.page_cluster=x", "machine.page_cluster=x"),
         ("cgroup.groups=0", "cgroup.groups=0: an integer, at least 1"),
         ("cgroup.groups=two", "cgroup.groups=two"),
+        ("cgroup.version=3", "cgroup.version=3: 1 or 2"),
     ):
         with pytest.raises(UsageError, match=msg):
             kernel_settings([bad])
@@ -974,8 +975,18 @@ def test_kernel_overrides_are_checked_and_split_from_the_simulators(tmp_path: Pa
         "cgroup.groups",
         "cgroup.limits",
         "cgroup.parent_max",
+        "cgroup.version",
         "machine.page_cluster",
     }
+    # A swap limit on cgroup v1 is memory.memsw.limit_in_bytes less the limit: the simulator is told to
+    # count it so; on v2 (memory.swap.max) and without a swap limit it keeps its default.
+    s = kernel_settings(["cgroup.swap_max=16M", "cgroup.version=1"])
+    assert (s.swap_max, s.version) == (16 * MIB, 1)
+    v1 = simulator_overrides(_facts("zram", 3), s.limit, s.swap_max)
+    assert v1[-2:] == ["cgroup.swap_max=16M", "cgroup.version=1"]
+    v2 = K.KernelFacts("6.18", 3, 60, False, "madvise", "v2", _facts("zram", 3).swaps)
+    assert not any(o.startswith("cgroup.version") for o in simulator_overrides(v2, s.limit, s.swap_max))
+    assert not any(o.startswith("cgroup.version") for o in simulator_overrides(_facts("zram", 3), s.limit))
     # Groups side by side: each of the limit, on both sides.
     s = kernel_settings(["cgroup.groups=2", "cgroup.memory_max=32M"])
     assert (s.groups, s.limit, s.rest) == (2, 32 * MIB, ())

@@ -411,7 +411,9 @@ class FaultHandler:
         """Map swap-cache frame ``f`` at ``vpn``; a write, or swap more than half full, frees its slot.
 
         (``should_try_to_free_swap``: the copy in swap is stale once the page
-        is written; when swap runs short it is freed anyway.)
+        is written; when swap runs short it is freed anyway: ``vm_swap_full``
+        for the machine's, ``mem_cgroup_swap_full`` for a group's
+        memory.swap.max, which cgroup v1 does not have.)
         """
         mm.pt.pte[vpn] = f
         self.mem.pte_bits[f] = (ACCESSED | DIRTY) if w else ACCESSED
@@ -420,7 +422,12 @@ class FaultHandler:
         if mm.rss > mm.rss_peak:
             mm.rss_peak = mm.rss
         space = self.space
-        if w or 2 * space.used > space.nslots:
+        cg = mm.memcg
+        if (
+            w
+            or 2 * space.used > space.nslots
+            or (cg is not None and cg.swap_limit is not None and 2 * cg.swap >= cg.swap_limit)
+        ):
             self.cache.take(f)
             space.release(slot)
 

@@ -71,7 +71,16 @@ spent, anonymous pages cannot be reclaimed and the group's OOM killer runs.
 ``swap`` counts the slots its pages hold on Linux's path (charged when
 reclaim gives a page a slot, uncharged when the slot is freed); the
 textbook pager, which keeps no slot's owner and allows one group only,
-counts the swap in use.
+counts the swap in use. Once half of it is used, a page read back from
+swap gives up its slot (``mem_cgroup_swap_full``:
+``vmexp.kernel.fault.FaultHandler.map_swap_cache``).
+
+``memsw_limit`` (``cgroup.version=1``: ``memory.memsw.limit_in_bytes``, the
+limit plus ``cgroup.swap_max``) takes its place on cgroup v1, which has no
+swap-only limit: memory and swap counted together, each page once
+(``memsw``); at it the charging process may not swap, so the group's OOM
+killer runs. On v1 ``mem_cgroup_swap_full`` is only the machine's
+``vm_swap_full``.
 """
 
 from __future__ import annotations
