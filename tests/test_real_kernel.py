@@ -913,6 +913,13 @@ def test_the_kernel_command_compares_the_outcome_when_the_simulated_group_oom_ki
     # The figure still shows the simulated run up to the kill (the fake real runs were not read).
     assert f"figure: {tmp_path / 'oom.svg'}" in out and (tmp_path / "oom.svg").read_text().startswith("<?xml")
 
+    # Killed in every real run (no swap): the flush is not why, and the result does not say it is.
+    once[:] = [None, None, None]
+    assert kernel_main(args) == 0
+    out = capsys.readouterr().out
+    assert "the group's OOM killer ended 3 of 3 runs" in out
+    assert out.splitlines()[-1] == "RESULT: agree (OOM-killed on both sides, in every real run)"
+
     once[:] = [done, done, done]
     assert kernel_main(args) == 1
     out = capsys.readouterr().out

@@ -578,6 +578,9 @@ def _oom_outcome(
     falls (a timer's phase the simulator cannot know), so the kernel's
     group kills in some runs and not in others; a kill in any of them is
     the outcome the simulator gave (status 0), none is a difference (1).
+    Where every run was killed (a process larger than its limits allow:
+    a swap limit, no swap) the flush is not the reason, and the result
+    does not name it.
     """
     when = f", {sim_seconds:.2f} s of simulated time" if sim_seconds is not None else ""
     print()
@@ -592,6 +595,9 @@ def _oom_outcome(
         line += f"; {len(done)} finished, majflt {mid} [{lo}..{hi}]"
     print(line)
     print()
+    if killed == len(real):
+        print("RESULT: agree (OOM-killed on both sides, in every real run)")
+        return 0
     if killed:
         print(
             "RESULT: agree (OOM-killed on both sides: whether the group's OOM killer fires depends on when "
