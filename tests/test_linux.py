@@ -195,6 +195,17 @@ def test_a_swap_limit_counts_slots_on_cgroup_v2_and_each_page_once_on_v1(tmp_pat
     assert seq("3200k", 2)[0] == "oom-killed"  # where v1's 800 pages were enough
 
 
+def test_a_textbook_policy_at_its_groups_swap_limit_ends_in_the_groups_oom_killer(tmp_path: Path) -> None:
+    # 512 pages written in a 256-page group with 128 slots of swap: once the slots are spent nothing
+    # can be freed, and the group's OOM killer takes the process after its retries. With the textbook
+    # pager the charge waited for room in the disk's queue, which its clock never reached: the run
+    # never ended (policy=lru, cgroup.swap_max=4M and a 16 MiB group hung the default run too).
+    for device in ("hdd", "ssd"):
+        keys = ("policy=lru", f"machine.swap_device={device}", "cgroup.swap_max=512k")
+        r = run(tmp_path, "malloc 1 2M\ntouch 1\n", *GROUP, *keys, check=False)
+        assert [p.exit for p in r.processes] == ["oom-killed"] and r.system["pswpout"] == 128
+
+
 def test_the_group_never_holds_more_than_its_limit(tmp_path: Path) -> None:
     r = run(tmp_path, SEQ, *GROUP, "machine.swap_device=hdd", "machine.page_cluster=3")
     assert r.system["memcg"]["usage_peak_bytes"] == 1 << 20  # full, never over (readahead included)

@@ -516,7 +516,15 @@ class Reclaim:
             self.complete_writeback(until)  # which drains the queue
 
     def wait_for_writeback(self) -> bool:
-        """reclaim_throttle(VMSCAN_THROTTLE_WRITEBACK): the running process waits for the first write."""
+        """reclaim_throttle(VMSCAN_THROTTLE_WRITEBACK): the running process waits for the first write.
+
+        False, nothing waited for, with the textbook pager: it frees a frame as soon as its write is
+        queued, so no write holds a page, and its eviction waits for room in the device's queue itself.
+        (Waiting here for that room left the clock where it was, so a group at its swap limit asked
+        again and again: the run never ended.)
+        """
+        if not self.batch:
+            return False
         until = self.writeback_until()
         if not until:
             return False
