@@ -477,6 +477,31 @@ def test_the_kernel_command_says_each_real_run_as_it_ends(
     assert re.search(r"^ +minflt +259 \[257\.\.259\]", out, re.MULTILINE), out  # both runs in the table
 
 
+def test_the_kernel_command_says_the_kernel_killed_every_try_of_a_run_the_simulator_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real run the group's OOM killer ends is made again; when every try of one is killed and the
+    simulator's process finished (an edge of a swap limit: `uniform_80` at cgroup.swap_max=17M), the
+    two differ: said as a result (status 1) with the runs that finished before, not as an error of
+    the machine (it was one, status 2). The kernel is faked below ``replay_kernel``."""
+    trace = write_trace(tmp_path, "malloc 1 1M\ntouch 1\n")
+    fake_kernel(monkeypatch, K.KernelRun(257, 0, 0.1, 0))
+    monkeypatch.setattr(K, "measure", _real_measure)
+    monkeypatch.setattr(K, "records_file", lambda path, pid=1: contextlib.nullcontext("records"))
+    tries = iter([(K.KernelRun(257, 0, 0.25, 0), "")] + [(None, "OOM kill in the group")] * 6)
+    monkeypatch.setattr(K, "_replay_once", lambda *a, **k: next(tries))
+    assert kernel_main([str(trace), "--swap", "existing", "--runs", "3"]) == 1
+    out, err = capsys.readouterr()
+    assert err.splitlines() == ["[real run 1/3] minflt 257 majflt 0 in 0.25 s"]
+    assert (
+        "   real kernel: the group's OOM killer ended run 2 each of the 6 times it was made (1 run(s) before"
+        in out
+    )
+    assert out.splitlines()[-1].startswith(
+        "RESULT: DIFFER (the kernel's group OOM-killed the replayer in every try"
+    )
+
+
 def test_the_kernel_command_draws_each_real_runs_faults_over_time_beside_the_simulators(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -134,6 +134,17 @@ class KernelRunError(RuntimeError):
     """The set-up or a run failed on a machine that should support it; the message says where."""
 
 
+class OOMKilledEveryTry(KernelRunError):
+    """The group's OOM killer ended a run each time it was made (``replay_kernel``'s reruns spent).
+
+    Not a failure of the machine: at those limits the kernel does not run the trace to its end.
+    """
+
+    def __init__(self, tries: int, why: str) -> None:
+        super().__init__(f"every one of {tries} runs was OOM-killed in its group: {why}")
+        self.tries = tries
+
+
 # ---------------------------------------------------------------------------------------------
 # Teardown that always happens.
 
@@ -1282,7 +1293,7 @@ def replay_kernel(
             run.oom_reruns = attempt
             return run
         reasons.append(why)
-    raise KernelRunError(f"every one of {max_oom_reruns + 1} runs was OOM-killed in its group: {reasons[-1]}")
+    raise OOMKilledEveryTry(max_oom_reruns + 1, reasons[-1])
 
 
 def probe_charge(records: str, limit: int = 1 << 40) -> dict[str, Any]:

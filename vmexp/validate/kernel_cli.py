@@ -735,6 +735,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     poll = period / 1e9 if period is not None else None
 
     sim_oom: SimulatorOOMKilled | None = None
+    kernel_oom: K.OOMKilledEveryTry | None = None  # a real run the kernel's group killed each try
+    finished: list[K.KernelRun] = []  # the real runs that ran to their end, as they end
     nearby: list[list[tuple[int, int]]] = []  # --nearby: each run's (minflt, majflt) per process
     nearby_timelines: list[Timeline] = []  # and each run's faults over time, for --figure
     nearby_left: list[str] = []  # the limits where the simulator's group OOM-killed (left out)
@@ -804,6 +806,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             fresh = facts.swap if args.fresh_device else None
 
             def said(i: int, run: K.KernelRun | None) -> None:
+                if run is not None:
+                    finished.append(run)
                 what = (
                     "OOM-killed in its group"
                     if run is None
@@ -827,7 +831,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
 
             if sim_oom is None:
-                real = each(K.measure)
+                try:
+                    real = each(K.measure)
+                except K.OOMKilledEveryTry as e:  # the simulator's process finished: that differs
+                    kernel_oom = e
             else:
                 ended = each(K.outcomes)
     except (K.KernelUnavailable, K.KernelRunError) as e:
@@ -883,6 +890,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         killed = pids[sim_oom.pid - 1]
         name = str(sim_oom.pid) if len(pids) == 1 else f"p{killed}"
         return _oom_outcome(sim_oom, name, len(trace.ops[killed]), ended, simulated.seconds)
+    if kernel_oom is not None:
+        group = sum(p.majflt for p in procs.values())
+        print()
+        print(f"   simulator: every process finished, majflt {group}")
+        print(
+            f"   real kernel: the group's OOM killer ended run {len(finished) + 1} each of the {kernel_oom.tries} "
+            "times it was made" + (f" ({len(finished)} run(s) before it finished)" if finished else "")
+        )
+        print()
+        print(
+            "RESULT: DIFFER (the kernel's group OOM-killed the replayer in every try of a run; the simulator's "
+            "processes finished)"
+        )
+        return 1
     reruns = sum(r.oom_reruns for r in real)
     if reruns:
         print(f"note: {reruns} real run(s) were OOM-killed in their cgroup at a swap-in and run again")
