@@ -8,6 +8,20 @@ cgroup with swap (``python -m vmexp.validate kernel TRACE [overrides]``), and
 ``vmexp.validate.workloads`` holds the workloads it was measured with.
 """
 
-from vmexp.validate.real import RealResult, ReplayResult, mallopt_from_overrides, replay_real
+import signal
+
+# Ctrl-C and SIGTERM must reach the main thread, which tears the kernel's set-up down: a signal
+# sent to the process goes to any of its threads that does not block it, and numpy's BLAS starts
+# worker threads when numpy is first imported. A worker that took the signal left the main thread's
+# sleep or wait to run its course (a session's child ended 60 s after its SIGINT instead of at
+# once). Threads start with the signal mask of the thread that starts them, so numpy is imported
+# here with those signals blocked (nothing changes if it was imported before).
+_old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+try:
+    import numpy  # noqa: F401
+finally:
+    signal.pthread_sigmask(signal.SIG_SETMASK, _old_mask)
+
+from vmexp.validate.real import RealResult, ReplayResult, mallopt_from_overrides, replay_real  # noqa: E402
 
 __all__ = ["RealResult", "ReplayResult", "mallopt_from_overrides", "replay_real"]
